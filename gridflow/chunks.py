@@ -1,0 +1,109 @@
+"""Cheap records carried inside the dataflow.
+
+Bytewax costs 1-2 µs per item per step, so the hot path carries *chunks*: many closed
+candles of one symbol as numpy arrays, validated in bulk at the edge. Every array of a
+chunk has the same length ``n``; timestamps are candle open times in ms UTC (int64),
+prices in quote currency and volume in base currency (float64).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridflow.events import AccountSummary, EquitySnapshot, ExecutionReport, JournalEvent
+from gridflow.events import OrderRequest, TradeRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CandleChunk:
+    """Consecutive candles of one symbol, oldest first.
+
+    Attributes
+    ----------
+    symbol : str
+        ccxt unified symbol, ``"BTC/USDT"``.
+    timeframe : str
+        ccxt timeframe, ``"1h"``.
+    ts, open, high, low, close, volume : np.ndarray, shape (n,)
+        int64 open times (ms UTC) and float64 OHLCV.
+    first_row : int
+        0-based data row of ``ts[0]`` in its source file (header excluded), for
+        error messages; -1 when not from a file.
+    last : bool
+        True on the final chunk of the symbol's stream (it may be empty): the account
+        engine then stops waiting for this symbol.
+    """
+
+    symbol: str
+    timeframe: str
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    first_row: int = -1
+    last: bool = False
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def take(self, mask_or_idx: np.ndarray) -> "CandleChunk":
+        """Sub-chunk by boolean mask or index array (rows keep their order)."""
+        return CandleChunk(
+            self.symbol,
+            self.timeframe,
+            self.ts[mask_or_idx],
+            self.open[mask_or_idx],
+            self.high[mask_or_idx],
+            self.low[mask_or_idx],
+            self.close[mask_or_idx],
+            self.volume[mask_or_idx],
+            self.first_row,
+            self.last,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorChunk:
+    """A validated candle chunk with the indicator values at each candle close.
+
+    Attributes
+    ----------
+    candles : CandleChunk
+    values : dict[str, np.ndarray]
+        Indicator name (``"sma_24"``, ``"atr_14"``, ``"ema_50"``) to float64 array of
+        shape (n,); value ``i`` uses candles up to and including ``i`` only; NaN during
+        warm-up.
+    """
+
+    candles: CandleChunk
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class JournalBatch:
+    """Everything one engine (or validation) call wants written to the journal."""
+
+    orders: list[OrderRequest] = field(default_factory=list)
+    fills: list[ExecutionReport] = field(default_factory=list)
+    trades: list[TradeRecord] = field(default_factory=list)
+    equity: list[EquitySnapshot] = field(default_factory=list)
+    events: list[JournalEvent] = field(default_factory=list)
+    summaries: list[AccountSummary] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.orders or self.fills or self.trades or self.equity or self.events or self.summaries
+        )
+
+    def extend(self, other: "JournalBatch") -> None:
+        """Append every record of ``other`` to this batch."""
+        self.orders.extend(other.orders)
+        self.fills.extend(other.fills)
+        self.trades.extend(other.trades)
+        self.equity.extend(other.equity)
+        self.events.extend(other.events)
+        self.summaries.extend(other.summaries)

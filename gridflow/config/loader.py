@@ -1,0 +1,85 @@
+"""TOML preset -> validate -> freeze, in one function."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from gridflow.config.models import GridflowConfig
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
+
+_preset: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_preset", default={})
+
+
+class TomlPresetSource(PydanticBaseSettingsSource):
+    """Settings source that yields the TOML preset being loaded (weakest source)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _preset.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_preset.get())
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowConfig:
+    """Load a TOML preset, apply environment and explicit overrides, validate, freeze.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        TOML preset; default ``gridflow/config/default.toml``. Relative data file
+        paths inside it are resolved against the preset's folder.
+    **overrides
+        Field values that beat both the environment and the preset (CLI flags).
+
+    Returns
+    -------
+    GridflowConfig
+        Frozen, validated configuration.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the preset does not exist.
+    pydantic.ValidationError
+        Naming the offending field.
+    """
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    with p.open("rb") as fh:
+        raw = tomllib.load(fh)
+    data = raw.get("data")
+    if isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict) and "path" in item:
+                q = Path(str(item["path"])).expanduser()
+                if not q.is_absolute():
+                    item["path"] = str((p.parent / q).resolve())
+    token = _preset.set(raw)
+    try:
+        return GridflowConfig(**overrides)
+    finally:
+        _preset.reset(token)
+
+
+def config_hash(cfg: GridflowConfig) -> str:
+    """SHA-256 (hex, 16 chars) of the effective config, data paths reduced to their
+    file names and sizes so the hash does not depend on where the repo lives."""
+    doc = cfg.model_dump(mode="json")
+    doc.pop("db_url", None)
+    doc.pop("pace_s", None)
+    files = []
+    for f in cfg.data:
+        fp = Path(f.path)
+        size = fp.stat().st_size if fp.exists() else -1
+        files.append({"name": fp.name, "size": size, "symbol": f.symbol, "timeframe": f.timeframe})
+    doc["data"] = files
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,222 @@
+"""Journal schema: SQLModel tables, one per record kind, and the engine set-up.
+
+Every table carries ``run_id`` plus the fields of its pydantic model in
+:mod:`gridflow.events` under the same names, so a row read back builds the model
+again (``OrderRequest(**row)``). Primary keys are the records' natural keys, which is
+what makes journal writes idempotent (:class:`gridflow.control.store.Journal`).
+Integer columns are BIGINT (ms timestamps overflow PostgreSQL INTEGER); dict fields
+are JSON, serialised with sorted keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import JSON, BigInteger, Engine, create_engine, event, make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Field, SQLModel
+
+# numpy scalars that sneak in through ``model_construct`` would make sqlite3 refuse
+# the parameter; np.float64 is a float subclass and needs nothing.
+for _np_type, _py in ((np.int64, int), (np.int32, int), (np.float32, float), (np.bool_, bool)):
+    sqlite3.register_adapter(_np_type, _py)
+
+
+#: Serializer of JSON columns: sorted keys, so stored text is deterministic.
+JSON_SERIALIZER = functools.partial(json.dumps, sort_keys=True)
+
+
+def _big(**kw: Any) -> Any:
+    """An int column stored as BIGINT (ms timestamps overflow PostgreSQL INTEGER)."""
+    return Field(sa_type=BigInteger, **kw)
+
+
+class RunRow(SQLModel, table=True):
+    """One run (backtest, paper or live session) and what it was started with.
+
+    ``created_at_ms`` is wall-clock time and is not part of the deterministic journal.
+    """
+
+    __tablename__ = "runs"
+    run_id: str = Field(primary_key=True)
+    config_hash: str
+    config_json: str
+    data_json: str
+    mode: str
+    created_at_ms: int = _big()
+
+
+class OrderRow(SQLModel, table=True):
+    """An :class:`~gridflow.events.OrderRequest`; key ``(run_id, client_order_id)``."""
+
+    __tablename__ = "orders"
+    run_id: str = Field(primary_key=True)
+    client_order_id: str = Field(primary_key=True)
+    account: str
+    strategy: str
+    symbol: str
+    tag: str
+    ts_ms: int = _big()
+    seq: int = _big()
+    side: str
+    type: str
+    price: float
+    amount: float
+    reduce_only: bool = False
+
+
+class FillRow(SQLModel, table=True):
+    """An :class:`~gridflow.events.ExecutionReport`; key ``(run_id, report_id)``."""
+
+    __tablename__ = "fills"
+    run_id: str = Field(primary_key=True)
+    report_id: str = Field(primary_key=True)
+    client_order_id: str
+    account: str
+    symbol: str
+    ts_ms: int = _big()
+    seq: int = _big(default=0)
+    status: str = "filled"
+    side: str
+    price: float
+    amount: float
+    fee: float = 0.0
+    liquidity: str = "taker"
+    realized_pnl: float = 0.0
+
+
+class TradeRow(SQLModel, table=True):
+    """A :class:`~gridflow.events.TradeRecord`; key ``(run_id, trade_id)``."""
+
+    __tablename__ = "trades"
+    run_id: str = Field(primary_key=True)
+    trade_id: str = Field(primary_key=True)
+    account: str
+    symbol: str
+    seq: int = _big()
+    position_side: str
+    open_ts_ms: int = _big()
+    close_ts_ms: int = _big()
+    entries: int
+    amount: float
+    avg_entry: float
+    exit_price: float
+    pnl: float
+    fees: float
+    exit_reason: str
+
+
+class EquityRow(SQLModel, table=True):
+    """An :class:`~gridflow.events.EquitySnapshot`; key ``(run_id, account, ts_ms)``."""
+
+    __tablename__ = "equity"
+    run_id: str = Field(primary_key=True)
+    account: str = Field(primary_key=True)
+    ts_ms: int = _big(primary_key=True)
+    equity: float
+    cash: float
+    unrealized: float
+    used_margin: float
+
+
+class EventRow(SQLModel, table=True):
+    """A :class:`~gridflow.events.JournalEvent`; key ``(run_id, event_id)``."""
+
+    __tablename__ = "events"
+    run_id: str = Field(primary_key=True)
+    event_id: str = Field(primary_key=True)
+    kind: str = Field(index=True)
+    reason: str
+    ts_ms: int = _big()
+    account: str = ""
+    symbol: str = ""
+    seq: int = _big(default=0)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class SummaryRow(SQLModel, table=True):
+    """The latest :class:`~gridflow.events.AccountSummary` of an account.
+
+    Key ``(run_id, account)``; the row with the largest ``candles`` wins.
+    """
+
+    __tablename__ = "account_summaries"
+    run_id: str = Field(primary_key=True)
+    account: str = Field(primary_key=True)
+    candles: int = _big()
+    last_ts_ms: int = _big()
+    initial_capital: float
+    equity: float
+    cash: float
+    fees_paid: float
+    realized_pnl: float
+    kill_switch: str = ""
+    counters: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+#: ``JournalBatch`` attribute -> (table, natural key without ``run_id``), write order.
+TABLES: dict[str, tuple[type[SQLModel], tuple[str, ...]]] = {
+    "orders": (OrderRow, ("client_order_id",)),
+    "fills": (FillRow, ("report_id",)),
+    "trades": (TradeRow, ("trade_id",)),
+    "equity": (EquityRow, ("account", "ts_ms")),
+    "events": (EventRow, ("event_id",)),
+    "summaries": (SummaryRow, ("account",)),
+}
+
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def open_store(url: str) -> Engine:
+    """Open (and create if needed) the journal database.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
+        ``sqlite://`` (in memory, one shared connection) or
+        ``postgresql+psycopg://user:pw@host/db``.
+
+    Returns
+    -------
+    sqlalchemy.Engine
+        With every table of ``SQLModel.metadata`` created. For an SQLite file the
+        parent directories are created and each connection is set to
+        ``journal_mode=WAL`` (readers never block the writer), ``synchronous=FULL``
+        and ``busy_timeout=30000`` ms (a second writer waits instead of failing).
+    """
+    u = make_url(url)
+    serializer = JSON_SERIALIZER
+    if u.get_backend_name() != "sqlite":
+        engine = create_engine(u, json_serializer=serializer, pool_pre_ping=True)
+    else:
+        db = u.database or ""
+        if db in ("", ":memory:") or u.query.get("mode") == "memory":
+            engine = create_engine(
+                u,
+                json_serializer=serializer,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+            )
+        else:
+            if not db.startswith("file:"):
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(u, json_serializer=serializer)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cur.close()

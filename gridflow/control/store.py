@@ -1,0 +1,362 @@
+"""The journal store: the idempotent bulk writer and the readers.
+
+The tables and :func:`open_store` are defined in :mod:`gridflow.control.schema` and
+re-exported here, so ``from gridflow.control.store import OrderRow, open_store`` works.
+
+Writes are idempotent by natural key: Bytewax recovery replays up to one snapshot
+interval of input, and a replayed batch must leave the journal unchanged. SQLite is
+the embedded default; PostgreSQL works through the same code (the upsert statements
+are built with the dialect of the engine).
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Self
+
+from sqlalchemy import JSON, Connection, Engine, select
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from gridflow.chunks import JournalBatch
+from gridflow.control.schema import (
+    JSON_SERIALIZER,
+    TABLES,
+    EquityRow,
+    EventRow,
+    FillRow,
+    OrderRow,
+    RunRow,
+    SummaryRow,
+    TradeRow,
+    open_store,
+)
+
+
+def _insert_fn(engine: Engine) -> Callable[..., Any]:
+    name = engine.dialect.name
+    if name == "sqlite":
+        return sqlite_dialect.insert
+    if name == "postgresql":
+        return pg_dialect.insert
+    raise NotImplementedError(f"journal supports sqlite and postgresql, not {name!r}")
+
+
+def _statements(engine: Engine) -> dict[str, Any]:
+    """One INSERT per table: do-nothing on conflict, summaries keep max ``candles``."""
+    insert = _insert_fn(engine)
+    stmts: dict[str, Any] = {}
+    for attr, (model, key) in TABLES.items():
+        table = model.__table__
+        stmt = insert(table)
+        index = ["run_id", *key]
+        if attr == "summaries":
+            stmt = stmt.on_conflict_do_update(
+                index_elements=index,
+                set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in index},
+                where=stmt.excluded.candles >= table.c.candles,
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=index)
+        stmts[attr] = stmt
+    return stmts
+
+
+class _RawInsert:
+    """A compiled positional INSERT fed tuples straight to ``cursor.executemany``.
+
+    Used for SQLite, where SQLAlchemy's per-row parameter processing costs twice the
+    insert itself. Parameters need no conversion there except JSON columns, which are
+    serialised here with the engine's serializer (sorted keys).
+    """
+
+    def __init__(self, engine: Engine, stmt: Any) -> None:
+        compiled = stmt.compile(dialect=engine.dialect)
+        if not compiled.positional or compiled.positiontup is None:
+            raise ValueError("raw insert needs a positional paramstyle")
+        self.sql = str(compiled)
+        names = list(compiled.positiontup)
+        self.getter = operator.itemgetter(*names)
+        table = stmt.table
+        self.json_cols = [n for n in names if isinstance(table.c[n].type, JSON)]
+
+    def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        for col in self.json_cols:
+            dumps = JSON_SERIALIZER
+            for r in rows:
+                r[col] = dumps(r[col])
+        getter = self.getter
+        return [getter(r) for r in rows]
+
+
+def batch_rows(run_id: str, batch: JournalBatch) -> dict[str, list[dict[str, Any]]]:
+    """Turn a batch into parameter rows per table, deduplicated by natural key.
+
+    Deterministic records keep their first occurrence (what insert-or-ignore does);
+    summaries keep the largest ``candles`` (the last one on ties, matching the ``>=``
+    of the upsert). Deduplicating here also keeps PostgreSQL's multi-row
+    ``INSERT .. ON CONFLICT`` from touching one row twice in a statement.
+
+    Parameters
+    ----------
+    run_id : str
+    batch : JournalBatch
+
+    Returns
+    -------
+    dict[str, list[dict]]
+        ``JournalBatch`` attribute name to rows, only for non-empty attributes.
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for attr, (_model, key) in TABLES.items():
+        records = getattr(batch, attr)
+        if not records:
+            continue
+        rows: dict[Any, dict[str, Any]] = {}
+        if attr == "summaries":
+            for rec in records:
+                d = {"run_id": run_id, **rec.__dict__}
+                old = rows.get(d["account"])
+                if old is None or d["candles"] >= old["candles"]:
+                    rows[d["account"]] = d
+        elif len(key) == 1:
+            (k,) = key
+            for rec in records:
+                d = {"run_id": run_id, **rec.__dict__}
+                rows.setdefault(d[k], d)
+        else:
+            for rec in records:
+                d = {"run_id": run_id, **rec.__dict__}
+                rows.setdefault(tuple(d[k] for k in key), d)
+        out[attr] = list(rows.values())
+    return out
+
+
+class Journal:
+    """Idempotent bulk writer of journal batches.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL, see :func:`open_store`.
+
+    Notes
+    -----
+    :meth:`write` runs one transaction per batch and one ``executemany`` of a single
+    INSERT statement per table. Orders, fills, trades, equity snapshots and events are
+    deterministic, so a conflict on the natural key means "already written" and is
+    ignored; account summaries are upserted keeping the largest ``candles``. Writing
+    any batches any number of times, in any split or order, gives the same tables.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = open_store(url)
+        self._stmts = _statements(self.engine)
+        self._raw: dict[str, _RawInsert] = {}
+        if self.engine.dialect.name == "sqlite":
+            self._raw = {a: _RawInsert(self.engine, st) for a, st in self._stmts.items()}
+
+    def upsert_run(
+        self, run_id: str, config_hash: str, config_json: str, data_json: str, mode: str
+    ) -> None:
+        """Register a run; registering it again (a restart) keeps the first row.
+
+        Parameters
+        ----------
+        run_id, config_hash, config_json, data_json, mode : str
+            ``data_json`` describes the input data (files, symbols, ranges);
+            ``mode`` is e.g. ``"replay"``, ``"paper"`` or ``"live"``.
+
+        Raises
+        ------
+        ValueError
+            If ``run_id`` already exists with a different ``config_hash``: its journal
+            rows came from another configuration and must not be mixed with new ones.
+        """
+        table = RunRow.__table__
+        row = {
+            "run_id": run_id,
+            "config_hash": config_hash,
+            "config_json": config_json,
+            "data_json": data_json,
+            "mode": mode,
+            "created_at_ms": time.time_ns() // 1_000_000,
+        }
+        stmt = _insert_fn(self.engine)(table).on_conflict_do_nothing(index_elements=["run_id"])
+        with self.engine.begin() as conn:
+            conn.execute(stmt, row)
+            stored = conn.execute(
+                select(table.c.config_hash).where(table.c.run_id == run_id)
+            ).scalar_one()
+        if stored != config_hash:
+            raise ValueError(
+                f"RUN_CONFIG_MISMATCH: run {run_id!r} exists with config_hash {stored!r}, "
+                f"refusing {config_hash!r}; use a new run_id"
+            )
+
+    def write(self, run_id: str, batch: JournalBatch) -> int:
+        """Write every record of ``batch`` in one transaction (idempotent).
+
+        Parameters
+        ----------
+        run_id : str
+        batch : JournalBatch
+
+        Returns
+        -------
+        int
+            Rows sent after in-batch deduplication (rows already in the journal are
+            sent and ignored by the database).
+        """
+        rows = batch_rows(run_id, batch)
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            for attr, params in rows.items():
+                raw = self._raw.get(attr)
+                if raw is None:
+                    conn.execute(self._stmts[attr], params)
+                else:
+                    conn.exec_driver_sql(raw.sql, raw.params(params))
+        return sum(len(p) for p in rows.values())
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- readers --------------------------------------------------------------------------
+
+#: Deterministic sort key of each table (Python string order = SQLite BINARY order,
+#: independent of a PostgreSQL collation).
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "orders": ("ts_ms", "account", "seq", "client_order_id"),
+    "fills": ("ts_ms", "account", "seq", "report_id"),
+    "trades": ("close_ts_ms", "account", "seq", "trade_id"),
+    "equity": ("ts_ms", "account"),
+    "events": ("ts_ms", "account", "seq", "event_id"),
+    "summaries": ("account",),
+}
+
+
+@contextmanager
+def _connect(url: str | Engine) -> Iterator[Connection]:
+    if isinstance(url, Engine):
+        with url.connect() as conn:
+            yield conn
+        return
+    engine = open_store(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _read(url: str | Engine, run_id: str, attr: str) -> list[dict[str, Any]]:
+    table = TABLES[attr][0].__table__
+    with _connect(url) as conn:
+        result = conn.execute(select(table).where(table.c.run_id == run_id))
+        rows = [dict(m) for m in result.mappings()]
+    for r in rows:
+        del r["run_id"]
+    keys = SORT_KEYS[attr]
+    rows.sort(key=lambda r: tuple(r[k] for k in keys))
+    return rows
+
+
+def read_orders(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
+    """Orders of a run as dicts of :class:`~gridflow.events.OrderRequest` fields.
+
+    Parameters
+    ----------
+    url : str or sqlalchemy.Engine
+    run_id : str
+
+    Returns
+    -------
+    list[dict]
+        Without ``run_id``, sorted by ``(ts_ms, account, seq, client_order_id)``.
+    """
+    return _read(url, run_id, "orders")
+
+
+def read_fills(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
+    """Execution reports of a run, sorted by ``(ts_ms, account, seq, report_id)``."""
+    return _read(url, run_id, "fills")
+
+
+def read_trades(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
+    """Closed trades of a run, sorted by ``(close_ts_ms, account, seq, trade_id)``."""
+    return _read(url, run_id, "trades")
+
+
+def read_equity(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
+    """Equity snapshots of a run, sorted by ``(ts_ms, account)``."""
+    return _read(url, run_id, "equity")
+
+
+def read_events(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
+    """Journal events of a run, sorted by ``(ts_ms, account, seq, event_id)``."""
+    return _read(url, run_id, "events")
+
+
+def read_summaries(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
+    """Latest account summaries of a run, sorted by ``account``."""
+    return _read(url, run_id, "summaries")
+
+
+def list_runs(url: str | Engine) -> list[dict[str, Any]]:
+    """Every registered run, oldest first.
+
+    Returns
+    -------
+    list[dict]
+        :class:`~gridflow.control.schema.RunRow` fields, sorted by
+        ``(created_at_ms, run_id)``.
+    """
+    table = RunRow.__table__
+    with _connect(url) as conn:
+        rows = [dict(m) for m in conn.execute(select(table)).mappings()]
+    rows.sort(key=lambda r: (r["created_at_ms"], r["run_id"]))
+    return rows
+
+
+def latest_run_id(url: str | Engine) -> str | None:
+    """The most recently registered run (largest ``created_at_ms``), or None."""
+    runs = list_runs(url)
+    return runs[-1]["run_id"] if runs else None
+
+
+__all__ = [
+    "SORT_KEYS",
+    "TABLES",
+    "EquityRow",
+    "EventRow",
+    "FillRow",
+    "Journal",
+    "OrderRow",
+    "RunRow",
+    "SummaryRow",
+    "TradeRow",
+    "batch_rows",
+    "latest_run_id",
+    "list_runs",
+    "open_store",
+    "read_equity",
+    "read_events",
+    "read_fills",
+    "read_orders",
+    "read_summaries",
+    "read_trades",
+]

@@ -1,0 +1,117 @@
+"""Resolve a config into the concrete plan of a run (files, accounts, indicators)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gridflow.config.loader import config_hash
+from gridflow.config.models import AccountConfig, GridflowConfig
+from gridflow.dataflows.candle_files import resolve_data_files
+from gridflow.operators.engine import AccountEngine
+from gridflow.operators.strategies.grid_atr import grid_atr_indicators
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a replay flow needs, derived once from the config.
+
+    Attributes
+    ----------
+    cfg : GridflowConfig
+    run_id : str
+        ``cfg.run_id`` or ``"run-" + config hash`` (same config and data -> same id).
+    files : list of (Path, symbol, timeframe)
+    timeframes : dict[str, str]
+        Timeframe of each symbol with data.
+    account_symbols : dict[str, tuple[str, ...]]
+        Symbols each account trades (those of its list that have data; all data
+        symbols when its list is empty).
+    indicators : dict[str, tuple[str, ...]]
+        Indicator names to compute per symbol: the union of what every account
+        trading it asks for, so each is computed once per symbol.
+    """
+
+    cfg: GridflowConfig
+    run_id: str
+    files: list[tuple[Path, str, str]]
+    timeframes: dict[str, str]
+    account_symbols: dict[str, tuple[str, ...]]
+    indicators: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def routes(self) -> dict[str, tuple[str, ...]]:
+        """Symbol -> accounts trading it (sorted)."""
+        out: dict[str, list[str]] = {s: [] for s in self.timeframes}
+        for acct, syms in self.account_symbols.items():
+            for s in syms:
+                out[s].append(acct)
+        return {s: tuple(sorted(a)) for s, a in out.items()}
+
+    def account(self, name: str) -> AccountConfig:
+        return next(a for a in self.cfg.accounts if a.name == name)
+
+    def new_engine(self, name: str) -> AccountEngine:
+        """A fresh account engine for account ``name``."""
+        return AccountEngine(
+            self.account(name),
+            self.account_symbols[name],
+            self.timeframes,
+            self.cfg.fees,
+            self.cfg.markets,
+            self.cfg.equity_every_ms,
+        )
+
+    def run_row(self) -> dict:
+        """The journal's run record (config and data as JSON)."""
+        return {
+            "run_id": self.run_id,
+            "config_hash": config_hash(self.cfg),
+            "config_json": self.cfg.model_dump_json(),
+            "data_json": json.dumps(
+                [{"file": p.name, "symbol": s, "timeframe": tf} for p, s, tf in self.files]
+            ),
+            "mode": "replay",
+        }
+
+
+def plan_run(cfg: GridflowConfig) -> RunPlan:
+    """Build the :class:`RunPlan` of ``cfg``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a data file is missing.
+    ValueError
+        If an account ends up with no symbol that has data.
+    """
+    files = resolve_data_files(cfg.data)
+    timeframes = {sym: tf for _, sym, tf in files}
+    account_symbols: dict[str, tuple[str, ...]] = {}
+    indicators: dict[str, set[str]] = {s: set() for s in timeframes}
+    for acct in cfg.accounts:
+        wanted = acct.symbols or tuple(sorted(timeframes))
+        missing = [s for s in wanted if s not in timeframes]
+        if missing:
+            log.warning("account %s: no candle data for %s; not traded", acct.name, missing)
+        syms = tuple(sorted(s for s in wanted if s in timeframes))
+        if not syms:
+            raise ValueError(
+                f"account {acct.name!r}: none of its symbols {list(wanted)} has candle data "
+                f"(data symbols: {sorted(timeframes)})"
+            )
+        account_symbols[acct.name] = syms
+        for s in syms:
+            indicators[s].update(grid_atr_indicators(acct.strategy))
+    run_id = cfg.run_id or "run-" + config_hash(cfg)
+    return RunPlan(
+        cfg,
+        run_id,
+        files,
+        timeframes,
+        account_symbols,
+        {s: tuple(sorted(v)) for s, v in indicators.items()},
+    )

@@ -1,0 +1,78 @@
+"""The replay dataflow: candle files -> validation -> indicators -> account engines
+-> journal. Run it with ``python -m bytewax.run dataflows.replay:flow`` (default
+preset) or ``dataflows.replay:build('my.toml')``; ``gridflow replay`` wraps it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from gridflow.config import GridflowConfig, load_config
+from gridflow.dataflows.plan import RunPlan, plan_run
+from gridflow.dataflows.sinks import JournalSink
+from gridflow.dataflows.sources import CandleFileSource
+from gridflow.dataflows.steps import (
+    ProgressTap,
+    make_account_builder,
+    make_fanout,
+    make_indicator_step,
+    validate_step,
+)
+
+
+def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -> Dataflow:
+    """The replay dataflow of a resolved :class:`RunPlan`.
+
+    ``progress``, if given, is called with the number of candles each account engine
+    call processed (for a progress bar).
+    """
+    cfg = plan.cfg
+    flow = Dataflow("gridflow_replay")
+    chunks = op.input(
+        "candles", flow, CandleFileSource(plan.files, chunk_size=cfg.chunk_size, pace_s=cfg.pace_s)
+    )
+    # CandleChunk (one symbol, up to chunk_size candles)
+    by_symbol = op.key_on("key_symbol", chunks, lambda c: c.symbol)
+    # (symbol, CandleChunk)
+    checked = op.stateful_map("validate", by_symbol, validate_step)
+    # (symbol, (accepted CandleChunk, JournalBatch of refused candles))
+    valid = op.map_value("accepted", checked, lambda t: t[0])
+    # (symbol, CandleChunk)
+    refused = op.filter_map("refused", checked, lambda kv: kv[1][1] or None)
+    # JournalBatch(events=[candle_rejected ...])
+    with_ind = op.stateful_map("indicators", valid, make_indicator_step(plan))
+    # (symbol, IndicatorChunk)
+    routed = op.flat_map("to_accounts", with_ind, make_fanout(plan))
+    # (account, (account, IndicatorChunk))
+    records = op.stateful_batch("account_engine", routed, make_account_builder(plan))
+    # (account, JournalBatch)
+    if progress is not None:
+        op.inspect("progress", records, ProgressTap(progress))
+    journal = op.merge("journal", refused, op.key_rm("records", records))
+    # JournalBatch
+    op.output(
+        "journal_out",
+        op.key_on("key_journal", journal, lambda _b: "journal"),
+        JournalSink(cfg.db_url, plan.run_id, run_row=plan.run_row()),
+    )
+    # ("journal", JournalBatch) -> one writer
+    return flow
+
+
+def build(config: str | Path | GridflowConfig | None = None, **overrides: Any) -> Dataflow:
+    """Build the replay flow from a TOML preset path (default preset when None), or an
+    already loaded config. ``overrides`` beat the environment and the preset."""
+    cfg = config if isinstance(config, GridflowConfig) else load_config(config, **overrides)
+    return build_flow(plan_run(cfg))
+
+
+def __getattr__(name: str) -> Dataflow:
+    # ``python -m bytewax.run gridflow.dataflows.replay:flow`` builds the default flow
+    # lazily, so importing this module has no side effects.
+    if name == "flow":
+        return build()
+    raise AttributeError(name)

@@ -1,0 +1,117 @@
+"""Bytewax step adapters: thin shells that call the pure operators.
+
+Each function here is what a Bytewax step runs; the logic lives in
+:mod:`gridflow.operators`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+from bytewax.operators import StatefulBatchLogic
+
+from gridflow.chunks import CandleChunk, IndicatorChunk, JournalBatch
+from gridflow.dataflows.plan import RunPlan
+from gridflow.operators.engine import AccountEngine
+from gridflow.operators.indicators import IndicatorBank
+from gridflow.operators.validation import CandleValidator
+
+
+def validate_step(
+    state: CandleValidator | None, chunk: CandleChunk
+) -> tuple[CandleValidator, tuple[CandleChunk, JournalBatch]]:
+    """``stateful_map`` body: bulk-validate a chunk; refused candles become events."""
+    v = state if state is not None else CandleValidator()
+    accepted, events = v.validate(chunk)
+    return v, (accepted, JournalBatch(events=list(events)))
+
+
+def make_indicator_step(plan: RunPlan):
+    """``stateful_map`` body computing the plan's indicators for a symbol's chunk."""
+
+    def indicator_step(
+        state: IndicatorBank | None, chunk: CandleChunk
+    ) -> tuple[IndicatorBank, IndicatorChunk]:
+        bank = state if state is not None else IndicatorBank(list(plan.indicators[chunk.symbol]))
+        values = bank.update(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
+        return bank, IndicatorChunk(chunk, values)
+
+    return indicator_step
+
+
+def make_fanout(plan: RunPlan):
+    """``flat_map`` body: send a symbol's chunk to every account trading it.
+
+    The value repeats the account name because a ``stateful_batch`` builder is not
+    told its key: the account step creates its engine from the first value it sees.
+    """
+    routes = plan.routes()
+
+    def fanout(
+        item: tuple[str, IndicatorChunk],
+    ) -> list[tuple[str, tuple[str, IndicatorChunk]]]:
+        sym, chunk = item
+        return [(acct, (acct, chunk)) for acct in routes.get(sym, ())]
+
+    return fanout
+
+
+class AccountStep(StatefulBatchLogic):
+    """Bytewax logic around one :class:`AccountEngine` (one per account key).
+
+    Parameters
+    ----------
+    plan : RunPlan
+        Used to build the engine on the first value when not resuming.
+    engine : AccountEngine or None
+        Resume state from a Bytewax snapshot.
+    """
+
+    def __init__(self, plan: RunPlan, engine: AccountEngine | None) -> None:
+        self.plan = plan
+        self.engine = engine
+
+    def on_batch(
+        self, values: list[tuple[str, IndicatorChunk]]
+    ) -> tuple[Iterable[JournalBatch], bool]:
+        out = JournalBatch()
+        for account, chunk in values:
+            if self.engine is None:
+                self.engine = self.plan.new_engine(account)
+            out.extend(self.engine.on_chunk(chunk))
+        return ([out] if out else []), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[JournalBatch], bool]:
+        if self.engine is None:
+            return [], StatefulBatchLogic.RETAIN
+        out = self.engine.flush()
+        return ([out] if out else []), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> AccountEngine | None:
+        return copy.deepcopy(self.engine)
+
+
+def make_account_builder(plan: RunPlan):
+    """Builder for ``stateful_batch``: resume from a snapshot or start empty."""
+
+    def builder(resume: AccountEngine | None) -> AccountStep:
+        return AccountStep(plan, resume)
+
+    return builder
+
+
+class ProgressTap:
+    """``inspect`` callback: reports how many more candles each account processed."""
+
+    def __init__(self, callback) -> None:
+        self.callback = callback
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, step_id: str, item: tuple[str, JournalBatch]) -> None:
+        _, batch = item
+        for s in batch.summaries:
+            delta = s.candles - self.seen.get(s.account, 0)
+            if delta > 0:
+                self.seen[s.account] = s.candles
+                self.callback(delta)

@@ -1,0 +1,308 @@
+"""Typed, immutable messages: the one vocabulary of gridflow.
+
+Every message is a frozen pydantic v2 model that rejects unknown fields. Events are
+past facts (a candle closed, an order was filled, a kill switch tripped); commands are
+imperatives. Timestamps are integer milliseconds since the Unix epoch, UTC, and carry
+the unit in their name (``ts_ms``). Prices are in quote currency, amounts in base
+currency, rates are fractions (0.001 = 0.1 %).
+
+Inside the hot path the flow carries numpy chunks (:mod:`gridflow.chunks`); these
+models guard the boundaries: single candles from a live source, order requests to a
+broker, execution reports from it, commands from the control plane, and every row of
+the journal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gridflow.timeframes import timeframe_to_ms
+
+Side = Literal["buy", "sell"]
+PositionSide = Literal["long", "short"]
+OrderType = Literal["limit", "market", "stop_market"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Candle(_Frozen):
+    """One closed OHLCV candle.
+
+    Attributes
+    ----------
+    symbol : str
+        ccxt unified symbol, e.g. ``"BTC/USDT"``.
+    timeframe : str
+        ccxt timeframe, e.g. ``"1h"``.
+    ts_ms : int
+        Candle **open** time, ms UTC; must be a multiple of the timeframe length.
+    open, high, low, close : float
+        Prices in quote currency; finite and > 0, ``high >= max(open, close)``,
+        ``low <= min(open, close)``.
+    volume : float
+        Base-asset volume, finite and >= 0.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        On any rule above; the message names the rule and the numbers.
+        Duplicate and out-of-order candles are per-symbol stream properties and are
+        refused by :func:`gridflow.operators.validation.validate_chunk`.
+    """
+
+    symbol: str = Field(min_length=3)
+    timeframe: str
+    ts_ms: int = Field(ge=0)
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    @field_validator("timeframe")
+    @classmethod
+    def _tf(cls, v: str) -> str:
+        timeframe_to_ms(v)
+        return v
+
+    @model_validator(mode="after")
+    def _ohlc(self) -> "Candle":
+        for name in ("open", "high", "low", "close"):
+            p = getattr(self, name)
+            if not math.isfinite(p) or p <= 0:
+                raise ValueError(f"NON_POSITIVE_PRICE: {name}={p!r} must be finite and > 0")
+        if not math.isfinite(self.volume) or self.volume < 0:
+            raise ValueError(f"NEGATIVE_VOLUME: volume={self.volume!r} must be finite and >= 0")
+        if self.high < max(self.open, self.close):
+            raise ValueError(
+                f"HIGH_BELOW_BODY: high={self.high} < max(open={self.open}, close={self.close})"
+            )
+        if self.low > min(self.open, self.close):
+            raise ValueError(
+                f"LOW_ABOVE_BODY: low={self.low} > min(open={self.open}, close={self.close})"
+            )
+        tf_ms = timeframe_to_ms(self.timeframe)
+        if self.ts_ms % tf_ms:
+            raise ValueError(
+                f"MISALIGNED_TS: ts_ms={self.ts_ms} is not a multiple of {self.timeframe} ({tf_ms} ms)"
+            )
+        return self
+
+
+class OrderRequest(_Frozen):
+    """An order the account engine sends to the broker (or the paper matcher).
+
+    Attributes
+    ----------
+    client_order_id : str
+        Deterministic id (:func:`gridflow.ids.client_order_id`): a re-emitted order
+        after a crash carries the same id and is recognised, never doubled.
+    account, strategy, symbol : str
+    tag : str
+        What the order is for: ``"L0"``..``"L{n-1}"`` grid levels, ``"TP"``, ``"SL"``.
+    ts_ms : int
+        Decision time, ms UTC (the close time of the candle the decision used).
+    seq : int
+        Per-account sequence number of the engine event; orders the journal.
+    side : {"buy", "sell"}
+    type : {"limit", "market", "stop_market"}
+    price : float
+        Limit or trigger price, quote currency, > 0.
+    amount : float
+        Base-asset amount, > 0.
+    reduce_only : bool
+        True for orders that only close a position.
+    """
+
+    client_order_id: str = Field(min_length=1, max_length=36)
+    account: str
+    strategy: str
+    symbol: str
+    tag: str
+    ts_ms: int = Field(ge=0)
+    seq: int = Field(ge=0)
+    side: Side
+    type: OrderType
+    price: float = Field(gt=0, allow_inf_nan=False)
+    amount: float = Field(gt=0, allow_inf_nan=False)
+    reduce_only: bool = False
+
+
+class ExecutionReport(_Frozen):
+    """A fill or order update from the exchange or the paper matcher.
+
+    Attributes
+    ----------
+    report_id : str
+        Trade id (fills) or update id; deduplication key.
+    client_order_id : str
+    account, symbol : str
+    ts_ms : int
+        Event time, ms UTC.
+    seq : int
+        Per-account engine sequence number (0 for reports from an exchange).
+    status : {"filled", "partially_filled", "canceled", "rejected", "open"}
+    side : {"buy", "sell"}
+    price : float
+        Average fill price, quote currency (0 for non-fill updates).
+    amount : float
+        Filled base amount of this report (0 for non-fill updates).
+    fee : float
+        Fee paid in quote currency (>= 0; a maker rebate is negative).
+    liquidity : {"maker", "taker"}
+    realized_pnl : float
+        PnL realised by this fill in quote currency, before fees (0 for entries).
+    """
+
+    report_id: str
+    client_order_id: str
+    account: str
+    symbol: str
+    ts_ms: int = Field(ge=0)
+    seq: int = Field(ge=0, default=0)
+    status: Literal["filled", "partially_filled", "canceled", "rejected", "open"] = "filled"
+    side: Side
+    price: float = Field(ge=0, allow_inf_nan=False)
+    amount: float = Field(ge=0, allow_inf_nan=False)
+    fee: float = Field(allow_inf_nan=False, default=0.0)
+    liquidity: Literal["maker", "taker"] = "taker"
+    realized_pnl: float = Field(allow_inf_nan=False, default=0.0)
+
+
+CommandKind = Literal["reset_kill_switch", "pause", "resume", "set_params", "flatten"]
+
+
+class Command(_Frozen):
+    """An imperative from the control plane to one account engine.
+
+    Attributes
+    ----------
+    command_id : int
+        Store-assigned, increasing id; the command source resumes after it.
+    account : str
+    kind : {"reset_kill_switch", "pause", "resume", "set_params", "flatten"}
+    payload : dict
+        Kind-specific arguments (e.g. ``{"symbol": "BTC/USDT"}`` for ``pause``).
+    issued_at_ms : int
+        ms UTC when the command was written.
+    issued_by : str
+        User name of the issuer.
+    """
+
+    command_id: int = Field(ge=0)
+    account: str = Field(min_length=1)
+    kind: CommandKind
+    payload: dict[str, Any] = Field(default_factory=dict)
+    issued_at_ms: int = Field(ge=0)
+    issued_by: str = Field(min_length=1)
+
+
+class TradeRecord(_Frozen):
+    """A closed round trip: one grid cycle from first entry to full exit.
+
+    Attributes
+    ----------
+    trade_id : str
+        ``{account}:{symbol}:{open_ts_ms}``; a symbol has one grid at a time.
+    position_side : {"long", "short"}
+    open_ts_ms, close_ts_ms : int
+        ms UTC of the first entry fill and of the exit fill.
+    entries : int
+        Number of grid levels filled in the cycle.
+    amount : float
+        Total base amount held at exit.
+    avg_entry, exit_price : float
+        Quote currency.
+    pnl : float
+        Net PnL in quote currency: price PnL minus all entry and exit fees.
+    fees : float
+        Fees of the cycle, quote currency.
+    exit_reason : {"TP", "SL"}
+    """
+
+    trade_id: str
+    account: str
+    symbol: str
+    seq: int = Field(ge=0)
+    position_side: PositionSide
+    open_ts_ms: int
+    close_ts_ms: int
+    entries: int = Field(ge=1)
+    amount: float = Field(gt=0, allow_inf_nan=False)
+    avg_entry: float = Field(gt=0, allow_inf_nan=False)
+    exit_price: float = Field(gt=0, allow_inf_nan=False)
+    pnl: float = Field(allow_inf_nan=False)
+    fees: float = Field(allow_inf_nan=False)
+    exit_reason: str
+
+
+class EquitySnapshot(_Frozen):
+    """Account equity at a candle close, in quote currency.
+
+    ``equity = cash + unrealized``; ``used_margin`` is the sum over positions of
+    ``|amount| * avg_entry / leverage``.
+    """
+
+    account: str
+    ts_ms: int = Field(ge=0)
+    equity: float = Field(allow_inf_nan=False)
+    cash: float = Field(allow_inf_nan=False)
+    unrealized: float = Field(allow_inf_nan=False)
+    used_margin: float = Field(ge=0, allow_inf_nan=False)
+
+
+class JournalEvent(_Frozen):
+    """Something the journal must remember that is not an order or a fill.
+
+    Attributes
+    ----------
+    event_id : str
+        Deterministic natural key (kind, account or symbol, time, detail).
+    kind : str
+        ``"candle_rejected"``, ``"order_denied"``, ``"kill_switch_tripped"`` ...
+    reason : str
+        Stable reason code, e.g. ``"LOW_ABOVE_BODY"``, ``"KILL_SWITCH"``,
+        ``"MAX_MARGIN_RATIO"``, ``"SESSION_LOSS"``.
+    ts_ms : int
+        Event time, ms UTC.
+    account : str
+        Empty for per-symbol events such as rejected candles.
+    symbol : str
+    seq : int
+        Per-account sequence number, or the file row for candle rejections.
+    detail : dict
+        The numbers behind the decision (values and thresholds).
+    """
+
+    event_id: str
+    kind: str
+    reason: str
+    ts_ms: int
+    account: str = ""
+    symbol: str = ""
+    seq: int = 0
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class AccountSummary(_Frozen):
+    """Running totals of one account engine; the journal keeps the latest.
+
+    ``candles`` is the number of candles the engine processed; it only grows, so the
+    sink keeps the row with the largest value.
+    """
+
+    account: str
+    candles: int = Field(ge=0)
+    last_ts_ms: int
+    initial_capital: float
+    equity: float
+    cash: float
+    fees_paid: float
+    realized_pnl: float
+    kill_switch: str = ""
+    counters: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,233 @@
+"""Bulk candle validation: rules, reason codes, ordering, agreement with `Candle`."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import re
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from gridflow.chunks import CandleChunk
+from gridflow.data import bundled_candle_files
+from gridflow.dataflows.candle_files import parse_candle_file_name, read_candle_file
+from gridflow.events import Candle
+from gridflow.operators.validation import NO_TS, REASONS, CandleValidator, validate_chunk
+
+H = 3_600_000
+NAN, INF = float("nan"), float("inf")
+GOOD = (10.0, 11.0, 9.0, 10.5, 2.0)  # open, high, low, close, volume
+
+
+def chunk(rows: list[tuple], symbol: str = "BTC/USDT", tf: str = "1h", first_row: int = 0,
+          last: bool = False) -> CandleChunk:
+    """rows: (ts, open, high, low, close, volume)."""
+    a = np.array([r[1:] for r in rows], dtype=np.float64).reshape(-1, 5)
+    ts = np.array([r[0] for r in rows], dtype=np.int64)
+    return CandleChunk(symbol, tf, ts, a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy(),
+                       a[:, 3].copy(), a[:, 4].copy(), first_row, last)
+
+
+def good(i: int) -> tuple:
+    return (i * H, *GOOD)
+
+
+# ------------------------------------------------------------------- clean data
+
+
+@pytest.mark.parametrize("path", bundled_candle_files(), ids=lambda p: p.name)
+def test_bundled_files_are_clean(path) -> None:
+    _, symbol, tf = parse_candle_file_name(path.name)
+    d = read_candle_file(path)
+    ch = CandleChunk(symbol, tf, d["ts"], d["open"], d["high"], d["low"], d["close"],
+                     d["volume"], 0, True)
+    acc, events, last = validate_chunk(ch, NO_TS)
+    assert acc is ch and events == [] and last == int(d["ts"][-1])
+
+
+def test_throughput_clean_chunks() -> None:
+    d = read_candle_file(bundled_candle_files()[1])  # BTC 1h, 73k rows
+    n = len(d["ts"])
+    parts = [
+        CandleChunk("BTC/USDT", "1h", *(d[k][s : s + 2000] for k in
+                    ("ts", "open", "high", "low", "close", "volume")), s)
+        for s in range(0, n, 2000)
+    ]
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        last = NO_TS
+        for p in parts:
+            _, ev, last = validate_chunk(p, last)
+        best = min(best, time.perf_counter() - t0)
+    rate = n / best
+    print(f"validate_chunk, 2000-row clean chunks: {rate / 1e6:.0f} M candles/s")
+    assert rate > 5e6
+
+
+# ---------------------------------------------------------------- each rule
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "message"),
+    [
+        ((-1, NAN, NAN, NAN, NAN, NAN), "MALFORMED_ROW", "could not be parsed"),
+        ((-7200000, *GOOD), "MALFORMED_ROW", "negative"),
+        ((H, 0.0, 11.0, 9.0, 10.5, 2.0), "NON_POSITIVE_PRICE", "open=0.0"),
+        ((H, 10.0, INF, 9.0, 10.5, 2.0), "NON_POSITIVE_PRICE", "high=inf"),
+        ((H, 10.0, 11.0, -9.0, 10.5, 2.0), "NON_POSITIVE_PRICE", "low=-9.0"),
+        ((H, 10.0, 11.0, 9.0, NAN, 2.0), "NON_POSITIVE_PRICE", "close=nan"),
+        ((H, 10.0, 11.0, 9.0, 10.5, -0.5), "NEGATIVE_VOLUME", "volume=-0.5"),
+        ((H, 10.0, 11.0, 9.0, 10.5, NAN), "NEGATIVE_VOLUME", "volume=nan"),
+        ((H, 10.0, 10.4, 9.0, 10.5, 2.0), "HIGH_BELOW_BODY", "high=10.4"),
+        ((H, 10.0, 11.0, 10.1, 10.5, 2.0), "LOW_ABOVE_BODY", "low=10.1"),
+        ((H + 1, *GOOD), "MISALIGNED_TS", "not a multiple of 1h"),
+        ((0, *GOOD), "DUPLICATE_TS", "equals the last accepted"),
+    ],
+)
+def test_each_rule(bad: tuple, reason: str, message: str) -> None:
+    rows = [good(0), bad, good(2)]
+    ch = chunk(rows, first_row=100, last=True)
+    v = CandleValidator()
+    acc, events = v.validate(ch)
+    assert acc.ts.tolist() == [0, 2 * H] and acc.last and acc.first_row == 100
+    for k in ("open", "high", "low", "close", "volume"):  # valid rows untouched
+        assert getattr(acc, k).tolist() == [getattr(ch, k)[0], getattr(ch, k)[2]]
+    (e,) = events
+    assert (e.kind, e.reason, e.symbol, e.seq) == ("candle_rejected", reason, "BTC/USDT", 101)
+    assert e.event_id == "candle_rejected:BTC/USDT:101"
+    assert e.ts_ms == (bad[0] if bad[0] >= 0 else -1)
+    assert e.detail["ts_ms"] == bad[0] and e.detail["last_ts_ms"] == 0
+    assert e.detail["message"].startswith(reason) and message in e.detail["message"]
+    json.dumps(e.detail, allow_nan=False)  # journal-safe
+    assert v.rejected[reason] == 1 and v.rejected_total == 1
+    assert (v.rows, v.accepted, v.last_ts) == (3, 2, 2 * H)
+
+
+def test_out_of_order_and_sequential_rule() -> None:
+    rows = [good(5), good(6), good(6), good(3), (7 * H, *GOOD[:4], -1.0), good(7), good(6)]
+    acc, events, last = validate_chunk(chunk(rows), 4 * H)
+    assert acc.ts.tolist() == [5 * H, 6 * H, 7 * H] and last == 7 * H
+    assert [(e.seq, e.reason, e.detail["last_ts_ms"]) for e in events] == [
+        (2, "DUPLICATE_TS", 6 * H),
+        (3, "OUT_OF_ORDER", 6 * H),
+        (4, "NEGATIVE_VOLUME", 6 * H),  # refused, so ts 7h stays free ...
+        (6, "OUT_OF_ORDER", 7 * H),
+    ]  # ... and row 5 (7h) is accepted, not a duplicate
+
+
+def test_first_failing_rule_wins() -> None:
+    rows = [
+        (-1, 0.0, -1.0, NAN, 1.0, -1.0),  # everything wrong -> MALFORMED_ROW
+        (H + 5, 0.0, 1.0, 1.0, 1.0, -1.0),  # price before volume and alignment
+        (H + 5, 1.0, 1.0, 1.0, 1.0, -1.0),  # volume before alignment
+        (H + 5, 2.0, 1.0, 3.0, 2.0, 1.0),  # high below body before low above body
+        (H + 5, *GOOD),  # misaligned
+    ]
+    _, events, last = validate_chunk(chunk(rows), NO_TS)
+    assert [e.reason for e in events] == [
+        "MALFORMED_ROW", "NON_POSITIVE_PRICE", "NEGATIVE_VOLUME", "HIGH_BELOW_BODY",
+        "MISALIGNED_TS",
+    ]
+    assert last == NO_TS
+
+
+def test_across_chunks_and_pickle() -> None:
+    v = CandleValidator()
+    a, e1 = v.validate(chunk([good(0), good(1)], first_row=0))
+    v = pickle.loads(pickle.dumps(v))  # Bytewax snapshots the state
+    b, e2 = v.validate(chunk([good(1), good(0), good(2)], first_row=2, last=True))
+    assert len(a) == 2 and not e1
+    assert b.ts.tolist() == [2 * H] and b.first_row == 4 and b.last
+    assert [(e.seq, e.reason) for e in e2] == [(2, "DUPLICATE_TS"), (3, "OUT_OF_ORDER")]
+    assert v.rejected == {**dict.fromkeys(REASONS, 0), "DUPLICATE_TS": 1, "OUT_OF_ORDER": 1}
+    with pytest.raises(ValueError, match="ETH/USDT"):
+        v.validate(chunk([good(3)], symbol="ETH/USDT"))
+
+
+def test_chunks_without_file_rows_use_the_stream_row() -> None:
+    v = CandleValidator()
+    v.validate(chunk([good(0), good(1)], first_row=-1))
+    _, events = v.validate(chunk([good(2), good(2)], first_row=-1))
+    assert [(e.event_id, e.seq) for e in events] == [("candle_rejected:BTC/USDT:3", 3)]
+
+
+def test_all_refused_and_empty_chunks() -> None:
+    ch = chunk([(-1, NAN, NAN, NAN, NAN, NAN)] * 2, last=True)
+    acc, events, last = validate_chunk(ch, 5 * H)
+    assert len(acc) == 0 and acc.last and len(events) == 2 and last == 5 * H
+    empty = chunk([], last=True)
+    assert validate_chunk(empty, 5 * H) == (empty, [], 5 * H)
+
+
+# ------------------------------------------------- agreement with the Candle model
+
+CODE_RE = re.compile("|".join(REASONS))
+SPECIAL = st.sampled_from([0.0, -0.0, -1.0, NAN, INF, -INF, 5e-324, 1e308])
+PRICE = st.one_of(st.floats(0.5, 1e5), SPECIAL)
+OFFSET = st.one_of(st.just(0.0), st.floats(-3.0, 50.0), SPECIAL)
+VOLUME = st.one_of(st.floats(0.0, 1e6), SPECIAL)
+
+
+@st.composite
+def candle_rows(draw) -> tuple[list[tuple], int]:
+    last_ts = draw(st.sampled_from([NO_TS, 0, 5 * H, 20 * H]))
+    rows: list[tuple] = []
+    for _ in range(draw(st.integers(1, 30))):
+        kind = draw(st.sampled_from(["next", "next", "next", "slot", "dup", "mis", "neg"]))
+        prev = [r[0] for r in rows]
+        if kind == "next":
+            ts = (max(prev + [last_ts, -H]) // H + draw(st.integers(1, 3))) * H
+        elif kind == "dup" and prev:
+            ts = draw(st.sampled_from(prev))
+        elif kind == "mis":
+            ts = draw(st.integers(0, 30)) * H + draw(st.integers(1, H - 1))
+        elif kind == "neg":
+            ts = draw(st.sampled_from([-1, -H, -5]))
+        else:
+            ts = draw(st.integers(0, 30)) * H
+        o, c = draw(PRICE), draw(PRICE)
+        h = max(o, c) + draw(OFFSET)
+        lo = min(o, c) - draw(OFFSET)
+        rows.append((ts, o, h, lo, c, draw(VOLUME)))
+    return rows, last_ts
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(candle_rows())
+def test_agrees_with_candle_model(case: tuple[list[tuple], int]) -> None:
+    rows, last_ts = case
+    acc, events, new_last = validate_chunk(chunk(rows, first_row=0), last_ts)
+    reason_of = {e.seq: e.reason for e in events}
+    expected_accepted = []
+    last = last_ts
+    for i, (ts, o, h, lo, c, v) in enumerate(rows):
+        try:
+            Candle(symbol="BTC/USDT", timeframe="1h", ts_ms=ts, open=o, high=h, low=lo,
+                   close=c, volume=v)
+            err = None
+        except ValidationError as exc:
+            err = str(exc)
+        if err is not None:  # the model refuses -> so does validate_chunk, same code
+            assert i in reason_of, (rows[i], err)
+            if ts < 0:  # the model's field constraint ts_ms >= 0 carries no code
+                assert reason_of[i] == "MALFORMED_ROW" and "ts_ms" in err
+            else:
+                assert CODE_RE.findall(err) == [reason_of[i]], (rows[i], err)
+        elif ts == last:
+            assert reason_of.get(i) == "DUPLICATE_TS", rows[i]
+        elif ts < last:
+            assert reason_of.get(i) == "OUT_OF_ORDER", rows[i]
+        else:
+            assert i not in reason_of, (rows[i], reason_of.get(i))
+            expected_accepted.append(ts)
+            last = ts
+    assert acc.ts.tolist() == expected_accepted
+    assert new_last == last
+    assert len(events) + len(acc) == len(rows)
