@@ -29,7 +29,7 @@ from gridflow.operators.validation import CandleValidator
 BTC_1H = CANDLES_DIR / "binance_BTC_USDT_1h.csv.gz"
 SOL_1H = CANDLES_DIR / "binance_SOL_USDT_1h.csv.gz"
 ADA_1H = CANDLES_DIR / "binance_ADA_USDT_1h.csv.gz"
-BTC_1M = Path("/work/shared/data/candles/binance_BTC_USDT_1m.csv.gz")
+BTC_1M = Path(__file__).resolve().parents[2].parent / "shared/data/candles/binance_BTC_USDT_1m.csv.gz"
 HEADER = "timestamp,open,high,low,close,volume\n"
 H = 3_600_000
 
