@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         help="candle files (timestamp,open,high,low,close,volume; gzip or plain CSV)",
     )
     r.add_argument("--run-id", help="journal run id (default: derived from config and data)")
+    r.add_argument("--start", help="first candle open time: ISO date (UTC) or ms")
+    r.add_argument("--end", help="candles before this open time: ISO date (UTC) or ms")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -80,16 +82,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
         overrides["data"] = tuple(args.data)
     if args.run_id:
         overrides["run_id"] = args.run_id
+    for name in ("start", "end"):
+        v = getattr(args, name)
+        if v is not None:
+            overrides[f"{name}_ms"] = int(v) if v.isdigit() else v
     cfg = load_config(args.config, **overrides)
     plan = plan_run(cfg)
     bar = None
     if not args.no_progress:
         from gridflow.dataflows.candle_files import read_candle_file
 
-        total = sum(
-            len(read_candle_file(p)["ts"]) * sum(1 for syms in plan.account_symbols.values() if s in syms)
-            for p, s, _ in plan.files
-        )
+        def rows(path) -> int:
+            ts = read_candle_file(path)["ts"]
+            lo = cfg.start_ms if cfg.start_ms is not None else -1
+            hi = cfg.end_ms if cfg.end_ms is not None else 2**62
+            return int(((ts >= lo) & (ts < hi)).sum())
+
+        routes = plan.routes()
+        total = sum(rows(p) * len(routes[s]) for p, s, _ in plan.files)
         bar = tqdm(total=total, unit="candle", unit_scale=True, desc=f"replay {plan.run_id}")
     flow = build_flow(plan, progress=bar.update if bar is not None else None)
     cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=10))

@@ -129,13 +129,33 @@ class GridflowConfig(BaseSettings):
     chunk_size: int = Field(2_000, ge=1, le=1_000_000)
     equity_every_ms: int = Field(3_600_000, ge=60_000)
     pace_s: float = Field(0.0, ge=0.0, le=60.0, allow_inf_nan=False)
+    start_ms: int | None = None
+    end_ms: int | None = None
     data: tuple[DataFile, ...] = Field(default_factory=_bundled_files)
     fees: FeesConfig = FeesConfig()
     markets: dict[str, MarketSpec] = Field(default_factory=dict)
     accounts: tuple[AccountConfig, ...] = (AccountConfig(),)
 
+    @field_validator("start_ms", "end_ms", mode="before")
+    @classmethod
+    def _date(cls, v: object) -> object:
+        """Accept ms UTC or an ISO date/time string (``"2023-01-01"``, UTC)."""
+        if isinstance(v, str):
+            from datetime import datetime, timezone
+
+            try:
+                dt = datetime.fromisoformat(v)
+            except ValueError as exc:
+                raise ValueError(f"expected ms UTC or an ISO date such as 2023-01-01, got {v!r}") from exc
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            return int(dt.timestamp() * 1000)
+        return v
+
     @model_validator(mode="after")
     def _accounts(self) -> "GridflowConfig":
+        if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
+            raise ValueError(f"end_ms ({self.end_ms}) must be after start_ms ({self.start_ms})")
         names = [a.name for a in self.accounts]
         if not names:
             raise ValueError("accounts: at least one account is required")

@@ -33,7 +33,9 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
     cfg = plan.cfg
     flow = Dataflow("gridflow_replay")
     chunks = op.input(
-        "candles", flow, CandleFileSource(plan.files, chunk_size=cfg.chunk_size, pace_s=cfg.pace_s)
+        "candles", flow, CandleFileSource(
+            plan.files, cfg.chunk_size, cfg.pace_s, start_ms=cfg.start_ms, end_ms=cfg.end_ms
+        ),
     )
     # CandleChunk (one symbol, up to chunk_size candles)
     by_symbol = op.key_on("key_symbol", chunks, lambda c: c.symbol)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from gridflow.chunks import CandleChunk
@@ -61,7 +62,11 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
     pace_s : float
         Seconds to wait after each batch (0 = no wait).
     resume_state : FileResumeState or tuple, optional
-        Where to continue; ``None`` starts at row 0.
+        Where to continue; ``None`` starts at row 0 (or the time range's first row).
+    start_ms, end_ms : int, optional
+        Replay window, candle open times in ms UTC: rows from the first one with
+        ``ts >= start_ms`` to the last one with ``ts < end_ms``; rows in between go to
+        validation whatever they hold.
 
     Raises
     ------
@@ -78,6 +83,8 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
         chunk_size: int,
         pace_s: float = 0.0,
         resume_state: FileResumeState | tuple[int, bool] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -92,8 +99,17 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
         for a in cols.values():
             a.flags.writeable = False
         self._cols = cols
-        self.n_rows = int(cols["ts"].shape[0])
-        state = FileResumeState(0, False) if resume_state is None else FileResumeState(
+        ts = cols["ts"]
+        self.n_rows = int(ts.shape[0])
+        first = 0
+        if start_ms is not None:
+            hits = np.flatnonzero(ts >= start_ms)
+            first = int(hits[0]) if hits.size else self.n_rows
+        if end_ms is not None:
+            hits = np.flatnonzero((ts >= 0) & (ts < end_ms))
+            self.n_rows = int(hits[-1]) + 1 if hits.size else first
+        self.n_rows = max(self.n_rows, first)
+        state = FileResumeState(first, False) if resume_state is None else FileResumeState(
             *resume_state
         )
         if not 0 <= state.next_row <= self.n_rows:
@@ -181,7 +197,11 @@ class CandleFileSource(FixedPartitionedSource[CandleChunk, FileResumeState]):
         files: Sequence[DataFile | str | os.PathLike[str] | tuple[str | Path, str, str]],
         chunk_size: int = 2000,
         pace_s: float = 0.0,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
     ) -> None:
+        self.start_ms = start_ms
+        self.end_ms = end_ms
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if not pace_s >= 0:
@@ -209,5 +229,6 @@ class CandleFileSource(FixedPartitionedSource[CandleChunk, FileResumeState]):
         """Load the file of ``for_part`` and position it at ``resume_state``."""
         path, tf = self.files[for_part]
         return CandleFilePartition(
-            path, for_part, tf, self.chunk_size, self.pace_s, resume_state
+            path, for_part, tf, self.chunk_size, self.pace_s, resume_state,
+            self.start_ms, self.end_ms,
         )
