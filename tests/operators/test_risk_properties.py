@@ -1,0 +1,155 @@
+"""Risk invariants under random price paths and random limits (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridflow.chunks import CandleChunk, IndicatorChunk, JournalBatch
+from gridflow.config.models import AccountConfig, FeesConfig, GridAtrParams, RiskConfig
+from gridflow.operators import risk
+from gridflow.operators.engine import AccountEngine
+from gridflow.operators.indicators import IndicatorBank
+
+H = 3_600_000
+SYMS = ("BTC/USDT", "ETH/USDT")
+
+
+@st.composite
+def scenario(draw):
+    n = draw(st.integers(30, 160))
+    seed = draw(st.integers(0, 2**31 - 1))
+    vol = draw(st.floats(0.005, 0.08))
+    drift = draw(st.floats(-0.03, 0.01))
+    rng = np.random.default_rng(seed)
+    paths = {}
+    for sym in SYMS:
+        c = 100.0 * np.exp(np.cumsum(rng.normal(drift, vol, n)))
+        o = np.r_[100.0, c[:-1]]
+        h = np.maximum(o, c) * np.exp(np.abs(rng.normal(0, vol, n)))
+        lo = np.minimum(o, c) * np.exp(-np.abs(rng.normal(0, vol, n)))
+        paths[sym] = (o, h, lo, c)
+    acct = AccountConfig(
+        name="p",
+        capital_quote=draw(st.floats(1_000, 100_000)),
+        leverage=draw(st.floats(1.0, 10.0)),
+        symbols=SYMS,
+        strategy=GridAtrParams(
+            sma_period=draw(st.integers(2, 20)), atr_period=draw(st.integers(1, 14)),
+            levels=draw(st.integers(1, 8)), atr_start=draw(st.floats(0.0, 3.0)),
+            atr_step=draw(st.floats(0.0, 2.0)), sl_pct=draw(st.floats(0.01, 0.5)),
+        ),
+        risk=RiskConfig(max_margin_ratio=draw(st.floats(0.05, 1.0)),
+                        session_loss_limit=draw(st.floats(0.01, 0.5))),
+    )
+    fees = FeesConfig(maker_fee=draw(st.floats(0.0, 0.001)), taker_fee=draw(st.floats(0.0, 0.002)),
+                      slippage=draw(st.floats(0.0, 0.005)))
+    return paths, acct, fees
+
+
+def replay(paths, acct, fees):
+    eng = AccountEngine(acct, SYMS, {s: "1h" for s in SYMS}, fees, {})
+    p = acct.strategy
+    out = JournalBatch()
+    for sym, (o, h, lo, c) in paths.items():
+        bank = IndicatorBank([f"sma_{p.sma_period}", f"atr_{p.atr_period}"])
+        ts = np.arange(len(c), dtype=np.int64) * H
+        vals = bank.update(ts, o, h, lo, c)
+        chunk = CandleChunk(sym, "1h", ts, o, h, lo, c, np.ones(len(c)), 0, True)
+        out.extend(eng.on_chunk(IndicatorChunk(chunk, vals)))
+    out.extend(eng.flush())
+    return eng, out
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenario())
+def test_risk_invariants_hold_on_random_paths(sc):
+    paths, acct, fees = sc
+    eng, out = replay(paths, acct, fees)
+    trips = [e for e in out.events if e.kind == "kill_switch_tripped"]
+    assert len(trips) <= 1  # a repeated transition is a no-op
+    # 1. nothing opens while the kill switch is on (any level)
+    if trips:
+        late = [o for o in out.orders if o.tag.startswith("L") and o.seq > trips[0].seq]
+        assert late == []
+        assert trips[0].detail["session_return"] <= -acct.risk.session_loss_limit + 1e-12
+    # 2. every entry respected the margin cap with equity marked at that moment:
+    #    its symbol at the fill price, others at their last close (sorted-symbol order)
+    lev = acct.leverage
+    cash = acct.capital_quote
+    pos = {s: [0.0, 0.0] for s in SYMS}  # amount, avg entry
+
+    def mark(sym, ts, fill_sym):
+        i = ts // H
+        if SYMS.index(sym) < SYMS.index(fill_sym):
+            return paths[sym][3][i]
+        return paths[sym][3][i - 1]
+
+    for f, o in zip(out.fills, out.orders):
+        assert f.client_order_id == o.client_order_id
+        assert math.isfinite(f.price) and f.price > 0 and f.amount > 0
+        if o.tag.startswith("L"):
+            unreal = sum(a * ((f.price if sym == f.symbol else mark(sym, f.ts_ms, f.symbol)) - avg)
+                         for sym, (a, avg) in pos.items() if a > 0)
+            equity = cash + unreal
+            used = sum(a * avg for a, avg in pos.values()) / lev
+            assert (used + f.amount * f.price / lev) / equity <= acct.risk.max_margin_ratio + 1e-9
+            a, avg = pos[f.symbol]
+            pos[f.symbol] = [a + f.amount, (a * avg + f.amount * f.price) / (a + f.amount)]
+            cash -= f.fee
+        else:
+            cash += f.realized_pnl - f.fee
+            pos[f.symbol] = [0.0, 0.0]
+    # 3. closing orders are reduce-only and never denied
+    assert all(o.reduce_only for o in out.orders if o.tag in ("TP", "SL"))
+    denied = [e for e in out.events if e.kind == "order_denied"]
+    assert all(e.detail["level"] >= 0 for e in denied)
+    for e in denied:
+        if e.reason == "MAX_MARGIN_RATIO":
+            assert e.detail["margin_ratio_after"] > acct.risk.max_margin_ratio
+    # 4. accounting: equity = initial + realized - fees + unrealized; cash identity
+    s = eng.summary()
+    assert math.isfinite(s.equity)
+    assert s.cash == np.float64(s.cash)
+    assert abs(s.cash - (acct.capital_quote + s.realized_pnl - s.fees_paid)) < 1e-6 * acct.capital_quote
+    # 5. trades: net pnl = price pnl - fees, round trips close what they opened
+    for t in out.trades:
+        assert t.entries >= 1 and t.amount > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1.0, 1e6), st.floats(0.0, 1e6), st.floats(0.0, 1e5), st.floats(0.01, 1.0),
+       st.floats(1.0, 20.0))
+def test_margin_rule_denies_exactly_above_the_cap(equity, used, order_notional, cap, lev):
+    r = risk.rule_margin_ratio(equity, used, order_notional / lev, cap)
+    ratio = (used + order_notional / lev) / equity
+    if ratio > cap + 1e-12:
+        assert r == risk.DENY_MAX_MARGIN_RATIO
+    else:
+        assert r == risk.OK
+
+
+@given(st.sampled_from([0.0, -1.0, float("nan"), float("-inf")]), st.floats(0.0, 1e6))
+def test_margin_rule_fails_closed_without_equity(equity, used):
+    assert risk.rule_margin_ratio(equity, used, 1.0, 0.7) == risk.DENY_NO_EQUITY
+
+
+@given(st.integers(1, 5), st.floats(0.01, 1e6), st.floats(0.0, 1e3))
+def test_kill_switch_rule_denies_every_order_while_on(code, price, amount):
+    r = risk.gate_entry(code, price, amount, 0.0, 0.0, 1e9, 0.0, 1.0, 1.0)
+    assert r == risk.DENY_KILL_SWITCH
+
+
+@given(st.sampled_from([float("nan"), float("inf"), -1.0, 0.0]))
+def test_bad_price_is_denied(price):
+    assert risk.gate_entry(0, price, 1.0, 0.0, 0.0, 1e9, 0.0, 1.0, 1.0) == risk.DENY_BAD_PRICE
+
+
+@given(st.floats(-1e9, 1e9), st.floats(1.0, 1e9), st.floats(0.01, 0.99))
+def test_session_loss_trips_exactly_at_the_limit(equity, start, limit):
+    tripped = risk.session_loss_tripped(equity, start, limit)
+    assert tripped == (equity <= start * (1.0 - limit))
+    assert risk.session_loss_tripped(float("nan"), start, limit)
