@@ -130,7 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal}[args.cmd]
-    return handler(args)
+    from pydantic import ValidationError
+
+    try:
+        return handler(args)
+    except (ValidationError, FileNotFoundError, ValueError, LookupError) as exc:
+        # bad config, missing file, unknown run: a clear message, no traceback
+        print(f"gridflow {args.cmd}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class Candle(_Frozen):
 
     symbol: str = Field(min_length=3)
     timeframe: str
-    ts_ms: int = Field(ge=0)
+    ts_ms: int
     open: float
     high: float
     low: float
@@ -72,6 +72,8 @@ class Candle(_Frozen):
 
     @model_validator(mode="after")
     def _ohlc(self) -> "Candle":
+        if self.ts_ms < 0:
+            raise ValueError(f"MALFORMED_ROW: ts_ms={self.ts_ms} must be >= 0")
         for name in ("open", "high", "low", "close"):
             p = getattr(self, name)
             if not math.isfinite(p) or p <= 0:
