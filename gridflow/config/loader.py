@@ -70,8 +70,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowCon
 
 
 def config_hash(cfg: GridflowConfig) -> str:
-    """SHA-256 (hex, 16 chars) of the effective config, data paths reduced to their
-    file names and sizes so the hash does not depend on where the repo lives."""
+    """SHA-256 (hex, 16 chars) of the effective config: the run's identity.
+
+    Data paths are reduced to file names and sizes, so the hash does not depend on
+    where the repo lives; ``db_url`` and ``pace_s`` are left out because where the
+    journal is and how fast the replay is paced do not change what it computes.
+    """
     doc = cfg.model_dump(mode="json")
     doc.pop("db_url", None)
     doc.pop("pace_s", None)

@@ -205,7 +205,7 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
         - ``run_id``, ``accounts`` (number of account summaries).
         - ``candles``: sum of ``SummaryRow.candles`` over accounts.
         - ``candles_rejected``, ``orders_denied``, ``kill_switch_trips``: number of
-          events of kind ``candle_rejected``, ``order_denied``,
+          events of kind ``candle_rejected``, ``data_gap``, ``order_denied``,
           ``kill_switch_tripped``.
         - ``orders``: order rows; ``fills``: execution reports with status
           ``filled`` or ``partially_filled``; ``trades``: closed round trips.
@@ -270,6 +270,7 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
         "accounts": len(summaries),
         "candles": int(sum(int(s["candles"]) for s in summaries)),
         "candles_rejected": int(kinds.get("candle_rejected", 0)),
+        "data_gaps": int(kinds.get("data_gap", 0)),
         "orders": int(n_orders),
         "fills": sum(1 for status, _ in fill_rows if status in FILL_STATUSES),
         "trades": int(pnl.size),

@@ -21,10 +21,11 @@ from gridflow.operators.validation import CandleValidator
 def validate_step(
     state: CandleValidator | None, chunk: CandleChunk
 ) -> tuple[CandleValidator, tuple[CandleChunk, JournalBatch]]:
-    """``stateful_map`` body: bulk-validate a chunk; refused candles become events."""
+    """``stateful_map`` body: bulk-validate a chunk; refused candles and data gaps
+    become journal events."""
     v = state if state is not None else CandleValidator()
-    accepted, events = v.validate(chunk)
-    return v, (accepted, JournalBatch(events=list(events)))
+    accepted, refused, gaps = v.check(chunk)
+    return v, (accepted, JournalBatch(events=refused + gaps))
 
 
 def make_indicator_step(plan: RunPlan):

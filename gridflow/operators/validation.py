@@ -220,6 +220,39 @@ def validate_chunk(
     return good, events, new_last
 
 
+def data_gaps(accepted: CandleChunk, last_ts: int) -> list[JournalEvent]:
+    """Journal events for missing candles between accepted candles (not a refusal).
+
+    Parameters
+    ----------
+    accepted : CandleChunk
+        Candles that passed validation (strictly increasing ``ts``).
+    last_ts : int
+        Open time of the last accepted candle before this chunk, or :data:`NO_TS`.
+
+    Returns
+    -------
+    list of JournalEvent
+        One ``kind="data_gap"``, ``reason="MISSING_CANDLES"`` event per hole, at the
+        open time of the first candle after it, with ``detail`` ``from_ts_ms`` (last
+        candle before), ``to_ts_ms`` (first after) and ``missing`` (candles absent).
+    """
+    if not len(accepted):
+        return []
+    tf_ms = timeframe_to_ms(accepted.timeframe)
+    ts = accepted.ts if last_ts == NO_TS else np.concatenate(([last_ts], accepted.ts))
+    idx = np.flatnonzero(np.diff(ts) > tf_ms)
+    out = []
+    for i in idx.tolist():
+        a, b = int(ts[i]), int(ts[i + 1])
+        out.append(JournalEvent(
+            event_id=f"data_gap:{accepted.symbol}:{b}", kind="data_gap",
+            reason="MISSING_CANDLES", ts_ms=b, symbol=accepted.symbol,
+            detail={"from_ts_ms": a, "to_ts_ms": b, "missing": (b - a) // tf_ms - 1},
+        ))
+    return out
+
+
 @dataclass(slots=True)
 class CandleValidator:
     """Per-symbol validation state for a keyed Bytewax step (picklable).
@@ -237,6 +270,8 @@ class CandleValidator:
         Candles accepted.
     rejected : dict of str to int
         Refused candles per reason code, every code of :data:`REASONS` present.
+    gaps : int
+        Data gaps journaled (see :func:`data_gaps`).
 
     Examples
     --------
@@ -249,6 +284,7 @@ class CandleValidator:
     rows: int = 0
     accepted: int = 0
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    gaps: int = 0
 
     def validate(self, chunk: CandleChunk) -> tuple[CandleChunk, list[JournalEvent]]:
         """Validate the next chunk of the stream and update the state.
@@ -277,6 +313,23 @@ class CandleValidator:
         for e in events:
             self.rejected[e.reason] += 1
         return good, events
+
+    def check(self, chunk: CandleChunk) -> tuple[CandleChunk, list[JournalEvent], list[JournalEvent]]:
+        """:meth:`validate`, plus the data gaps the accepted candles leave.
+
+        Returns
+        -------
+        accepted : CandleChunk
+        refused : list of JournalEvent
+            ``candle_rejected`` events.
+        gaps : list of JournalEvent
+            ``data_gap`` events (:func:`data_gaps`); a refused candle leaves a gap too.
+        """
+        prev = self.last_ts
+        good, refused = self.validate(chunk)
+        gaps = data_gaps(good, prev)
+        self.gaps += len(gaps)
+        return good, refused, gaps
 
     @property
     def rejected_total(self) -> int:

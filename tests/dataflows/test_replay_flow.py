@@ -120,11 +120,14 @@ def test_bad_candles_are_refused_counted_journaled_and_the_flow_goes_on(tmp_path
     url = cfg.db_url
     rep = compute_report(url)
     assert rep["candles_rejected"] == 8
+    assert rep["data_gaps"] == 1  # the refused candles at 200h..204h leave one hole
     assert rep["candles"] == 200 + 55  # everything valid was processed, after the bad rows too
     from gridflow.control.store import read_events
 
-    reasons = sorted(e["reason"] for e in read_events(url, rep["run_id"])
-                     if e["kind"] == "candle_rejected")
+    events = read_events(url, rep["run_id"])
+    (gap,) = [e for e in events if e["kind"] == "data_gap"]
+    assert gap["detail"]["missing"] == 5 and gap["symbol"] == "BTC/USDT"
+    reasons = sorted(e["reason"] for e in events if e["kind"] == "candle_rejected")
     assert reasons == sorted(["NON_POSITIVE_PRICE", "HIGH_BELOW_BODY", "LOW_ABOVE_BODY",
                               "NEGATIVE_VOLUME", "MISALIGNED_TS", "DUPLICATE_TS",
                               "OUT_OF_ORDER", "MALFORMED_ROW"])

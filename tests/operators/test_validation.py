@@ -231,3 +231,25 @@ def test_agrees_with_candle_model(case: tuple[list[tuple], int]) -> None:
     assert acc.ts.tolist() == expected_accepted
     assert new_last == last
     assert len(events) + len(acc) == len(rows)
+
+
+def test_data_gaps_of_the_bundled_btc_file_match_its_provenance_note() -> None:
+    """SOURCES.md: binance_BTC_USDT_1h has 27 gaps / 122 missing candles."""
+    from gridflow.data import CANDLES_DIR
+    from gridflow.dataflows.candle_files import read_candle_file
+
+    d = read_candle_file(CANDLES_DIR / "binance_BTC_USDT_1h.csv.gz")
+    v = CandleValidator()
+    events = []
+    for a in range(0, len(d["ts"]), 5000):  # chunked: gaps across chunk borders count too
+        sl = slice(a, a + 5000)
+        chunk = CandleChunk("BTC/USDT", "1h", d["ts"][sl], d["open"][sl], d["high"][sl],
+                            d["low"][sl], d["close"][sl], d["volume"][sl], a)
+        _, refused, gaps = v.check(chunk)
+        events += refused + gaps
+    gaps = [e for e in events if e.kind == "data_gap"]
+    assert v.gaps == len(gaps) == 27
+    assert sum(e.detail["missing"] for e in gaps) == 122
+    assert v.rejected_total == 0
+    biggest = max(gaps, key=lambda e: e.detail["missing"])
+    assert biggest.detail["missing"] == 33 and biggest.detail["from_ts_ms"] == 1518051600000 - 3_600_000
