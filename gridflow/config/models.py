@@ -76,6 +76,16 @@ class AccountConfig(_Model):
     symbols: tuple[str, ...] = ()
     strategy: GridAtrParams = GridAtrParams()
     risk: RiskConfig = RiskConfig()
+    indicators: tuple[str, ...] = ()
+
+    @field_validator("indicators")
+    @classmethod
+    def _indicator_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        """Extra indicators computed for this account's symbols (``rsi_14``,
+        ``supertrend_10_3@4h``); each name is checked here, at start."""
+        from gridflow.operators.indicators import parse_indicator
+
+        return tuple(parse_indicator(n).name for n in v)
 
     @field_validator("symbols")
     @classmethod

@@ -32,8 +32,9 @@ class RunPlan:
         Symbols each account trades (those of its list that have data; all data
         symbols when its list is empty).
     indicators : dict[str, tuple[str, ...]]
-        Indicator names to compute per symbol: the union of what every account
-        trading it asks for, so each is computed once per symbol.
+        Canonical indicator names to compute per symbol: the union of what every
+        account trading it asks for (its strategy's and its ``indicators`` list), so
+        each is computed once per symbol.
     """
 
     cfg: GridflowConfig
@@ -106,6 +107,7 @@ def plan_run(cfg: GridflowConfig) -> RunPlan:
         account_symbols[acct.name] = syms
         for s in syms:
             indicators[s].update(grid_atr_indicators(acct.strategy))
+            indicators[s].update(acct.indicators)
     run_id = cfg.run_id or "run-" + config_hash(cfg)
     return RunPlan(
         cfg,

@@ -34,8 +34,10 @@ def make_indicator_step(plan: RunPlan):
     def indicator_step(
         state: IndicatorBank | None, chunk: CandleChunk
     ) -> tuple[IndicatorBank, IndicatorChunk]:
-        bank = state if state is not None else IndicatorBank(list(plan.indicators[chunk.symbol]))
-        values = bank.update(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
+        bank = state if state is not None else IndicatorBank(
+            list(plan.indicators[chunk.symbol]), timeframe=chunk.timeframe
+        )
+        values = bank.update(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close, chunk.volume)
         return bank, IndicatorChunk(chunk, values)
 
     return indicator_step

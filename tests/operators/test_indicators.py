@@ -194,23 +194,27 @@ def test_indicator_bank_chunks_pickle_and_duplicates() -> None:
 
 
 def test_parse_indicator() -> None:
-    assert parse_indicator("sma_24") == ("sma", 24)
-    assert parse_indicator("ema_1") == ("ema", 1)
-    assert parse_indicator("atr_14") == ("atr", 14)
-    assert parse_indicator("trange") == ("trange", None)
+    assert parse_indicator("sma_24") == ("sma", (24,), None)
+    assert parse_indicator("ema_1") == ("ema", (1,), None)
+    assert parse_indicator("atr_14") == ("atr", (14,), None)
+    assert parse_indicator("trange") == ("trange", (), None)
+    assert parse_indicator("atr_14@4h") == ("atr", (14,), "4h")
+    assert parse_indicator("atr_14@4h").name == "atr_14@4h"
 
 
 @pytest.mark.parametrize(
     "name, match",
     [
-        ("rsi_14", "unknown indicator"),
+        ("nosuch_14", "unknown indicator"),
         ("sma", "unknown indicator"),
         ("sma_", "unknown indicator"),
         ("sma_x", "unknown indicator"),
         ("sma_-3", "unknown indicator"),
         ("SMA_24", "unknown indicator"),
         ("sma_24 ", "unknown indicator"),
-        ("trange_3", "unknown indicator"),
+        ("trange_3", "takes 0 parameter"),
+        ("sma_24@", "unknown indicator"),
+        ("sma_24@4x", "unknown indicator"),
         ("sma_0", "period must be >= 1"),
         ("atr_014", "leading zeros"),
         (14, "unknown indicator"),

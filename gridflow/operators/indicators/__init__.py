@@ -14,11 +14,17 @@ Formulas are classic TA-Lib; TA-Lib C >= 0.8 uses fused multiply-adds in some
 recursions, so agreement with it is ~1e-13 relative, not bit for bit.
 """
 
-from gridflow.operators.indicators.bank import IndicatorBank, parse_indicator
+from gridflow.operators.indicators.bank import (
+    KINDS,
+    IndicatorBank,
+    IndicatorSpec,
+    indicator_name,
+    parse_indicator,
+)
 from gridflow.operators.indicators.moving_averages import EMAState, SMAState, ema, sma
 from gridflow.operators.indicators.volatility import ATRState, TrueRangeState, atr, true_range
 
 __all__ = [
     "sma", "ema", "true_range", "atr", "SMAState", "EMAState", "TrueRangeState",
-    "ATRState", "IndicatorBank", "parse_indicator",
+    "ATRState", "IndicatorBank", "IndicatorSpec", "KINDS", "indicator_name", "parse_indicator",
 ]

@@ -49,3 +49,46 @@ class _State:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({getattr(self, 'period', '')})"
 
+
+
+# --------------------------------------------------------------------------- registry
+
+INPUTS = ("open", "high", "low", "close", "volume")
+
+
+class IndicatorKind:
+    """How the :class:`~gridflow.operators.indicators.bank.IndicatorBank` builds and
+    feeds one indicator family; each family module lists its kinds in ``KINDS``.
+
+    Parameters
+    ----------
+    params : tuple of (name, type)
+        Parameters in name order: ``macd_12_26_9`` -> ``(("fast", int), ("slow", int),
+        ("signal", int))``. Types are ``int`` or ``float``.
+    inputs : tuple of str
+        Candle fields passed to ``update_many``, from ``open high low close volume``.
+    outputs : tuple of str
+        Output names of a multi-output indicator (``("line", "signal", "hist")``), in
+        the order ``update_many`` returns them; empty for a single array.
+    factory : callable
+        ``factory(*params) -> state``; the state has ``update_many(*inputs)`` returning
+        one float64 array or a tuple of them (one per output), is picklable, and raises
+        ``ValueError`` naming the parameter on bad parameters.
+    context : tuple of str
+        Keyword arguments the bank adds to the factory call; only ``"timeframe_ms"``
+        (the candle length in ms, e.g. to annualise a volatility) exists.
+    """
+
+    __slots__ = ("params", "inputs", "outputs", "factory", "context")
+
+    def __init__(self, params, inputs, outputs, factory, context=()) -> None:
+        if set(context) - {"timeframe_ms"}:
+            raise ValueError(f"unknown indicator context {context}; only 'timeframe_ms' exists")
+        self.context = tuple(context)
+        bad = [i for i in inputs if i not in INPUTS]
+        if bad:
+            raise ValueError(f"unknown indicator inputs {bad}; expected some of {INPUTS}")
+        self.params = tuple(params)
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self.factory = factory

@@ -1,115 +1,232 @@
-"""Indicator names (``sma_24``, ``atr_14``, ``trange``) and the per-symbol IndicatorBank."""
+"""Indicator names and the per-symbol :class:`IndicatorBank`.
+
+Name grammar: ``kind[_param]...[@timeframe]``, lower case, parameters in the order the
+kind declares them, e.g. ``sma_24``, ``atr_14``, ``trange``, ``macd_12_26_9``,
+``bbands_20_2``, ``supertrend_10_3@4h``. A name with ``@tf`` is computed on candles
+resampled to that higher timeframe (:mod:`gridflow.operators.resample`) and each of its
+values becomes visible to the base candles only from the close of the HTF candle it
+belongs to. Multi-output kinds yield one array per output, keyed ``name.output``
+(``macd_12_26_9.signal``). Names are canonicalised (``bbands_20_2`` and
+``bbands_20_2.0`` are one indicator), so each is computed once per symbol.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from typing import NamedTuple
 
 import numpy as np
 
-from gridflow.operators.indicators._base import _as_series, _State
-from gridflow.operators.indicators.moving_averages import EMAState, SMAState
-from gridflow.operators.indicators.volatility import ATRState, TrueRangeState
+from gridflow.operators.indicators import moving_averages, volatility
+from gridflow.operators.indicators._base import IndicatorKind, _as_series
+from gridflow.operators.resample import Resampler
+from gridflow.timeframes import timeframe_to_ms
 
-_NAME_RE = re.compile(r"(sma|ema|atr)_([0-9]+)")
-_NAME_HELP = "expected 'sma_<N>', 'ema_<N>', 'atr_<N>' (N >= 1, no leading zeros) or 'trange'"
+KINDS: dict[str, IndicatorKind] = {}
+for _module in (moving_averages, volatility):
+    KINDS.update(_module.KINDS)
+
+_NAME_RE = re.compile(r"([a-z][a-z0-9]*?)((?:_[0-9][0-9.]*)*)(?:@([0-9]+[mhd]))?")
 
 
-def parse_indicator(name: str) -> tuple[str, int | None]:
-    """Split an indicator name into ``(kind, period)``.
+class IndicatorSpec(NamedTuple):
+    """A parsed indicator name: kind, typed parameters, optional higher timeframe."""
+
+    kind: str
+    params: tuple
+    timeframe: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Canonical name (``bbands_20_2.0@4h``)."""
+        parts = [self.kind, *(repr(p) if isinstance(p, float) else str(p) for p in self.params)]
+        base = "_".join(parts)
+        return f"{base}@{self.timeframe}" if self.timeframe else base
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Keys this indicator adds to a bank's result."""
+        outs = KINDS[self.kind].outputs
+        return tuple(f"{self.name}.{o}" for o in outs) if outs else (self.name,)
+
+
+def _help() -> str:
+    kinds = ", ".join(
+        f"{k}" + "".join(f"_<{p}>" for p, _ in v.params) for k, v in sorted(KINDS.items())
+    )
+    return f"expected one of {kinds}, optionally followed by @<timeframe> (e.g. @4h)"
+
+
+def parse_indicator(name: str) -> IndicatorSpec:
+    """Parse an indicator name.
 
     Parameters
     ----------
     name : str
-        ``"sma_24"``, ``"ema_50"``, ``"atr_14"`` or ``"trange"`` (lower case).
+        ``"sma_24"``, ``"macd_12_26_9"``, ``"supertrend_10_3@4h"`` ...
 
     Returns
     -------
-    tuple[str, int | None]
-        ``("sma", 24)``, ... ; ``("trange", None)``.
+    IndicatorSpec
 
     Raises
     ------
     ValueError
-        Unknown kind, missing / malformed / zero period, or leading zeros.
+        Unknown kind, wrong number of parameters, a parameter that is not a number of
+        the declared type, an int with leading zeros, or a bad timeframe; parameter
+        range errors come from the indicator itself and name the parameter.
     """
-    if name == "trange":
-        return "trange", None
     m = _NAME_RE.fullmatch(name) if isinstance(name, str) else None
-    if m is None:
-        raise ValueError(f"unknown indicator name {name!r}: {_NAME_HELP}")
-    kind, digits = m.groups()
-    period = int(digits)
-    if period < 1:
-        raise ValueError(f"indicator {name!r}: {kind} period must be >= 1, got {period}")
-    if digits != str(period):
-        raise ValueError(f"indicator {name!r}: write the period without leading zeros")
-    return kind, period
+    if m is None or m.group(1) not in KINDS:
+        raise ValueError(f"unknown indicator name {name!r}: {_help()}")
+    kind_name, raw, tf = m.groups()
+    kind = KINDS[kind_name]
+    tokens = raw.split("_")[1:] if raw else []
+    if len(tokens) != len(kind.params):
+        raise ValueError(
+            f"unknown indicator name {name!r}: {kind_name} takes {len(kind.params)} "
+            f"parameter(s) {[p for p, _ in kind.params]}, got {len(tokens)}"
+        )
+    params: list = []
+    for (pname, ptype), tok in zip(kind.params, tokens):
+        try:
+            val = ptype(tok)
+        except ValueError:
+            raise ValueError(f"indicator {name!r}: {pname} must be a {ptype.__name__}, got {tok!r}")
+        if ptype is int and tok != str(val):
+            raise ValueError(f"indicator {name!r}: write {pname} without leading zeros or signs")
+        if ptype is float and not math.isfinite(val):
+            raise ValueError(f"indicator {name!r}: {pname} must be finite, got {tok!r}")
+        params.append(val)
+    if tf is not None:
+        timeframe_to_ms(tf)
+    # build one state now so range errors (period < 1 ...) surface at parse time
+    ctx = {"timeframe_ms": 3_600_000} if "timeframe_ms" in kind.context else {}
+    try:
+        kind.factory(*params, **ctx)
+    except ValueError as exc:
+        raise ValueError(f"indicator {name!r}: {exc}") from None
+    return IndicatorSpec(kind_name, tuple(params), tf)
 
 
-_KINDS = {"sma": SMAState, "ema": EMAState, "atr": ATRState}
+def indicator_name(kind: str, *params, timeframe: str | None = None) -> str:
+    """Canonical name of an indicator, e.g. ``indicator_name("sma", 24) == "sma_24"``."""
+    return parse_indicator(IndicatorSpec(kind, tuple(params), timeframe).name).name
+
+
+class _Group:
+    """The indicators of one timeframe: states fed by the same candles."""
+
+    def __init__(self, specs: list[IndicatorSpec], timeframe_ms: int | None) -> None:
+        self.items = []
+        for spec in specs:
+            kind = KINDS[spec.kind]
+            ctx = {}
+            if "timeframe_ms" in kind.context:
+                if timeframe_ms is None:
+                    raise ValueError(f"indicator {spec.name!r} needs the bank's timeframe")
+                ctx["timeframe_ms"] = timeframe_ms
+            self.items.append((spec, kind, kind.factory(*spec.params, **ctx)))
+
+    def update(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for spec, kind, state in self.items:
+            res = state.update_many(*(cols[i] for i in kind.inputs))
+            if kind.outputs:
+                for key, arr in zip(spec.outputs, res):
+                    out[key] = arr
+            else:
+                out[spec.name] = res
+        return out
 
 
 class IndicatorBank:
-    """Several indicators of one symbol, computed chunk by chunk with carried state.
+    """All indicators of one symbol, computed chunk by chunk with carried state.
 
     Parameters
     ----------
     names : list of str
-        Indicator names (see :func:`parse_indicator`); duplicates are computed once.
+        Indicator names (see :func:`parse_indicator`); duplicates (after
+        canonicalisation) are computed once.
+    timeframe : str, optional
+        Timeframe of the candles fed to :meth:`update`; required for ``@tf`` names and
+        for kinds that need it (historical volatility's annualisation).
 
     Raises
     ------
     ValueError
-        Empty list or any invalid name.
+        Empty list, an invalid name, bad parameters, an ``@tf`` that is not a higher
+        multiple of ``timeframe``, or a missing ``timeframe``.
     """
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], timeframe: str | None = None) -> None:
         if isinstance(names, str):
             raise ValueError("names must be a list of indicator names, not a single str")
-        unique = list(dict.fromkeys(names))
-        if not unique:
+        specs = list(dict.fromkeys(parse_indicator(n) for n in names))
+        if not specs:
             raise ValueError("names must hold at least one indicator name")
-        self._states: dict[str, _State] = {}
-        for name in unique:
-            kind, period = parse_indicator(name)
-            self._states[name] = _KINDS[kind](period) if period else TrueRangeState()
+        self.timeframe = timeframe
+        tf_ms = timeframe_to_ms(timeframe) if timeframe is not None else None
+        self._specs = specs
+        self._base = _Group([s for s in specs if s.timeframe is None], tf_ms)
+        self._htf: dict[str, tuple[Resampler, _Group, dict[str, float]]] = {}
+        for tf in dict.fromkeys(s.timeframe for s in specs if s.timeframe is not None):
+            if timeframe is None:
+                raise ValueError(f"indicators @{tf} need the bank's timeframe")
+            group = _Group([s for s in specs if s.timeframe == tf], timeframe_to_ms(tf))
+            carry = {k: math.nan for s in specs if s.timeframe == tf for k in s.outputs}
+            self._htf[tf] = (Resampler(timeframe, tf), group, carry)
 
     @property
     def names(self) -> list[str]:
-        """Unique indicator names, in first-seen order."""
-        return list(self._states)
+        """Canonical indicator names, in first-seen order."""
+        return [s.name for s in self._specs]
 
-    def update(self, ts, open, high, low, close) -> dict[str, np.ndarray]:
+    @property
+    def outputs(self) -> list[str]:
+        """Keys of :meth:`update`'s result, in order."""
+        return [k for s in self._specs for k in s.outputs]
+
+    def update(self, ts, open, high, low, close, volume=None) -> dict[str, np.ndarray]:
         """Compute every indicator for the next chunk of closed candles.
 
         Parameters
         ----------
-        ts : array_like, shape (n,)
-            Candle open times (ms UTC); only its length is checked.
-        open, high, low, close : array_like, shape (n,)
-            Prices in quote currency (``open`` is not used by any indicator yet).
+        ts : int64 (n,)
+            Candle open times, ms UTC, increasing.
+        open, high, low, close : float64 (n,)
+            Prices in quote currency.
+        volume : float64 (n,), optional
+            Base volume (zeros when omitted).
 
         Returns
         -------
         dict[str, np.ndarray]
-            Name to float64 array of shape (n,); NaN during each indicator's warm-up.
+            :attr:`outputs` to float64 arrays of shape (n,); value ``i`` uses only
+            candles closed at or before candle ``i``'s close; NaN during warm-up.
 
         Raises
         ------
         ValueError
             Inputs not 1-D or of different lengths.
         """
-        h, lo, c = _as_series(high, low, close)
-        for label, arr in (("ts", ts), ("open", open)):
-            if np.shape(arr) != h.shape:
-                raise ValueError(f"{label} has shape {np.shape(arr)}, prices have {h.shape}")
-        out: dict[str, np.ndarray] = {}
-        for name, state in self._states.items():
-            if isinstance(state, (SMAState, EMAState)):
-                out[name] = state.update_many(c)
-            else:
-                out[name] = state.update_many(h, lo, c)
-        return out
+        o, h, lo, c = _as_series(open, high, low, close)
+        v = _as_series(volume)[0] if volume is not None else np.zeros_like(c)
+        if np.shape(ts) != c.shape or v.shape != c.shape:
+            raise ValueError(f"ts has shape {np.shape(ts)}, prices have {c.shape}")
+        cols = {"open": o, "high": h, "low": lo, "close": c, "volume": v}
+        res = self._base.update(cols)
+        for resampler, group, carry in self._htf.values():
+            htf, closed = resampler.update(ts, o, h, lo, c, v)
+            vals = group.update(htf)
+            idx = closed - 1
+            for key, arr in vals.items():
+                prev = np.concatenate(([carry[key]], arr))
+                res[key] = prev[idx + 1]  # idx = -1 -> carried value
+                if arr.shape[0]:
+                    carry[key] = float(arr[-1])
+        return {k: res[k] for k in self.outputs}
 
     def __repr__(self) -> str:
-        return f"IndicatorBank({self.names!r})"
+        return f"IndicatorBank({self.names!r}, timeframe={self.timeframe!r})"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridflow.config.models import GridAtrParams
+from gridflow.operators.indicators import indicator_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class GridQuotes:
 
 def grid_atr_indicators(p: GridAtrParams) -> list[str]:
     """Indicator names the strategy needs, as understood by ``IndicatorBank``."""
-    return [f"sma_{p.sma_period}", f"atr_{p.atr_period}"]
+    return [indicator_name("sma", p.sma_period), indicator_name("atr", p.atr_period)]
 
 
 def _round_tick(x: np.ndarray, tick: float, up: bool) -> np.ndarray:
