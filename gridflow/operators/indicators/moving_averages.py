@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from gridflow.operators.indicators._base import _NAN, _as_series, _check_period, _State
+from gridflow.operators.indicators._base import IndicatorKind, _NAN, _as_series, _check_period, _State
 
 # --------------------------------------------------------------------------- steps
 # State goes in as arguments and comes back in the returned tuple, so kernels keep it in
@@ -207,3 +207,9 @@ def ema(close: np.ndarray, period: int) -> np.ndarray:
     """
     return EMAState(period).update_many(close)
 
+
+
+KINDS = {
+    "sma": IndicatorKind((("period", int),), ("close",), (), SMAState),
+    "ema": IndicatorKind((("period", int),), ("close",), (), EMAState),
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from gridflow.operators.indicators._base import _NAN, _as_series, _check_period, _State
+from gridflow.operators.indicators._base import IndicatorKind, _NAN, _as_series, _check_period, _State
 
 # --------------------------------------------------------------------------- steps
 # State goes in as arguments and comes back in the returned tuple, so kernels keep it in
@@ -183,3 +183,9 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np
     """
     return ATRState(period).update_many(high, low, close)
 
+
+
+KINDS = {
+    "trange": IndicatorKind((), ("high", "low", "close"), (), TrueRangeState),
+    "atr": IndicatorKind((("period", int),), ("high", "low", "close"), (), ATRState),
+}
