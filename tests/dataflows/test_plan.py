@@ -1,0 +1,46 @@
+"""Run plan: indicators asked by several accounts are computed once per symbol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from gridflow.chunks import CandleChunk
+from gridflow.config import load_config
+from gridflow.config.models import AccountConfig, DataFile, GridAtrParams
+from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.dataflows.plan import plan_run
+from gridflow.dataflows.steps import make_indicator_step
+
+
+def test_union_of_indicators_computed_once_per_symbol(three_symbol_files: list[Path]) -> None:
+    btc, eth, _ = three_symbol_files
+    a = AccountConfig(name="a", symbols=("BTC/USDT", "ETH/USDT"),
+                      strategy=GridAtrParams(sma_period=24, atr_period=14),
+                      indicators=("sma_24", "ema_50", "atr_14@4h"))
+    b = AccountConfig(name="b", symbols=("BTC/USDT",),
+                      strategy=GridAtrParams(sma_period=48, atr_period=14),
+                      indicators=("ema_50", "trange"))
+    cfg = load_config(None, data=(DataFile(path=str(btc)), DataFile(path=str(eth))),
+                      accounts=(a, b), start_ms=None)
+    plan = plan_run(cfg)
+    assert plan.indicators["BTC/USDT"] == ("atr_14", "atr_14@4h", "ema_50", "sma_24", "sma_48",
+                                           "trange")
+    assert plan.indicators["ETH/USDT"] == ("atr_14", "atr_14@4h", "ema_50", "sma_24")
+    assert plan.routes() == {"BTC/USDT": ("a", "b"), "ETH/USDT": ("a",)}
+    d = read_candle_file(btc)
+    chunk = CandleChunk("BTC/USDT", "1h", d["ts"], d["open"], d["high"], d["low"], d["close"],
+                        d["volume"], 0, True)
+    _, out = make_indicator_step(plan)(None, chunk)
+    assert sorted(out.values) == sorted(plan.indicators["BTC/USDT"])
+    v = out.values["atr_14@4h"]
+    assert np.isnan(v[:4 * 14]).all() and np.isfinite(v[-100:]).all()
+
+
+@pytest.mark.parametrize("bad", ["nope_3", "sma_0", "sma_24@5x", "ema"])
+def test_bad_indicator_names_in_config_are_refused_naming_the_field(bad: str) -> None:
+    with pytest.raises(ValidationError, match="indicators"):
+        AccountConfig(name="a", indicators=(bad,))
