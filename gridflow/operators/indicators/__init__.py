@@ -21,10 +21,13 @@ from gridflow.operators.indicators.bank import (
     indicator_name,
     parse_indicator,
 )
+from gridflow.operators.indicators.momentum import RSIState, rsi
 from gridflow.operators.indicators.moving_averages import EMAState, SMAState, ema, sma
+from gridflow.operators.indicators.trend import ADXState, SupertrendState, adx, supertrend
 from gridflow.operators.indicators.volatility import ATRState, TrueRangeState, atr, true_range
 
 __all__ = [
     "sma", "ema", "true_range", "atr", "SMAState", "EMAState", "TrueRangeState",
-    "ATRState", "IndicatorBank", "IndicatorSpec", "KINDS", "indicator_name", "parse_indicator",
+    "ATRState", "RSIState", "rsi", "ADXState", "adx", "SupertrendState", "supertrend",
+    "IndicatorBank", "IndicatorSpec", "KINDS", "indicator_name", "parse_indicator",
 ]
