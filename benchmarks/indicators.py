@@ -102,7 +102,7 @@ def main() -> None:
             "update_us": update_us,
         })
     try:
-        from gridflow.operators.indicators.statistics import CorrelationState, correlation
+        from gridflow.operators.indicators.pairs import CorrelationState, correlation
 
         a = read_candle_file(CANDLES_DIR / "binance_ETH_USDT_1h.csv.gz")["close"][:n]
         c = d["close"][: len(a)]

@@ -21,7 +21,14 @@ from gridflow.operators.indicators.bank import (
     indicator_name,
     parse_indicator,
 )
+from gridflow.operators.indicators.pairs import CorrelationState, correlation
 from gridflow.operators.indicators.momentum import RSIState, rsi
+from gridflow.operators.indicators.statistics import (
+    HistVolState,
+    HistVolZState,
+    hist_vol,
+    hist_vol_zscore,
+)
 from gridflow.operators.indicators.moving_averages import EMAState, SMAState, ema, sma
 from gridflow.operators.indicators.trend import ADXState, SupertrendState, adx, supertrend
 from gridflow.operators.indicators.volatility import ATRState, TrueRangeState, atr, true_range
@@ -29,5 +36,6 @@ from gridflow.operators.indicators.volatility import ATRState, TrueRangeState, a
 __all__ = [
     "sma", "ema", "true_range", "atr", "SMAState", "EMAState", "TrueRangeState",
     "ATRState", "RSIState", "rsi", "ADXState", "adx", "SupertrendState", "supertrend",
-    "IndicatorBank", "IndicatorSpec", "KINDS", "indicator_name", "parse_indicator",
+    "HistVolState", "hist_vol", "HistVolZState", "hist_vol_zscore", "CorrelationState",
+    "correlation", "IndicatorBank", "IndicatorSpec", "KINDS", "indicator_name", "parse_indicator",
 ]
