@@ -18,13 +18,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gridflow.operators.indicators import momentum, moving_averages, statistics, trend, volatility
+from gridflow.operators.indicators import (
+    bands,
+    momentum,
+    moving_averages,
+    oscillators,
+    statistics,
+    trend,
+    volatility,
+)
 from gridflow.operators.indicators._base import IndicatorKind, _as_series
 from gridflow.operators.resample import Resampler
 from gridflow.timeframes import timeframe_to_ms
 
 KINDS: dict[str, IndicatorKind] = {}
-for _module in (moving_averages, volatility, momentum, trend, statistics):
+for _module in (moving_averages, volatility, momentum, trend, oscillators, bands, statistics):
     KINDS.update(_module.KINDS)
 
 _NAME_RE = re.compile(r"([a-z][a-z0-9]*?)((?:_[0-9][0-9.]*)*)(?:@([0-9]+[mhd]))?")

@@ -134,6 +134,16 @@ def _wma_kernel(x, out, buf, fs, ist, period, divider):
     ist[0], ist[1], fs[0], fs[1] = n, pos, s, w
 
 
+@njit(cache=True, _nrt=False)
+def _wma_update(x, buf, fs, ist, period, divider):
+    # WMAState.update: the compiled step on the state arrays (~0.2 µs, vs ~0.3 µs for the
+    # uncompiled step on memoryviews plus an O(period) Python loop at each recompute)
+    out, ist[0], ist[1], fs[0], fs[1] = _wma_step_nb(
+        x, buf, ist[0], ist[1], fs[0], fs[1], period, divider
+    )
+    return out
+
+
 # ---------------------------------------------------------------------- state classes
 
 class SMAState(_State):
@@ -236,11 +246,13 @@ class WMAState(_State):
     ``WMA_t = sum_{i=1..period} i * close_{t-period+i} / (period * (period + 1) / 2)``:
     weight ``period`` on the newest close, 1 on the oldest.
 
-    O(1) per candle: a running window sum ``S`` and weighted sum ``W`` (``W <- W - S +
-    period * close``, ``S <- S - oldest + close``, as TA-Lib). Their rounding drift is
-    bounded by recomputing both exactly from the ring buffer every ``period`` candles
-    (when the ring wraps; amortized O(1)), so the error never grows with stream length:
-    ~1e-15 relative; TA-Lib's plain running sums agree to ~1e-13.
+    O(1) per candle: a running window sum ``S`` and weighted sum ``W`` (``W <- W +
+    (period * close - S)``, ``S <- S + (close - oldest)``, TA-Lib's recursions). Their
+    rounding drift is bounded by recomputing both from the ring buffer every ``period``
+    candles (when the ring wraps; amortized O(1)), so the error never grows with stream
+    length: ~5e-15 relative to an extended-precision reference on the bundled 1h data,
+    where TA-Lib's never-recomputed sums are at ~5e-14. ``update`` runs the compiled step
+    on the state arrays (``_wma_update``, ~0.2 µs), bit-identical to ``update_many``.
 
     Parameters
     ----------
@@ -266,11 +278,8 @@ class WMAState(_State):
 
     def update(self, close: float) -> float:
         """Feed one closed candle's close (quote currency); return the WMA or NaN."""
-        buf, fs, ist = self._views
-        out, ist[0], ist[1], fs[0], fs[1] = _wma_step(
-            float(close), buf, ist[0], ist[1], fs[0], fs[1], self.period, self.divider
-        )
-        return out
+        return _wma_update(float(close), self._buf, self._fs, self._ist, self.period,
+                           self.divider)
 
     def update_many(self, close: np.ndarray) -> np.ndarray:
         """Feed a chunk of closes, shape (n,); return float64 WMA values, shape (n,)."""
