@@ -44,3 +44,34 @@ def test_union_of_indicators_computed_once_per_symbol(three_symbol_files: list[P
 def test_bad_indicator_names_in_config_are_refused_naming_the_field(bad: str) -> None:
     with pytest.raises(ValidationError, match="indicators"):
         AccountConfig(name="a", indicators=(bad,))
+
+
+def test_flow_with_every_kind_and_higher_timeframes_runs_and_keeps_decisions(
+    tmp_path: Path, three_symbol_files: list[Path]
+) -> None:
+    """Extra indicators (every kind, some @4h / @1d) flow through the replay; asking for
+    them does not change a single order."""
+    from bytewax.testing import run_main
+
+    from gridflow.control.report import journal_lines
+    from gridflow.dataflows.replay import build
+    from helpers import write_config
+
+    extra = ["wma_20", "rsi_14", "adx_14", "macd_12_26_9", "bbands_20_2", "donchian_20",
+             "supertrend_10_3@4h", "hv_24", "hvz_24_48", "ema_20@1d", "trange"]
+    acct = (
+        '[[accounts]]\nname = "t"\ncapital_quote = 10000.0\nleverage = 2.0\n'
+        f"indicators = {extra!r}\n".replace("'", '"')
+        + "[accounts.strategy]\nsma_period = 24\natr_period = 14\n"
+    )
+    plain = write_config(tmp_path / "plain.toml", three_symbol_files)
+    write_config(tmp_path / "rich.toml", three_symbol_files, extra="chunk_size = 333\n",
+                 account=acct)
+    out = {}
+    for name in ("plain", "rich"):
+        cfg = load_config(tmp_path / f"{name}.toml", db_url=f"sqlite:///{tmp_path / name}.db")
+        if name == "rich":
+            assert len(plan_run(cfg).indicators["BTC/USDT"]) == 2 + len(extra)
+        run_main(build(cfg))
+        out[name] = journal_lines(cfg.db_url)
+    assert out["plain"] and out["plain"] == out["rich"]
