@@ -55,6 +55,7 @@ def talib_calls(kind, params, d):
                         talib.MINUS_DI(h, lo, c, *params)),
         "macd": lambda: talib.MACD(c, *params),
         "bbands": lambda: talib.BBANDS(c, params[0], params[1], params[1], 0),
+        "donchian": lambda: (talib.MAX(h, *params), talib.MIN(lo, *params)),
     }.get(kind)
 
 
@@ -86,6 +87,7 @@ def main() -> None:
         batch_ns = timed(lambda: spec.factory(*params, **ctx).update_many(*cols), args.repeat) / n
         ref = talib_calls(kind, params, d)
         talib_ns = timed(ref, args.repeat) / n if ref else None
+        spec.factory(*params, **ctx).update(*(c[0] for c in cols))  # load compiled code
         state = spec.factory(*params, **ctx)
         m = min(args.updates, n)
         vals = [c[:m].tolist() for c in cols]
@@ -107,6 +109,7 @@ def main() -> None:
         a = read_candle_file(CANDLES_DIR / "binance_ETH_USDT_1h.csv.gz")["close"][:n]
         c = d["close"][: len(a)]
         batch_ns = timed(lambda: correlation(c, a, 168), args.repeat) / len(a)
+        CorrelationState(168).update(c[0], a[0])  # load compiled code
         st = CorrelationState(168)
         m = min(args.updates, len(a))
         xs, ys = c[:m].tolist(), a[:m].tolist()

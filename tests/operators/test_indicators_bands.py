@@ -233,7 +233,7 @@ def test_uncompiled_steps_equal_the_kernels() -> None:
     assert_same(got, as_rows(macd(close[:200], 3, 10, 4)))
     got = run_step(_bb_step, rows, (np.zeros(7), 0, 0, 0.0, 0.0, 0.0, 0.0), 7, 1 / 7, 2.0)
     assert_same(got, as_rows(bbands(close, 7, 2.0)))
-    state = (DonchianState(11)._buf.copy(), 0, 0, -np.inf, 0, np.inf, 0)
+    state = (DonchianState(11)._buf.copy(), 0, 0, -np.inf, np.inf)
     got = run_step(_donchian_step, list(zip(high, low)), state, 11)
     assert_same(got, as_rows(donchian(high, low, 11)))
 
