@@ -25,41 +25,27 @@ from gridflow.timeframes import timeframe_to_ms
 
 
 @njit(cache=True)
-def _resample_kernel(ts, o, h, lo, c, v, tf_ms, htf_ms, st_i, st_f,
-                     out_ts, out_o, out_h, out_l, out_c, out_v, closed):
+def _resample_kernel(ts, o, h, lo, c, v, tf_ms, htf_ms, st_i, st_f, out_ts, out, closed):
+    """out: float64 (cap, 5) rows of open, high, low, close, volume."""
     n_out = 0
     for i in range(ts.shape[0]):
         b = ts[i] - ts[i] % htf_ms
-        if st_i[0] >= 0 and b != st_i[0]:
+        if st_i[0] >= 0 and b != st_i[0]:  # a later bucket began: the open one closed
             out_ts[n_out] = st_i[0]
-            out_o[n_out] = st_f[0]
-            out_h[n_out] = st_f[1]
-            out_l[n_out] = st_f[2]
-            out_c[n_out] = st_f[3]
-            out_v[n_out] = st_f[4]
+            out[n_out, :] = st_f
             n_out += 1
             st_i[0] = -1
         if st_i[0] < 0:
             st_i[0] = b
-            st_f[0] = o[i]
-            st_f[1] = h[i]
-            st_f[2] = lo[i]
-            st_f[3] = c[i]
-            st_f[4] = v[i]
+            st_f[0], st_f[1], st_f[2], st_f[3], st_f[4] = o[i], h[i], lo[i], c[i], v[i]
         else:
-            if h[i] > st_f[1]:
-                st_f[1] = h[i]
-            if lo[i] < st_f[2]:
-                st_f[2] = lo[i]
+            st_f[1] = max(st_f[1], h[i])
+            st_f[2] = min(st_f[2], lo[i])
             st_f[3] = c[i]
             st_f[4] += v[i]
-        if ts[i] + tf_ms == b + htf_ms:
+        if ts[i] + tf_ms == b + htf_ms:  # this candle completes its bucket
             out_ts[n_out] = b
-            out_o[n_out] = st_f[0]
-            out_h[n_out] = st_f[1]
-            out_l[n_out] = st_f[2]
-            out_c[n_out] = st_f[3]
-            out_v[n_out] = st_f[4]
+            out[n_out, :] = st_f
             n_out += 1
             st_i[0] = -1
         closed[i] = n_out
@@ -122,15 +108,15 @@ class Resampler:
         ts = np.ascontiguousarray(ts, dtype=np.int64)
         n = ts.shape[0]
         cap = 2 * n + 1
-        out = {k: np.empty(cap) for k in ("open", "high", "low", "close", "volume")}
+        out = np.empty((cap, 5))
         out_ts = np.empty(cap, dtype=np.int64)
         closed = np.empty(n, dtype=np.int64)
         f64 = [np.ascontiguousarray(a, dtype=np.float64) for a in (open, high, low, close, volume)]
         m = _resample_kernel(ts, *f64, self.tf_ms, self.htf_ms, self._i, self._f,
-                             out_ts, out["open"], out["high"], out["low"], out["close"],
-                             out["volume"], closed)
+                             out_ts, out, closed)
         htf = {"ts": out_ts[:m].copy()}
-        htf.update({k: a[:m].copy() for k, a in out.items()})
+        for j, k in enumerate(("open", "high", "low", "close", "volume")):
+            htf[k] = np.ascontiguousarray(out[:m, j])
         return htf, closed
 
     def __repr__(self) -> str:
