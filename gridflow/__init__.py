@@ -7,3 +7,7 @@ the account engine), :mod:`gridflow.control` (journal store, reports, control pl
 """
 
 __version__ = "0.1.0"
+
+from gridflow._numba_cache import configure_numba_cache as _configure_numba_cache
+
+_configure_numba_cache()

@@ -269,7 +269,7 @@ class JournalEvent(_Frozen):
         ``"candle_rejected"``, ``"order_denied"``, ``"kill_switch_tripped"`` ...
     reason : str
         Stable reason code, e.g. ``"LOW_ABOVE_BODY"``, ``"KILL_SWITCH"``,
-        ``"MAX_MARGIN_RATIO"``, ``"SESSION_LOSS"``.
+        ``"MAX_MARGIN_RATIO"``, ``"SESSION_LOSS_GRID"``.
     ts_ms : int
         Event time, ms UTC.
     account : str

@@ -10,42 +10,80 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gridflow.config.strategies import (
+    EnvelopeDcaParams,
+    GridAtrParams,
+    GridMultiTfParams,
+    GridTrendParams,
+    StrategyParams,
+)
 from gridflow.timeframes import timeframe_to_ms
+
+__all__ = [
+    "AccountConfig", "DataFile", "EnvelopeDcaParams", "FeesConfig", "GridAtrParams",
+    "GridMultiTfParams", "GridTrendParams", "GridflowConfig", "MarketSpec", "RiskConfig",
+    "SizingConfig", "StrategyParams",
+]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class GridAtrParams(_Model):
-    """Grid ATR strategy (Wilder ATR around an SMA).
+class RiskConfig(_Model):
+    """Account-level risk limits. Fractions of equity unless the name says otherwise.
 
-    Level ``i`` (0..levels-1) of a long grid buys at ``SMA - ATR * (atr_start + i *
-    atr_step)``; a short grid sells at ``SMA + ATR * (...)``. Take profit closes the
-    whole grid when price reaches the current SMA; stop loss closes it at ``sl_pct``
-    beyond the average entry (below for long, above for short).
+    Every bound is checked at start; a bad value is refused with the field's name.
     """
 
-    name: Literal["grid_atr"] = "grid_atr"
-    side: Literal["long", "short"] = "long"
-    sma_period: int = Field(24, ge=2, le=10_000)
-    atr_period: int = Field(14, ge=1, le=10_000)
-    levels: int = Field(5, ge=1, le=20)
-    atr_start: float = Field(1.0, ge=0.0, le=100.0, allow_inf_nan=False)
-    atr_step: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
-    sl_pct: float = Field(0.10, gt=0.0, lt=1.0, allow_inf_nan=False)
-
-
-class RiskConfig(_Model):
-    """Account-level risk limits (fractions of equity)."""
-
     max_margin_ratio: float = Field(0.70, gt=0.0, le=1.0, allow_inf_nan=False)
-    session_loss_limit: float = Field(0.25, gt=0.0, lt=1.0, allow_inf_nan=False)
+    """Used margin (sum of ``|amount| * avg_entry / leverage``) over equity, after the order."""
+    session_loss_grid: float = Field(0.25, ge=0.01, le=0.9, allow_inf_nan=False)
+    """Kill switch when the grid strategies' session PnL falls this fraction of their
+    allocated capital below zero (manual reset)."""
+    session_loss_single: float = Field(0.10, ge=0.01, le=0.9, allow_inf_nan=False)
+    """Same for single-position strategies (``levels == 1``)."""
+    daily_loss_limit: float = Field(0.10, ge=0.01, le=0.5, allow_inf_nan=False)
+    """Kill switch when equity falls this fraction below its 00:00 UTC value; it clears
+    itself at the next 00:00 UTC."""
+    rolling_drawdown_pct: float = Field(0.20, ge=0.05, le=0.9, allow_inf_nan=False)
+    """Kill switch when equity falls this fraction below its peak of the last
+    ``rolling_window_hours`` (hourly marks and the current equity; manual reset)."""
+    rolling_window_hours: int = Field(24, ge=1, le=720)
+    max_drawdown_pct: float = Field(0.40, ge=0.05, le=0.9, allow_inf_nan=False)
+    """Kill switch on the drawdown from the all-time equity peak (manual reset, which
+    also restarts the peak)."""
+    max_open_positions: int = Field(10, ge=1, le=1_000)
+    correlation_threshold: float = Field(1.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    """No new position when ``|corr|`` of log returns with an open position's symbol
+    exceeds this (1.0 disables the guard)."""
+    correlation_window_hours: int = Field(168, ge=2, le=2_000)
+    cooldown_candles: int = Field(0, ge=0, le=10_000)
+    """Candles of a symbol without new entries after a stop loss on it."""
+
+
+class SizingConfig(_Model):
+    """How much each grid level buys; every mode is then capped by the margin rule.
+
+    * ``equal``: margin per level = capital / symbols / levels (notional x leverage);
+    * ``risk``: the whole grid, if filled, loses ``risk_per_trade`` of equity at the stop:
+      notional per level = risk_per_trade * equity / (levels * sl_pct);
+    * ``fixed_notional``: ``notional_per_level_quote`` per level;
+    * ``vol_parity``: the ``equal`` notional scaled by ``target_vol / hv`` (annualised
+      historical volatility of ``vol_window`` candles), at most ``max_vol_scale`` times.
+    """
+
+    mode: Literal["equal", "risk", "fixed_notional", "vol_parity"] = "equal"
+    risk_per_trade: float = Field(0.01, ge=0.001, le=0.10, allow_inf_nan=False)
+    notional_per_level_quote: float = Field(100.0, gt=0.0, allow_inf_nan=False)
+    target_vol: float = Field(0.5, ge=0.01, le=5.0, allow_inf_nan=False)
+    vol_window: int = Field(168, ge=2, le=10_000)
+    max_vol_scale: float = Field(3.0, ge=1.0, le=20.0, allow_inf_nan=False)
 
 
 class FeesConfig(_Model):
@@ -68,15 +106,36 @@ class MarketSpec(_Model):
 
 
 class AccountConfig(_Model):
-    """One capital pool with its risk limits: the engine's consistency boundary."""
+    """One capital pool with its risk limits: the engine's consistency boundary.
+
+    ``strategies`` assigns each symbol to exactly one strategy (its allow-list); a
+    symbol of ``symbols`` that no strategy allows is not traded. ``strategy`` (one
+    strategy for every symbol) is accepted as a shorthand.
+    """
 
     name: str = Field("demo", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")
     capital_quote: float = Field(10_000.0, gt=0, allow_inf_nan=False)
     leverage: float = Field(1.0, ge=1.0, le=125.0, allow_inf_nan=False)
     symbols: tuple[str, ...] = ()
-    strategy: GridAtrParams = GridAtrParams()
+    strategies: tuple[StrategyParams, ...] = (GridAtrParams(),)
     risk: RiskConfig = RiskConfig()
+    sizing: SizingConfig = SizingConfig()
     indicators: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "strategy" in data:
+            data = dict(data)
+            if "strategies" in data:
+                raise ValueError("give either strategy or strategies, not both")
+            data["strategies"] = (data.pop("strategy"),)
+        return data
+
+    @property
+    def strategy(self) -> StrategyParams:
+        """The first strategy (the only one for single-strategy accounts)."""
+        return self.strategies[0]
 
     @field_validator("indicators")
     @classmethod
@@ -93,6 +152,36 @@ class AccountConfig(_Model):
         if len(set(v)) != len(v):
             raise ValueError(f"symbols must be unique, got {list(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _allow_lists(self) -> "AccountConfig":
+        if not self.strategies:
+            raise ValueError("strategies: at least one strategy is required")
+        seen: dict[str, int] = {}
+        for i, st in enumerate(self.strategies):
+            for sym in st.symbols:
+                if sym in seen:
+                    raise ValueError(
+                        f"strategies: {sym} is allowed by strategies {seen[sym]} and {i}; "
+                        "one grid per symbol"
+                    )
+                seen[sym] = i
+        if sum(1 for st in self.strategies if not st.symbols) > 1:
+            raise ValueError("strategies: at most one strategy may omit its symbols list")
+        return self
+
+    def assignment(self, symbols: list[str] | tuple[str, ...]) -> dict[str, StrategyParams]:
+        """Symbol -> its strategy parameters (overrides applied), for the symbols given.
+
+        A symbol no strategy allows is left out (not traded).
+        """
+        out: dict[str, StrategyParams] = {}
+        fallback = next((st for st in self.strategies if not st.symbols), None)
+        for sym in symbols:
+            st = next((s for s in self.strategies if sym in s.symbols), fallback)
+            if st is not None:
+                out[sym] = st.for_symbol(sym)
+        return out
 
 
 class DataFile(_Model):

@@ -10,8 +10,7 @@ from pathlib import Path
 from gridflow.config.loader import config_hash
 from gridflow.config.models import AccountConfig, GridflowConfig
 from gridflow.dataflows.candle_files import resolve_data_files
-from gridflow.operators.engine import AccountEngine
-from gridflow.operators.strategies.grid_atr import grid_atr_indicators
+from gridflow.operators.engine import AccountEngine, strategy_indicators
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +93,27 @@ def plan_run(cfg: GridflowConfig) -> RunPlan:
     account_symbols: dict[str, tuple[str, ...]] = {}
     indicators: dict[str, set[str]] = {s: set() for s in timeframes}
     for acct in cfg.accounts:
-        wanted = acct.symbols or tuple(sorted(timeframes))
+        allowed = [s for st in acct.strategies for s in st.symbols]
+        wanted = acct.symbols or (
+            tuple(sorted(timeframes)) if any(not st.symbols for st in acct.strategies)
+            else tuple(allowed)
+        )
         missing = [s for s in wanted if s not in timeframes]
         if missing:
             log.warning("account %s: no candle data for %s; not traded", acct.name, missing)
-        syms = tuple(sorted(s for s in wanted if s in timeframes))
+        assigned = acct.assignment(sorted(s for s in wanted if s in timeframes))
+        not_allowed = sorted(s for s in wanted if s in timeframes and s not in assigned)
+        if not_allowed:
+            log.warning("account %s: no strategy allows %s; not traded", acct.name, not_allowed)
+        syms = tuple(sorted(assigned))
         if not syms:
             raise ValueError(
                 f"account {acct.name!r}: none of its symbols {list(wanted)} has candle data "
-                f"(data symbols: {sorted(timeframes)})"
+                f"and a strategy allowing it (data symbols: {sorted(timeframes)})"
             )
         account_symbols[acct.name] = syms
         for s in syms:
-            indicators[s].update(grid_atr_indicators(acct.strategy))
+            indicators[s].update(strategy_indicators(acct, assigned[s]))
             indicators[s].update(acct.indicators)
     run_id = cfg.run_id or "run-" + config_hash(cfg)
     return RunPlan(

@@ -1,17 +1,16 @@
 """The account engine: one capital pool, every candle of its symbols, in event-time order.
 
-Pure: candles in, journal records out, no I/O and no wall clock. The Bytewax account
-step wraps it (:mod:`gridflow.dataflows.account_step`), and a notebook or a test can
+Pure: candles and commands in, journal records out, no I/O and no wall clock. The
+Bytewax account step wraps it (:mod:`gridflow.dataflows.steps`); a notebook or a test can
 drive it directly.
 
 Ordering
 --------
-Chunks of different symbols arrive in any interleaving (and chunked differently with
-one or two workers). The engine buffers them and only processes candles up to the
+Chunks of different symbols arrive in any interleaving (and chunked differently with one
+or two workers). The engine buffers them and only processes candles up to the
 *frontier*: the smallest last-seen candle time over the symbols still streaming. All
-candles of one open time are then complete, and they are processed in the fixed order
-of the account's sorted symbol list, so results never depend on arrival order or
-chunking.
+candles of one open time are then complete and are processed in the order of the
+account's sorted symbol list, so results never depend on arrival order or chunking.
 """
 
 from __future__ import annotations
@@ -22,27 +21,46 @@ import numpy as np
 
 from gridflow.chunks import IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
-from gridflow.events import AccountSummary, EquitySnapshot, ExecutionReport, JournalEvent
-from gridflow.events import OrderRequest, TradeRecord
-from gridflow.ids import client_order_id
+from gridflow.events import AccountSummary, Command, JournalEvent
 from gridflow.operators import grid_kernel as gk
-from gridflow.operators.risk import DENY_REASONS, KILL_SWITCH_REASONS
-from gridflow.operators.strategies.grid_atr import grid_atr_indicators, grid_atr_quotes
+from gridflow.operators import kernel_layout as kl
+from gridflow.operators.correlation_guard import CorrelationGuard
+from gridflow.operators.engine_decode import decode
+from gridflow.operators.indicators import indicator_name
+from gridflow.operators.risk import (
+    DENY_REASONS,
+    KILL_SWITCH_REASONS,
+    KS_ALL,
+    KS_DAILY,
+    KS_MAX_DD,
+    KS_ROLLING_DD,
+    KS_SESSION_GRID,
+    KS_SESSION_SINGLE,
+    kill_switch_names,
+)
+from gridflow.operators.strategies import STRATEGIES
 from gridflow.timeframes import timeframe_to_ms
 
-_SIDE = {1: "buy", -1: "sell"}
-_POS = {1: "long", -1: "short"}
-_EXIT = {gk.EXIT_TP: "TP", gk.EXIT_SL: "SL"}
+_OHLC = ("open", "high", "low", "close")
+
+
+def strategy_indicators(account: AccountConfig, symbol_params) -> list[str]:
+    """Indicator names a symbol needs in ``account`` (its strategy's and the sizing's)."""
+    names = list(STRATEGIES[symbol_params.name][0](symbol_params))
+    if account.sizing.mode == "vol_parity":
+        names.append(indicator_name("hv", account.sizing.vol_window))
+    return names
 
 
 class AccountEngine:
-    """Positions, cash, margin, PnL, strategy and risk gate of one account.
+    """Positions, cash, margin, PnL, strategies and risk gate of one account.
 
     Parameters
     ----------
     account : AccountConfig
     symbols : sequence of str
-        The symbols it trades; processed in sorted order within one candle time.
+        Candidate symbols (with data); those its strategies allow are traded, processed
+        in sorted order within one candle time.
     timeframes : dict[str, str]
         ccxt timeframe of each symbol's candles.
     fees : FeesConfig
@@ -54,46 +72,57 @@ class AccountEngine:
     Raises
     ------
     ValueError
-        If ``symbols`` is empty or a timeframe is missing.
+        If no symbol is allowed by a strategy, or a timeframe is missing.
     """
 
-    def __init__(
-        self,
-        account: AccountConfig,
-        symbols: list[str] | tuple[str, ...],
-        timeframes: dict[str, str],
-        fees: FeesConfig,
-        markets: dict[str, MarketSpec],
-        equity_every_ms: int = 3_600_000,
-    ) -> None:
-        if not symbols:
-            raise ValueError(f"account {account.name!r} has no symbols to trade")
+    def __init__(self, account: AccountConfig, symbols, timeframes: dict[str, str],
+                 fees: FeesConfig, markets: dict[str, MarketSpec],
+                 equity_every_ms: int = 3_600_000) -> None:
         self.account = account
-        self.symbols = sorted(symbols)
+        self.params = account.assignment(sorted(symbols))
+        if not self.params:
+            raise ValueError(f"account {account.name!r}: no symbol of {sorted(symbols)} is "
+                             "allowed by its strategies")
+        self.symbols = sorted(self.params)
         self.index = {s: i for i, s in enumerate(self.symbols)}
         missing = [s for s in self.symbols if s not in timeframes]
         if missing:
             raise ValueError(f"account {account.name!r}: no timeframe for {missing}")
         self.tf_ms = np.array([timeframe_to_ms(timeframes[s]) for s in self.symbols], np.int64)
         self.equity_every_ms = int(equity_every_ms)
-        p = account.strategy
-        self.strategy_name = p.name
-        self.sma_name, self.atr_name = grid_atr_indicators(p)
+        self.strategy_names = [self.params[s].name for s in self.symbols]
+        self.levels = max(p.levels_count for p in self.params.values())
+        S = len(self.symbols)
+        alloc = account.capital_quote / S
         self.ticks = [markets.get(s, MarketSpec()).price_tick for s in self.symbols]
-        self.pf = np.zeros(gk.P_W)
-        self.pf[gk.P_MARGIN_PER_LEVEL] = account.capital_quote / len(self.symbols) / p.levels
-        self.pf[gk.P_LEVERAGE] = account.leverage
-        self.pf[gk.P_SL] = p.sl_pct
-        self.pf[gk.P_MAKER] = fees.maker_fee
-        self.pf[gk.P_TAKER] = fees.taker_fee
-        self.pf[gk.P_SLIP] = fees.slippage
-        self.pf[gk.P_MAX_MR] = account.risk.max_margin_ratio
-        self.pf[gk.P_SESSION_LOSS] = account.risk.session_loss_limit
-        self.mp = np.zeros((len(self.symbols), gk.M_W))
+        risk, sz = account.risk, account.sizing
+        pf = np.zeros(kl.P_W)
+        pf[kl.P_LEVERAGE] = account.leverage
+        pf[kl.P_MAKER], pf[kl.P_TAKER], pf[kl.P_SLIP] = fees.maker_fee, fees.taker_fee, fees.slippage
+        pf[kl.P_MAX_MR] = risk.max_margin_ratio
+        pf[kl.P_SESSION_GRID] = risk.session_loss_grid
+        pf[kl.P_SESSION_SINGLE] = risk.session_loss_single
+        pf[kl.P_DAILY] = risk.daily_loss_limit
+        pf[kl.P_ROLLING_DD] = risk.rolling_drawdown_pct
+        pf[kl.P_ROLLING_MS] = risk.rolling_window_hours * 3_600_000
+        pf[kl.P_MAX_DD] = risk.max_drawdown_pct
+        pf[kl.P_MAX_POS] = risk.max_open_positions
+        pf[kl.P_CORR] = risk.correlation_threshold
+        pf[kl.P_COOLDOWN] = risk.cooldown_candles
+        pf[kl.P_RISK_SIZING] = 1.0 if sz.mode == "risk" else 0.0
+        pf[kl.P_RISK_PER_TRADE] = sz.risk_per_trade
+        self.pf = pf
+        self.mp = np.zeros((S, kl.M_W))
         for i, s in enumerate(self.symbols):
-            m = markets.get(s, MarketSpec())
-            self.mp[i] = (m.amount_step, m.min_amount, m.min_notional)
-        self.state = gk.KernelState.new(len(self.symbols), p.levels, account.capital_quote)
+            m, p = markets.get(s, MarketSpec()), self.params[s]
+            self.mp[i] = (m.amount_step, m.min_amount, m.min_notional, p.sl_pct,
+                          1.0 if p.is_grid else 0.0, p.levels_count, alloc)
+        self.state = kl.KernelState.new(S, self.levels, account.capital_quote,
+                                        risk.rolling_window_hours)
+        self.corr = None
+        if risk.correlation_threshold < 1.0:
+            window = max(2, risk.correlation_window_hours * 3_600_000 // int(self.tf_ms[0]))
+            self.corr = CorrelationGuard(S, int(window))
         self.pending: dict[str, list[IndicatorChunk]] = {s: [] for s in self.symbols}
         self.seen_ts: dict[str, int | None] = {s: None for s in self.symbols}
         self.done: dict[str, bool] = {s: False for s in self.symbols}
@@ -115,6 +144,64 @@ class AccountEngine:
     def flush(self) -> JournalBatch:
         """Process everything buffered (end of input)."""
         return self._process(np.iinfo(np.int64).max)
+
+    def apply_command(self, cmd: Command, ts_ms: int) -> JournalBatch:
+        """Apply a control command at event time ``ts_ms``; journal its acknowledgement.
+
+        ``reset_kill_switch`` (payload ``{"reason": "MAX_DRAWDOWN"}`` for one switch,
+        all when omitted) clears the switches and restarts what each cleared one
+        measures from the current equity (session PnL, peak, rolling window, day start).
+        Other kinds are acknowledged as rejected for now.
+        """
+        st = self.state
+        mask = int(st.ai[kl.AI_KILL])
+        if cmd.kind != "reset_kill_switch":
+            return self._ack(cmd, ts_ms, False, f"UNSUPPORTED_KIND: {cmd.kind}")
+        reason = cmd.payload.get("reason")
+        names = {v: k for k, v in KILL_SWITCH_REASONS.items()}
+        if reason is not None and reason not in names:
+            return self._ack(cmd, ts_ms, False, f"UNKNOWN_REASON: {reason!r}")
+        bits = names[reason] if reason is not None else KS_ALL
+        cleared = mask & bits
+        st.ai[kl.AI_KILL] = mask & ~bits
+        equity = self.equity()
+        # restart what each cleared switch measures, so it does not trip again at once
+        if cleared & (KS_SESSION_GRID | KS_SESSION_SINGLE):
+            st.sf[:, kl.SF_SESSION_PNL] = 0.0
+        if cleared & KS_MAX_DD:
+            st.af[kl.AF_PEAK] = equity
+        if cleared & KS_ROLLING_DD:
+            st.rw_ts[:] = -1
+        if cleared & KS_DAILY:
+            st.af[kl.AF_DAY_START] = equity
+        out = self._ack(cmd, ts_ms, True, "")
+        for name in kill_switch_names(cleared):
+            st.ai[kl.AI_SEQ] += 1
+            self.counters["kill_switch_resets"] += 1
+            out.events.append(JournalEvent(
+                event_id=f"kill_switch_reset:{self.account.name}:{int(st.ai[kl.AI_SEQ])}",
+                kind="kill_switch_reset", reason=name, ts_ms=ts_ms, account=self.account.name,
+                seq=int(st.ai[kl.AI_SEQ]), detail={"equity": equity, "by": cmd.issued_by,
+                                                  "command_id": cmd.command_id},
+            ))
+        out.summaries.append(self.summary())
+        return out
+
+    def restore_kill_switch(self, names: list[str]) -> None:
+        """Re-arm kill switches journaled by an earlier process (restart from journal)."""
+        codes = {v: k for k, v in KILL_SWITCH_REASONS.items()}
+        for n in names:
+            self.state.ai[kl.AI_KILL] |= codes[n]
+
+    def _ack(self, cmd: Command, ts_ms: int, ok: bool, why: str) -> JournalBatch:
+        st = self.state
+        st.ai[kl.AI_SEQ] += 1
+        return JournalBatch(events=[JournalEvent(
+            event_id=f"command_ack:{self.account.name}:{cmd.command_id}",
+            kind="command_applied" if ok else "command_rejected", reason=why or cmd.kind,
+            ts_ms=ts_ms, account=self.account.name, seq=int(st.ai[kl.AI_SEQ]),
+            detail={"command_id": cmd.command_id, "kind": cmd.kind, "payload": cmd.payload},
+        )])
 
     def _frontier(self) -> int | None:
         f = np.iinfo(np.int64).max
@@ -140,22 +227,35 @@ class AccountEngine:
             ready = chunks[:k]
             last = ready[-1]
             keep = last.candles.ts > frontier
+            self.pending[s] = chunks[k:]
             if keep.any():
-                rest = IndicatorChunk(last.candles.take(keep), {n: v[keep] for n, v in last.values.items()})
-                self.pending[s] = [rest] + chunks[k:]
-                upto = ~keep
-                ready[-1] = IndicatorChunk(last.candles.take(upto), {n: v[upto] for n, v in last.values.items()})
-            else:
-                self.pending[s] = chunks[k:]
+                rest = IndicatorChunk(last.candles.take(keep),
+                                      {n: v[keep] for n, v in last.values.items()})
+                self.pending[s].insert(0, rest)
+                ready[-1] = IndicatorChunk(last.candles.take(~keep),
+                                           {n: v[~keep] for n, v in last.values.items()})
             cat = np.concatenate
-            parts.append((
-                s,
-                cat([r.candles.ts for r in ready]),
-                {f: cat([getattr(r.candles, f) for r in ready]) for f in ("open", "high", "low", "close")},
-                cat([r.values[self.sma_name] for r in ready]),
-                cat([r.values[self.atr_name] for r in ready]),
-            ))
+            cols = {f: cat([getattr(r.candles, f) for r in ready]) for f in ("ts", *_OHLC)}
+            vals = {n: cat([r.values[n] for r in ready]) for n in ready[0].values}
+            parts.append((s, cols, vals))
         return parts
+
+    def _quotes(self, s: str, vals: dict[str, np.ndarray], n: int):
+        i = self.index[s]
+        p = self.params[s]
+        q = STRATEGIES[p.name][1](p, vals, self.ticks[i])
+        lv = np.full((n, self.levels), np.nan)
+        lv[:, : q.levels.shape[1]] = q.levels
+        sz = self.account.sizing
+        lev = self.account.leverage
+        if sz.mode == "fixed_notional":
+            size = np.full(n, sz.notional_per_level_quote)
+        else:
+            size = np.full(n, self.mp[i, kl.M_ALLOC] / p.levels_count * lev)
+            if sz.mode == "vol_parity":
+                hv = vals[indicator_name("hv", sz.vol_window)]
+                size = size * np.minimum(sz.target_vol / hv, sz.max_vol_scale)
+        return q.side, lv, q.take_profit, q.trail, size
 
     def _process(self, frontier: int | None) -> JournalBatch:
         if frontier is None:
@@ -163,110 +263,52 @@ class AccountEngine:
         parts = self._take_ready(frontier)
         if not parts:
             return JournalBatch()
-        p = self.account.strategy
-        L = p.levels
-        syms, tss, o, h, lo, c, qside, qlv, qtp = [], [], [], [], [], [], [], [], []
-        for s, ts, cols, sma, atr in parts:
-            i = self.index[s]
-            q = grid_atr_quotes(p, sma, atr, self.ticks[i])
-            syms.append(np.full(len(ts), i, np.int64))
-            tss.append(ts)
-            o.append(cols["open"])
-            h.append(cols["high"])
-            lo.append(cols["low"])
-            c.append(cols["close"])
-            qside.append(q.side)
-            qlv.append(q.levels)
-            qtp.append(q.take_profit)
-        sym = np.concatenate(syms)
-        ts = np.concatenate(tss)
+        cols: dict[str, list] = {k: [] for k in ("sym", "ts", *_OHLC, "side", "lv", "tp",
+                                                 "trail", "size")}
+        for s, c, vals in parts:
+            n = len(c["ts"])
+            cols["sym"].append(np.full(n, self.index[s], np.int64))
+            for f in ("ts", *_OHLC):
+                cols[f].append(c[f])
+            for k, v in zip(("side", "lv", "tp", "trail", "size"), self._quotes(s, vals, n)):
+                cols[k].append(v)
+        sym = np.concatenate(cols["sym"])
+        ts = np.concatenate(cols["ts"])
         order = np.lexsort((sym, ts))
+        a = {k: np.concatenate(v)[order] for k, v in cols.items()}
         N = len(order)
-        cap = N * (2 * L + 4) + 1
-        out_i = np.empty((cap, gk.OI_W), np.int64)
-        out_f = np.empty((cap, gk.OF_W), np.float64)
-        st = self.state
+        S = len(self.symbols)
+        if self.corr is not None:
+            group = np.r_[0, np.cumsum(np.diff(a["ts"]) != 0)]
+            per_group = self.corr.update(group, a["sym"], a["close"])
+            ev_corr = per_group[group, a["sym"]]
+        else:
+            ev_corr = np.zeros((N, S))
+        cap = N * (2 * self.levels + 8) + 8
+        out_i = np.empty((cap, kl.OI_W), np.int64)
+        out_f = np.empty((cap, kl.OF_W), np.float64)
         n = gk.run_steps(
-            sym[order], ts[order],
-            np.concatenate(o)[order], np.concatenate(h)[order],
-            np.concatenate(lo)[order], np.concatenate(c)[order],
-            np.concatenate(qside)[order], np.concatenate(qlv)[order], np.concatenate(qtp)[order],
-            self.tf_ms, self.equity_every_ms,
-            st.sf, st.si, st.qlv, st.filled, st.dn, st.cnt, st.af, st.ai, self.pf, self.mp, out_i, out_f,
+            a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"],
+            a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"], a["trail"],
+            a["size"], np.ascontiguousarray(ev_corr), self.tf_ms, self.equity_every_ms,
+            *self.state.arrays(), self.pf, self.mp, out_i, out_f,
         )
-        batch = self._decode(out_i[:n], out_f[:n])
+        batch = decode(out_i[:n], out_f[:n], self.account.name, self.symbols,
+                       self.strategy_names, self.counters)
         batch.summaries.append(self.summary())
         return batch
-
-    # ---- decoding ------------------------------------------------------------------
-    def _decode(self, oi: np.ndarray, of: np.ndarray) -> JournalBatch:
-        b = JournalBatch()
-        acct = self.account.name
-        strat = self.strategy_name
-        rows_i = oi.tolist()
-        rows_f = of.tolist()
-        for (kind, ts, s, lvl, seq, reason, dts, side), f in zip(rows_i, rows_f):
-            sym = self.symbols[s] if s >= 0 else ""
-            if kind == gk.K_ENTRY or kind == gk.K_EXIT:
-                entry = kind == gk.K_ENTRY
-                tag = f"L{lvl}" if entry else ("TP" if lvl == gk.TAG_TP else "SL")
-                coid = client_order_id(acct, strat, sym, tag, dts)
-                otype = "limit" if tag != "SL" else "stop_market"
-                b.orders.append(OrderRequest(
-                    client_order_id=coid, account=acct, strategy=strat, symbol=sym, tag=tag,
-                    ts_ms=dts, seq=seq, side=_SIDE[side], type=otype,
-                    price=f[0] if entry else f[5], amount=f[1], reduce_only=not entry,
-                ))
-                b.fills.append(ExecutionReport(
-                    report_id="fill-" + coid, client_order_id=coid, account=acct, symbol=sym,
-                    ts_ms=ts, seq=seq, status="filled", side=_SIDE[side], price=f[0],
-                    amount=f[1], fee=f[2], liquidity="taker" if otype == "stop_market" else "maker",
-                    realized_pnl=f[3],
-                ))
-                self.counters["entries" if entry else "exits_" + tag] += 1
-            elif kind == gk.K_TRADE:
-                b.trades.append(TradeRecord(
-                    trade_id=f"{acct}:{sym}:{dts}", account=acct, symbol=sym, seq=seq,
-                    position_side=_POS[side], open_ts_ms=dts, close_ts_ms=ts, entries=lvl,
-                    amount=f[1], avg_entry=f[4], exit_price=f[0], pnl=f[3], fees=f[2],
-                    exit_reason=_EXIT[reason],
-                ))
-            elif kind == gk.K_DENIED:
-                code = DENY_REASONS[reason]
-                b.events.append(JournalEvent(
-                    event_id=f"order_denied:{acct}:{seq}", kind="order_denied", reason=code,
-                    ts_ms=ts, account=acct, symbol=sym, seq=seq,
-                    detail={"level": lvl, "side": _SIDE[side], "price": f[0], "amount": f[1],
-                            "margin_ratio_after": f[4], "max_margin_ratio": f[5],
-                            "decision_ts_ms": dts},
-                ))
-            elif kind == gk.K_KILL:
-                code = KILL_SWITCH_REASONS[reason]
-                self.counters["kill_switch_trips"] += 1
-                b.events.append(JournalEvent(
-                    event_id=f"kill_switch_tripped:{acct}:{seq}", kind="kill_switch_tripped",
-                    reason=code, ts_ms=ts, account=acct, symbol=sym, seq=seq,
-                    detail={"equity": f[0], "session_start_equity": f[1],
-                            "session_return": f[4], "threshold": f[5]},
-                ))
-            elif kind == gk.K_EQUITY:
-                b.equity.append(EquitySnapshot(
-                    account=acct, ts_ms=ts, equity=f[0], cash=f[1], unrealized=f[2],
-                    used_margin=f[3],
-                ))
-        return b
 
     # ---- views -------------------------------------------------------------------
     @property
     def kill_switch(self) -> str:
-        """Reason code of the active kill switch, or ``""``."""
-        return KILL_SWITCH_REASONS.get(int(self.state.ai[gk.AI_KILL]), "")
+        """Reason codes of the active kill switches, comma-separated, or ``""``."""
+        return ",".join(kill_switch_names(int(self.state.ai[kl.AI_KILL])))
 
     def equity(self) -> float:
         """Cash plus unrealized PnL at the last closes, quote currency."""
         st = self.state
-        unreal, _ = gk._marks(st.sf, st.si, -1, 0.0)
-        return float(st.af[gk.AF_CASH] + unreal)
+        unreal = gk._marks(st.sf, st.si, self.mp, -1, 0.0)[0]
+        return float(st.af[kl.AF_CASH] + unreal)
 
     def counter_dict(self) -> dict[str, int]:
         """Event counters, denials per reason included (``denied_MAX_MARGIN_RATIO``)."""
@@ -281,13 +323,13 @@ class AccountEngine:
         st = self.state
         return AccountSummary(
             account=self.account.name,
-            candles=int(st.ai[gk.AI_CANDLES]),
-            last_ts_ms=int(st.ai[gk.AI_LAST_TS]),
-            initial_capital=float(st.af[gk.AF_CAPITAL]),
+            candles=int(st.ai[kl.AI_CANDLES]),
+            last_ts_ms=int(st.ai[kl.AI_LAST_TS]),
+            initial_capital=float(st.af[kl.AF_CAPITAL]),
             equity=self.equity(),
-            cash=float(st.af[gk.AF_CASH]),
-            fees_paid=float(st.af[gk.AF_FEES]),
-            realized_pnl=float(st.af[gk.AF_REALIZED]),
+            cash=float(st.af[kl.AF_CASH]),
+            fees_paid=float(st.af[kl.AF_FEES]),
+            realized_pnl=float(st.af[kl.AF_REALIZED]),
             kill_switch=self.kill_switch,
             counters=self.counter_dict(),
         )

@@ -2,177 +2,113 @@
 
 One numba function, :func:`run_steps`, advances one account over a sequence of closed
 candles (many symbols, sorted by ``(ts, symbol index)``). The streaming account engine
-calls it for whatever candles are ready; a sweep calls it for a whole history. State is
-a handful of numpy arrays (:class:`KernelState`), so it pickles for Bytewax snapshots and
-results do not depend on how candles were chunked.
+calls it for whatever candles are ready; a sweep can call it for a whole history. State
+is a handful of numpy arrays (:class:`~gridflow.operators.kernel_layout.KernelState`), so
+it pickles for Bytewax snapshots and results do not depend on how candles were chunked.
 
 Timing (no look-ahead)
 ----------------------
-The quotes (grid level prices, take-profit price, side) computed at the close of candle
-``t`` rest during candle ``t+1`` of the same symbol. Fills are stamped with the open time
-of the candle in which they happen; equity snapshots with candle close times.
+Quotes (side, level prices, take profit, trailing distance, size) decided at the close
+of candle ``t`` rest during candle ``t+1`` of the same symbol. Fills are stamped with the
+open time of the candle in which they happen; equity snapshots with close times.
 
 Intrabar rule (the same in replay and sweep)
 ---------------------------------------------
-Price is assumed to travel ``open -> low -> high -> close`` when ``close >= open`` and
-``open -> high -> low -> close`` otherwise. Along each leg, orders trigger in the order
-the price reaches them:
+A flip (quotes on the other side of an open position) closes it at the candle's open
+(market: taker fee and slippage). Price then travels ``open -> low -> high -> close``
+when ``close >= open`` and ``open -> high -> low -> close`` otherwise. Along each leg,
+orders trigger in the order the price reaches them:
 
-* grid entries (limit, maker fee) fill at their level price, or at the leg's start price
-  when the market opened beyond it (a gap fills at the better open);
-* the stop loss (stop-market, taker fee plus slippage) triggers at
-  ``avg_entry * (1 - sl_pct)`` for a long (``1 + sl_pct`` for a short); when a level and
-  the stop are at the same price, the stop goes first (conservative);
-* the take profit (limit at the SMA, maker fee) fills on a favourable leg.
+* entries (limit, maker fee) fill at their level price, or at the leg's start when the
+  market opened beyond it (a gap fills at the better open);
+* the stop (stop-market, taker fee plus slippage) sits at the tighter of ``avg_entry *
+  (1 - sl_pct)`` and ``best - trail`` for a long (mirrored for a short), where ``best``
+  is the best price since entry up to the previous close; when a level and the stop are
+  at the same price the stop goes first (conservative);
+* the take profit (limit, maker fee) fills on a favourable leg.
 
-After a grid closes (TP or SL) it re-arms at the next candle, never within the same one.
+After a position closes it re-arms at the next candle, never within the same one.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from gridflow.operators.risk import KS_OFF, KS_SESSION_LOSS, gate_entry, session_loss_tripped
+from gridflow.operators.kernel_layout import (
+    AF_CASH, AF_DAY_START, AF_FEES, AF_PEAK, AF_REALIZED, AI_CANDLES, AI_DAY, AI_KILL,
+    AI_LAST_TS, AI_RW_POS, EXIT_FLIP, EXIT_SL, EXIT_TP, EXIT_TRAIL, K_DENIED, K_ENTRY,
+    K_EQUITY, K_EXIT, K_KILL_RESET, K_TRADE, M_ALLOC, M_GRID, M_LEVELS, M_MIN_AMOUNT,
+    M_MIN_NOTIONAL, M_SL, M_STEP, P_COOLDOWN, P_CORR, P_LEVERAGE, P_MAKER, P_MAX_MR,
+    P_MAX_POS, P_RISK_PER_TRADE, P_RISK_SIZING, P_SLIP, P_TAKER, SF_AMT, SF_AVG, SF_BEST,
+    SF_CYCLE_FEES, SF_LAST_CLOSE, SF_SESSION_PNL, SF_TP, SF_TRAIL, SI_COOLDOWN, SI_ENTRIES,
+    SI_OPEN_TS, SI_OPENED_NOW, SI_QSIDE, SI_QTS, SI_SIDE, TAG_FLIP, TAG_SL, TAG_TP, emit,
+)
+from gridflow.operators.risk import (
+    DENY_COOLDOWN, DENY_CORRELATION, DENY_KILL_SWITCH, DENY_MAX_MARGIN_RATIO,
+    DENY_MAX_POSITIONS, DENY_MIN_NOTIONAL, KS_DAILY, check_kill_switches, gate_entry,
+    rule_new_position,
+)
 
-# output kinds
-K_ENTRY = 1
-K_EXIT = 2
-K_TRADE = 3
-K_DENIED = 4
-K_KILL = 5
-K_EQUITY = 6
-
-TAG_TP = -1
-TAG_SL = -2
-EXIT_TP = 1
-EXIT_SL = 2
-
-# out_i columns: kind, ts, sym, level/tag/entries, seq, reason, decision ts / open ts, side
-OI_W = 8
-# out_f columns: price, amount, fee, pnl, x1, x2
-OF_W = 6
-
-# per-symbol float state
-SF_AMT, SF_AVG, SF_CYCLE_FEES, SF_LAST_CLOSE, SF_TP = 0, 1, 2, 3, 4
-SF_W = 5
-# per-symbol int state
-SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS = 0, 1, 2, 3, 4
-SI_W = 5
-# account float state
-AF_CASH, AF_SESSION_START, AF_FEES, AF_REALIZED, AF_CAPITAL = 0, 1, 2, 3, 4
-AF_W = 5
-# account int state
-AI_KILL, AI_SEQ, AI_CANDLES, AI_LAST_TS = 0, 1, 2, 3
-AI_W = 4
-# params
-P_MARGIN_PER_LEVEL, P_LEVERAGE, P_SL, P_MAKER, P_TAKER, P_SLIP, P_MAX_MR, P_SESSION_LOSS = range(8)
-P_W = 8
-# per-symbol market params
-M_STEP, M_MIN_AMOUNT, M_MIN_NOTIONAL = 0, 1, 2
-M_W = 3
-
-
-@dataclass
-class KernelState:
-    """Picklable state of one account for :func:`run_steps`.
-
-    Attributes
-    ----------
-    sf : float64 (S, 5)
-        Per symbol: position amount (base, >= 0), average entry (quote), fees of the
-        open cycle (quote), last close (quote), resting take-profit price (quote).
-    si : int64 (S, 5)
-        Per symbol: position side (+1 long, -1 short, 0 flat), first-entry time (ms),
-        entries in the cycle, side of the resting quotes, decision time of the quotes.
-    qlv : float64 (S, L)
-        Resting grid level prices (NaN = not quoted).
-    filled : uint8 (S, L)
-        1 where the level is filled in the open cycle.
-    af : float64 (5,)
-        Cash (quote), session start equity, fees paid, realized PnL, initial capital.
-    ai : int64 (4,)
-        Kill switch code, event sequence number, candles processed, last candle time.
-    dn : int64 (S, L)
-        Last denial reason journaled for each level in the open cycle: a level denied
-        again for the same reason is counted but not journaled again until the cycle
-        ends, the level fills or the reason changes.
-    cnt : int64 (16,)
-        Denials counted per reason code.
-    """
-
-    sf: np.ndarray
-    si: np.ndarray
-    qlv: np.ndarray
-    filled: np.ndarray
-    af: np.ndarray
-    ai: np.ndarray
-    dn: np.ndarray
-    cnt: np.ndarray
-
-    @classmethod
-    def new(cls, n_symbols: int, levels: int, capital_quote: float) -> "KernelState":
-        sf = np.zeros((n_symbols, SF_W))
-        sf[:, SF_LAST_CLOSE] = np.nan
-        sf[:, SF_TP] = np.nan
-        af = np.zeros(AF_W)
-        af[AF_CASH] = capital_quote
-        af[AF_SESSION_START] = capital_quote
-        af[AF_CAPITAL] = capital_quote
-        ai = np.zeros(AI_W, dtype=np.int64)
-        ai[AI_LAST_TS] = -1
-        return cls(
-            sf,
-            np.zeros((n_symbols, SI_W), dtype=np.int64),
-            np.full((n_symbols, levels), np.nan),
-            np.zeros((n_symbols, levels), dtype=np.uint8),
-            af,
-            ai,
-            np.zeros((n_symbols, levels), dtype=np.int64),
-            np.zeros(16, dtype=np.int64),
-        )
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 
 
 @njit(cache=True)
-def _marks(sf, si, sym, price):
-    """Equity parts with symbol ``sym`` marked at ``price``, others at last close."""
+def _marks(sf, si, mp, sym, price):
+    """Unrealized PnL, entry notional, session PnL of grid / single symbols, open count;
+    symbol ``sym`` marked at ``price``, the others at their last close."""
     unreal = 0.0
     notional = 0.0
+    pnl_grid = 0.0
+    pnl_single = 0.0
+    n_open = 0
     for s in range(sf.shape[0]):
+        u = 0.0
         amt = sf[s, SF_AMT]
         if amt > 0.0:
             mark = price if s == sym else sf[s, SF_LAST_CLOSE]
-            unreal += si[s, SI_SIDE] * amt * (mark - sf[s, SF_AVG])
+            u = si[s, SI_SIDE] * amt * (mark - sf[s, SF_AVG])
             notional += amt * sf[s, SF_AVG]
-    return unreal, notional
+            n_open += 1
+        unreal += u
+        if mp[s, M_GRID] > 0.0:
+            pnl_grid += sf[s, SF_SESSION_PNL] + u
+        else:
+            pnl_single += sf[s, SF_SESSION_PNL] + u
+    return unreal, notional, pnl_grid, pnl_single, n_open
 
 
 @njit(cache=True)
-def _emit(out_i, out_f, n, ai, kind, ts, sym, level, reason, dts, side, f0, f1, f2, f3, f4, f5):
-    out_i[n, 0] = kind
-    out_i[n, 1] = ts
-    out_i[n, 2] = sym
-    out_i[n, 3] = level
-    out_i[n, 4] = ai[AI_SEQ]
-    out_i[n, 5] = reason
-    out_i[n, 6] = dts
-    out_i[n, 7] = side
-    out_f[n, 0] = f0
-    out_f[n, 1] = f1
-    out_f[n, 2] = f2
-    out_f[n, 3] = f3
-    out_f[n, 4] = f4
-    out_f[n, 5] = f5
-    ai[AI_SEQ] += 1
-    return n + 1
+def _caps(mp):
+    cap_grid = 0.0
+    cap_single = 0.0
+    for s in range(mp.shape[0]):
+        if mp[s, M_GRID] > 0.0:
+            cap_grid += mp[s, M_ALLOC]
+        else:
+            cap_single += mp[s, M_ALLOC]
+    return cap_grid, cap_single
 
 
 @njit(cache=True)
-def _close(s, ts, px, fee_rate, slip, tag, sf, si, af, ai, out_i, out_f, n):
-    """Close the whole position of symbol ``s`` at ``px`` (before slippage)."""
+def _stop(s, sf, si, mp):
+    """Stop price of the open position of ``s`` and whether the trailing leg sets it."""
+    d = si[s, SI_SIDE]
+    stop = sf[s, SF_AVG] * (1.0 - d * mp[s, M_SL])
+    trail = sf[s, SF_TRAIL]
+    if trail > 0.0 and sf[s, SF_BEST] > 0.0:
+        ts_ = sf[s, SF_BEST] - d * trail
+        if d * ts_ > d * stop:
+            return ts_, True
+    return stop, False
+
+
+@njit(cache=True)
+def _close(s, ts, px, fee_rate, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f, n):
+    """Close the whole position of ``s`` at ``px`` (before slippage); log exit + trade."""
     d = si[s, SI_SIDE]
     amt = sf[s, SF_AMT]
     fill = px * (1.0 - d * slip)
@@ -181,15 +117,18 @@ def _close(s, ts, px, fee_rate, slip, tag, sf, si, af, ai, out_i, out_f, n):
     af[AF_CASH] += pnl - fee
     af[AF_FEES] += fee
     af[AF_REALIZED] += pnl
-    n = _emit(out_i, out_f, n, ai, K_EXIT, ts, s, tag, 0, si[s, SI_QTS], -d,
-              fill, amt, fee, pnl, sf[s, SF_AVG], px)
+    sf[s, SF_SESSION_PNL] += pnl - fee
+    n = emit(out_i, out_f, n, ai, K_EXIT, ts, s, tag, reason, si[s, SI_QTS], -d,
+             fill, amt, fee, pnl, sf[s, SF_AVG], px)
     fees = sf[s, SF_CYCLE_FEES] + fee
-    reason = EXIT_TP if tag == TAG_TP else EXIT_SL
-    n = _emit(out_i, out_f, n, ai, K_TRADE, ts, s, si[s, SI_ENTRIES], reason, si[s, SI_OPEN_TS], d,
-              fill, amt, fees, pnl - fees, sf[s, SF_AVG], 0.0)
+    n = emit(out_i, out_f, n, ai, K_TRADE, ts, s, si[s, SI_ENTRIES], reason, si[s, SI_OPEN_TS],
+             d, fill, amt, fees, pnl - fees, sf[s, SF_AVG], 0.0)
+    if reason == EXIT_SL or reason == EXIT_TRAIL:
+        si[s, SI_COOLDOWN] = int(pf[P_COOLDOWN])
     sf[s, SF_AMT] = 0.0
     sf[s, SF_AVG] = 0.0
     sf[s, SF_CYCLE_FEES] = 0.0
+    sf[s, SF_BEST] = 0.0
     si[s, SI_SIDE] = 0
     si[s, SI_ENTRIES] = 0
     si[s, SI_OPEN_TS] = 0
@@ -197,164 +136,234 @@ def _close(s, ts, px, fee_rate, slip, tag, sf, si, af, ai, out_i, out_f, n):
 
 
 @njit(cache=True)
-def _adverse_leg(s, ts, a, b, d, sf, si, qlv, filled, dn, cnt, af, ai, pf, mp, out_i, out_f, n):
-    """Entries and the stop along a leg moving against grid side ``d``.
+def _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n):
+    stop, trailing = _stop(s, sf, si, mp)
+    d = si[s, SI_SIDE]
+    px = a if d * a <= d * stop else stop
+    reason = EXIT_TRAIL if trailing else EXIT_SL
+    return _close(s, ts, px, pf[P_TAKER], pf[P_SLIP], TAG_SL, reason, sf, si, af, ai, pf,
+                  out_i, out_f, n)
 
-    Returns ``(n, closed)``.
-    """
-    L = qlv.shape[1]
-    for i in range(L):
+
+@njit(cache=True)
+def _try_entry(s, i, ts, px, d, e, nq_size, ev_corr, sf, si, filled, dn, cnt, af, ai, pf, mp,
+               rw_ts, rw_eq, caps, out_i, out_f, n):
+    """Gate and, if allowed, fill level ``i`` of ``s`` at ``px``. Returns ``n``."""
+    unreal, notional, pnl_g, pnl_s, n_open = _marks(sf, si, mp, s, px)
+    equity = af[AF_CASH] + unreal
+    n = check_kill_switches(ts, equity, pnl_g, caps[0], pnl_s, caps[1], af, ai, pf,
+                            rw_ts, rw_eq, out_i, out_f, n)
+    lev = pf[P_LEVERAGE]
+    if pf[P_RISK_SIZING] > 0.0:
+        size = pf[P_RISK_PER_TRADE] * equity / (mp[s, M_LEVELS] * mp[s, M_SL])
+    else:
+        size = nq_size[e]
+    amount = size / px
+    step = mp[s, M_STEP]
+    if step > 0.0 and math.isfinite(amount):
+        amount = math.floor(amount / step + 1e-9) * step
+    used = notional / lev
+    opens = sf[s, SF_AMT] == 0.0
+    max_corr = 0.0
+    if opens:
+        for o in range(sf.shape[0]):
+            if o != s and sf[o, SF_AMT] > 0.0:
+                c = abs(ev_corr[e, o])
+                if not (c <= max_corr):
+                    max_corr = c
+    r = gate_entry(ai[AI_KILL], px, amount, mp[s, M_MIN_AMOUNT], mp[s, M_MIN_NOTIONAL],
+                   equity, used, lev, pf[P_MAX_MR])
+    if r == 0:
+        r = rule_new_position(opens, si[s, SI_COOLDOWN], n_open, int(pf[P_MAX_POS]),
+                              max_corr, pf[P_CORR])
+    if r != 0:
+        cnt[r] += 1
+        if dn[s, i] == r:
+            return n
+        dn[s, i] = r
+        x1 = (used + amount * px / lev) / equity if equity > 0 else np.inf
+        x2 = pf[P_MAX_MR]
+        if r == DENY_KILL_SWITCH:
+            x1, x2 = float(ai[AI_KILL]), 0.0
+        elif r == DENY_MIN_NOTIONAL:
+            x1, x2 = amount * px, mp[s, M_MIN_NOTIONAL]
+        elif r == DENY_COOLDOWN:
+            x1, x2 = float(si[s, SI_COOLDOWN]), pf[P_COOLDOWN]
+        elif r == DENY_MAX_POSITIONS:
+            x1, x2 = float(n_open), pf[P_MAX_POS]
+        elif r == DENY_CORRELATION:
+            x1, x2 = max_corr, pf[P_CORR]
+        elif r != DENY_MAX_MARGIN_RATIO:
+            x1, x2 = equity, 0.0
+        return emit(out_i, out_f, n, ai, K_DENIED, ts, s, i, r, si[s, SI_QTS], d,
+                    px, amount, 0.0, 0.0, x1, x2)
+    fee = amount * px * pf[P_MAKER]
+    old = sf[s, SF_AMT]
+    if old == 0.0:
+        si[s, SI_SIDE] = d
+        si[s, SI_OPEN_TS] = ts
+        si[s, SI_ENTRIES] = 0
+        si[s, SI_OPENED_NOW] = 1
+        sf[s, SF_BEST] = px
+    sf[s, SF_AVG] = (old * sf[s, SF_AVG] + amount * px) / (old + amount)
+    sf[s, SF_AMT] = old + amount
+    sf[s, SF_CYCLE_FEES] += fee
+    sf[s, SF_SESSION_PNL] -= fee
+    si[s, SI_ENTRIES] += 1
+    filled[s, i] = 1
+    dn[s, i] = 0
+    af[AF_CASH] -= fee
+    af[AF_FEES] += fee
+    return emit(out_i, out_f, n, ai, K_ENTRY, ts, s, i, 0, si[s, SI_QTS], d,
+                px, amount, fee, 0.0, sf[s, SF_AVG], 0.0)
+
+
+@njit(cache=True)
+def _adverse_leg(s, ts, a, b, d, e, nq_size, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
+                 pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n):
+    """Entries and the stop along a leg moving against side ``d``; ``(n, closed)``."""
+    for i in range(qlv.shape[1]):
         if filled[s, i]:
             continue
         lv = qlv[s, i]
         if not (lv > 0.0) or d * b > d * lv:
             continue
-        # stop first when reached before (or at) this level
-        if sf[s, SF_AMT] > 0.0:
-            stop = sf[s, SF_AVG] * (1.0 - d * pf[P_SL])
+        if sf[s, SF_AMT] > 0.0:  # the stop first when reached before (or at) this level
+            stop, _ = _stop(s, sf, si, mp)
             if d * stop >= d * lv and d * b <= d * stop:
-                px = a if d * a <= d * stop else stop
-                return _close(s, ts, px, pf[P_TAKER], pf[P_SLIP], TAG_SL, sf, si, af, ai,
-                              out_i, out_f, n), True
+                return _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n), True
         px = a if d * a <= d * lv else lv
-        step = mp[s, M_STEP]
-        amount = pf[P_MARGIN_PER_LEVEL] * pf[P_LEVERAGE] / px
-        if step > 0.0:
-            amount = math.floor(amount / step + 1e-9) * step
-        unreal, notional = _marks(sf, si, s, px)
-        equity = af[AF_CASH] + unreal
-        if ai[AI_KILL] == KS_OFF and session_loss_tripped(
-            equity, af[AF_SESSION_START], pf[P_SESSION_LOSS]
-        ):
-            ai[AI_KILL] = KS_SESSION_LOSS
-            n = _emit(out_i, out_f, n, ai, K_KILL, ts, s, 0, KS_SESSION_LOSS, ts, 0, equity,
-                      af[AF_SESSION_START], 0.0, 0.0, equity / af[AF_SESSION_START] - 1.0,
-                      -pf[P_SESSION_LOSS])
-        used = notional / pf[P_LEVERAGE]
-        r = gate_entry(ai[AI_KILL], px, amount, mp[s, M_MIN_AMOUNT], mp[s, M_MIN_NOTIONAL],
-                       equity, used, pf[P_LEVERAGE], pf[P_MAX_MR])
-        if r != 0:
-            cnt[r] += 1
-            if dn[s, i] == r:
-                continue
-            dn[s, i] = r
-            ratio = (used + amount * px / pf[P_LEVERAGE]) / equity if equity > 0 else np.inf
-            n = _emit(out_i, out_f, n, ai, K_DENIED, ts, s, i, r, si[s, SI_QTS], d,
-                      px, amount, 0.0, 0.0, ratio, pf[P_MAX_MR])
-            continue
-        fee = amount * px * pf[P_MAKER]
-        old = sf[s, SF_AMT]
-        if old == 0.0:
-            si[s, SI_SIDE] = d
-            si[s, SI_OPEN_TS] = ts
-            si[s, SI_ENTRIES] = 0
-        sf[s, SF_AVG] = (old * sf[s, SF_AVG] + amount * px) / (old + amount)
-        sf[s, SF_AMT] = old + amount
-        sf[s, SF_CYCLE_FEES] += fee
-        si[s, SI_ENTRIES] += 1
-        filled[s, i] = 1
-        dn[s, i] = 0
-        af[AF_CASH] -= fee
-        af[AF_FEES] += fee
-        n = _emit(out_i, out_f, n, ai, K_ENTRY, ts, s, i, 0, si[s, SI_QTS], d,
-                  px, amount, fee, 0.0, sf[s, SF_AVG], 0.0)
+        n = _try_entry(s, i, ts, px, d, e, nq_size, ev_corr, sf, si, filled, dn, cnt, af, ai,
+                       pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n)
     if sf[s, SF_AMT] > 0.0:
-        stop = sf[s, SF_AVG] * (1.0 - d * pf[P_SL])
+        stop, _ = _stop(s, sf, si, mp)
         if d * b <= d * stop:
-            px = a if d * a <= d * stop else stop
-            return _close(s, ts, px, pf[P_TAKER], pf[P_SLIP], TAG_SL, sf, si, af, ai,
-                          out_i, out_f, n), True
+            return _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n), True
     return n, False
 
 
 @njit(cache=True)
-def _favourable_leg(s, ts, a, b, d, sf, si, af, ai, pf, out_i, out_f, n):
-    """Take profit along a leg moving with position side ``d``. Returns ``(n, closed)``."""
-    tp = sf[s, SF_TP]
-    if sf[s, SF_AMT] > 0.0 and tp > 0.0 and d * b >= d * tp:
-        px = a if d * a >= d * tp else tp
-        return _close(s, ts, px, pf[P_MAKER], 0.0, TAG_TP, sf, si, af, ai, out_i, out_f, n), True
-    return n, False
-
-
-@njit(cache=True)
-def _candle(s, ts, o, h, l, c, sf, si, qlv, filled, dn, cnt, af, ai, pf, mp, out_i, out_f, n):
-    d = si[s, SI_SIDE]
-    if d == 0:
-        d = si[s, SI_QSIDE]
+def _candle(s, ts, o, h, l, c, e, nq_size, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
+            mp, rw_ts, rw_eq, caps, out_i, out_f, n):
+    pos = si[s, SI_SIDE]
+    if pos != 0 and si[s, SI_QSIDE] == -pos:  # a flip: close at the open
+        return _close(s, ts, o, pf[P_TAKER], pf[P_SLIP], TAG_FLIP, EXIT_FLIP, sf, si, af, ai,
+                      pf, out_i, out_f, n)
+    d = pos if pos != 0 else si[s, SI_QSIDE]
     if d == 0:
         return n
-    if c >= o:
-        path = (o, l, h, c)
-    else:
-        path = (o, h, l, c)
+    path = (o, l, h, c) if c >= o else (o, h, l, c)
     for k in range(3):
         a = path[k]
         b = path[k + 1]
         if d * b < d * a:
-            # entries only while the resting quotes are on the position's side
             if si[s, SI_SIDE] != 0 or si[s, SI_QSIDE] == d:
-                n, closed = _adverse_leg(s, ts, a, b, d, sf, si, qlv, filled, dn, cnt, af, ai,
-                                         pf, mp, out_i, out_f, n)
+                n, closed = _adverse_leg(s, ts, a, b, d, e, nq_size, ev_corr, sf, si, qlv,
+                                         filled, dn, cnt, af, ai, pf, mp, rw_ts, rw_eq, caps,
+                                         out_i, out_f, n)
                 if closed:
                     return n
         elif d * b > d * a and si[s, SI_SIDE] != 0:
-            n, closed = _favourable_leg(s, ts, a, b, d, sf, si, af, ai, pf, out_i, out_f, n)
-            if closed:
-                return n
+            tp = sf[s, SF_TP]
+            if tp > 0.0 and d * b >= d * tp:
+                px = a if d * a >= d * tp else tp
+                return _close(s, ts, px, pf[P_MAKER], 0.0, TAG_TP, EXIT_TP, sf, si, af, ai,
+                              pf, out_i, out_f, n)
+    if si[s, SI_SIDE] != 0:  # best price since entry, using only the path after the entry
+        if si[s, SI_OPENED_NOW]:
+            after = (h if c >= o else c) if d > 0 else (c if c >= o else l)
+        else:
+            after = h if d > 0 else l
+        if d * after > d * sf[s, SF_BEST]:
+            sf[s, SF_BEST] = after
     return n
 
 
 @njit(cache=True)
-def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, tf_ms, equity_every_ms,
-              sf, si, qlv, filled, dn, cnt, af, ai, pf, mp, out_i, out_f):
+def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, caps,
+               out_i, out_f, n):
+    """Day rollover, hourly rolling mark, kill switch checks and the equity snapshot."""
+    unreal, notional, pnl_g, pnl_s, _ = _marks(sf, si, mp, -1, 0.0)
+    equity = af[AF_CASH] + unreal
+    day = ts // DAY_MS
+    if day != ai[AI_DAY]:
+        if ai[AI_DAY] >= 0 and ai[AI_KILL] & KS_DAILY:
+            ai[AI_KILL] &= ~KS_DAILY
+            n = emit(out_i, out_f, n, ai, K_KILL_RESET, ts, -1, 0, KS_DAILY, ts, 0,
+                     equity, af[AF_DAY_START], 0.0, 0.0, 0.0, 0.0)
+        ai[AI_DAY] = day
+        af[AF_DAY_START] = equity
+    if ts % HOUR_MS == 0:
+        p = ai[AI_RW_POS] % rw_ts.shape[0]
+        rw_ts[p] = ts
+        rw_eq[p] = equity
+        ai[AI_RW_POS] = p + 1
+    n = check_kill_switches(ts, equity, pnl_g, caps[0], pnl_s, caps[1], af, ai, pf,
+                            rw_ts, rw_eq, out_i, out_f, n)
+    if equity > af[AF_PEAK]:
+        af[AF_PEAK] = equity
+    if ts % equity_every_ms == 0:
+        n = emit(out_i, out_f, n, ai, K_EQUITY, ts, -1, 0, 0, ts, 0,
+                 equity, af[AF_CASH], unreal, notional / pf[P_LEVERAGE], 0.0, 0.0)
+    return n
+
+
+@njit(cache=True)
+def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_size, ev_corr,
+              tf_ms, equity_every_ms, sf, si, qlv, filled, dn, cnt, af, ai, rw_ts, rw_eq,
+              pf, mp, out_i, out_f):
     """Advance one account over ``N`` candles sorted by ``(ts, symbol index)``.
 
     Parameters
     ----------
     ev_sym, ev_ts : int64 (N,)
-        Symbol index and candle open time (ms UTC) of each candle.
+        Symbol index and candle open time (ms UTC).
     o, h, l, c : float64 (N,)
         OHLC in quote currency.
-    nq_side : int64 (N,); nq_lv : float64 (N, L); nq_tp : float64 (N,)
-        Quotes decided at the close of each candle (side +1/-1/0, level prices, take
-        profit price; NaN = none); they rest during that symbol's next candle.
+    nq_side : int64 (N,); nq_lv : float64 (N, L); nq_tp, nq_trail, nq_size : float64 (N,)
+        Quotes decided at each candle's close (side, level prices, take profit, trailing
+        distance, notional per level in quote); they rest during that symbol's next candle.
+    ev_corr : float64 (N, S)
+        ``|corr|`` guard input: correlation of the candle's symbol with every symbol as of
+        the previous candle time (NaN when unknown).
     tf_ms : int64 (S,)
         Timeframe of each symbol in ms.
     equity_every_ms : int
-        An equity snapshot is written at each group close time that is a multiple.
-    sf, si, qlv, filled, dn, cnt, af, ai : state arrays of :class:`KernelState` (updated in place).
-    pf : float64 (8,)
-        Margin per level (quote), leverage, sl_pct, maker fee, taker fee, slippage,
-        max margin ratio, session loss limit (fractions).
-    mp : float64 (S, 3)
-        Amount step (base), min amount (base), min notional (quote) per symbol.
+        Equity snapshots at candle-time closes that are multiples of this.
+    sf, si, qlv, filled, dn, cnt, af, ai, rw_ts, rw_eq
+        :class:`~gridflow.operators.kernel_layout.KernelState` arrays, updated in place.
+    pf : float64 (P_W,); mp : float64 (S, M_W)
+        Account and per-symbol parameters (see ``kernel_layout``).
     out_i : int64 (cap, 8); out_f : float64 (cap, 6)
-        Event log buffers; ``cap >= N * (2 * L + 4) + 1``.
+        Event log; ``cap >= N * (2 * L + 8) + 8``.
 
     Returns
     -------
     int
-        Number of rows written to the event log.
+        Rows written to the event log.
     """
     n = 0
     N = ev_ts.shape[0]
     L = qlv.shape[1]
+    caps = _caps(mp)
     for e in range(N):
         s = ev_sym[e]
         ts = ev_ts[e]
         was_open = sf[s, SF_AMT] > 0.0
-        n = _candle(s, ts, o[e], h[e], l[e], c[e], sf, si, qlv, filled, dn, cnt, af, ai, pf, mp,
-                    out_i, out_f, n)
+        si[s, SI_OPENED_NOW] = 0
+        n = _candle(s, ts, o[e], h[e], l[e], c[e], e, nq_size, ev_corr, sf, si, qlv, filled, dn,
+                    cnt, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n)
         if was_open and sf[s, SF_AMT] == 0.0:
             for i in range(L):
                 dn[s, i] = 0
+        if si[s, SI_COOLDOWN] > 0 and not (was_open and sf[s, SF_AMT] == 0.0):
+            si[s, SI_COOLDOWN] -= 1
         sf[s, SF_LAST_CLOSE] = c[e]
-        # quotes for this symbol's next candle
         close_ts = ts + tf_ms[s]
         si[s, SI_QSIDE] = nq_side[e]
         si[s, SI_QTS] = close_ts
         sf[s, SF_TP] = nq_tp[e]
+        sf[s, SF_TRAIL] = nq_trail[e]
         for i in range(L):
             qlv[s, i] = nq_lv[e, i]
         if sf[s, SF_AMT] == 0.0:
@@ -363,16 +372,6 @@ def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, tf_ms, equity_ev
         ai[AI_CANDLES] += 1
         ai[AI_LAST_TS] = ts
         if e == N - 1 or ev_ts[e + 1] != ts:
-            unreal, notional = _marks(sf, si, -1, 0.0)
-            equity = af[AF_CASH] + unreal
-            if ai[AI_KILL] == KS_OFF and session_loss_tripped(
-                equity, af[AF_SESSION_START], pf[P_SESSION_LOSS]
-            ):
-                ai[AI_KILL] = KS_SESSION_LOSS
-                n = _emit(out_i, out_f, n, ai, K_KILL, close_ts, -1, 0, KS_SESSION_LOSS,
-                          close_ts, 0, equity, af[AF_SESSION_START], 0.0, 0.0,
-                          equity / af[AF_SESSION_START] - 1.0, -pf[P_SESSION_LOSS])
-            if close_ts % equity_every_ms == 0:
-                n = _emit(out_i, out_f, n, ai, K_EQUITY, close_ts, -1, 0, 0, close_ts, 0,
-                          equity, af[AF_CASH], unreal, notional / pf[P_LEVERAGE], 0.0, 0.0)
+            n = _group_end(close_ts, tf_ms[s], equity_every_ms, sf, si, af, ai, pf, mp,
+                           rw_ts, rw_eq, caps, out_i, out_f, n)
     return n

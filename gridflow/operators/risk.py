@@ -1,14 +1,23 @@
-"""Risk gate: a chain of small uniform rules that fail closed.
+"""Risk gate: small uniform rules that fail closed, and the account's kill switches.
 
-Each rule is a numba function that takes the numbers it needs and returns ``0`` (pass)
-or a stable reason code. The chain :func:`gate_entry` runs for **every** opening order
-(every grid level, not only the first) inside the account step kernel; closing and
-reduce-only orders (take profit, stop loss) never pass through it, so a kill switch can
-never trap a position. A rule that lacks an input (non-finite price, no equity) denies:
-it never substitutes 0.
+Each opening-order rule is a numba function returning ``0`` (pass) or a stable reason
+code; :func:`gate_entry` chains them for **every** opening order (every grid level, not
+only the first). Closing and reduce-only orders (take profit, stop, flip close) never
+pass through the gate, so a kill switch can never trap a position. A rule missing an
+input (non-finite price or equity) denies; it never substitutes 0.
 
-Reason codes are ints inside the kernel and strings in the journal
-(:data:`DENY_REASONS`, :data:`KILL_SWITCH_REASONS`).
+Kill switches are bits of one mask; while any bit is set nothing opens. They trip at
+every candle-time close and intrabar before each entry (:func:`check_kill_switches`):
+
+=====================  =================================================  ============
+bit / reason           trips when                                          clears
+=====================  =================================================  ============
+SESSION_LOSS_GRID      grid symbols' session PnL <= -limit x their capital  reset command
+SESSION_LOSS_SINGLE    same for single-position strategies                  reset command
+DAILY_LOSS             equity <= (1 - limit) x equity at 00:00 UTC         next 00:00 UTC
+ROLLING_DRAWDOWN       equity <= (1 - pct) x peak of the last N hours       reset command
+MAX_DRAWDOWN           equity <= (1 - pct) x all-time peak, or <= 0, NaN    reset command
+=====================  =================================================  ============
 """
 
 from __future__ import annotations
@@ -17,13 +26,23 @@ import math
 
 from numba import njit
 
-# --- order denial reasons -------------------------------------------------------------
+from gridflow.operators.kernel_layout import (
+    AF_DAY_START,
+    AF_PEAK,
+    AI_KILL,
+    K_KILL,
+    P_DAILY,
+    P_MAX_DD,
+    P_ROLLING_DD,
+    P_ROLLING_MS,
+    P_SESSION_GRID,
+    P_SESSION_SINGLE,
+    emit,
+)
+
 OK = 0
-DENY_KILL_SWITCH = 1
-DENY_MIN_NOTIONAL = 2
-DENY_MAX_MARGIN_RATIO = 3
-DENY_NO_EQUITY = 4
-DENY_BAD_PRICE = 5
+DENY_KILL_SWITCH, DENY_MIN_NOTIONAL, DENY_MAX_MARGIN_RATIO, DENY_NO_EQUITY = 1, 2, 3, 4
+DENY_BAD_PRICE, DENY_COOLDOWN, DENY_MAX_POSITIONS, DENY_CORRELATION, DENY_PAUSED = 5, 6, 7, 8, 9
 
 DENY_REASONS = {
     DENY_KILL_SWITCH: "KILL_SWITCH",
@@ -31,19 +50,32 @@ DENY_REASONS = {
     DENY_MAX_MARGIN_RATIO: "MAX_MARGIN_RATIO",
     DENY_NO_EQUITY: "NO_EQUITY",
     DENY_BAD_PRICE: "BAD_PRICE",
+    DENY_COOLDOWN: "COOLDOWN",
+    DENY_MAX_POSITIONS: "MAX_OPEN_POSITIONS",
+    DENY_CORRELATION: "CORRELATION",
+    DENY_PAUSED: "PAUSED",
 }
 
-# --- kill switch reasons --------------------------------------------------------------
-KS_OFF = 0
-KS_SESSION_LOSS = 1
+KS_SESSION_GRID, KS_SESSION_SINGLE, KS_DAILY, KS_ROLLING_DD, KS_MAX_DD = 1, 2, 4, 8, 16
+KILL_SWITCH_REASONS = {
+    KS_SESSION_GRID: "SESSION_LOSS_GRID",
+    KS_SESSION_SINGLE: "SESSION_LOSS_SINGLE",
+    KS_DAILY: "DAILY_LOSS",
+    KS_ROLLING_DD: "ROLLING_DRAWDOWN",
+    KS_MAX_DD: "MAX_DRAWDOWN",
+}
+KS_ALL = 31
 
-KILL_SWITCH_REASONS = {KS_SESSION_LOSS: "SESSION_LOSS"}
+
+def kill_switch_names(mask: int) -> list[str]:
+    """Reason codes of the bits set in ``mask``, in bit order."""
+    return [name for bit, name in KILL_SWITCH_REASONS.items() if mask & bit]
 
 
 @njit(cache=True)
-def rule_kill_switch(kill_switch: int) -> int:
+def rule_kill_switch(kill_mask: int) -> int:
     """Deny every opening order while any kill switch is on."""
-    return DENY_KILL_SWITCH if kill_switch != KS_OFF else OK
+    return DENY_KILL_SWITCH if kill_mask != 0 else OK
 
 
 @njit(cache=True)
@@ -63,9 +95,8 @@ def rule_min_notional(price: float, amount: float, min_amount: float, min_notion
 
 
 @njit(cache=True)
-def rule_margin_ratio(
-    equity: float, used_margin: float, order_margin: float, max_margin_ratio: float
-) -> int:
+def rule_margin_ratio(equity: float, used_margin: float, order_margin: float,
+                      max_margin_ratio: float) -> int:
     """Deny when ``(used_margin + order_margin) / equity > max_margin_ratio``.
 
     Margins in quote currency (``notional / leverage``); a non-positive or non-finite
@@ -79,23 +110,31 @@ def rule_margin_ratio(
 
 
 @njit(cache=True)
-def gate_entry(
-    kill_switch: int,
-    price: float,
-    amount: float,
-    min_amount: float,
-    min_notional: float,
-    equity: float,
-    used_margin: float,
-    leverage: float,
-    max_margin_ratio: float,
-) -> int:
-    """Run the opening-order rule chain; the first denial wins.
+def rule_new_position(opens_position: bool, cooldown_left: int, open_positions: int,
+                      max_positions: int, max_abs_corr: float, corr_threshold: float) -> int:
+    """Rules for the first level of a new position (and the cooldown for any entry):
+    cooldown after a stop, max open positions, correlation with open positions (a
+    non-finite correlation denies while the guard is on)."""
+    if cooldown_left > 0:
+        return DENY_COOLDOWN
+    if not opens_position:
+        return OK
+    if open_positions >= max_positions:
+        return DENY_MAX_POSITIONS
+    if corr_threshold < 1.0 and not (max_abs_corr <= corr_threshold):
+        return DENY_CORRELATION
+    return OK
 
-    Order: kill switch, price sanity, exchange minimums, max margin ratio.
+
+@njit(cache=True)
+def gate_entry(kill_mask: int, price: float, amount: float, min_amount: float,
+               min_notional: float, equity: float, used_margin: float, leverage: float,
+               max_margin_ratio: float) -> int:
+    """Kill switch, price sanity, exchange minimums, max margin ratio; first denial wins.
+
     Returns 0 when the order may go out, else a ``DENY_*`` code.
     """
-    r = rule_kill_switch(kill_switch)
+    r = rule_kill_switch(kill_mask)
     if r != OK:
         return r
     r = rule_price(price, amount)
@@ -108,11 +147,51 @@ def gate_entry(
 
 
 @njit(cache=True)
-def session_loss_tripped(equity: float, session_start_equity: float, limit: float) -> bool:
-    """True when equity fell ``limit`` (fraction) or more below the session start.
-
-    A non-finite equity trips too (fail closed).
-    """
-    if not math.isfinite(equity):
+def session_loss_tripped(pnl: float, capital: float, limit: float) -> bool:
+    """True when ``pnl <= -limit * capital`` (quote); non-finite PnL trips (fail closed)."""
+    if not math.isfinite(pnl):
         return True
-    return equity <= session_start_equity * (1.0 - limit)
+    return capital > 0.0 and pnl <= -limit * capital
+
+
+@njit(cache=True)
+def _trip(bit, value, threshold, ts, af, ai, out_i, out_f, n):
+    if ai[AI_KILL] & bit:
+        return n
+    ai[AI_KILL] |= bit
+    return emit(out_i, out_f, n, ai, K_KILL, ts, -1, 0, bit, ts, 0, value, threshold,
+                af[AF_DAY_START], af[AF_PEAK], 0.0, 0.0)
+
+
+@njit(cache=True)
+def check_kill_switches(ts, equity, pnl_grid, cap_grid, pnl_single, cap_single, af, ai, pf,
+                        rw_ts, rw_eq, out_i, out_f, n):
+    """Trip every kill switch whose rule fails at equity ``equity`` (quote) at ``ts``.
+
+    A tripped bit is journaled once (``K_KILL`` with value and threshold); one that is
+    already on is not tripped again. Returns the new event-log length.
+    """
+    if not math.isfinite(equity) or equity <= 0.0:  # nothing left to protect: fail closed
+        value = equity / af[AF_PEAK] - 1.0 if af[AF_PEAK] > 0.0 else -1.0
+        return _trip(KS_MAX_DD, min(value, -1.0), -pf[P_MAX_DD], ts, af, ai, out_i, out_f, n)
+    if session_loss_tripped(pnl_grid, cap_grid, pf[P_SESSION_GRID]):
+        n = _trip(KS_SESSION_GRID, pnl_grid / cap_grid, -pf[P_SESSION_GRID], ts, af, ai,
+                  out_i, out_f, n)
+    if session_loss_tripped(pnl_single, cap_single, pf[P_SESSION_SINGLE]):
+        n = _trip(KS_SESSION_SINGLE, pnl_single / cap_single, -pf[P_SESSION_SINGLE], ts, af,
+                  ai, out_i, out_f, n)
+    day = af[AF_DAY_START]
+    if equity <= day * (1.0 - pf[P_DAILY]):
+        n = _trip(KS_DAILY, equity / day - 1.0, -pf[P_DAILY], ts, af, ai, out_i, out_f, n)
+    peak = max(af[AF_PEAK], equity)
+    if equity <= peak * (1.0 - pf[P_MAX_DD]):
+        n = _trip(KS_MAX_DD, equity / peak - 1.0, -pf[P_MAX_DD], ts, af, ai, out_i, out_f, n)
+    rpeak = equity
+    start = ts - int(pf[P_ROLLING_MS])
+    for j in range(rw_ts.shape[0]):
+        if rw_ts[j] > start and rw_eq[j] > rpeak:
+            rpeak = rw_eq[j]
+    if equity <= rpeak * (1.0 - pf[P_ROLLING_DD]):
+        n = _trip(KS_ROLLING_DD, equity / rpeak - 1.0, -pf[P_ROLLING_DD], ts, af, ai,
+                  out_i, out_f, n)
+    return n

@@ -149,7 +149,8 @@ def test_kill_switch_in_the_flow_blocks_every_level_of_a_crash(tmp_path: Path) -
         '[[accounts]]\nname = "t"\ncapital_quote = 10000.0\nleverage = 3.0\n'
         "[accounts.strategy]\nsma_period = 10\natr_period = 5\nlevels = 5\n"
         "atr_start = 1.0\natr_step = 1.0\nsl_pct = 0.5\n"
-        "[accounts.risk]\nsession_loss_limit = 0.05\nmax_margin_ratio = 1.0\n"
+        "[accounts.risk]\nsession_loss_grid = 0.05\nmax_margin_ratio = 1.0\n"
+        "daily_loss_limit = 0.5\nrolling_drawdown_pct = 0.9\nmax_drawdown_pct = 0.9\n"
     )
     cfg = load_config(write_config(tmp_path / "c.toml", [f], account=acct),
                       db_url=f"sqlite:///{tmp_path / 'ks.db'}")
@@ -158,8 +159,9 @@ def test_kill_switch_in_the_flow_blocks_every_level_of_a_crash(tmp_path: Path) -
 
     rid = compute_report(cfg.db_url)["run_id"]
     events = read_events(cfg.db_url, rid)
-    trips = [e for e in events if e["kind"] == "kill_switch_tripped"]
-    assert len(trips) == 1 and trips[0]["reason"] == "SESSION_LOSS"
+    trips = sorted((e for e in events if e["kind"] == "kill_switch_tripped"),
+                   key=lambda e: e["seq"])
+    assert trips[0]["reason"] == "SESSION_LOSS_GRID"  # first; the open grid then loses more
     trip_seq = trips[0]["seq"]
     orders = read_orders(cfg.db_url, rid)
     assert not [o for o in orders if o["tag"].startswith("L") and o["seq"] > trip_seq]

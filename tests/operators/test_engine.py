@@ -134,13 +134,16 @@ def test_amount_rounded_down_to_step():
 def test_kill_switch_blocks_every_level_through_a_crash_and_exits_go_on():
     # 5 levels 1 ATR apart, 5x leverage: a crash through all of them loses > 10 %.
     eng = engine(strategy={"levels": 5, "sl_pct": 0.9}, leverage=5.0, capital=10_000.0,
-                 risk={"session_loss_limit": 0.10, "max_margin_ratio": 1.0})
+                 risk={"session_loss_grid": 0.10, "max_margin_ratio": 1.0,
+                       "daily_loss_limit": 0.5, "rolling_drawdown_pct": 0.9,
+                       "max_drawdown_pct": 0.9})
     rows = [(100, 100, 100, 100), (100, 100, 55, 56), (56, 57, 40, 41), (41, 42, 30, 31),
             (31, 100, 31, 99)]
     out = run(eng, chunk("BTC/USDT", rows, 100.0, 8.0, last=True))
     trips = [e for e in out.events if e.kind == "kill_switch_tripped"]
-    assert len(trips) == 1 and trips[0].reason == "SESSION_LOSS"
-    assert trips[0].detail["session_return"] <= -0.10
+    assert trips[0].reason == "SESSION_LOSS_GRID"  # first; deeper losses trip more
+    assert len({t.reason for t in trips}) == len(trips)
+    assert trips[0].detail["value"] <= -0.10 and trips[0].detail["threshold"] == -0.10
     trip_seq = trips[0].seq
     entries_after = [o for o in out.orders if o.tag.startswith("L") and o.seq > trip_seq]
     assert entries_after == []
@@ -154,7 +157,7 @@ def test_kill_switch_blocks_every_level_through_a_crash_and_exits_go_on():
     assert eng.summary().counters["denied_KILL_SWITCH"] >= len(denied_levels)
     # the take profit (a closing order) still went out while the switch was on
     assert out.orders[-1].tag == "TP" and out.orders[-1].seq > trip_seq
-    assert eng.kill_switch == "SESSION_LOSS"
+    assert "SESSION_LOSS_GRID" in eng.kill_switch.split(",")
 
 
 def _two_symbol_rows(n, seed):

@@ -10,33 +10,11 @@ at ``sl_pct`` beyond the average entry. SMA and ATR are those of the candle just
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from gridflow.config.models import GridAtrParams
+from gridflow.config.strategies import GridAtrParams
 from gridflow.operators.indicators import indicator_name
-
-
-@dataclass(frozen=True, slots=True)
-class GridQuotes:
-    """Resting quotes decided at each candle close.
-
-    Attributes
-    ----------
-    side : int64 (n,)
-        +1 long grid, -1 short grid, 0 no new entries (warm-up).
-    levels : float64 (n, L)
-        Level prices in quote currency, rounded to the price tick away from the market
-        (down for buys, up for sells); NaN where not quoted.
-    take_profit : float64 (n,)
-        Take-profit price in quote currency (the SMA, rounded toward the grid); NaN in
-        warm-up.
-    """
-
-    side: np.ndarray
-    levels: np.ndarray
-    take_profit: np.ndarray
+from gridflow.operators.strategies.base import Quotes, level_prices, take_profit_at
 
 
 def grid_atr_indicators(p: GridAtrParams) -> list[str]:
@@ -44,40 +22,37 @@ def grid_atr_indicators(p: GridAtrParams) -> list[str]:
     return [indicator_name("sma", p.sma_period), indicator_name("atr", p.atr_period)]
 
 
-def _round_tick(x: np.ndarray, tick: float, up: bool) -> np.ndarray:
-    if tick <= 0.0:
-        return x
-    q = x / tick
-    q = np.ceil(q - 1e-9) if up else np.floor(q + 1e-9)
-    return q * tick
+def atr_grid(center: np.ndarray, atr: np.ndarray, d, levels: int, start: float, step: float,
+             tick: float) -> np.ndarray:
+    """Levels ``center -/+ ATR * (start + i * step)`` (n, levels), tick-rounded."""
+    k = start + step * np.arange(levels, dtype=np.float64)
+    return level_prices(center, atr[:, None] * k[None, :], d, tick)
 
 
-def grid_atr_quotes(
-    p: GridAtrParams, sma: np.ndarray, atr: np.ndarray, price_tick: float = 0.0
-) -> GridQuotes:
+def grid_atr_quotes(p: GridAtrParams, values: dict[str, np.ndarray],
+                    price_tick: float = 0.0) -> Quotes:
     """Quotes of a grid ATR for each candle of a chunk.
 
     Parameters
     ----------
     p : GridAtrParams
-    sma, atr : float64 (n,)
-        SMA and ATR at each candle close (quote currency); NaN in warm-up.
+    values : dict[str, np.ndarray]
+        Indicator values of the chunk (``sma_N``, ``atr_N``: float64 (n,), quote
+        currency, NaN in warm-up).
     price_tick : float
         Exchange price increment (quote); 0 disables rounding.
 
     Returns
     -------
-    GridQuotes
-        Levels that would be at or below zero are NaN (not quoted).
+    Quotes
+        No quotes (side 0, NaN levels) during warm-up; no trailing stop.
     """
+    sma_key, atr_key = grid_atr_indicators(p)
+    sma, atr = values[sma_key], values[atr_key]
     d = 1 if p.side == "long" else -1
-    k = p.atr_start + p.atr_step * np.arange(p.levels, dtype=np.float64)
-    raw = sma[:, None] - d * atr[:, None] * k[None, :]
-    levels = _round_tick(raw, price_tick, up=(d < 0))
-    levels = np.where(levels > 0.0, levels, np.nan)
-    tp = _round_tick(sma, price_tick, up=(d > 0))
     warm = np.isfinite(sma) & np.isfinite(atr)
-    side = np.where(warm, d, 0).astype(np.int64)
-    tp = np.where(warm, tp, np.nan)
+    levels = atr_grid(sma, atr, d, p.levels, p.atr_start, p.atr_step, price_tick)
     levels[~warm] = np.nan
-    return GridQuotes(side, levels, tp)
+    tp = np.where(warm, take_profit_at(sma, d, price_tick), np.nan)
+    side = np.where(warm, d, 0).astype(np.int64)
+    return Quotes(side, levels, tp, np.full(len(sma), np.nan))

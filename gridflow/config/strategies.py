@@ -1,0 +1,173 @@
+"""Strategy parameter models: one frozen pydantic model per strategy, a discriminated
+union on ``name``, per-asset overrides and the symbol allow-list.
+
+Prices are derived from indicators at each candle close; percentages are fractions
+(``sl_pct = 0.10`` closes a long grid 10 % below its average entry).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+Side = Literal["long", "short"]
+
+
+class _Strategy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: tuple[str, ...] = ()
+    """Allow-list: the symbols these parameters were validated for. Empty = every symbol
+    of the account not claimed by another strategy."""
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-asset parameter overrides, e.g. ``{"SOL/USDT": {"atr_start": 2.0}}``; each
+    merged set is validated like the base parameters."""
+    sl_pct: float = Field(0.10, gt=0.0, lt=1.0, allow_inf_nan=False)
+
+    @property
+    def levels_count(self) -> int:
+        """Grid levels per cycle (1 = a single-position strategy)."""
+        return int(getattr(self, "levels", 1))
+
+    @property
+    def is_grid(self) -> bool:
+        """True for grid strategies (several levels); drives the session-loss threshold."""
+        return self.levels_count > 1
+
+    def for_symbol(self, symbol: str) -> "_Strategy":
+        """The parameters for ``symbol`` with its overrides applied (validated).
+
+        Raises
+        ------
+        pydantic.ValidationError
+            If the override is invalid (naming the field).
+        """
+        ov = self.overrides.get(symbol)
+        if not ov:
+            return self
+        doc = self.model_dump()
+        doc.update(ov)
+        doc["overrides"] = {}
+        return type(self).model_validate(doc)
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> "_Strategy":
+        for sym, ov in self.overrides.items():
+            if self.symbols and sym not in self.symbols:
+                raise ValueError(f"overrides: {sym} is not in this strategy's symbols")
+            bad = {"name", "symbols", "overrides"} & set(ov)
+            if bad:
+                raise ValueError(f"overrides[{sym}]: {sorted(bad)} cannot be overridden")
+        for sym in self.overrides:
+            self.for_symbol(sym)  # validate each merged parameter set now
+        return self
+
+
+class GridAtrParams(_Strategy):
+    """Grid ATR: level ``i`` (0..levels-1) buys at ``SMA - ATR * (atr_start + i *
+    atr_step)`` for a long grid and sells at ``SMA + ATR * (...)`` for a short one; take
+    profit closes the whole grid back at the SMA; the stop closes it ``sl_pct`` beyond
+    the average entry. ATR per Wilder (1978)."""
+
+    name: Literal["grid_atr"] = "grid_atr"
+    side: Side = "long"
+    sma_period: int = Field(24, ge=2, le=10_000)
+    atr_period: int = Field(14, ge=1, le=10_000)
+    levels: int = Field(5, ge=1, le=20)
+    atr_start: float = Field(1.0, ge=0.0, le=100.0, allow_inf_nan=False)
+    atr_step: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
+
+
+class EnvelopeDcaParams(_Strategy):
+    """Envelope DCA: long level ``i`` buys at ``SMA * (1 - offsets[i])``; the short grid
+    sells at the mirrored envelope ``SMA * (1 + upper_i)`` with ``upper_i = 1 / (1 -
+    offsets[i]) - 1``, so long and short are symmetric in log return. Take profit at
+    the SMA, stop ``sl_pct`` beyond the average entry."""
+
+    name: Literal["envelope_dca"] = "envelope_dca"
+    side: Side = "long"
+    sma_period: int = Field(24, ge=2, le=10_000)
+    offsets: tuple[float, ...] = (0.03, 0.05, 0.07)
+
+    @field_validator("offsets")
+    @classmethod
+    def _offsets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not 1 <= len(v) <= 20:
+            raise ValueError(f"offsets: 1 to 20 envelope offsets, got {len(v)}")
+        if any(not (0.0 < x < 1.0) for x in v):
+            raise ValueError(f"offsets must be fractions in (0, 1), got {list(v)}")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"offsets must increase, got {list(v)}")
+        return v
+
+    @property
+    def levels(self) -> int:
+        return len(self.offsets)
+
+
+class GridMultiTfParams(_Strategy):
+    """Multi-timeframe grid: Supertrend on ``htf`` candles sets the direction (up: a long
+    grid ATR, down: a short one) of a grid ATR on the base candles; a direction flip
+    closes the open grid at the next candle's open."""
+
+    name: Literal["grid_multi_tf"] = "grid_multi_tf"
+    htf: Literal["4h", "8h", "12h", "1d"] = "4h"
+    supertrend_period: int = Field(10, ge=1, le=1_000)
+    supertrend_multiplier: float = Field(3.0, gt=0.0, le=20.0, allow_inf_nan=False)
+    sma_period: int = Field(24, ge=2, le=10_000)
+    atr_period: int = Field(14, ge=1, le=10_000)
+    levels: int = Field(4, ge=1, le=20)
+    atr_start: float = Field(1.0, ge=0.0, le=100.0, allow_inf_nan=False)
+    atr_step: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
+
+
+class GridTrendParams(_Strategy):
+    """Trend-filtered grid: the EMA fast/slow cross sets the direction; a new position
+    needs ADX >= ``adx_threshold``; entries at ``EMA_fast -/+ ATR * (atr_start + i *
+    atr_step)``; no take profit: an ATR trailing stop ``trail_atr`` ATRs from the best
+    price since entry closes it, and so does a direction flip (at the next open)."""
+
+    name: Literal["grid_trend"] = "grid_trend"
+    ema_fast: int = Field(20, ge=1, le=10_000)
+    ema_slow: int = Field(50, ge=2, le=10_000)
+    adx_period: int = Field(14, ge=2, le=1_000)
+    adx_threshold: float = Field(25.0, ge=0.0, le=100.0, allow_inf_nan=False)
+    atr_period: int = Field(14, ge=1, le=10_000)
+    levels: int = Field(1, ge=1, le=20)
+    atr_start: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
+    atr_step: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
+    trail_atr: float = Field(3.0, gt=0.0, le=50.0, allow_inf_nan=False)
+    sl_pct: float = Field(0.08, gt=0.0, lt=1.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _emas(self) -> "GridTrendParams":
+        if self.ema_fast >= self.ema_slow:
+            raise ValueError(f"ema_fast ({self.ema_fast}) must be < ema_slow ({self.ema_slow})")
+        return self
+
+
+def _strategy_tag(v: Any) -> str | None:
+    """The ``name`` of a strategy table; ``grid_atr`` when a table omits it."""
+    if isinstance(v, dict):
+        return v.get("name", "grid_atr")
+    return getattr(v, "name", None)
+
+
+StrategyParams = Annotated[
+    Union[
+        Annotated[GridAtrParams, Tag("grid_atr")],
+        Annotated[EnvelopeDcaParams, Tag("envelope_dca")],
+        Annotated[GridMultiTfParams, Tag("grid_multi_tf")],
+        Annotated[GridTrendParams, Tag("grid_trend")],
+    ],
+    Discriminator(_strategy_tag),
+]

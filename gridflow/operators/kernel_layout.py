@@ -1,0 +1,138 @@
+"""State and parameter layout of the account step kernel (numpy struct-of-arrays).
+
+Shared by :mod:`gridflow.operators.grid_kernel` (fills, PnL), :mod:`gridflow.operators.risk`
+(rules, kill switches) and :mod:`gridflow.operators.engine` (the Python shell). Columns are
+plain int constants so numba folds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# ---- event log -------------------------------------------------------------------------
+K_ENTRY, K_EXIT, K_TRADE, K_DENIED, K_KILL, K_EQUITY, K_KILL_RESET = 1, 2, 3, 4, 5, 6, 7
+TAG_TP, TAG_SL, TAG_FLIP = -1, -2, -3
+EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP = 1, 2, 3, 4
+OI_W = 8  # kind, ts, sym, level/tag/entries, seq, reason, decision ts / open ts, side
+OF_W = 6  # price, amount, fee, pnl, x1, x2
+
+# ---- per-symbol float state --------------------------------------------------------------
+SF_AMT, SF_AVG, SF_CYCLE_FEES, SF_LAST_CLOSE, SF_TP, SF_BEST, SF_TRAIL, SF_SESSION_PNL = range(8)
+SF_W = 8
+# ---- per-symbol int state ----------------------------------------------------------------
+SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW = range(7)
+SI_W = 7
+# ---- account float state -----------------------------------------------------------------
+AF_CASH, AF_FEES, AF_REALIZED, AF_CAPITAL, AF_DAY_START, AF_PEAK = range(6)
+AF_W = 6
+# ---- account int state -------------------------------------------------------------------
+AI_KILL, AI_SEQ, AI_CANDLES, AI_LAST_TS, AI_DAY, AI_RW_POS = range(6)
+AI_W = 6
+# ---- account params ----------------------------------------------------------------------
+(P_LEVERAGE, P_MAKER, P_TAKER, P_SLIP, P_MAX_MR, P_SESSION_GRID, P_SESSION_SINGLE,
+ P_DAILY, P_ROLLING_DD, P_ROLLING_MS, P_MAX_DD, P_MAX_POS, P_CORR, P_COOLDOWN,
+ P_RISK_SIZING, P_RISK_PER_TRADE) = range(16)
+P_W = 16
+# ---- per-symbol params -------------------------------------------------------------------
+M_STEP, M_MIN_AMOUNT, M_MIN_NOTIONAL, M_SL, M_GRID, M_LEVELS, M_ALLOC = range(7)
+M_W = 7
+
+
+@dataclass
+class KernelState:
+    """Picklable state of one account (arrays updated in place by the kernel).
+
+    Attributes
+    ----------
+    sf : float64 (S, SF_W)
+        Per symbol: position amount (base, >= 0), average entry (quote), fees of the open
+        cycle, last close, resting take profit, best price since entry, resting trailing
+        distance (quote), session PnL (realized minus fees since the session start).
+    si : int64 (S, SI_W)
+        Per symbol: position side (+1 long, -1 short, 0 flat), first-entry time (ms),
+        entries in the cycle, side of the resting quotes, decision time of the quotes,
+        cooldown candles left, 1 if the position opened in the current candle.
+    qlv : float64 (S, L)
+        Resting entry level prices (NaN = not quoted).
+    filled : uint8 (S, L)
+        1 where the level is filled in the open cycle.
+    dn : int64 (S, L)
+        Last denial reason journaled per level in the cycle (repeats are only counted).
+    cnt : int64 (32,)
+        Denials counted per reason code.
+    af : float64 (AF_W,)
+        Cash, fees paid, realized PnL, initial capital, equity at the day's 00:00 UTC,
+        equity peak since the last max-drawdown reset (quote).
+    ai : int64 (AI_W,)
+        Kill switch bit mask, event sequence, candles processed, last candle time (ms),
+        current UTC day number, rolling-window ring position.
+    rw_ts, rw_eq : int64 / float64 (R,)
+        Ring of hourly equity marks for the rolling drawdown window.
+    """
+
+    sf: np.ndarray
+    si: np.ndarray
+    qlv: np.ndarray
+    filled: np.ndarray
+    dn: np.ndarray
+    cnt: np.ndarray
+    af: np.ndarray
+    ai: np.ndarray
+    rw_ts: np.ndarray
+    rw_eq: np.ndarray
+
+    @classmethod
+    def new(cls, n_symbols: int, levels: int, capital_quote: float, window_hours: int
+            ) -> "KernelState":
+        sf = np.zeros((n_symbols, SF_W))
+        sf[:, SF_LAST_CLOSE] = np.nan
+        sf[:, SF_TP] = np.nan
+        sf[:, SF_TRAIL] = np.nan
+        af = np.zeros(AF_W)
+        af[AF_CASH] = af[AF_CAPITAL] = af[AF_DAY_START] = af[AF_PEAK] = capital_quote
+        ai = np.zeros(AI_W, dtype=np.int64)
+        ai[AI_LAST_TS] = -1
+        ai[AI_DAY] = -1
+        return cls(
+            sf,
+            np.zeros((n_symbols, SI_W), dtype=np.int64),
+            np.full((n_symbols, levels), np.nan),
+            np.zeros((n_symbols, levels), dtype=np.uint8),
+            np.zeros((n_symbols, levels), dtype=np.int64),
+            np.zeros(32, dtype=np.int64),
+            af,
+            ai,
+            np.full(window_hours + 1, -1, dtype=np.int64),
+            np.zeros(window_hours + 1),
+        )
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays in the kernel's argument order."""
+        return (self.sf, self.si, self.qlv, self.filled, self.dn, self.cnt, self.af, self.ai,
+                self.rw_ts, self.rw_eq)
+
+
+from numba import njit  # noqa: E402
+
+
+@njit(cache=True)
+def emit(out_i, out_f, n, ai, kind, ts, sym, level, reason, dts, side, f0, f1, f2, f3, f4, f5):
+    """Append one row to the event log; returns the new row count (seq advances)."""
+    out_i[n, 0] = kind
+    out_i[n, 1] = ts
+    out_i[n, 2] = sym
+    out_i[n, 3] = level
+    out_i[n, 4] = ai[AI_SEQ]
+    out_i[n, 5] = reason
+    out_i[n, 6] = dts
+    out_i[n, 7] = side
+    out_f[n, 0] = f0
+    out_f[n, 1] = f1
+    out_f[n, 2] = f2
+    out_f[n, 3] = f3
+    out_f[n, 4] = f4
+    out_f[n, 5] = f5
+    ai[AI_SEQ] += 1
+    return n + 1

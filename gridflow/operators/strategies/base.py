@@ -1,0 +1,63 @@
+"""What every strategy gives the account engine: resting quotes per candle close."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Quotes:
+    """Quotes decided at each candle close; they rest during the symbol's next candle.
+
+    Attributes
+    ----------
+    side : int64 (n,)
+        Direction: +1 long grid, -1 short grid, 0 neutral (warm-up). When it is the
+        opposite of an open position's side, the engine closes that position at the next
+        candle's open (a flip).
+    levels : float64 (n, L)
+        Entry prices in quote currency, level 0 nearest the market, rounded to the price
+        tick away from the market (down for buys); NaN where a level must not open
+        (warm-up, a filter saying no).
+    take_profit : float64 (n,)
+        Price that closes the whole position (quote), NaN for none.
+    trail : float64 (n,)
+        Trailing-stop distance (quote) from the best price since entry, NaN for none.
+    """
+
+    side: np.ndarray
+    levels: np.ndarray
+    take_profit: np.ndarray
+    trail: np.ndarray
+
+
+def round_to_tick(x: np.ndarray, tick: float, up: bool) -> np.ndarray:
+    """Round prices to a tick (quote): up (ceil) or down (floor); 0 disables."""
+    if tick <= 0.0:
+        return x
+    q = x / tick
+    q = np.ceil(q - 1e-9) if up else np.floor(q + 1e-9)
+    return q * tick
+
+
+def level_prices(center: np.ndarray, dist: np.ndarray, d: np.ndarray | int,
+                 tick: float) -> np.ndarray:
+    """Entry levels ``center - d * dist`` (n, L), tick-rounded away from the market
+    (down for longs, up for shorts); non-positive prices become NaN.
+
+    ``center`` (n,), ``dist`` (n, L) >= 0, ``d`` +1/-1 scalar or (n,).
+    """
+    d = np.broadcast_to(np.asarray(d), center.shape)[:, None]
+    raw = center[:, None] - d * dist
+    down = np.floor(raw / tick + 1e-9) * tick if tick > 0 else raw
+    up = np.ceil(raw / tick - 1e-9) * tick if tick > 0 else raw
+    out = np.where(d > 0, down, up)
+    return np.where(out > 0.0, out, np.nan)
+
+
+def take_profit_at(center: np.ndarray, d: np.ndarray | int, tick: float) -> np.ndarray:
+    """Take profit at ``center`` rounded toward the grid (up for longs, down for shorts)."""
+    d = np.broadcast_to(np.asarray(d), center.shape)
+    return np.where(d > 0, round_to_tick(center, tick, True), round_to_tick(center, tick, False))

@@ -1,0 +1,68 @@
+"""Multi-timeframe grid: a higher-timeframe Supertrend picks the side of a grid ATR.
+
+The Supertrend direction on ``htf`` candles (``supertrend_{period}_{mult}@{htf}``,
+output ``direction``, visible only from the close of the HTF candle it belongs to)
+sets the side: +1 (up) quotes a long grid, level ``i`` (0..levels-1) buying at
+``SMA - ATR * (atr_start + i * atr_step)``; -1 (down) quotes a short grid selling at
+``SMA + ATR * (atr_start + i * atr_step)``. SMA and ATR (Wilder 1978) are on the base
+candles. The take profit closes the grid back at the SMA. When ``side`` turns to the
+opposite of an open grid, the account engine closes that grid at the next candle's
+open. Supertrend after Olivier Seban, as TradingView's ``ta.supertrend``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridflow.config.strategies import GridMultiTfParams
+from gridflow.operators.indicators import indicator_name
+from gridflow.operators.strategies.base import Quotes, take_profit_at
+from gridflow.operators.strategies.grid_atr import atr_grid
+
+
+def grid_multi_tf_indicators(p: GridMultiTfParams) -> list[str]:
+    """Indicator names the strategy needs: ``[supertrend_P_M@htf, sma_N, atr_N]``.
+
+    The Supertrend is multi-output; the quotes read its ``.direction`` key.
+    """
+    return [
+        indicator_name("supertrend", p.supertrend_period, float(p.supertrend_multiplier),
+                       timeframe=p.htf),
+        indicator_name("sma", p.sma_period),
+        indicator_name("atr", p.atr_period),
+    ]
+
+
+def grid_multi_tf_quotes(p: GridMultiTfParams, values: dict[str, np.ndarray],
+                         price_tick: float = 0.0) -> Quotes:
+    """Quotes of a multi-timeframe grid for each candle of a chunk.
+
+    Parameters
+    ----------
+    p : GridMultiTfParams
+    values : dict[str, np.ndarray]
+        Indicator values of the chunk, float64 (n,) each, NaN in warm-up:
+        ``supertrend_P_M@htf.direction`` (+1.0 / -1.0), ``sma_N`` and ``atr_N`` (quote
+        currency).
+    price_tick : float
+        Exchange price increment (quote); 0 disables rounding.
+
+    Returns
+    -------
+    Quotes
+        ``side`` (n,) the HTF direction (+1 / -1), 0 until SMA, ATR and direction are
+        all known; ``levels`` (n, levels) on that side, buys rounded down and sells up,
+        NaN in warm-up; ``take_profit`` (n,) the SMA rounded toward the grid, NaN in
+        warm-up; ``trail`` all NaN.
+    """
+    st_key, sma_key, atr_key = grid_multi_tf_indicators(p)
+    direction = np.asarray(values[st_key + ".direction"], dtype=np.float64)
+    sma = np.asarray(values[sma_key], dtype=np.float64)
+    atr = np.asarray(values[atr_key], dtype=np.float64)
+    warm = np.isfinite(sma) & np.isfinite(atr) & np.isfinite(direction) & (direction != 0)
+    d = np.where(warm & (direction < 0), -1, 1).astype(np.int64)
+    levels = atr_grid(sma, atr, d, p.levels, p.atr_start, p.atr_step, price_tick)
+    levels[~warm] = np.nan
+    tp = np.where(warm, take_profit_at(sma, d, price_tick), np.nan)
+    side = np.where(warm, d, 0).astype(np.int64)
+    return Quotes(side, levels, tp, np.full(len(sma), np.nan))
