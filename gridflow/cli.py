@@ -11,6 +11,8 @@ from pathlib import Path
 
 from gridflow.config.models import DataFile
 
+PRESETS = Path(__file__).resolve().parent / "config" / "presets"
+
 
 def _data_arg(text: str) -> DataFile:
     """``FILE`` or ``FILE@SYMBOL`` or ``FILE@SYMBOL@TIMEFRAME``."""
@@ -30,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("replay", help="replay candle files through the strategy (paper)")
-    r.add_argument("--config", help="TOML preset (default: the bundled demo preset)")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--config", help="TOML preset file (default: the bundled demo preset)")
+    src.add_argument("--preset", choices=sorted(p.stem for p in PRESETS.glob("*.toml")),
+                     help="a bundled strategy preset (gridflow/config/presets)")
     r.add_argument("--db", help="journal URL, e.g. sqlite:///gridflow.db (or GRIDFLOW_DB_URL)")
     r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
     r.add_argument(
@@ -86,7 +91,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None:
             overrides[f"{name}_ms"] = int(v) if v.isdigit() else v
-    cfg = load_config(args.config, **overrides)
+    path = PRESETS / f"{args.preset}.toml" if args.preset else args.config
+    cfg = load_config(path, **overrides)
     plan = plan_run(cfg)
     bar = None
     if not args.no_progress:

@@ -62,3 +62,32 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     test_cmd = next(b for b in blocks if "pytest" in b)
     ci = (REPO / ".ci/run").read_text().splitlines()
     assert test_cmd.strip() in [ln.strip() for ln in ci]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("preset", ["grid_atr_short", "envelope_dca", "grid_multi_tf",
+                                    "grid_trend"])
+def test_each_strategy_preset_replays_the_bundled_data(tmp_path: Path, preset: str) -> None:
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    res = _gridflow("replay", "--preset", preset, "--db", db, "--start", "2023-01-01",
+                    "--end", "2024-01-01", "--no-progress", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rep = json.loads(res.stdout)
+    assert REQUIRED <= set(rep)
+    # 2023 has 8760 hours; Binance lost the 2023-03-24 13:00 candle of every spot pair
+    assert rep["candles"] == 5 * (8760 - 1) and rep["trades"] > 0, rep
+    shown = _gridflow("report", "--db", db, cwd=tmp_path)
+    assert "max_drawdown_pct" in shown.stdout and "win_rate" in shown.stdout
+
+
+def test_demo_preset_runs_two_strategies_on_five_symbols_in_one_account() -> None:
+    from gridflow.config import load_config
+
+    cfg = load_config()
+    (acct,) = cfg.accounts
+    assert len({s.name for s in acct.strategies}) >= 2
+    assigned = acct.assignment(acct.symbols)
+    assert len(assigned) >= 5
+    assert len({p.name for p in assigned.values()}) >= 2
