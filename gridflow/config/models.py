@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gridflow.config.strategies import (
@@ -184,6 +184,17 @@ class AccountConfig(_Model):
         return out
 
 
+class AlertsConfig(_Model):
+    """Alert throttling (event time). Kill switch alerts default to no cooldown."""
+
+    cooldown_ms: dict[str, int] = Field(
+        default_factory=lambda: {"data_gap": 3_600_000, "order_denied": 3_600_000}
+    )
+    default_cooldown_ms: int = Field(300_000, ge=0)
+    timeout_s: float = Field(5.0, gt=0.0, le=60.0, allow_inf_nan=False)
+    queue_size: int = Field(1_000, ge=1, le=1_000_000)
+
+
 class DataFile(_Model):
     """A candle file (gzip or plain CSV ``timestamp,open,high,low,close,volume``).
 
@@ -234,6 +245,15 @@ class GridflowConfig(BaseSettings):
     fees: FeesConfig = FeesConfig()
     markets: dict[str, MarketSpec] = Field(default_factory=dict)
     accounts: tuple[AccountConfig, ...] = (AccountConfig(),)
+    apprise_urls: SecretStr = SecretStr("")
+    """Apprise URLs (comma or space separated; ``GRIDFLOW_APPRISE_URLS``). They carry
+    tokens: kept secret, never logged or journaled. Empty = no notifications."""
+    alerts: AlertsConfig = AlertsConfig()
+
+    def apprise_url_list(self) -> list[SecretStr]:
+        """The Apprise URLs, one SecretStr each."""
+        raw = self.apprise_urls.get_secret_value().replace(",", " ").split()
+        return [SecretStr(u) for u in raw]
 
     @field_validator("start_ms", "end_ms", mode="before")
     @classmethod

@@ -13,11 +13,13 @@ from bytewax.dataflow import Dataflow
 
 from gridflow.config import GridflowConfig, load_config
 from gridflow.dataflows.plan import RunPlan, plan_run
+from gridflow.dataflows.alert_sink import AlertSink
 from gridflow.dataflows.sinks import JournalSink
 from gridflow.dataflows.sources import CandleFileSource
 from gridflow.dataflows.steps import (
     ProgressTap,
     make_account_builder,
+    make_alert_throttle,
     make_fanout,
     make_indicator_step,
     validate_step,
@@ -62,6 +64,20 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
         JournalSink(cfg.db_url, plan.run_id, run_row=plan.run_row()),
     )
     # ("journal", JournalBatch) -> one writer
+    urls = cfg.apprise_url_list()
+    if urls:
+        alerts = op.stateful_map(
+            "alert_throttle",
+            op.key_on("key_alerts", journal, lambda _b: "alerts"),
+            make_alert_throttle(plan),
+        )
+        # ("alerts", [Alert ...]) admitted by the per-kind cooldown
+        op.output(
+            "notify",
+            op.flat_map("unkey_alerts", alerts, lambda kv: kv[1]),
+            AlertSink(urls, cfg.alerts.timeout_s, cfg.alerts.queue_size),
+        )
+        # Alert -> Apprise, on a background thread (never blocks the flow)
     return flow
 
 

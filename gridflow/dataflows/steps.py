@@ -118,3 +118,17 @@ class ProgressTap:
             if delta > 0:
                 self.seen[s.account] = s.candles
                 self.callback(delta)
+
+
+def make_alert_throttle(plan: RunPlan):
+    """``stateful_map`` body: alerts of one journal batch, throttled per kind in event
+    time (:class:`~gridflow.operators.alerts.AlertThrottle`)."""
+    from gridflow.operators.alerts import AlertThrottle, alerts_from_batch
+
+    conf = plan.cfg.alerts
+
+    def throttle(state, batch: JournalBatch):
+        state = state or AlertThrottle(dict(conf.cooldown_ms), conf.default_cooldown_ms)
+        return state, state.admit(alerts_from_batch(batch))[0]
+
+    return throttle
