@@ -295,12 +295,14 @@ class AccountSummary(_Frozen):
     """Running totals of one account engine; the journal keeps the latest.
 
     ``candles`` is the number of candles the engine processed; it only grows, so the
-    sink keeps the row with the largest value.
+    sink keeps the row with the largest value. ``seq`` is the next event sequence
+    number; ``kill_switch`` the active switches, comma-separated.
     """
 
     account: str
     candles: int = Field(ge=0)
     last_ts_ms: int
+    seq: int = Field(0, ge=0)
     initial_capital: float
     equity: float
     cash: float

@@ -73,12 +73,16 @@ def config_hash(cfg: GridflowConfig) -> str:
     """SHA-256 (hex, 16 chars) of the effective config: the run's identity.
 
     Data paths are reduced to file names and sizes, so the hash does not depend on
-    where the repo lives; ``db_url`` and ``pace_s`` are left out because where the
-    journal is and how fast the replay is paced do not change what it computes.
+    where the repo lives. Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
+    ``run_id`` and the replay window (``start_ms``, ``end_ms``) — where the journal is,
+    how fast it is paced and which slice of the candles one process covers do not change
+    the strategy, so a process continuing a run over later candles has the same hash.
+    The default run id (:func:`default_run_id`) does include the window.
     """
     doc = cfg.model_dump(mode="json")
-    doc.pop("db_url", None)
-    doc.pop("pace_s", None)
+    for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
+                     "run_id"):
+        doc.pop(volatile, None)
     files = []
     for f in cfg.data:
         fp = Path(f.path)
@@ -87,3 +91,10 @@ def config_hash(cfg: GridflowConfig) -> str:
     doc["data"] = files
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def default_run_id(cfg: GridflowConfig) -> str:
+    """``run-`` + 16 hex chars over the config hash and the replay window: the same
+    config over the same window is the same run, another window another run."""
+    key = f"{config_hash(cfg)}|{cfg.start_ms}|{cfg.end_ms}"
+    return "run-" + hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -239,6 +239,10 @@ class GridflowConfig(BaseSettings):
     chunk_size: int = Field(2_000, ge=1, le=1_000_000)
     equity_every_ms: int = Field(3_600_000, ge=60_000)
     pace_s: float = Field(0.0, ge=0.0, le=60.0, allow_inf_nan=False)
+    restore_from_journal: bool = False
+    """On start, continue each account from this run's journaled summary (kill switches
+    stay on, counters go on): for paper/live restarts without Bytewax recovery state.
+    Off for backtests, which start from scratch."""
     start_ms: int | None = None
     end_ms: int | None = None
     data: tuple[DataFile, ...] = Field(default_factory=_bundled_files)

@@ -150,6 +150,7 @@ class SummaryRow(SQLModel, table=True):
     account: str = Field(primary_key=True)
     candles: int = _big()
     last_ts_ms: int = _big()
+    seq: int = _big(default=0)
     initial_capital: float
     equity: float
     cash: float

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridflow.config.loader import config_hash
+from gridflow.config.loader import config_hash, default_run_id
 from gridflow.config.models import AccountConfig, GridflowConfig
 from gridflow.dataflows.candle_files import resolve_data_files
 from gridflow.operators.engine import AccountEngine, strategy_indicators
@@ -23,7 +23,8 @@ class RunPlan:
     ----------
     cfg : GridflowConfig
     run_id : str
-        ``cfg.run_id`` or ``"run-" + config hash`` (same config and data -> same id).
+        ``cfg.run_id`` or :func:`~gridflow.config.loader.default_run_id` (same config,
+        data and window -> same id).
     files : list of (Path, symbol, timeframe)
     timeframes : dict[str, str]
         Timeframe of each symbol with data.
@@ -42,6 +43,7 @@ class RunPlan:
     timeframes: dict[str, str]
     account_symbols: dict[str, tuple[str, ...]]
     indicators: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    restored: dict[str, dict] = field(default_factory=dict)
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> accounts trading it (sorted)."""
@@ -55,8 +57,9 @@ class RunPlan:
         return next(a for a in self.cfg.accounts if a.name == name)
 
     def new_engine(self, name: str) -> AccountEngine:
-        """A fresh account engine for account ``name``."""
-        return AccountEngine(
+        """A fresh account engine for account ``name`` (continued from the journal when
+        the config asks for it and the run has a summary for the account)."""
+        eng = AccountEngine(
             self.account(name),
             self.account_symbols[name],
             self.timeframes,
@@ -64,6 +67,9 @@ class RunPlan:
             self.cfg.markets,
             self.cfg.equity_every_ms,
         )
+        if name in self.restored:
+            eng.restore(self.restored[name])
+        return eng
 
     def run_row(self) -> dict:
         """The journal's run record (config and data as JSON)."""
@@ -115,7 +121,12 @@ def plan_run(cfg: GridflowConfig) -> RunPlan:
         for s in syms:
             indicators[s].update(strategy_indicators(acct, assigned[s]))
             indicators[s].update(acct.indicators)
-    run_id = cfg.run_id or "run-" + config_hash(cfg)
+    run_id = cfg.run_id or default_run_id(cfg)
+    restored = {}
+    if cfg.restore_from_journal:
+        from gridflow.control.store import read_summaries
+
+        restored = {r["account"]: r for r in read_summaries(cfg.db_url, run_id)}
     return RunPlan(
         cfg,
         run_id,
@@ -123,4 +134,5 @@ def plan_run(cfg: GridflowConfig) -> RunPlan:
         timeframes,
         account_symbols,
         {s: tuple(sorted(v)) for s, v in indicators.items()},
+        restored,
     )

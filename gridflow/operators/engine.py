@@ -187,11 +187,18 @@ class AccountEngine:
         out.summaries.append(self.summary())
         return out
 
-    def restore_kill_switch(self, names: list[str]) -> None:
-        """Re-arm kill switches journaled by an earlier process (restart from journal)."""
+    def restore(self, summary: dict) -> None:
+        """Continue from the journaled summary of an earlier process of the same run
+        (a restart without Bytewax recovery state): its kill switches stay on, and the
+        candle count and event sequence go on where they stopped, so new journal rows
+        never collide with old ones. Positions are not rebuilt here (live mode
+        reconciles them with the exchange).
+        """
         codes = {v: k for k, v in KILL_SWITCH_REASONS.items()}
-        for n in names:
-            self.state.ai[kl.AI_KILL] |= codes[n]
+        for name in filter(None, str(summary.get("kill_switch", "")).split(",")):
+            self.state.ai[kl.AI_KILL] |= codes[name]
+        self.state.ai[kl.AI_CANDLES] = int(summary.get("candles", 0))
+        self.state.ai[kl.AI_SEQ] = int(summary.get("seq", 0))
 
     def _ack(self, cmd: Command, ts_ms: int, ok: bool, why: str) -> JournalBatch:
         st = self.state
@@ -325,6 +332,7 @@ class AccountEngine:
             account=self.account.name,
             candles=int(st.ai[kl.AI_CANDLES]),
             last_ts_ms=int(st.ai[kl.AI_LAST_TS]),
+            seq=int(st.ai[kl.AI_SEQ]),
             initial_capital=float(st.af[kl.AF_CAPITAL]),
             equity=self.equity(),
             cash=float(st.af[kl.AF_CASH]),
