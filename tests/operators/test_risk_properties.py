@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridflow.chunks import CandleChunk, IndicatorChunk, JournalBatch
+from gridflow.events import OrderRequest
 from gridflow.config.models import AccountConfig, FeesConfig, GridAtrParams, RiskConfig
 from gridflow.operators import risk
 from gridflow.operators.engine import AccountEngine
@@ -171,3 +172,129 @@ def test_session_loss_trips_exactly_at_the_limit(pnl, capital, limit):
     tripped = risk.session_loss_tripped(pnl, capital, limit)
     assert tripped == (pnl <= -limit * capital)
     assert risk.session_loss_tripped(float("nan"), capital, limit)
+
+
+# ---- random command sequences, midnight resets, closing orders under kill switches ----
+
+from gridflow.events import Command  # noqa: E402
+
+
+def replay_with_commands(paths, acct, fees, cuts, reset_after):
+    """Feed the paths in pieces; after the pieces listed in ``reset_after`` issue a
+    ``reset_kill_switch`` command (random reasons)."""
+    eng = AccountEngine(acct, SYMS, {s: "1h" for s in SYMS}, fees, {})
+    p = acct.strategy
+    n = len(next(iter(paths.values()))[0])
+    vals = {}
+    for sym, (o, h, lo, c) in paths.items():
+        bank = IndicatorBank([f"sma_{p.sma_period}", f"atr_{p.atr_period}"])
+        ts = np.arange(n, dtype=np.int64) * H
+        vals[sym] = (ts, bank.update(ts, o, h, lo, c))
+    bounds = [0, *sorted({min(max(x, 1), n - 1) for x in cuts}), n]
+    out = JournalBatch()
+    issued = 0
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        for sym, (o, h, lo, c) in paths.items():
+            ts, v = vals[sym]
+            sl = slice(a, b)
+            chunk = CandleChunk(sym, "1h", ts[sl], o[sl], h[sl], lo[sl], c[sl], np.ones(b - a),
+                                a, b == n)
+            out.extend(eng.on_chunk(IndicatorChunk(chunk, {kk: vv[sl] for kk, vv in v.items()})))
+        if k in reset_after:
+            reason = reset_after[k]
+            cmd = Command(command_id=k + 1, account=acct.name, kind="reset_kill_switch",
+                          payload={"reason": reason} if reason else {}, issued_at_ms=0,
+                          issued_by="hypothesis")
+            out.extend(eng.apply_command(cmd, int(b * H)))
+            issued += 1
+    out.extend(eng.flush())
+    return eng, out, issued
+
+
+REASONS = [None, "SESSION_LOSS_GRID", "SESSION_LOSS_SINGLE", "DAILY_LOSS", "ROLLING_DRAWDOWN",
+           "MAX_DRAWDOWN"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenario(), st.lists(st.integers(1, 159), max_size=5),
+       st.dictionaries(st.integers(0, 5), st.sampled_from(REASONS), max_size=4))
+def test_no_entry_while_any_switch_is_on_with_random_resets(sc, cuts, resets):
+    paths, acct, fees = sc
+    eng, out, issued = replay_with_commands(paths, acct, fees, cuts, resets)
+    on: set[str] = set()
+    items = sorted([(e.seq, e) for e in out.events
+                    if e.kind in ("kill_switch_tripped", "kill_switch_reset")]
+                   + [(o.seq, o) for o in out.orders], key=lambda t: t[0])
+    for _, ev in items:
+        if isinstance(ev, OrderRequest):
+            if ev.tag.startswith("L"):
+                assert not on, (ev.tag, on)
+        elif ev.kind == "kill_switch_tripped":
+            assert ev.reason not in on
+            on.add(ev.reason)
+        else:
+            assert ev.reason in on  # only a switch that is on is reset
+            on.discard(ev.reason)
+    assert set(filter(None, eng.kill_switch.split(","))) == on
+    acks = [e for e in out.events if e.kind in ("command_applied", "command_rejected")]
+    assert len(acks) == issued  # every command is acknowledged
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenario())
+def test_daily_baseline_is_the_equity_at_utc_midnight(sc):
+    paths, acct, fees = sc
+    eng, out = replay(paths, acct, fees)
+    at_midnight = {q.ts_ms: q.equity for q in out.equity if q.ts_ms % 86_400_000 == 0}
+    for e in out.events:
+        if e.kind == "kill_switch_tripped" and e.reason == "DAILY_LOSS":
+            day = e.ts_ms - e.ts_ms % 86_400_000
+            expected = at_midnight.get(day, acct.capital_quote)
+            assert e.detail["day_start_equity"] == expected
+        if e.kind == "kill_switch_reset" and e.reason == "DAILY_LOSS":
+            assert e.ts_ms % 86_400_000 == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenario())
+def test_closing_orders_do_not_depend_on_kill_switches(sc):
+    """Force every kill switch on right after the first entry: the exit of that position
+    happens exactly as without the switches."""
+    paths, acct, fees = sc
+    _, base = replay(paths, acct, fees)
+    entries = [o for o in base.orders if o.tag.startswith("L")]
+    if not entries:
+        return
+    first = entries[0]
+    exits = [o for o in base.orders if o.symbol == first.symbol and o.reduce_only
+             and o.seq > first.seq]
+    cut = first.ts_ms // H + 1  # the candle after the first entry's candle
+    eng = AccountEngine(acct, SYMS, {s: "1h" for s in SYMS}, fees, {})
+    p = acct.strategy
+    n = len(next(iter(paths.values()))[0])
+    out = JournalBatch()
+    vals = {}
+    for sym, (o, h, lo, c) in paths.items():
+        ts = np.arange(n, dtype=np.int64) * H
+        vals[sym] = IndicatorBank([f"sma_{p.sma_period}", f"atr_{p.atr_period}"]).update(
+            ts, o, h, lo, c)
+    for a, b in ((0, cut), (cut, n)):
+        if b <= a:
+            continue
+        for sym, (o, h, lo, c) in paths.items():
+            ts = np.arange(a, b, dtype=np.int64) * H
+            chunk = CandleChunk(sym, "1h", ts, o[a:b], h[a:b], lo[a:b], c[a:b], np.ones(b - a),
+                                a, b == n)
+            out.extend(eng.on_chunk(IndicatorChunk(chunk, {k: v[a:b] for k, v in vals[sym].items()})))
+        if a == 0:
+            eng.state.ai[0] = 31  # every kill switch on (AI_KILL)
+    out.extend(eng.flush())
+    forced_exits = [o for o in out.orders if o.symbol == first.symbol and o.reduce_only]
+    same_position = exits and not [o for o in entries if o.symbol == first.symbol
+                                   and first.seq < o.seq < exits[0].seq]
+    if same_position:  # no level added before the exit: the very same close must happen
+        e0 = exits[0]
+        assert forced_exits, "the position must still be closed"
+        f0 = forced_exits[0]
+        assert (f0.tag, f0.ts_ms, f0.price, f0.amount) == (e0.tag, e0.ts_ms, e0.price, e0.amount)
+    assert not [o for o in out.orders if o.tag.startswith("L") and o.ts_ms >= cut * H]
