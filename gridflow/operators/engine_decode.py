@@ -29,12 +29,12 @@ _DENY_DETAIL = {
 
 def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
            strategies: list[str], counters: Counter) -> JournalBatch:
-    """Records of ``n`` event-log rows (``oi`` int64 (n, 8), ``of`` float64 (n, 6)).
+    """Records of ``n`` event-log rows (``oi`` int64 (n, 9), ``of`` float64 (n, 6)).
 
     ``symbols[i]`` / ``strategies[i]`` name symbol index ``i``; ``counters`` is updated.
     """
     b = JournalBatch()
-    for (kind, ts, s, lvl, seq, reason, dts, side), f in zip(oi.tolist(), of.tolist()):
+    for (kind, ts, s, lvl, seq, reason, dts, side, taker), f in zip(oi.tolist(), of.tolist()):
         sym = symbols[s] if s >= 0 else ""
         if kind == kl.K_ENTRY or kind == kl.K_EXIT:
             entry = kind == kl.K_ENTRY
@@ -50,7 +50,7 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
             b.fills.append(ExecutionReport(
                 report_id="fill-" + coid, client_order_id=coid, account=account, symbol=sym,
                 ts_ms=ts, seq=seq, status="filled", side=_SIDE[side], price=f[0], amount=f[1],
-                fee=f[2], liquidity="maker" if otype == "limit" else "taker",
+                fee=f[2], liquidity="taker" if taker else "maker",
                 realized_pnl=f[3],
             ))
             counters["entries" if entry else "exits_" + _EXIT[reason]] += 1

@@ -15,12 +15,13 @@ open time of the candle in which they happen; equity snapshots with close times.
 Intrabar rule (the same in replay and sweep)
 ---------------------------------------------
 A flip (quotes on the other side of an open position) closes it at the candle's open
-(market: taker fee and slippage). Price then travels ``open -> low -> high -> close``
+(market: taker fee and slippage). Orders the market already gapped through at the open
+were marketable when placed at the previous close: they fill at the open as taker (the
+take profit first, then the stop and entry levels). Price then travels ``open -> low -> high -> close``
 when ``close >= open`` and ``open -> high -> low -> close`` otherwise. Along each leg,
 orders trigger in the order the price reaches them:
 
-* entries (limit, maker fee) fill at their level price, or at the leg's start when the
-  market opened beyond it (a gap fills at the better open);
+* entries (limit, maker fee) fill at their level price;
 * the stop (stop-market, taker fee plus slippage) sits at the tighter of ``avg_entry *
   (1 - sl_pct)`` and ``best - trail`` for a long (mirrored for a short), where ``best``
   is the best price since entry up to the previous close; when a level and the stop are
@@ -43,8 +44,8 @@ from gridflow.operators.kernel_layout import (
     K_EQUITY, K_EXIT, K_KILL_RESET, K_TRADE, M_ALLOC, M_GRID, M_LEVELS, M_MIN_AMOUNT,
     M_MIN_NOTIONAL, M_SL, M_STEP, P_COOLDOWN, P_CORR, P_LEVERAGE, P_MAKER, P_MAX_MR,
     P_MAX_POS, P_RISK_PER_TRADE, P_RISK_SIZING, P_SLIP, P_TAKER, SF_AMT, SF_AVG, SF_BEST,
-    SF_CYCLE_FEES, SF_LAST_CLOSE, SF_SESSION_PNL, SF_TP, SF_TRAIL, SI_COOLDOWN, SI_ENTRIES,
-    SI_OPEN_TS, SI_OPENED_NOW, SI_QSIDE, SI_QTS, SI_SIDE, TAG_FLIP, TAG_SL, TAG_TP, emit,
+    SF_CYCLE_FEES, SF_LAST_CLOSE, SF_SESSION_PNL, SF_SIZE, SF_TP, SF_TRAIL, SI_COOLDOWN,
+    SI_ENTRIES, SI_OPEN_TS, SI_OPENED_NOW, SI_QSIDE, SI_QTS, SI_SIDE, SI_STOPPED_NOW, TAG_FLIP, TAG_SL, TAG_TP, emit,
 )
 from gridflow.operators.risk import (
     DENY_COOLDOWN, DENY_CORRELATION, DENY_KILL_SWITCH, DENY_MAX_MARGIN_RATIO,
@@ -107,8 +108,10 @@ def _stop(s, sf, si, mp):
 
 
 @njit(cache=True)
-def _close(s, ts, px, fee_rate, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f, n):
-    """Close the whole position of ``s`` at ``px`` (before slippage); log exit + trade."""
+def _close(s, ts, px, taker, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f, n):
+    """Close the whole position of ``s`` at ``px`` (before slippage) as a maker (``taker``
+    0) or taker (1) fill; log the exit and the round trip."""
+    fee_rate = pf[P_TAKER] if taker else pf[P_MAKER]
     d = si[s, SI_SIDE]
     amt = sf[s, SF_AMT]
     fill = px * (1.0 - d * slip)
@@ -120,11 +123,13 @@ def _close(s, ts, px, fee_rate, slip, tag, reason, sf, si, af, ai, pf, out_i, ou
     sf[s, SF_SESSION_PNL] += pnl - fee
     n = emit(out_i, out_f, n, ai, K_EXIT, ts, s, tag, reason, si[s, SI_QTS], -d,
              fill, amt, fee, pnl, sf[s, SF_AVG], px)
+    out_i[n - 1, 8] = taker
     fees = sf[s, SF_CYCLE_FEES] + fee
     n = emit(out_i, out_f, n, ai, K_TRADE, ts, s, si[s, SI_ENTRIES], reason, si[s, SI_OPEN_TS],
              d, fill, amt, fees, pnl - fees, sf[s, SF_AVG], 0.0)
     if reason == EXIT_SL or reason == EXIT_TRAIL:
         si[s, SI_COOLDOWN] = int(pf[P_COOLDOWN])
+        si[s, SI_STOPPED_NOW] = 1
     sf[s, SF_AMT] = 0.0
     sf[s, SF_AVG] = 0.0
     sf[s, SF_CYCLE_FEES] = 0.0
@@ -141,12 +146,12 @@ def _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n):
     d = si[s, SI_SIDE]
     px = a if d * a <= d * stop else stop
     reason = EXIT_TRAIL if trailing else EXIT_SL
-    return _close(s, ts, px, pf[P_TAKER], pf[P_SLIP], TAG_SL, reason, sf, si, af, ai, pf,
+    return _close(s, ts, px, 1, pf[P_SLIP], TAG_SL, reason, sf, si, af, ai, pf,
                   out_i, out_f, n)
 
 
 @njit(cache=True)
-def _try_entry(s, i, ts, px, d, e, nq_size, ev_corr, sf, si, filled, dn, cnt, af, ai, pf, mp,
+def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, ai, pf, mp,
                rw_ts, rw_eq, caps, out_i, out_f, n):
     """Gate and, if allowed, fill level ``i`` of ``s`` at ``px``. Returns ``n``."""
     unreal, notional, pnl_g, pnl_s, n_open = _marks(sf, si, mp, s, px)
@@ -157,7 +162,7 @@ def _try_entry(s, i, ts, px, d, e, nq_size, ev_corr, sf, si, filled, dn, cnt, af
     if pf[P_RISK_SIZING] > 0.0:
         size = pf[P_RISK_PER_TRADE] * equity / (mp[s, M_LEVELS] * mp[s, M_SL])
     else:
-        size = nq_size[e]
+        size = sf[s, SF_SIZE]  # decided at the previous close, like the level itself
     amount = size / px
     step = mp[s, M_STEP]
     if step > 0.0 and math.isfinite(amount):
@@ -197,7 +202,7 @@ def _try_entry(s, i, ts, px, d, e, nq_size, ev_corr, sf, si, filled, dn, cnt, af
             x1, x2 = equity, 0.0
         return emit(out_i, out_f, n, ai, K_DENIED, ts, s, i, r, si[s, SI_QTS], d,
                     px, amount, 0.0, 0.0, x1, x2)
-    fee = amount * px * pf[P_MAKER]
+    fee = amount * px * (pf[P_TAKER] if taker else pf[P_MAKER])
     old = sf[s, SF_AMT]
     if old == 0.0:
         si[s, SI_SIDE] = d
@@ -214,12 +219,14 @@ def _try_entry(s, i, ts, px, d, e, nq_size, ev_corr, sf, si, filled, dn, cnt, af
     dn[s, i] = 0
     af[AF_CASH] -= fee
     af[AF_FEES] += fee
-    return emit(out_i, out_f, n, ai, K_ENTRY, ts, s, i, 0, si[s, SI_QTS], d,
-                px, amount, fee, 0.0, sf[s, SF_AVG], 0.0)
+    n = emit(out_i, out_f, n, ai, K_ENTRY, ts, s, i, 0, si[s, SI_QTS], d,
+             px, amount, fee, 0.0, sf[s, SF_AVG], 0.0)
+    out_i[n - 1, 8] = taker
+    return n
 
 
 @njit(cache=True)
-def _adverse_leg(s, ts, a, b, d, e, nq_size, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
+def _adverse_leg(s, ts, a, b, d, e, taker, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
                  pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n):
     """Entries and the stop along a leg moving against side ``d``; ``(n, closed)``."""
     for i in range(qlv.shape[1]):
@@ -233,7 +240,7 @@ def _adverse_leg(s, ts, a, b, d, e, nq_size, ev_corr, sf, si, qlv, filled, dn, c
             if d * stop >= d * lv and d * b <= d * stop:
                 return _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n), True
         px = a if d * a <= d * lv else lv
-        n = _try_entry(s, i, ts, px, d, e, nq_size, ev_corr, sf, si, filled, dn, cnt, af, ai,
+        n = _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, ai,
                        pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n)
     if sf[s, SF_AMT] > 0.0:
         stop, _ = _stop(s, sf, si, mp)
@@ -243,31 +250,40 @@ def _adverse_leg(s, ts, a, b, d, e, nq_size, ev_corr, sf, si, qlv, filled, dn, c
 
 
 @njit(cache=True)
-def _candle(s, ts, o, h, l, c, e, nq_size, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
+def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
             mp, rw_ts, rw_eq, caps, out_i, out_f, n):
     pos = si[s, SI_SIDE]
     if pos != 0 and si[s, SI_QSIDE] == -pos:  # a flip: close at the open
-        return _close(s, ts, o, pf[P_TAKER], pf[P_SLIP], TAG_FLIP, EXIT_FLIP, sf, si, af, ai,
+        return _close(s, ts, o, 1, pf[P_SLIP], TAG_FLIP, EXIT_FLIP, sf, si, af, ai,
                       pf, out_i, out_f, n)
     d = pos if pos != 0 else si[s, SI_QSIDE]
     if d == 0:
+        return n
+    # the open: orders the market already gapped through were marketable when placed at
+    # the previous close; they fill at the open as taker (the take profit first)
+    if pos != 0:
+        tp = sf[s, SF_TP]
+        if tp > 0.0 and d * o >= d * tp:
+            return _close(s, ts, o, 1, 0.0, TAG_TP, EXIT_TP, sf, si, af, ai, pf,
+                          out_i, out_f, n)
+    n, closed = _adverse_leg(s, ts, o, o, d, e, 1, ev_corr, sf, si, qlv, filled, dn,
+                             cnt, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n)
+    if closed:
         return n
     path = (o, l, h, c) if c >= o else (o, h, l, c)
     for k in range(3):
         a = path[k]
         b = path[k + 1]
         if d * b < d * a:
-            if si[s, SI_SIDE] != 0 or si[s, SI_QSIDE] == d:
-                n, closed = _adverse_leg(s, ts, a, b, d, e, nq_size, ev_corr, sf, si, qlv,
-                                         filled, dn, cnt, af, ai, pf, mp, rw_ts, rw_eq, caps,
-                                         out_i, out_f, n)
-                if closed:
-                    return n
+            n, closed = _adverse_leg(s, ts, a, b, d, e, 0, ev_corr, sf, si, qlv, filled,
+                                     dn, cnt, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n)
+            if closed:
+                return n
         elif d * b > d * a and si[s, SI_SIDE] != 0:
             tp = sf[s, SF_TP]
             if tp > 0.0 and d * b >= d * tp:
                 px = a if d * a >= d * tp else tp
-                return _close(s, ts, px, pf[P_MAKER], 0.0, TAG_TP, EXIT_TP, sf, si, af, ai,
+                return _close(s, ts, px, 0, 0.0, TAG_TP, EXIT_TP, sf, si, af, ai,
                               pf, out_i, out_f, n)
     if si[s, SI_SIDE] != 0:  # best price since entry, using only the path after the entry
         if si[s, SI_OPENED_NOW]:
@@ -334,7 +350,7 @@ def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_siz
         :class:`~gridflow.operators.kernel_layout.KernelState` arrays, updated in place.
     pf : float64 (P_W,); mp : float64 (S, M_W)
         Account and per-symbol parameters (see ``kernel_layout``).
-    out_i : int64 (cap, 8); out_f : float64 (cap, 6)
+    out_i : int64 (cap, 9); out_f : float64 (cap, 6)
         Event log; ``cap >= N * (2 * L + 8) + 8``.
 
     Returns
@@ -351,12 +367,13 @@ def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_siz
         ts = ev_ts[e]
         was_open = sf[s, SF_AMT] > 0.0
         si[s, SI_OPENED_NOW] = 0
-        n = _candle(s, ts, o[e], h[e], l[e], c[e], e, nq_size, ev_corr, sf, si, qlv, filled, dn,
+        si[s, SI_STOPPED_NOW] = 0
+        n = _candle(s, ts, o[e], h[e], l[e], c[e], e, ev_corr, sf, si, qlv, filled, dn,
                     cnt, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n)
         if was_open and sf[s, SF_AMT] == 0.0:
             for i in range(L):
                 dn[s, i] = 0
-        if si[s, SI_COOLDOWN] > 0 and not (was_open and sf[s, SF_AMT] == 0.0):
+        if si[s, SI_COOLDOWN] > 0 and not si[s, SI_STOPPED_NOW]:
             si[s, SI_COOLDOWN] -= 1
         sf[s, SF_LAST_CLOSE] = c[e]
         close_ts = ts + tf_ms[s]
@@ -364,6 +381,7 @@ def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_siz
         si[s, SI_QTS] = close_ts
         sf[s, SF_TP] = nq_tp[e]
         sf[s, SF_TRAIL] = nq_trail[e]
+        sf[s, SF_SIZE] = nq_size[e]
         for i in range(L):
             qlv[s, i] = nq_lv[e, i]
         if sf[s, SF_AMT] == 0.0:

@@ -15,15 +15,16 @@ import numpy as np
 K_ENTRY, K_EXIT, K_TRADE, K_DENIED, K_KILL, K_EQUITY, K_KILL_RESET = 1, 2, 3, 4, 5, 6, 7
 TAG_TP, TAG_SL, TAG_FLIP = -1, -2, -3
 EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP = 1, 2, 3, 4
-OI_W = 8  # kind, ts, sym, level/tag/entries, seq, reason, decision ts / open ts, side
+OI_W = 9  # kind, ts, sym, level/tag/entries, seq, reason, decision ts / open ts, side, taker
 OF_W = 6  # price, amount, fee, pnl, x1, x2
 
 # ---- per-symbol float state --------------------------------------------------------------
-SF_AMT, SF_AVG, SF_CYCLE_FEES, SF_LAST_CLOSE, SF_TP, SF_BEST, SF_TRAIL, SF_SESSION_PNL = range(8)
-SF_W = 8
+(SF_AMT, SF_AVG, SF_CYCLE_FEES, SF_LAST_CLOSE, SF_TP, SF_BEST, SF_TRAIL, SF_SESSION_PNL,
+ SF_SIZE) = range(9)
+SF_W = 9
 # ---- per-symbol int state ----------------------------------------------------------------
-SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW = range(7)
-SI_W = 7
+SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW, SI_STOPPED_NOW = range(8)
+SI_W = 8
 # ---- account float state -----------------------------------------------------------------
 AF_CASH, AF_FEES, AF_REALIZED, AF_CAPITAL, AF_DAY_START, AF_PEAK = range(6)
 AF_W = 6
@@ -49,11 +50,13 @@ class KernelState:
     sf : float64 (S, SF_W)
         Per symbol: position amount (base, >= 0), average entry (quote), fees of the open
         cycle, last close, resting take profit, best price since entry, resting trailing
-        distance (quote), session PnL (realized minus fees since the session start).
+        distance (quote), session PnL (realized minus fees since the session start),
+        resting notional per level (quote).
     si : int64 (S, SI_W)
         Per symbol: position side (+1 long, -1 short, 0 flat), first-entry time (ms),
         entries in the cycle, side of the resting quotes, decision time of the quotes,
-        cooldown candles left, 1 if the position opened in the current candle.
+        cooldown candles left, 1 if the position opened / was stopped in the current
+        candle.
     qlv : float64 (S, L)
         Resting entry level prices (NaN = not quoted).
     filled : uint8 (S, L)
@@ -90,6 +93,7 @@ class KernelState:
         sf[:, SF_LAST_CLOSE] = np.nan
         sf[:, SF_TP] = np.nan
         sf[:, SF_TRAIL] = np.nan
+        sf[:, SF_SIZE] = np.nan
         af = np.zeros(AF_W)
         af[AF_CASH] = af[AF_CAPITAL] = af[AF_DAY_START] = af[AF_PEAK] = capital_quote
         ai = np.zeros(AI_W, dtype=np.int64)
@@ -128,6 +132,7 @@ def emit(out_i, out_f, n, ai, kind, ts, sym, level, reason, dts, side, f0, f1, f
     out_i[n, 5] = reason
     out_i[n, 6] = dts
     out_i[n, 7] = side
+    out_i[n, 8] = 0
     out_f[n, 0] = f0
     out_f[n, 1] = f1
     out_f[n, 2] = f2

@@ -189,7 +189,7 @@ def check_kill_switches(ts, equity, pnl_grid, cap_grid, pnl_single, cap_single, 
     rpeak = equity
     start = ts - int(pf[P_ROLLING_MS])
     for j in range(rw_ts.shape[0]):
-        if rw_ts[j] > start and rw_eq[j] > rpeak:
+        if rw_ts[j] >= start and rw_eq[j] > rpeak:
             rpeak = rw_eq[j]
     if equity <= rpeak * (1.0 - pf[P_ROLLING_DD]):
         n = _trip(KS_ROLLING_DD, equity / rpeak - 1.0, -pf[P_ROLLING_DD], ts, af, ai,

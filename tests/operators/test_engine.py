@@ -77,8 +77,10 @@ def test_gap_open_below_level_fills_at_open_and_fees_are_charged():
     out = run(eng, chunk("BTC/USDT", [(100, 100, 100, 100), (88, 89, 87, 88)], 100.0, 10.0, last=True))
     (fill,) = out.fills
     assert fill.price == 88.0  # buy limit at 90 with the market opening at 88
-    assert fill.fee == pytest.approx(fill.amount * 88.0 * 0.001)
-    assert fill.liquidity == "maker"
+    # marketable when placed at the previous close (86 < 90? no: the market gapped to 88
+    # below the level), so it fills at the open as a taker
+    assert fill.fee == pytest.approx(fill.amount * 88.0 * 0.002)
+    assert fill.liquidity == "taker"
 
 
 def test_stop_loss_closes_grid_with_taker_fee_and_slippage():
