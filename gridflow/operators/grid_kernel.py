@@ -57,7 +57,7 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _marks(sf, si, mp, sym, price):
     """Unrealized PnL, entry notional, session PnL of grid / single symbols, open count;
     symbol ``sym`` marked at ``price``, the others at their last close."""
@@ -82,7 +82,7 @@ def _marks(sf, si, mp, sym, price):
     return unreal, notional, pnl_grid, pnl_single, n_open
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _caps(mp):
     cap_grid = 0.0
     cap_single = 0.0
@@ -94,7 +94,7 @@ def _caps(mp):
     return cap_grid, cap_single
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _stop(s, sf, si, mp):
     """Stop price of the open position of ``s`` and whether the trailing leg sets it."""
     d = si[s, SI_SIDE]
@@ -107,7 +107,7 @@ def _stop(s, sf, si, mp):
     return stop, False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _close(s, ts, px, taker, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f, n):
     """Close the whole position of ``s`` at ``px`` (before slippage) as a maker (``taker``
     0) or taker (1) fill; log the exit and the round trip."""
@@ -140,7 +140,7 @@ def _close(s, ts, px, taker, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n):
     stop, trailing = _stop(s, sf, si, mp)
     d = si[s, SI_SIDE]
@@ -150,7 +150,7 @@ def _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n):
                   out_i, out_f, n)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, ai, pf, mp,
                rw_ts, rw_eq, caps, out_i, out_f, n):
     """Gate and, if allowed, fill level ``i`` of ``s`` at ``px``. Returns ``n``."""
@@ -225,7 +225,7 @@ def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, 
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _adverse_leg(s, ts, a, b, d, e, taker, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
                  pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n):
     """Entries and the stop along a leg moving against side ``d``; ``(n, closed)``."""
@@ -249,7 +249,7 @@ def _adverse_leg(s, ts, a, b, d, e, taker, ev_corr, sf, si, qlv, filled, dn, cnt
     return n, False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
             mp, rw_ts, rw_eq, caps, out_i, out_f, n):
     pos = si[s, SI_SIDE]
@@ -295,7 +295,7 @@ def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, caps,
                out_i, out_f, n):
     """Day rollover, hourly rolling mark, kill switch checks and the equity snapshot."""
@@ -324,7 +324,7 @@ def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, ca
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_size, ev_corr,
               tf_ms, equity_every_ms, sf, si, qlv, filled, dn, cnt, af, ai, rw_ts, rw_eq,
               pf, mp, out_i, out_f):

@@ -121,7 +121,7 @@ class KernelState:
 from numba import njit  # noqa: E402
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def emit(out_i, out_f, n, ai, kind, ts, sym, level, reason, dts, side, f0, f1, f2, f3, f4, f5):
     """Append one row to the event log; returns the new row count (seq advances)."""
     out_i[n, 0] = kind

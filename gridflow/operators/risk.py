@@ -72,13 +72,13 @@ def kill_switch_names(mask: int) -> list[str]:
     return [name for bit, name in KILL_SWITCH_REASONS.items() if mask & bit]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rule_kill_switch(kill_mask: int) -> int:
     """Deny every opening order while any kill switch is on."""
     return DENY_KILL_SWITCH if kill_mask != 0 else OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rule_price(price: float, amount: float) -> int:
     """Deny a non-finite or non-positive price or amount (fail closed)."""
     if not (math.isfinite(price) and price > 0.0 and math.isfinite(amount)):
@@ -86,7 +86,7 @@ def rule_price(price: float, amount: float) -> int:
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rule_min_notional(price: float, amount: float, min_amount: float, min_notional: float) -> int:
     """Deny an order below the exchange's minimum amount (base) or notional (quote)."""
     if amount <= 0.0 or amount < min_amount or amount * price < min_notional:
@@ -94,7 +94,7 @@ def rule_min_notional(price: float, amount: float, min_amount: float, min_notion
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rule_margin_ratio(equity: float, used_margin: float, order_margin: float,
                       max_margin_ratio: float) -> int:
     """Deny when ``(used_margin + order_margin) / equity > max_margin_ratio``.
@@ -109,7 +109,7 @@ def rule_margin_ratio(equity: float, used_margin: float, order_margin: float,
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rule_new_position(opens_position: bool, cooldown_left: int, open_positions: int,
                       max_positions: int, max_abs_corr: float, corr_threshold: float) -> int:
     """Rules for the first level of a new position (and the cooldown for any entry):
@@ -126,7 +126,7 @@ def rule_new_position(opens_position: bool, cooldown_left: int, open_positions: 
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def gate_entry(kill_mask: int, price: float, amount: float, min_amount: float,
                min_notional: float, equity: float, used_margin: float, leverage: float,
                max_margin_ratio: float) -> int:
@@ -146,7 +146,7 @@ def gate_entry(kill_mask: int, price: float, amount: float, min_amount: float,
     return rule_margin_ratio(equity, used_margin, amount * price / leverage, max_margin_ratio)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def session_loss_tripped(pnl: float, capital: float, limit: float) -> bool:
     """True when ``pnl <= -limit * capital`` (quote); non-finite PnL trips (fail closed)."""
     if not math.isfinite(pnl):
@@ -154,7 +154,7 @@ def session_loss_tripped(pnl: float, capital: float, limit: float) -> bool:
     return capital > 0.0 and pnl <= -limit * capital
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _trip(bit, value, threshold, ts, af, ai, out_i, out_f, n):
     if ai[AI_KILL] & bit:
         return n
@@ -163,7 +163,7 @@ def _trip(bit, value, threshold, ts, af, ai, out_i, out_f, n):
                 af[AF_DAY_START], af[AF_PEAK], 0.0, 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def check_kill_switches(ts, equity, pnl_grid, cap_grid, pnl_single, cap_single, af, ai, pf,
                         rw_ts, rw_eq, out_i, out_f, n):
     """Trip every kill switch whose rule fails at equity ``equity`` (quote) at ``ts``.
