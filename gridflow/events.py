@@ -310,3 +310,7 @@ class AccountSummary(_Frozen):
     realized_pnl: float
     kill_switch: str = ""
     counters: dict[str, int] = Field(default_factory=dict)
+    paused: bool = False
+    complete: bool = False
+    """True once every symbol's stream ended and all its candles were processed."""
+    positions: dict[str, dict[str, Any]] = Field(default_factory=dict)

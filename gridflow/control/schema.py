@@ -158,6 +158,9 @@ class SummaryRow(SQLModel, table=True):
     realized_pnl: float
     kill_switch: str = ""
     counters: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    paused: bool = False
+    complete: bool = False
+    positions: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 #: ``JournalBatch`` attribute -> (table, natural key without ``run_id``), write order.

@@ -21,7 +21,7 @@ import numpy as np
 
 from gridflow.chunks import IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
-from gridflow.events import AccountSummary, Command, JournalEvent
+from gridflow.events import AccountSummary, Command
 from gridflow.operators import grid_kernel as gk
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.correlation_guard import CorrelationGuard
@@ -30,12 +30,6 @@ from gridflow.operators.indicators import indicator_name
 from gridflow.operators.risk import (
     DENY_REASONS,
     KILL_SWITCH_REASONS,
-    KS_ALL,
-    KS_DAILY,
-    KS_MAX_DD,
-    KS_ROLLING_DD,
-    KS_SESSION_GRID,
-    KS_SESSION_SINGLE,
     kill_switch_names,
 )
 from gridflow.operators.strategies import STRATEGIES
@@ -91,6 +85,12 @@ class AccountEngine:
         self.tf_ms = np.array([timeframe_to_ms(timeframes[s]) for s in self.symbols], np.int64)
         self.equity_every_ms = int(equity_every_ms)
         self.strategy_names = [self.params[s].name for s in self.symbols]
+        fallback = [i for i, st in enumerate(account.strategies) if not st.symbols]
+        self.strategy_index = {
+            s: next((i for i, st in enumerate(account.strategies) if s in st.symbols),
+                    fallback[0] if fallback else -1)
+            for s in self.symbols
+        }
         self.levels = max(p.levels_count for p in self.params.values())
         S = len(self.symbols)
         alloc = account.capital_quote / S
@@ -145,47 +145,23 @@ class AccountEngine:
         """Process everything buffered (end of input)."""
         return self._process(np.iinfo(np.int64).max)
 
-    def apply_command(self, cmd: Command, ts_ms: int) -> JournalBatch:
-        """Apply a control command at event time ``ts_ms``; journal its acknowledgement.
+    def apply_command(self, cmd: Command, ts_ms: int | None = None) -> JournalBatch:
+        """Apply a control command (:mod:`gridflow.operators.engine_commands`) at event
+        time ``ts_ms`` (default: the close of the last processed candle); journals the
+        acknowledgement, ``command_applied`` or ``command_rejected`` with a reason."""
+        from gridflow.operators.engine_commands import apply_command
 
-        ``reset_kill_switch`` (payload ``{"reason": "MAX_DRAWDOWN"}`` for one switch,
-        all when omitted) clears the switches and restarts what each cleared one
-        measures from the current equity (session PnL, peak, rolling window, day start).
-        Other kinds are acknowledged as rejected for now.
-        """
-        st = self.state
-        mask = int(st.ai[kl.AI_KILL])
-        if cmd.kind != "reset_kill_switch":
-            return self._ack(cmd, ts_ms, False, f"UNSUPPORTED_KIND: {cmd.kind}")
-        reason = cmd.payload.get("reason")
-        names = {v: k for k, v in KILL_SWITCH_REASONS.items()}
-        if reason is not None and reason not in names:
-            return self._ack(cmd, ts_ms, False, f"UNKNOWN_REASON: {reason!r}")
-        bits = names[reason] if reason is not None else KS_ALL
-        cleared = mask & bits
-        st.ai[kl.AI_KILL] = mask & ~bits
-        equity = self.equity()
-        # restart what each cleared switch measures, so it does not trip again at once
-        if cleared & (KS_SESSION_GRID | KS_SESSION_SINGLE):
-            st.sf[:, kl.SF_SESSION_PNL] = 0.0
-        if cleared & KS_MAX_DD:
-            st.af[kl.AF_PEAK] = equity
-        if cleared & KS_ROLLING_DD:
-            st.rw_ts[:] = -1
-        if cleared & KS_DAILY:
-            st.af[kl.AF_DAY_START] = equity
-        out = self._ack(cmd, ts_ms, True, "")
-        for name in kill_switch_names(cleared):
-            st.ai[kl.AI_SEQ] += 1
-            self.counters["kill_switch_resets"] += 1
-            out.events.append(JournalEvent(
-                event_id=f"kill_switch_reset:{self.account.name}:{int(st.ai[kl.AI_SEQ])}",
-                kind="kill_switch_reset", reason=name, ts_ms=ts_ms, account=self.account.name,
-                seq=int(st.ai[kl.AI_SEQ]), detail={"equity": equity, "by": cmd.issued_by,
-                                                  "command_id": cmd.command_id},
-            ))
-        out.summaries.append(self.summary())
-        return out
+        return apply_command(self, cmd, self.event_time() if ts_ms is None else ts_ms)
+
+    def event_time(self) -> int:
+        """Close time (ms UTC) of the last processed candle; 0 before any."""
+        last = int(self.state.ai[kl.AI_LAST_TS])
+        return last + int(self.tf_ms.min()) if last >= 0 else 0
+
+    def next_seq(self) -> int:
+        """Take the next event sequence number."""
+        self.state.ai[kl.AI_SEQ] += 1
+        return int(self.state.ai[kl.AI_SEQ])
 
     def restore(self, summary: dict) -> None:
         """Continue from the journaled summary of an earlier process of the same run
@@ -199,16 +175,6 @@ class AccountEngine:
             self.state.ai[kl.AI_KILL] |= codes[name]
         self.state.ai[kl.AI_CANDLES] = int(summary.get("candles", 0))
         self.state.ai[kl.AI_SEQ] = int(summary.get("seq", 0))
-
-    def _ack(self, cmd: Command, ts_ms: int, ok: bool, why: str) -> JournalBatch:
-        st = self.state
-        st.ai[kl.AI_SEQ] += 1
-        return JournalBatch(events=[JournalEvent(
-            event_id=f"command_ack:{self.account.name}:{cmd.command_id}",
-            kind="command_applied" if ok else "command_rejected", reason=why or cmd.kind,
-            ts_ms=ts_ms, account=self.account.name, seq=int(st.ai[kl.AI_SEQ]),
-            detail={"command_id": cmd.command_id, "kind": cmd.kind, "payload": cmd.payload},
-        )])
 
     def _frontier(self) -> int | None:
         f = np.iinfo(np.int64).max
@@ -340,4 +306,36 @@ class AccountEngine:
             realized_pnl=float(st.af[kl.AF_REALIZED]),
             kill_switch=self.kill_switch,
             counters=self.counter_dict(),
+            paused=bool(st.ai[kl.AI_PAUSED]),
+            complete=all(self.done.values()) and not any(self.pending.values()),
+            positions=self.positions(),
         )
+
+    def positions(self) -> dict[str, dict]:
+        """Per traded symbol: side, amount (base), average entry, entries, the resting
+        grid levels (price, filled), take profit and stop (quote), paused flag."""
+        st = self.state
+        out = {}
+        for s, i in self.index.items():
+            amt = float(st.sf[i, kl.SF_AMT])
+            side = int(st.si[i, kl.SI_SIDE]) or int(st.si[i, kl.SI_QSIDE])
+            stop = None
+            if amt > 0:
+                stop = float(gk._stop(i, st.sf, st.si, self.mp)[0])
+            levels = [{"price": None if not np.isfinite(p) else float(p), "filled": bool(f)}
+                      for p, f in zip(st.qlv[i], st.filled[i])]
+            tp = float(st.sf[i, kl.SF_TP])
+            out[s] = {
+                "strategy": self.params[s].name,
+                "side": {1: "long", -1: "short"}.get(side, "flat"),
+                "amount": amt,
+                "avg_entry": float(st.sf[i, kl.SF_AVG]) if amt > 0 else None,
+                "entries": int(st.si[i, kl.SI_ENTRIES]),
+                "levels": levels[: self.params[s].levels_count],
+                "take_profit": tp if np.isfinite(tp) else None,
+                "stop": stop,
+                "last_close": None if not np.isfinite(st.sf[i, kl.SF_LAST_CLOSE])
+                else float(st.sf[i, kl.SF_LAST_CLOSE]),
+                "paused": bool(st.si[i, kl.SI_PAUSED]),
+            }
+        return out

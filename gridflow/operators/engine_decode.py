@@ -15,8 +15,9 @@ from gridflow.operators.risk import DENY_REASONS, KILL_SWITCH_REASONS
 
 _SIDE = {1: "buy", -1: "sell"}
 _POS = {1: "long", -1: "short"}
-_EXIT = {kl.EXIT_TP: "TP", kl.EXIT_SL: "SL", kl.EXIT_TRAIL: "TRAIL", kl.EXIT_FLIP: "FLIP"}
-_TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP"}
+_EXIT = {kl.EXIT_TP: "TP", kl.EXIT_SL: "SL", kl.EXIT_TRAIL: "TRAIL", kl.EXIT_FLIP: "FLIP",
+         kl.EXIT_FLATTEN: "FLATTEN"}
+_TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP", kl.TAG_FLATTEN: "FLATTEN"}
 _DENY_DETAIL = {
     "MAX_MARGIN_RATIO": ("margin_ratio_after", "max_margin_ratio"),
     "KILL_SWITCH": ("kill_switch_mask", "none"),
@@ -41,7 +42,8 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
             tag = f"L{lvl}" if entry else _TAG[lvl]
             strat = strategies[s]
             coid = client_order_id(account, strat, sym, tag, dts)
-            otype = "limit" if tag[0] in "LT" else ("market" if tag == "FLIP" else "stop_market")
+            otype = ("limit" if tag[0] in "LT" else
+                     "market" if tag in ("FLIP", "FLATTEN") else "stop_market")
             b.orders.append(OrderRequest(
                 client_order_id=coid, account=account, strategy=strat, symbol=sym, tag=tag,
                 ts_ms=dts, seq=seq, side=_SIDE[side], type=otype,

@@ -40,16 +40,17 @@ from numba import njit
 
 from gridflow.operators.kernel_layout import (
     AF_CASH, AF_DAY_START, AF_FEES, AF_PEAK, AF_REALIZED, AI_CANDLES, AI_DAY, AI_KILL,
-    AI_LAST_TS, AI_RW_POS, EXIT_FLIP, EXIT_SL, EXIT_TP, EXIT_TRAIL, K_DENIED, K_ENTRY,
+    AI_LAST_TS, AI_PAUSED, AI_RW_POS, EXIT_FLATTEN, EXIT_FLIP, EXIT_SL, EXIT_TP, EXIT_TRAIL, K_DENIED, K_ENTRY,
     K_EQUITY, K_EXIT, K_KILL_RESET, K_TRADE, M_ALLOC, M_GRID, M_LEVELS, M_MIN_AMOUNT,
     M_MIN_NOTIONAL, M_SL, M_STEP, P_COOLDOWN, P_CORR, P_LEVERAGE, P_MAKER, P_MAX_MR,
     P_MAX_POS, P_RISK_PER_TRADE, P_RISK_SIZING, P_SLIP, P_TAKER, SF_AMT, SF_AVG, SF_BEST,
     SF_CYCLE_FEES, SF_LAST_CLOSE, SF_SESSION_PNL, SF_SIZE, SF_TP, SF_TRAIL, SI_COOLDOWN,
-    SI_ENTRIES, SI_OPEN_TS, SI_OPENED_NOW, SI_QSIDE, SI_QTS, SI_SIDE, SI_STOPPED_NOW, TAG_FLIP, TAG_SL, TAG_TP, emit,
+    SI_ENTRIES, SI_FLATTEN, SI_OPEN_TS, SI_OPENED_NOW, SI_PAUSED, SI_QSIDE, SI_QTS, SI_SIDE,
+    SI_STOPPED_NOW, TAG_FLATTEN, TAG_FLIP, TAG_SL, TAG_TP, emit,
 )
 from gridflow.operators.risk import (
     DENY_COOLDOWN, DENY_CORRELATION, DENY_KILL_SWITCH, DENY_MAX_MARGIN_RATIO,
-    DENY_MAX_POSITIONS, DENY_MIN_NOTIONAL, KS_DAILY, check_kill_switches, gate_entry,
+    DENY_MAX_POSITIONS, DENY_MIN_NOTIONAL, DENY_PAUSED, KS_DAILY, check_kill_switches, gate_entry,
     rule_new_position,
 )
 
@@ -178,6 +179,8 @@ def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, 
                     max_corr = c
     r = gate_entry(ai[AI_KILL], px, amount, mp[s, M_MIN_AMOUNT], mp[s, M_MIN_NOTIONAL],
                    equity, used, lev, pf[P_MAX_MR])
+    if r == 0 and (ai[AI_PAUSED] != 0 or si[s, SI_PAUSED] != 0):
+        r = DENY_PAUSED
     if r == 0:
         r = rule_new_position(opens, si[s, SI_COOLDOWN], n_open, int(pf[P_MAX_POS]),
                               max_corr, pf[P_CORR])
@@ -253,6 +256,11 @@ def _adverse_leg(s, ts, a, b, d, e, taker, ev_corr, sf, si, qlv, filled, dn, cnt
 def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
             mp, rw_ts, rw_eq, caps, out_i, out_f, n):
     pos = si[s, SI_SIDE]
+    if si[s, SI_FLATTEN]:  # a flatten command: close at the open, market
+        si[s, SI_FLATTEN] = 0
+        if pos != 0:
+            return _close(s, ts, o, 1, pf[P_SLIP], TAG_FLATTEN, EXIT_FLATTEN, sf, si, af, ai,
+                          pf, out_i, out_f, n)
     if pos != 0 and si[s, SI_QSIDE] == -pos:  # a flip: close at the open
         return _close(s, ts, o, 1, pf[P_SLIP], TAG_FLIP, EXIT_FLIP, sf, si, af, ai,
                       pf, out_i, out_f, n)

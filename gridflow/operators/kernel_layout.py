@@ -13,8 +13,8 @@ import numpy as np
 
 # ---- event log -------------------------------------------------------------------------
 K_ENTRY, K_EXIT, K_TRADE, K_DENIED, K_KILL, K_EQUITY, K_KILL_RESET = 1, 2, 3, 4, 5, 6, 7
-TAG_TP, TAG_SL, TAG_FLIP = -1, -2, -3
-EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP = 1, 2, 3, 4
+TAG_TP, TAG_SL, TAG_FLIP, TAG_FLATTEN = -1, -2, -3, -4
+EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP, EXIT_FLATTEN = 1, 2, 3, 4, 5
 OI_W = 9  # kind, ts, sym, level/tag/entries, seq, reason, decision ts / open ts, side, taker
 OF_W = 6  # price, amount, fee, pnl, x1, x2
 
@@ -23,14 +23,15 @@ OF_W = 6  # price, amount, fee, pnl, x1, x2
  SF_SIZE) = range(9)
 SF_W = 9
 # ---- per-symbol int state ----------------------------------------------------------------
-SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW, SI_STOPPED_NOW = range(8)
-SI_W = 8
+(SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW, SI_STOPPED_NOW,
+ SI_PAUSED, SI_FLATTEN) = range(10)
+SI_W = 10
 # ---- account float state -----------------------------------------------------------------
 AF_CASH, AF_FEES, AF_REALIZED, AF_CAPITAL, AF_DAY_START, AF_PEAK = range(6)
 AF_W = 6
 # ---- account int state -------------------------------------------------------------------
-AI_KILL, AI_SEQ, AI_CANDLES, AI_LAST_TS, AI_DAY, AI_RW_POS = range(6)
-AI_W = 6
+AI_KILL, AI_SEQ, AI_CANDLES, AI_LAST_TS, AI_DAY, AI_RW_POS, AI_PAUSED = range(7)
+AI_W = 7
 # ---- account params ----------------------------------------------------------------------
 (P_LEVERAGE, P_MAKER, P_TAKER, P_SLIP, P_MAX_MR, P_SESSION_GRID, P_SESSION_SINGLE,
  P_DAILY, P_ROLLING_DD, P_ROLLING_MS, P_MAX_DD, P_MAX_POS, P_CORR, P_COOLDOWN,
@@ -56,7 +57,8 @@ class KernelState:
         Per symbol: position side (+1 long, -1 short, 0 flat), first-entry time (ms),
         entries in the cycle, side of the resting quotes, decision time of the quotes,
         cooldown candles left, 1 if the position opened / was stopped in the current
-        candle.
+        candle, 1 if paused (no new entries), 1 if a flatten is pending (close at the next
+        open).
     qlv : float64 (S, L)
         Resting entry level prices (NaN = not quoted).
     filled : uint8 (S, L)
@@ -70,7 +72,7 @@ class KernelState:
         equity peak since the last max-drawdown reset (quote).
     ai : int64 (AI_W,)
         Kill switch bit mask, event sequence, candles processed, last candle time (ms),
-        current UTC day number, rolling-window ring position.
+        current UTC day number, rolling-window ring position, 1 if the account is paused.
     rw_ts, rw_eq : int64 / float64 (R,)
         Ring of hourly equity marks for the rolling drawdown window.
     """

@@ -1,0 +1,260 @@
+"""Python client of the control plane: the Panel app and the notebooks use only this.
+
+It writes commands (:mod:`gridflow.control.commands`), waits for the engine's
+acknowledgement in the journal, reads status and history from the journal, and launches
+replays in the background. It never touches engine state directly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridflow.control.commands import issue_command
+from gridflow.control.report import compute_report
+from gridflow.control.schema import open_store
+from gridflow.control.store import latest_run_id, list_runs, read_equity, read_events
+from gridflow.control.store import read_summaries
+
+ACK_KINDS = ("command_applied", "command_rejected")
+
+
+@dataclass
+class ReplayJob:
+    """A replay running in a child process (``python -m bytewax.run``).
+
+    Attributes
+    ----------
+    run_id : str
+    db_url : str
+    total_candles : int
+        Candles the run will process (for :attr:`progress`).
+    """
+
+    run_id: str
+    db_url: str
+    total_candles: int
+    process: subprocess.Popen = field(repr=False)
+    config_path: Path = field(repr=False)
+
+    @property
+    def done(self) -> bool:
+        """True once the process ended (successfully or not)."""
+        return self.process.poll() is not None
+
+    @property
+    def progress(self) -> float:
+        """Fraction 0..1 of candles processed so far (from the journal)."""
+        if self.done and self.process.returncode == 0:
+            return 1.0
+        try:
+            rows = read_summaries(self.db_url, self.run_id)
+        except Exception:  # journal not created yet
+            return 0.0
+        n = sum(r["candles"] for r in rows)
+        return min(1.0, n / self.total_candles) if self.total_candles else 0.0
+
+    def result(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """Wait for the end and return the run's report.
+
+        Raises
+        ------
+        TimeoutError
+            If it does not end within ``timeout_s``.
+        RuntimeError
+            If the replay failed (with the tail of its error output).
+        """
+        try:
+            _, err = self.process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutError(f"replay {self.run_id} still running after {timeout_s} s") from exc
+        if self.process.returncode != 0:
+            raise RuntimeError(f"replay {self.run_id} failed: {err.decode()[-2000:]}")
+        return compute_report(self.db_url, self.run_id)
+
+    def stop(self) -> None:
+        """Terminate the replay."""
+        if not self.done:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+class GridflowClient:
+    """Issue commands, read status, launch replays; all through the journal database.
+
+    Parameters
+    ----------
+    db_url : str
+        SQLAlchemy URL of the journal (the one the engine writes).
+    user : str
+        Name recorded as ``issued_by`` on commands.
+    """
+
+    def __init__(self, db_url: str, user: str = "ops") -> None:
+        self.db_url = db_url
+        self.user = user
+        self._engine = open_store(db_url)
+
+    # ---- commands --------------------------------------------------------------------
+    def issue(self, account: str, kind: str, payload: dict[str, Any] | None = None) -> int:
+        """Write a command and return its id (no waiting)."""
+        return issue_command(self._engine, account, kind, payload or {}, self.user)
+
+    def wait_ack(self, command_id: int, timeout_s: float = 10.0, poll_s: float = 0.05
+                 ) -> dict[str, Any]:
+        """Wait until the engine acknowledged ``command_id``.
+
+        Returns
+        -------
+        dict
+            ``command_id``, ``status`` (``"applied"`` or ``"rejected"``), ``reason``,
+            ``ts_ms`` (engine event time), ``run_id`` and the journal ``event``.
+
+        Raises
+        ------
+        TimeoutError
+            No acknowledgement within ``timeout_s`` (is an engine running?).
+        """
+        from sqlalchemy import select
+
+        from gridflow.control.schema import EventRow
+
+        table = EventRow.__table__
+        deadline = time.monotonic() + timeout_s
+        suffix = f":{int(command_id)}"
+        while True:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(table).where(table.c.kind.in_(ACK_KINDS))
+                    .where(table.c.event_id.like(f"command_ack:%{suffix}"))
+                ).mappings().all()
+            rows = [r for r in rows if r["event_id"].endswith(suffix)]
+            if rows:
+                r = dict(rows[0])
+                return {"command_id": int(command_id),
+                        "status": "applied" if r["kind"] == "command_applied" else "rejected",
+                        "reason": r["reason"], "ts_ms": r["ts_ms"], "run_id": r["run_id"],
+                        "event": r}
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"command {command_id}: no acknowledgement in {timeout_s} s")
+            time.sleep(poll_s)
+
+    def command(self, account: str, kind: str, payload: dict[str, Any] | None = None,
+                timeout_s: float = 10.0) -> dict[str, Any]:
+        """:meth:`issue` then :meth:`wait_ack`."""
+        return self.wait_ack(self.issue(account, kind, payload), timeout_s)
+
+    def reset_kill_switch(self, account: str, reason: str | None = None,
+                          timeout_s: float = 10.0) -> dict[str, Any]:
+        """Clear one kill switch (``reason``, e.g. ``"MAX_DRAWDOWN"``) or all."""
+        return self.command(account, "reset_kill_switch",
+                            {"reason": reason} if reason else {}, timeout_s)
+
+    def pause(self, account: str, symbol: str | None = None, timeout_s: float = 10.0):
+        """No new entries on the account (or one symbol); exits go on."""
+        return self.command(account, "pause", {"symbol": symbol} if symbol else {}, timeout_s)
+
+    def resume(self, account: str, symbol: str | None = None, timeout_s: float = 10.0):
+        """Undo :meth:`pause`."""
+        return self.command(account, "resume", {"symbol": symbol} if symbol else {}, timeout_s)
+
+    def set_params(self, account: str, params: dict[str, Any], symbol: str | None = None,
+                   strategy: int | None = None, timeout_s: float = 10.0):
+        """Change strategy parameters (validated by the engine; from the next candle)."""
+        payload: dict[str, Any] = {"params": params}
+        if symbol:
+            payload["symbol"] = symbol
+        if strategy is not None:
+            payload["strategy"] = strategy
+        return self.command(account, "set_params", payload, timeout_s)
+
+    def flatten(self, account: str, symbol: str | None = None, timeout_s: float = 10.0):
+        """Close the account's (or one symbol's) positions at the next candle's open."""
+        return self.command(account, "flatten", {"symbol": symbol} if symbol else {}, timeout_s)
+
+    # ---- reading ---------------------------------------------------------------------
+    def runs(self) -> list[dict[str, Any]]:
+        """Registered runs, oldest first."""
+        return list_runs(self._engine)
+
+    def _run(self, run_id: str | None) -> str:
+        rid = run_id or latest_run_id(self._engine)
+        if rid is None:
+            raise LookupError("NO_RUNS: the journal has no run yet")
+        return rid
+
+    def status(self, account: str, run_id: str | None = None) -> dict[str, Any]:
+        """Latest engine summary of ``account``: equity, cash, fees, kill switches (with
+        the events that tripped them), positions with their grid levels, last events."""
+        rid = self._run(run_id)
+        rows = [r for r in read_summaries(self._engine, rid) if r["account"] == account]
+        if not rows:
+            raise LookupError(f"UNKNOWN_ACCOUNT: {account!r} has no summary in run {rid}")
+        st = dict(rows[0])
+        events = [e for e in read_events(self._engine, rid) if e["account"] == account]
+        active = set(filter(None, st.get("kill_switch", "").split(",")))
+        trips = [e for e in events if e["kind"] == "kill_switch_tripped"]
+        st["run_id"] = rid
+        st["kill_switches"] = {r: next((e for e in reversed(trips) if e["reason"] == r), None)
+                               for r in sorted(active)}
+        st["last_events"] = events[-20:]
+        return st
+
+    def events(self, run_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The last ``limit`` journal events of a run, oldest first."""
+        return read_events(self._engine, self._run(run_id))[-limit:]
+
+    def equity(self, run_id: str | None = None) -> dict[str, np.ndarray]:
+        """Account-summed equity curve: ``ts_ms`` (int64), ``equity`` (quote) and
+        ``drawdown`` (fraction below the running peak, >= 0)."""
+        from gridflow.control.report import equity_curve
+
+        rid = self._run(run_id)
+        ts, eq = equity_curve(read_equity(self._engine, rid))
+        peak = np.maximum.accumulate(eq) if len(eq) else eq
+        dd = np.where(peak > 0, 1.0 - eq / peak, 0.0) if len(eq) else eq
+        return {"ts_ms": ts, "equity": eq, "drawdown": dd}
+
+    def report(self, run_id: str | None = None) -> dict[str, Any]:
+        """Metrics of a run (:func:`gridflow.control.report.compute_report`)."""
+        return compute_report(self._engine, self._run(run_id))
+
+    # ---- background replays -------------------------------------------------------------
+    def launch_replay(self, config_path: str | Path | None = None, **overrides: Any
+                      ) -> ReplayJob:
+        """Start a replay in a child process writing to this client's journal.
+
+        ``overrides`` are config fields (``start_ms``, ``end_ms``, ``pace_s``, ``run_id``,
+        ``accounts`` ...) applied on top of the preset; the effective config is written
+        to a temporary TOML-free JSON handed to the child.
+        """
+        from gridflow.config import load_config
+        from gridflow.dataflows.candle_files import read_candle_file
+        from gridflow.dataflows.plan import plan_run
+
+        cfg = load_config(config_path, db_url=self.db_url, **overrides)
+        plan = plan_run(cfg)
+        lo = cfg.start_ms if cfg.start_ms is not None else -1
+        hi = cfg.end_ms if cfg.end_ms is not None else 2**62
+        routes = plan.routes()
+        total = 0
+        for path, sym, _ in plan.files:
+            ts = read_candle_file(path)["ts"]
+            total += int(((ts >= lo) & (ts < hi)).sum()) * len(routes[sym])
+        fd, name = tempfile.mkstemp(prefix="gridflow-run-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(cfg.model_dump_json())
+        env = dict(os.environ, GRIDFLOW_DB_URL=self.db_url)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", f"gridflow.dataflows.replay:from_json({name!r})"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        return ReplayJob(plan.run_id, self.db_url, total, proc, Path(name))
