@@ -81,7 +81,7 @@ def config_hash(cfg: GridflowConfig) -> str:
     """
     doc = cfg.model_dump(mode="json")
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
-                     "run_id"):
+                     "run_id", "command_poll_s"):
         doc.pop(volatile, None)
     files = []
     for f in cfg.data:
@@ -98,3 +98,20 @@ def default_run_id(cfg: GridflowConfig) -> str:
     config over the same window is the same run, another window another run."""
     key = f"{config_hash(cfg)}|{cfg.start_ms}|{cfg.end_ms}"
     return "run-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def config_from_dict(doc: dict[str, Any]) -> GridflowConfig:
+    """Validate a complete config dump (``GridflowConfig.model_dump``) without reading a
+    preset: no TOML is merged in, so empty tables stay empty. The environment still
+    supplies what the dump leaves out (``GRIDFLOW_APPRISE_URLS``).
+
+    Raises
+    ------
+    pydantic.ValidationError
+        Naming the offending field.
+    """
+    token = _preset.set({})
+    try:
+        return GridflowConfig(**doc)
+    finally:
+        _preset.reset(token)

@@ -239,6 +239,8 @@ class GridflowConfig(BaseSettings):
     chunk_size: int = Field(2_000, ge=1, le=1_000_000)
     equity_every_ms: int = Field(3_600_000, ge=60_000)
     pace_s: float = Field(0.0, ge=0.0, le=60.0, allow_inf_nan=False)
+    command_poll_s: float = Field(0.05, ge=0.005, le=10.0, allow_inf_nan=False)
+    """Seconds between polls of the command table."""
     restore_from_journal: bool = False
     """On start, continue each account from this run's journaled summary (kill switches
     stay on, counters go on): for paper/live restarts without Bytewax recovery state.

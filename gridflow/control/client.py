@@ -251,7 +251,7 @@ class GridflowClient:
             total += int(((ts >= lo) & (ts < hi)).sum()) * len(routes[sym])
         fd, name = tempfile.mkstemp(prefix="gridflow-run-", suffix=".json")
         with os.fdopen(fd, "w") as fh:
-            fh.write(cfg.model_dump_json())
+            fh.write(cfg.model_dump_json(exclude={"apprise_urls"}))  # the child reads the env
         env = dict(os.environ, GRIDFLOW_DB_URL=self.db_url)
         proc = subprocess.Popen(
             [sys.executable, "-m", "bytewax.run", f"gridflow.dataflows.replay:from_json({name!r})"],

@@ -14,6 +14,7 @@ from bytewax.dataflow import Dataflow
 from gridflow.config import GridflowConfig, load_config
 from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.alert_sink import AlertSink
+from gridflow.dataflows.command_source import CommandSource
 from gridflow.dataflows.sinks import JournalSink
 from gridflow.dataflows.sources import CandleFileSource
 from gridflow.dataflows.steps import (
@@ -52,11 +53,22 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
     # (symbol, IndicatorChunk)
     routed = op.flat_map("to_accounts", with_ind, make_fanout(plan))
     # (account, (account, IndicatorChunk))
-    records = op.stateful_batch("account_engine", routed, make_account_builder(plan))
+    commands = op.input("commands", flow, CommandSource(
+        cfg.db_url, plan.account_symbols, cfg.command_poll_s, until_run_complete=plan.run_id))
+    # ("command", Command) | ("rejected", JournalBatch)
+    cmd_ok = op.filter_map("valid_commands", commands,
+                           lambda t: (t[1].account, (t[1].account, t[1])) if t[0] == "command"
+                           else None)
+    # (account, (account, Command))
+    cmd_bad = op.filter_map("bad_commands", commands,
+                            lambda t: t[1] if t[0] == "rejected" else None)
+    # JournalBatch(events=[command_rejected])
+    records = op.stateful_batch("account_engine", op.merge("engine_in", routed, cmd_ok),
+                                make_account_builder(plan))
     # (account, JournalBatch)
     if progress is not None:
         op.inspect("progress", records, ProgressTap(progress))
-    journal = op.merge("journal", refused, op.key_rm("records", records))
+    journal = op.merge("journal", refused, cmd_bad, op.key_rm("records", records))
     # JournalBatch
     op.output(
         "journal_out",
@@ -86,6 +98,18 @@ def build(config: str | Path | GridflowConfig | None = None, **overrides: Any) -
     already loaded config. ``overrides`` beat the environment and the preset."""
     cfg = config if isinstance(config, GridflowConfig) else load_config(config, **overrides)
     return build_flow(plan_run(cfg))
+
+
+def from_json(path: str) -> Dataflow:
+    """Build the replay flow from a JSON dump of a :class:`GridflowConfig` (what
+    :meth:`gridflow.control.client.GridflowClient.launch_replay` hands its child)."""
+    import json
+
+    from gridflow.config.loader import config_from_dict
+
+    with open(path) as fh:
+        doc = json.load(fh)
+    return build_flow(plan_run(config_from_dict(doc)))
 
 
 def __getattr__(name: str) -> Dataflow:

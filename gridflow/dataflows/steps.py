@@ -75,14 +75,15 @@ class AccountStep(StatefulBatchLogic):
         self.plan = plan
         self.engine = engine
 
-    def on_batch(
-        self, values: list[tuple[str, IndicatorChunk]]
-    ) -> tuple[Iterable[JournalBatch], bool]:
+    def on_batch(self, values: list[tuple[str, object]]) -> tuple[Iterable[JournalBatch], bool]:
         out = JournalBatch()
-        for account, chunk in values:
+        for account, item in values:
             if self.engine is None:
                 self.engine = self.plan.new_engine(account)
-            out.extend(self.engine.on_chunk(chunk))
+            if isinstance(item, IndicatorChunk):
+                out.extend(self.engine.on_chunk(item))
+            else:  # a Command, applied at the engine's current event time
+                out.extend(self.engine.apply_command(item))
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[JournalBatch], bool]:
