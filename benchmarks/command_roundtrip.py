@@ -43,7 +43,7 @@ def main() -> None:
         try:
             while job.progress < 0.02:
                 if job.done:
-                    raise SystemExit(job.process.stderr.read().decode()[-2000:])
+                    raise SystemExit(job.errors())
                 time.sleep(0.05)
             times = []
             for i in range(args.n):

@@ -44,6 +44,17 @@ class ReplayJob:
     total_candles: int
     process: subprocess.Popen = field(repr=False)
     config_path: Path = field(repr=False)
+    stderr_file: Any = field(repr=False, default=None)
+
+    def errors(self) -> str:
+        """The tail of the child's error output."""
+        if self.stderr_file is None:
+            return ""
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode(errors="replace")[-4000:]
+
+    def _cleanup(self) -> None:
+        self.config_path.unlink(missing_ok=True)
 
     @property
     def done(self) -> bool:
@@ -73,11 +84,12 @@ class ReplayJob:
             If the replay failed (with the tail of its error output).
         """
         try:
-            _, err = self.process.communicate(timeout=timeout_s)
+            self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
             raise TimeoutError(f"replay {self.run_id} still running after {timeout_s} s") from exc
+        self._cleanup()
         if self.process.returncode != 0:
-            raise RuntimeError(f"replay {self.run_id} failed: {err.decode()[-2000:]}")
+            raise RuntimeError(f"replay {self.run_id} failed: {self.errors()[-2000:]}")
         return compute_report(self.db_url, self.run_id)
 
     def stop(self) -> None:
@@ -85,6 +97,7 @@ class ReplayJob:
         if not self.done:
             self.process.terminate()
             self.process.wait(timeout=10)
+        self._cleanup()
 
 
 class GridflowClient:
@@ -218,7 +231,8 @@ class GridflowClient:
         from gridflow.control.report import equity_curve
 
         rid = self._run(run_id)
-        ts, eq = equity_curve(read_equity(self._engine, rid))
+        rows = read_equity(self._engine, rid)
+        ts, eq = equity_curve((r["ts_ms"], r["account"], r["equity"]) for r in rows)
         peak = np.maximum.accumulate(eq) if len(eq) else eq
         dd = np.where(peak > 0, 1.0 - eq / peak, 0.0) if len(eq) else eq
         return {"ts_ms": ts, "equity": eq, "drawdown": dd}
@@ -253,8 +267,9 @@ class GridflowClient:
         with os.fdopen(fd, "w") as fh:
             fh.write(cfg.model_dump_json(exclude={"apprise_urls"}))  # the child reads the env
         env = dict(os.environ, GRIDFLOW_DB_URL=self.db_url)
+        err = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child never blocks
         proc = subprocess.Popen(
             [sys.executable, "-m", "bytewax.run", f"gridflow.dataflows.replay:from_json({name!r})"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, stdout=subprocess.DEVNULL, stderr=err,
         )
-        return ReplayJob(plan.run_id, self.db_url, total, proc, Path(name))
+        return ReplayJob(plan.run_id, self.db_url, total, proc, Path(name), err)

@@ -20,7 +20,7 @@ def test_every_command_kind_on_a_running_replay(tmp_path: Path, three_symbol_fil
     try:
         deadline = time.monotonic() + 60
         while job.progress < 0.15:
-            assert not job.done, job.process.stderr.read().decode()[-2000:]
+            assert not job.done, job.errors()
             assert time.monotonic() < deadline
             time.sleep(0.1)
         acks = {}
