@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--run", help="run id (default: the latest)")
     rep.add_argument("--json", action="store_true", help="print JSON")
 
+    from gridflow.control.app.cli import add_arguments as app_arguments
+
+    app_arguments(sub.add_parser(
+        "app", help="Panel control app: live status, kill switch reset, backtests, compare"))
+
     j = sub.add_parser("journal", help="orders and fills as JSON lines, deterministic fields")
     j.add_argument("--db", required=True)
     j.add_argument("--run", help="run id (default: the latest)")
@@ -131,11 +136,19 @@ def cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """Serve the Panel control app (users from ``GRIDFLOW_APP_USERS``)."""
+    from gridflow.control.app.cli import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gridflow`` console script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal}[args.cmd]
+    handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal,
+               "app": cmd_app}[args.cmd]
     from pydantic import ValidationError
 
     try:

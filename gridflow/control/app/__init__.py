@@ -1,0 +1,23 @@
+"""The Panel control app.
+
+``state`` and ``backtest`` are the param stores (no Panel import), ``auth`` the user
+list and the authorization check, ``charts`` the HoloViews charts, ``views`` the thin
+Panel views, ``app`` the template and the server, ``cli`` the command line.
+
+Importing this package does not import Panel; :func:`create_app`, :func:`serve` and
+:func:`main` load it on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_app", "main", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from gridflow.control.app import app
+
+        return getattr(app, name)
+    raise AttributeError(name)

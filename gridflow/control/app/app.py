@@ -1,0 +1,144 @@
+"""Assemble and serve the control app: one template, three tabs, Panel's basic auth.
+
+Auth: with users configured (``GRIDFLOW_APP_USERS="alice:pw,bob:pw2"`` or ``users=``),
+the server runs Panel's basic-auth provider with guests allowed (``oauth_optional``):
+anyone can open the app read-only, the header links to Panel's ``/login`` page, and
+only a signed-in configured user gets enabled action buttons and a state whose action
+methods work. Without users everyone is read-only; there is no default password.
+"""
+
+from __future__ import annotations
+
+import socket
+from html import escape
+from typing import Any
+
+import holoviews as hv
+import panel as pn
+from pydantic import SecretStr
+from sqlalchemy import make_url
+
+from gridflow.control.app import views
+from gridflow.control.app.auth import (
+    authorized_user,
+    coerce_users,
+    cookie_secret,
+    users_from_env,
+)
+from gridflow.control.app.state import ControlState
+
+REFRESH_MS = 1000
+TITLE = "gridflow control"
+
+
+def _header(state: ControlState, users: dict[str, SecretStr]) -> pn.pane.HTML:
+    if state.can_act:
+        html = (f"Signed in as <b>{escape(state.user or '')}</b> · "
+                '<a href="/logout" style="color:inherit">Log out</a>')
+    elif users:
+        html = 'Guest (read-only) · <a href="/login" style="color:inherit"><b>Log in</b></a>'
+    else:
+        html = "Read-only: no users configured (GRIDFLOW_APP_USERS)."
+    return pn.pane.HTML(html, css_classes=["gf-user"], styles={"color": "white"})
+
+
+def create_app(db_url: str, users: dict[str, str] | dict[str, SecretStr] | None = None,
+               refresh_ms: int = REFRESH_MS) -> pn.template.FastListTemplate:
+    """The app of one browser session.
+
+    Parameters
+    ----------
+    db_url : str
+        Journal URL (the engine's ``db_url``).
+    users : dict, optional
+        Name -> password of the users allowed to act; the session's user comes from
+        the server's auth (``pn.state.user``). None or empty: read-only.
+    refresh_ms : int
+        Poll period of the journal in a server session (0: no periodic refresh).
+
+    Returns
+    -------
+    panel.template.FastListTemplate
+        With tabs Live, Backtest and Compare.
+    """
+    hv.extension("bokeh", logo=False)
+    pn.extension()
+    allowed = coerce_users(users)
+    state = ControlState(db_url=db_url, user=authorized_user(pn.state.user, allowed))
+    state.refresh()
+    if refresh_ms and pn.state.curdoc is not None and pn.state.curdoc.session_context:
+        pn.state.add_periodic_callback(state.refresh, period=refresh_ms)
+        pn.state.on_session_destroyed(lambda _ctx: state.close())
+    tabs = pn.Tabs(("Live", views.live_page(state)), ("Backtest", views.backtest_page(state)),
+                   ("Compare", views.compare_page(state)), dynamic=False,
+                   sizing_mode="stretch_width")
+    main: list[Any] = [tabs]
+    if not state.can_act:
+        note = views.READ_ONLY_NOTE if allowed else "Read-only: no users are configured."
+        main.insert(0, pn.pane.Alert(note, alert_type="secondary", css_classes=["gf-readonly"]))
+    template = pn.template.FastListTemplate(title=TITLE, header=[_header(state, allowed)],
+                                            main=main, theme_toggle=False)
+    template.state = state  # for tests and notebooks: the session's store
+    return template
+
+
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def serve(db_url: str, port: int = 5006, address: str = "127.0.0.1",
+          users: dict[str, str] | dict[str, SecretStr] | None = None, show: bool = False,
+          start: bool = True, **kwargs: Any):
+    """Serve the app at ``http://{address}:{port}/``.
+
+    Parameters
+    ----------
+    db_url : str
+    port : int
+        0 picks a free port (printed).
+    address : str
+        Interface to listen on; the default serves this machine only.
+    users : dict, optional
+        Defaults to ``GRIDFLOW_APP_USERS``; see :mod:`gridflow.control.app.auth`.
+    show, start : bool
+        Open a browser; run the server loop (blocks) or return the server unstarted.
+    **kwargs
+        Passed to :func:`panel.serve` (e.g. ``websocket_origin=["host.example:5006"]``
+        when serving on another interface, ``ssl_certfile``/``ssl_keyfile`` for TLS).
+
+    Raises
+    ------
+    ValueError
+        On a malformed user list.
+    """
+    allowed = coerce_users(users) if users is not None else users_from_env()
+    port = port or _free_port(address)
+    opts: dict[str, Any] = dict(kwargs)
+    if allowed:
+        opts.update(basic_auth={n: p.get_secret_value() for n, p in allowed.items()},
+                    oauth_optional=True, cookie_secret=cookie_secret())
+    local = address in ("127.0.0.1", "localhost")
+    hosts = sorted({address, "localhost", "127.0.0.1"} if local else {address})
+    opts.setdefault("websocket_origin", [f"{h}:{port}" for h in hosts])
+    server = pn.serve(lambda: create_app(db_url, allowed), port=port, address=address,
+                      show=False, start=False, title=TITLE, verbose=False, **opts)
+    url = f"http://{address}:{server.port}/"
+    journal = make_url(db_url).render_as_string(hide_password=True)
+    print(f"gridflow app: serving {url} (journal {journal}; "
+          f"{'users: ' + ', '.join(sorted(allowed)) if allowed else 'read-only'})", flush=True)
+    if show:
+        server.io_loop.add_callback(server.show, "/")
+    if not start:
+        return server
+    server.start()
+    server.io_loop.start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point (see :mod:`gridflow.control.app.cli`)."""
+    from gridflow.control.app.cli import main as cli_main
+
+    return cli_main(argv)

@@ -1,0 +1,169 @@
+"""The Backtest page's store (``param.Parameterized``, no Panel import).
+
+A replay is launched with :meth:`GridflowClient.launch_replay` and polled through its
+:class:`~gridflow.control.client.ReplayJob`; when it ends, the run's report, equity
+curve, candles (from the run's own data file) and fills (journal readers) are loaded
+for the charts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import param
+
+from gridflow.config import DEFAULT_CONFIG
+from gridflow.control.client import GridflowClient, ReplayJob
+from gridflow.control.store import read_fills, read_orders
+
+PRESETS_DIR = DEFAULT_CONFIG.parent / "presets"
+MAX_CHART_CANDLES = 720
+"""Candles in the chart: the last 720 of the window (30 days of 1h candles)."""
+
+
+def presets() -> dict[str, Path]:
+    """Preset name -> TOML path: ``default`` then the bundled presets by name."""
+    out = {"default": DEFAULT_CONFIG}
+    out.update({p.stem: p for p in sorted(PRESETS_DIR.glob("*.toml"))})
+    return out
+
+
+def date_to_ms(d: date) -> int:
+    """00:00 UTC of ``d`` in ms."""
+    return int(datetime.combine(d, time(), tzinfo=UTC).timestamp() * 1000)
+
+
+def run_config(run: dict[str, Any]) -> dict[str, Any]:
+    """The effective config a run was registered with (``{}`` if unreadable)."""
+    try:
+        return json.loads(run.get("config_json") or "{}")
+    except ValueError:
+        return {}
+
+
+def data_files(cfg: dict[str, Any]) -> dict[str, str]:
+    """Symbol -> candle file path of a run config (symbol from the name when unset)."""
+    from gridflow.dataflows.candle_files import parse_candle_file_name
+
+    out = {}
+    for f in cfg.get("data", []):
+        try:
+            sym = f.get("symbol") or parse_candle_file_name(f["path"])[1]
+        except (KeyError, ValueError):
+            continue
+        out[sym] = f["path"]
+    return out
+
+
+class BacktestState(param.Parameterized):
+    """Preset, window, the running replay and the finished run's results."""
+
+    preset = param.Selector(default="default", objects=list(presets()))
+    start_date = param.CalendarDate(default=date(2024, 1, 1))
+    end_date = param.CalendarDate(default=date(2024, 3, 1))
+    status = param.Selector(default="idle", objects=["idle", "running", "done", "failed"])
+    run_id = param.String(default="")
+    progress = param.Number(default=0.0, bounds=(0.0, 1.0), doc="Fraction of candles done.")
+    error = param.String(default="", doc="Why launching or the replay failed.")
+    report = param.Dict(default={}, doc="compute_report of the finished run.")
+    equity = param.Dict(default={}, doc="client.equity of the finished run.")
+    chart_symbol = param.Selector(default=None, objects=[], allow_None=True)
+    candles = param.Dict(default={}, doc="ts_ms (open times), open, high, low, close.")
+    marks = param.List(default=[], doc="Fills in the chart window: ts_ms, price, side, kind.")
+
+    def __init__(self, client: GridflowClient, **params: Any) -> None:
+        super().__init__(**params)
+        self.client = client
+        self.job: ReplayJob | None = None
+        self._config: dict[str, Any] = {}
+
+    def launch(self) -> ReplayJob:
+        """Replay the preset over ``[start_date, end_date)`` in a child process.
+
+        The caller checks authorization (:meth:`ControlState.launch_backtest`).
+
+        Raises
+        ------
+        RuntimeError
+            The previous replay launched here still runs.
+        Exception
+            Whatever the client raised for a bad window or preset (also in ``error``).
+        """
+        if self.job is not None and not self.job.done:
+            raise RuntimeError(f"backtest {self.job.run_id} is still running")
+        try:
+            job = self.client.launch_replay(presets()[self.preset],
+                                            start_ms=date_to_ms(self.start_date),
+                                            end_ms=date_to_ms(self.end_date))
+        except Exception as exc:
+            self.error, self.status = f"not started: {exc}", "failed"
+            raise
+        self.job = job
+        self.param.update(error="", report={}, equity={}, candles={}, marks=[],
+                          run_id=job.run_id, progress=0.0, status="running")
+        return job
+
+    def poll(self) -> None:
+        """Update the progress; load the results once the replay ended."""
+        job = self.job
+        if job is None or self.status != "running":
+            return
+        self.progress = job.progress
+        if not job.done:
+            return
+        try:
+            report = job.result(timeout_s=5)
+        except (RuntimeError, TimeoutError) as exc:
+            self.error, self.status = str(exc)[-1500:], "failed"
+            return
+        self.show_run(report["run_id"], report)
+        self.progress, self.status = 1.0, "done"
+
+    def show_run(self, run_id: str, report: dict[str, Any] | None = None) -> None:
+        """Load a finished run's metrics, equity curve and chart."""
+        self.run_id = run_id
+        self.report = report or self.client.report(run_id)
+        self.equity = self.client.equity(run_id)
+        run = next((r for r in self.client.runs() if r["run_id"] == run_id), {})
+        self._config = run_config(run)
+        syms = sorted(data_files(self._config))
+        self.param.chart_symbol.objects = syms
+        pick = "BTC/USDT" if "BTC/USDT" in syms else (syms[0] if syms else None)
+        if pick == self.chart_symbol:
+            self._load_chart()
+        else:
+            self.chart_symbol = pick
+
+    @param.depends("chart_symbol", watch=True)
+    def _load_chart(self) -> None:
+        from gridflow.dataflows.candle_files import read_candle_file
+
+        sym, cfg = self.chart_symbol, self._config
+        path = data_files(cfg).get(sym or "")
+        if not self.run_id or path is None:
+            self.param.update(candles={}, marks=[])
+            return
+        c = read_candle_file(path)
+        lo = cfg["start_ms"] if cfg.get("start_ms") is not None else -1
+        hi = cfg["end_ms"] if cfg.get("end_ms") is not None else 2**62
+        keep = np.flatnonzero((c["ts"] >= lo) & (c["ts"] < hi))[-MAX_CHART_CANDLES:]
+        candles = {"ts_ms": c["ts"][keep],
+                   **{k: c[k][keep] for k in ("open", "high", "low", "close")}}
+        if not keep.size:
+            self.param.update(candles=candles, marks=[])
+            return
+        t0, t1 = int(c["ts"][keep[0]]), int(c["ts"][keep[-1]])
+        url = self.client.db_url
+        tags = {o["client_order_id"]: o["tag"] for o in read_orders(url, self.run_id)}
+        step = int(np.median(np.diff(c["ts"][keep]))) if keep.size > 1 else 0
+        marks = [
+            {"ts_ms": f["ts_ms"], "price": f["price"], "side": f["side"],
+             "kind": "entry" if tags.get(f["client_order_id"], "").startswith("L") else "exit"}
+            for f in read_fills(url, self.run_id)
+            if f["symbol"] == sym and f["amount"] > 0 and t0 <= f["ts_ms"] <= t1 + step
+        ]
+        self.param.update(candles=candles, marks=marks)  # one redraw

@@ -1,0 +1,144 @@
+"""Harness of the control app's browser tests: the app server, Chromium, test data.
+
+The app runs in a child process (``python -m gridflow.control.app --port 0``); it
+prints its URL once the server socket is bound, which is what the tests wait for.
+Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright's sync API.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = os.environ.get("GRIDFLOW_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+H = 3_600_000
+START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+
+
+def crash_rows(start_ms: int = START_MS) -> list[str]:
+    """60 h flat, 60 h falling 1.5 %/h, then 1000 h of alternating +1 % / -1 % chop."""
+    rows, price, ts = [], 40_000.0, start_ms
+    closes = [price] * 60
+    for _ in range(60):
+        closes.append(closes[-1] * 0.985)
+    for i in range(1000):
+        closes.append(closes[-1] * (1.01 if i % 2 == 0 else 1 / 1.01))
+    for close in closes:
+        hi, lo = max(price, close) * 1.001, min(price, close) * 0.999
+        rows.append(f"{ts},{price!r},{hi!r},{lo!r},{close!r},10.0")
+        price, ts = close, ts + H
+    return rows
+
+
+def write_crash_config(d: Path) -> Path:
+    """``binance_BTC_USDT_1h.csv.gz`` of :func:`crash_rows` and a 3x-leveraged grid
+    account ``crash`` whose session loss limit (5 %) trips early in the fall."""
+    f = d / "binance_BTC_USDT_1h.csv.gz"
+    body = "timestamp,open,high,low,close,volume\n" + "\n".join(crash_rows()) + "\n"
+    f.write_bytes(gzip.compress(body.encode()))
+    cfg = d / "crash.toml"
+    cfg.write_text(
+        f'[[data]]\npath = "{f}"\n\n'
+        '[[accounts]]\nname = "crash"\ncapital_quote = 10000.0\nleverage = 3.0\n'
+        'symbols = ["BTC/USDT"]\n\n'
+        '[accounts.strategy]\nname = "grid_atr"\nsma_period = 24\natr_period = 14\n'
+        "levels = 5\natr_start = 1.0\natr_step = 0.5\nsl_pct = 0.5\n\n"
+        "[accounts.risk]\nsession_loss_grid = 0.05\n"
+    )
+    return cfg
+
+
+@contextmanager
+def app_server(db_url: str, users: str = "", timeout_s: float = 60.0):
+    """Serve the app on a free port of 127.0.0.1; yields its URL.
+
+    ``users`` goes to ``GRIDFLOW_APP_USERS`` ("" = no users, read-only).
+    """
+    env = dict(os.environ, GRIDFLOW_APP_USERS=users, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridflow.control.app", "--db", db_url, "--port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    log: list[str] = []
+    try:
+        url = _wait_for_url(proc, timeout_s)
+        # keep draining its output (a full pipe would stall the server); shown on failure
+        threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, "")),
+                         daemon=True).start()
+        yield url
+    except BaseException:
+        print("---- app server output ----\n" + "".join(log[-300:]))
+        raise
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_url(proc: subprocess.Popen, timeout_s: float) -> str:
+    """The URL the app prints when its socket is bound (select on its stdout)."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    seen = []
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        if not sel.select(left):
+            break
+        line = proc.stdout.readline()
+        if not line:  # the server died
+            break
+        seen.append(line)
+        m = re.search(r"serving (http://\S+/)", line)
+        if m:
+            return m.group(1)
+    raise RuntimeError(f"app server did not start (rc={proc.poll()}):\n{''.join(seen)[-3000:]}")
+
+
+@contextmanager
+def chromium():
+    """A headless Debian Chromium under Playwright (never ``playwright install``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Full-page PNG in ``tests/artifacts/``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def log_in(page, url: str, user: str, password: str) -> None:
+    """Through the app's "Log in" link and Panel's login form, back to the app."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.get_by_role("link", name="Log in").click()
+    page.locator("input[name=username]").fill(user)
+    page.locator("input[name=password]").fill(password)
+    page.locator("input[name=password]").press("Enter")
+    expect(page.get_by_text(f"Signed in as {user}")).to_be_visible(timeout=30_000)

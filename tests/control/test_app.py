@@ -1,0 +1,241 @@
+"""The Panel control app: auth and state units, then Chromium through Playwright.
+
+Browser tests wait on page elements (Playwright ``expect``), never on sleeps; the
+engine side is polled through the client with deadlines. Screenshots go to
+``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("panel")
+pytest.importorskip("playwright.sync_api")
+
+from app_harness import (
+    CHROMIUM,
+    app_server,
+    chromium,
+    log_in,
+    screenshot,
+    write_crash_config,
+)
+from playwright.sync_api import expect
+
+from gridflow.control.app.auth import authorized_user, parse_users
+from gridflow.control.app.state import ControlState
+from gridflow.control.client import GridflowClient
+from gridflow.control.commands import last_command_id, read_commands
+
+USERS = "alice:pw-alice,bob:p:w2"
+needs_browser = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium); required in CI",
+)
+
+
+def _until(cond, timeout_s: float, what: str, poll_s: float = 0.1):
+    """Poll ``cond()`` until truthy (engine-side waits; pages use ``expect``)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := cond()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(poll_s)
+    return value
+
+
+@pytest.fixture(scope="module")
+def crash_db(tmp_path_factory) -> str:
+    """A journal with two finished replays of the crash data: the whole file (its
+    kill switches still on) and its first 30 days."""
+    d = tmp_path_factory.mktemp("crash")
+    cfg = write_crash_config(d)
+    db = f"sqlite:///{d / 'journal.db'}"
+    for extra in ([], ["--end", "2024-01-31"]):
+        subprocess.run([sys.executable, "-m", "gridflow.cli", "replay", "--config", str(cfg),
+                        "--db", db, "--no-progress", *extra],
+                       check=True, capture_output=True, timeout=300)
+    return db
+
+
+# ---- units -------------------------------------------------------------------------------
+def test_users_parse_and_never_show_passwords() -> None:
+    users = parse_users(USERS)
+    assert sorted(users) == ["alice", "bob"]
+    assert users["bob"].get_secret_value() == "p:w2"
+    assert "pw-alice" not in repr(users)
+    for bad in ("alice", ":pw", "alice:", "guest:pw", "a:1,a:2"):
+        with pytest.raises(ValueError) as err:
+            parse_users(bad)
+        assert "pw" not in str(err.value).replace("PASSWORD", "")
+    assert parse_users("") == {}
+
+
+def test_only_configured_signed_in_users_may_act() -> None:
+    users = parse_users(USERS)
+    assert authorized_user("alice", users) == "alice"
+    for session_user in (None, "", "guest", "mallory"):
+        assert authorized_user(session_user, users) is None
+    assert authorized_user("alice", {}) is None  # no users configured: read-only
+
+
+def test_read_only_state_refuses_every_action(crash_db: str) -> None:
+    state = ControlState(db_url=crash_db, user=None)
+    state.refresh()
+    assert state.account == "crash" and not state.can_act
+    before = last_command_id(crash_db)
+    for action in (state.reset_kill_switch, state.pause, state.resume, state.launch_backtest):
+        with pytest.raises(PermissionError, match="READ_ONLY"):
+            action()
+    assert "refused" in state.message
+    assert last_command_id(crash_db) == before
+    assert state.backtest.job is None
+
+
+def test_state_reads_status_equity_and_compares_runs(crash_db: str) -> None:
+    state = ControlState(db_url=crash_db, user="alice")
+    state.refresh()
+    assert state.refresh_error == ""
+    assert "SESSION_LOSS_GRID" in state.status["kill_switches"]
+    assert "BTC/USDT" in state.status["positions"]
+    assert len(state.equity["ts_ms"]) == len(state.equity["drawdown"]) > 100
+    state.compare_runs = list(state.runs)
+    assert [r["run_id"] for r in state.compare_reports] == state.runs
+    assert set(state.compare_curves) == set(state.runs)
+
+
+def test_app_assembles_outside_a_server(crash_db: str) -> None:
+    from gridflow.control.app import create_app
+
+    template = create_app(crash_db, parse_users(USERS))
+    assert template.state.user is None  # no server auth here: read-only
+    assert template.state.status["account"] == "crash"
+    assert len(template.main) == 2  # the read-only note and the tabs
+
+
+# ---- browser -----------------------------------------------------------------------------
+def _force_enable(page, label: str) -> int:
+    """Enable a disabled button in the browser's Bokeh document (a crafted client)."""
+    return page.evaluate(
+        """(label) => { let n = 0;
+            for (const doc of Bokeh.documents) for (const m of doc.all_models)
+                if (m.label === label) { m.disabled = false; n++; }
+            return n; }""", label)
+
+
+@needs_browser
+def test_anonymous_sees_live_read_only_and_actions_are_refused(crash_db: str) -> None:
+    before = last_command_id(crash_db)
+    with app_server(crash_db, users=USERS) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(url)
+        expect(page.locator(".bk-tab.bk-active")).to_have_text("Live", timeout=30_000)
+        expect(page.get_by_text("Kill switch: ACTIVE")).to_be_visible()
+        expect(page.get_by_text("SESSION_LOSS_GRID").first).to_be_visible()
+        expect(page.get_by_role("link", name="Log in")).to_be_visible()
+        for name in ("Reset kill switch", "Pause", "Resume"):
+            expect(page.get_by_role("button", name=name)).to_be_disabled()
+        screenshot(page, "app_anonymous_live")
+        # a crafted client re-enables the button: the server still refuses
+        assert _force_enable(page, "Reset kill switch") >= 1
+        page.get_by_role("button", name="Reset kill switch").click()
+        expect(page.locator(".gf-ack")).to_contain_text(
+            "refused: reset kill switch needs a logged-in user")
+        screenshot(page, "app_anonymous_refused")
+        # reading is open to guests: compare the two runs side by side
+        page.locator(".bk-tab", has_text="Compare").click()
+        page.locator(".choices").first.click()
+        choices = page.locator(".choices__list--dropdown .choices__item--choice")
+        expect(choices).to_have_count(2)
+        for run_id in choices.all_inner_texts():
+            choices.filter(has_text=run_id).click()
+        expect(page.locator(".gf-compare th")).to_have_count(3)  # metric + two runs
+        expect(page.locator(".gf-compare")).to_contain_text("max_drawdown_pct")
+        page.keyboard.press("Escape")
+        screenshot(page, "app_anonymous_compare")
+    assert last_command_id(crash_db) == before
+
+
+@needs_browser
+def test_without_users_everyone_is_read_only(crash_db: str) -> None:
+    with app_server(crash_db, users="") as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        expect(page.get_by_text("no users configured")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name="Reset kill switch")).to_be_disabled()
+        expect(page.get_by_role("link", name="Log in")).to_have_count(0)
+
+
+@needs_browser
+def test_logged_in_user_resets_the_kill_switch_of_a_running_engine(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    client = GridflowClient(db, user="test")
+    job = client.launch_replay(write_crash_config(tmp_path), pace_s=0.05, chunk_size=1)
+    try:
+        with app_server(db, users=USERS) as url, chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            log_in(page, url, "alice", "pw-alice")
+            ack = page.locator(".gf-ack")
+
+            def status() -> dict:
+                assert not job.done, job.errors()[-3000:]
+                try:
+                    return client.status("crash")
+                except LookupError:
+                    return {}
+
+            _until(lambda: status().get("kill_switch"), 120, "the kill switch to trip")
+            # reset once the crash is over (candle 120), so nothing trips it again
+            _until(lambda: status().get("candles", 0) >= 125, 60, "the end of the crash")
+            expect(page.get_by_text("Kill switch: ACTIVE")).to_be_visible(timeout=10_000)
+            expect(page.get_by_text("SESSION_LOSS_GRID").first).to_be_visible()
+            screenshot(page, "app_live_kill_switch")
+            page.get_by_role("button", name="Reset kill switch").click()
+            expect(ack).to_contain_text("reset kill switch (crash): applied", 
+                timeout=30_000)
+            expect(page.get_by_text("Kill switch: none active")).to_be_visible(timeout=10_000)
+            screenshot(page, "app_live_reset_applied")
+            page.get_by_role("button", name="Pause").click()
+            expect(ack).to_contain_text("pause (crash): applied", timeout=30_000)
+            expect(page.locator(".gf-summary")).to_contain_text("PAUSED", timeout=10_000)
+            page.get_by_role("button", name="Resume").click()
+            expect(ack).to_contain_text("resume (crash): applied", timeout=30_000)
+            expect(page.locator(".gf-summary")).not_to_contain_text("PAUSED", timeout=10_000)
+    finally:
+        job.stop()
+    cmds = read_commands(db, 0)
+    assert [(c["kind"], c["issued_by"]) for c in cmds] == [
+        ("reset_kill_switch", "alice"), ("pause", "alice"), ("resume", "alice")]
+
+
+@needs_browser
+def test_logged_in_user_runs_a_backtest(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'bt.db'}"
+    with app_server(db, users=USERS) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        log_in(page, url, "bob", "p:w2")
+        page.locator(".bk-tab", has_text="Backtest").click()
+        expect(page.locator(".gf-job").get_by_text("Pick a preset")).to_be_visible()
+        expect(page.locator("input[value='2024-01-01']").first).to_be_attached()
+        expect(page.locator("input[value='2024-03-01']").first).to_be_attached()
+        page.get_by_role("button", name="Run backtest").click()
+        progress = page.locator(".gf-progress progress")
+        expect(progress).to_be_visible(timeout=30_000)
+        expect(page.locator(".gf-job").get_by_text("done")).to_be_visible(timeout=180_000)
+        expect(progress).to_have_attribute("value", "100")
+        screenshot(page, "app_backtest_done")
+        metrics = page.locator(".gf-metrics")
+        for metric in ("return_pct", "max_drawdown_pct", "sharpe", "fills"):
+            expect(metrics.get_by_text(metric, exact=True)).to_be_visible()
+        expect(page.locator(".gf-bt-equity canvas").first).to_be_visible()
+        expect(page.locator(".gf-candles canvas").first).to_be_visible()
+        screenshot(page, "app_backtest_done")
+    (run,) = GridflowClient(db).runs()
+    report = GridflowClient(db).report(run["run_id"])
+    assert report["candles"] > 0 and report["first_ts_ms"] >= 1_704_067_200_000
