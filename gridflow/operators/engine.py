@@ -313,7 +313,8 @@ class AccountEngine:
 
     def positions(self) -> dict[str, dict]:
         """Per traded symbol: side, amount (base), average entry, entries, the resting
-        grid levels (price, filled), take profit and stop (quote), paused flag."""
+        grid levels (price, filled), take profit and stop (quote) and their distances
+        from the last close (fractions, signed), paused flag."""
         st = self.state
         out = {}
         for s, i in self.index.items():
@@ -325,6 +326,9 @@ class AccountEngine:
             levels = [{"price": None if not np.isfinite(p) else float(p), "filled": bool(f)}
                       for p, f in zip(st.qlv[i], st.filled[i])]
             tp = float(st.sf[i, kl.SF_TP])
+            last = float(st.sf[i, kl.SF_LAST_CLOSE])
+            dist = (lambda px: None if px is None or not (np.isfinite(px) and last > 0)
+                    else px / last - 1.0)
             out[s] = {
                 "strategy": self.params[s].name,
                 "side": {1: "long", -1: "short"}.get(side, "flat"),
@@ -337,5 +341,7 @@ class AccountEngine:
                 "last_close": None if not np.isfinite(st.sf[i, kl.SF_LAST_CLOSE])
                 else float(st.sf[i, kl.SF_LAST_CLOSE]),
                 "paused": bool(st.si[i, kl.SI_PAUSED]),
+                "take_profit_distance": dist(tp if np.isfinite(tp) else None),
+                "stop_distance": dist(stop),
             }
         return out
