@@ -38,6 +38,7 @@ def configure_numba_cache() -> Path:
     os.environ["GRIDFLOW_NUMBA_BASE"] = base  # keep the base for child processes
     target = Path(base) / f"gridflow-{kernel_source_hash()}"
     os.environ["NUMBA_CACHE_DIR"] = str(target)
+    _prune(Path(base), keep=target)
     try:
         from numba.core import config
 
@@ -45,3 +46,16 @@ def configure_numba_cache() -> Path:
     except ImportError:  # pragma: no cover - numba is a hard dependency
         pass
     return target
+
+
+def _prune(base: Path, keep: Path, newest: int = 3) -> None:
+    """Delete all but the ``newest`` cache folders of older gridflow sources."""
+    import shutil
+
+    try:
+        olds = sorted((p for p in base.glob("gridflow-*") if p != keep and p.is_dir()),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+        for p in olds[newest:]:
+            shutil.rmtree(p, ignore_errors=True)
+    except OSError:  # a read-only or shared cache folder: leave it alone
+        pass

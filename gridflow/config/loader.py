@@ -38,7 +38,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowCon
         TOML preset; default ``gridflow/config/default.toml``. Relative data file
         paths inside it are resolved against the preset's folder.
     **overrides
-        Field values that beat both the environment and the preset (CLI flags).
+        Field values that beat both the environment and the preset (CLI flags). As in
+        pydantic-settings, a dict override is merged key by key into the preset's
+        table (``markets={}`` keeps the preset's markets); use :func:`config_from_dict`
+        for a complete config that must not be merged.
 
     Returns
     -------
