@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Integer, String, Table, insert, select
@@ -30,9 +31,14 @@ COMMANDS = Table(
 )
 
 
+_READY: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
 def _engine(url: str | Engine) -> Engine:
     eng = url if isinstance(url, Engine) else open_store(url)
-    COMMANDS.create(eng, checkfirst=True)
+    if eng not in _READY:  # create the table once per engine, not on every poll
+        COMMANDS.create(eng, checkfirst=True)
+        _READY.add(eng)
     return eng
 
 

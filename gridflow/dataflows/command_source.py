@@ -51,7 +51,9 @@ def parse_command(row: dict, accounts: set[str]) -> tuple[str, Command | Journal
 class _Partition(StatefulSourcePartition):
     def __init__(self, url: str, accounts: set[str], poll_s: float, after_id: int,
                  until_run_complete: str | None) -> None:
-        self.url = url
+        from gridflow.control.schema import open_store
+
+        self.url = open_store(url)  # one SQLAlchemy engine for every poll
         self.accounts = accounts
         self.poll_s = poll_s
         self.after_id = after_id
