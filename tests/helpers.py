@@ -69,3 +69,29 @@ def report(db: Path) -> dict:
 
     return json.loads(json.dumps(compute_report(f"sqlite:///{db}")))
 
+
+
+def indicator_chunk(symbol, rows, values, start=0, last=True):
+    """1h candles ``rows`` [(open, high, low, close)] from hour ``start`` with hand-set
+    indicator ``values`` (name -> scalar or per-candle list), for driving the engine."""
+    import numpy as np
+
+    from gridflow.chunks import CandleChunk, IndicatorChunk
+
+    H = 3_600_000
+    n = len(rows)
+    a = np.array(rows, dtype=float).reshape(n, 4)
+    ts = (np.arange(n, dtype=np.int64) + start) * H
+    vals = {k: np.broadcast_to(np.asarray(v, float), (n,)).copy() for k, v in values.items()}
+    c = CandleChunk(symbol, "1h", ts, a[:, 0], a[:, 1], a[:, 2], a[:, 3], np.ones(n), 0, last)
+    return IndicatorChunk(c, vals)
+
+
+def crash_candles(path: Path, n: int = 300, chop: float = 0.004) -> Path:
+    """60 h of chop, a 60-hour -60 % crash, then chop of +/- ``chop`` per hour."""
+    H = 3_600_000
+    rows, price = [], 100.0
+    for i in range(n):
+        price *= 0.985 if 60 <= i < 120 else 1.0 + chop * (1 if i % 2 else -1)
+        rows.append((i * H, price, price * 1.003, price * 0.997, price, 1.0))
+    return write_candles(path, rows)

@@ -12,7 +12,7 @@ from bytewax.testing import run_main
 from gridflow.config import load_config
 from gridflow.dataflows import alert_sink
 from gridflow.dataflows.replay import build
-from helpers import write_candles, write_config
+from helpers import crash_candles, write_config
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -29,12 +29,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 def test_replay_crash_sends_kill_switch_and_cycle_alerts(tmp_path: Path, monkeypatch) -> None:
-    H = 3_600_000
-    rows, price = [], 100.0
-    for i in range(300):
-        price *= 0.985 if 60 <= i < 120 else 1.0 + 0.004 * (1 if i % 2 else -1)
-        rows.append((i * H, price, price * 1.003, price * 0.997, price, 1.0))
-    f = write_candles(tmp_path / "binance_BTC_USDT_1h.csv.gz", rows)
+    f = crash_candles(tmp_path / "binance_BTC_USDT_1h.csv.gz")
     acct = (
         '[[accounts]]\nname = "t"\ncapital_quote = 10000.0\nleverage = 3.0\n'
         "[accounts.strategy]\nsma_period = 10\natr_period = 5\nlevels = 5\n"

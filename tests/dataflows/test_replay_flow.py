@@ -134,17 +134,10 @@ def test_bad_candles_are_refused_counted_journaled_and_the_flow_goes_on(tmp_path
 
 
 def test_kill_switch_in_the_flow_blocks_every_level_of_a_crash(tmp_path: Path) -> None:
-    from helpers import write_candles
+    from helpers import crash_candles
 
-    H = 3_600_000
-    rows, price = [], 100.0
-    for i in range(300):
-        if 60 <= i < 120:
-            price *= 0.985  # a 60-hour crash, -60 %
-        else:
-            price *= 1.0 + 0.004 * (1 if i % 2 else -1)
-        rows.append((i * H, price, price * 1.003, price * 0.997, price, 1.0))
-    f = write_candles(tmp_path / "binance_BTC_USDT_1h.csv.gz", rows)
+
+    f = crash_candles(tmp_path / "binance_BTC_USDT_1h.csv.gz")  # a 60-hour -60 % crash
     acct = (
         '[[accounts]]\nname = "t"\ncapital_quote = 10000.0\nleverage = 3.0\n'
         "[accounts.strategy]\nsma_period = 10\natr_period = 5\nlevels = 5\n"

@@ -12,9 +12,10 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+from helpers import indicator_chunk
 from pydantic import ValidationError
 
-from gridflow.chunks import CandleChunk, IndicatorChunk, JournalBatch
+from gridflow.chunks import JournalBatch
 from gridflow.config.models import (
     AccountConfig,
     EnvelopeDcaParams,
@@ -37,15 +38,7 @@ LOOSE = {"max_margin_ratio": 1.0, "session_loss_grid": 0.9, "session_loss_single
 ST = "supertrend_10_3.0@4h.direction"
 
 
-def candles(symbol, rows, values, start=0, last=True):
-    """1h candles ``rows`` [(open, high, low, close)] from hour ``start``; ``values``:
-    indicator name -> scalar or per-candle list."""
-    n = len(rows)
-    a = np.array(rows, dtype=float).reshape(n, 4)
-    ts = (np.arange(n, dtype=np.int64) + start) * H
-    vals = {k: np.broadcast_to(np.asarray(v, float), (n,)).copy() for k, v in values.items()}
-    c = CandleChunk(symbol, "1h", ts, a[:, 0], a[:, 1], a[:, 2], a[:, 3], np.ones(n), 0, last)
-    return IndicatorChunk(c, vals)
+candles = indicator_chunk
 
 
 def flat(price, n):
