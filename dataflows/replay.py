@@ -3,7 +3,7 @@
 
 from gridflow.dataflows.replay import build, build_flow
 
-__all__ = ["build", "build_flow", "flow"]
+__all__ = ["build", "build_flow"]  # and `flow`, built lazily by __getattr__
 
 
 def __getattr__(name: str):

@@ -64,7 +64,7 @@ def test_flow_with_every_kind_and_higher_timeframes_runs_and_keeps_decisions(
         f"indicators = {extra!r}\n".replace("'", '"')
         + "[accounts.strategy]\nsma_period = 24\natr_period = 14\n"
     )
-    plain = write_config(tmp_path / "plain.toml", three_symbol_files)
+    write_config(tmp_path / "plain.toml", three_symbol_files)
     write_config(tmp_path / "rich.toml", three_symbol_files, extra="chunk_size = 333\n",
                  account=acct)
     out = {}
