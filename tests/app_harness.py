@@ -142,3 +142,57 @@ def log_in(page, url: str, user: str, password: str) -> None:
     page.locator("input[name=password]").fill(password)
     page.locator("input[name=password]").press("Enter")
     expect(page.get_by_text(f"Signed in as {user}")).to_be_visible(timeout=30_000)
+
+
+# ---- waiting and pages -------------------------------------------------------------------
+def until(cond, timeout_s: float, what: str, poll_s: float = 0.1):
+    """Poll ``cond()`` until truthy (engine-side waits; pages use ``expect``)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := cond()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(poll_s)
+    return value
+
+
+def force_enable(page, label: str) -> int:
+    """Enable a disabled button in the browser's Bokeh document (a crafted client)."""
+    return page.evaluate(
+        """(label) => { let n = 0;
+            for (const doc of Bokeh.documents) for (const m of doc.all_models)
+                if (m.label === label) { m.disabled = false; n++; }
+            return n; }""", label)
+
+
+def force_value(page, title: str, old, new) -> int:
+    """Set the value of the inputs titled ``title`` holding ``old`` to ``new`` in the
+    browser's Bokeh document, past the input's own checks (a crafted client)."""
+    return page.evaluate(
+        """([title, old, value]) => { let n = 0;
+            for (const doc of Bokeh.documents) for (const m of doc.all_models)
+                if (m.title === title && m.value === old) { m.value = value; n++; }
+            return n; }""", [title, old, new])
+
+
+def enter(locator, value: str) -> None:
+    """Type ``value`` into an input and leave it (Bokeh sends the value on change)."""
+    locator.fill(value)
+    locator.press("Tab")
+
+
+def param_input(page, strategy: int, field: str):
+    """The input of a strategy parameter on the Backtest page."""
+    return page.locator(f".gf-strategy-{strategy} .gf-param-{field}").locator("input, select")
+
+
+def bundled_candles(symbols: list[str], start_ms: int, end_ms: int) -> int:
+    """Bundled candles of ``symbols`` with open times in ``[start_ms, end_ms)``."""
+    from gridflow.data import bundled_candle_files
+    from gridflow.dataflows.candle_files import parse_candle_file_name, read_candle_file
+
+    n = 0
+    for path in bundled_candle_files():
+        if parse_candle_file_name(path.name)[1] in symbols:
+            ts = read_candle_file(path)["ts"]
+            n += int(((ts >= start_ms) & (ts < end_ms)).sum())
+    return n

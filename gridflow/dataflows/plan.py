@@ -121,6 +121,13 @@ def plan_run(cfg: GridflowConfig) -> RunPlan:
         for s in syms:
             indicators[s].update(strategy_indicators(acct, assigned[s]))
             indicators[s].update(acct.indicators)
+    traded = {s for syms in account_symbols.values() for s in syms}
+    unused = sorted(set(timeframes) - traded)
+    if unused:  # no account trades them: do not read, validate or compute them at all
+        log.warning("data for %s is not traded by any account; skipped", unused)
+        files = [f for f in files if f[1] in traded]
+        timeframes = {s: tf for s, tf in timeframes.items() if s in traded}
+        indicators = {s: v for s, v in indicators.items() if s in traded}
     run_id = cfg.run_id or default_run_id(cfg)
     restored = {}
     if cfg.restore_from_journal:

@@ -7,10 +7,11 @@ engine side is polled through the client with deadlines. Screenshots go to
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,33 +22,31 @@ pytest.importorskip("playwright.sync_api")
 from app_harness import (
     CHROMIUM,
     app_server,
+    bundled_candles,
     chromium,
+    enter,
+    force_enable,
+    force_value,
     log_in,
+    param_input,
     screenshot,
+    until,
     write_crash_config,
 )
 from playwright.sync_api import expect
 
 from gridflow.control.app.auth import authorized_user, parse_users
+from gridflow.control.app.params_form import InvalidParams, bundled_symbols
 from gridflow.control.app.state import ControlState
 from gridflow.control.client import GridflowClient
 from gridflow.control.commands import last_command_id, read_commands
+from gridflow.control.store import list_runs
 
 USERS = "alice:pw-alice,bob:p:w2"
 needs_browser = pytest.mark.skipif(
     not Path(CHROMIUM).exists() and not os.environ.get("CI"),
     reason=f"no Chromium at {CHROMIUM} (apt-get install chromium); required in CI",
 )
-
-
-def _until(cond, timeout_s: float, what: str, poll_s: float = 0.1):
-    """Poll ``cond()`` until truthy (engine-side waits; pages use ``expect``)."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := cond()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(poll_s)
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +109,50 @@ def test_state_reads_status_equity_and_compares_runs(crash_db: str) -> None:
     assert set(state.compare_curves) == set(state.runs)
 
 
+def test_backtest_state_edits_symbols_and_parameters(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'form.db'}"
+    state = ControlState(db_url=db, user="alice")
+    bt = state.backtest
+    assert bt.preset == "default" and bt.symbols == bundled_symbols()
+    assert [label for label, _ in bt.strategy_forms] == [
+        "grid_atr (long) on BTC/USDT, ETH/USDT, SOL/USDT",
+        "envelope_dca (long) on ADA/USDT, XRP/USDT"]
+    grid = {f.name: f for f in bt.strategy_forms[0][1]}
+    assert list(grid) == ["side", "sma_period", "atr_period", "levels", "atr_start",
+                          "atr_step", "sl_pct"]
+    assert (grid["levels"].kind, grid["levels"].start, grid["levels"].end) == ("int", 1, 20)
+    assert (grid["atr_start"].kind, grid["atr_start"].value) == ("float", 3.0)
+    assert grid["side"].options == ("long", "short")
+    assert {f.name: f.value for f in bt.strategy_forms[1][1]}["offsets"] == "0.04, 0.07, 0.1"
+    bt.set_value(0, "atr_start", 2.5)
+    assert bt.account().strategies[0].overrides == {"SOL/USDT": {"atr_start": 4.0}}
+    # a subset of symbols: the envelope strategy (ADA, XRP) and SOL's override go
+    bt.symbols = ["BTC/USDT", "ETH/USDT"]
+    acct = bt.account()
+    (st,) = acct.strategies
+    assert acct.symbols == st.symbols == ("BTC/USDT", "ETH/USDT")
+    assert (st.atr_start, st.levels, st.overrides) == (2.5, 5, {})
+    # invalid values: pydantic's message names the field; nothing is launched
+    for strategy, field, value in ((0, "levels", 0), (1, "offsets", "0.1, 0.05")):
+        bt.symbols = bundled_symbols()
+        bt.set_value(strategy, field, value)
+        with pytest.raises(InvalidParams, match=field):
+            state.launch_backtest()
+        assert field in bt.params_error and state.message == ""
+        bt.set_value(0, "levels", 5)
+        bt.set_value(1, "offsets", "0.04, 0.07, 0.1")
+    bt.symbols = []
+    with pytest.raises(InvalidParams, match="at least one symbol"):
+        state.launch_backtest()
+    assert bt.job is None and GridflowClient(db).runs() == []
+    # a strategy without an allow-list trades every chosen symbol
+    bt.preset = "grid_atr_short"
+    assert bt.params_error == "" and bt.values == [{}]
+    bt.symbols = ["ADA/USDT", "SOL/USDT"]
+    acct = bt.account()
+    assert acct.symbols == ("ADA/USDT", "SOL/USDT") and acct.strategies[0].symbols == ()
+
+
 def test_app_assembles_outside_a_server(crash_db: str) -> None:
     from gridflow.control.app import create_app
 
@@ -120,13 +163,10 @@ def test_app_assembles_outside_a_server(crash_db: str) -> None:
 
 
 # ---- browser -----------------------------------------------------------------------------
-def _force_enable(page, label: str) -> int:
-    """Enable a disabled button in the browser's Bokeh document (a crafted client)."""
-    return page.evaluate(
-        """(label) => { let n = 0;
-            for (const doc of Bokeh.documents) for (const m of doc.all_models)
-                if (m.label === label) { m.disabled = false; n++; }
-            return n; }""", label)
+def _backtest_tab(page, url: str) -> None:
+    log_in(page, url, "bob", "p:w2")
+    page.locator(".bk-tab", has_text="Backtest").click()
+    expect(page.locator(".gf-job").get_by_text("Pick a preset")).to_be_visible()
 
 
 @needs_browser
@@ -143,7 +183,7 @@ def test_anonymous_sees_live_read_only_and_actions_are_refused(crash_db: str) ->
             expect(page.get_by_role("button", name=name)).to_be_disabled()
         screenshot(page, "app_anonymous_live")
         # a crafted client re-enables the button: the server still refuses
-        assert _force_enable(page, "Reset kill switch") >= 1
+        assert force_enable(page, "Reset kill switch") >= 1
         page.get_by_role("button", name="Reset kill switch").click()
         expect(page.locator(".gf-ack")).to_contain_text(
             "refused: reset kill switch needs a logged-in user")
@@ -190,9 +230,9 @@ def test_logged_in_user_resets_the_kill_switch_of_a_running_engine(tmp_path: Pat
                 except LookupError:
                     return {}
 
-            _until(lambda: status().get("kill_switch"), 120, "the kill switch to trip")
+            until(lambda: status().get("kill_switch"), 120, "the kill switch to trip")
             # reset once the crash is over (candle 120), so nothing trips it again
-            _until(lambda: status().get("candles", 0) >= 125, 60, "the end of the crash")
+            until(lambda: status().get("candles", 0) >= 125, 60, "the end of the crash")
             expect(page.get_by_text("Kill switch: ACTIVE")).to_be_visible(timeout=10_000)
             expect(page.get_by_text("SESSION_LOSS_GRID").first).to_be_visible()
             screenshot(page, "app_live_kill_switch")
@@ -217,25 +257,77 @@ def test_logged_in_user_resets_the_kill_switch_of_a_running_engine(tmp_path: Pat
 @needs_browser
 def test_logged_in_user_runs_a_backtest(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'bt.db'}"
+    picked = ["BTC/USDT", "ETH/USDT"]
     with app_server(db, users=USERS) as url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
-        log_in(page, url, "bob", "p:w2")
-        page.locator(".bk-tab", has_text="Backtest").click()
-        expect(page.locator(".gf-job").get_by_text("Pick a preset")).to_be_visible()
+        _backtest_tab(page, url)
         expect(page.locator("input[value='2024-01-01']").first).to_be_attached()
         expect(page.locator("input[value='2024-03-01']").first).to_be_attached()
+        symbols = page.locator(".gf-symbols select")
+        expect(symbols.locator("option")).to_have_count(5)
+        expect(param_input(page, 0, "atr_start")).to_have_value("3")  # the preset's value
+        expect(param_input(page, 1, "offsets")).to_have_value("0.04, 0.07, 0.1")
+        symbols.select_option(picked)
+        atr_start = param_input(page, 0, "atr_start")
+        enter(atr_start, "2.5")
+        expect(atr_start).to_have_value("2.5")
+        screenshot(page, "app_backtest_form")
         page.get_by_role("button", name="Run backtest").click()
         progress = page.locator(".gf-progress progress")
         expect(progress).to_be_visible(timeout=30_000)
-        expect(page.locator(".gf-job").get_by_text("done")).to_be_visible(timeout=180_000)
+        status = page.locator(".gf-job strong")
+        expect(status).to_have_text(re.compile("done|failed"), timeout=180_000)
+        expect(status).to_have_text("done")
         expect(progress).to_have_attribute("value", "100")
-        screenshot(page, "app_backtest_done")
         metrics = page.locator(".gf-metrics")
         for metric in ("return_pct", "max_drawdown_pct", "sharpe", "fills"):
             expect(metrics.get_by_text(metric, exact=True)).to_be_visible()
         expect(page.locator(".gf-bt-equity canvas").first).to_be_visible()
         expect(page.locator(".gf-candles canvas").first).to_be_visible()
+        expect(page.locator(".gf-params-error")).not_to_contain_text("Invalid")
         screenshot(page, "app_backtest_done")
-    (run,) = GridflowClient(db).runs()
+    (run,) = list_runs(db)
+    cfg = json.loads(run["config_json"])
+    (account,) = cfg["accounts"]
+    assert account["symbols"] == picked
+    assert [Path(f["path"]).name for f in cfg["data"]] == [
+        "binance_BTC_USDT_1h.csv.gz", "binance_ETH_USDT_1h.csv.gz"]
+    (strategy,) = account["strategies"]
+    assert (strategy["name"], strategy["symbols"], strategy["atr_start"]) == (
+        "grid_atr", picked, 2.5)
+    start, end = 1_704_067_200_000, 1_709_251_200_000  # 2024-01-01, 2024-03-01 UTC
+    assert (cfg["start_ms"], cfg["end_ms"]) == (start, end)
     report = GridflowClient(db).report(run["run_id"])
-    assert report["candles"] > 0 and report["first_ts_ms"] >= 1_704_067_200_000
+    assert report["candles"] == bundled_candles(picked, start, end) > 0
+    assert report["first_ts_ms"] >= start
+
+
+@needs_browser
+def test_invalid_parameters_show_the_error_and_launch_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'bad.db'}"
+    with app_server(db, users=USERS) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        _backtest_tab(page, url)
+        levels = param_input(page, 0, "levels")
+        # the input keeps to the field's bounds (1..20): a typed 0 is not taken
+        expect(levels).to_have_value("5")
+        enter(levels, "0")
+        expect(levels).to_have_value("5")
+        # a crafted client sends 0 anyway: the server validates and refuses
+        assert force_value(page, "levels", 5, 0) == 1
+        expect(levels).to_have_value("0")
+        page.get_by_role("button", name="Run backtest").click()
+        error = page.locator(".gf-params-error")
+        expect(error).to_contain_text("levels: Input should be greater than or equal to 1")
+        expect(error).to_contain_text("nothing launched")
+        # a value the input cannot bound: sl_pct must stay below 1
+        enter(levels, "5")
+        sl_pct = param_input(page, 0, "sl_pct")
+        enter(sl_pct, "1")
+        page.get_by_role("button", name="Run backtest").click()
+        expect(error).to_contain_text("sl_pct: Input should be less than 1")
+        expect(error).not_to_contain_text("levels")
+        expect(page.locator(".gf-job")).to_contain_text("Pick a preset")
+        expect(page.locator(".gf-progress progress")).to_be_hidden()
+        screenshot(page, "app_backtest_invalid")
+    assert list_runs(db) == []

@@ -75,3 +75,20 @@ def test_flow_with_every_kind_and_higher_timeframes_runs_and_keeps_decisions(
         run_main(build(cfg))
         out[name] = journal_lines(cfg.db_url)
     assert out["plain"] and out["plain"] == out["rich"]
+
+
+def test_data_of_symbols_no_account_trades_is_skipped(tmp_path: Path,
+                                                      three_symbol_files: list[Path]) -> None:
+    from bytewax.testing import run_main
+
+    from gridflow.control.report import compute_report
+    from gridflow.dataflows.replay import build
+
+    btc, eth, sol = three_symbol_files
+    acct = AccountConfig(name="a", symbols=("BTC/USDT",), strategy=GridAtrParams())
+    cfg = load_config(None, data=tuple(DataFile(path=str(f)) for f in (btc, eth, sol)),
+                      accounts=(acct,), start_ms=None, db_url=f"sqlite:///{tmp_path / 's.db'}")
+    plan = plan_run(cfg)
+    assert [s for _, s, _ in plan.files] == ["BTC/USDT"]
+    run_main(build(cfg))
+    assert compute_report(cfg.db_url)["candles"] == 3000

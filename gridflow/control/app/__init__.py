@@ -1,8 +1,9 @@
 """The Panel control app.
 
-``state`` and ``backtest`` are the param stores (no Panel import), ``auth`` the user
-list and the authorization check, ``charts`` the HoloViews charts, ``views`` the thin
-Panel views, ``app`` the template and the server, ``cli`` the command line.
+``state`` and ``backtest`` are the param stores and ``params_form`` the Backtest page's
+strategy form (no Panel import), ``auth`` the user list and the authorization check,
+``charts`` the HoloViews charts, ``views`` and ``params_view`` the thin Panel views,
+``app`` the template and the server, ``cli`` the command line.
 
 Importing this package does not import Panel; :func:`create_app`, :func:`serve` and
 :func:`main` load it on first use.

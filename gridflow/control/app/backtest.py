@@ -1,6 +1,8 @@
 """The Backtest page's store (``param.Parameterized``, no Panel import).
 
-A replay is launched with :meth:`GridflowClient.launch_replay` and polled through its
+The page edits a preset's account: its symbols and each strategy's parameters
+(:mod:`gridflow.control.app.params_form`). A replay of the preset with that account
+is launched with :meth:`GridflowClient.launch_replay` and polled through its
 :class:`~gridflow.control.client.ReplayJob`; when it ends, the run's report, equity
 curve, candles (from the run's own data file) and fills (journal readers) are loaded
 for the charts.
@@ -17,6 +19,17 @@ import numpy as np
 import param
 
 from gridflow.config import DEFAULT_CONFIG
+from gridflow.config.models import AccountConfig, DataFile
+from gridflow.control.app.params_form import (
+    FieldSpec,
+    InvalidParams,
+    build_account,
+    bundled_symbols,
+    data_for,
+    field_specs,
+    load_preset,
+    strategy_label,
+)
 from gridflow.control.client import GridflowClient, ReplayJob
 from gridflow.control.store import read_fills, read_orders
 
@@ -60,9 +73,15 @@ def data_files(cfg: dict[str, Any]) -> dict[str, str]:
 
 
 class BacktestState(param.Parameterized):
-    """Preset, window, the running replay and the finished run's results."""
+    """Preset, symbols, strategy parameters, window, the running replay and the
+    finished run's results."""
 
     preset = param.Selector(default="default", objects=list(presets()))
+    symbols = param.ListSelector(default=[], objects=bundled_symbols(),
+                                 doc="Symbols to trade; the preset's by default.")
+    strategy_forms = param.List(default=[], doc="Per strategy of the preset's account: "
+                                "(label, [FieldSpec]) pre-filled with the preset's values.")
+    params_error = param.String(default="", doc="Why the symbols or parameters are invalid.")
     start_date = param.CalendarDate(default=date(2024, 1, 1))
     end_date = param.CalendarDate(default=date(2024, 3, 1))
     status = param.Selector(default="idle", objects=["idle", "running", "done", "failed"])
@@ -80,9 +99,55 @@ class BacktestState(param.Parameterized):
         self.client = client
         self.job: ReplayJob | None = None
         self._config: dict[str, Any] = {}
+        self._account: AccountConfig | None = None
+        self._data: tuple[DataFile, ...] = ()
+        self.values: list[dict[str, Any]] = []
+        self._load_preset()
+
+    @param.depends("preset", watch=True)
+    def _load_preset(self) -> None:
+        """Symbols and strategy forms of the chosen preset's account."""
+        try:
+            account, self._data = load_preset(presets()[self.preset])
+        except Exception as exc:  # noqa: BLE001 - a bad preset: say why, launch nothing
+            self._account, self._data, self.values = None, (), []
+            self.param.update(strategy_forms=[], params_error=f"preset {self.preset}: {exc}")
+            return
+        known = self.param.symbols.objects
+        syms = [s for s in account.symbols or known if s in known]
+        self._account = account
+        self.values = [{} for _ in account.strategies]
+        self.param.update(symbols=syms, params_error="", strategy_forms=[
+            (strategy_label(st), field_specs(st)) for st in account.strategies])
+
+    def set_value(self, strategy: int, field: str, value: Any) -> None:
+        """Edit one parameter of strategy ``strategy`` (checked at :meth:`account`)."""
+        specs: list[FieldSpec] = self.strategy_forms[strategy][1]
+        if field not in {f.name for f in specs}:
+            raise KeyError(f"strategy {strategy} has no editable parameter {field!r}")
+        self.values[strategy][field] = value
+        self.params_error = ""
+
+    def account(self) -> AccountConfig:
+        """The preset's account with the edited parameters and the chosen symbols.
+
+        Raises
+        ------
+        InvalidParams
+            A bad value or symbol choice (the message, naming the field, is also in
+            ``params_error``).
+        """
+        try:
+            if self._account is None:
+                raise InvalidParams(self.params_error or f"preset {self.preset}: no account")
+            return build_account(self._account, self.values, self.symbols)
+        except InvalidParams as exc:
+            self.params_error = str(exc)
+            raise
 
     def launch(self) -> ReplayJob:
-        """Replay the preset over ``[start_date, end_date)`` in a child process.
+        """Replay the preset with :meth:`account` (and only its symbols' candle files)
+        over ``[start_date, end_date)`` in a child process.
 
         The caller checks authorization (:meth:`ControlState.launch_backtest`).
 
@@ -90,13 +155,17 @@ class BacktestState(param.Parameterized):
         ------
         RuntimeError
             The previous replay launched here still runs.
+        InvalidParams
+            Invalid symbols or parameters (nothing launched; see ``params_error``).
         Exception
             Whatever the client raised for a bad window or preset (also in ``error``).
         """
         if self.job is not None and not self.job.done:
             raise RuntimeError(f"backtest {self.job.run_id} is still running")
+        account = self.account()
         try:
-            job = self.client.launch_replay(presets()[self.preset],
+            job = self.client.launch_replay(presets()[self.preset], accounts=(account,),
+                                            data=data_for(self._data, account.symbols),
                                             start_ms=date_to_ms(self.start_date),
                                             end_ms=date_to_ms(self.end_date))
         except Exception as exc:

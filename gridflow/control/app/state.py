@@ -22,6 +22,7 @@ import numpy as np
 import param
 
 from gridflow.control.app.backtest import BacktestState, run_config
+from gridflow.control.app.params_form import InvalidParams
 from gridflow.control.client import GridflowClient, ReplayJob
 
 LATEST = "(latest)"
@@ -201,16 +202,23 @@ class ControlState(param.Parameterized):
 
     # ---- backtest ----------------------------------------------------------------------
     def launch_backtest(self) -> ReplayJob:
-        """Replay the Backtest page's preset and window (:meth:`BacktestState.launch`).
+        """Replay the Backtest page's preset, symbols, parameters and window
+        (:meth:`BacktestState.launch`).
 
         Raises
         ------
         PermissionError
             Read-only session.
+        InvalidParams
+            Invalid symbols or parameters: nothing launched; the reason is in
+            ``backtest.params_error``, shown next to the parameters.
         """
         self._require_user("launch a backtest")
         try:
             return self.backtest.launch()
+        except InvalidParams:
+            self.message = ""
+            raise
         except Exception as exc:
             self.message = f"backtest: {exc}"
             raise

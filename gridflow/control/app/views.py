@@ -17,6 +17,8 @@ import pandas as pd
 import panel as pn
 
 from gridflow.control.app import charts
+from gridflow.control.app.params_form import InvalidParams
+from gridflow.control.app.params_view import params_panel
 from gridflow.control.app.state import ControlState
 
 READ_ONLY_NOTE = "Read-only: log in to reset kill switches, pause, resume or launch backtests."
@@ -113,8 +115,8 @@ def _clicked(state: ControlState, action: Callable[[], Any]) -> Callable[[Any], 
     def on_click(_event: Any) -> None:
         try:
             action()
-        except (PermissionError, RuntimeError):
-            pass  # the state said why in state.message
+        except (PermissionError, RuntimeError, InvalidParams):
+            pass  # the state said why (state.message, backtest.params_error)
         except Exception as exc:  # noqa: BLE001 - a click must not kill the session
             state.message = f"{type(exc).__name__}: {exc}"
     return on_click
@@ -179,13 +181,14 @@ def metrics_frame(report: dict[str, Any]) -> pd.DataFrame:
 
 def job_md(status: str, run_id: str, progress: float, error: str) -> str:
     if status == "idle":
-        return "Pick a preset and a window, then run."
+        return "Pick a preset, its symbols and parameters and a window, then run."
     text = f"Backtest `{run_id}`: **{status}** ({progress:.0%})"
     return text + (f"\n\n```\n{error.replace('`', chr(39))}\n```" if error else "")
 
 
 def backtest_page(state: ControlState) -> pn.viewable.Viewable:
-    """Preset and window, run, progress, then metrics, equity and a candle chart."""
+    """Preset, window, symbols and parameters, run, progress, then metrics, equity and
+    a candle chart."""
     bt = state.backtest
     run = _button(state, "Run backtest", "primary", state.launch_backtest)
     results = pn.Column(
@@ -203,6 +206,7 @@ def backtest_page(state: ControlState) -> pn.viewable.Viewable:
                pn.widgets.DatePicker.from_param(bt.param.start_date, name="Start (UTC)"),
                pn.widgets.DatePicker.from_param(bt.param.end_date, name="End (UTC)"),
                run),
+        params_panel(bt),
         pn.indicators.Progress(value=pn.bind(lambda p: round(p * 100), bt.param.progress),
                                max=100, sizing_mode="stretch_width", css_classes=["gf-progress"],
                                visible=pn.bind(lambda s: s != "idle", bt.param.status)),
