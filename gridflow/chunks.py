@@ -12,8 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridflow.events import AccountSummary, EquitySnapshot, ExecutionReport, JournalEvent
-from gridflow.events import OrderRequest, TradeRecord
+from gridflow.events import (
+    AccountSummary,
+    EquitySnapshot,
+    ExecutionReport,
+    JournalEvent,
+    OrderRequest,
+    TradeRecord,
+)
 
 
 @dataclass(frozen=True, slots=True)

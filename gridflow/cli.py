@@ -101,17 +101,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     plan = plan_run(cfg)
     bar = None
     if not args.no_progress:
-        from gridflow.dataflows.candle_files import read_candle_file
-
-        def rows(path) -> int:
-            ts = read_candle_file(path)["ts"]
-            lo = cfg.start_ms if cfg.start_ms is not None else -1
-            hi = cfg.end_ms if cfg.end_ms is not None else 2**62
-            return int(((ts >= lo) & (ts < hi)).sum())
-
-        routes = plan.routes()
-        total = sum(rows(p) * len(routes[s]) for p, s, _ in plan.files)
-        bar = tqdm(total=total, unit="candle", unit_scale=True, desc=f"replay {plan.run_id}")
+        bar = tqdm(total=plan.expected_candles(), unit="candle", unit_scale=True, desc=f"replay {plan.run_id}")
     flow = build_flow(plan, progress=bar.update if bar is not None else None)
     cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=10))
     if bar is not None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from gridflow.data import CANDLES_DIR
 
 REPO = Path(__file__).resolve().parents[1]

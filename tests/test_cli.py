@@ -8,8 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gridflow.control.report import journal_lines
 from helpers import REPO, write_config
+
+from gridflow.control.report import journal_lines
 
 REQUIRED = {"candles", "orders", "fills", "trades", "net_pnl", "return_pct",
             "max_drawdown_pct", "sharpe", "win_rate", "fees_paid"}

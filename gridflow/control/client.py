@@ -21,8 +21,13 @@ import numpy as np
 from gridflow.control.commands import issue_command
 from gridflow.control.report import compute_report
 from gridflow.control.schema import open_store
-from gridflow.control.store import latest_run_id, list_runs, read_equity, read_events
-from gridflow.control.store import read_summaries
+from gridflow.control.store import (
+    latest_run_id,
+    list_runs,
+    read_equity,
+    read_events,
+    read_summaries,
+)
 
 ACK_KINDS = ("command_applied", "command_rejected")
 
@@ -251,18 +256,11 @@ class GridflowClient:
         to a temporary TOML-free JSON handed to the child.
         """
         from gridflow.config import load_config
-        from gridflow.dataflows.candle_files import read_candle_file
         from gridflow.dataflows.plan import plan_run
 
         cfg = load_config(config_path, db_url=self.db_url, **overrides)
         plan = plan_run(cfg)
-        lo = cfg.start_ms if cfg.start_ms is not None else -1
-        hi = cfg.end_ms if cfg.end_ms is not None else 2**62
-        routes = plan.routes()
-        total = 0
-        for path, sym, _ in plan.files:
-            ts = read_candle_file(path)["ts"]
-            total += int(((ts >= lo) & (ts < hi)).sum()) * len(routes[sym])
+        total = plan.expected_candles()
         fd, name = tempfile.mkstemp(prefix="gridflow-run-", suffix=".json")
         with os.fdopen(fd, "w") as fh:
             fh.write(cfg.model_dump_json(exclude={"apprise_urls"}))  # the child reads the env

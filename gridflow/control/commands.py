@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Integer, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
-from gridflow.control.schema import open_store
-from gridflow.control.schema import SQLModel
+from gridflow.control.schema import SQLModel, open_store
 
 COMMANDS = Table(
     "commands",

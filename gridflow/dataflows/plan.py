@@ -71,6 +71,20 @@ class RunPlan:
             eng.restore(self.restored[name])
         return eng
 
+    def expected_candles(self) -> int:
+        """Candles the account engines will see (file rows in the replay window, times
+        the accounts trading each symbol): the total of a progress bar. Reads the files."""
+        from gridflow.dataflows.candle_files import read_candle_file
+
+        lo = self.cfg.start_ms if self.cfg.start_ms is not None else -1
+        hi = self.cfg.end_ms if self.cfg.end_ms is not None else 2**62
+        routes = self.routes()
+        total = 0
+        for path, sym, _ in self.files:
+            ts = read_candle_file(path)["ts"]
+            total += int(((ts >= lo) & (ts < hi)).sum()) * len(routes[sym])
+        return total
+
     def run_row(self) -> dict:
         """The journal's run record (config and data as JSON)."""
         return {

@@ -12,9 +12,9 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from gridflow.config import GridflowConfig, load_config
-from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.alert_sink import AlertSink
 from gridflow.dataflows.command_source import CommandSource
+from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.sinks import JournalSink
 from gridflow.dataflows.sources import CandleFileSource
 from gridflow.dataflows.steps import (

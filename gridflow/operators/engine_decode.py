@@ -7,8 +7,7 @@ from collections import Counter
 import numpy as np
 
 from gridflow.chunks import JournalBatch
-from gridflow.events import EquitySnapshot, ExecutionReport, JournalEvent, OrderRequest
-from gridflow.events import TradeRecord
+from gridflow.events import EquitySnapshot, ExecutionReport, JournalEvent, OrderRequest, TradeRecord
 from gridflow.ids import client_order_id
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.risk import DENY_REASONS, KILL_SWITCH_REASONS

@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bytewax.testing import run_main
+from helpers import crash_candles, write_config
 
 from gridflow.config import load_config
 from gridflow.dataflows import alert_sink
 from gridflow.dataflows.replay import build
-from helpers import crash_candles, write_config
 
 
 class _Recorder(BaseHTTPRequestHandler):

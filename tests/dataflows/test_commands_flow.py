@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from helpers import write_config
+
 from gridflow.control.client import GridflowClient
 from gridflow.control.store import read_events, read_orders
-from helpers import write_config
 
 H = 3_600_000
 

@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import write_candles, write_config
+
 from gridflow.config import load_config
 from gridflow.control.store import read_events, read_orders, read_summaries
 from gridflow.dataflows.plan import plan_run
 from gridflow.events import Command
-from helpers import write_candles, write_config
 
 H = 3_600_000
 ACCT = (

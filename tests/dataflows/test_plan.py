@@ -52,10 +52,10 @@ def test_flow_with_every_kind_and_higher_timeframes_runs_and_keeps_decisions(
     """Extra indicators (every kind, some @4h / @1d) flow through the replay; asking for
     them does not change a single order."""
     from bytewax.testing import run_main
+    from helpers import write_config
 
     from gridflow.control.report import journal_lines
     from gridflow.dataflows.replay import build
-    from helpers import write_config
 
     extra = ["wma_20", "rsi_14", "adx_14", "macd_12_26_9", "bbands_20_2", "donchian_20",
              "supertrend_10_3@4h", "hv_24", "hvz_24_48", "ema_20@1d", "trange"]

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 from bytewax.testing import run_main
+from helpers import journal_all, report, run_bytewax, write_config
 
 from gridflow.config import load_config
 from gridflow.control.report import compute_report, journal_lines
 from gridflow.dataflows.candle_files import read_candle_file
 from gridflow.dataflows.replay import build
-from helpers import journal_all, report, run_bytewax, write_config
 
 
 def test_default_flow_runs_with_bytewax_run_and_fills_the_journal(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from gridflow.operators.indicators.bands import (
     bbands,
     donchian,
 )
-from gridflow.operators.indicators.oscillators import MACDState, _macd_step, macd
 from gridflow.operators.indicators.moving_averages import WMAState, _wma_step, wma
+from gridflow.operators.indicators.oscillators import MACDState, _macd_step, macd
 
 CANDLE_DIR = Path(gridflow.__file__).parent / "data" / "candles"
 SYMBOLS = ["ADA", "BTC", "ETH", "SOL", "XRP"]

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view as windows
 
 import gridflow
+import gridflow.operators.indicators.pairs as corr_mod
 from gridflow.dataflows.candle_files import read_candle_file
 from gridflow.operators.indicators import statistics as stats
-import gridflow.operators.indicators.pairs as corr_mod
 from gridflow.operators.indicators.pairs import CorrelationState, correlation
 from gridflow.operators.indicators.statistics import (
     KINDS,

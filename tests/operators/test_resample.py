@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import SHARED
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,6 @@ from gridflow.dataflows.candle_files import read_candle_file
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import IndicatorBank
 from gridflow.operators.resample import Resampler
-from helpers import SHARED
 
 H = 3_600_000
 FIELDS = ("open", "high", "low", "close", "volume")

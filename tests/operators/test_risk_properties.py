@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridflow.chunks import CandleChunk, IndicatorChunk, JournalBatch
-from gridflow.events import OrderRequest
 from gridflow.config.models import AccountConfig, FeesConfig, GridAtrParams, RiskConfig
+from gridflow.events import OrderRequest
 from gridflow.operators import risk
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import IndicatorBank

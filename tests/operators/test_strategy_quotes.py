@@ -15,7 +15,7 @@ import gridflow
 from gridflow.config.strategies import EnvelopeDcaParams, GridMultiTfParams, GridTrendParams
 from gridflow.dataflows.candle_files import read_candle_file
 from gridflow.operators.indicators.bank import IndicatorBank, parse_indicator
-from gridflow.operators.strategies.registry_extra import EXTRA
+from gridflow.operators.strategies import STRATEGIES as EXTRA
 
 NAN = np.nan
 A = np.array

@@ -22,6 +22,7 @@ recursions; agreement with it is within 1e-13 relative (bit for bit for RSI, ADX
 MACD).
 """
 
+from gridflow.operators.indicators.bands import BollingerState, DonchianState, bbands, donchian
 from gridflow.operators.indicators.bank import (
     KINDS,
     IndicatorBank,
@@ -29,16 +30,7 @@ from gridflow.operators.indicators.bank import (
     indicator_name,
     parse_indicator,
 )
-from gridflow.operators.indicators.pairs import CorrelationState, correlation
-from gridflow.operators.indicators.bands import BollingerState, DonchianState, bbands, donchian
-from gridflow.operators.indicators.oscillators import MACDState, macd
 from gridflow.operators.indicators.momentum import RSIState, rsi
-from gridflow.operators.indicators.statistics import (
-    HistVolState,
-    HistVolZState,
-    hist_vol,
-    hist_vol_zscore,
-)
 from gridflow.operators.indicators.moving_averages import (
     EMAState,
     SMAState,
@@ -46,6 +38,14 @@ from gridflow.operators.indicators.moving_averages import (
     ema,
     sma,
     wma,
+)
+from gridflow.operators.indicators.oscillators import MACDState, macd
+from gridflow.operators.indicators.pairs import CorrelationState, correlation
+from gridflow.operators.indicators.statistics import (
+    HistVolState,
+    HistVolZState,
+    hist_vol,
+    hist_vol_zscore,
 )
 from gridflow.operators.indicators.trend import ADXState, SupertrendState, adx, supertrend
 from gridflow.operators.indicators.volatility import ATRState, TrueRangeState, atr, true_range

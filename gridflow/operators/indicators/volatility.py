@@ -6,7 +6,13 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from gridflow.operators.indicators._base import IndicatorKind, _NAN, _as_series, _check_period, _State
+from gridflow.operators.indicators._base import (
+    _NAN,
+    IndicatorKind,
+    _as_series,
+    _check_period,
+    _State,
+)
 
 # --------------------------------------------------------------------------- steps
 # State goes in as arguments and comes back in the returned tuple, so kernels keep it in

@@ -6,12 +6,22 @@ Each strategy module gives ``<name>_indicators(params) -> list[str]`` (names for
 """
 
 from gridflow.operators.strategies.base import Quotes
+from gridflow.operators.strategies.envelope_dca import (
+    envelope_dca_indicators,
+    envelope_dca_quotes,
+)
 from gridflow.operators.strategies.grid_atr import grid_atr_indicators, grid_atr_quotes
-from gridflow.operators.strategies.registry_extra import EXTRA
+from gridflow.operators.strategies.grid_multi_tf import (
+    grid_multi_tf_indicators,
+    grid_multi_tf_quotes,
+)
+from gridflow.operators.strategies.grid_trend import grid_trend_indicators, grid_trend_quotes
 
 STRATEGIES = {
     "grid_atr": (grid_atr_indicators, grid_atr_quotes),
-    **EXTRA,
+    "envelope_dca": (envelope_dca_indicators, envelope_dca_quotes),
+    "grid_multi_tf": (grid_multi_tf_indicators, grid_multi_tf_quotes),
+    "grid_trend": (grid_trend_indicators, grid_trend_quotes),
 }
 
 __all__ = ["STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes"]
