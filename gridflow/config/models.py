@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gridflow.config.live import LiveConfig
 from gridflow.config.strategies import (
     EnvelopeDcaParams,
     GridAtrParams,
@@ -232,7 +233,8 @@ class GridflowConfig(BaseSettings):
         Naming the field, for any out-of-range or unknown setting.
     """
 
-    model_config = SettingsConfigDict(env_prefix="GRIDFLOW_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="GRIDFLOW_", env_nested_delimiter="__",
+                                      extra="forbid", frozen=True)
 
     run_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_\-]*$")
     db_url: str = "sqlite:///gridflow.db"
@@ -255,6 +257,11 @@ class GridflowConfig(BaseSettings):
     """Apprise URLs (comma or space separated; ``GRIDFLOW_APPRISE_URLS``). They carry
     tokens: kept secret, never logged or journaled. Empty = no notifications."""
     alerts: AlertsConfig = AlertsConfig()
+    warmup_candles: int = Field(0, ge=0, le=100_000)
+    """Candles before ``start_ms`` fed to the indicators but never traded (replay); the
+    live flow takes ``live.warmup_candles``."""
+    live: LiveConfig = LiveConfig()
+    """Live / paper trading through ccxt (:mod:`gridflow.dataflows.live`)."""
 
     def apprise_url_list(self) -> list[SecretStr]:
         """The Apprise URLs, one SecretStr each."""

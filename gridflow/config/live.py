@@ -1,0 +1,121 @@
+"""Live / paper trading settings: the exchange, its credentials, polling and safety.
+
+Secrets (``api_key``, ``secret``) are pydantic ``SecretStr``: they come from the
+environment (``GRIDFLOW_LIVE__EXCHANGE__API_KEY``, ``GRIDFLOW_LIVE__EXCHANGE__SECRET``),
+print as ``**********`` and are excluded from the journaled config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryConfig(_Model):
+    """Exponential backoff with full jitter, only for ccxt ``NetworkError`` (timeouts,
+    dropped connections, 5xx) and ``RateLimitExceeded``.
+
+    The delay before attempt ``k`` (1-based retries) is uniform in
+    ``[0, min(max_delay_s, base_delay_s * 2**(k-1))]`` (AWS "full jitter").
+    """
+
+    max_attempts: int = Field(6, ge=1, le=50)
+    base_delay_s: float = Field(0.2, ge=0.0, le=60.0, allow_inf_nan=False)
+    max_delay_s: float = Field(5.0, ge=0.0, le=600.0, allow_inf_nan=False)
+
+
+class ExchangeConfig(_Model):
+    """A ccxt exchange.
+
+    Attributes
+    ----------
+    id : str
+        ccxt exchange id; ``"binanceusdm"`` (Binance USDT-M perpetuals) is the one the
+        test exchange implements.
+    market_type : "swap" or "spot"
+        Config symbols are written ``"BTC/USDT"``; for ``swap`` they trade the linear
+        perpetual ``"BTC/USDT:USDT"``.
+    api_key, secret : SecretStr or None
+        From the environment only in practice; never logged or journaled.
+    urls : dict[str, str]
+        Overrides of ccxt's ``urls["api"]`` entries (the local test exchange).
+    timeout_ms : int
+        ccxt request timeout; a timed-out order is looked up before any retry.
+    rate_limit_ms : int or None
+        ccxt's minimum delay between requests; None keeps the exchange's default. The
+        rate limiter itself is always on.
+    options : dict
+        Extra ccxt ``options``.
+    """
+
+    id: str = "binanceusdm"
+    market_type: Literal["swap", "spot"] = "swap"
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    urls: dict[str, str] = Field(default_factory=dict)
+    timeout_ms: int = Field(10_000, ge=100, le=120_000)
+    rate_limit_ms: int | None = Field(None, ge=0, le=60_000)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LiveConfig(_Model):
+    """How ``dataflows.live`` trades.
+
+    Attributes
+    ----------
+    mode : "paper" or "live"
+        ``paper`` (default): live candles from the exchange, fills from the paper matcher
+        (the replay's kernel); no order reaches the exchange. ``live``: orders go to the
+        exchange; needs ``allow_live = true`` and API keys.
+    allow_live : bool
+        The explicit flag that arms live trading.
+    timeframe : str
+        ccxt timeframe of the traded candles.
+    warmup_candles : int
+        Closed candles fetched before the live start to warm the indicators; they are
+        never traded.
+    candle_poll_s, exchange_poll_s : float
+        Seconds between ``fetch_ohlcv`` polls, and between polls of fills, open orders
+        and positions (the execution-report and reconciliation cycle).
+    stop_limit_offset : float
+        Spot only: a stop-limit's limit price sits this fraction beyond its trigger.
+    slippage_alert : float
+        A fill this fraction worse than its order price raises a ``slippage`` alert.
+    orphan_policy : "alert" or "cancel_ours"
+        Open orders unknown to the engine: journal and alert only, or also cancel those
+        carrying gridflow's client-id prefix (never somebody else's).
+    end_ms : int or None
+        Stop after the candle closing at this exchange time (ms UTC): demos and tests.
+    """
+
+    mode: Literal["paper", "live"] = "paper"
+    allow_live: bool = False
+    exchange: ExchangeConfig = ExchangeConfig()
+    timeframe: str = "1h"
+    warmup_candles: int = Field(200, ge=0, le=5_000)
+    candle_poll_s: float = Field(5.0, gt=0.0, le=3_600.0, allow_inf_nan=False)
+    exchange_poll_s: float = Field(2.0, gt=0.0, le=3_600.0, allow_inf_nan=False)
+    stop_limit_offset: float = Field(0.005, ge=0.0, le=0.2, allow_inf_nan=False)
+    slippage_alert: float = Field(0.005, ge=0.0, le=1.0, allow_inf_nan=False)
+    orphan_policy: Literal["alert", "cancel_ours"] = "cancel_ours"
+    retry: RetryConfig = RetryConfig()
+    end_ms: int | None = None
+
+    @model_validator(mode="after")
+    def _armed(self) -> "LiveConfig":
+        if self.mode == "live":
+            if not self.allow_live:
+                raise ValueError("live.mode = 'live' needs live.allow_live = true "
+                                 "(the explicit flag that arms real orders)")
+            ex = self.exchange
+            if ex.api_key is None or ex.secret is None or not ex.api_key.get_secret_value() \
+                    or not ex.secret.get_secret_value():
+                raise ValueError("live.mode = 'live' needs live.exchange.api_key and "
+                                 "live.exchange.secret (GRIDFLOW_LIVE__EXCHANGE__API_KEY / "
+                                 "GRIDFLOW_LIVE__EXCHANGE__SECRET)")
+        return self

@@ -1,0 +1,1 @@
+"""ccxt adapters: the exchange factory, symbol mapping, retries and the order gateway."""
