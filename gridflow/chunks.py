@@ -17,6 +17,7 @@ from gridflow.events import (
     EquitySnapshot,
     ExecutionReport,
     JournalEvent,
+    OrderIntent,
     OrderRequest,
     TradeRecord,
 )
@@ -40,6 +41,9 @@ class CandleChunk:
     last : bool
         True on the final chunk of the symbol's stream (it may be empty): the account
         engine then stops waiting for this symbol.
+    warmup : bool
+        True for history fed to the indicators before trading starts (live start, or
+        ``warmup_candles`` before a replay's ``start_ms``): never traded.
     """
 
     symbol: str
@@ -52,6 +56,7 @@ class CandleChunk:
     volume: np.ndarray
     first_row: int = -1
     last: bool = False
+    warmup: bool = False
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -69,6 +74,7 @@ class CandleChunk:
             self.volume[mask_or_idx],
             self.first_row,
             self.last,
+            self.warmup,
         )
 
 
@@ -89,11 +95,48 @@ class IndicatorChunk:
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ExchangeUpdate:
+    """One poll cycle of an account's exchange state (live mode).
+
+    Attributes
+    ----------
+    account : str
+    server_ms : int
+        Exchange time (ms UTC) taken before the cycle's requests: every fill with an
+        earlier time is in ``reports`` of this or an earlier update (the engine's
+        watermark for deciding on candles that closed before it).
+    reports : list[ExecutionReport]
+        New fills since the previous cycle, deduplicated by trade id (``report_id`` =
+        ``"trade-<id>"``), oldest first, with the order's ``client_order_id``.
+    open_orders : list[dict] or None
+        Every open order (regular and conditional): ``client_order_id``, ``symbol``
+        (config symbol), ``side``, ``type``, ``price``, ``stop_price``, ``amount``,
+        ``filled``, ``reduce_only``, ``exchange_order_id``; None when not fetched.
+    positions : dict[str, dict] or None
+        Config symbol to ``{"amount": signed base, "entry_price": quote}`` for non-zero
+        positions; None when not fetched.
+    balance : float or None
+        Wallet balance in quote currency.
+    errors : list[str]
+        Polling errors of this cycle (ccxt class and message, secrets redacted).
+    """
+
+    account: str
+    server_ms: int
+    reports: list = field(default_factory=list)
+    open_orders: list | None = None
+    positions: dict | None = None
+    balance: float | None = None
+    errors: list = field(default_factory=list)
+
+
 @dataclass(slots=True)
 class JournalBatch:
     """Everything one engine (or validation) call wants written to the journal."""
 
     orders: list[OrderRequest] = field(default_factory=list)
+    intents: list[OrderIntent] = field(default_factory=list)
     fills: list[ExecutionReport] = field(default_factory=list)
     trades: list[TradeRecord] = field(default_factory=list)
     equity: list[EquitySnapshot] = field(default_factory=list)
@@ -102,12 +145,13 @@ class JournalBatch:
 
     def __bool__(self) -> bool:
         return bool(
-            self.orders or self.fills or self.trades or self.equity or self.events or self.summaries
+            self.orders or self.intents or self.fills or self.trades or self.equity or self.events or self.summaries
         )
 
     def extend(self, other: "JournalBatch") -> None:
         """Append every record of ``other`` to this batch."""
         self.orders.extend(other.orders)
+        self.intents.extend(other.intents)
         self.fills.extend(other.fills)
         self.trades.extend(other.trades)
         self.equity.extend(other.equity)

@@ -23,7 +23,7 @@ from gridflow.timeframes import timeframe_to_ms
 
 Side = Literal["buy", "sell"]
 PositionSide = Literal["long", "short"]
-OrderType = Literal["limit", "market", "stop_market"]
+OrderType = Literal["limit", "market", "stop_market", "stop_limit"]
 
 
 class _Frozen(BaseModel):
@@ -174,6 +174,100 @@ class ExecutionReport(_Frozen):
     fee: float = Field(allow_inf_nan=False, default=0.0)
     liquidity: Literal["maker", "taker"] = "taker"
     realized_pnl: float = Field(allow_inf_nan=False, default=0.0)
+
+
+class OrderIntent(_Frozen):
+    """One instruction from the live account engine to the broker sink.
+
+    Deterministic: re-emitted after a crash (Bytewax recovery is at-least-once) it
+    carries the same ``intent_id`` and ``client_order_id``, so the broker recognises it.
+
+    Attributes
+    ----------
+    intent_id : str
+        ``"{client_order_id}:{action}"``: unique per instruction.
+    action : {"place", "cancel"}
+    account, strategy : str
+    symbol : str
+        Config symbol (``"BTC/USDT"``); the broker maps it to the ccxt market.
+    client_order_id : str
+        ccxt ``clientOrderId`` of the order placed or cancelled.
+    tag : str
+        ``"L0"``.. grid levels, ``"TP"``, ``"SL"`` (the protective stop), ``"FLIP"``,
+        ``"FLATTEN"``, ``"CLOSE"`` (a market close when a stop could not rest).
+    ts_ms : int
+        Decision time, ms UTC (exchange time).
+    seq : int
+        Engine event sequence number.
+    side : {"buy", "sell"}
+    type : {"limit", "market", "stop_market", "stop_limit"}
+    price : float or None
+        Limit price (quote); None for market and stop-market orders.
+    stop_price : float or None
+        Trigger price (quote) of stop orders.
+    amount : float
+        Base amount (> 0 for place; the order's amount for cancel).
+    reduce_only : bool
+    cancel_first : str or None
+        For a place that replaces a resting order: that order's client id. The broker
+        cancels it first and places only when the cancel succeeded (an order already
+        filled or gone is not replaced).
+    """
+
+    intent_id: str
+    action: Literal["place", "cancel"]
+    account: str
+    strategy: str = ""
+    symbol: str
+    client_order_id: str = Field(min_length=1, max_length=36)
+    tag: str
+    ts_ms: int = Field(ge=0)
+    seq: int = Field(ge=0, default=0)
+    side: Side
+    type: OrderType
+    price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    stop_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    amount: float = Field(ge=0, allow_inf_nan=False)
+    reduce_only: bool = False
+    cancel_first: str | None = None
+
+
+class OrderOutcome(_Frozen):
+    """What the broker sink did with one :class:`OrderIntent` (journaled).
+
+    Attributes
+    ----------
+    intent_id, client_order_id, action, account, symbol, tag : str
+    status : str
+        ``"sending"`` (write-ahead, outcome unknown), ``"sent"``, ``"duplicate"`` (the
+        exchange already had this client id: counted as sent), ``"rejected"``
+        (exchange or pre-send check said no; never retried), ``"failed"`` (retries
+        exhausted), ``"canceled"``, ``"not_found"`` (cancel of an order already gone),
+        ``"skipped"`` (a replacement whose old order was already filled or gone).
+    exchange_order_id : str
+    attempts : int
+        Requests made, lookups included.
+    error : str
+        Last error class and message (secrets redacted), ``""`` if none.
+    faults : list[str]
+        ccxt error classes met on the way (``"RequestTimeout"``, ``"RateLimitExceeded"``).
+    ts_ms : int
+        Wall-clock time of the outcome, ms UTC.
+    """
+
+    intent_id: str
+    client_order_id: str
+    action: Literal["place", "cancel"]
+    account: str
+    symbol: str
+    tag: str = ""
+    status: Literal["sending", "sent", "duplicate", "rejected", "failed", "canceled",
+                    "not_found", "skipped"]
+    exchange_order_id: str = ""
+    attempts: int = Field(0, ge=0)
+    error: str = ""
+    faults: list[str] = Field(default_factory=list)
+    ts_ms: int = Field(ge=0, default=0)
 
 
 CommandKind = Literal["reset_kill_switch", "pause", "resume", "set_params", "flatten"]
