@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from gridflow.config.loader import config_hash, default_run_id
 from gridflow.config.models import AccountConfig, GridflowConfig
 from gridflow.dataflows.candle_files import resolve_data_files
@@ -44,6 +46,9 @@ class RunPlan:
     account_symbols: dict[str, tuple[str, ...]]
     indicators: dict[str, tuple[str, ...]] = field(default_factory=dict)
     restored: dict[str, dict] = field(default_factory=dict)
+    mode: str = "replay"
+    """``"replay"`` (candle files), ``"paper"`` (live candles, paper matcher) or
+    ``"live"`` (live candles, exchange orders: :class:`LiveAccountEngine`)."""
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> accounts trading it (sorted)."""
@@ -59,14 +64,14 @@ class RunPlan:
     def new_engine(self, name: str) -> AccountEngine:
         """A fresh account engine for account ``name`` (continued from the journal when
         the config asks for it and the run has a summary for the account)."""
-        eng = AccountEngine(
-            self.account(name),
-            self.account_symbols[name],
-            self.timeframes,
-            self.cfg.fees,
-            self.cfg.markets,
-            self.cfg.equity_every_ms,
-        )
+        args = (self.account(name), self.account_symbols[name], self.timeframes,
+                self.cfg.fees, self.cfg.markets, self.cfg.equity_every_ms)
+        if self.mode == "live":
+            from gridflow.operators.live_engine import LiveAccountEngine
+
+            eng: AccountEngine = LiveAccountEngine(*args, live=self.cfg.live)
+        else:
+            eng = AccountEngine(*args)
         if name in self.restored:
             eng.restore(self.restored[name])
         return eng
@@ -82,7 +87,9 @@ class RunPlan:
         total = 0
         for path, sym, _ in self.files:
             ts = read_candle_file(path)["ts"]
-            total += int(((ts >= lo) & (ts < hi)).sum()) * len(routes[sym])
+            inside = (ts >= lo) & (ts < hi)
+            warm = min(self.cfg.warmup_candles, int(np.argmax(inside))) if inside.any() else 0
+            total += (int(inside.sum()) + warm) * len(routes[sym])
         return total
 
     def run_row(self) -> dict:
@@ -94,12 +101,16 @@ class RunPlan:
             "data_json": json.dumps(
                 [{"file": p.name, "symbol": s, "timeframe": tf} for p, s, tf in self.files]
             ),
-            "mode": "replay",
+            "mode": self.mode,
         }
 
 
-def plan_run(cfg: GridflowConfig) -> RunPlan:
+def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
     """Build the :class:`RunPlan` of ``cfg``.
+
+    ``mode`` ``"paper"`` or ``"live"`` reads no files: every symbol an account names
+    (its ``symbols``, else its strategies' allow-lists) streams ``cfg.live.timeframe``
+    candles from the exchange.
 
     Raises
     ------
@@ -108,8 +119,13 @@ def plan_run(cfg: GridflowConfig) -> RunPlan:
     ValueError
         If an account ends up with no symbol that has data.
     """
-    files = resolve_data_files(cfg.data)
-    timeframes = {sym: tf for _, sym, tf in files}
+    if mode == "replay":
+        files = resolve_data_files(cfg.data)
+        timeframes = {sym: tf for _, sym, tf in files}
+    else:
+        files = []
+        timeframes = {s: cfg.live.timeframe for a in cfg.accounts
+                      for s in (a.symbols or [x for st in a.strategies for x in st.symbols])}
     account_symbols: dict[str, tuple[str, ...]] = {}
     indicators: dict[str, set[str]] = {s: set() for s in timeframes}
     for acct in cfg.accounts:
@@ -156,4 +172,5 @@ def plan_run(cfg: GridflowConfig) -> RunPlan:
         account_symbols,
         {s: tuple(sorted(v)) for s, v in indicators.items()},
         restored,
+        mode,
     )

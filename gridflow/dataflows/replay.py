@@ -37,10 +37,26 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
     flow = Dataflow("gridflow_replay")
     chunks = op.input(
         "candles", flow, CandleFileSource(
-            plan.files, cfg.chunk_size, cfg.pace_s, start_ms=cfg.start_ms, end_ms=cfg.end_ms
+            plan.files, cfg.chunk_size, cfg.pace_s, start_ms=cfg.start_ms, end_ms=cfg.end_ms,
+            warmup=cfg.warmup_candles,
         ),
     )
     # CandleChunk (one symbol, up to chunk_size candles)
+    records, side_journal = engine_records(flow, plan, chunks)
+    if progress is not None:
+        op.inspect("progress", records, ProgressTap(progress))
+    journal_and_alerts(plan, records, side_journal)
+    return flow
+
+
+def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs):
+    """Candle chunks -> validation -> indicators -> the account engines (with the
+    command stream and any ``extra_inputs`` of ``(account, (account, item))``).
+
+    Returns the engines' ``(account, JournalBatch)`` stream and the list of side
+    journal streams (refused candles, refused commands). Shared by replay and live.
+    """
+    cfg = plan.cfg
     by_symbol = op.key_on("key_symbol", chunks, lambda c: c.symbol)
     # (symbol, CandleChunk)
     checked = op.stateful_map("validate", by_symbol, validate_step)
@@ -63,12 +79,18 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
     cmd_bad = op.filter_map("bad_commands", commands,
                             lambda t: t[1] if t[0] == "rejected" else None)
     # JournalBatch(events=[command_rejected])
-    records = op.stateful_batch("account_engine", op.merge("engine_in", routed, cmd_ok),
+    records = op.stateful_batch("account_engine",
+                                op.merge("engine_in", routed, cmd_ok, *extra_inputs),
                                 make_account_builder(plan))
     # (account, JournalBatch)
-    if progress is not None:
-        op.inspect("progress", records, ProgressTap(progress))
-    journal = op.merge("journal", refused, cmd_bad, op.key_rm("records", records))
+    return records, [refused, cmd_bad]
+
+
+def journal_and_alerts(plan: RunPlan, records, side_journal) -> None:
+    """Write every batch to the journal (one writer) and send its alerts (Apprise,
+    per-kind cooldown in event time) when URLs are configured."""
+    cfg = plan.cfg
+    journal = op.merge("journal", *side_journal, op.key_rm("records", records))
     # JournalBatch
     op.output(
         "journal_out",
@@ -90,7 +112,6 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
             AlertSink(urls, cfg.alerts.timeout_s, cfg.alerts.queue_size),
         )
         # Alert -> Apprise, on a background thread (never blocks the flow)
-    return flow
 
 
 def build(config: str | Path | GridflowConfig | None = None, **overrides: Any) -> Dataflow:

@@ -67,6 +67,9 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
         Replay window, candle open times in ms UTC: rows from the first one with
         ``ts >= start_ms`` to the last one with ``ts < end_ms``; rows in between go to
         validation whatever they hold.
+    warmup : int
+        Rows before the window's first row emitted first, in chunks flagged
+        ``warmup=True`` (indicators only, never traded).
 
     Raises
     ------
@@ -85,11 +88,14 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
         resume_state: FileResumeState | tuple[int, bool] | None = None,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        warmup: int = 0,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if not pace_s >= 0:
             raise ValueError(f"pace_s must be >= 0, got {pace_s}")
+        if warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {warmup}")
         self.path = Path(path)
         self.symbol = symbol
         self.timeframe = timeframe
@@ -109,6 +115,8 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
             hits = np.flatnonzero((ts >= 0) & (ts < end_ms))
             self.n_rows = int(hits[-1]) + 1 if hits.size else first
         self.n_rows = max(self.n_rows, first)
+        self.trade_from = first  # rows before it are warm-up: indicators only
+        first = max(0, first - int(warmup))
         state = FileResumeState(first, False) if resume_state is None else FileResumeState(
             *resume_state
         )
@@ -132,6 +140,9 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
             raise StopIteration
         start = self._next
         stop = min(start + self.chunk_size, self.n_rows)
+        warm = start < self.trade_from
+        if warm:  # a chunk is all warm-up or all traded
+            stop = min(stop, self.trade_from)
         last = stop >= self.n_rows
         c = self._cols
         chunk = CandleChunk(
@@ -145,6 +156,7 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
             c["volume"][start:stop],
             first_row=start,
             last=last,
+            warmup=warm,
         )
         self._next = stop
         self._done = last
@@ -199,9 +211,11 @@ class CandleFileSource(FixedPartitionedSource[CandleChunk, FileResumeState]):
         pace_s: float = 0.0,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        warmup: int = 0,
     ) -> None:
         self.start_ms = start_ms
         self.end_ms = end_ms
+        self.warmup = int(warmup)
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if not pace_s >= 0:
@@ -230,5 +244,5 @@ class CandleFileSource(FixedPartitionedSource[CandleChunk, FileResumeState]):
         path, tf = self.files[for_part]
         return CandleFilePartition(
             path, for_part, tf, self.chunk_size, self.pace_s, resume_state,
-            self.start_ms, self.end_ms,
+            self.start_ms, self.end_ms, self.warmup,
         )

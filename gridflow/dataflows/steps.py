@@ -11,8 +11,9 @@ from typing import Iterable
 
 from bytewax.operators import StatefulBatchLogic
 
-from gridflow.chunks import CandleChunk, IndicatorChunk, JournalBatch
+from gridflow.chunks import CandleChunk, ExchangeUpdate, IndicatorChunk, JournalBatch
 from gridflow.dataflows.plan import RunPlan
+from gridflow.events import OrderOutcome
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import IndicatorBank
 from gridflow.operators.validation import CandleValidator
@@ -82,6 +83,10 @@ class AccountStep(StatefulBatchLogic):
                 self.engine = self.plan.new_engine(account)
             if isinstance(item, IndicatorChunk):
                 out.extend(self.engine.on_chunk(item))
+            elif isinstance(item, ExchangeUpdate):  # live: fills, open orders, positions
+                out.extend(self.engine.on_exchange(item))
+            elif isinstance(item, OrderOutcome):  # live: what the broker did
+                out.extend(self.engine.on_outcome(item))
             else:  # a Command, applied at the engine's current event time
                 out.extend(self.engine.apply_command(item))
         return ([out] if out else []), StatefulBatchLogic.RETAIN

@@ -209,6 +209,7 @@ class AccountEngine:
                                            {n: v[~keep] for n, v in last.values.items()})
             cat = np.concatenate
             cols = {f: cat([getattr(r.candles, f) for r in ready]) for f in ("ts", *_OHLC)}
+            cols["warm"] = cat([np.full(len(r.candles), r.candles.warmup) for r in ready])
             vals = {n: cat([r.values[n] for r in ready]) for n in ready[0].values}
             parts.append((s, cols, vals))
         return parts
@@ -230,20 +231,25 @@ class AccountEngine:
                 size = size * np.minimum(sz.target_vol / hv, sz.max_vol_scale)
         return q.side, lv, q.take_profit, q.trail, size
 
-    def _process(self, frontier: int | None) -> JournalBatch:
-        if frontier is None:
-            return JournalBatch()
-        parts = self._take_ready(frontier)
-        if not parts:
-            return JournalBatch()
-        cols: dict[str, list] = {k: [] for k in ("sym", "ts", *_OHLC, "side", "lv", "tp",
-                                                 "trail", "size")}
+    def _assemble(self, parts) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Ready parts -> candle, quote and correlation arrays sorted by (ts, symbol).
+
+        Warm-up candles get neutral quotes (side 0, no levels): they feed indicators and
+        marks but never trade."""
+        cols: dict[str, list] = {k: [] for k in ("sym", "ts", *_OHLC, "warm", "side", "lv",
+                                                 "tp", "trail", "size")}
         for s, c, vals in parts:
             n = len(c["ts"])
             cols["sym"].append(np.full(n, self.index[s], np.int64))
-            for f in ("ts", *_OHLC):
+            for f in ("ts", *_OHLC, "warm"):
                 cols[f].append(c[f])
-            for k, v in zip(("side", "lv", "tp", "trail", "size"), self._quotes(s, vals, n)):
+            side, lv, tp, trail, size = self._quotes(s, vals, n)
+            warm = c["warm"]
+            if warm.any():
+                side = np.where(warm, 0, side)
+                lv = np.where(warm[:, None], np.nan, lv)
+                tp = np.where(warm, np.nan, tp)
+            for k, v in zip(("side", "lv", "tp", "trail", "size"), (side, lv, tp, trail, size)):
                 cols[k].append(v)
         sym = np.concatenate(cols["sym"])
         ts = np.concatenate(cols["ts"])
@@ -257,6 +263,16 @@ class AccountEngine:
             ev_corr = per_group[group, a["sym"]]
         else:
             ev_corr = np.zeros((N, S))
+        return a, ev_corr
+
+    def _process(self, frontier: int | None) -> JournalBatch:
+        if frontier is None:
+            return JournalBatch()
+        parts = self._take_ready(frontier)
+        if not parts:
+            return JournalBatch()
+        a, ev_corr = self._assemble(parts)
+        N = len(a["ts"])
         cap = N * (2 * self.levels + 8) + 8
         out_i = np.empty((cap, kl.OI_W), np.int64)
         out_f = np.empty((cap, kl.OF_W), np.float64)

@@ -1,0 +1,521 @@
+"""The live account engine: the replay's strategies and risk gate, orders on a real
+exchange, positions from the exchange's fills.
+
+Pure: candles (:class:`~gridflow.chunks.IndicatorChunk`), exchange state
+(:class:`~gridflow.chunks.ExchangeUpdate`), broker outcomes
+(:class:`~gridflow.events.OrderOutcome`) and commands in; journal records and
+:class:`~gridflow.events.OrderIntent` items for the broker sink out. No I/O, no clock:
+every time is exchange time, so a replay of the same inputs after a crash emits the
+same intents with the same client order ids, which the broker recognises.
+
+Decisions
+---------
+* **At each candle close** ``T`` (only once the exchange stream's watermark passed
+  ``T``, so every fill of that candle is known): the strategy's quotes for the next
+  candle become resting limit entries (each one through the risk gate: kill switches,
+  pause, exchange minimums, margin cap counting every resting entry, max positions,
+  correlation, cooldown), a reduce-only take profit and a reduce-only stop-market for the
+  whole position (the tighter of ``avg_entry * (1 - sl_pct)`` and the trailing level).
+  A changed level is replaced (cancel first, place only if the cancel succeeded); a
+  flip or a ``flatten`` command closes at market.
+* **At each exchange update** (fills, open orders, positions): fills move the position;
+  the stop and take profit follow the position's amount and average entry at once; a
+  position without a live stop gets one (``stop_missing`` is journaled when it had
+  one before); a stop already crossed closes at market; a closed cycle cancels its
+  remaining orders.
+
+Reconciliation (every update)
+-----------------------------
+Open orders the engine does not know are ``orphan_order`` events (gridflow's own are
+cancelled under ``orphan_policy = "cancel_ours"``, somebody else's never); exchange
+positions that differ from the engine's for two updates in a row are
+``position_mismatch`` events; positions on symbols the account does not trade are
+``orphan_position`` events. Nothing unknown is ever traded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from gridflow.chunks import ExchangeUpdate, JournalBatch
+from gridflow.config.live import LiveConfig
+from gridflow.events import ExecutionReport, OrderOutcome
+from gridflow.operators import grid_kernel as gk
+from gridflow.operators import kernel_layout as kl
+from gridflow.operators.engine import AccountEngine
+from gridflow.operators.engine_decode import decode
+from gridflow.operators.live_orders import (
+    EXIT_REASON,
+    SIDE,
+    Cycle,
+    LiveBook,
+    Working,
+    apply_entry,
+    apply_exit,
+    close_cycle,
+    event,
+)
+from gridflow.operators.risk import (
+    DENY_COOLDOWN,
+    DENY_CORRELATION,
+    DENY_KILL_SWITCH,
+    DENY_MAX_POSITIONS,
+    DENY_MIN_NOTIONAL,
+    DENY_PAUSED,
+    gate_entry,
+    rule_new_position,
+)
+from gridflow.operators.strategies.base import round_to_tick
+
+_SEEN_MAX = 50_000
+
+
+class LiveAccountEngine(AccountEngine):
+    """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
+    exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`).
+    """
+
+    def __init__(self, *args, live: LiveConfig | None = None, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.live = live or LiveConfig()
+        self.book = LiveBook(self.account.name)
+        self.watermark = -1
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.once: set[tuple] = set()
+        self.mismatch: dict[str, int] = {}
+        self.had_stop = [False] * len(self.symbols)
+        self.stop_rejects = [0] * len(self.symbols)
+        for s in self.symbols:
+            self.book.cycles[s] = Cycle()
+
+    # ---- inputs --------------------------------------------------------------------
+    def _frontier(self) -> int | None:
+        f = super()._frontier()
+        if f is None:
+            return None
+        return min(f, self.watermark - int(self.tf_ms.max()))
+
+    def on_exchange(self, upd: ExchangeUpdate) -> JournalBatch:
+        """Apply one exchange poll: fills (deduplicated by report id), reconciliation,
+        then the candles it unblocks and the protective orders."""
+        out = JournalBatch()
+        ts = max(int(upd.server_ms), self.watermark)
+        for k, err in enumerate(upd.errors):
+            out.events.append(event(self.account.name, "exchange_error", "POLL_FAILED", ts,
+                                    self.next_seq(), error=str(err)[:500]))
+        for rep in upd.reports:
+            if rep.report_id in self.seen:
+                continue
+            self.seen[rep.report_id] = None
+            if len(self.seen) > _SEEN_MAX:
+                self.seen.popitem(last=False)
+            self._fill(rep, out)
+        if upd.open_orders is not None:
+            self._reconcile_orders(upd.open_orders, ts, out)
+        if upd.positions is not None:
+            self._reconcile_positions(upd.positions, ts, out)
+        self.watermark = ts
+        out.extend(self._process(self._frontier()))
+        for s in range(len(self.symbols)):
+            self._sync(s, ts, out, entries=False)
+        out.summaries.append(self.summary())
+        return out
+
+    def on_outcome(self, o: OrderOutcome) -> JournalBatch:
+        """What the broker did with an intent: a refused, failed or skipped place frees
+        its slot (the next update decides again); a cancel confirmed ends the order."""
+        out = JournalBatch()
+        w = self.book.orders.get(o.client_order_id)
+        if w is None:
+            return out
+        if o.action == "place" and o.status in ("rejected", "failed", "skipped"):
+            w.state = "gone"
+            if self.book.slots.get((w.symbol, w.slot)) == w.coid:
+                del self.book.slots[(w.symbol, w.slot)]
+            if w.slot == "SL" and o.status == "rejected":
+                self.stop_rejects[self.index[w.symbol]] += 1
+            if o.status != "skipped":
+                out.events.append(event(self.account.name, "order_" + o.status,
+                                        o.error.split(":")[0][:64] or o.status.upper(),
+                                        max(self.watermark, 0), self.next_seq(), w.symbol,
+                                        client_order_id=w.coid, tag=w.slot, error=o.error[:500]))
+        elif o.action == "cancel" and o.status in ("canceled", "not_found"):
+            if w.state == "canceling":
+                w.state = "gone"
+        if out:
+            out.summaries.append(self.summary())
+        return out
+
+    # ---- fills ---------------------------------------------------------------------
+    def _fill(self, rep: ExecutionReport, out: JournalBatch) -> None:
+        seq = self.next_seq()
+        out.fills.append(rep.model_copy(update={"seq": seq, "account": self.account.name}))
+        w = self.book.orders.get(rep.client_order_id)
+        if w is None or rep.symbol not in self.index:
+            out.events.append(event(self.account.name, "orphan_fill", "UNKNOWN_ORDER",
+                                    rep.ts_ms, self.next_seq(), rep.symbol,
+                                    client_order_id=rep.client_order_id, side=rep.side,
+                                    price=rep.price, amount=rep.amount))
+            return
+        s = self.index[rep.symbol]
+        st, cyc = self.state, self.book.cycles[rep.symbol]
+        w.filled += rep.amount
+        if w.filled >= w.amount * (1 - 1e-9):
+            w.state = "done"
+        self._slippage(w, rep, out)
+        if w.slot.startswith("L"):
+            d = 1 if rep.side == "buy" else -1
+            if st.sf[s, kl.SF_AMT] > 0 and st.si[s, kl.SI_SIDE] != d:
+                out.events.append(event(self.account.name, "fill_inconsistent", "ENTRY_AGAINST_POSITION",
+                                        rep.ts_ms, self.next_seq(), rep.symbol,
+                                        client_order_id=w.coid))
+                return
+            apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc)
+            self.counters["entries"] += int(w.state == "done")
+            return
+        if st.sf[s, kl.SF_AMT] <= 0:
+            out.events.append(event(self.account.name, "fill_inconsistent", "EXIT_WITHOUT_POSITION",
+                                    rep.ts_ms, self.next_seq(), rep.symbol, client_order_id=w.coid))
+            return
+        reason = EXIT_REASON.get(w.slot, "SL")
+        if w.slot == "SL" and self._stop(s)[1]:
+            reason = "TRAIL"
+        cyc.reason = reason
+        apply_exit(st, s, rep, cyc)
+        if st.sf[s, kl.SF_AMT] <= self._dust(s):
+            out.trades.append(close_cycle(st, s, self.account.name, rep.symbol, rep.ts_ms,
+                                          self.next_seq(), cyc, int(self.pf[kl.P_COOLDOWN])))
+            st.si[s, kl.SI_STOPPED_NOW] = int(reason in ("SL", "TRAIL"))
+            self.counters["exits_" + reason] += 1
+            self.had_stop[s] = False
+            self.stop_rejects[s] = 0
+            for other in self.book.of_symbol(rep.symbol):
+                if other.state != "done":
+                    self.book.cancel(out, other, rep.ts_ms, self.next_seq())
+
+    def _slippage(self, w: Working, rep: ExecutionReport, out: JournalBatch) -> None:
+        ref = w.stop_price if w.stop_price else w.price
+        if not ref or not rep.price:
+            return
+        worse = (rep.price - ref) / ref if w.side == "buy" else (ref - rep.price) / ref
+        if worse > self.live.slippage_alert:
+            out.events.append(event(self.account.name, "slippage", w.slot, rep.ts_ms,
+                                    self.next_seq(), w.symbol, client_order_id=w.coid,
+                                    order_price=ref, fill_price=rep.price, slippage=worse,
+                                    threshold=self.live.slippage_alert))
+
+    # ---- candles -------------------------------------------------------------------
+    def _process(self, frontier: int | None) -> JournalBatch:
+        if frontier is None:
+            return JournalBatch()
+        parts = self._take_ready(frontier)
+        if not parts:
+            return JournalBatch()
+        a, ev_corr = self._assemble(parts)
+        out = JournalBatch()
+        N = len(a["ts"])
+        lo = 0
+        while lo < N:
+            hi = lo
+            while hi < N and a["ts"][hi] == a["ts"][lo]:
+                hi += 1
+            self._group(a, ev_corr, lo, hi, out)
+            lo = hi
+        out.summaries.append(self.summary())
+        return out
+
+    def _group(self, a, ev_corr, lo: int, hi: int, out: JournalBatch) -> None:
+        st = self.state
+        sf, si = st.sf, st.si
+        close_ts = 0
+        for e in range(lo, hi):
+            s = int(a["sym"][e])
+            close_ts = int(a["ts"][e]) + int(self.tf_ms[s])
+            d = int(si[s, kl.SI_SIDE])
+            if sf[s, kl.SF_AMT] > 0:
+                best = a["high"][e] if d > 0 else a["low"][e]
+                if d * best > d * sf[s, kl.SF_BEST]:
+                    sf[s, kl.SF_BEST] = best
+            if si[s, kl.SI_COOLDOWN] > 0 and not si[s, kl.SI_STOPPED_NOW]:
+                si[s, kl.SI_COOLDOWN] -= 1
+            si[s, kl.SI_STOPPED_NOW] = 0
+            sf[s, kl.SF_LAST_CLOSE] = a["close"][e]
+            si[s, kl.SI_QSIDE] = int(a["side"][e])
+            si[s, kl.SI_QTS] = close_ts
+            sf[s, kl.SF_TP] = a["tp"][e]
+            sf[s, kl.SF_TRAIL] = a["trail"][e]
+            sf[s, kl.SF_SIZE] = a["size"][e]
+            st.qlv[s, :] = a["lv"][e]
+            st.ai[kl.AI_CANDLES] += 1
+            st.ai[kl.AI_LAST_TS] = int(a["ts"][e])
+        buf_i = np.empty((16, kl.OI_W), np.int64)
+        buf_f = np.empty((16, kl.OF_W), np.float64)
+        n = gk._group_end(close_ts, int(self.tf_ms[0]), self.equity_every_ms, sf, si, st.af,
+                          st.ai, self.pf, self.mp, st.rw_ts, st.rw_eq, gk._caps(self.mp),
+                          buf_i, buf_f, 0)
+        out.extend(decode(buf_i[:n], buf_f[:n], self.account.name, self.symbols,
+                          self.strategy_names, self.counters))
+        if a["warm"][lo]:
+            return
+        ctx = {"used": self._used_margin({int(x) for x in a["sym"][lo:hi]})}
+        for e in range(lo, hi):
+            self._sync(int(a["sym"][e]), close_ts, out, entries=True, ctx=ctx,
+                       corr=ev_corr[e])
+
+    # ---- decisions -----------------------------------------------------------------
+    def _dust(self, s: int) -> float:
+        return max(self.mp[s, kl.M_STEP] * 0.5, 1e-12)
+
+    def _stop(self, s: int) -> tuple[float, bool]:
+        stop, trailing = gk._stop(s, self.state.sf, self.state.si, self.mp)
+        d = int(self.state.si[s, kl.SI_SIDE])
+        return float(round_to_tick(np.array([stop]), self.ticks[s], d > 0)[0]), bool(trailing)
+
+    def _used_margin(self, deciding: set[int]) -> float:
+        st = self.state
+        lev = self.pf[kl.P_LEVERAGE]
+        used = float((st.sf[:, kl.SF_AMT] * st.sf[:, kl.SF_AVG]).sum()) / lev
+        for w in self.book.orders.values():
+            if w.live and w.slot.startswith("L") and self.index.get(w.symbol) not in deciding:
+                used += (w.amount - w.filled) * (w.price or 0.0) / lev
+        return used
+
+    def _equity(self) -> tuple[float, int]:
+        st = self.state
+        unreal, _, _, _, n_open = gk._marks(st.sf, st.si, self.mp, -1, 0.0)
+        return float(st.af[kl.AF_CASH] + unreal), int(n_open)
+
+    def _sync(self, s: int, ts: int, out: JournalBatch, entries: bool, ctx=None,
+              corr=None) -> None:
+        """Bring the orders of symbol ``s`` to what the state wants (``entries``: also
+        the grid levels, at a candle close)."""
+        st, sym = self.state, self.symbols[s]
+        amt = float(st.sf[s, kl.SF_AMT])
+        pos = int(st.si[s, kl.SI_SIDE]) if amt > 0 else 0
+        if st.si[s, kl.SI_FLATTEN] or (entries and pos != 0 and st.si[s, kl.SI_QSIDE] == -pos):
+            tag = "FLATTEN" if st.si[s, kl.SI_FLATTEN] else "FLIP"
+            st.si[s, kl.SI_FLATTEN] = 0
+            self._cancel_slots(sym, ts, out, keep=("SL",))
+            if pos != 0:
+                self._market_close(s, tag, ts, out)
+            return
+        if self.book.slot(sym, "FLATTEN") or self.book.slot(sym, "FLIP") \
+                or self.book.slot(sym, "CLOSE"):
+            return  # a market close is on its way
+        want: dict[str, tuple] = {}
+        if pos != 0:
+            stop, _ = self._stop(s)
+            last = float(st.sf[s, kl.SF_LAST_CLOSE])
+            if (math.isfinite(last) and pos * last <= pos * stop) or self.stop_rejects[s] >= 2:
+                self._cancel_slots(sym, ts, out, keep=("SL",))
+                self._market_close(s, "CLOSE", ts, out)
+                return
+            want["SL"] = (SIDE[-pos], "stop_market", None, stop, amt, True)
+            tp = float(st.sf[s, kl.SF_TP])
+            if tp > 0 and math.isfinite(tp):
+                want["TP"] = (SIDE[-pos], "limit", tp, None, amt, True)
+            cur = self.book.slot(sym, "SL")
+            if cur is None and self.had_stop[s] and not entries:
+                out.events.append(event(self.account.name, "stop_missing", "NO_LIVE_STOP", ts,
+                                        self.next_seq(), sym, amount=amt, stop=stop))
+            self.had_stop[s] = True
+        if entries:
+            self._entries(s, pos, ts, out, want, ctx, corr)
+        for slot in [k for (sy, k) in list(self.book.slots) if sy == sym]:
+            if slot not in want and (entries or not slot.startswith("L")):
+                w = self.book.slot(sym, slot)
+                if w is not None and not (slot.startswith("L") and w.filled > 0
+                                          and pos != 0):
+                    self.book.cancel(out, w, ts, self.next_seq())
+        strat = self.strategy_names[s]
+        for slot, (side, typ, price, stop, amount, reduce) in want.items():
+            cur = self.book.slot(sym, slot)
+            if cur is not None and self._same(s, cur, price, stop, amount):
+                continue
+            if cur is not None and slot.startswith("L") and cur.filled > 0:
+                continue  # a partly filled level keeps its price
+            seq = self.next_seq()
+            if slot == "SL":  # never a moment without a stop: place, then cancel the old
+                self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side,
+                                type=typ, amount=amount, ts=ts, seq=seq, price=price,
+                                stop_price=stop, reduce_only=reduce)
+                if cur is not None:
+                    self.book.cancel(out, cur, ts, self.next_seq())
+                continue
+            self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side, type=typ,
+                            amount=amount, ts=ts, seq=seq, price=price, stop_price=stop,
+                            reduce_only=reduce, cancel_first=cur.coid if cur else None)
+            if cur is not None:
+                self.book.cancel(out, cur, ts, seq, emit=False)
+
+    def _same(self, s: int, w: Working, price, stop, amount) -> bool:
+        """Whether live order ``w`` already is the wanted one: same prices (within half a
+        tick) and amount (within half a step; the remaining amount for exits)."""
+        half_tick = (self.ticks[s] or 1e-12) * 0.5
+        half_step = (self.mp[s, kl.M_STEP] or 1e-12) * 0.5
+
+        def eq(x, y):
+            return (x is None and y is None) or (
+                x is not None and y is not None and abs(x - y) < half_tick)
+
+        have = w.amount if w.slot.startswith("L") else w.amount - w.filled
+        return eq(w.price, price) and eq(w.stop_price, stop) and abs(have - amount) < half_step
+
+    def _entries(self, s, pos, ts, out, want, ctx, corr) -> None:
+        st, sym = self.state, self.symbols[s]
+        d = pos or int(st.si[s, kl.SI_QSIDE])
+        if d == 0:
+            return
+        equity, n_open = self._equity()
+        lev = self.pf[kl.P_LEVERAGE]
+        opens = pos == 0
+        max_corr = 0.0
+        if opens and corr is not None and self.corr is not None:
+            for o in range(len(self.symbols)):
+                if o != s and st.sf[o, kl.SF_AMT] > 0:
+                    c = abs(corr[o])
+                    if not (c <= max_corr):
+                        max_corr = c
+        step = self.mp[s, kl.M_STEP]
+        for i in range(int(self.params[sym].levels_count)):
+            px = float(st.qlv[s, i])
+            if st.filled[s, i] or not px > 0:
+                continue
+            cur = self.book.slot(sym, f"L{i}")
+            if cur is not None and cur.filled > 0:
+                want[f"L{i}"] = (cur.side, "limit", cur.price, None, cur.amount, False)
+                continue
+            if self.pf[kl.P_RISK_SIZING] > 0:
+                size = self.pf[kl.P_RISK_PER_TRADE] * equity / (
+                    self.mp[s, kl.M_LEVELS] * self.mp[s, kl.M_SL])
+            else:
+                size = float(st.sf[s, kl.SF_SIZE])
+            amount = size / px
+            if step > 0 and math.isfinite(amount):
+                amount = math.floor(amount / step + 1e-9) * step
+            r = gate_entry(int(st.ai[kl.AI_KILL]), px, amount, self.mp[s, kl.M_MIN_AMOUNT],
+                           self.mp[s, kl.M_MIN_NOTIONAL], equity, ctx["used"], lev,
+                           self.pf[kl.P_MAX_MR])
+            if r == 0 and (st.ai[kl.AI_PAUSED] or st.si[s, kl.SI_PAUSED]):
+                r = DENY_PAUSED
+            if r == 0:
+                r = rule_new_position(opens, int(st.si[s, kl.SI_COOLDOWN]), n_open,
+                                      int(self.pf[kl.P_MAX_POS]), max_corr, self.pf[kl.P_CORR])
+            if r != 0:
+                self._deny(s, i, r, ts, d, px, amount, equity, ctx["used"], n_open, max_corr,
+                           out)
+                continue
+            ctx["used"] += amount * px / lev
+            want[f"L{i}"] = (SIDE[d], "limit", px, None, amount, False)
+
+    def _deny(self, s, i, r, ts, d, px, amount, equity, used, n_open, max_corr, out) -> None:
+        st = self.state
+        st.cnt[r] += 1
+        if st.dn[s, i] == r:
+            return
+        st.dn[s, i] = r
+        lev = self.pf[kl.P_LEVERAGE]
+        x1 = (used + amount * px / lev) / equity if equity > 0 else np.inf
+        x2 = self.pf[kl.P_MAX_MR]
+        if r == DENY_KILL_SWITCH:
+            x1, x2 = float(st.ai[kl.AI_KILL]), 0.0
+        elif r == DENY_MIN_NOTIONAL:
+            x1, x2 = amount * px, self.mp[s, kl.M_MIN_NOTIONAL]
+        elif r == DENY_COOLDOWN:
+            x1, x2 = float(st.si[s, kl.SI_COOLDOWN]), self.pf[kl.P_COOLDOWN]
+        elif r == DENY_MAX_POSITIONS:
+            x1, x2 = float(n_open), self.pf[kl.P_MAX_POS]
+        elif r == DENY_CORRELATION:
+            x1, x2 = max_corr, self.pf[kl.P_CORR]
+        elif r == DENY_PAUSED:
+            x1, x2 = equity, 0.0
+        bi = np.empty((1, kl.OI_W), np.int64)
+        bf = np.empty((1, kl.OF_W), np.float64)
+        kl.emit(bi, bf, 0, st.ai, kl.K_DENIED, ts, s, i, r, ts, d, px, amount, 0.0, 0.0,
+                float(x1), float(x2))
+        out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,
+                          self.counters))
+
+    def _cancel_slots(self, sym: str, ts: int, out: JournalBatch, keep=()) -> None:
+        for w in self.book.of_symbol(sym):
+            if w.slot not in keep and w.state != "canceling":
+                self.book.cancel(out, w, ts, self.next_seq())
+
+    def _market_close(self, s: int, tag: str, ts: int, out: JournalBatch) -> None:
+        sym = self.symbols[s]
+        if self.book.slot(sym, tag) is not None:
+            return
+        pos = int(self.state.si[s, kl.SI_SIDE])
+        self.book.cycles[sym].reason = EXIT_REASON.get(tag, tag)
+        self.book.place(out, symbol=sym, strategy=self.strategy_names[s], slot=tag,
+                        side=SIDE[-pos], type="market", amount=float(self.state.sf[s, kl.SF_AMT]),
+                        ts=ts, seq=self.next_seq(), reduce_only=True)
+
+    # ---- reconciliation ------------------------------------------------------------
+    def _reconcile_orders(self, open_orders: list, ts: int, out: JournalBatch) -> None:
+        seen = {o["client_order_id"]: o for o in open_orders}
+        for coid, w in list(self.book.orders.items()):
+            if coid in seen:
+                w.unseen = 0
+                if w.state == "pending":
+                    w.state = "open"
+                continue
+            if w.state == "pending":
+                continue  # the broker has not answered yet
+            w.unseen += 1
+            if w.unseen < 2:
+                continue
+            if w.state == "open":  # vanished without our cancel and without a fill
+                out.events.append(event(self.account.name, "order_vanished", "NOT_OPEN", ts,
+                                        self.next_seq(), w.symbol, client_order_id=coid,
+                                        tag=w.slot, filled=w.filled, amount=w.amount))
+                w.state = "gone"
+            if w.unseen >= 3:
+                self.book.forget(coid)
+        for coid, o in seen.items():
+            if coid in self.book.orders or ("orphan_order", coid) in self.once:
+                continue
+            self.once.add(("orphan_order", coid))
+            ours = coid.startswith("gf")
+            out.events.append(event(self.account.name, "orphan_order",
+                                    "GRIDFLOW_ID" if ours else "FOREIGN", ts, self.next_seq(),
+                                    o.get("symbol", ""), client_order_id=coid,
+                                    side=o.get("side"), type=o.get("type"),
+                                    price=o.get("price"), amount=o.get("amount"),
+                                    action="cancel" if ours and self.live.orphan_policy
+                                    == "cancel_ours" else "none"))
+            if ours and self.live.orphan_policy == "cancel_ours":
+                typ = "stop_market" if o.get("stop_price") else "limit"
+                w = Working(coid, o.get("symbol", ""), "ORPHAN", o.get("side") or "buy", typ,
+                            o.get("price"), o.get("stop_price"), float(o.get("amount") or 0.0),
+                            ts, 0, state="open")
+                self.book.orders[coid] = w
+                self.book.cancel(out, w, ts, self.next_seq())
+
+    def _reconcile_positions(self, positions: dict, ts: int, out: JournalBatch) -> None:
+        st = self.state
+        for sym in sorted(set(positions) | set(self.symbols)):
+            ex_amt = float(positions.get(sym, {}).get("amount", 0.0) or 0.0)
+            if sym not in self.index:
+                key = ("orphan_position", sym, ex_amt)
+                if ex_amt and key not in self.once:
+                    self.once.add(key)
+                    out.events.append(event(self.account.name, "orphan_position",
+                                            "NOT_TRADED_BY_ACCOUNT", ts, self.next_seq(), sym,
+                                            amount=ex_amt))
+                continue
+            s = self.index[sym]
+            mine = float(st.si[s, kl.SI_SIDE] * st.sf[s, kl.SF_AMT])
+            if abs(ex_amt - mine) <= self._dust(s):
+                self.mismatch[sym] = 0
+                continue
+            self.mismatch[sym] = self.mismatch.get(sym, 0) + 1
+            key = ("position_mismatch", sym, round(ex_amt, 12), round(mine, 12))
+            if self.mismatch[sym] >= 2 and key not in self.once:
+                self.once.add(key)
+                out.events.append(event(self.account.name, "position_mismatch",
+                                        "EXCHANGE_DIFFERS", ts, self.next_seq(), sym,
+                                        exchange_amount=ex_amt, engine_amount=mine))

@@ -1,0 +1,213 @@
+"""Order bookkeeping of the live account engine: working orders, fills, exits.
+
+Pure (no I/O): :class:`LiveBook` keeps the orders the engine asked the broker for, and
+applies the exchange's fills to the account kernel's state arrays
+(:class:`~gridflow.operators.kernel_layout.KernelState`), so positions, cash, fees, PnL
+and the risk numbers live in the same place as in replay and paper mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gridflow.events import ExecutionReport, JournalEvent, OrderIntent, OrderRequest, TradeRecord
+from gridflow.ids import client_order_id
+from gridflow.operators import kernel_layout as kl
+
+SIDE = {1: "buy", -1: "sell"}
+EXIT_REASON = {"TP": "TP", "SL": "SL", "TRAIL": "TRAIL", "FLIP": "FLIP", "FLATTEN": "FLATTEN",
+               "CLOSE": "SL"}
+
+
+@dataclass
+class Working:
+    """One order the engine asked the broker to place.
+
+    ``state``: ``"pending"`` (intent emitted, not yet seen on the exchange), ``"open"``
+    (seen among the exchange's open orders), ``"canceling"`` (cancel emitted),
+    ``"done"`` (fully filled) or ``"gone"`` (rejected, skipped, cancelled, vanished).
+    ``filled`` is the base amount filled so far; ``unseen`` counts consecutive
+    exchange snapshots that did not list an order once seen.
+    """
+
+    coid: str
+    symbol: str
+    slot: str
+    side: str
+    type: str
+    price: float | None
+    stop_price: float | None
+    amount: float
+    decision_ts: int
+    seq: int
+    strategy: str = ""
+    filled: float = 0.0
+    state: str = "pending"
+    unseen: int = 0
+    intent_reduce: bool = False
+
+    @property
+    def live(self) -> bool:
+        """Still able to fill (asked for, seen, or not yet confirmed gone)."""
+        return self.state in ("pending", "open", "canceling")
+
+
+@dataclass
+class Cycle:
+    """The open position cycle of one symbol: totals for its trade record."""
+
+    entered: float = 0.0
+    exit_qty: float = 0.0
+    exit_notional: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class LiveBook:
+    """Working orders by client id and by slot (``(symbol, "L0" | "TP" | "SL" ...)``)."""
+
+    account: str
+    orders: dict[str, Working] = field(default_factory=dict)
+    slots: dict[tuple[str, str], str] = field(default_factory=dict)
+    cycles: dict[str, Cycle] = field(default_factory=dict)
+
+    def slot(self, symbol: str, slot: str) -> Working | None:
+        """The live order of a slot, or None."""
+        coid = self.slots.get((symbol, slot))
+        w = self.orders.get(coid) if coid else None
+        return w if w is not None and w.live else None
+
+    def of_symbol(self, symbol: str) -> list[Working]:
+        """Live orders of ``symbol``."""
+        return [w for w in self.orders.values() if w.symbol == symbol and w.live]
+
+    def place(self, out, *, symbol: str, strategy: str, slot: str, side: str, type: str,
+              amount: float, ts: int, seq: int, price: float | None = None,
+              stop_price: float | None = None, reduce_only: bool = False,
+              cancel_first: str | None = None) -> Working:
+        """Record a new order and append its intent and journal row to ``out``
+        (a :class:`~gridflow.chunks.JournalBatch`). The client id hashes the slot and
+        the event sequence number with the decision time: unique, and equal when the
+        same decision is replayed after a crash."""
+        coid = client_order_id(self.account, strategy, symbol, f"{slot}:{seq}", ts)
+        w = Working(coid, symbol, slot, side, type, price, stop_price, amount, ts, seq,
+                    strategy, intent_reduce=reduce_only)
+        self.orders[coid] = w
+        self.slots[(symbol, slot)] = coid
+        out.intents.append(OrderIntent(
+            intent_id=f"{coid}:place", action="place", account=self.account, strategy=strategy,
+            symbol=symbol, client_order_id=coid, tag=slot, ts_ms=ts, seq=seq, side=side,
+            type=type, price=price, stop_price=stop_price, amount=amount,
+            reduce_only=reduce_only, cancel_first=cancel_first,
+        ))
+        out.orders.append(OrderRequest(
+            client_order_id=coid, account=self.account, strategy=strategy, symbol=symbol,
+            tag=slot, ts_ms=ts, seq=seq, side=side,
+            type=type, price=price if price is not None else stop_price, amount=amount,
+            reduce_only=reduce_only,
+        ))
+        return w
+
+    def cancel(self, out, w: Working, ts: int, seq: int, emit: bool = True) -> None:
+        """Mark ``w`` as being cancelled; emit a cancel intent unless a replacement's
+        ``cancel_first`` already carries it."""
+        w.state = "canceling"
+        if self.slots.get((w.symbol, w.slot)) == w.coid:
+            del self.slots[(w.symbol, w.slot)]
+        if emit:
+            out.intents.append(OrderIntent(
+                intent_id=f"{w.coid}:cancel", action="cancel", account=self.account,
+                strategy=w.strategy, symbol=w.symbol, client_order_id=w.coid, tag=w.slot,
+                ts_ms=ts, seq=seq, side=w.side, type=w.type, price=w.price,
+                stop_price=w.stop_price, amount=w.amount, reduce_only=w.intent_reduce,
+            ))
+
+    def forget(self, coid: str) -> None:
+        """Drop a finished order from the book (its fills can no longer arrive)."""
+        w = self.orders.pop(coid, None)
+        if w is not None and self.slots.get((w.symbol, w.slot)) == coid:
+            del self.slots[(w.symbol, w.slot)]
+
+
+def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionReport,
+                w: Working, cyc: Cycle) -> None:
+    """Add an entry fill to position ``s`` (side ``d``: +1 long, -1 short)."""
+    sf, si, af = st.sf, st.si, st.af
+    q, px, fee = rep.amount, rep.price, rep.fee
+    old = sf[s, kl.SF_AMT]
+    if old == 0.0:
+        si[s, kl.SI_SIDE] = d
+        si[s, kl.SI_OPEN_TS] = rep.ts_ms
+        si[s, kl.SI_ENTRIES] = 0
+        sf[s, kl.SF_BEST] = px
+        cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0
+    if q > 0.0:
+        sf[s, kl.SF_AVG] = (old * sf[s, kl.SF_AVG] + q * px) / (old + q)
+        sf[s, kl.SF_AMT] = old + q
+    cyc.entered += q
+    sf[s, kl.SF_CYCLE_FEES] += fee
+    sf[s, kl.SF_SESSION_PNL] -= fee
+    af[kl.AF_CASH] -= fee
+    af[kl.AF_FEES] += fee
+    if w.filled >= w.amount * (1 - 1e-9):
+        if 0 <= level < st.filled.shape[1]:
+            st.filled[s, level] = 1
+            st.dn[s, level] = 0
+        si[s, kl.SI_ENTRIES] += 1
+
+
+def apply_exit(st: kl.KernelState, s: int, rep: ExecutionReport, cyc: Cycle) -> float:
+    """Reduce position ``s`` by an exit fill; returns the realised PnL (before fees)."""
+    sf, si, af = st.sf, st.si, st.af
+    d = int(si[s, kl.SI_SIDE])
+    q = min(rep.amount, sf[s, kl.SF_AMT])
+    pnl = d * q * (rep.price - sf[s, kl.SF_AVG])
+    af[kl.AF_CASH] += pnl - rep.fee
+    af[kl.AF_FEES] += rep.fee
+    af[kl.AF_REALIZED] += pnl
+    sf[s, kl.SF_SESSION_PNL] += pnl - rep.fee
+    sf[s, kl.SF_CYCLE_FEES] += rep.fee
+    sf[s, kl.SF_AMT] -= q
+    cyc.exit_qty += q
+    cyc.exit_notional += q * rep.price
+    return pnl
+
+
+def close_cycle(st: kl.KernelState, s: int, account: str, symbol: str, ts: int, seq: int,
+                cyc: Cycle, cooldown: int) -> TradeRecord:
+    """The position of ``s`` is flat: its trade record; the cycle resets (the grid
+    re-arms at the next candle's decision)."""
+    sf, si = st.sf, st.si
+    d = int(si[s, kl.SI_SIDE])
+    fees = float(sf[s, kl.SF_CYCLE_FEES])
+    exit_px = cyc.exit_notional / cyc.exit_qty if cyc.exit_qty > 0 else float(sf[s, kl.SF_AVG])
+    gross = d * cyc.exit_qty * (exit_px - sf[s, kl.SF_AVG])
+    rec = TradeRecord(
+        trade_id=f"{account}:{symbol}:{int(si[s, kl.SI_OPEN_TS])}", account=account,
+        symbol=symbol, seq=seq, position_side="long" if d > 0 else "short",
+        open_ts_ms=int(si[s, kl.SI_OPEN_TS]), close_ts_ms=ts,
+        entries=max(1, int(si[s, kl.SI_ENTRIES])), amount=max(cyc.entered, 1e-12),
+        avg_entry=float(sf[s, kl.SF_AVG]), exit_price=exit_px, pnl=gross - fees, fees=fees,
+        exit_reason=cyc.reason or "CLOSE",
+    )
+    if cyc.reason in ("SL", "TRAIL"):
+        si[s, kl.SI_COOLDOWN] = cooldown
+    sf[s, kl.SF_AMT] = 0.0
+    sf[s, kl.SF_AVG] = 0.0
+    sf[s, kl.SF_CYCLE_FEES] = 0.0
+    sf[s, kl.SF_BEST] = 0.0
+    si[s, kl.SI_SIDE] = 0
+    si[s, kl.SI_ENTRIES] = 0
+    si[s, kl.SI_OPEN_TS] = 0
+    st.filled[s, :] = 0
+    st.dn[s, :] = 0
+    cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0
+    cyc.reason = ""
+    return rec
+
+
+def event(account: str, kind: str, reason: str, ts: int, seq: int, symbol: str = "",
+          **detail) -> JournalEvent:
+    """A journal event with a deterministic id ``kind:account:seq``."""
+    return JournalEvent(event_id=f"{kind}:{account}:{seq}", kind=kind, reason=reason,
+                        ts_ms=ts, account=account, symbol=symbol, seq=seq, detail=detail)
