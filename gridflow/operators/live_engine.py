@@ -452,7 +452,8 @@ class LiveAccountEngine(AccountEngine):
         self.book.cycles[sym].reason = EXIT_REASON.get(tag, tag)
         self.book.place(out, symbol=sym, strategy=self.strategy_names[s], slot=tag,
                         side=SIDE[-pos], type="market", amount=float(self.state.sf[s, kl.SF_AMT]),
-                        ts=ts, seq=self.next_seq(), reduce_only=True)
+                        ts=ts, seq=self.next_seq(), reduce_only=True,
+                        ref_price=float(self.state.sf[s, kl.SF_LAST_CLOSE]))
 
     # ---- reconciliation ------------------------------------------------------------
     def _reconcile_orders(self, open_orders: list, ts: int, out: JournalBatch) -> None:

@@ -84,11 +84,12 @@ class LiveBook:
     def place(self, out, *, symbol: str, strategy: str, slot: str, side: str, type: str,
               amount: float, ts: int, seq: int, price: float | None = None,
               stop_price: float | None = None, reduce_only: bool = False,
-              cancel_first: str | None = None) -> Working:
+              cancel_first: str | None = None, ref_price: float | None = None) -> Working:
         """Record a new order and append its intent and journal row to ``out``
         (a :class:`~gridflow.chunks.JournalBatch`). The client id hashes the slot and
         the event sequence number with the decision time: unique, and equal when the
-        same decision is replayed after a crash."""
+        same decision is replayed after a crash. ``ref_price`` is what the journal row of
+        a market order shows (the last close)."""
         coid = client_order_id(self.account, strategy, symbol, f"{slot}:{seq}", ts)
         w = Working(coid, symbol, slot, side, type, price, stop_price, amount, ts, seq,
                     strategy, intent_reduce=reduce_only)
@@ -103,7 +104,7 @@ class LiveBook:
         out.orders.append(OrderRequest(
             client_order_id=coid, account=self.account, strategy=strategy, symbol=symbol,
             tag=slot, ts_ms=ts, seq=seq, side=side,
-            type=type, price=price if price is not None else stop_price, amount=amount,
+            type=type, price=price or stop_price or ref_price, amount=amount,
             reduce_only=reduce_only,
         ))
         return w

@@ -1,0 +1,196 @@
+"""Live account engine on hand-built candles and exchange updates: the intents it sends,
+how fills move the position and its stop, the risk gate, reconciliation."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from test_engine import NOFEES, chunk
+
+from gridflow.chunks import ExchangeUpdate, IndicatorChunk
+from gridflow.config.live import LiveConfig
+from gridflow.config.models import AccountConfig, GridAtrParams, MarketSpec, RiskConfig
+from gridflow.events import Command, ExecutionReport, OrderOutcome
+from gridflow.operators import kernel_layout as kl
+from gridflow.operators.live_engine import LiveAccountEngine
+
+H = 3_600_000
+SYM = "BTC/USDT"
+MKT = {SYM: MarketSpec(amount_step=0.001, price_tick=0.1, min_notional=5.0)}
+
+
+def live_engine(risk=None, levels=3, capital=3000.0):
+    acct = AccountConfig(
+        name="t", capital_quote=capital, symbols=(SYM,),
+        strategy=GridAtrParams(sma_period=2, atr_period=1, levels=levels, atr_start=1.0,
+                               atr_step=1.0, sl_pct=0.5),
+        risk=RiskConfig(**(risk or {})),
+    )
+    return LiveAccountEngine(acct, [SYM], {SYM: "1h"}, NOFEES, MKT, live=LiveConfig())
+
+
+def warm(c: IndicatorChunk) -> IndicatorChunk:
+    from dataclasses import replace
+
+    return IndicatorChunk(replace(c.candles, warmup=True), c.values)
+
+
+def upd(ts, reports=(), open_orders=(), positions=None):
+    return ExchangeUpdate("t", ts, list(reports), list(open_orders), positions)
+
+
+def fill(coid, side, price, amount, ts, rid, fee=0.0):
+    return ExecutionReport(report_id=rid, client_order_id=coid, account="t", symbol=SYM,
+                           ts_ms=ts, side=side, price=price, amount=amount, fee=fee)
+
+
+def opened(intents):
+    return [i for i in intents if i.action == "place"]
+
+
+def started():
+    """Warm-up candle 0, live candle 1; watermark past candle 1's close."""
+    eng = live_engine()
+    out = eng.on_chunk(warm(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0)))
+    out.extend(eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=1)))
+    assert not out.intents  # nothing before the watermark passes the candle's close
+    out = eng.on_exchange(upd(2 * H))
+    return eng, out
+
+
+def test_warmup_is_never_traded_and_candles_wait_for_the_watermark():
+    eng, out = started()
+    places = opened(out.intents)
+    # one decision, at candle 1's close: levels SMA - ATR * (1, 2, 3) = 90, 80, 70
+    assert [(i.tag, i.side, i.type, i.price) for i in places] == [
+        ("L0", "buy", "limit", 90.0), ("L1", "buy", "limit", 80.0)]
+    assert all(i.ts_ms == 2 * H and not i.reduce_only for i in places)
+    assert [o.client_order_id for o in out.orders] == [i.client_order_id for i in places]
+    # amounts: 3000 capital / 3 levels = 1000 quote per level, floored to the step
+    assert [i.amount for i in places] == [11.111, 12.5]
+    # the margin cap counts every resting entry: the third would reach 100 % > 80 %
+    denied = [e for e in out.events if e.kind == "order_denied"]
+    assert [(e.reason, e.detail["level"]) for e in denied] == [("MAX_MARGIN_RATIO", 2)]
+    assert eng.summary().candles == 2
+
+
+def test_entry_fill_places_the_stop_at_once_and_it_follows_the_average():
+    eng, out = started()
+    l0, l1 = opened(out.intents)[:2]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 30_000, "trade-1")]))
+    sl = [i for i in out.intents if i.tag == "SL"]
+    tp = [i for i in out.intents if i.tag == "TP"]
+    assert [(i.type, i.side, i.stop_price, i.amount, i.reduce_only) for i in sl] == [
+        ("stop_market", "sell", 45.0, l0.amount, True)]
+    assert [(i.price, i.amount) for i in tp] == [(100.0, l0.amount)]
+    assert eng.positions()[SYM]["amount"] == l0.amount
+    # a second level fills: the stop moves to the new average, placed before the old
+    # one is cancelled; the take profit is replaced (cancel first)
+    out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, l1.amount,
+                                                      2 * H + 90_000, "trade-2")]))
+    acts = [(i.action, i.tag) for i in out.intents]
+    assert acts.index(("place", "SL")) < acts.index(("cancel", "SL"))
+    new_sl = next(i for i in out.intents if i.action == "place" and i.tag == "SL")
+    avg = (90.0 * l0.amount + 80.0 * l1.amount) / (l0.amount + l1.amount)
+    assert new_sl.amount == l0.amount + l1.amount
+    assert abs(new_sl.stop_price - avg * 0.5) <= 0.1
+    new_tp = next(i for i in out.intents if i.action == "place" and i.tag == "TP")
+    assert new_tp.cancel_first == tp[0].client_order_id
+    # the same report again (at-least-once delivery) changes nothing
+    before = eng.positions()[SYM]["amount"]
+    again = eng.on_exchange(upd(2 * H + 130_000, [fill(l1.client_order_id, "buy", 80.0,
+                                                        l1.amount, 2 * H + 90_000, "trade-2")]))
+    assert eng.positions()[SYM]["amount"] == before and not again.fills
+
+
+def test_take_profit_fill_closes_the_cycle_and_cancels_what_is_left():
+    eng, out = started()
+    l0 = opened(out.intents)[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 1, "trade-1")]))
+    tp = next(i for i in out.intents if i.tag == "TP")
+    out = eng.on_exchange(upd(2 * H + 120_000, [fill(tp.client_order_id, "sell", 100.0,
+                                                      l0.amount, 2 * H + 100_000, "trade-2")]))
+    assert len(out.trades) == 1
+    t = out.trades[0]
+    assert t.exit_reason == "TP" and abs(t.pnl - 10.0 * l0.amount) < 1e-9
+    cancels = {i.tag for i in out.intents if i.action == "cancel"}
+    assert {"L1", "SL"} <= cancels
+    assert eng.positions()[SYM]["amount"] == 0.0
+    assert abs(eng.summary().cash - (3000.0 + 10.0 * l0.amount)) < 1e-9
+
+
+def test_kill_switch_cancels_every_entry_and_places_none():
+    eng, out = started()
+    eng.state.ai[kl.AI_KILL] = 4  # the daily loss switch on
+    out = eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=2))
+    out.extend(eng.on_exchange(upd(3 * H)))
+    assert not [i for i in out.intents if i.action == "place" and i.tag.startswith("L")]
+    assert {i.tag for i in out.intents if i.action == "cancel"} == {"L0", "L1"}
+    assert {e.reason for e in out.events if e.kind == "order_denied"} == {"KILL_SWITCH"}
+
+
+def test_paused_account_places_no_entry():
+    eng, _ = started()
+    eng.apply_command(Command(command_id=1, account="t", kind="pause", payload={},
+                              issued_at_ms=0, issued_by="test"))
+    out = eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=2))
+    out.extend(eng.on_exchange(upd(3 * H)))
+    assert not [i for i in out.intents if i.action == "place"]
+    assert {e.reason for e in out.events if e.kind == "order_denied"} == {"PAUSED"}
+
+
+def test_rejected_stop_is_replaced_and_journaled_as_missing_then_closed_at_market():
+    eng, out = started()
+    l0 = opened(out.intents)[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 1, "trade-1")]))
+    sl = next(i for i in out.intents if i.tag == "SL")
+    for k in range(2):
+        ev = eng.on_outcome(OrderOutcome(intent_id=sl.intent_id, client_order_id=sl.client_order_id,
+                                         action="place", account="t", symbol=SYM, tag="SL",
+                                         status="rejected", error="InvalidOrder: -2021"))
+        assert [e.kind for e in ev.events] == ["order_rejected"]
+        out = eng.on_exchange(upd(2 * H + 120_000 + k))
+        if k == 0:
+            assert "stop_missing" in [e.kind for e in out.events]
+            sl = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+    # a second refusal: the position is closed at market rather than left unprotected
+    assert [(i.tag, i.type, i.reduce_only) for i in opened(out.intents)] == [
+        ("CLOSE", "market", True)]
+
+
+def test_reconciliation_orphans_and_position_mismatch():
+    eng, out = started()
+    foreign = {"client_order_id": "manual-1", "symbol": SYM, "side": "buy", "type": "limit",
+               "price": 50.0, "amount": 1.0}
+    ours = {"client_order_id": "gf" + "0" * 30, "symbol": SYM, "side": "buy", "type": "limit",
+            "price": 60.0, "amount": 1.0}
+    mine = [{"client_order_id": i.client_order_id, "symbol": SYM} for i in opened(out.intents)]
+    pos = {SYM: {"amount": 0.5, "entry_price": 90.0}, "DOGE/USDT": {"amount": 10.0}}
+    out = eng.on_exchange(upd(2 * H + 1, open_orders=mine + [foreign, ours], positions=pos))
+    kinds = sorted(e.kind for e in out.events)
+    assert kinds == ["orphan_order", "orphan_order", "orphan_position"]
+    assert [(i.action, i.client_order_id) for i in out.intents] == [("cancel", ours["client_order_id"])]
+    out = eng.on_exchange(upd(2 * H + 2, open_orders=mine + [foreign], positions=pos))
+    assert [e.kind for e in out.events] == ["position_mismatch"]  # two polls in a row
+    out = eng.on_exchange(upd(2 * H + 3, open_orders=mine + [foreign], positions=pos))
+    assert not out.events  # journaled once, not every poll
+
+
+def test_same_inputs_same_intents_after_a_restore():
+    """Bytewax recovery replays inputs into the snapshot: the intents repeat exactly."""
+    eng, out = started()
+    snap = copy.deepcopy(eng)
+    l0 = opened(out.intents)[0]
+    inputs = [upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, 5.0, 2 * H + 1, "t1")]),
+              upd(2 * H + 90_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount - 5.0,
+                                        2 * H + 2, "t2")])]
+    first = [i for u in inputs for i in eng.on_exchange(u).intents]
+    again = [i for u in inputs for i in snap.on_exchange(u).intents]
+    assert first == again and first
+    # a partly filled level keeps its order (never re-placed at a new price)
+    assert not [i for i in first if i.tag == "L0"]
+    assert np.isclose(eng.positions()[SYM]["amount"], l0.amount)
