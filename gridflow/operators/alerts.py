@@ -31,7 +31,11 @@ from gridflow.chunks import JournalBatch
 from gridflow.events import ExecutionReport, JournalEvent, OrderRequest, TradeRecord
 
 AlertKind = Literal["kill_switch_tripped", "kill_switch_reset", "grid_level_opened",
-                    "grid_cycle_closed", "order_denied", "data_gap"]
+                    "grid_cycle_closed", "order_denied", "data_gap",
+                    # live trading (gridflow.operators.live_engine)
+                    "orphan_order", "orphan_position", "orphan_fill", "position_mismatch",
+                    "stop_missing", "slippage", "order_rejected", "order_failed",
+                    "order_vanished", "exchange_error", "fill_inconsistent"]
 Severity = Literal["info", "warning", "critical"]
 
 #: Kinds whose cooldown defaults to 0 ms (never suppressed) in :class:`AlertThrottle`.
@@ -214,8 +218,31 @@ def _cycle_closed(t: TradeRecord) -> Alert:
     )
 
 
+#: Live-trading events: (severity, what happened).
+_LIVE = {
+    "orphan_order": ("critical", "open order unknown to the engine"),
+    "orphan_position": ("critical", "position on a symbol the account does not trade"),
+    "orphan_fill": ("critical", "fill of an order unknown to the engine"),
+    "position_mismatch": ("critical", "exchange position differs from the engine's"),
+    "stop_missing": ("critical", "open position found without a live stop; stop re-placed"),
+    "slippage": ("warning", "fill worse than its order price beyond the threshold"),
+    "order_rejected": ("warning", "order rejected"),
+    "order_failed": ("critical", "order not sent after every retry"),
+    "order_vanished": ("warning", "order left the book without our cancel or a fill"),
+    "exchange_error": ("warning", "exchange poll failed"),
+    "fill_inconsistent": ("critical", "fill inconsistent with the engine's position"),
+}
+
+
+def _live(ev: JournalEvent) -> Alert:
+    severity, what = _LIVE[ev.kind]
+    return _from_event(ev, severity, f"{_who(ev.account, ev.symbol)} {ev.kind}: {ev.reason}",
+                       f"{what} at {iso_utc(ev.ts_ms)} ({_detail_text(ev.detail)}).")
+
+
 _EVENT_BUILDERS = {"kill_switch_tripped": _kill_switch, "kill_switch_reset": _kill_switch,
-                   "order_denied": _denied, "data_gap": _gap}
+                   "order_denied": _denied, "data_gap": _gap,
+                   **{k: _live for k in _LIVE}}
 
 
 def alerts_from_batch(batch: JournalBatch) -> list[Alert]:

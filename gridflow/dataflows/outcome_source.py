@@ -1,0 +1,97 @@
+"""Bytewax source feeding the broker sink's outcomes back to the live account engines.
+
+A Bytewax dataflow has no cycles, so what the broker did with an intent (sent,
+rejected, skipped, cancelled) travels back through the store, like commands do: one
+partition polls the ``broker_outcomes`` table of the run and emits each terminal
+:class:`~gridflow.events.OrderOutcome` once (its resume state is the set of intent ids
+already emitted, so Bytewax recovery neither loses nor repeats one).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from gridflow.events import OrderOutcome
+
+PART = "broker_outcomes"
+TERMINAL = {"sent", "duplicate", "rejected", "failed", "canceled", "not_found", "skipped"}
+
+
+class _Partition(StatefulSourcePartition):
+    def __init__(self, url: str, run_id: str, poll_s: float, done: set[str] | None,
+                 until_complete: bool) -> None:
+        from gridflow.control.schema import open_store
+
+        self.url = open_store(url)
+        self.run_id = run_id
+        self.poll_s = poll_s
+        self.done = set(done or ())
+        self.until = until_complete
+        self._awake: datetime | None = None
+
+    def _complete(self) -> bool:
+        from gridflow.control.store import read_summaries
+
+        rows = read_summaries(self.url, self.run_id)
+        return bool(rows) and all(r.get("complete") for r in rows)
+
+    def next_batch(self) -> list[OrderOutcome]:
+        from gridflow.control.store import read_broker
+
+        finished = self.until and self._complete()
+        out = []
+        for row in read_broker(self.url, self.run_id):
+            if row["status"] not in TERMINAL or row["intent_id"] in self.done:
+                continue
+            self.done.add(row["intent_id"])
+            faults = row.get("faults") or []
+            if isinstance(faults, str):
+                faults = json.loads(faults or "[]")
+            out.append(OrderOutcome(
+                intent_id=row["intent_id"], client_order_id=row["client_order_id"],
+                action=row["action"], account=row["account"], symbol=row["symbol"],
+                tag=row.get("tag") or "", status=row["status"],
+                exchange_order_id=row.get("exchange_order_id") or "",
+                attempts=int(row.get("attempts") or 0), error=row.get("error") or "",
+                faults=list(faults), ts_ms=int(row.get("ts_ms") or 0)))
+        if finished and not out:
+            raise StopIteration
+        self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
+        return out
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    def snapshot(self) -> set[str]:
+        return set(self.done)
+
+
+class OutcomeSource(FixedPartitionedSource):
+    """Terminal broker outcomes of run ``run_id`` from the journal at ``url``.
+
+    Parameters
+    ----------
+    url : str
+    run_id : str
+    poll_s : float
+        Seconds between polls.
+    until_run_complete : bool
+        End once every account summary of the run is ``complete`` (live runs with an
+        ``end_ms``); False polls forever.
+    """
+
+    def __init__(self, url: str, run_id: str, poll_s: float = 0.5,
+                 until_run_complete: bool = True) -> None:
+        self.url = url
+        self.run_id = run_id
+        self.poll_s = float(poll_s)
+        self.until = bool(until_run_complete)
+
+    def list_parts(self) -> list[str]:
+        return [PART]
+
+    def build_part(self, step_id: str, for_part: str, resume_state) -> _Partition:
+        return _Partition(self.url, self.run_id, self.poll_s, resume_state, self.until)
