@@ -71,6 +71,7 @@ from gridflow.operators.risk import (
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
+ORPHAN_GRACE = 3  # exchange snapshots an unknown open order must survive to be an orphan
 
 
 class LiveAccountEngine(AccountEngine):
@@ -86,6 +87,7 @@ class LiveAccountEngine(AccountEngine):
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.once: set[tuple] = set()
         self.mismatch: dict[str, int] = {}
+        self.unknown: dict[str, int] = {}
         self.had_stop = [False] * len(self.symbols)
         self.stop_rejects = [0] * len(self.symbols)
         for s in self.symbols:
@@ -476,9 +478,19 @@ class LiveAccountEngine(AccountEngine):
                 w.state = "gone"
             if w.unseen >= 3:
                 self.book.forget(coid)
+        for coid in list(self.unknown):
+            if coid not in seen or coid in self.book.orders:
+                del self.unknown[coid]
         for coid, o in seen.items():
             if coid in self.book.orders or ("orphan_order", coid) in self.once:
                 continue
+            # after a crash the engine resumes behind the exchange and re-decides its own
+            # recent orders within a poll or two: only an order still unknown after
+            # ORPHAN_GRACE snapshots is an orphan
+            self.unknown[coid] = self.unknown.get(coid, 0) + 1
+            if self.unknown[coid] < ORPHAN_GRACE:
+                continue
+            del self.unknown[coid]
             self.once.add(("orphan_order", coid))
             ours = coid.startswith("gf")
             out.events.append(event(self.account.name, "orphan_order",

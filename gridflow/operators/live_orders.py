@@ -70,6 +70,7 @@ class LiveBook:
     orders: dict[str, Working] = field(default_factory=dict)
     slots: dict[tuple[str, str], str] = field(default_factory=dict)
     cycles: dict[str, Cycle] = field(default_factory=dict)
+    placed: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def slot(self, symbol: str, slot: str) -> Working | None:
         """The live order of a slot, or None."""
@@ -86,11 +87,14 @@ class LiveBook:
               stop_price: float | None = None, reduce_only: bool = False,
               cancel_first: str | None = None, ref_price: float | None = None) -> Working:
         """Record a new order and append its intent and journal row to ``out``
-        (a :class:`~gridflow.chunks.JournalBatch`). The client id hashes the slot and
-        the event sequence number with the decision time: unique, and equal when the
-        same decision is replayed after a crash. ``ref_price`` is what the journal row of
+        (a :class:`~gridflow.chunks.JournalBatch`). The client id hashes the slot, the
+        count of orders placed in that slot so far and the decision time: unique, and
+        equal when the same decision is replayed after a crash (it depends on nothing
+        else the engine did in between, such as journal events). ``ref_price`` is what the journal row of
         a market order shows (the last close)."""
-        coid = client_order_id(self.account, strategy, symbol, f"{slot}:{seq}", ts)
+        k = self.placed.get((symbol, slot), 0) + 1
+        self.placed[(symbol, slot)] = k
+        coid = client_order_id(self.account, strategy, symbol, f"{slot}#{k}", ts)
         w = Working(coid, symbol, slot, side, type, price, stop_price, amount, ts, seq,
                     strategy, intent_reduce=reduce_only)
         self.orders[coid] = w

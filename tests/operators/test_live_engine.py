@@ -171,11 +171,16 @@ def test_reconciliation_orphans_and_position_mismatch():
     mine = [{"client_order_id": i.client_order_id, "symbol": SYM} for i in opened(out.intents)]
     pos = {SYM: {"amount": 0.5, "entry_price": 90.0}, "DOGE/USDT": {"amount": 10.0}}
     out = eng.on_exchange(upd(2 * H + 1, open_orders=mine + [foreign, ours], positions=pos))
+    assert [e.kind for e in out.events] == ["orphan_position"]
+    for k in range(2):  # unknown orders get a grace of three snapshots (crash recovery)
+        out = eng.on_exchange(upd(2 * H + 1, open_orders=mine + [foreign, ours],
+                                  positions=None))
     kinds = sorted(e.kind for e in out.events)
-    assert kinds == ["orphan_order", "orphan_order", "orphan_position"]
+    assert kinds == ["orphan_order", "orphan_order"]
     assert [(i.action, i.client_order_id) for i in out.intents] == [("cancel", ours["client_order_id"])]
     out = eng.on_exchange(upd(2 * H + 2, open_orders=mine + [foreign], positions=pos))
     assert [e.kind for e in out.events] == ["position_mismatch"]  # two polls in a row
+    assert [e.detail for e in out.events] == [{"exchange_amount": 0.5, "engine_amount": 0.0}]
     out = eng.on_exchange(upd(2 * H + 3, open_orders=mine + [foreign], positions=pos))
     assert not out.events  # journaled once, not every poll
 

@@ -1,0 +1,194 @@
+"""Drive ``python -m bytewax.run dataflows.live:build(...)`` against the local exchange.
+
+The exchange runs in the test process on a manual clock; the driver closes one candle at
+a time once the flow has caught up (the engine journaled the last closed candle and the
+broker has answered every intent), so runs are comparable candle by candle.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gridflow.data import CANDLES_DIR
+from gridflow.dataflows.candle_files import read_candle_file
+
+H = 3_600_000
+KEY, SECRET = "AKIA-GRIDFLOW-TEST-KEY", "SUPER-SECRET-VALUE-7f3a9c"
+MARKETS = {"BTC/USDT": {"price_tick": 0.1, "amount_step": 0.001, "min_amount": 0.001,
+                        "min_notional": 5.0},
+           "ETH/USDT": {"price_tick": 0.01, "amount_step": 0.001, "min_amount": 0.001,
+                        "min_notional": 5.0}}
+FILES = {"BTC/USDT": "binance_BTC_USDT_1h.csv.gz", "ETH/USDT": "binance_ETH_USDT_1h.csv.gz"}
+
+
+def candles(symbol: str) -> np.ndarray:
+    """Bundled 1h candles of ``symbol`` as (n, 6) ts, o, h, l, c, v."""
+    c = read_candle_file(CANDLES_DIR / FILES[symbol])
+    return np.column_stack([c["ts"].astype(float), c["open"], c["high"], c["low"], c["close"],
+                            c["volume"]])
+
+
+def start_exchange(start_ms: int, faults=None, symbols=("BTC/USDT", "ETH/USDT")):
+    from gridflow.fakex import FakeExchange
+
+    fx = FakeExchange(candles={s: candles(s) for s in symbols}, timeframe="1h",
+                      start_ms=start_ms, markets={s: MARKETS[s] for s in symbols},
+                      api_key=KEY, secret=SECRET, balance_usdt=10_000.0, faults=faults,
+                      clock="manual")
+    fx.start()
+    return fx
+
+
+def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
+                      warmup: int = 48, extra: str = "", symbols=("BTC/USDT", "ETH/USDT"),
+                      run_id: str = "live-test") -> Path:
+    """A live (or paper) preset trading a 3-level grid_atr on ``symbols`` at ``fx``."""
+    urls = ", ".join(f'{k} = "{v}"' for k, v in fx.ccxt_urls().items())
+    mk = "".join(f'[markets."{s}"]\namount_step = {MARKETS[s]["amount_step"]}\n'
+                 f'price_tick = {MARKETS[s]["price_tick"]}\nmin_amount = '
+                 f'{MARKETS[s]["min_amount"]}\nmin_notional = {MARKETS[s]["min_notional"]}\n'
+                 for s in symbols)
+    sy = ", ".join(f'"{s}"' for s in symbols)
+    path.write_text(f"""
+db_url = "sqlite:///{db}"
+run_id = "{run_id}"
+command_poll_s = 0.05
+equity_every_ms = 3600000
+{extra}
+[fees]
+maker_fee = 0.0002
+taker_fee = 0.0005
+slippage = 0.0
+{mk}
+[[accounts]]
+name = "live"
+capital_quote = 10000.0
+leverage = 1.0
+symbols = [{sy}]
+[accounts.strategy]
+name = "grid_atr"
+sma_period = 24
+atr_period = 14
+levels = 3
+atr_start = 0.5
+atr_step = 0.75
+sl_pct = 0.04
+[accounts.risk]
+max_margin_ratio = 0.9
+[live]
+mode = "{mode}"
+allow_live = true
+warmup_candles = {warmup}
+candle_poll_s = 0.05
+exchange_poll_s = 0.05
+end_ms = {end_ms}
+[live.retry]
+base_delay_s = 0.01
+max_delay_s = 0.1
+[live.exchange]
+id = "binanceusdm"
+timeout_ms = 1500
+rate_limit_ms = 0
+urls = {{ {urls} }}
+""")
+    return path
+
+
+def live_env(db: Path) -> dict:
+    return dict(os.environ, GRIDFLOW_LIVE__EXCHANGE__API_KEY=KEY,
+                GRIDFLOW_LIVE__EXCHANGE__SECRET=SECRET, GRIDFLOW_DB_URL=f"sqlite:///{db}")
+
+
+class LiveProcess:
+    """One ``python -m bytewax.run`` of the live flow, restartable with recovery."""
+
+    def __init__(self, cfg: Path, db: Path, workdir: Path, recovery: bool = True) -> None:
+        self.cfg, self.db, self.dir = cfg, db, workdir
+        self.rec = workdir / "recovery"
+        self.n = 0
+        self.proc: subprocess.Popen | None = None
+        if recovery and not self.rec.exists():
+            self.rec.mkdir(parents=True)
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(self.rec), "1"],
+                           check=True)
+        self.recovery = recovery
+
+    def start(self) -> None:
+        args = [sys.executable, "-m", "bytewax.run", f"dataflows.live:build('{self.cfg}')"]
+        if self.recovery:
+            args += ["-r", str(self.rec), "-s", "1", "-b", "0"]
+        self.n += 1
+        log = open(self.dir / f"live-{self.n}.log", "w")
+        self.proc = subprocess.Popen(args, env=live_env(self.db), stdout=log, stderr=log,
+                                     cwd=Path(__file__).resolve().parents[1])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.proc.wait(timeout)
+
+    def logs(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.dir.glob("live-*.log")))
+
+
+def caught_up(db: Path, run_id: str, last_open_ms: int) -> bool:
+    """The engine journaled candle ``last_open_ms`` and the broker answered every
+    intent (no write-ahead row is still ``sending``)."""
+    from gridflow.control.store import read_broker, read_summaries
+
+    url = f"sqlite:///{db}"
+    try:
+        summ = read_summaries(url, run_id)
+        rows = read_broker(url, run_id)
+    except Exception:  # the flow has not created the tables yet
+        return False
+    if not summ or summ[0]["last_ts_ms"] < last_open_ms:
+        return False
+    return all(r["status"] != "sending" for r in rows)
+
+
+def settle(db: Path, run_id: str, last_open_ms: int, proc: LiveProcess | None = None,
+           quiet_s: float = 0.3, timeout: float = 60.0) -> None:
+    """Wait until :func:`caught_up` holds and the broker table stops changing for
+    ``quiet_s`` (protective orders after fills come one poll later)."""
+    from gridflow.control.store import read_broker
+
+    url = f"sqlite:///{db}"
+    t_end = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < t_end:
+        if proc is not None and not proc.alive():
+            return
+        if caught_up(db, run_id, last_open_ms):
+            rows = read_broker(url, run_id)
+            sig = (len(rows), sum(r["status"] == "sending" for r in rows))
+            if sig != last:
+                last, since = sig, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"live flow did not catch up with candle {last_open_ms}"
+                       + ("" if proc is None else "\n" + proc.logs()[-3000:]))
+
+
+def unprotected(fx) -> list[str]:
+    """Symbols whose exchange position has no open reduce-only stop covering it."""
+    stops: dict[str, float] = {}
+    for o in fx.orders():
+        if o.get("algo") and o["status"] in ("NEW", "new") and o.get("reduceOnly", True):
+            stops[o["symbol"]] = stops.get(o["symbol"], 0.0) + float(o["origQty"])
+    return [s for s, p in fx.positions().items()
+            if abs(p["amount"]) > 0 and stops.get(s, 0.0) + 1e-9 < abs(p["amount"])]
