@@ -163,6 +163,32 @@ class SummaryRow(SQLModel, table=True):
     positions: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
+class BrokerRow(SQLModel, table=True):
+    """An :class:`~gridflow.events.OrderOutcome` of the broker sink; key
+    ``(run_id, intent_id)``.
+
+    Written ahead as ``status = "sending"`` before the request and updated once the
+    outcome is known (:func:`gridflow.control.store.broker_begin` /
+    :func:`~gridflow.control.store.broker_finish`). ``faults`` is JSON text (a list of
+    ccxt error class names); ``ts_ms`` is wall-clock ms UTC of the last update.
+    """
+
+    __tablename__ = "broker_outcomes"
+    run_id: str = Field(primary_key=True)
+    intent_id: str = Field(primary_key=True)
+    client_order_id: str = Field(index=True)
+    action: str
+    account: str
+    symbol: str
+    tag: str = ""
+    status: str
+    exchange_order_id: str = ""
+    attempts: int = 0
+    error: str = ""
+    faults: str = "[]"
+    ts_ms: int = _big(default=0)
+
+
 #: ``JournalBatch`` attribute -> (table, natural key without ``run_id``), write order.
 TABLES: dict[str, tuple[type[SQLModel], tuple[str, ...]]] = {
     "orders": (OrderRow, ("client_order_id",)),

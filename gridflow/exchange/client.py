@@ -20,6 +20,25 @@ def config_symbol(ccxt_sym: str) -> str:
     return ccxt_sym.split(":")[0]
 
 
+# Per-exchange option defaults (``ExchangeConfig.options`` overrides them).
+# binanceusdm: ccxt's ``fetchCurrencies`` would call the spot wallet's
+# ``sapi/v1/capital/config/getall`` on every ``load_markets`` when keys are set; futures
+# trading needs no currency list, so the futures (``fapi``) endpoints are the only ones
+# called (and the local test exchange, ``gridflow.fakex``, serves exactly those).
+_DEFAULT_OPTIONS: dict[str, dict] = {"binanceusdm": {"fetchCurrencies": False}}
+
+
+def _use_linear_error_map(ex: ccxt.Exchange) -> None:
+    """ccxt's binance picks its USDⓈ-M error map (``-2019`` InsufficientFunds,
+    ``-4164``/``-4116``/``-2022`` InvalidOrder, ``-2021`` OrderImmediatelyFillable ...)
+    by the request URL's host (``fapi.binance.com``); an overridden URL (the local test
+    exchange) matches no host and would get plain ExchangeError. Merge that map into
+    the generic one."""
+    linear = ex.exceptions.get("linear") or {}
+    for kind in ("exact", "broad"):
+        ex.exceptions[kind] = {**ex.exceptions.get(kind, {}), **linear.get(kind, {})}
+
+
 def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
     """A synchronous ccxt exchange with its rate limiter on.
 
@@ -38,6 +57,7 @@ def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
         "timeout": cfg.timeout_ms,
         "options": {"adjustForTimeDifference": False,
                     "defaultType": "swap" if cfg.market_type == "swap" else "spot",
+                    **_DEFAULT_OPTIONS.get(cfg.id, {}),
                     **cfg.options},
     }
     if cfg.rate_limit_ms is not None:
@@ -51,4 +71,6 @@ def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
         api = dict(ex.urls.get("api", {}))
         api.update(cfg.urls)
         ex.urls["api"] = api
+        if cfg.id == "binanceusdm":
+            _use_linear_error_map(ex)
     return ex

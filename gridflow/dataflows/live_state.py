@@ -1,0 +1,486 @@
+"""Live Bytewax source of one account's exchange state: fills, open orders, positions.
+
+:class:`ExchangeStateSource` has one partition (the account) that polls every
+``poll_s`` wall seconds and emits one :class:`~gridflow.chunks.ExchangeUpdate` per
+cycle:
+
+1. ``server_ms = fetch_time()`` first: it is the update's watermark (every fill
+   stamped before it is in this or an earlier update). When it fails the cycle emits
+   nothing.
+2. Per symbol, ``fetch_my_trades`` from the symbol's time cursor up to ``server_ms``
+   (windows of at most 7 days and 1000 trades). Trades are deduplicated by id; the
+   client order id is resolved with ``fetch_order`` once per order id (bounded LRU).
+3. ``fetch_open_orders`` of every symbol, regular and conditional (``trigger``:
+   Binance USDT-M algo orders), then ``fetch_positions`` and ``fetch_balance``.
+
+A failing part is reported in ``errors`` (ccxt class and redacted message) and left
+None; the trade cursor of a symbol only advances when its fetch fully succeeded, so
+nothing is lost.
+
+Cursor and deduplication: after a good fetch the cursor of a symbol moves to
+``server_ms - trade_overlap_ms`` (never back); the ids of reported trades stamped at or
+after the cursor are kept, so the overlap finds them again without reporting them
+twice. Both are in the resume state, with the order cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+import ccxt
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from gridflow.chunks import ExchangeUpdate
+from gridflow.config.live import ExchangeConfig
+from gridflow.dataflows.live_sources import _utcnow, backoff_s, describe_error
+from gridflow.events import ExecutionReport
+from gridflow.exchange.client import ccxt_symbol, config_symbol, make_exchange
+
+__all__ = ["ExchangeStatePartition", "ExchangeStateSource", "StateResumeState"]
+
+log = logging.getLogger(__name__)
+
+WEEK_MS = 7 * 86_400_000
+"""Binance's widest ``userTrades`` time window, ms."""
+TRADES_PAGE = 1000
+"""Trades per ``fetch_my_trades`` request (Binance's maximum)."""
+ORDER_CACHE = 4096
+"""Orders whose client id and fill progress are remembered (LRU)."""
+MAX_RECENT = 50_000
+"""Reported trade ids remembered per symbol, at most (the oldest go first)."""
+
+
+class StateResumeState(NamedTuple):
+    """Resume state of an :class:`ExchangeStatePartition` (plain, picklable).
+
+    Attributes
+    ----------
+    cursors : dict[str, int]
+        Config symbol to the trade time cursor, ms UTC (``fetch_my_trades`` ``since``).
+    recent : dict[str, dict[str, int]]
+        Config symbol to ``{trade id: trade ms}`` of reported trades at or after the
+        cursor.
+    orders : list[tuple[str, str, float, float]]
+        Order cache, oldest first: ``(exchange order id, client order id, order amount
+        base, amount filled so far by reported trades base)``.
+    done : bool
+        True once the final update was emitted.
+    """
+
+    cursors: dict
+    recent: dict
+    orders: list
+    done: bool
+
+
+class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResumeState]):
+    """Poll one account; see the module docstring for the cycle.
+
+    Parameters
+    ----------
+    exchange : ccxt.Exchange
+        Used by this partition only.
+    account : str
+    symbols : list of str
+        Config symbols; open orders and positions of other markets are left out.
+    market_type : {"swap", "spot"}
+    poll_s : float
+        Wall seconds between cycles, > 0.
+    end_ms : int, optional
+        The update with ``server_ms >= end_ms + end_grace_ms`` is the last one.
+    since_ms : int, optional
+        Initial trade cursor of a fresh start; None: the first ``server_ms`` minus
+        ``trade_overlap_ms`` (fills before the start are not reported).
+    trade_overlap_ms : int
+        How far behind ``server_ms`` the cursor stays, ms of exchange time.
+    end_grace_ms : int, optional
+        Default one poll, ``poll_s * 1000``.
+    resume_state : StateResumeState or tuple, optional
+
+    Raises
+    ------
+    ValueError
+        ``poll_s <= 0``, no symbol, ``trade_overlap_ms < 0``.
+    """
+
+    def __init__(
+        self,
+        exchange: Any,
+        account: str,
+        symbols: list[str],
+        market_type: str,
+        poll_s: float,
+        end_ms: int | None = None,
+        since_ms: int | None = None,
+        trade_overlap_ms: int = 60_000,
+        end_grace_ms: int | None = None,
+        resume_state: StateResumeState | tuple | None = None,
+    ) -> None:
+        if not poll_s > 0:
+            raise ValueError(f"poll_s must be > 0, got {poll_s}")
+        if not symbols:
+            raise ValueError("symbols must not be empty")
+        if trade_overlap_ms < 0:
+            raise ValueError(f"trade_overlap_ms must be >= 0, got {trade_overlap_ms}")
+        self.ex = exchange
+        self.account = account
+        self.symbols = list(symbols)
+        self.markets = {s: ccxt_symbol(s, market_type) for s in self.symbols}
+        self.quote = self.symbols[0].split("/")[1].split(":")[0]
+        self.poll_s = float(poll_s)
+        self.end_ms = end_ms
+        self.since_ms = since_ms
+        self.overlap_ms = int(trade_overlap_ms)
+        self.end_grace_ms = int(poll_s * 1000) if end_grace_ms is None else int(end_grace_ms)
+        st = StateResumeState({}, {}, [], False) if resume_state is None else StateResumeState(
+            *resume_state
+        )
+        self._cursors: dict[str, int] = {k: int(v) for k, v in st.cursors.items()}
+        self._recent: dict[str, dict[str, int]] = {k: dict(v) for k, v in st.recent.items()}
+        self._orders: OrderedDict[str, list] = OrderedDict(
+            (oid, [cid, float(amt), float(filled)]) for oid, cid, amt, filled in st.orders
+        )
+        self._done = bool(st.done)
+        self._awake: datetime | None = None
+        self._errors_in_row = 0
+        self.error_count = 0
+        """Total ccxt errors met."""
+
+    # ------------------------------------------------------------------ Bytewax
+
+    def next_batch(self) -> list[ExchangeUpdate]:
+        """One update (nothing when ``fetch_time`` failed).
+
+        Raises
+        ------
+        StopIteration
+            After the final update (``end_ms``).
+        """
+        if self._done:
+            raise StopIteration
+        try:
+            server_ms = self.ex.fetch_time()
+            if server_ms is None:
+                raise ccxt.ExchangeError("fetch_time returned no serverTime")
+            server_ms = int(server_ms)
+        except ccxt.BaseError as e:
+            self._errors_in_row += 1
+            self.error_count += 1
+            wait = backoff_s(self.poll_s, self._errors_in_row)
+            log.warning("exchange state %s: fetch_time: %s (retry in %.1f s)", self.account,
+                        describe_error(e, self.ex), wait)
+            self._awake = _utcnow() + timedelta(seconds=wait)
+            return []
+        errors: list[str] = []
+        reports: list[ExecutionReport] = []
+        for sym in self.symbols:
+            got, err = self._trades(sym, server_ms)
+            reports.extend(got)
+            if err:
+                errors.append(f"trades {sym}: {err}")
+        reports.sort(key=lambda r: r.ts_ms)  # stable: per-symbol order kept
+        open_orders = self._part("open_orders", self._open_orders, errors)
+        positions = self._part("positions", self._positions, errors)
+        balance = self._part("balance", self._balance, errors)
+        if errors:
+            self._errors_in_row += 1
+            self.error_count += len(errors)
+            wait = backoff_s(self.poll_s, self._errors_in_row)
+        else:
+            self._errors_in_row = 0
+            wait = self.poll_s
+        self._awake = _utcnow() + timedelta(seconds=wait)
+        if self.end_ms is not None and server_ms >= self.end_ms + self.end_grace_ms:
+            self._done = True
+        return [ExchangeUpdate(self.account, server_ms, reports, open_orders, positions,
+                               balance, errors)]
+
+    def next_awake(self) -> datetime | None:
+        """Wall time of the next cycle (None: at once)."""
+        return self._awake
+
+    def snapshot(self) -> StateResumeState:
+        """Trade cursors, recent trade ids, order cache and the end flag."""
+        return StateResumeState(
+            dict(self._cursors),
+            {k: dict(v) for k, v in self._recent.items()},
+            [(oid, v[0], v[1], v[2]) for oid, v in self._orders.items()],
+            self._done,
+        )
+
+    def close(self) -> None:
+        """Close the exchange's HTTP session (errors ignored)."""
+        try:
+            self.ex.close()
+        except Exception as e:  # noqa: BLE001 - best effort at shutdown
+            log.debug("closing the exchange session: %s", type(e).__name__)
+
+    # ------------------------------------------------------------------ parts
+
+    def _part(self, name: str, fn: Callable[[], Any], errors: list[str]) -> Any:
+        try:
+            return fn()
+        except ccxt.BaseError as e:
+            msg = describe_error(e, self.ex)
+            log.warning("exchange state %s: %s: %s", self.account, name, msg)
+            errors.append(f"{name}: {msg}")
+            return None
+
+    def _trades(self, sym: str, server_ms: int) -> tuple[list[ExecutionReport], str]:
+        """New reports of ``sym`` oldest first, and an error text ("" if none).
+
+        Trades are reported in time order up to the first one whose client id cannot be
+        resolved; the cursor moves only when all were fetched and resolved.
+        """
+        cursor = self._cursors.get(sym)
+        if cursor is None:
+            cursor = self.since_ms if self.since_ms is not None else server_ms - self.overlap_ms
+            self._cursors[sym] = cursor
+        recent = self._recent.setdefault(sym, {})
+        try:
+            trades = self._fetch_trades(self.markets[sym], cursor, server_ms)
+        except ccxt.BaseError as e:
+            msg = describe_error(e, self.ex)
+            log.warning("exchange state %s: trades %s: %s", self.account, sym, msg)
+            return [], msg
+        out: list[ExecutionReport] = []
+        for t in trades:
+            tid = str(t["id"])
+            if tid in recent:
+                continue
+            try:
+                out.append(self._report(sym, t))
+            except ccxt.BaseError as e:
+                msg = describe_error(e, self.ex)
+                log.warning("exchange state %s: order of trade %s: %s", self.account, tid, msg)
+                return out, msg
+            recent[tid] = int(t["timestamp"])
+        new_cursor = max(cursor, server_ms - self.overlap_ms)
+        self._cursors[sym] = new_cursor
+        for tid in [k for k, ts in recent.items() if ts < new_cursor]:
+            del recent[tid]
+        while len(recent) > MAX_RECENT:
+            del recent[min(recent, key=recent.__getitem__)]
+        return out, ""
+
+    def _fetch_trades(self, market: str, cursor: int, server_ms: int) -> list[dict]:
+        """Trades of ``market`` stamped in ``[cursor, server_ms]``, unique by id, oldest
+        first; windows of <= 7 days, pages of 1000 (a full page goes on from its newest
+        timestamp, inclusive)."""
+        seen: dict[str, dict] = {}
+        start = cursor
+        while start <= server_ms:
+            end = min(start + WEEK_MS - 1, server_ms)
+            page = self.ex.fetch_my_trades(market, since=start, limit=TRADES_PAGE,
+                                           params={"until": end})
+            for t in page:
+                if t.get("id") is not None and t.get("timestamp") is not None:
+                    seen[str(t["id"])] = t
+            if len(page) >= TRADES_PAGE:
+                newest = max(int(t["timestamp"]) for t in page)
+                start = newest if newest > start else start + 1
+                continue
+            start = end + 1
+        return sorted(seen.values(), key=lambda t: (int(t["timestamp"]), _id_key(t["id"])))
+
+    def _report(self, sym: str, t: dict) -> ExecutionReport:
+        """The report of trade ``t``; may call ``fetch_order`` (raises ccxt errors)."""
+        oid = str(t.get("order") or "")
+        amount = float(t.get("amount") or 0.0)
+        price = float(t.get("price") or 0.0)
+        entry = self._order(sym, oid) if oid else ["", 0.0, 0.0]
+        fee = self._fee_quote(t, sym, price)  # may raise: before the fill is counted
+        entry[2] += amount
+        full = entry[1] > 0 and entry[2] >= entry[1] * (1 - 1e-9)
+        info = t.get("info") or {}
+        return ExecutionReport(
+            report_id=f"trade-{t['id']}",
+            client_order_id=entry[0],
+            account=self.account,
+            symbol=sym,
+            ts_ms=int(t["timestamp"]),
+            status="filled" if full or entry[1] <= 0 else "partially_filled",
+            side=t["side"],
+            price=price,
+            amount=amount,
+            fee=fee,
+            liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
+            realized_pnl=_float(info.get("realizedPnl"), 0.0),
+        )
+
+    def _order(self, sym: str, oid: str) -> list:
+        """Cached ``[client id, amount, filled by reported trades]`` of order ``oid``."""
+        entry = self._orders.get(oid)
+        if entry is not None:
+            self._orders.move_to_end(oid)
+            return entry
+        try:
+            o = self.ex.fetch_order(oid, self.markets[sym])
+            entry = [str(o.get("clientOrderId") or ""), _float(o.get("amount"), 0.0), 0.0]
+        except ccxt.OrderNotFound:
+            log.warning("exchange state %s: order %s of a trade not found", self.account, oid)
+            entry = ["", 0.0, 0.0]
+        self._orders[oid] = entry
+        while len(self._orders) > ORDER_CACHE:
+            self._orders.popitem(last=False)
+        return entry
+
+    def _fee_quote(self, t: dict, sym: str, price: float) -> float:
+        """Fee of trade ``t`` in quote currency (a base-currency fee times the price;
+        another currency at its ticker's last price against the quote)."""
+        fee = t.get("fee") or {}
+        cost = _float(fee.get("cost"), 0.0)
+        cur = fee.get("currency")
+        if not cost or cur in (None, self.quote):
+            return cost
+        if cur == sym.split("/")[0]:
+            return cost * price
+        last = self.ex.fetch_ticker(ccxt_symbol(f"{cur}/{self.quote}", "spot")).get("last")
+        return cost * _float(last, 0.0)
+
+    def _open_orders(self) -> list[dict]:
+        """Per market (Binance weighs a no-symbol request 40, one symbol 1): regular
+        orders, then conditional ones (``trigger``: the USDT-M algo order API)."""
+        out: list[dict] = []
+        for market in self.markets.values():
+            for params in ({}, {"trigger": True}):
+                out += [_order_dict(o) for o in self.ex.fetch_open_orders(market, params=params)]
+        return out
+
+    def _positions(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for p in self.ex.fetch_positions(list(self.markets.values())):
+            if p.get("symbol") not in self.markets.values():
+                continue
+            info = p.get("info") or {}
+            amt = _float(info.get("positionAmt"), math.nan)
+            if math.isnan(amt):
+                size = _float(p.get("contracts"), 0.0) * _float(p.get("contractSize"), 1.0)
+                amt = -size if p.get("side") == "short" else size
+            if amt == 0:
+                continue
+            out[config_symbol(p["symbol"])] = {
+                "amount": amt, "entry_price": _float(p.get("entryPrice"), 0.0),
+            }
+        return out
+
+    def _balance(self) -> float | None:
+        """Wallet balance of the quote asset (Binance ``walletBalance``: without
+        unrealized PnL); ccxt's ``total`` (margin balance) when the field is absent."""
+        bal = self.ex.fetch_balance()
+        info = bal.get("info")
+        assets = info.get("assets") if isinstance(info, dict) else None
+        for a in assets if isinstance(assets, list) else []:
+            if isinstance(a, dict) and a.get("asset") == self.quote and "walletBalance" in a:
+                return float(a["walletBalance"])
+        total = (bal.get("total") or {}).get(self.quote)
+        return None if total is None else float(total)
+
+
+def _float(v: Any, default: float) -> float:
+    try:
+        return default if v is None else float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _id_key(v: Any) -> tuple[int, str]:
+    s = str(v)
+    return (int(s), "") if s.isdigit() else (0, s)
+
+
+_TYPES = {"stop": "stop_limit", "take_profit": "take_profit_limit"}
+
+
+def _order_dict(o: dict) -> dict:
+    """A ccxt order as the open-order dict of :class:`~gridflow.chunks.ExchangeUpdate`."""
+    info = o.get("info") or {}
+    raw = str(info.get("orderType") or info.get("type") or o.get("type") or "").lower()
+    price = _float(o.get("price"), 0.0)
+    stop = _float(o.get("triggerPrice") if o.get("triggerPrice") is not None
+                  else o.get("stopPrice"), 0.0)
+    return {
+        "client_order_id": str(o.get("clientOrderId") or ""),
+        "symbol": config_symbol(o["symbol"]),
+        "side": o.get("side"),
+        "type": _TYPES.get(raw, raw),
+        "price": price or None,
+        "stop_price": stop or None,
+        "amount": _float(o.get("amount"), 0.0),
+        "filled": _float(o.get("filled"), 0.0),
+        "reduce_only": bool(o.get("reduceOnly")),
+        "exchange_order_id": str(o.get("id") or ""),
+    }
+
+
+class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeState]):
+    """The exchange state of one account, one :class:`ExchangeUpdate` per poll.
+
+    Parameters
+    ----------
+    account : str
+        Partition key and ``ExchangeUpdate.account``.
+    exchange_cfg : ExchangeConfig
+        The partition builds its exchange with ``exchange_factory`` (keys included).
+    symbols : list of str
+        Config symbols traded by the account.
+    poll_s : float
+        Wall seconds between cycles.
+    end_ms : int, optional
+        Stop with the update whose ``server_ms >= end_ms + poll_s * 1000``.
+    exchange_factory : callable
+        ``ExchangeConfig -> ccxt.Exchange``.
+    since_ms : int, optional
+        Report fills from this exchange time (ms UTC) on a fresh start; None: from
+        the start minus ``trade_overlap_ms``.
+    trade_overlap_ms : int
+        See :class:`ExchangeStatePartition`.
+
+    Raises
+    ------
+    ValueError
+        ``poll_s <= 0``, no symbol.
+    """
+
+    def __init__(
+        self,
+        account: str,
+        exchange_cfg: ExchangeConfig,
+        symbols: list[str],
+        poll_s: float,
+        end_ms: int | None = None,
+        exchange_factory: Callable[[ExchangeConfig], Any] = make_exchange,
+        since_ms: int | None = None,
+        trade_overlap_ms: int = 60_000,
+    ) -> None:
+        if not poll_s > 0:
+            raise ValueError(f"poll_s must be > 0, got {poll_s}")
+        if not symbols:
+            raise ValueError("symbols must not be empty")
+        self.account = account
+        self.exchange_cfg = exchange_cfg
+        self.symbols = list(symbols)
+        self.poll_s = float(poll_s)
+        self.end_ms = end_ms
+        self.exchange_factory = exchange_factory
+        self.since_ms = since_ms
+        self.trade_overlap_ms = int(trade_overlap_ms)
+
+    def list_parts(self) -> list[str]:
+        """The account (one partition)."""
+        return [self.account]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: StateResumeState | None
+    ) -> ExchangeStatePartition:
+        """The account's partition with its own exchange instance."""
+        return ExchangeStatePartition(
+            self.exchange_factory(self.exchange_cfg), for_part, self.symbols,
+            self.exchange_cfg.market_type, self.poll_s, self.end_ms, self.since_ms,
+            self.trade_overlap_ms, resume_state=resume_state,
+        )

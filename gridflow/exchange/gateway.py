@@ -1,0 +1,448 @@
+"""The order gateway: turns :class:`~gridflow.events.OrderIntent` into ccxt requests and
+reports what happened as :class:`~gridflow.events.OrderOutcome`.
+
+Exactly-once placement rests on the deterministic client order id: after any failure
+whose outcome is unknown (a timeout, a dropped connection, a 5xx) the order is looked
+up by that id **before** any retry, and an exchange that refuses a reused id (Binance
+``-4116``) is read as "already sent". Only ccxt transport errors are retried
+(:mod:`gridflow.exchange.retry`); an exchange that said no is not asked again.
+
+Prices are in quote currency, amounts in base currency, timestamps ms UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ccxt
+
+from gridflow.config.live import RetryConfig
+from gridflow.events import OrderIntent, OrderOutcome
+from gridflow.exchange.client import ccxt_symbol
+from gridflow.exchange.retry import (
+    backoff_delays,
+    error_text,
+    is_duplicate_error,
+    is_retryable,
+    is_unknown_order_error,
+    outcome_unknown,
+)
+
+log = logging.getLogger(__name__)
+
+#: ccxt order statuses of an order that is no longer open but was not filled.
+_GONE_UNFILLED = ("canceled", "cancelled", "expired", "rejected")
+
+
+def is_conditional(order_type: str) -> bool:
+    """True for ``stop_market`` / ``stop_limit``: on a swap market they live in
+    Binance's algo-order API and are addressed with ``{"trigger": True}``."""
+    return order_type.startswith("stop_")
+
+
+class PreSendReject(ValueError):
+    """A local check refused the order before any request (precision, minimum amount,
+    minimum notional, missing price)."""
+
+
+@dataclass(slots=True)
+class _Trace:
+    """Requests and errors met while handling one intent."""
+
+    attempts: int = 0
+    faults: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    symbol: str
+    ccxt_type: str
+    amount: float
+    price: float | None
+    params: dict[str, Any]
+    conditional: bool
+
+
+class OrderGateway:
+    """Places and cancels orders through a ccxt exchange, with safe retries.
+
+    Parameters
+    ----------
+    exchange : ccxt.Exchange
+        Markets loaded (``load_markets()``) before the first call. Never logged.
+    market_type : {"swap", "spot"}
+        How config symbols map to ccxt markets (:func:`ccxt_symbol`).
+    retry : RetryConfig
+        ``max_attempts`` rounds per intent (a round is an optional lookup plus one
+        request); full-jitter backoff between rounds.
+    secrets : iterable of str
+        API key and secret, blanked out of every error text.
+    sleep : callable
+        ``sleep(seconds)``; injectable for tests.
+    rng : random.Random, optional
+        Jitter source.
+    stop_limit_offset : float
+        A ``stop_limit`` intent without a limit price gets one this fraction beyond
+        its trigger (below for a sell, above for a buy).
+
+    Notes
+    -----
+    ccxt call forms (swap): limit ``create_order(sym, "limit", side, amount, price,
+    {"clientOrderId", "timeInForce": "GTC", "reduceOnly"})``; market ``"market"`` with
+    price None; stop_market ``"market"`` + ``{"stopPrice"}`` and stop_limit
+    ``"limit"`` + ``{"stopPrice"}`` (ccxt routes both to the algo-order API with
+    ``clientAlgoId``; on spot they become ``STOP_LOSS`` / ``STOP_LOSS_LIMIT``).
+    Lookup ``fetch_order(None, sym, {"clientOrderId", "trigger": True})`` and cancel
+    ``cancel_order(None, sym, {"clientOrderId", "trigger": True})``, ``trigger`` only
+    for conditional orders on contract markets. ``reduceOnly`` is sent on contract
+    markets only. Methods return outcomes instead of raising ccxt errors.
+    """
+
+    def __init__(self, exchange: Any, market_type: str, retry: RetryConfig,
+                 secrets: Iterable[str | None] = (), sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None, stop_limit_offset: float = 0.005) -> None:
+        self._ex = exchange
+        self.market_type = market_type
+        self.retry = retry
+        self._secrets = tuple(s for s in secrets if s)
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self.stop_limit_offset = stop_limit_offset
+
+    def __repr__(self) -> str:  # never show the exchange (it holds the keys)
+        return f"OrderGateway(market_type={self.market_type!r})"
+
+    # --- public API -------------------------------------------------------------------
+
+    def execute(self, intent: OrderIntent) -> list[OrderOutcome]:
+        """Carry out one intent; returns its outcome, or ``[cancel, place]`` outcomes for
+        a ``place`` with ``cancel_first``: that order is cancelled first (see
+        :meth:`replaced_cancel`) and the place is sent only if the cancel returned
+        ``canceled``, else it is ``skipped`` (never sent)."""
+        if intent.action == "cancel":
+            return [self.cancel(intent)]
+        if intent.cancel_first is None:
+            return [self.place(intent)]
+        cancel_out = self.cancel(self.replaced_cancel(intent))
+        return [cancel_out, self.after_cancel(intent, cancel_out)]
+
+    def after_cancel(self, intent: OrderIntent, cancel_status: OrderOutcome | str) -> OrderOutcome:
+        """The place half of a replacement once its cancel is known: placed when the
+        cancel status is ``canceled``, otherwise ``skipped`` without any request."""
+        status = cancel_status if isinstance(cancel_status, str) else cancel_status.status
+        if status == "canceled":
+            return self.place(intent)
+        return self._done(intent, "skipped", _Trace(
+            error=f"replaced order {intent.cancel_first} was not canceled ({status})"))
+
+    @staticmethod
+    def replaced_cancel(intent: OrderIntent) -> OrderIntent:
+        """The cancel intent of a replacement's old order (``intent.cancel_first``),
+        same symbol, side, type family and tag; its ``intent_id`` is
+        ``"{cancel_first}:cancel"``.
+
+        Raises
+        ------
+        ValueError
+            If ``intent`` has no ``cancel_first``.
+        """
+        if intent.cancel_first is None:
+            raise ValueError(f"intent {intent.intent_id} replaces no order")
+        return intent.model_copy(update={
+            "intent_id": f"{intent.cancel_first}:cancel", "action": "cancel",
+            "client_order_id": intent.cancel_first, "cancel_first": None})
+
+    def place(self, intent: OrderIntent) -> OrderOutcome:
+        """Place one order, at most once per client id.
+
+        Returns
+        -------
+        OrderOutcome
+            ``sent`` (with the exchange id; also when a lookup after an unknown
+            outcome found the order), ``duplicate`` (the exchange already had the
+            client id), ``rejected`` (a local check or the exchange said no: no
+            retry), ``failed`` (retries exhausted). Never raises for ccxt errors.
+        """
+        trace = _Trace()
+        try:
+            prep = self._prepare(intent, trace)
+        except PreSendReject as exc:
+            trace.error = f"PreSendReject: {exc}"
+            return self._done(intent, "rejected", trace)
+        cid, sym, cond = intent.client_order_id, prep.symbol, prep.conditional
+
+        def send() -> tuple[str, dict]:
+            return "sent", self._call(trace, self._ex.create_order, sym, prep.ccxt_type,
+                                      intent.side, prep.amount, prep.price, dict(prep.params))
+
+        def refused(exc: ccxt.BaseError) -> tuple[str, dict | None]:
+            if is_duplicate_error(exc):
+                return "duplicate", self._find_quiet(trace, cid, sym, cond)
+            return "rejected", None
+
+        return self._rounds(intent, trace, sym, cond, lambda f: None if f is None else "sent",
+                            send, refused)
+
+    def cancel(self, intent: OrderIntent) -> OrderOutcome:
+        """Cancel the order ``intent.client_order_id`` (conditional when
+        ``intent.type`` is ``stop_*``).
+
+        Returns
+        -------
+        OrderOutcome
+            ``canceled``; ``not_found`` (unknown to the exchange, or a lookup after an
+            unknown outcome shows it filled); ``rejected`` (other exchange error);
+            ``failed`` (retries exhausted). Never raises for ccxt errors.
+        """
+        trace = _Trace()
+        try:
+            symbol = self._symbol(intent.symbol)
+        except PreSendReject as exc:
+            trace.error = f"PreSendReject: {exc}"
+            return self._done(intent, "rejected", trace)
+        cid, cond = intent.client_order_id, is_conditional(intent.type)
+
+        def send() -> tuple[str, dict]:
+            return "canceled", self._call(trace, self._ex.cancel_order, None, symbol,
+                                          self._id_params(cid, symbol, cond))
+
+        def refused(exc: ccxt.BaseError) -> tuple[str, None]:
+            return ("not_found" if is_unknown_order_error(exc) else "rejected"), None
+
+        return self._rounds(intent, trace, symbol, cond, self.lookup_status, send, refused)
+
+    def _rounds(self, intent: OrderIntent, trace: _Trace, symbol: str, cond: bool,
+                judge: Callable[[dict | None], str | None], send: Callable[[], tuple[str, dict]],
+                refused: Callable[[ccxt.BaseError], tuple[str, dict | None]]) -> OrderOutcome:
+        """Up to ``max_attempts`` rounds with backoff between them. A round after an
+        unknown outcome starts with a lookup (``judge(found)`` gives the final status,
+        or None to send again); a non-retryable error ends with ``refused(exc)``."""
+        delays = iter(backoff_delays(self.retry, self._rng))
+        unknown = False
+        for rnd in range(self.retry.max_attempts):
+            if rnd:
+                self._sleep(next(delays))
+            if unknown:
+                try:
+                    found = self._find(trace, intent.client_order_id, symbol, cond)
+                except ccxt.BaseError as exc:
+                    if is_retryable(exc):
+                        continue
+                    return self._done(intent, "failed", trace)
+                status = judge(found)
+                if status is not None:
+                    return self._done(intent, status, trace, found)
+                unknown = False
+            try:
+                status, order = send()
+                return self._done(intent, status, trace, order)
+            except ccxt.BaseError as exc:
+                if not is_retryable(exc):
+                    status, order = refused(exc)
+                    return self._done(intent, status, trace, order)
+                unknown = unknown or outcome_unknown(exc)
+        if unknown:
+            trace.error = f"outcome unknown (the order may exist); last {trace.error}"
+        return self._done(intent, "failed", trace)
+
+    def recover(self, intent: OrderIntent) -> OrderOutcome:
+        """Resolve an intent whose previous attempt ended with its outcome unknown (a
+        crash after the write-ahead row): look its order up by client id, retrying
+        transport errors like :meth:`place`.
+
+        Returns
+        -------
+        OrderOutcome
+            For a place: ``sent`` if the exchange has the order, ``sending`` if not
+            (place it now). For a cancel: ``canceled`` / ``not_found`` per
+            :meth:`lookup_status`, ``sending`` while the order is still open (cancel
+            it now). ``failed`` when no lookup succeeded (never send blind). The
+            lookups are counted in ``attempts`` / ``faults``. Never raises for ccxt
+            errors.
+        """
+        trace = _Trace()
+        try:
+            symbol = self._symbol(intent.symbol)
+        except PreSendReject as exc:
+            trace.error = f"PreSendReject: {exc}"
+            return self._done(intent, "rejected", trace)
+        delays = iter(backoff_delays(self.retry, self._rng))
+        for rnd in range(self.retry.max_attempts):
+            if rnd:
+                self._sleep(next(delays))
+            try:
+                found = self._find(trace, intent.client_order_id, symbol, is_conditional(intent.type))
+            except ccxt.BaseError as exc:
+                if is_retryable(exc):
+                    continue
+                break
+            if intent.action == "place":
+                status = "sending" if found is None else "sent"
+            else:
+                status = self.lookup_status(found) or "sending"
+            return self._done(intent, status, trace, found)
+        trace.error = f"outcome unknown, lookups failed; last {trace.error}"
+        return self._done(intent, "failed", trace)
+
+    @staticmethod
+    def lookup_status(found: dict | None) -> str | None:
+        """What a lookup says about a cancel: ``"not_found"`` (no such order, or it was
+        filled), ``"canceled"`` (canceled / expired / rejected), None (still open)."""
+        if found is None:
+            return "not_found"
+        status = str(found.get("status") or "").lower()
+        if status in _GONE_UNFILLED:
+            return "canceled"
+        if status == "closed":
+            return "not_found"
+        return None
+
+    def find(self, client_order_id: str, symbol: str, conditional: bool) -> dict | None:
+        """Look an order up by client id (one request, no retry).
+
+        Parameters
+        ----------
+        client_order_id : str
+        symbol : str
+            Config (``"BTC/USDT"``) or ccxt symbol.
+        conditional : bool
+            True for stop orders (Binance algo orders on a swap market).
+
+        Returns
+        -------
+        dict or None
+            The ccxt order structure, or None if the exchange does not know the id.
+
+        Raises
+        ------
+        ccxt.BaseError
+            Any other ccxt error (timeouts included), message unredacted by ccxt:
+            pass it through :func:`~gridflow.exchange.retry.error_text` before logging.
+        """
+        sym = ccxt_symbol(symbol, self.market_type)
+        try:
+            return self._ex.fetch_order(None, sym, self._id_params(client_order_id, sym, conditional))
+        except ccxt.BaseError as exc:
+            if is_unknown_order_error(exc):
+                return None
+            raise
+
+    # --- internals --------------------------------------------------------------------
+
+    def _symbol(self, symbol: str) -> str:
+        sym = ccxt_symbol(symbol, self.market_type)
+        try:
+            self._ex.market(sym)
+        except ccxt.BaseError as exc:
+            raise PreSendReject(f"unknown market {sym}: {type(exc).__name__}") from None
+        return sym
+
+    def _id_params(self, cid: str, symbol: str, conditional: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {"clientOrderId": cid}
+        if conditional and self._ex.market(symbol).get("contract"):
+            params["trigger"] = True
+        return params
+
+    def _call(self, trace: _Trace, fn: Callable[..., Any], *args: Any) -> Any:
+        """One request, counted; a ccxt error is recorded (redacted) and re-raised."""
+        trace.attempts += 1
+        try:
+            return fn(*args)
+        except ccxt.BaseError as exc:
+            trace.faults.append(type(exc).__name__)
+            trace.error = error_text(exc, self._secrets)
+            raise
+
+    def _find(self, trace: _Trace, cid: str, symbol: str, conditional: bool) -> dict | None:
+        return self._call(trace, self.find, cid, symbol, conditional)
+
+    def _find_quiet(self, trace: _Trace, cid: str, symbol: str, conditional: bool) -> dict | None:
+        """A lookup whose failure is only recorded (the answer is already known)."""
+        try:
+            return self._find(trace, cid, symbol, conditional)
+        except ccxt.BaseError:
+            return None
+
+    def _prepare(self, intent: OrderIntent, trace: _Trace) -> _Prepared:
+        sym = self._symbol(intent.symbol)
+        market = self._ex.market(sym)
+        if intent.action != "place" or intent.amount <= 0:
+            raise PreSendReject(f"place needs amount > 0, got {intent.amount}")
+        limits = market.get("limits") or {}
+        min_amount = (limits.get("amount") or {}).get("min")
+        try:
+            amount = float(self._ex.amount_to_precision(sym, intent.amount))
+        except ccxt.BaseError:  # ccxt refuses an amount that truncates to 0
+            amount = 0.0
+        if amount <= 0 or (min_amount is not None and amount < min_amount):
+            raise PreSendReject(f"MIN_AMOUNT: amount {intent.amount} is {amount} at the "
+                                f"precision of {sym}, below its minimum {min_amount}")
+        kind, contract = intent.type, bool(market.get("contract"))
+        stop = intent.stop_price if intent.stop_price is not None else (
+            intent.price if kind == "stop_market" else None)
+        price = intent.price
+        if kind in ("stop_market", "stop_limit") and stop is None:
+            raise PreSendReject(f"{kind} {intent.client_order_id} needs a stop_price")
+        if kind == "stop_limit" and price is None:
+            off = self.stop_limit_offset
+            price = stop * (1 - off) if intent.side == "sell" else stop * (1 + off)
+        if kind == "limit" and price is None:
+            raise PreSendReject(f"limit {intent.client_order_id} needs a price")
+        if kind in ("market", "stop_market"):
+            price = None
+        else:
+            price = float(self._ex.price_to_precision(sym, price))
+        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        if stop is not None:
+            stop = float(self._ex.price_to_precision(sym, stop))
+            params["stopPrice"] = stop
+        if kind in ("limit", "stop_limit"):
+            params["timeInForce"] = "GTC"
+        if intent.reduce_only and contract:
+            params["reduceOnly"] = True
+        if not intent.reduce_only:
+            self._check_notional(sym, market, amount, price or stop or intent.price, trace)
+        ccxt_type = "limit" if kind in ("limit", "stop_limit") else "market"
+        return _Prepared(sym, ccxt_type, amount, price, params, is_conditional(kind))
+
+    def _check_notional(self, sym: str, market: dict, amount: float, ref: float | None,
+                        trace: _Trace) -> None:
+        min_cost = ((market.get("limits") or {}).get("cost") or {}).get("min")
+        if not min_cost:
+            return
+        if ref is None:  # a market order without a reference price: the last trade
+            try:
+                ref = self._call(trace, self._ex.fetch_ticker, sym).get("last")
+            except ccxt.BaseError:
+                return  # the exchange will check it
+            if not ref:
+                return
+        if amount * ref < min_cost:
+            raise PreSendReject(f"MIN_NOTIONAL: {amount} x {ref} = {amount * ref:.8g} below the "
+                                f"minimum {min_cost} of {sym} (not reduce-only)")
+
+    def _done(self, intent: OrderIntent, status: str, trace: _Trace,
+              order: dict | None = None) -> OrderOutcome:
+        """The outcome, logged (ids, status, fault classes, redacted error only)."""
+        oid = (order or {}).get("id")
+        out = OrderOutcome(
+            intent_id=intent.intent_id, client_order_id=intent.client_order_id,
+            action=intent.action, account=intent.account, symbol=intent.symbol, tag=intent.tag,
+            status=status, exchange_order_id="" if oid is None else str(oid),
+            attempts=trace.attempts, error=trace.error, faults=list(trace.faults),
+            ts_ms=time.time_ns() // 1_000_000)
+        ok = status in ("sent", "canceled", "duplicate", "not_found", "sending")
+        log.log(logging.INFO if ok else logging.WARNING, "%s %s %s -> %s (attempts=%d faults=%s) %s",
+                intent.action, intent.client_order_id, intent.symbol, status, out.attempts,
+                ",".join(out.faults) or "-", out.error)
+        return out
+
+
+__all__ = ["OrderGateway", "PreSendReject", "is_conditional", "is_duplicate_error",
+           "is_unknown_order_error"]

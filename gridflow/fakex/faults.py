@@ -1,0 +1,152 @@
+"""Deterministic fault injection for the fake exchange.
+
+A :class:`FaultPlan` describes what goes wrong; a :class:`FaultInjector` draws the
+faults from a seeded RNG, so the same request sequence gets the same faults.
+
+Request faults (one draw per request the plan applies to, kinds tried in this order
+against cumulative probabilities):
+
+``timeout_after``
+    The request is executed, then the answer is held ``hang_s`` seconds (the client
+    times out: the order exists, the outcome is unknown to it).
+``timeout_before``
+    Held ``hang_s`` seconds, then the connection is closed; nothing executed.
+``rate_limit``
+    HTTP 429 ``{"code": -1003}`` with ``Retry-After``; nothing executed.
+``server_error``
+    HTTP 503 with a plain-text body; nothing executed.
+``drop_after``
+    Executed, then the connection is closed without an answer.
+``drop_before``
+    Connection closed without an answer; nothing executed.
+``reject``
+    HTTP 400 ``{"code": -2019, "msg": "Margin is insufficient."}``; nothing executed.
+    Random rejects hit only order placements (POST order / algoOrder).
+
+Fill fault: ``partial_fill`` -- when an order fills, only half of what remains (rounded
+down to the step, at least one step) fills now; the rest keeps resting.
+
+``apply_to`` selects the requests random faults may hit: ``"order_write"`` (POST and
+DELETE of ``/order`` and ``/algoOrder``) and/or ``"read"`` (every GET, public ones
+included). The ``/_fakex/`` control endpoints are never faulted.
+
+``script`` entries ``(kind, substring)`` come before any random draw and are consumed
+strictly in order: request kinds from one queue, ``partial_fill`` from another. A
+request entry hits the next request whose ``"METHOD /path"`` contains the substring
+(``"POST /fapi/v1/order"``, or just ``"/klines"``), whatever ``apply_to`` says. A
+``partial_fill`` entry hits the next fill whose order's client id or market id
+(``"BTCUSDT"``) contains the substring (``""`` matches any fill).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+__all__ = ["REQUEST_KINDS", "FaultInjector", "FaultPlan"]
+
+REQUEST_KINDS = ("timeout_after", "timeout_before", "rate_limit", "server_error",
+                 "drop_after", "drop_before", "reject")
+_SCOPES = ("order_write", "read")
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What goes wrong, and how often (probabilities per eligible request or fill).
+
+    Attributes
+    ----------
+    seed : int
+        RNG seed; the same request sequence draws the same faults.
+    timeout_after, timeout_before, rate_limit, server_error, drop_after, drop_before,
+    reject : float
+        Per-request probabilities (their sum must not exceed 1).
+    partial_fill : float
+        Per-fill probability of a partial fill.
+    apply_to : tuple of str
+        ``"order_write"`` and/or ``"read"``.
+    hang_s : float
+        Seconds a timeout holds the connection (set the client timeout shorter).
+    script : list of (kind, substring)
+        Exact faults, consumed first and in order (see the module docstring).
+    """
+
+    seed: int = 0
+    timeout_after: float = 0.0
+    timeout_before: float = 0.0
+    rate_limit: float = 0.0
+    server_error: float = 0.0
+    drop_after: float = 0.0
+    drop_before: float = 0.0
+    reject: float = 0.0
+    partial_fill: float = 0.0
+    apply_to: tuple[str, ...] = ("order_write",)
+    hang_s: float = 3.0
+    script: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        probs = [getattr(self, k) for k in REQUEST_KINDS] + [self.partial_fill]
+        if any(not 0.0 <= p <= 1.0 for p in probs):
+            raise ValueError("fault probabilities must lie in [0, 1]")
+        if sum(getattr(self, k) for k in REQUEST_KINDS) > 1.0 + 1e-12:
+            raise ValueError("request fault probabilities must sum to at most 1")
+        scopes = (self.apply_to,) if isinstance(self.apply_to, str) else tuple(self.apply_to)
+        if any(s not in _SCOPES for s in scopes):
+            raise ValueError(f"apply_to entries must be among {_SCOPES}, got {self.apply_to!r}")
+        object.__setattr__(self, "apply_to", scopes)
+        if self.hang_s < 0:
+            raise ValueError("hang_s must be >= 0")
+        for entry in self.script:
+            if len(entry) != 2 or entry[0] not in (*REQUEST_KINDS, "partial_fill"):
+                raise ValueError(f"bad script entry {entry!r}: (kind, substring) with kind in "
+                                 f"{(*REQUEST_KINDS, 'partial_fill')}")
+
+
+def is_order_write(method: str, path: str) -> bool:
+    """POST or DELETE of a single order or algo order."""
+    return method in ("POST", "DELETE") and path.rsplit("/", 1)[-1] in ("order", "algoOrder")
+
+
+class FaultInjector:
+    """Draws the faults of one :class:`FaultPlan` (not thread-safe: call under a lock)."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self._rng = random.Random(plan.seed)
+        self._fill_rng = random.Random(plan.seed * 7919 + 1)
+        self._req_script = deque(e for e in plan.script if e[0] != "partial_fill")
+        self._fill_script = deque(e for e in plan.script if e[0] == "partial_fill")
+
+    def on_request(self, method: str, path: str) -> str | None:
+        """Fault kind for this request, or None."""
+        target = f"{method} {path}"
+        if self._req_script and self._req_script[0][1] in target:
+            return self._req_script.popleft()[0]
+        write = is_order_write(method, path)
+        eligible = (write and "order_write" in self.plan.apply_to) or (
+            method == "GET" and "read" in self.plan.apply_to)
+        if not eligible:
+            return None
+        u = self._rng.random()
+        acc = 0.0
+        placing = write and method == "POST"
+        for kind in REQUEST_KINDS:
+            p = getattr(self.plan, kind)
+            if kind == "reject" and not placing:
+                continue
+            acc += p
+            if u < acc:
+                return kind
+        return None
+
+    def on_fill(self, client_id: str, market_id: str) -> bool:
+        """True if this fill is to be partial."""
+        if self._fill_script:
+            sub = self._fill_script[0][1]
+            if sub in client_id or sub in market_id:
+                self._fill_script.popleft()
+                return True
+        if self.plan.partial_fill <= 0.0:
+            return False
+        return self._fill_rng.random() < self.plan.partial_fill

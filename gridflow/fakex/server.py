@@ -1,0 +1,361 @@
+"""``FakeExchange``: a local Binance USDⓈ-M futures REST server for tests.
+
+Real ccxt (``binanceusdm``) talks to it over HTTP on 127.0.0.1: request signing, JSON
+parsing, precision and error mapping all run for real. Prices are in quote currency
+(USDT), amounts in base currency, timestamps in ms UTC on the simulated clock.
+
+Signed endpoints need the ``X-MBX-APIKEY`` header and an HMAC-SHA256 ``signature`` of
+the query string (GET/DELETE) or form body (POST) exactly as Binance and ccxt compute
+it; ``timestamp`` must be present but is not compared with the simulated clock.
+
+Control endpoints (never faulted, never signed): ``POST /_fakex/step?n=1`` ->
+``{"left", "now"}`` and ``GET /_fakex/state`` -> orders, trades, positions, balance,
+now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+
+from gridflow.fakex.book import Book
+from gridflow.fakex.faults import FaultInjector, FaultPlan
+from gridflow.fakex.feed import Feed
+from gridflow.fakex.markets import BinanceError, build_specs
+from gridflow.fakex.matching import step_candle
+from gridflow.fakex.rest import ROUTES
+from gridflow.fakex.views import algo_record, order_record, trade_record
+
+__all__ = ["FakeExchange"]
+
+log = logging.getLogger(__name__)
+_SIG_RE = re.compile(r"(^|&)signature=([^&]*)")
+_RATE_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute. "
+             "Please use the websocket for live updates to avoid polling the API.")
+
+
+class FakeExchange:
+    """A simulated Binance USDⓈ-M account served over HTTP.
+
+    Parameters
+    ----------
+    candles : dict of str to np.ndarray
+        ``"BTC/USDT"`` -> (n, 6) float64 ``ts_ms, open, high, low, close, volume``.
+    timeframe : str
+        Timeframe of the rows (klines ``interval`` must equal it).
+    start_ms : int
+        Open time of the first forming candle; earlier rows are history.
+    markets : dict or None
+        Per symbol overrides ``price_tick``, ``amount_step``, ``min_amount``,
+        ``min_notional`` (see :func:`gridflow.fakex.markets.build_specs`).
+    api_key, secret : str
+        Credentials the signed endpoints accept.
+    balance_usdt : float
+        Initial wallet balance (USDT).
+    maker_fee, taker_fee : float
+        Commission rates on notional.
+    stop_slippage : float
+        Fraction by which a triggered stop-market fills worse than its trigger.
+    faults : FaultPlan or None
+        Injected faults (see :mod:`gridflow.fakex.faults`).
+    clock : "manual" or "realtime"
+        ``manual``: time moves only by :meth:`step`; ``realtime``: a thread steps one
+        candle every ``seconds_per_candle`` after :meth:`start`.
+    seconds_per_candle : float
+        Realtime pace.
+    leverage : int
+        Leverage of every symbol (``POST /fapi/v1/leverage`` changes one symbol).
+    """
+
+    def __init__(self, candles: dict[str, np.ndarray], timeframe: str = "1h",
+                 start_ms: int | None = None, markets: dict[str, dict] | None = None,
+                 api_key: str = "test-key", secret: str = "test-secret",
+                 balance_usdt: float = 10_000.0, maker_fee: float = 0.0002,
+                 taker_fee: float = 0.0005, stop_slippage: float = 0.0,
+                 faults: FaultPlan | None = None, clock: str = "manual",
+                 seconds_per_candle: float = 1.0, leverage: int = 1) -> None:
+        if start_ms is None:
+            raise ValueError("start_ms is required (open time of the first forming candle)")
+        if clock not in ("manual", "realtime"):
+            raise ValueError(f"clock must be 'manual' or 'realtime', got {clock!r}")
+        if seconds_per_candle <= 0 or leverage < 1 or balance_usdt < 0:
+            raise ValueError("seconds_per_candle > 0, leverage >= 1, balance_usdt >= 0")
+        feed = Feed(candles, timeframe, start_ms)
+        specs = build_specs({s: feed.price(s) if feed.forming(s) else feed.first_price(s)
+                             for s in feed.symbols}, markets)
+        self._lock = threading.RLock()
+        self._book = Book(feed=feed, specs=specs, wallet=float(balance_usdt),
+                          maker_fee=maker_fee, taker_fee=taker_fee,
+                          stop_slippage=stop_slippage, leverage=leverage,
+                          partial=self._partial)
+        self._api_key, self._secret = api_key, secret.encode()
+        self._clock, self._pace = clock, float(seconds_per_candle)
+        self._injector = FaultInjector(faults) if faults else None
+        self.fault_log: list[dict[str, Any]] = []
+        self.request_log: list[dict[str, Any]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.url: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Serve in a background thread; returns ``"http://127.0.0.1:PORT"``."""
+        if self._server is not None:
+            raise RuntimeError("already started")
+        server = ThreadingHTTPServer((host, port), _Handler)
+        server.daemon_threads = True
+        server.fx = self  # type: ignore[attr-defined]
+        self._server = server
+        self.url = f"http://{host}:{server.server_address[1]}"
+        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                             name="fakex-http", daemon=True)
+        t.start()
+        self._threads.append(t)
+        if self._clock == "realtime":
+            c = threading.Thread(target=self._run_clock, name="fakex-clock", daemon=True)
+            c.start()
+            self._threads.append(c)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and the realtime clock (idempotent)."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for t in self._threads:
+            t.join(timeout=2.0)
+        self._threads.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run_clock(self) -> None:
+        while not self._stopping.wait(self._pace):
+            if self.step() == 0:
+                return
+
+    def ccxt_urls(self) -> dict[str, str]:
+        """Entries to merge into ccxt's ``urls["api"]`` (all the ``fapi*`` sections)."""
+        if self.url is None:
+            raise RuntimeError("call start() first")
+        v1, v2, v3 = (f"{self.url}/fapi/v{i}" for i in (1, 2, 3))
+        return {"fapiPublic": v1, "fapiPublicV2": v2, "fapiPublicV3": v3,
+                "fapiPrivate": v1, "fapiPrivateV2": v2, "fapiPrivateV3": v3,
+                "fapiData": f"{self.url}/futures/data"}
+
+    # ------------------------------------------------------------ python API
+    def step(self, n: int = 1) -> int:
+        """Match and close ``n`` forming candles; returns candles left (0: data done)."""
+        with self._lock:
+            for _ in range(int(n)):
+                if self._book.feed.left() == 0:
+                    break
+                step_candle(self._book)
+            return self._book.feed.left()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return self._book.feed.now
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every accepted order, regular and algo, by time then id (see ``views``)."""
+        with self._lock:
+            rows = [order_record(o) for o in self._book.orders.values()]
+            rows += [algo_record(self._book, a) for a in self._book.algos.values()]
+        return sorted(rows, key=lambda r: (r["time"], r["algo"], r["orderId"]))
+
+    def trades(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [trade_record(t) for t in self._book.trades]
+
+    def positions(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {s: {"amount": p.amount, "entry_price": p.entry}
+                    for s, p in self._book.positions.items() if p.amount != 0}
+
+    def balance(self) -> float:
+        """Wallet balance (USDT): initial + realized PnL - commissions."""
+        with self._lock:
+            return self._book.wallet
+
+    def accepted_client_ids(self) -> Counter:
+        """clientOrderId / clientAlgoId -> times an order with it was accepted."""
+        with self._lock:
+            return Counter(self._book.accepted)
+
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        with self._lock:
+            self._injector = FaultInjector(plan) if plan else None
+
+    def state(self) -> dict[str, Any]:
+        """What ``GET /_fakex/state`` returns."""
+        with self._lock:
+            return {"now": self.now_ms(), "left": self._book.feed.left(),
+                    "orders": self.orders(), "trades": self.trades(),
+                    "positions": self.positions(), "balance": self.balance()}
+
+    # ------------------------------------------------------------------ HTTP
+    def _partial(self, client_id: str, market_id: str) -> bool:
+        if self._injector is None or not self._injector.on_fill(client_id, market_id):
+            return False
+        self.fault_log.append({"time_ms": self._book.feed.now, "method": "FILL",
+                               "path": market_id, "kind": "partial_fill",
+                               "client_order_id": client_id})
+        return True
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(h.path)
+        path, qs = parts.path, parts.query
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length).decode() if length else ""
+        if path.startswith("/_fakex/"):
+            self._control(h, method, path, qs)
+            return
+        params = dict(parse_qsl(qs, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        with self._lock:
+            kind = self._injector.on_request(method, path) if self._injector else None
+            if kind:
+                cid = next((params[k] for k in ("newClientOrderId", "clientAlgoId",
+                                                "origClientOrderId", "clientOrderId")
+                            if params.get(k)), None)
+                self.fault_log.append({"time_ms": self._book.feed.now, "method": method,
+                                       "path": path, "kind": kind, "client_order_id": cid})
+            hang = self._injector.plan.hang_s if self._injector else 0.0
+        if kind in ("drop_before", "timeout_before"):
+            if kind == "timeout_before":
+                time.sleep(hang)
+            return self._drop(h, method, path, kind)
+        if kind == "rate_limit":
+            return self._send(h, method, path, 429, {"code": -1003, "msg": _RATE_MSG},
+                              kind, {"Retry-After": "1"})
+        if kind == "server_error":
+            return self._send(h, method, path, 503, "Service Unavailable", kind)
+        if kind == "reject":
+            return self._send(h, method, path, 400,
+                              {"code": -2019, "msg": "Margin is insufficient."}, kind)
+        status, payload = self._dispatch(method, path, qs, body, params, h.headers)
+        if kind == "drop_after":
+            return self._drop(h, method, path, kind)
+        if kind == "timeout_after":
+            time.sleep(hang)
+        self._send(h, method, path, status, payload, kind)
+
+    def _dispatch(self, method: str, path: str, qs: str, body: str, params: dict[str, str],
+                  headers: Any) -> tuple[int, Any]:
+        route = ROUTES.get((method, path))
+        if route is None:
+            return 404, {"code": -5000, "msg": f"fakex does not serve {method} {path}"}
+        handler, signed = route
+        try:
+            if signed:
+                self._authenticate(qs, body, params, headers)
+            with self._lock:
+                return 200, handler(self._book, params)
+        except BinanceError as e:
+            return e.http, {"code": e.code, "msg": e.msg}
+        except Exception:  # a bug in the fake: say so like Binance's unknown error
+            log.exception("fakex: %s %s failed", method, path)
+            return 500, {"code": -1000, "msg": "An unknown error occured while processing "
+                                               "the request."}
+
+    def _authenticate(self, qs: str, body: str, params: dict[str, str], headers: Any) -> None:
+        key = headers.get("X-MBX-APIKEY")
+        if not key:
+            raise BinanceError(-2014, "API-key format invalid.", 401)
+        if key != self._api_key:
+            raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        sig = None
+        payload = []
+        for part in (qs, body):
+            m = _SIG_RE.search(part)
+            if m:
+                sig = m.group(2)
+                part = part[:m.start()] + part[m.end():]
+                if m.group(1) == "" and part.startswith("&"):
+                    part = part[1:]
+            payload.append(part)
+        if not sig:
+            raise BinanceError(-1102, "Mandatory parameter 'signature' was not sent, was "
+                                      "empty/null, or malformed.")
+        if "timestamp" not in params:
+            raise BinanceError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
+                                      "empty/null, or malformed.")
+        want = hmac.new(self._secret, "".join(payload).encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, sig.lower()):
+            raise BinanceError(-1022, "Signature for this request is not valid.", 400)
+
+    def _log(self, method: str, path: str, status: int, kind: str | None) -> None:
+        with self._lock:
+            self.request_log.append({"method": method, "path": path, "status": status,
+                                     "fault": kind})
+
+    def _drop(self, h: BaseHTTPRequestHandler, method: str, path: str, kind: str) -> None:
+        self._log(method, path, 0, kind)
+        h.close_connection = True
+
+    def _send(self, h: BaseHTTPRequestHandler, method: str, path: str, status: int,
+              payload: Any, kind: str | None = None, extra: dict[str, str] | None = None
+              ) -> None:
+        self._log(method, path, status, kind)
+        text = isinstance(payload, str)
+        data = (payload if text else json.dumps(payload)).encode()
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "text/plain" if text else "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            for k, v in (extra or {}).items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(data)
+        except OSError:  # the client gave up (timeout): nothing to tell it
+            h.close_connection = True
+
+    def _control(self, h: BaseHTTPRequestHandler, method: str, path: str, qs: str) -> None:
+        q = dict(parse_qsl(qs))
+        if method == "POST" and path == "/_fakex/step":
+            left = self.step(int(q.get("n", "1")))
+            return self._send(h, method, path, 200, {"left": left, "now": self.now_ms()})
+        if method == "GET" and path == "/_fakex/state":
+            return self._send(h, method, path, 200, self.state())
+        self._send(h, method, path, 404, {"code": -5000, "msg": f"no control {method} {path}"})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # else Nagle + delayed ACK add ~40 ms per response
+    protocol_version = "HTTP/1.1"
+    server_version = "fakex/1"
+
+    def _go(self, method: str) -> None:
+        self.server.fx._handle(self, method)  # type: ignore[attr-defined]
+
+    def do_GET(self) -> None:
+        self._go("GET")
+
+    def do_POST(self) -> None:
+        self._go("POST")
+
+    def do_DELETE(self) -> None:
+        self._go("DELETE")
+
+    def do_PUT(self) -> None:
+        self._go("PUT")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fakex: " + format, *args)
