@@ -185,10 +185,17 @@ def settle(db: Path, run_id: str, last_open_ms: int, proc: LiveProcess | None = 
 
 
 def unprotected(fx) -> list[str]:
-    """Symbols whose exchange position has no open reduce-only stop covering it."""
+    """Symbols whose exchange position is not covered by open reduce-only stops (or the
+    unfilled rest of a triggered stop's market order)."""
     stops: dict[str, float] = {}
     for o in fx.orders():
         if o.get("algo") and o["status"] in ("NEW", "new") and o.get("reduceOnly", True):
             stops[o["symbol"]] = stops.get(o["symbol"], 0.0) + float(o["origQty"])
+        elif (not o.get("algo") and o["type"] == "MARKET" and o.get("reduceOnly")
+              and o["status"] in ("NEW", "PARTIALLY_FILLED")):
+            # a triggered stop whose market order was partly filled: the rest closes at
+            # the next price, which protects more than a resting stop
+            left = float(o["origQty"]) - float(o.get("executedQty") or 0.0)
+            stops[o["symbol"]] = stops.get(o["symbol"], 0.0) + left
     return [s for s, p in fx.positions().items()
             if abs(p["amount"]) > 0 and stops.get(s, 0.0) + 1e-9 < abs(p["amount"])]

@@ -49,7 +49,7 @@ WEEK_MS = 7 * 86_400_000
 """Binance's widest ``userTrades`` time window, ms."""
 TRADES_PAGE = 1000
 """Trades per ``fetch_my_trades`` request (Binance's maximum)."""
-ORDER_CACHE = 4096
+ORDER_CACHE = 1024
 """Orders whose client id and fill progress are remembered (LRU)."""
 MAX_RECENT = 50_000
 """Reported trade ids remembered per symbol, at most (the oldest go first)."""
@@ -121,15 +121,11 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         end_grace_ms: int | None = None,
         resume_state: StateResumeState | tuple | None = None,
     ) -> None:
-        if not poll_s > 0:
-            raise ValueError(f"poll_s must be > 0, got {poll_s}")
-        if not symbols:
-            raise ValueError("symbols must not be empty")
-        if trade_overlap_ms < 0:
-            raise ValueError(f"trade_overlap_ms must be >= 0, got {trade_overlap_ms}")
+        _check(poll_s, symbols, trade_overlap_ms)
         self.ex = exchange
         self.account = account
         self.symbols = list(symbols)
+        self.market_type = market_type
         self.markets = {s: ccxt_symbol(s, market_type) for s in self.symbols}
         self.quote = self.symbols[0].split("/")[1].split(":")[0]
         self.poll_s = float(poll_s)
@@ -169,12 +165,9 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 raise ccxt.ExchangeError("fetch_time returned no serverTime")
             server_ms = int(server_ms)
         except ccxt.BaseError as e:
-            self._errors_in_row += 1
-            self.error_count += 1
-            wait = backoff_s(self.poll_s, self._errors_in_row)
+            wait = self._schedule(1)
             log.warning("exchange state %s: fetch_time: %s (retry in %.1f s)", self.account,
                         describe_error(e, self.ex), wait)
-            self._awake = _utcnow() + timedelta(seconds=wait)
             return []
         errors: list[str] = []
         reports: list[ExecutionReport] = []
@@ -187,14 +180,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         open_orders = self._part("open_orders", self._open_orders, errors)
         positions = self._part("positions", self._positions, errors)
         balance = self._part("balance", self._balance, errors)
-        if errors:
-            self._errors_in_row += 1
-            self.error_count += len(errors)
-            wait = backoff_s(self.poll_s, self._errors_in_row)
-        else:
-            self._errors_in_row = 0
-            wait = self.poll_s
-        self._awake = _utcnow() + timedelta(seconds=wait)
+        self._schedule(len(errors))
         if self.end_ms is not None and server_ms >= self.end_ms + self.end_grace_ms:
             self._done = True
         return [ExchangeUpdate(self.account, server_ms, reports, open_orders, positions,
@@ -221,6 +207,14 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             log.debug("closing the exchange session: %s", type(e).__name__)
 
     # ------------------------------------------------------------------ parts
+
+    def _schedule(self, errors: int) -> float:
+        """Count ``errors`` of a cycle and set the next awake (backoff if any); the wait."""
+        self._errors_in_row = self._errors_in_row + 1 if errors else 0
+        self.error_count += errors
+        wait = backoff_s(self.poll_s, self._errors_in_row) if errors else self.poll_s
+        self._awake = _utcnow() + timedelta(seconds=wait)
+        return wait
 
     def _part(self, name: str, fn: Callable[[], Any], errors: list[str]) -> Any:
         try:
@@ -264,8 +258,8 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         self._cursors[sym] = new_cursor
         for tid in [k for k, ts in recent.items() if ts < new_cursor]:
             del recent[tid]
-        while len(recent) > MAX_RECENT:
-            del recent[min(recent, key=recent.__getitem__)]
+        for tid in sorted(recent, key=recent.__getitem__)[: max(0, len(recent) - MAX_RECENT)]:
+            del recent[tid]
         return out, ""
 
     def _fetch_trades(self, market: str, cursor: int, server_ms: int) -> list[dict]:
@@ -299,16 +293,9 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         full = entry[1] > 0 and entry[2] >= entry[1] * (1 - 1e-9)
         info = t.get("info") or {}
         return ExecutionReport(
-            report_id=f"trade-{t['id']}",
-            client_order_id=entry[0],
-            account=self.account,
-            symbol=sym,
-            ts_ms=int(t["timestamp"]),
-            status="filled" if full or entry[1] <= 0 else "partially_filled",
-            side=t["side"],
-            price=price,
-            amount=amount,
-            fee=fee,
+            report_id=f"trade-{t['id']}", client_order_id=entry[0], account=self.account,
+            symbol=sym, ts_ms=int(t["timestamp"]), side=t["side"], price=price, amount=amount,
+            status="filled" if full or entry[1] <= 0 else "partially_filled", fee=fee,
             liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
             realized_pnl=_float(info.get("realizedPnl"), 0.0),
         )
@@ -332,7 +319,8 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
 
     def _fee_quote(self, t: dict, sym: str, price: float) -> float:
         """Fee of trade ``t`` in quote currency (a base-currency fee times the price;
-        another currency at its ticker's last price against the quote)."""
+        another currency at its ticker's last price against the quote, 0 when that market
+        does not exist)."""
         fee = t.get("fee") or {}
         cost = _float(fee.get("cost"), 0.0)
         cur = fee.get("currency")
@@ -340,8 +328,13 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             return cost
         if cur == sym.split("/")[0]:
             return cost * price
-        last = self.ex.fetch_ticker(ccxt_symbol(f"{cur}/{self.quote}", "spot")).get("last")
-        return cost * _float(last, 0.0)
+        try:  # network errors propagate: the trade is retried next cycle
+            ticker = self.ex.fetch_ticker(ccxt_symbol(f"{cur}/{self.quote}", self.market_type))
+        except ccxt.BadSymbol:
+            log.warning("exchange state %s: no %s/%s market to convert a fee; counted 0",
+                        self.account, cur, self.quote)
+            return 0.0
+        return cost * _float(ticker.get("last"), 0.0)
 
     def _open_orders(self) -> list[dict]:
         """Per market (Binance weighs a no-symbol request 40, one symbol 1): regular
@@ -382,6 +375,15 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         return None if total is None else float(total)
 
 
+def _check(poll_s: float, symbols: list[str], overlap_ms: int) -> None:
+    if not poll_s > 0:
+        raise ValueError(f"poll_s must be > 0, got {poll_s}")
+    if not symbols:
+        raise ValueError("symbols must not be empty")
+    if overlap_ms < 0:
+        raise ValueError(f"trade_overlap_ms must be >= 0, got {overlap_ms}")
+
+
 def _float(v: Any, default: float) -> float:
     try:
         return default if v is None else float(v)
@@ -406,45 +408,27 @@ def _order_dict(o: dict) -> dict:
                   else o.get("stopPrice"), 0.0)
     return {
         "client_order_id": str(o.get("clientOrderId") or ""),
-        "symbol": config_symbol(o["symbol"]),
-        "side": o.get("side"),
-        "type": _TYPES.get(raw, raw),
-        "price": price or None,
-        "stop_price": stop or None,
-        "amount": _float(o.get("amount"), 0.0),
-        "filled": _float(o.get("filled"), 0.0),
-        "reduce_only": bool(o.get("reduceOnly")),
-        "exchange_order_id": str(o.get("id") or ""),
+        "symbol": config_symbol(o["symbol"]), "side": o.get("side"),
+        "type": _TYPES.get(raw, raw), "price": price or None, "stop_price": stop or None,
+        "amount": _float(o.get("amount"), 0.0), "filled": _float(o.get("filled"), 0.0),
+        "reduce_only": bool(o.get("reduceOnly")), "exchange_order_id": str(o.get("id") or ""),
     }
 
 
 class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeState]):
     """The exchange state of one account, one :class:`ExchangeUpdate` per poll.
 
-    Parameters
-    ----------
-    account : str
-        Partition key and ``ExchangeUpdate.account``.
-    exchange_cfg : ExchangeConfig
-        The partition builds its exchange with ``exchange_factory`` (keys included).
-    symbols : list of str
-        Config symbols traded by the account.
-    poll_s : float
-        Wall seconds between cycles.
-    end_ms : int, optional
-        Stop with the update whose ``server_ms >= end_ms + poll_s * 1000``.
-    exchange_factory : callable
-        ``ExchangeConfig -> ccxt.Exchange``.
-    since_ms : int, optional
-        Report fills from this exchange time (ms UTC) on a fresh start; None: from
-        the start minus ``trade_overlap_ms``.
-    trade_overlap_ms : int
-        See :class:`ExchangeStatePartition`.
+    ``account`` is the only partition key; the partition builds its own exchange from
+    ``exchange_cfg`` with ``exchange_factory`` (``ExchangeConfig -> ccxt.Exchange``,
+    keys included) on the worker that owns it. ``symbols`` are config symbols,
+    ``poll_s`` wall seconds between cycles; ``end_ms``, ``since_ms`` and
+    ``trade_overlap_ms`` (exchange ms) are as in :class:`ExchangeStatePartition`:
+    the update with ``server_ms >= end_ms + poll_s * 1000`` is the last one.
 
     Raises
     ------
     ValueError
-        ``poll_s <= 0``, no symbol.
+        ``poll_s <= 0``, no symbol, ``trade_overlap_ms < 0``.
     """
 
     def __init__(
@@ -458,10 +442,7 @@ class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeStat
         since_ms: int | None = None,
         trade_overlap_ms: int = 60_000,
     ) -> None:
-        if not poll_s > 0:
-            raise ValueError(f"poll_s must be > 0, got {poll_s}")
-        if not symbols:
-            raise ValueError("symbols must not be empty")
+        _check(poll_s, symbols, trade_overlap_ms)
         self.account = account
         self.exchange_cfg = exchange_cfg
         self.symbols = list(symbols)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import ccxt
 
 from gridflow.config.live import ExchangeConfig
@@ -39,6 +41,32 @@ def _use_linear_error_map(ex: ccxt.Exchange) -> None:
         ex.exceptions[kind] = {**ex.exceptions.get(kind, {}), **linear.get(kind, {})}
 
 
+class RedactSecrets(logging.Filter):
+    """Logging filter that replaces the API key and secret in every record with
+    ``***``: ccxt logs request headers (``X-MBX-APIKEY``) at DEBUG level."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [x for x in secrets if x]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if any(x in msg for x in self.secrets):
+            for x in self.secrets:
+                msg = msg.replace(x, "***")
+            record.msg, record.args = msg, ()
+        return True
+
+
+def _guard_logs(secrets: list[str]) -> None:
+    """Install :class:`RedactSecrets` on the ``ccxt`` logger and on the root handlers
+    (a filter on a logger does not see its children's records; handler filters do)."""
+    f = RedactSecrets(secrets)
+    logging.getLogger("ccxt").addFilter(f)
+    for h in logging.getLogger().handlers:
+        h.addFilter(f)
+
+
 def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
     """A synchronous ccxt exchange with its rate limiter on.
 
@@ -66,6 +94,7 @@ def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
         params["apiKey"] = cfg.api_key.get_secret_value()
     if cfg.secret is not None:
         params["secret"] = cfg.secret.get_secret_value()
+    _guard_logs([params.get("apiKey", ""), params.get("secret", "")])
     ex = getattr(ccxt, cfg.id)(params)
     if cfg.urls:
         api = dict(ex.urls.get("api", {}))

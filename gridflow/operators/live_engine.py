@@ -175,7 +175,7 @@ class LiveAccountEngine(AccountEngine):
                                         rep.ts_ms, self.next_seq(), rep.symbol,
                                         client_order_id=w.coid))
                 return
-            apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc)
+            apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc, float(self.mp[s, kl.M_STEP]))
             self.counters["entries"] += int(w.state == "done")
             return
         if st.sf[s, kl.SF_AMT] <= 0:
@@ -186,7 +186,7 @@ class LiveAccountEngine(AccountEngine):
         if w.slot == "SL" and self._stop(s)[1]:
             reason = "TRAIL"
         cyc.reason = reason
-        apply_exit(st, s, rep, cyc)
+        apply_exit(st, s, rep, cyc, float(self.mp[s, kl.M_STEP]))
         if st.sf[s, kl.SF_AMT] <= self._dust(s):
             out.trades.append(close_cycle(st, s, self.account.name, rep.symbol, rep.ts_ms,
                                           self.next_seq(), cyc, int(self.pf[kl.P_COOLDOWN])))
@@ -308,6 +308,14 @@ class LiveAccountEngine(AccountEngine):
                 or self.book.slot(sym, "CLOSE"):
             return  # a market close is on its way
         want: dict[str, tuple] = {}
+        if pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP]):
+            # below the exchange's minimum: no order can reduce it; say so once
+            key = ("dust_position", sym, amt)
+            if key not in self.once:
+                self.once.add(key)
+                out.events.append(event(self.account.name, "dust_position", "BELOW_MIN_AMOUNT",
+                                        ts, self.next_seq(), sym, amount=amt))
+            return
         if pos != 0:
             stop, _ = self._stop(s)
             last = float(st.sf[s, kl.SF_LAST_CLOSE])

@@ -134,9 +134,16 @@ class LiveBook:
             del self.slots[(w.symbol, w.slot)]
 
 
+def snap(x: float, step: float) -> float:
+    """``x`` on the amount grid (nearest multiple of ``step``; unchanged if 0): fills are
+    whole steps, so sums of them must not drift below a step."""
+    return round(x / step) * step if step > 0 else x
+
+
 def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionReport,
-                w: Working, cyc: Cycle) -> None:
-    """Add an entry fill to position ``s`` (side ``d``: +1 long, -1 short)."""
+                w: Working, cyc: Cycle, step: float = 0.0) -> None:
+    """Add an entry fill to position ``s`` (side ``d``: +1 long, -1 short); amounts are
+    kept on the ``step`` grid."""
     sf, si, af = st.sf, st.si, st.af
     q, px, fee = rep.amount, rep.price, rep.fee
     old = sf[s, kl.SF_AMT]
@@ -148,7 +155,7 @@ def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionRe
         cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0
     if q > 0.0:
         sf[s, kl.SF_AVG] = (old * sf[s, kl.SF_AVG] + q * px) / (old + q)
-        sf[s, kl.SF_AMT] = old + q
+        sf[s, kl.SF_AMT] = snap(old + q, step)
     cyc.entered += q
     sf[s, kl.SF_CYCLE_FEES] += fee
     sf[s, kl.SF_SESSION_PNL] -= fee
@@ -161,7 +168,8 @@ def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionRe
         si[s, kl.SI_ENTRIES] += 1
 
 
-def apply_exit(st: kl.KernelState, s: int, rep: ExecutionReport, cyc: Cycle) -> float:
+def apply_exit(st: kl.KernelState, s: int, rep: ExecutionReport, cyc: Cycle,
+               step: float = 0.0) -> float:
     """Reduce position ``s`` by an exit fill; returns the realised PnL (before fees)."""
     sf, si, af = st.sf, st.si, st.af
     d = int(si[s, kl.SI_SIDE])
@@ -172,7 +180,7 @@ def apply_exit(st: kl.KernelState, s: int, rep: ExecutionReport, cyc: Cycle) -> 
     af[kl.AF_REALIZED] += pnl
     sf[s, kl.SF_SESSION_PNL] += pnl - rep.fee
     sf[s, kl.SF_CYCLE_FEES] += rep.fee
-    sf[s, kl.SF_AMT] -= q
+    sf[s, kl.SF_AMT] = max(0.0, snap(sf[s, kl.SF_AMT] - q, step))
     cyc.exit_qty += q
     cyc.exit_notional += q * rep.price
     return pnl

@@ -45,7 +45,12 @@ def drive(fx, db, proc: LiveProcess, steps: int, check_stops: bool = True,
             proc.start()
             settle(db, RUN, fx.now_ms() - H, proc)
         if check_stops and unprotected(fx):
-            bad.append(k)
+            t0 = time.monotonic()  # how long until the next poll cycles protect it
+            while unprotected(fx) and time.monotonic() - t0 < 5.0:
+                time.sleep(0.01)
+            bad.append((k, round(time.monotonic() - t0, 3), fx.positions(),
+                        [(o["symbol"], o["type"], o["status"], o["origQty"]) for o in fx.orders()
+                         if o.get("algo")][-4:]))
         fx.step()
     if not proc.alive():
         proc.start()
@@ -130,3 +135,86 @@ def test_secret_never_in_logs_journal_or_exceptions(uninterrupted, monkeypatch):
     assert cfg.live.exchange.secret.get_secret_value() == SECRET
     assert SECRET not in repr(cfg) and SECRET not in cfg.model_dump_json()
     assert SECRET not in str(cfg.live.exchange)
+
+
+def test_faults_over_500_orders_nothing_twice_stops_kept_every_fault_journaled(tmp_path):
+    """Timeouts (order executed, answer lost), 429s, 503s, dropped connections before and
+    after execution, rejections and partial fills on the order endpoints."""
+    import json
+
+    from gridflow.fakex import FaultPlan
+
+    plan = FaultPlan(seed=11, timeout_after=0.03, timeout_before=0.02, rate_limit=0.03,
+                     server_error=0.03, drop_after=0.03, drop_before=0.02, reject=0.02,
+                     partial_fill=0.15, apply_to=("order_write",), hang_s=1.8)
+    fx = start_exchange(START, faults=plan)
+    db = tmp_path / "j.db"
+    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + 110 * H)
+    proc = LiveProcess(cfg, db, tmp_path, recovery=False)
+    try:
+        bad = drive(fx, db, proc, 111)
+        orders, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
+        places = [r for r in broker if r["action"] == "place"]
+        assert len(places) >= 500, len(places)
+        assert max(accepted.values()) == 1  # nothing sent twice
+        assert set(accepted) == sent and fills == trades
+        # a position without a stop is re-protected within one poll: at every candle
+        # close the stop was there
+        assert bad == []
+        # every request fault the exchange injected is in the broker journal of that
+        # order (a ccxt error class per fault met), and partial fills are journaled fills
+        per_order = Counter()
+        for r in broker:
+            per_order[r["client_order_id"]] += len(json.loads(r["faults"])
+                                                   if isinstance(r["faults"], str)
+                                                   else r["faults"])
+        injected = Counter(f["client_order_id"] for f in fx.fault_log
+                           if f["kind"] != "partial_fill" and f["client_order_id"])
+        assert sum(injected.values()) >= 40, injected
+        short = {c: n for c, n in injected.items() if per_order[c] < n}
+        assert not short, short
+        kinds = Counter(f["kind"] for f in fx.fault_log)
+        assert {"timeout_after", "rate_limit", "server_error", "drop_after", "reject",
+                "partial_fill"} <= set(kinds), kinds
+        rejected = [r for r in broker if r["status"] == "rejected"]
+        events = read_events(f"sqlite:///{db}", RUN)
+        assert len([e for e in events if e["kind"] == "order_rejected"]) >= len(
+            [r for r in rejected if r["action"] == "place"]) > 0
+    finally:
+        fx.stop()
+
+
+def test_paper_mode_sends_the_same_orders_as_the_replay_of_the_same_candles(tmp_path):
+    from helpers import subset_file
+
+    fx = start_exchange(START)
+    db = tmp_path / "paper.db"
+    cfg = write_live_config(tmp_path / "paper.toml", db, fx, START + 60 * H, mode="paper")
+    proc = LiveProcess(cfg, db, tmp_path, recovery=False)
+    try:
+        drive(fx, db, proc, 61, check_stops=False)
+    finally:
+        fx.stop()
+    assert not fx.orders()  # paper: nothing reached the exchange
+    # the replay of the same candles: the same warm-up before the same start
+    files = [subset_file(f"binance_{s.replace('/', '_')}_1h.csv.gz", tmp_path / f"{i}.csv.gz",
+                         START - 48 * H, 48 + 60) for i, s in enumerate(("BTC/USDT", "ETH/USDT"))]
+    rdb = tmp_path / "replay.db"
+    extra = (f"start_ms = {START}\nend_ms = {START + 60 * H}\nwarmup_candles = 48\n"
+             + "".join(f'[[data]]\npath = "{f}"\nsymbol = "{s}"\ntimeframe = "1h"\n'
+                       for f, s in zip(files, ("BTC/USDT", "ETH/USDT"))))
+    rcfg = write_live_config(tmp_path / "replay.toml", rdb, fx, START + 60 * H, mode="paper",
+                             extra=extra)
+    from helpers import run_bytewax
+
+    res = run_bytewax(f"dataflows.replay:build('{rcfg}')", rdb)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    def orders(path):
+        return sorted((o["client_order_id"], o["symbol"], o["tag"], o["side"], o["type"],
+                       round(o["price"], 8), round(o["amount"], 8))
+                      for o in read_orders(f"sqlite:///{path}", RUN))
+
+    paper = orders(db)
+    assert len(paper) >= 5
+    assert paper == orders(rdb)

@@ -13,11 +13,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, run_main
 from pydantic import SecretStr
 
@@ -65,26 +67,36 @@ def cfg(fx: FakeExchange) -> ExchangeConfig:
 
 
 def stepper(fx: FakeExchange, until_ms: int, every_s: float,
-            hooks: dict[int, Callable[[], None]] | None = None) -> threading.Thread:
-    """Background thread: step the manual clock every ``every_s`` until ``now >=
-    until_ms``; ``hooks[k]()`` runs before step ``k``."""
+            hooks: dict[int, Callable[[], None]] | None = None,
+            gate: threading.Event | None = None) -> threading.Thread:
+    """Background thread: once ``gate`` is set (the warm-up seen), step the manual clock
+    every ``every_s`` until ``now >= until_ms``; ``hooks[k]()`` runs before step ``k``."""
     def run() -> None:
+        if gate is not None:
+            gate.wait(20)
         k = 0
         while fx.now_ms() < until_ms:
             time.sleep(every_s)
             if hooks and k in hooks:
-                hooks[k]()
+                try:
+                    hooks[k]()
+                except Exception as e:  # noqa: BLE001 - keep stepping: the flow must end
+                    t.errors.append(e)
             fx.step()
             k += 1
 
     t = threading.Thread(target=run, daemon=True)
+    t.errors = []  # type: ignore[attr-defined]
     t.start()
     return t
 
 
-def run_flow(source, check: Callable | None = None) -> list:
+def run_flow(source, check: Callable | None = None, gate: threading.Event | None = None
+             ) -> list:
     flow = Dataflow("live_test")
     s = op.input("in", flow, source)
+    if gate is not None:
+        s = op.inspect("gate", s, lambda _step, _item: gate.set())
     if check is not None:
         s = op.map("check", s, check)
     out: list = []
@@ -105,10 +117,11 @@ def test_warmup_then_closed_candles_exactly_once(fx: FakeExchange) -> None:
             seen_now.append((int(ch.ts[-1]), fx.now_ms()))
         return ch
 
-    t = stepper(fx, end_ms + 3 * H, 0.02)
+    gate = threading.Event()
+    t = stepper(fx, end_ms + 3 * H, 0.02, gate=gate)
     src = LiveCandleSource(cfg(fx), [SYM], "1h", warmup_candles=300, poll_s=0.03,
                            end_ms=end_ms)
-    out = run_flow(src, check)
+    out = run_flow(src, check, gate)
     t.join(5)
     warm, live = out[0], out[1:]
     assert warm.warmup and not any(c.warmup for c in live)
@@ -127,10 +140,11 @@ def test_outage_is_filled_and_logged_redacted(fx: FakeExchange, caplog) -> None:
     end_ms = START + 40 * H
     faulty = FaultPlan(seed=3, apply_to=("read",), server_error=0.5, drop_before=0.5)
     hooks = {10: lambda: fx.set_faults(faulty), 25: lambda: fx.set_faults(None)}
-    t = stepper(fx, end_ms + 2 * H, 0.03, hooks)
+    gate = threading.Event()
+    t = stepper(fx, end_ms + 2 * H, 0.03, hooks, gate)
     src = LiveCandleSource(cfg(fx), [SYM], "1h", warmup_candles=0, poll_s=0.02, end_ms=end_ms)
     with caplog.at_level("WARNING", logger="gridflow.dataflows.live_sources"):
-        out = run_flow(src)
+        out = run_flow(src, gate=gate)
     t.join(5)
     assert out[0].warmup and len(out[0]) == 0
     np.testing.assert_array_equal(as_rows(out[1:]), file_rows(START, end_ms))
@@ -196,6 +210,41 @@ def test_resume_from_snapshot_without_doubles(fx: FakeExchange) -> None:
         src.build_part("in", SYM, part.snapshot()).next_batch()
 
 
+def test_bytewax_recovery_neither_loses_nor_doubles(fx: FakeExchange, tmp_path) -> None:
+    init_db_dir(tmp_path, 1)
+    end_ms = START + 40 * H
+    crash = [True]
+
+    def build(out: list) -> Dataflow:
+        flow = Dataflow("live_recovery")
+        src = LiveCandleSource(cfg(fx), [SYM], "1h", 20, poll_s=0.02, end_ms=end_ms)
+        s = op.input("in", flow, src)
+
+        def boom(ch: CandleChunk) -> CandleChunk:
+            if crash[0] and len(ch) and ch.ts[-1] >= START + 15 * H:
+                raise RuntimeError("simulated crash")
+            return ch
+
+        op.output("out", op.map("boom", s, boom), TestingSink(out))
+        return flow
+
+    t = stepper(fx, end_ms + 2 * H, 0.02)
+    first: list[CandleChunk] = []
+    with pytest.raises(Exception, match="boom"):
+        run_main(build(first), epoch_interval=timedelta(0),
+                 recovery_config=RecoveryConfig(str(tmp_path)))
+    crash[0] = False
+    second: list[CandleChunk] = []
+    run_main(build(second), epoch_interval=timedelta(0),
+             recovery_config=RecoveryConfig(str(tmp_path)))
+    t.join(5)
+    got = first + second
+    assert first[0].warmup and second and not any(c.warmup for c in second)  # no re-warm-up
+    ts = as_rows(got)[:, 0]
+    assert (np.diff(ts) > 0).all() and got[-1].last
+    np.testing.assert_array_equal(as_rows(got[1:]), file_rows(int(first[0].ts[-1]) + H, end_ms))
+
+
 def test_source_arguments_and_redaction() -> None:
     c = ExchangeConfig()
     with pytest.raises(NotImplementedError, match="websocket"):
@@ -223,7 +272,7 @@ def _place(ex, cid: str, side: str, kind: str, amount: float, price: float | Non
 
 def test_exchange_state_fills_orders_positions(fx: FakeExchange) -> None:
     ex = make_exchange(cfg(fx))
-    row = ROWS[26_000]
+    row = ROWS[26_000].tolist()  # python floats: ccxt ignores numpy scalars in params
     fx.set_faults(FaultPlan(script=[("partial_fill", "gf-P1")]))  # half fills first
 
     def first() -> None:
@@ -231,12 +280,12 @@ def test_exchange_state_fills_orders_positions(fx: FakeExchange) -> None:
         _place(ex, "gf-M1", "sell", "market", 0.01)
         _place(ex, "gf-P1", "buy", "limit", 0.02, round(row[1] + 5.0, 1))  # fills at open
         _place(ex, "gf-L2", "buy", "limit", 0.01, round(row[3] * 0.5, 1))  # rests
-        _place(ex, "gf-S1", "sell", "stop_market", 0.01, None,
-               {"triggerPrice": round(row[3] * 0.6, 1), "reduceOnly": True})  # rests
         _place(ex, "manual-1", "buy", "market", 0.01)  # somebody else's
 
     def later() -> None:
         _place(ex, "gf-M2", "buy", "market", 0.03)
+        _place(ex, "gf-S1", "sell", "market", 0.01, None,  # a stop-market: rests
+               {"stopPrice": round(row[3] * 0.6, 1), "reduceOnly": True})
 
     end_ms = START + 25 * H
     t = stepper(fx, end_ms + H, 0.03, {0: first, 12: later})
@@ -244,6 +293,7 @@ def test_exchange_state_fills_orders_positions(fx: FakeExchange) -> None:
                               since_ms=START)
     out: list[ExchangeUpdate] = run_flow(src)
     t.join(5)
+    assert t.errors == []
     assert all(isinstance(u, ExchangeUpdate) and u.account == "acc1" for u in out)
     assert all(not u.errors for u in out)
     ms = [u.server_ms for u in out]
