@@ -58,6 +58,7 @@ from gridflow.operators.live_orders import (
     close_cycle,
     event,
 )
+from gridflow.operators.live_reconcile import reconcile_orders, reconcile_positions
 from gridflow.operators.risk import (
     DENY_COOLDOWN,
     DENY_CORRELATION,
@@ -71,7 +72,6 @@ from gridflow.operators.risk import (
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
-ORPHAN_GRACE = 3  # exchange snapshots an unknown open order must survive to be an orphan
 
 
 class LiveAccountEngine(AccountEngine):
@@ -116,9 +116,9 @@ class LiveAccountEngine(AccountEngine):
                 self.seen.popitem(last=False)
             self._fill(rep, out)
         if upd.open_orders is not None:
-            self._reconcile_orders(upd.open_orders, ts, out)
+            reconcile_orders(self, upd.open_orders, ts, out)
         if upd.positions is not None:
-            self._reconcile_positions(upd.positions, ts, out)
+            reconcile_positions(self, upd.positions, ts, out)
         self.watermark = ts
         out.extend(self._process(self._frontier()))
         for s in range(len(self.symbols)):
@@ -464,79 +464,3 @@ class LiveAccountEngine(AccountEngine):
                         side=SIDE[-pos], type="market", amount=float(self.state.sf[s, kl.SF_AMT]),
                         ts=ts, seq=self.next_seq(), reduce_only=True,
                         ref_price=float(self.state.sf[s, kl.SF_LAST_CLOSE]))
-
-    # ---- reconciliation ------------------------------------------------------------
-    def _reconcile_orders(self, open_orders: list, ts: int, out: JournalBatch) -> None:
-        seen = {o["client_order_id"]: o for o in open_orders}
-        for coid, w in list(self.book.orders.items()):
-            if coid in seen:
-                w.unseen = 0
-                if w.state == "pending":
-                    w.state = "open"
-                continue
-            if w.state == "pending":
-                continue  # the broker has not answered yet
-            w.unseen += 1
-            if w.unseen < 2:
-                continue
-            if w.state == "open":  # vanished without our cancel and without a fill
-                out.events.append(event(self.account.name, "order_vanished", "NOT_OPEN", ts,
-                                        self.next_seq(), w.symbol, client_order_id=coid,
-                                        tag=w.slot, filled=w.filled, amount=w.amount))
-                w.state = "gone"
-            if w.unseen >= 3:
-                self.book.forget(coid)
-        for coid in list(self.unknown):
-            if coid not in seen or coid in self.book.orders:
-                del self.unknown[coid]
-        for coid, o in seen.items():
-            if coid in self.book.orders or ("orphan_order", coid) in self.once:
-                continue
-            # after a crash the engine resumes behind the exchange and re-decides its own
-            # recent orders within a poll or two: only an order still unknown after
-            # ORPHAN_GRACE snapshots is an orphan
-            self.unknown[coid] = self.unknown.get(coid, 0) + 1
-            if self.unknown[coid] < ORPHAN_GRACE:
-                continue
-            del self.unknown[coid]
-            self.once.add(("orphan_order", coid))
-            ours = coid.startswith("gf")
-            out.events.append(event(self.account.name, "orphan_order",
-                                    "GRIDFLOW_ID" if ours else "FOREIGN", ts, self.next_seq(),
-                                    o.get("symbol", ""), client_order_id=coid,
-                                    side=o.get("side"), type=o.get("type"),
-                                    price=o.get("price"), amount=o.get("amount"),
-                                    action="cancel" if ours and self.live.orphan_policy
-                                    == "cancel_ours" else "none"))
-            if ours and self.live.orphan_policy == "cancel_ours":
-                typ = "stop_market" if o.get("stop_price") else "limit"
-                w = Working(coid, o.get("symbol", ""), "ORPHAN", o.get("side") or "buy", typ,
-                            o.get("price"), o.get("stop_price"), float(o.get("amount") or 0.0),
-                            ts, 0, state="open")
-                self.book.orders[coid] = w
-                self.book.cancel(out, w, ts, self.next_seq())
-
-    def _reconcile_positions(self, positions: dict, ts: int, out: JournalBatch) -> None:
-        st = self.state
-        for sym in sorted(set(positions) | set(self.symbols)):
-            ex_amt = float(positions.get(sym, {}).get("amount", 0.0) or 0.0)
-            if sym not in self.index:
-                key = ("orphan_position", sym, ex_amt)
-                if ex_amt and key not in self.once:
-                    self.once.add(key)
-                    out.events.append(event(self.account.name, "orphan_position",
-                                            "NOT_TRADED_BY_ACCOUNT", ts, self.next_seq(), sym,
-                                            amount=ex_amt))
-                continue
-            s = self.index[sym]
-            mine = float(st.si[s, kl.SI_SIDE] * st.sf[s, kl.SF_AMT])
-            if abs(ex_amt - mine) <= self._dust(s):
-                self.mismatch[sym] = 0
-                continue
-            self.mismatch[sym] = self.mismatch.get(sym, 0) + 1
-            key = ("position_mismatch", sym, round(ex_amt, 12), round(mine, 12))
-            if self.mismatch[sym] >= 2 and key not in self.once:
-                self.once.add(key)
-                out.events.append(event(self.account.name, "position_mismatch",
-                                        "EXCHANGE_DIFFERS", ts, self.next_seq(), sym,
-                                        exchange_amount=ex_amt, engine_amount=mine))

@@ -5,7 +5,6 @@ one-to-one records, faults, SIGKILL restarts, secrets, paper = replay."""
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
