@@ -265,13 +265,19 @@ class AccountEngine:
             ev_corr = np.zeros((N, S))
         return a, ev_corr
 
-    def _process(self, frontier: int | None) -> JournalBatch:
+    def _ready(self, frontier: int | None):
+        """The buffered candles complete up to ``frontier``, assembled
+        (:meth:`_assemble`); None when there are none."""
         if frontier is None:
-            return JournalBatch()
+            return None
         parts = self._take_ready(frontier)
-        if not parts:
+        return self._assemble(parts) if parts else None
+
+    def _process(self, frontier: int | None) -> JournalBatch:
+        ready = self._ready(frontier)
+        if ready is None:
             return JournalBatch()
-        a, ev_corr = self._assemble(parts)
+        a, ev_corr = ready
         N = len(a["ts"])
         cap = N * (2 * self.levels + 8) + 8
         out_i = np.empty((cap, kl.OI_W), np.int64)

@@ -211,12 +211,10 @@ class LiveAccountEngine(AccountEngine):
 
     # ---- candles -------------------------------------------------------------------
     def _process(self, frontier: int | None) -> JournalBatch:
-        if frontier is None:
+        ready = self._ready(frontier)
+        if ready is None:
             return JournalBatch()
-        parts = self._take_ready(frontier)
-        if not parts:
-            return JournalBatch()
-        a, ev_corr = self._assemble(parts)
+        a, ev_corr = ready
         out = JournalBatch()
         N = len(a["ts"])
         lo = 0
