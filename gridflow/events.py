@@ -315,10 +315,13 @@ class TradeRecord(_Frozen):
     avg_entry, exit_price : float
         Quote currency.
     pnl : float
-        Net PnL in quote currency: price PnL minus all entry and exit fees.
+        Net PnL in quote currency: price PnL minus all entry and exit fees and the
+        funding paid during the cycle.
     fees : float
         Fees of the cycle, quote currency.
-    exit_reason : {"TP", "SL"}
+    exit_reason : {"TP", "SL", "TRAIL", "FLIP", "FLATTEN"}
+    funding : float
+        Funding paid during the cycle (quote; negative = received; 0 on spot).
     """
 
     trade_id: str
@@ -335,6 +338,7 @@ class TradeRecord(_Frozen):
     pnl: float = Field(allow_inf_nan=False)
     fees: float = Field(allow_inf_nan=False)
     exit_reason: str
+    funding: float = Field(0.0, allow_inf_nan=False)
 
 
 class EquitySnapshot(_Frozen):
@@ -402,6 +406,8 @@ class AccountSummary(_Frozen):
     cash: float
     fees_paid: float
     realized_pnl: float
+    funding_paid: float = 0.0
+    """Funding paid on perpetual positions (quote; negative = received)."""
     kill_switch: str = ""
     counters: dict[str, int] = Field(default_factory=dict)
     paused: bool = False

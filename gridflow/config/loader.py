@@ -58,18 +58,23 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowCon
     p = Path(path) if path is not None else DEFAULT_CONFIG
     with p.open("rb") as fh:
         raw = tomllib.load(fh)
-    data = raw.get("data")
-    if isinstance(data, list):
-        for item in data:
-            if isinstance(item, dict) and "path" in item:
-                q = Path(str(item["path"])).expanduser()
-                if not q.is_absolute():
-                    item["path"] = str((p.parent / q).resolve())
+    for key in ("data", "funding"):
+        _absolute_paths(raw.get(key), p.parent)
     token = _preset.set(raw)
     try:
         return GridflowConfig(**overrides)
     finally:
         _preset.reset(token)
+
+
+def _absolute_paths(items: Any, base: Path) -> None:
+    """Make the relative ``path`` of each table of ``items`` relative to ``base``."""
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and "path" in item:
+                q = Path(str(item["path"])).expanduser()
+                if not q.is_absolute():
+                    item["path"] = str((base / q).resolve())
 
 
 def config_hash(cfg: GridflowConfig) -> str:
@@ -92,6 +97,7 @@ def config_hash(cfg: GridflowConfig) -> str:
         size = fp.stat().st_size if fp.exists() else -1
         files.append({"name": fp.name, "size": size, "symbol": f.symbol, "timeframe": f.timeframe})
     doc["data"] = files
+    doc["funding"] = [{"name": Path(f.path).name, "symbol": f.symbol} for f in cfg.funding]
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -26,7 +26,7 @@ from gridflow.config.strategies import (
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
-    "AccountConfig", "DataFile", "EnvelopeDcaParams", "FeesConfig", "GridAtrParams",
+    "AccountConfig", "DataFile", "EnvelopeDcaParams", "FeesConfig", "FundingFile", "GridAtrParams",
     "GridMultiTfParams", "GridTrendParams", "GridflowConfig", "MarketSpec", "RiskConfig",
     "SizingConfig", "StrategyParams",
 ]
@@ -214,6 +214,16 @@ class DataFile(_Model):
         return v
 
 
+class FundingFile(_Model):
+    """Funding rates of a perpetual (gzip or plain CSV ``timestamp,funding_rate``, see
+    :mod:`gridflow.data.funding`). A symbol with a funding file is traded as a perpetual:
+    positions open at each settlement pay (or receive) ``side * amount * close * rate``.
+    ``symbol`` defaults to what the name says (``binanceusdm_BTC_USDT_funding.csv.gz``)."""
+
+    path: str
+    symbol: str | None = None
+
+
 def _bundled_files() -> tuple[DataFile, ...]:
     from gridflow.data import bundled_candle_files
 
@@ -251,6 +261,8 @@ class GridflowConfig(BaseSettings):
     end_ms: int | None = None
     data: tuple[DataFile, ...] = Field(default_factory=_bundled_files)
     fees: FeesConfig = FeesConfig()
+    funding: tuple[FundingFile, ...] = ()
+    """Funding rate files of the symbols traded as perpetuals (none: spot, no funding)."""
     markets: dict[str, MarketSpec] = Field(default_factory=dict)
     accounts: tuple[AccountConfig, ...] = (AccountConfig(),)
     apprise_urls: SecretStr = SecretStr("")

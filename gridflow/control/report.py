@@ -220,6 +220,8 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
           ``profit_factor = gross_profit / gross_loss`` (``inf`` with profits and no
           loss, 0.0 with neither); ``avg_trade_pnl = mean(pnl)`` (0.0 without trades).
         - ``fees_paid``: sum of ``FillRow.fee`` (rebates count negative).
+        - ``funding_paid``: funding paid on perpetual positions, summed over the
+          account summaries (negative = received).
         - ``first_ts_ms``, ``last_ts_ms``: first and last equity timestamp (None
           without snapshots).
 
@@ -289,6 +291,7 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
         "profit_factor": profit_factor,
         "avg_trade_pnl": float(pnl.mean()) if pnl.size else 0.0,
         "fees_paid": float(sum(float(fee) for _, fee in fill_rows)),
+        "funding_paid": float(sum(float(s.get("funding_paid") or 0.0) for s in summaries)),
         "first_ts_ms": int(ts[0]) if ts.size else None,
         "last_ts_ms": int(ts[-1]) if ts.size else None,
     }

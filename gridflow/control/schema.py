@@ -109,6 +109,7 @@ class TradeRow(SQLModel, table=True):
     pnl: float
     fees: float
     exit_reason: str
+    funding: float = 0.0
 
 
 class EquityRow(SQLModel, table=True):
@@ -156,6 +157,7 @@ class SummaryRow(SQLModel, table=True):
     cash: float
     fees_paid: float
     realized_pnl: float
+    funding_paid: float = 0.0
     kill_switch: str = ""
     counters: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     paused: bool = False
@@ -215,7 +217,9 @@ def open_store(url: str) -> Engine:
     Returns
     -------
     sqlalchemy.Engine
-        With every table of ``SQLModel.metadata`` created. For an SQLite file the
+        With every table of ``SQLModel.metadata`` created (the journal, the command
+        table when :mod:`gridflow.control.commands` is loaded, and the sweep tables of
+        :mod:`gridflow.control.sweep_store`). For an SQLite file the
         parent directories are created and each connection is set to
         ``journal_mode=WAL`` (readers never block the writer), ``synchronous=FULL``
         and ``busy_timeout=30000`` ms (a second writer waits instead of failing).
@@ -238,6 +242,10 @@ def open_store(url: str) -> Engine:
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(u, json_serializer=serializer)
         event.listen(engine, "connect", _sqlite_pragmas)
+    # the sweep tables live in their own module (it imports the journal store, which
+    # imports this one): import it here so create_all makes them too
+    import gridflow.control.sweep_store  # noqa: F401
+
     SQLModel.metadata.create_all(engine)
     return engine
 

@@ -49,6 +49,8 @@ class RunPlan:
     mode: str = "replay"
     """``"replay"`` (candle files), ``"paper"`` (live candles, paper matcher) or
     ``"live"`` (live candles, exchange orders: :class:`LiveAccountEngine`)."""
+    funding: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """Symbol -> (settlement ms UTC, rate) of the symbols traded as perpetuals."""
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> accounts trading it (sorted)."""
@@ -71,7 +73,7 @@ class RunPlan:
 
             eng: AccountEngine = LiveAccountEngine(*args, live=self.cfg.live)
         else:
-            eng = AccountEngine(*args)
+            eng = AccountEngine(*args, funding=self.funding)
         if name in self.restored:
             eng.restore(self.restored[name])
         return eng
@@ -173,4 +175,27 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         {s: tuple(sorted(v)) for s, v in indicators.items()},
         restored,
         mode,
+        load_funding(cfg, set(timeframes)),
     )
+
+
+def load_funding(cfg: GridflowConfig, symbols: set[str]
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read the funding files of ``cfg`` for the ``symbols`` traded.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A missing or invalid file (:func:`~gridflow.data.funding.read_funding`), or two
+        files for one symbol.
+    """
+    from gridflow.data.funding import funding_file_symbol, read_funding
+
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for f in cfg.funding:
+        sym = f.symbol or funding_file_symbol(f.path)
+        if sym in out:
+            raise ValueError(f"funding: two files for {sym}")
+        if sym in symbols:
+            out[sym] = read_funding(f.path)
+    return out

@@ -21,6 +21,7 @@ import numpy as np
 
 from gridflow.chunks import IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
+from gridflow.data.funding import funding_per_candle
 from gridflow.events import AccountSummary, Command
 from gridflow.operators import grid_kernel as gk
 from gridflow.operators import kernel_layout as kl
@@ -46,6 +47,28 @@ def strategy_indicators(account: AccountConfig, symbol_params) -> list[str]:
     return names
 
 
+def account_params(account: AccountConfig, fees: FeesConfig) -> np.ndarray:
+    """The kernel's account parameter vector ``pf`` (float64 (P_W,), see
+    :mod:`~gridflow.operators.kernel_layout`): leverage, fees, risk limits, sizing."""
+    risk, sz = account.risk, account.sizing
+    pf = np.zeros(kl.P_W)
+    pf[kl.P_LEVERAGE] = account.leverage
+    pf[kl.P_MAKER], pf[kl.P_TAKER], pf[kl.P_SLIP] = fees.maker_fee, fees.taker_fee, fees.slippage
+    pf[kl.P_MAX_MR] = risk.max_margin_ratio
+    pf[kl.P_SESSION_GRID] = risk.session_loss_grid
+    pf[kl.P_SESSION_SINGLE] = risk.session_loss_single
+    pf[kl.P_DAILY] = risk.daily_loss_limit
+    pf[kl.P_ROLLING_DD] = risk.rolling_drawdown_pct
+    pf[kl.P_ROLLING_MS] = risk.rolling_window_hours * 3_600_000
+    pf[kl.P_MAX_DD] = risk.max_drawdown_pct
+    pf[kl.P_MAX_POS] = risk.max_open_positions
+    pf[kl.P_CORR] = risk.correlation_threshold
+    pf[kl.P_COOLDOWN] = risk.cooldown_candles
+    pf[kl.P_RISK_SIZING] = 1.0 if sz.mode == "risk" else 0.0
+    pf[kl.P_RISK_PER_TRADE] = sz.risk_per_trade
+    return pf
+
+
 class AccountEngine:
     """Positions, cash, margin, PnL, strategies and risk gate of one account.
 
@@ -62,6 +85,9 @@ class AccountEngine:
         Precision and limits; a missing symbol has no rounding and no minimums.
     equity_every_ms : int
         Equity snapshot cadence in event time (ms).
+    funding : dict[str, (int64 (m,), float64 (m,))], optional
+        Settlement times (ms UTC) and rates (fractions) of the symbols traded as
+        perpetuals (:func:`~gridflow.data.funding.read_funding`); others pay none.
 
     Raises
     ------
@@ -71,7 +97,7 @@ class AccountEngine:
 
     def __init__(self, account: AccountConfig, symbols, timeframes: dict[str, str],
                  fees: FeesConfig, markets: dict[str, MarketSpec],
-                 equity_every_ms: int = 3_600_000) -> None:
+                 equity_every_ms: int = 3_600_000, funding=None) -> None:
         self.account = account
         self.params = account.assignment(sorted(symbols))
         if not self.params:
@@ -84,6 +110,7 @@ class AccountEngine:
             raise ValueError(f"account {account.name!r}: no timeframe for {missing}")
         self.tf_ms = np.array([timeframe_to_ms(timeframes[s]) for s in self.symbols], np.int64)
         self.equity_every_ms = int(equity_every_ms)
+        self.funding = {s: v for s, v in (funding or {}).items() if s in self.index}
         self.strategy_names = [self.params[s].name for s in self.symbols]
         fallback = [i for i, st in enumerate(account.strategies) if not st.symbols]
         self.strategy_index = {
@@ -95,23 +122,8 @@ class AccountEngine:
         S = len(self.symbols)
         alloc = account.capital_quote / S
         self.ticks = [markets.get(s, MarketSpec()).price_tick for s in self.symbols]
-        risk, sz = account.risk, account.sizing
-        pf = np.zeros(kl.P_W)
-        pf[kl.P_LEVERAGE] = account.leverage
-        pf[kl.P_MAKER], pf[kl.P_TAKER], pf[kl.P_SLIP] = fees.maker_fee, fees.taker_fee, fees.slippage
-        pf[kl.P_MAX_MR] = risk.max_margin_ratio
-        pf[kl.P_SESSION_GRID] = risk.session_loss_grid
-        pf[kl.P_SESSION_SINGLE] = risk.session_loss_single
-        pf[kl.P_DAILY] = risk.daily_loss_limit
-        pf[kl.P_ROLLING_DD] = risk.rolling_drawdown_pct
-        pf[kl.P_ROLLING_MS] = risk.rolling_window_hours * 3_600_000
-        pf[kl.P_MAX_DD] = risk.max_drawdown_pct
-        pf[kl.P_MAX_POS] = risk.max_open_positions
-        pf[kl.P_CORR] = risk.correlation_threshold
-        pf[kl.P_COOLDOWN] = risk.cooldown_candles
-        pf[kl.P_RISK_SIZING] = 1.0 if sz.mode == "risk" else 0.0
-        pf[kl.P_RISK_PER_TRADE] = sz.risk_per_trade
-        self.pf = pf
+        risk = account.risk
+        self.pf = account_params(account, fees)
         self.mp = np.zeros((S, kl.M_W))
         for i, s in enumerate(self.symbols):
             m, p = markets.get(s, MarketSpec()), self.params[s]
@@ -237,12 +249,17 @@ class AccountEngine:
         Warm-up candles get neutral quotes (side 0, no levels): they feed indicators and
         marks but never trade."""
         cols: dict[str, list] = {k: [] for k in ("sym", "ts", *_OHLC, "warm", "side", "lv",
-                                                 "tp", "trail", "size")}
+                                                 "tp", "trail", "size", "fund")}
         for s, c, vals in parts:
             n = len(c["ts"])
             cols["sym"].append(np.full(n, self.index[s], np.int64))
             for f in ("ts", *_OHLC, "warm"):
                 cols[f].append(c[f])
+            fund = np.zeros(n)
+            if s in self.funding:
+                fund = funding_per_candle(c["ts"], int(self.tf_ms[self.index[s]]),
+                                          *self.funding[s])
+            cols["fund"].append(fund)
             side, lv, tp, trail, size = self._quotes(s, vals, n)
             warm = c["warm"]
             if warm.any():
@@ -279,11 +296,11 @@ class AccountEngine:
             return JournalBatch()
         a, ev_corr = ready
         N = len(a["ts"])
-        cap = N * (2 * self.levels + 8) + 8
+        cap = N * (2 * self.levels + 9) + 8
         out_i = np.empty((cap, kl.OI_W), np.int64)
         out_f = np.empty((cap, kl.OF_W), np.float64)
         n = gk.run_steps(
-            a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"],
+            a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"], a["fund"],
             a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"], a["trail"],
             a["size"], np.ascontiguousarray(ev_corr), self.tf_ms, self.equity_every_ms,
             *self.state.arrays(), self.pf, self.mp, out_i, out_f,
@@ -325,6 +342,7 @@ class AccountEngine:
             equity=self.equity(),
             cash=float(st.af[kl.AF_CASH]),
             fees_paid=float(st.af[kl.AF_FEES]),
+            funding_paid=float(st.af[kl.AF_FUNDING]),
             realized_pnl=float(st.af[kl.AF_REALIZED]),
             kill_switch=self.kill_switch,
             counters=self.counter_dict(),

@@ -60,7 +60,15 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
                 trade_id=f"{account}:{sym}:{dts}", account=account, symbol=sym, seq=seq,
                 position_side=_POS[side], open_ts_ms=dts, close_ts_ms=ts, entries=lvl,
                 amount=f[1], avg_entry=f[4], exit_price=f[0], pnl=f[3], fees=f[2],
-                exit_reason=_EXIT[reason],
+                exit_reason=_EXIT[reason], funding=f[5],
+            ))
+        elif kind == kl.K_FUNDING:
+            counters["funding_payments"] += 1
+            b.events.append(JournalEvent(
+                event_id=f"funding:{account}:{sym}:{ts}", kind="funding", reason="SETTLEMENT",
+                ts_ms=ts, account=account, symbol=sym, seq=seq,
+                detail={"position_side": _POS[side], "mark_price": f[0], "amount": f[1],
+                        "rate": f[2], "payment": f[3], "avg_entry": f[4]},
             ))
         elif kind == kl.K_DENIED:
             code = DENY_REASONS[reason]

@@ -29,6 +29,10 @@ orders trigger in the order the price reaches them:
 * the take profit (limit, maker fee) fills on a favourable leg.
 
 After a position closes it re-arms at the next candle, never within the same one.
+
+Funding (perpetuals): at each settlement inside a candle, a position still open at the
+candle's close pays ``side * amount * close * rate`` (receives it when negative); the
+round trip's net PnL counts the funding of its cycle.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from gridflow.operators.kernel_layout import (
     AF_CASH,
     AF_DAY_START,
     AF_FEES,
+    AF_FUNDING,
     AF_PEAK,
     AF_REALIZED,
     AI_CANDLES,
@@ -59,6 +64,7 @@ from gridflow.operators.kernel_layout import (
     K_ENTRY,
     K_EQUITY,
     K_EXIT,
+    K_FUNDING,
     K_KILL_RESET,
     K_TRADE,
     M_ALLOC,
@@ -82,6 +88,7 @@ from gridflow.operators.kernel_layout import (
     SF_AVG,
     SF_BEST,
     SF_CYCLE_FEES,
+    SF_CYCLE_FUNDING,
     SF_LAST_CLOSE,
     SF_SESSION_PNL,
     SF_SIZE,
@@ -189,19 +196,37 @@ def _close(s, ts, px, taker, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f
              fill, amt, fee, pnl, sf[s, SF_AVG], px)
     out_i[n - 1, 8] = taker
     fees = sf[s, SF_CYCLE_FEES] + fee
+    funding = sf[s, SF_CYCLE_FUNDING]
     n = emit(out_i, out_f, n, ai, K_TRADE, ts, s, si[s, SI_ENTRIES], reason, si[s, SI_OPEN_TS],
-             d, fill, amt, fees, pnl - fees, sf[s, SF_AVG], 0.0)
+             d, fill, amt, fees, pnl - fees - funding, sf[s, SF_AVG], funding)
     if reason == EXIT_SL or reason == EXIT_TRAIL:
         si[s, SI_COOLDOWN] = int(pf[P_COOLDOWN])
         si[s, SI_STOPPED_NOW] = 1
     sf[s, SF_AMT] = 0.0
     sf[s, SF_AVG] = 0.0
     sf[s, SF_CYCLE_FEES] = 0.0
+    sf[s, SF_CYCLE_FUNDING] = 0.0
     sf[s, SF_BEST] = 0.0
     si[s, SI_SIDE] = 0
     si[s, SI_ENTRIES] = 0
     si[s, SI_OPEN_TS] = 0
     return n
+
+
+@njit(cache=True, _nrt=False)
+def _funding(s, ts, price, rate, sf, si, af, ai, out_i, out_f, n):
+    """Funding of the open perpetual position of ``s`` at a settlement (``ts``, ms UTC):
+    ``payment = side * amount * price * rate`` (quote; positive = paid, so longs pay a
+    positive rate), ``price`` the candle close standing in for the mark price."""
+    d = si[s, SI_SIDE]
+    amt = sf[s, SF_AMT]
+    pay = d * amt * price * rate
+    af[AF_CASH] -= pay
+    af[AF_FUNDING] += pay
+    sf[s, SF_SESSION_PNL] -= pay
+    sf[s, SF_CYCLE_FUNDING] += pay
+    return emit(out_i, out_f, n, ai, K_FUNDING, ts, s, 0, 0, si[s, SI_OPEN_TS], d,
+                price, amt, rate, pay, sf[s, SF_AVG], 0.0)
 
 
 @njit(cache=True, _nrt=False)
@@ -396,7 +421,7 @@ def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, ca
 
 
 @njit(cache=True, _nrt=False)
-def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_size, ev_corr,
+def run_steps(ev_sym, ev_ts, o, h, l, c, ev_fund, nq_side, nq_lv, nq_tp, nq_trail, nq_size, ev_corr,
               tf_ms, equity_every_ms, sf, si, qlv, filled, dn, cnt, af, ai, rw_ts, rw_eq,
               pf, mp, out_i, out_f):
     """Advance one account over ``N`` candles sorted by ``(ts, symbol index)``.
@@ -407,6 +432,10 @@ def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_siz
         Symbol index and candle open time (ms UTC).
     o, h, l, c : float64 (N,)
         OHLC in quote currency.
+    ev_fund : float64 (N,)
+        Sum of the funding rates (fractions per settlement) of the settlements in
+        ``(open, close]`` of each candle; 0 for none or a spot symbol. An open position
+        pays ``side * amount * close * rate`` at the candle close.
     nq_side : int64 (N,); nq_lv : float64 (N, L); nq_tp, nq_trail, nq_size : float64 (N,)
         Quotes decided at each candle's close (side, level prices, take profit, trailing
         distance, notional per level in quote); they rest during that symbol's next candle.
@@ -448,6 +477,8 @@ def run_steps(ev_sym, ev_ts, o, h, l, c, nq_side, nq_lv, nq_tp, nq_trail, nq_siz
             si[s, SI_COOLDOWN] -= 1
         sf[s, SF_LAST_CLOSE] = c[e]
         close_ts = ts + tf_ms[s]
+        if ev_fund[e] != 0.0 and sf[s, SF_AMT] > 0.0:
+            n = _funding(s, close_ts, c[e], ev_fund[e], sf, si, af, ai, out_i, out_f, n)
         si[s, SI_QSIDE] = nq_side[e]
         si[s, SI_QTS] = close_ts
         sf[s, SF_TP] = nq_tp[e]

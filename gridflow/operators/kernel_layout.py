@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # ---- event log -------------------------------------------------------------------------
-K_ENTRY, K_EXIT, K_TRADE, K_DENIED, K_KILL, K_EQUITY, K_KILL_RESET = 1, 2, 3, 4, 5, 6, 7
+K_ENTRY, K_EXIT, K_TRADE, K_DENIED, K_KILL, K_EQUITY, K_KILL_RESET, K_FUNDING = 1, 2, 3, 4, 5, 6, 7, 8
 TAG_TP, TAG_SL, TAG_FLIP, TAG_FLATTEN = -1, -2, -3, -4
 EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP, EXIT_FLATTEN = 1, 2, 3, 4, 5
 OI_W = 9  # kind, ts, sym, level/tag/entries, seq, reason, decision ts / open ts, side, taker
@@ -20,15 +20,15 @@ OF_W = 6  # price, amount, fee, pnl, x1, x2
 
 # ---- per-symbol float state --------------------------------------------------------------
 (SF_AMT, SF_AVG, SF_CYCLE_FEES, SF_LAST_CLOSE, SF_TP, SF_BEST, SF_TRAIL, SF_SESSION_PNL,
- SF_SIZE) = range(9)
-SF_W = 9
+ SF_SIZE, SF_CYCLE_FUNDING) = range(10)
+SF_W = 10
 # ---- per-symbol int state ----------------------------------------------------------------
 (SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW, SI_STOPPED_NOW,
  SI_PAUSED, SI_FLATTEN) = range(10)
 SI_W = 10
 # ---- account float state -----------------------------------------------------------------
-AF_CASH, AF_FEES, AF_REALIZED, AF_CAPITAL, AF_DAY_START, AF_PEAK = range(6)
-AF_W = 6
+AF_CASH, AF_FEES, AF_REALIZED, AF_CAPITAL, AF_DAY_START, AF_PEAK, AF_FUNDING = range(7)
+AF_W = 7
 # ---- account int state -------------------------------------------------------------------
 AI_KILL, AI_SEQ, AI_CANDLES, AI_LAST_TS, AI_DAY, AI_RW_POS, AI_PAUSED = range(7)
 AI_W = 7
@@ -51,8 +51,9 @@ class KernelState:
     sf : float64 (S, SF_W)
         Per symbol: position amount (base, >= 0), average entry (quote), fees of the open
         cycle, last close, resting take profit, best price since entry, resting trailing
-        distance (quote), session PnL (realized minus fees since the session start),
-        resting notional per level (quote).
+        distance (quote), session PnL (realized minus fees and funding since the session
+        start), resting notional per level (quote), funding paid in the open cycle (quote,
+        positive = paid).
     si : int64 (S, SI_W)
         Per symbol: position side (+1 long, -1 short, 0 flat), first-entry time (ms),
         entries in the cycle, side of the resting quotes, decision time of the quotes,
@@ -69,7 +70,8 @@ class KernelState:
         Denials counted per reason code.
     af : float64 (AF_W,)
         Cash, fees paid, realized PnL, initial capital, equity at the day's 00:00 UTC,
-        equity peak since the last max-drawdown reset (quote).
+        equity peak since the last max-drawdown reset, funding paid (positive = paid;
+        quote).
     ai : int64 (AI_W,)
         Kill switch bit mask, event sequence, candles processed, last candle time (ms),
         current UTC day number, rolling-window ring position, 1 if the account is paused.

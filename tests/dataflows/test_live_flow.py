@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 
 import pytest
 from live_harness import (
-    H,
     KEY,
     SECRET,
+    H,
     LiveProcess,
     settle,
     start_exchange,

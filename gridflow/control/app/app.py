@@ -1,4 +1,4 @@
-"""Assemble and serve the control app: one template, three tabs, Panel's basic auth.
+"""Assemble and serve the control app: one template, four tabs, Panel's basic auth.
 
 Auth: with users configured (``GRIDFLOW_APP_USERS="alice:pw,bob:pw2"`` or ``users=``),
 the server runs Panel's basic-auth provider with guests allowed (``oauth_optional``):
@@ -18,7 +18,7 @@ import panel as pn
 from pydantic import SecretStr
 from sqlalchemy import make_url
 
-from gridflow.control.app import views
+from gridflow.control.app import sweeps, views
 from gridflow.control.app.auth import (
     authorized_user,
     coerce_users,
@@ -59,7 +59,7 @@ def create_app(db_url: str, users: dict[str, str] | dict[str, SecretStr] | None 
     Returns
     -------
     panel.template.FastListTemplate
-        With tabs Live, Backtest and Compare.
+        With tabs Live, Backtest, Compare and Sweeps (read-only for everyone).
     """
     hv.extension("bokeh", logo=False)
     pn.extension()
@@ -70,7 +70,8 @@ def create_app(db_url: str, users: dict[str, str] | dict[str, SecretStr] | None 
         pn.state.add_periodic_callback(state.refresh, period=refresh_ms)
         pn.state.on_session_destroyed(lambda _ctx: state.close())
     tabs = pn.Tabs(("Live", views.live_page(state)), ("Backtest", views.backtest_page(state)),
-                   ("Compare", views.compare_page(state)), dynamic=False,
+                   ("Compare", views.compare_page(state)),
+                   ("Sweeps", sweeps.sweeps_page(state)), dynamic=False,
                    sizing_mode="stretch_width")
     main: list[Any] = [tabs]
     if not state.can_act:

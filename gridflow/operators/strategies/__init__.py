@@ -8,14 +8,24 @@ Each strategy module gives ``<name>_indicators(params) -> list[str]`` (names for
 from gridflow.operators.strategies.base import Quotes
 from gridflow.operators.strategies.envelope_dca import (
     envelope_dca_indicators,
+    envelope_dca_inputs,
     envelope_dca_quotes,
 )
-from gridflow.operators.strategies.grid_atr import grid_atr_indicators, grid_atr_quotes
+from gridflow.operators.strategies.grid_atr import (
+    grid_atr_indicators,
+    grid_atr_inputs,
+    grid_atr_quotes,
+)
 from gridflow.operators.strategies.grid_multi_tf import (
     grid_multi_tf_indicators,
+    grid_multi_tf_inputs,
     grid_multi_tf_quotes,
 )
-from gridflow.operators.strategies.grid_trend import grid_trend_indicators, grid_trend_quotes
+from gridflow.operators.strategies.grid_trend import (
+    grid_trend_indicators,
+    grid_trend_inputs,
+    grid_trend_quotes,
+)
 
 STRATEGIES = {
     "grid_atr": (grid_atr_indicators, grid_atr_quotes),
@@ -24,4 +34,13 @@ STRATEGIES = {
     "grid_trend": (grid_trend_indicators, grid_trend_quotes),
 }
 
-__all__ = ["STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes"]
+INPUTS = {
+    "grid_atr": grid_atr_inputs,
+    "envelope_dca": envelope_dca_inputs,
+    "grid_multi_tf": grid_multi_tf_inputs,
+    "grid_trend": grid_trend_inputs,
+}
+"""Strategy name -> ``inputs(params)``: the indicator outputs feeding
+:func:`~gridflow.operators.strategies.quote_kernel.quote_at` as ``x0, x1, ...``."""
+
+__all__ = ["INPUTS", "STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes"]

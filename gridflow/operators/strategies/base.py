@@ -40,24 +40,3 @@ def round_to_tick(x: np.ndarray, tick: float, up: bool) -> np.ndarray:
     q = x / tick
     q = np.ceil(q - 1e-9) if up else np.floor(q + 1e-9)
     return q * tick
-
-
-def level_prices(center: np.ndarray, dist: np.ndarray, d: np.ndarray | int,
-                 tick: float) -> np.ndarray:
-    """Entry levels ``center - d * dist`` (n, L), tick-rounded away from the market
-    (down for longs, up for shorts); non-positive prices become NaN.
-
-    ``center`` (n,), ``dist`` (n, L) >= 0, ``d`` +1/-1 scalar or (n,).
-    """
-    d = np.broadcast_to(np.asarray(d), center.shape)[:, None]
-    raw = center[:, None] - d * dist
-    down = np.floor(raw / tick + 1e-9) * tick if tick > 0 else raw
-    up = np.ceil(raw / tick - 1e-9) * tick if tick > 0 else raw
-    out = np.where(d > 0, down, up)
-    return np.where(out > 0.0, out, np.nan)
-
-
-def take_profit_at(center: np.ndarray, d: np.ndarray | int, tick: float) -> np.ndarray:
-    """Take profit at ``center`` rounded toward the grid (up for longs, down for shorts)."""
-    d = np.broadcast_to(np.asarray(d), center.shape)
-    return np.where(d > 0, round_to_tick(center, tick, True), round_to_tick(center, tick, False))

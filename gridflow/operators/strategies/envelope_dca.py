@@ -16,33 +16,14 @@ import numpy as np
 
 from gridflow.config.strategies import EnvelopeDcaParams
 from gridflow.operators.indicators import indicator_name
-from gridflow.operators.strategies.base import Quotes, round_to_tick, take_profit_at
+from gridflow.operators.strategies.base import Quotes
+from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
 
 
 def envelope_dca_indicators(p: EnvelopeDcaParams) -> list[str]:
     """Indicator names the strategy needs (``["sma_N"]``), as understood by
     ``IndicatorBank``."""
     return [indicator_name("sma", p.sma_period)]
-
-
-def envelope_factors(offsets, d: int) -> np.ndarray:
-    """Price multipliers of the envelope levels relative to the SMA, shape (L,).
-
-    Parameters
-    ----------
-    offsets : sequence of float
-        Long-side envelope offsets, fractions in (0, 1), increasing.
-    d : int
-        +1 long (``1 - offsets[i]``), -1 short (``1 + upper_i = 1 / (1 - offsets[i])``,
-        computed in that form to stay exact in log return).
-
-    Returns
-    -------
-    np.ndarray
-        float64 (L,): level ``i`` is ``SMA * factor[i]``.
-    """
-    off = np.asarray(offsets, dtype=np.float64)
-    return 1.0 - off if d > 0 else 1.0 / (1.0 - off)
 
 
 def envelope_dca_quotes(p: EnvelopeDcaParams, values: dict[str, np.ndarray],
@@ -68,13 +49,10 @@ def envelope_dca_quotes(p: EnvelopeDcaParams, values: dict[str, np.ndarray],
         rounded toward the grid (up for longs, down for shorts), NaN in warm-up;
         ``trail`` all NaN (no trailing stop).
     """
-    (sma_key,) = envelope_dca_indicators(p)
-    sma = np.asarray(values[sma_key], dtype=np.float64)
-    d = 1 if p.side == "long" else -1
-    warm = np.isfinite(sma)
-    raw = sma[:, None] * envelope_factors(p.offsets, d)[None, :]
-    levels = round_to_tick(raw, price_tick, up=d < 0)
-    levels = np.where(warm[:, None] & (levels > 0.0), levels, np.nan)
-    tp = np.where(warm, take_profit_at(sma, d, price_tick), np.nan)
-    side = np.where(warm, d, 0).astype(np.int64)
-    return Quotes(side, levels, tp, np.full(len(sma), np.nan))
+    return Quotes(*quotes_array(quote_params(p, price_tick),
+                                *(values[k] for k in envelope_dca_inputs(p))))
+
+
+def envelope_dca_inputs(p: EnvelopeDcaParams) -> list[str]:
+    """Indicator outputs feeding ``quote_at`` (``x0``): the SMA."""
+    return envelope_dca_indicators(p)

@@ -14,19 +14,13 @@ import numpy as np
 
 from gridflow.config.strategies import GridAtrParams
 from gridflow.operators.indicators import indicator_name
-from gridflow.operators.strategies.base import Quotes, level_prices, take_profit_at
+from gridflow.operators.strategies.base import Quotes
+from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
 
 
 def grid_atr_indicators(p: GridAtrParams) -> list[str]:
     """Indicator names the strategy needs, as understood by ``IndicatorBank``."""
     return [indicator_name("sma", p.sma_period), indicator_name("atr", p.atr_period)]
-
-
-def atr_grid(center: np.ndarray, atr: np.ndarray, d, levels: int, start: float, step: float,
-             tick: float) -> np.ndarray:
-    """Levels ``center -/+ ATR * (start + i * step)`` (n, levels), tick-rounded."""
-    k = start + step * np.arange(levels, dtype=np.float64)
-    return level_prices(center, atr[:, None] * k[None, :], d, tick)
 
 
 def grid_atr_quotes(p: GridAtrParams, values: dict[str, np.ndarray],
@@ -45,14 +39,13 @@ def grid_atr_quotes(p: GridAtrParams, values: dict[str, np.ndarray],
     Returns
     -------
     Quotes
-        No quotes (side 0, NaN levels) during warm-up; no trailing stop.
+        No quotes (side 0, NaN levels) during warm-up; no trailing stop. Computed by
+        :func:`~gridflow.operators.strategies.quote_kernel.quote_at`.
     """
-    sma_key, atr_key = grid_atr_indicators(p)
-    sma, atr = values[sma_key], values[atr_key]
-    d = 1 if p.side == "long" else -1
-    warm = np.isfinite(sma) & np.isfinite(atr)
-    levels = atr_grid(sma, atr, d, p.levels, p.atr_start, p.atr_step, price_tick)
-    levels[~warm] = np.nan
-    tp = np.where(warm, take_profit_at(sma, d, price_tick), np.nan)
-    side = np.where(warm, d, 0).astype(np.int64)
-    return Quotes(side, levels, tp, np.full(len(sma), np.nan))
+    return Quotes(*quotes_array(quote_params(p, price_tick),
+                                *(values[k] for k in grid_atr_inputs(p))))
+
+
+def grid_atr_inputs(p: GridAtrParams) -> list[str]:
+    """Indicator outputs feeding ``quote_at`` (``x0, x1``): SMA, ATR."""
+    return grid_atr_indicators(p)

@@ -16,8 +16,8 @@ import numpy as np
 
 from gridflow.config.strategies import GridMultiTfParams
 from gridflow.operators.indicators import indicator_name
-from gridflow.operators.strategies.base import Quotes, take_profit_at
-from gridflow.operators.strategies.grid_atr import atr_grid
+from gridflow.operators.strategies.base import Quotes
+from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
 
 
 def grid_multi_tf_indicators(p: GridMultiTfParams) -> list[str]:
@@ -55,14 +55,12 @@ def grid_multi_tf_quotes(p: GridMultiTfParams, values: dict[str, np.ndarray],
         NaN in warm-up; ``take_profit`` (n,) the SMA rounded toward the grid, NaN in
         warm-up; ``trail`` all NaN.
     """
+    return Quotes(*quotes_array(quote_params(p, price_tick),
+                                *(values[k] for k in grid_multi_tf_inputs(p))))
+
+
+def grid_multi_tf_inputs(p: GridMultiTfParams) -> list[str]:
+    """Indicator outputs feeding ``quote_at`` (``x0, x1, x2``): SMA, ATR, Supertrend
+    direction."""
     st_key, sma_key, atr_key = grid_multi_tf_indicators(p)
-    direction = np.asarray(values[st_key + ".direction"], dtype=np.float64)
-    sma = np.asarray(values[sma_key], dtype=np.float64)
-    atr = np.asarray(values[atr_key], dtype=np.float64)
-    warm = np.isfinite(sma) & np.isfinite(atr) & np.isfinite(direction) & (direction != 0)
-    d = np.where(warm & (direction < 0), -1, 1).astype(np.int64)
-    levels = atr_grid(sma, atr, d, p.levels, p.atr_start, p.atr_step, price_tick)
-    levels[~warm] = np.nan
-    tp = np.where(warm, take_profit_at(sma, d, price_tick), np.nan)
-    side = np.where(warm, d, 0).astype(np.int64)
-    return Quotes(side, levels, tp, np.full(len(sma), np.nan))
+    return [sma_key, atr_key, st_key + ".direction"]

@@ -18,7 +18,7 @@ import numpy as np
 from gridflow.config.strategies import GridTrendParams
 from gridflow.operators.indicators import indicator_name
 from gridflow.operators.strategies.base import Quotes
-from gridflow.operators.strategies.grid_atr import atr_grid
+from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
 
 
 def grid_trend_indicators(p: GridTrendParams) -> list[str]:
@@ -56,16 +56,11 @@ def grid_trend_quotes(p: GridTrendParams, values: dict[str, np.ndarray],
         ``ADX < adx_threshold``; ``take_profit`` all NaN; ``trail`` (n,)
         ``trail_atr * ATR`` (quote distance) after warm-up, NaN during it.
     """
+    return Quotes(*quotes_array(quote_params(p, price_tick),
+                                *(values[k] for k in grid_trend_inputs(p))))
+
+
+def grid_trend_inputs(p: GridTrendParams) -> list[str]:
+    """Indicator outputs feeding ``quote_at`` (``x0..x3``): EMA fast, ATR, EMA slow, ADX."""
     fast_key, slow_key, adx_name, atr_key = grid_trend_indicators(p)
-    fast = np.asarray(values[fast_key], dtype=np.float64)
-    slow = np.asarray(values[slow_key], dtype=np.float64)
-    adx = np.asarray(values[adx_name + ".adx"], dtype=np.float64)
-    atr = np.asarray(values[atr_key], dtype=np.float64)
-    warm = np.isfinite(fast) & np.isfinite(slow) & np.isfinite(adx) & np.isfinite(atr)
-    side = np.where(warm, np.sign(np.where(warm, fast - slow, 0.0)), 0).astype(np.int64)
-    d = np.where(side < 0, -1, 1)
-    levels = atr_grid(fast, atr, d, p.levels, p.atr_start, p.atr_step, price_tick)
-    quoted = (side != 0) & (adx >= p.adx_threshold)
-    levels[~quoted] = np.nan
-    trail = np.where(warm, p.trail_atr * atr, np.nan)
-    return Quotes(side, levels, np.full(len(fast), np.nan), trail)
+    return [fast_key, atr_key, slow_key, adx_name + ".adx"]

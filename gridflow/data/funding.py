@@ -1,0 +1,118 @@
+"""Funding rates of perpetual futures: bundled files, reading, and per-candle sums.
+
+A funding file is a gzip (or plain) CSV ``timestamp,funding_rate``: the settlement time
+in ms UTC and the rate per settlement period as a fraction (0.0001 = 0.01 %), e.g.
+``binanceusdm_BTC_USDT_funding.csv.gz`` (Binance USDT-M settles every 8 h at 00/08/16
+UTC). A position open at a settlement pays ``side * amount * mark * rate`` (longs pay a
+positive rate, shorts receive it); the engines use the candle close as the mark.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+
+FUNDING_DIR = Path(__file__).with_name("funding")
+MAX_ABS_RATE = 0.05
+"""Rates beyond +-5 % per settlement are refused as corrupt (Binance caps at 0.3-2 %)."""
+
+_NAME = re.compile(r"^(?:[a-z0-9]+_)?([A-Z0-9]+)_([A-Z0-9]+)_funding\.csv(?:\.gz)?$")
+
+
+def bundled_funding_files() -> dict[str, Path]:
+    """Symbol (ccxt, ``"BTC/USDT"``) -> path of the bundled Binance USDT-M funding file."""
+    return {funding_file_symbol(p): p for p in sorted(FUNDING_DIR.glob("*_funding.csv.gz"))}
+
+
+def funding_file_symbol(path: str | Path) -> str:
+    """The symbol a funding file name says (``binanceusdm_BTC_USDT_funding.csv.gz`` ->
+    ``"BTC/USDT"``).
+
+    Raises
+    ------
+    ValueError
+        If the name does not follow ``[exchange_]BASE_QUOTE_funding.csv[.gz]``.
+    """
+    m = _NAME.match(Path(path).name)
+    if m is None:
+        raise ValueError(f"cannot read a symbol from funding file name {Path(path).name!r}; "
+                         "expected [exchange_]BASE_QUOTE_funding.csv[.gz] or give symbol")
+    return f"{m.group(1)}/{m.group(2)}"
+
+
+def read_funding(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate a funding file.
+
+    Returns
+    -------
+    (ts, rate) : int64 (n,), float64 (n,)
+        Settlement times (ms UTC, strictly increasing) and rates (fractions).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        Naming the file and the first bad row: a wrong header, an unparsable row, a
+        non-finite rate or one beyond ``MAX_ABS_RATE``, times not strictly increasing.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"funding file not found: {p}")
+    raw = p.read_bytes()
+    text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+    head, _, body = text.partition("\n")
+    if head.strip().replace(" ", "") != "timestamp,funding_rate":
+        raise ValueError(f"{p.name}: header must be 'timestamp,funding_rate', got {head!r}")
+    try:
+        arr = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"{p.name}: unparsable row ({exc})") from exc
+    if arr.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    ts = arr[:, 0].astype(np.int64)
+    rate = arr[:, 1].copy()
+    bad = ~np.isfinite(rate) | (np.abs(rate) > MAX_ABS_RATE)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{p.name}: row {i + 2}: funding rate {rate[i]!r} is not finite or "
+                         f"beyond +-{MAX_ABS_RATE}")
+    if len(ts) > 1 and not (np.diff(ts) > 0).all():
+        i = int(np.argmax(np.diff(ts) <= 0)) + 1
+        raise ValueError(f"{p.name}: row {i + 2}: timestamp {ts[i]} is not after {ts[i - 1]}")
+    return ts, rate
+
+
+def funding_per_candle(ts: np.ndarray, tf_ms: int, f_ts: np.ndarray,
+                       f_rate: np.ndarray) -> np.ndarray:
+    """Funding rate falling to each candle: the sum of the rates of the settlements in
+    ``(open, open + tf_ms]`` (a position open at the close pays them).
+
+    Parameters
+    ----------
+    ts : int64 (n,)
+        Candle open times, ms UTC, strictly increasing.
+    tf_ms : int
+        Candle timeframe, ms.
+    f_ts, f_rate : int64 (m,), float64 (m,)
+        Settlements (:func:`read_funding`).
+
+    Returns
+    -------
+    float64 (n,)
+        0 where no settlement falls in the candle; a single settlement's rate is copied
+        exactly (no cumulative-sum rounding).
+    """
+    ts = np.asarray(ts, np.int64)
+    out = np.zeros(len(ts))
+    if len(ts) == 0 or len(f_ts) == 0:
+        return out
+    idx = np.searchsorted(ts, f_ts, side="left") - 1  # last candle opening before T
+    ok = idx >= 0
+    ok[ok] &= f_ts[ok] <= ts[idx[ok]] + tf_ms
+    np.add.at(out, idx[ok], f_rate[ok])
+    return out

@@ -1,0 +1,54 @@
+"""Pure statistics of a walk-forward validation (numpy + standard library only).
+
+:mod:`gridflow.wfo.stats` (Sharpe, PSR / DSR, block-bootstrap p-value, drawdown, daily
+returns), :mod:`gridflow.wfo.regimes` (crash / bull / bear / range labels of windows) and
+:mod:`gridflow.wfo.grade` (in-sample window score and the A–F report grade).
+"""
+
+from gridflow.wfo.grade import GRADE_RULES, HARD_FAILS, GradeRule, grade, window_score
+from gridflow.wfo.regimes import (
+    CRASH_DAYS,
+    CRASH_DRAWDOWN,
+    REGIME_RULES,
+    REGIMES,
+    TREND_RETURN,
+    regime_label,
+    regime_labels,
+)
+from gridflow.wfo.stats import (
+    DsrResult,
+    annualised_sharpe,
+    block_bootstrap_pvalue,
+    daily_returns,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    max_drawdown,
+    probabilistic_sharpe_ratio,
+    sharpe_ratio,
+    worst_drawdown,
+)
+
+__all__ = [
+    "CRASH_DAYS",
+    "CRASH_DRAWDOWN",
+    "GRADE_RULES",
+    "HARD_FAILS",
+    "REGIME_RULES",
+    "REGIMES",
+    "TREND_RETURN",
+    "DsrResult",
+    "GradeRule",
+    "annualised_sharpe",
+    "block_bootstrap_pvalue",
+    "daily_returns",
+    "deflated_sharpe_ratio",
+    "expected_max_sharpe",
+    "grade",
+    "max_drawdown",
+    "probabilistic_sharpe_ratio",
+    "regime_label",
+    "regime_labels",
+    "sharpe_ratio",
+    "window_score",
+    "worst_drawdown",
+]
