@@ -128,7 +128,7 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _marks(sf, si, mp, sym, price):
     """Unrealized PnL, entry notional, session PnL of grid / single symbols, open count;
     symbol ``sym`` marked at ``price``, the others at their last close."""
@@ -165,7 +165,7 @@ def _caps(mp):
     return cap_grid, cap_single
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _stop(s, sf, si, mp):
     """Stop price of the open position of ``s`` and whether the trailing leg sets it."""
     d = si[s, SI_SIDE]
@@ -178,7 +178,7 @@ def _stop(s, sf, si, mp):
     return stop, False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _close(s, ts, px, taker, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f, n):
     """Close the whole position of ``s`` at ``px`` (before slippage) as a maker (``taker``
     0) or taker (1) fill; log the exit and the round trip."""
@@ -229,7 +229,7 @@ def _funding(s, ts, price, rate, sf, si, af, ai, out_i, out_f, n):
                 price, amt, rate, pay, sf[s, SF_AVG], 0.0)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n):
     stop, trailing = _stop(s, sf, si, mp)
     d = si[s, SI_SIDE]
@@ -239,7 +239,7 @@ def _stop_out(s, ts, a, sf, si, af, ai, pf, mp, out_i, out_f, n):
                   out_i, out_f, n)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, ai, pf, mp,
                rw_ts, rw_eq, caps, out_i, out_f, n):
     """Gate and, if allowed, fill level ``i`` of ``s`` at ``px``. Returns ``n``."""
@@ -316,7 +316,7 @@ def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, 
     return n
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _adverse_leg(s, ts, a, b, d, e, taker, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
                  pf, mp, rw_ts, rw_eq, caps, out_i, out_f, n):
     """Entries and the stop along a leg moving against side ``d``; ``(n, closed)``."""
@@ -340,7 +340,7 @@ def _adverse_leg(s, ts, a, b, d, e, taker, ev_corr, sf, si, qlv, filled, dn, cnt
     return n, False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
             mp, rw_ts, rw_eq, caps, out_i, out_f, n):
     pos = si[s, SI_SIDE]
@@ -389,6 +389,15 @@ def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
         if d * after > d * sf[s, SF_BEST]:
             sf[s, SF_BEST] = after
     return n
+
+
+@njit(cache=True, _nrt=False)
+def candle_step(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
+                mp, rw_ts, rw_eq, caps, out_i, out_f, n):
+    """``_candle`` as a called (not inlined) function, for callers that run it rarely
+    (the sweep kernel's exact path) and want to stay small."""
+    return _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
+                   mp, rw_ts, rw_eq, caps, out_i, out_f, n)
 
 
 @njit(cache=True, _nrt=False)

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from gridflow.operators import kernel_layout as kl
-from gridflow.operators.grid_kernel import _candle, _caps, _funding, _group_end, _stop
+from gridflow.operators.grid_kernel import _caps, _funding, _group_end, _stop, candle_step
 from gridflow.operators.risk import KS_DAILY, session_loss_tripped
 from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at
 from gridflow.sweep.skip import position_may_change, scan_flat
@@ -48,12 +48,11 @@ def _close_metrics(eq, exposed, t, t1, day, m, st, daily, k, rec):
     """Account for the equity ``eq`` (quote) at the close of candle ``t``."""
     if exposed:
         m[M_EXPOSED] += 1
-    if eq > st[S_PEAK]:
+    peak = st[S_PEAK]
+    if eq > peak:
         st[S_PEAK] = eq
-    elif eq < st[S_PEAK]:
-        dd = (st[S_PEAK] - eq) / st[S_PEAK]
-        if dd > m[M_MAXDD]:
-            m[M_MAXDD] = dd
+    elif peak - eq > m[M_MAXDD] * peak:  # a deeper drawdown (no division otherwise)
+        m[M_MAXDD] = (peak - eq) / peak
     if t == t1 - 1 or day[t + 1] != day[t]:
         _day_end(eq, m, st, daily, k, rec)
 
@@ -329,8 +328,8 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
                 sf[0, kl.SF_SIZE] = size
                 si[0, kl.SI_OPENED_NOW] = 0
                 si[0, kl.SI_STOPPED_NOW] = 0
-                n = _candle(0, ts[t], o[t], h[t], l[t], c[t], 0, ev_corr, sf, si, qlv, filled,
-                            dn, cnt, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i, out_f, 0)
+                n = candle_step(0, ts[t], o[t], h[t], l[t], c[t], 0, ev_corr, sf, si, qlv, filled,
+                                dn, cnt, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i, out_f, 0)
                 if amt > 0.0 and sf[0, kl.SF_AMT] == 0.0:
                     for i in range(L):
                         dn[0, i] = 0
