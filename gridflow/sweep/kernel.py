@@ -26,7 +26,7 @@ from gridflow.operators import kernel_layout as kl
 from gridflow.operators.grid_kernel import _caps, _funding, _group_end, _stop, candle_step
 from gridflow.operators.risk import KS_DAILY, session_loss_tripped
 from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at
-from gridflow.sweep.skip import position_may_change, scan_flat
+from gridflow.sweep.skip import denied_for_sure, position_may_change, scan_flat
 
 HOUR_MS = 3_600_000
 NO_EQUITY_SNAPSHOTS = 1 << 62
@@ -153,6 +153,37 @@ def _quiet_group_end(eq, pnl_g, cap_g, pnl_s, cap_s, t, close_ts, day, hourly, a
     return True
 
 
+@njit(cache=True, _nrt=False)
+def _entry_refused(raw, tick, pos, amt, t, size, lev, max_mr, cap_g, cap_s, grid, lo, hi, sf,
+                   si, af, pf, mp):
+    """An open position's nearest unfilled level (unrounded ``raw``) may be reached in
+    candle ``t``: True when its entry (and so every deeper one) is certainly refused by
+    the margin rule and no kill switch can trip at any fill price of the candle (the
+    entry path checks them intrabar), so the candle changes nothing but denial counts.
+    (No cooldown runs while a position is open: it blocks the entry that opens one.)"""
+    avg = sf[0, kl.SF_AVG]
+    m = 2e-9 * tick + 1e-15 * abs(raw)
+    best_fill = raw + m if pos > 0 else raw - m  # fills are at or beyond the level
+    eq_max = af[kl.AF_CASH] + pos * amt * (best_fill - avg)
+    used = amt * avg / lev
+    if not denied_for_sure(used, size, mp[0, kl.M_STEP], hi[t], lev, max_mr, eq_max):
+        return False
+    worst = lo[t] if pos > 0 else hi[t]
+    u = pos * amt * (worst - avg)
+    eq = af[kl.AF_CASH] + u
+    pnl = sf[0, kl.SF_SESSION_PNL] + u
+    if not (math.isfinite(eq) and eq > 0.0):
+        return False
+    if session_loss_tripped(pnl if grid else 0.0, cap_g, pf[kl.P_SESSION_GRID]):
+        return False
+    if session_loss_tripped(0.0 if grid else pnl, cap_s, pf[kl.P_SESSION_SINGLE]):
+        return False
+    if eq <= af[kl.AF_DAY_START] * (1.0 - pf[kl.P_DAILY]):
+        return False
+    peak = max(af[kl.AF_PEAK], eq)
+    return eq > peak * (1.0 - pf[kl.P_MAX_DD]) and eq > peak * (1.0 - pf[kl.P_ROLLING_DD])
+
+
 @njit(cache=True, nogil=True)
 def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum, ind, xrows,
                  qps, sl, size_base, hv_row, vol, t_first, t0, t1, tf_ms, pf, mp0, capital,
@@ -221,6 +252,8 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
     seed_from = max(t_first, t0 - (R + 1) * per_hour)
     rec = daily.shape[0] == C
     frozen_bits = ~KS_DAILY
+    lev = pf[kl.P_LEVERAGE]
+    max_mr = pf[kl.P_MAX_MR]
     for k in range(C):
         qp = qps[k]
         r0, r1, r2, r3 = xrows[k, 0], xrows[k, 1], xrows[k, 2], xrows[k, 3]
@@ -257,6 +290,8 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
         caps = _caps(mp)
         cap_g, cap_s = caps
         grid = nlv > 1
+        # notional per level when it does not depend on the fill (NaN: it does)
+        size_c = size_base[k] if hv_row[k] < 0 and pf[kl.P_RISK_SIZING] == 0.0 else np.nan
         # warm-up closes the replay also processed (flat): day and rolling-window marks
         for t in range(seed_from, t0):
             ai[kl.AI_DAY] = day[t]
@@ -278,7 +313,9 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
                                   k, rec)
                     break
                 if kill == 0:
-                    te = scan_flat(qp, tick, ind, r0, r1, r2, r3, l, h, t, t1, t0)
+                    te = scan_flat(qp, tick, ind, r0, r1, r2, r3, l, h, t, t1, t0, size_c,
+                                   mp0[kl.M_STEP], lev, max_mr, af[kl.AF_CASH],
+                                   si[0, kl.SI_COOLDOWN])
                     if te > t:
                         _flat_stretch(t, te, t1, ts, tf_ms, day, hour_idx, hour_cum, day_cum,
                                       af[kl.AF_CASH], si, sf, ai, af, rw_ts, rw_eq, m, st,
@@ -298,9 +335,13 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
                 first_open = 0
                 while first_open < nlv and filled[0, first_open]:
                     first_open += 1
-                slow, trail = position_may_change(qp, tick, x0, x1, x2, x3, pos, first_open,
-                                                  nlv, l[t], h[t])
+                maybe, raw, trail = position_may_change(qp, tick, x0, x1, x2, x3, pos,
+                                                        first_open, nlv, l[t], h[t])
                 sf[0, kl.SF_TRAIL] = trail
+                slow = maybe != 0
+                if maybe == 2 and ai[kl.AI_KILL] == 0:  # only a level: refused for sure?
+                    slow = not _entry_refused(raw, tick, pos, amt, t, size_c, lev, max_mr,
+                                              cap_g, cap_s, grid, l, h, sf, si, af, pf, mp)
                 if not slow:
                     stop, _ = _stop(0, sf, si, mp)
                     adv = l[t] if pos > 0 else h[t]
@@ -351,8 +392,8 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
                 for i in range(L):
                     filled[0, i] = 0
             eq = af[kl.AF_CASH] + u
-            quiet = not slow and ai[kl.AI_KILL] == 0
-            if quiet and amt > 0.0:
+            quiet = ai[kl.AI_KILL] == 0
+            if quiet and (slow or amt > 0.0):
                 pnl = sf[0, kl.SF_SESSION_PNL] + u
                 quiet = _quiet_group_end(eq, pnl if grid else 0.0, cap_g,
                                          0.0 if grid else pnl, cap_s, t, close_ts, day,

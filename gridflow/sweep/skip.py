@@ -84,10 +84,25 @@ def may_touch(d, raw, tick, lo, hi):
 
 
 @njit(cache=True, _nrt=False)
-def scan_flat(qp, tick, ind, r0, r1, r2, r3, lo, hi, t, t1, t0):
+def denied_for_sure(used, size, step, hi, lev, max_mr, eq_max):
+    """True when the margin rule certainly refuses an entry of notional ``size`` (quote,
+    before the amount is floored to ``step``) at any price up to ``hi``, with ``used``
+    margin already in use and equity at most ``eq_max`` at the fill; False when unsure
+    (NaN ``size``: sizes that vary with the fill, never skipped)."""
+    if not (eq_max > 0.0):
+        return eq_max <= 0.0  # NO_EQUITY for every fill (NaN: unsure)
+    order = (size - step * hi) / lev  # floor(size / px / step) * step * px >= size - step * px
+    return used + order > (max_mr + 1e-12) * eq_max * (1.0 + 1e-9) + 1e-9
+
+
+@njit(cache=True, _nrt=False)
+def scan_flat(qp, tick, ind, r0, r1, r2, r3, lo, hi, t, t1, t0, size, step, lev, max_mr, cash,
+              cooldown):
     """First candle in ``[t, t1)`` where a flat account's nearest level (level 0, the
-    quotes of the previous close) may be reached; ``t1`` if none. Level 0 is the
-    nearest: ATR >= 0 and the multiples / envelope offsets increase with ``i``."""
+    quotes of the previous close) may be reached and filled; ``t1`` if none. Level 0 is
+    the nearest: ATR >= 0 and the multiples / envelope offsets increase with ``i``. A
+    reached level is skipped when the entry is refused for sure (cooldown left, or the
+    margin rule with the constant ``size``), which changes nothing but denial counts."""
     kind = int(qp[Q_KIND])
     for u in range(max(t, t0 + 1), t1):
         x0 = ind[r0, u - 1]
@@ -95,13 +110,18 @@ def scan_flat(qp, tick, ind, r0, r1, r2, r3, lo, hi, t, t1, t0):
             x1 = ind[r1, u - 1]
             d = int(qp[Q_SIDE])
             raw = x0 - d * (x1 * qp[Q_MULT])
-            if raw == raw and may_touch(d, raw, tick, lo[u], hi[u]):
-                return u
+            if not (raw == raw and may_touch(d, raw, tick, lo[u], hi[u])):
+                continue
+        else:
+            x1 = ind[r1, u - 1]
+            d, _, on, _ = quote_shape(qp, x0, x1, ind[r2, u - 1], ind[r3, u - 1])
+            if not (d != 0 and on and may_touch(d, raw_level(qp, kind, d, x0, x1, 0),
+                                                tick, lo[u], hi[u])):
+                continue
+        if cooldown - (u - t) > 0 or denied_for_sure(0.0, size, step, hi[u], lev, max_mr,
+                                                      cash):
             continue
-        d, _, on, _ = quote_shape(qp, x0, ind[r1, u - 1], ind[r2, u - 1], ind[r3, u - 1])
-        if d != 0 and on and may_touch(d, raw_level(qp, kind, d, x0, ind[r1, u - 1], 0),
-                                       tick, lo[u], hi[u]):
-            return u
+        return u
     return t1
 
 
@@ -114,19 +134,22 @@ def position_may_change(qp, tick, x0, x1, x2, x3, pos, first_open, n_levels, lo,
 
     Returns
     -------
-    (maybe, trail)
+    (maybe, level, trail)
+        ``maybe`` 0 (nothing), 1 (a flip or the take profit may happen), 2 (only a level
+        may be reached; ``level`` is its unrounded price, for the caller's denial test).
     """
     d, center, on, trail = quote_shape(qp, x0, x1, x2, x3)
     if d == -pos:
-        return True, trail
+        return 1, 0.0, trail
     if d != pos:  # no direction: no take profit, no levels
-        return False, trail
+        return 0, 0.0, trail
     if center == center:
         m = margin(center, tick)
         if (pos > 0 and hi >= center - m) or (pos < 0 and lo <= center + m):
-            return True, trail
+            return 1, 0.0, trail
     if on and first_open < n_levels:
         kind = int(qp[Q_KIND])
-        if may_touch(pos, raw_level(qp, kind, pos, x0, x1, first_open), tick, lo, hi):
-            return True, trail
-    return False, trail
+        raw = raw_level(qp, kind, pos, x0, x1, first_open)
+        if may_touch(pos, raw, tick, lo, hi):
+            return 2, raw, trail
+    return 0, 0.0, trail
