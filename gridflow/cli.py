@@ -1,4 +1,4 @@
-"""``gridflow`` command line: replay, report, journal."""
+"""``gridflow`` command line: replay, report, journal, sweep, wfo."""
 
 from __future__ import annotations
 
@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     j = sub.add_parser("journal", help="orders and fills as JSON lines, deterministic fields")
     j.add_argument("--db", required=True)
     j.add_argument("--run", help="run id (default: the latest)")
+
+    from gridflow.sweep_cli import add_arguments as sweep_arguments
+
+    sweep_arguments(sub)  # sweep, wfo
     return p
 
 
@@ -136,9 +140,11 @@ def cmd_app(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gridflow`` console script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from gridflow.sweep_cli import cmd_sweep, cmd_wfo
+
     args = _parser().parse_args(argv)
     handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal,
-               "app": cmd_app}[args.cmd]
+               "app": cmd_app, "sweep": cmd_sweep, "wfo": cmd_wfo}[args.cmd]
     from pydantic import ValidationError
 
     try:

@@ -111,8 +111,10 @@ class SweepSpec(BaseModel):
     fees : FeesConfig
         Default: the default preset's fees.
     markets : dict[str, MarketSpec]
-        Exchange rounding and minimums per symbol; default the default preset's markets
-        (kept for ``symbols`` only).
+        Exchange rounding and minimums per symbol (amount step in base, price tick and
+        minimum notional in quote); default the default preset's markets. A given table
+        replaces the preset's (a symbol without an entry has no rounding); only the
+        entries of ``symbols`` are kept.
     start_ms, end_ms : int or None
         Traded window, candle open times ms UTC (or ISO dates, UTC); default all candles.
         For ``kind="wfo"`` the span of the walk-forward windows.
@@ -129,7 +131,10 @@ class SweepSpec(BaseModel):
     Raises
     ------
     pydantic.ValidationError
-        A bad field, parameter name or grid; FileNotFoundError for a missing data file.
+        A bad field, an unknown strategy or parameter, an empty value list, a grid with
+        no valid combination, a symbol without candle data.
+    FileNotFoundError
+        A missing candle or funding file.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

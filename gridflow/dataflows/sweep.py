@@ -1,0 +1,324 @@
+"""The sweep dataflow: spec partitions -> sweep kernel (or walk-forward) -> result store.
+
+Run it with ``GRIDFLOW_SWEEP_SPEC=spec.toml python -m bytewax.run dataflows.sweep:flow``
+(add ``-w N`` for threads, ``-i K -a "host:port;..."`` for processes) or
+``"dataflows.sweep:build('spec.toml')"``; ``gridflow sweep`` / ``gridflow wfo`` wrap it.
+
+Every worker derives the same partition list from the spec
+(:meth:`~gridflow.sweep.spec.SweepSpec.partitions`) and takes those whose index ``i``
+satisfies ``i % worker_count == worker_index``, so threads of one process and workers of
+several processes split the work, each partition run exactly once. Result writes are
+idempotent upserts, so a rerun (or a crash and rerun) ends with the same rows. Candles
+and indicators of a symbol are loaded once per process and shared by its workers (the
+kernel releases the GIL, so threads run it in parallel).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
+
+from gridflow.control.store import _connect
+from gridflow.control.sweep_store import (
+    SweepResultRow,
+    WfoSummaryRow,
+    WfoWindowRow,
+    create_sweep,
+    finish_sweep,
+    write_results,
+    write_wfo,
+)
+from gridflow.sweep import METRICS, IndicatorTable, SweepData, run_sweep
+from gridflow.sweep.spec import SweepSpec, load_sweep_spec
+
+SPEC_ENV = "GRIDFLOW_SWEEP_SPEC"
+"""Environment variable naming the spec file (TOML or JSON) of ``dataflows.sweep:flow``."""
+
+_CACHE_SIZE = 16
+_cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+# --- per-process data cache -----------------------------------------------------------
+def _entry(spec: SweepSpec, symbol: str) -> dict[str, Any]:
+    """The cache slot of ``(spec identity, symbol)``, with its own lock (two symbols
+    load in parallel, one symbol once)."""
+    key = (spec.identity_hash(), symbol)
+    with _cache_lock:
+        slot = _cache.get(key)
+        if slot is None:
+            slot = _cache[key] = {"lock": threading.Lock()}
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        _cache.move_to_end(key)
+        return slot
+
+
+def symbol_data(spec: SweepSpec, symbol: str) -> SweepData:
+    """``symbol``'s validated candles (and funding), read once per process."""
+    slot = _entry(spec, symbol)
+    with slot["lock"]:
+        if "data" not in slot:
+            path, tf = spec.candle_file(symbol)
+            slot["data"] = SweepData.from_file(path, symbol, tf, spec.funding_file(symbol))
+        return slot["data"]
+
+
+def first_candle(spec: SweepSpec, data: SweepData) -> int:
+    """Index of the first candle read (indicator warm-up start): 0 without
+    ``warmup_ms``, else the first candle at or after ``start_ms - warmup_ms``."""
+    if spec.warmup_ms is None or spec.start_ms is None:
+        return 0
+    return data.index(spec.start_ms - spec.warmup_ms, 0)
+
+
+def indicator_table(spec: SweepSpec, symbol: str) -> IndicatorTable:
+    """The shared indicator table of ``symbol`` with every indicator of the whole grid
+    computed up front, so :func:`run_sweep` only reads it (safe across threads)."""
+    from gridflow.operators.indicators import indicator_name
+    from gridflow.operators.strategies import STRATEGIES
+
+    data = symbol_data(spec, symbol)
+    slot = _entry(spec, symbol)
+    with slot["lock"]:
+        if "table" not in slot:
+            table = IndicatorTable(data, first_candle(spec, data))
+            combos, _ = spec.grid()
+            names = [n for p in combos for n in STRATEGIES[p.name][0](p)]
+            sz = spec.account.sizing
+            if sz.mode == "vol_parity":
+                names.append(indicator_name("hv", sz.vol_window))
+            table.ensure(names)
+            slot["table"] = table
+        return slot["table"]
+
+
+def clear_cache() -> None:
+    """Forget every cached symbol (frees memory in long-lived processes)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def plan_steps(spec: SweepSpec) -> dict[tuple[str, int, str], int]:
+    """Candles traded by one result row of each ``(symbol, window, phase)``: the
+    progress unit (combinations x candles) and a check that every window holds candles.
+
+    Raises
+    ------
+    ValueError
+        A symbol with no candle in ``[start_ms, end_ms)``, or no walk-forward window.
+    """
+    from gridflow.wfo.walkforward import windows
+
+    out: dict[tuple[str, int, str], int] = {}
+    for s in spec.symbols:
+        data = symbol_data(spec, s)
+        if spec.kind == "sweep":
+            t0 = max(data.index(spec.start_ms, 0), first_candle(spec, data))
+            t1 = data.index(spec.end_ms, len(data))
+            if t1 <= t0:
+                raise ValueError(f"{s}: no candle between start_ms {spec.start_ms} and "
+                                 f"end_ms {spec.end_ms}")
+            out[(s, -1, "full")] = t1 - t0
+            continue
+        try:
+            wins = windows(data, spec.wfo)
+        except ValueError as exc:
+            raise ValueError(f"{s}: {exc}") from exc
+        for w in wins:
+            for phase, lo, hi in (("is", w.is_start_ms, w.is_end_ms),
+                                  ("oos", w.oos_start_ms, w.oos_end_ms)):
+                out[(s, w.index, phase)] = data.index(hi, len(data)) - data.index(lo, 0)
+    return out
+
+
+# --- one partition --------------------------------------------------------------------
+def run_partition(spec: SweepSpec, part: tuple[str, int]) -> dict[str, Any]:
+    """Run one partition: chunk ``k`` of the grid on ``symbol`` (``(symbol, k)``), or
+    the walk-forward run of ``symbol`` (``(symbol, -1)``).
+
+    Returns
+    -------
+    dict
+        ``symbol``, ``chunk``, ``rows`` (:func:`write_results` rows), ``wfo`` (None, or
+        ``(windows, report, grade)`` for :func:`write_wfo`), ``steps`` (candles x
+        combinations) and ``seconds`` (kernel time).
+    """
+    symbol, k = part
+    if spec.kind == "wfo":
+        return _run_wfo(spec, symbol)
+    from gridflow.wfo.grade import window_score
+    from gridflow.wfo.walkforward import WfoConfig
+
+    data, table = symbol_data(spec, symbol), indicator_table(spec, symbol)
+    combos, params = spec.grid()
+    ids = spec.chunk(k)
+    res = run_sweep(data, spec.account, combos[ids.start:ids.stop], spec.fees,
+                    spec.market(symbol), start_ms=spec.start_ms, end_ms=spec.end_ms,
+                    first=table.first, table=table)
+    m = res.metrics
+    score = window_score(m["total_return"], m["max_drawdown"], m["trades"], m["sharpe"],
+                         WfoConfig().min_trades)
+    cols = {name: m[name].tolist() for name in METRICS}
+    cols["score"] = list(map(float, score))
+    rows = [{"sweep_id": spec.sweep_id, "symbol": symbol, "window": -1, "phase": "full",
+             "combo_id": cid, "params": dict(params[cid]),
+             **{name: v[j] for name, v in cols.items()}} for j, cid in enumerate(ids)]
+    return {"symbol": symbol, "chunk": k, "rows": rows, "wfo": None, "steps": res.steps,
+            "seconds": res.seconds}
+
+
+def _run_wfo(spec: SweepSpec, symbol: str) -> dict[str, Any]:
+    from gridflow.wfo.walkforward import run_walkforward
+
+    res = run_walkforward(symbol_data(spec, symbol), spec.account, spec.strategy,
+                          spec.space, spec.wfo, spec.fees, spec.market(symbol), spec.base)
+    rows = [{"sweep_id": spec.sweep_id, "symbol": symbol, **r} for r in res.results]
+    keep = set(WfoWindowRow.model_fields) - {"sweep_id", "symbol"}
+    wins = [{k: v for k, v in w.items() if k in keep} for w in res.windows]
+    return {"symbol": symbol, "chunk": -1, "rows": rows,
+            "wfo": (wins, res.report, res.report["grade"]),
+            "steps": res.report["steps"], "seconds": res.report["seconds"]}
+
+
+# --- store progress -------------------------------------------------------------------
+def count_results(url: str | Engine, sweep_id: str) -> dict[tuple[str, int, str], int]:
+    """Stored result rows of ``sweep_id`` per ``(symbol, window, phase)``."""
+    t = SweepResultRow.__table__
+    q = (select(t.c.symbol, t.c.window, t.c.phase, func.count())
+         .where(t.c.sweep_id == sweep_id).group_by(t.c.symbol, t.c.window, t.c.phase))
+    with _connect(url) as conn:
+        return {(s, int(w), p): int(n) for s, w, p, n in conn.execute(q)}
+
+
+def is_complete(url: str | Engine, spec: SweepSpec) -> bool:
+    """Whether the store holds every result of the run: ``symbols x combos`` rows of a
+    sweep, or the summary of every symbol of a walk-forward run (written after its
+    rows)."""
+    with _connect(url) as conn:
+        if spec.kind == "sweep":
+            t = SweepResultRow.__table__
+            n = conn.execute(select(func.count()).where(t.c.sweep_id == spec.sweep_id)).scalar()
+            return int(n) == spec.expected_results()
+        t = WfoSummaryRow.__table__
+        n = conn.execute(select(func.count()).where(t.c.sweep_id == spec.sweep_id)).scalar()
+        return int(n) == len(spec.symbols)
+
+
+# --- bytewax source and sink ----------------------------------------------------------
+class _Partitions(StatelessSourcePartition):
+    def __init__(self, parts: list[tuple[str, int]]) -> None:
+        self._parts = iter(parts)
+
+    def next_batch(self) -> list[tuple[str, int]]:
+        return [next(self._parts)]  # StopIteration when done ends the input
+
+
+class SweepInput(DynamicSource):
+    """This worker's partitions of the spec: ``partitions()[i]`` with
+    ``i % worker_count == worker_index``, one per batch."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partitions:
+        parts = self.spec.partitions()
+        return _Partitions([p for i, p in enumerate(parts) if i % worker_count == worker_index])
+
+
+class _Writer(StatelessSinkPartition):
+    def __init__(self, spec: SweepSpec, started: float) -> None:
+        from gridflow.control.schema import open_store
+
+        self._spec, self._started = spec, started
+        self._engine = open_store(spec.db_url)
+
+    def write_batch(self, items: list[dict[str, Any]]) -> None:
+        rows = [r for it in items for r in it["rows"]]
+        write_results(self._engine, rows)
+        for it in items:
+            if it["wfo"] is not None:
+                wins, report, grade = it["wfo"]
+                write_wfo(self._engine, self._spec.sweep_id, it["symbol"], wins, report, grade)
+
+    def close(self) -> None:
+        try:
+            if is_complete(self._engine, self._spec):
+                finish_sweep(self._engine, self._spec.sweep_id,
+                             time.perf_counter() - self._started)
+        finally:
+            self._engine.dispose()
+
+
+class SweepSink(DynamicSink):
+    """Writes each batch of partition results to the store (idempotent upserts); on
+    close, marks the sweep done when the store holds all of its results."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+        self.started = time.perf_counter()
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Writer:
+        return _Writer(self.spec, self.started)
+
+
+# --- the flow -------------------------------------------------------------------------
+def register(spec: SweepSpec, attempts: int = 5) -> None:
+    """Register the sweep in the store (:func:`create_sweep`, idempotent). Retried when
+    processes starting together race to create the SQLite tables.
+
+    Raises
+    ------
+    ValueError
+        ``SWEEP_SPEC_MISMATCH``: the id exists with another spec.
+    """
+    for i in range(attempts):
+        try:
+            create_sweep(spec.db_url, spec.sweep_id, spec.kind, spec.strategy,
+                         list(spec.symbols), spec.store_spec(), spec.n_combos)
+            return
+        except OperationalError:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.2 * (i + 1))
+
+
+def build_flow(spec: SweepSpec) -> Dataflow:
+    """The sweep dataflow of a validated spec (nothing is registered or read)."""
+    flow = Dataflow("gridflow_sweep")
+    parts = op.input("partitions", flow, SweepInput(spec))
+    # (symbol, chunk index | -1)
+    results = op.map("run", parts, lambda part: run_partition(spec, part))
+    # {"symbol", "chunk", "rows", "wfo", "steps", "seconds"}
+    op.output("store", results, SweepSink(spec))
+    return flow
+
+
+def build(spec: str | Path | dict | SweepSpec) -> Dataflow:
+    """Load the spec (a TOML/JSON path, a dict or a :class:`SweepSpec`), register the
+    sweep in its store and build the flow; every process of a run may call it."""
+    s = load_sweep_spec(spec)
+    register(s)
+    return build_flow(s)
+
+
+def __getattr__(name: str) -> Dataflow:
+    # ``python -m bytewax.run gridflow.dataflows.sweep:flow`` builds the flow of the spec
+    # named by GRIDFLOW_SWEEP_SPEC lazily, so importing this module has no side effects.
+    if name == "flow":
+        path = os.environ.get(SPEC_ENV)
+        if not path:
+            raise RuntimeError(f"set {SPEC_ENV} to the path of a sweep spec (TOML or JSON)")
+        return build(path)
+    raise AttributeError(name)
