@@ -12,6 +12,7 @@ belongs to. Multi-output kinds yield one array per output, keyed ``name.output``
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import NamedTuple
@@ -118,8 +119,16 @@ def parse_indicator(name: str) -> IndicatorSpec:
     return IndicatorSpec(kind_name, tuple(params), tf)
 
 
+@functools.lru_cache(maxsize=65_536)
 def indicator_name(kind: str, *params, timeframe: str | None = None) -> str:
-    """Canonical name of an indicator, e.g. ``indicator_name("sma", 24) == "sma_24"``."""
+    """Canonical name of an indicator, e.g. ``indicator_name("sma", 24) == "sma_24"``
+    (memoised: a sweep asks for the names of every combination).
+
+    Raises
+    ------
+    ValueError
+        Unknown kind or invalid parameters.
+    """
     return parse_indicator(IndicatorSpec(kind, tuple(params), timeframe).name).name
 
 
