@@ -193,3 +193,25 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path: Path, args, message
                     "--no-progress", cwd=tmp_path)
     assert res.returncode == 2, res.stderr[-2000:]
     assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_wfo_command_on_btc_2019_to_2026_reports_every_item(tmp_path: Path) -> None:
+    """The acceptance run: BTC/USDT 1h 2019-2026, 365 / 90-day windows, from the CLI."""
+    db = f"sqlite:///{tmp_path / 'wfo.db'}"
+    res = _gridflow("wfo", "--strategy", "grid_atr", "--param", "atr_start=1,2,3",
+                    "--param", "sl_pct=0.05,0.1", "--param", "side=long,short",
+                    "--set", "levels=3", "--start", "2019-01-01", "--end", "2026-05-01",
+                    "--is-days", "365", "--oos-days", "90", "--db", db, "--json",
+                    "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rep = json.loads(res.stdout)["reports"]["BTC/USDT"]
+    # 2019-01-01 + 365 days of IS, then 90-day OOS windows up to 2026-05-01
+    assert rep["n_windows"] == 26 and rep["n_combos"] == 12
+    assert set(rep["regimes"]) <= {"bull", "bear", "range", "crash"}
+    assert sum(rep["regimes"].values()) == 26
+    assert 0.0 <= rep["dsr"] <= 1.0 and 0.0 < rep["mc_pvalue"] <= 1.0
+    assert 0.0 <= rep["consistency"] <= 1.0 and 0.0 <= rep["stability"] <= 1.0
+    for key in ("oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_trades",
+                "oos_is_ratio", "grade"):
+        assert key in rep
+    assert rep["grade"] in tuple("ABCDF") and rep["grade_reasons"]
