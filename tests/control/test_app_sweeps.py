@@ -115,3 +115,44 @@ def test_guest_browses_sweeps_and_walk_forward(tmp_path: Path) -> None:
         page.locator(".gf-sweep-symbol select").select_option(SWEEP_SYMBOLS[1])
         expect(page.locator(".gf-sweep-grade")).to_have_text("C")
         _expect_first_row(page, "net_pnl", SWEEP_SYMBOLS[1])
+
+
+@needs_browser
+def test_a_real_walk_forward_from_the_cli_shows_in_the_tab(tmp_path: Path) -> None:
+    """`gridflow wfo` on the bundled BTC/USDT candles, then the tab reads what it stored:
+    the grade of the stored report, every window, the best in-sample combination on top."""
+    import json
+    import subprocess
+    import sys
+
+    from gridflow.control.sweep_store import read_results, read_wfo
+
+    db = f"sqlite:///{tmp_path / 'wfo.db'}"
+    res = subprocess.run(
+        [sys.executable, "-m", "gridflow.cli", "wfo", "--strategy", "grid_atr",
+         "--param", "atr_start=1,2,3", "--param", "sl_pct=0.05,0.1", "--param",
+         "side=long,short", "--set", "levels=3", "--start", "2021-01-01", "--end",
+         "2024-01-01", "--is-days", "180", "--oos-days", "90", "--db", db, "--json",
+         "--no-progress"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    sid, n = out["sweep_id"], out["n_combos"]
+    windows, summaries = read_wfo(db, sid)
+    is_rows = read_results(db, sid, phase="is")
+    mean_sharpe = is_rows.groupby("combo_id")["sharpe"].mean()
+    with app_server(db, users=USERS) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 2700})
+        page.goto(url)
+        page.locator(".bk-tab", has_text="Sweeps").click()
+        page.locator(".gf-sweep-select select").select_option(
+            label=f"{sid} · wfo · grid_atr · {n} combos")
+        expect(page.locator(".gf-sweep-info")).to_contain_text(sid)
+        expect(page.locator(".gf-sweep-grade")).to_have_text(summaries["BTC/USDT"]["grade"])
+        expect(page.locator(".gf-sweep-windows tbody tr")).to_have_count(len(windows))
+        expect(page.locator(".gf-sweep-top tbody tr")).to_have_count(min(20, n))
+        expect(page.locator(".gf-sweep-heatmap canvas").first).to_be_visible()
+        expect(page.locator(".gf-sweep-scatter canvas").first).to_be_visible()
+        first = page.locator(".gf-sweep-top tbody tr").first.locator("td")
+        shown = float(first.nth(3).inner_text().replace(",", ""))  # 3 params, then Sharpe
+        assert shown == pytest.approx(mean_sharpe.max(), rel=1e-5)
+        screenshot(page, "app_sweeps_real_wfo")
