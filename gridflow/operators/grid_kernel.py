@@ -392,15 +392,6 @@ def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
 
 
 @njit(cache=True, _nrt=False)
-def candle_step(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
-                mp, rw_ts, rw_eq, caps, out_i, out_f, n):
-    """``_candle`` as a called (not inlined) function, for callers that run it rarely
-    (the sweep kernel's exact path) and want to stay small."""
-    return _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
-                   mp, rw_ts, rw_eq, caps, out_i, out_f, n)
-
-
-@njit(cache=True, _nrt=False)
 def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, caps,
                out_i, out_f, n):
     """Day rollover, hourly rolling mark, kill switch checks and the equity snapshot."""

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from gridflow.operators import kernel_layout as kl
-from gridflow.operators.grid_kernel import _caps, _funding, _group_end, _stop, candle_step
+from gridflow.operators.grid_kernel import _candle, _caps, _funding, _group_end, _stop
 from gridflow.operators.risk import KS_DAILY, session_loss_tripped
 from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at
 from gridflow.sweep.skip import denied_for_sure, position_may_change, scan_flat
@@ -151,6 +151,15 @@ def _quiet_group_end(eq, pnl_g, cap_g, pnl_s, cap_s, t, close_ts, day, hourly, a
     if eq > af[kl.AF_PEAK]:
         af[kl.AF_PEAK] = eq
     return True
+
+
+@njit(cache=True, _nrt=False)
+def candle_step(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
+                mp, rw_ts, rw_eq, caps, out_i, out_f, n):
+    """The account step's ``_candle`` (inlined here) behind one real call: the sweep runs
+    it for few candles, and inlining it into the kernel's loop slows every other one."""
+    return _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai, pf,
+                   mp, rw_ts, rw_eq, caps, out_i, out_f, n)
 
 
 @njit(cache=True, _nrt=False)
