@@ -215,7 +215,8 @@ def _frame(table: Table, rows: list[dict[str, Any]], sort: list[str]) -> pd.Data
         elif isinstance(c.type, Integer):
             base[c.name] = base[c.name].astype("int64")
     names = sorted({k for p in params for k in p})
-    expanded = pd.DataFrame.from_records(params, columns=names, index=base.index)
+    expanded = pd.DataFrame(params, columns=names)  # (pandas 2 reads an empty index as
+    expanded.index = base.index                      # field names in from_records)
     n = len(sort)
     df = pd.concat([base.iloc[:, :n], expanded, base.iloc[:, n:]], axis=1)
     df = df.sort_values(sort, kind="stable").reset_index(drop=True)
