@@ -122,13 +122,15 @@ class SweepResult:
 
     ``metrics``: :data:`gridflow.sweep.metrics.METRICS` -> (C,) arrays; ``raw`` the
     kernel accumulators (C, MET_W); ``daily`` (C, D) equity at each UTC day's last close
-    (when asked); ``t0``/``t1`` the candle index window; ``steps`` candles x combinations;
+    (when asked); ``trades`` each combination's round trips as dicts named like
+    :class:`~gridflow.events.TradeRecord` (when asked); ``t0``/``t1`` the candle index window; ``steps`` candles x combinations;
     ``seconds`` kernel wall time.
     """
 
     metrics: dict[str, np.ndarray]
     raw: np.ndarray
     daily: np.ndarray | None
+    trades: list[list[dict]] | None
     t0: int
     t1: int
     steps: int
@@ -138,7 +140,8 @@ class SweepResult:
 def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyParams],
               fees: FeesConfig | None = None, market: MarketSpec | None = None, *,
               start_ms: int | None = None, end_ms: int | None = None, first: int = 0,
-              table: IndicatorTable | None = None, daily: bool = False) -> SweepResult:
+              table: IndicatorTable | None = None, daily: bool = False,
+              trades: bool = False) -> SweepResult:
     """Run every combination as a fresh single-symbol account over ``[start, end)``.
 
     Parameters
@@ -157,6 +160,9 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
         Shared indicator cache (must have the same ``first``).
     daily : bool
         Also return each combination's daily equity curve.
+    trades : bool
+        Also return each combination's round trips (for inspection and parity checks;
+        memory grows with candles x combinations).
 
     Raises
     ------
@@ -201,11 +207,34 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     met = np.zeros((C, sk.MET_W))
     n_days = int(data.day[t1 - 1] - data.day[t0]) + 1
     out_daily = np.full((C if daily else 0, n_days), np.nan)
+    out_trades = np.zeros((C if trades else 0, t1 - t0 + 1, sk.TR_W))
     t = time.perf_counter()
     sk.sweep_kernel(data.ts, data.open, data.high, data.low, data.close, data.fund, data.day,
                     data.hourly, data.hour_idx, data.hour_cum, data.day_cum, ind, xrows, qps, sl, size_base, hv_row, vol, first, t0, t1,
                     data.tf_ms, account_params(account, fees), mp0, account.capital_quote,
-                    account.risk.rolling_window_hours, met, out_daily)
+                    account.risk.rolling_window_hours, met, out_daily, out_trades)
     seconds = time.perf_counter() - t
     return SweepResult(finalize(met, account.capital_quote, data.tf_ms), met,
-                       out_daily if daily else None, t0, t1, (t1 - t0) * C, seconds)
+                       out_daily if daily else None,
+                       _trade_dicts(out_trades, met) if trades else None,
+                       t0, t1, (t1 - t0) * C, seconds)
+
+
+_EXIT = {kl.EXIT_TP: "TP", kl.EXIT_SL: "SL", kl.EXIT_TRAIL: "TRAIL", kl.EXIT_FLIP: "FLIP",
+         kl.EXIT_FLATTEN: "FLATTEN"}
+
+
+def _trade_dicts(rows: np.ndarray, met: np.ndarray) -> list[list[dict]]:
+    out = []
+    for k in range(rows.shape[0]):
+        n = int(met[k, sk.M_TRADES])
+        trades = []
+        for r in rows[k, :n]:
+            d = dict(zip(sk.TRADE_FIELDS, r.tolist()))
+            for key in ("open_ts_ms", "close_ts_ms", "entries"):
+                d[key] = int(d[key])
+            d["position_side"] = "long" if d.pop("side") > 0 else "short"
+            d["exit_reason"] = _EXIT[int(d["exit_reason"])]
+            trades.append(d)
+        out.append(trades)
+    return out

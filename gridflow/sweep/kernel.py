@@ -37,6 +37,9 @@ MET_NAMES = ("equity", "max_drawdown", "days", "sum_r", "sum_r2", "sum_down2", "
 (M_EQUITY, M_MAXDD, M_DAYS, M_SUM_R, M_SUM_R2, M_SUM_DOWN2, M_EXPOSED, M_CANDLES, M_TRADES,
  M_WINS, M_GROSS_P, M_GROSS_L, M_MAX_CONSEC, M_FEES, M_FUNDING, M_EXACT, M_KILL) = range(17)
 MET_W = 17
+TRADE_FIELDS = ("open_ts_ms", "close_ts_ms", "side", "entries", "amount", "avg_entry",
+                "exit_price", "pnl", "fees", "funding", "exit_reason")
+TR_W = len(TRADE_FIELDS)
 
 
 # scratch state of the metrics (besides the accumulators of ``met``)
@@ -163,6 +166,22 @@ def candle_step(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af,
 
 
 @njit(cache=True, _nrt=False)
+def _log_trade(row, oi, of):
+    """One round trip of the event log (a ``K_TRADE`` row) into ``row`` (TRADE_FIELDS)."""
+    row[0] = oi[6]  # open_ts_ms
+    row[1] = oi[1]  # close_ts_ms
+    row[2] = oi[7]  # side
+    row[3] = oi[3]  # entries
+    row[4] = of[1]  # amount
+    row[5] = of[4]  # avg_entry
+    row[6] = of[0]  # exit_price
+    row[7] = of[3]  # pnl, net of fees and funding
+    row[8] = of[2]  # fees
+    row[9] = of[5]  # funding
+    row[10] = oi[5]  # exit reason code (kernel_layout EXIT_*)
+
+
+@njit(cache=True, _nrt=False)
 def _entry_refused(raw, tick, pos, amt, t, size, lev, max_mr, cap_g, cap_s, grid, lo, hi, sf,
                    si, af, pf, mp):
     """An open position's nearest unfilled level (unrounded ``raw``) may be reached in
@@ -196,7 +215,7 @@ def _entry_refused(raw, tick, pos, amt, t, size, lev, max_mr, cap_g, cap_s, grid
 @njit(cache=True, nogil=True)
 def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum, ind, xrows,
                  qps, sl, size_base, hv_row, vol, t_first, t0, t1, tf_ms, pf, mp0, capital,
-                 window_hours, met, daily):
+                 window_hours, met, daily, trades):
     """Run every combination over candles ``[t0, t1)`` of one symbol.
 
     Parameters
@@ -234,6 +253,9 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
     daily : float64 (C, D) or (0, D)
         When it has C rows, receives each combination's equity at the last close of
         each UTC day from ``t0`` (D >= number of days; NaN past the end).
+    trades : float64 (C, K, TR_W) or (0, K, TR_W)
+        When it has C rows, receives each combination's first K round trips
+        (:data:`TRADE_FIELDS`); ``met[:, M_TRADES]`` counts them all.
     """
     C = xrows.shape[0]
     L = 1
@@ -260,6 +282,7 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
     per_hour = max(1, HOUR_MS // tf_ms)
     seed_from = max(t_first, t0 - (R + 1) * per_hour)
     rec = daily.shape[0] == C
+    log_trades = trades.shape[0] == C
     frozen_bits = ~KS_DAILY
     lev = pf[kl.P_LEVERAGE]
     max_mr = pf[kl.P_MAX_MR]
@@ -419,6 +442,8 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
             for j in range(n):
                 if out_i[j, 0] == kl.K_TRADE:
                     net = out_f[j, 3]
+                    if log_trades and m[M_TRADES] < trades.shape[1]:
+                        _log_trade(trades[k, int(m[M_TRADES])], out_i[j], out_f[j])
                     m[M_TRADES] += 1
                     if net > 0.0:
                         m[M_WINS] += 1

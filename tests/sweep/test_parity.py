@@ -3,7 +3,8 @@
 For each strategy, 50 random parameter combinations (seeded) run two ways on the bundled
 real BTC/USDT 1h candles with BTC perpetual funding: as 50 accounts of **one Bytewax
 replay** (the journal's trades and final equity), and through :func:`run_sweep`. The
-number of round trips must be equal and the net PnL equal to 1e-6 USDT. The accounts use
+round trips must be the same (times, side, entries, amounts, prices, exit reason; PnL,
+fees and funding of each to 1e-6 USDT) and the net PnL equal to 1e-6 USDT. The accounts use
 different sizing modes, leverage and risk limits (default limits for grid ATR, so kill
 switches trip and the frozen-account path is exercised), Binance tick / step / minimum
 notional, and a window whose indicators warm up on the three months before it.
@@ -132,7 +133,7 @@ def parity(tmp_path_factory):
     for s, (_draw, lev, risk, sizing) in CASES.items():
         acct = _account("sweep", combos[s][0], lev, risk, sizing)
         swept[s] = run_sweep(data, acct, combos[s], FEES, MARKET, start_ms=_ms(START),
-                             end_ms=_ms(END), first=first, table=table)
+                             end_ms=_ms(END), first=first, table=table, trades=True)
     return combos, summaries, trades, swept
 
 
@@ -146,6 +147,16 @@ def test_sweep_equals_replay_trades_and_net_pnl(parity, strategy):
         s = summaries[name]
         replay_pnl = s["equity"] - s["initial_capital"]
         assert res.metrics["trades"][i] == len(trades[name]), (name, combos[strategy][i])
+        ours = res.trades[i]
+        theirs = sorted(trades[name], key=lambda r: r["open_ts_ms"])
+        for a, b in zip(ours, theirs):  # every round trip, field by field
+            for key in ("open_ts_ms", "close_ts_ms", "position_side", "entries",
+                        "exit_reason"):
+                assert a[key] == b[key], (name, key, a, b)
+            for key in ("amount", "avg_entry", "exit_price"):
+                assert a[key] == pytest.approx(b[key], rel=1e-12), (name, key, a, b)
+            for key in ("pnl", "fees", "funding"):
+                assert abs(a[key] - b[key]) <= 1e-6, (name, key, a, b)
         assert abs(res.metrics["net_pnl"][i] - replay_pnl) <= 1e-6, (
             name, combos[strategy][i], res.metrics["net_pnl"][i], replay_pnl)
         assert abs(res.metrics["fees"][i] - s["fees_paid"]) <= 1e-6
