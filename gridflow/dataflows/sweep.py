@@ -1,4 +1,4 @@
-"""The sweep dataflow: spec partitions -> sweep kernel (or walk-forward) -> result store.
+"""The sweep dataflow: spec partitions -> sweep kernel (or walk-forward window) -> store.
 
 Run it with ``GRIDFLOW_SWEEP_SPEC=spec.toml python -m bytewax.run dataflows.sweep:flow``
 (add ``-w N`` for threads, ``-i K -a "host:port;..."`` for processes) or
@@ -7,7 +7,10 @@ Run it with ``GRIDFLOW_SWEEP_SPEC=spec.toml python -m bytewax.run dataflows.swee
 Every worker derives the same partition list from the spec
 (:meth:`~gridflow.sweep.spec.SweepSpec.partitions`) and takes those whose index ``i``
 satisfies ``i % worker_count == worker_index``, so threads of one process and workers of
-several processes split the work, each partition run exactly once. Result writes are
+several processes split the work, each partition run exactly once. A walk-forward run has
+one partition per window of each symbol; the windows of a symbol meet in one worker
+(keyed by symbol), which writes each window's rows as it arrives and, once it holds all
+of them, assembles and writes the symbol's windows and report. Result writes are
 idempotent upserts, so a rerun (or a crash and rerun) ends with the same rows. Candles
 and indicators of a symbol are loaded once per process and shared by its workers (the
 kernel releases the GIL, so threads run it in parallel).
@@ -15,6 +18,7 @@ kernel releases the GIL, so threads run it in parallel).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -41,6 +45,7 @@ from gridflow.control.sweep_store import (
 )
 from gridflow.sweep import METRICS, IndicatorTable, SweepData, run_sweep
 from gridflow.sweep.spec import SweepSpec, load_sweep_spec
+from gridflow.wfo.config import Window, window_combos, windows
 
 SPEC_ENV = "GRIDFLOW_SWEEP_SPEC"
 """Environment variable naming the spec file (TOML or JSON) of ``dataflows.sweep:flow``."""
@@ -83,9 +88,38 @@ def first_candle(spec: SweepSpec, data: SweepData) -> int:
     return data.index(spec.start_ms - spec.warmup_ms, 0)
 
 
+def wfo_windows(spec: SweepSpec, symbol: str) -> list[Window]:
+    """The walk-forward windows of ``symbol`` (:func:`windows` of its candles and
+    ``spec.wfo``), computed once per process.
+
+    Raises
+    ------
+    ValueError
+        No window fits (the message starts with the symbol).
+    """
+    data = symbol_data(spec, symbol)
+    slot = _entry(spec, symbol)
+    with slot["lock"]:
+        if "windows" not in slot:
+            try:
+                slot["windows"] = windows(data, spec.wfo)
+            except ValueError as exc:
+                raise ValueError(f"{symbol}: {exc}") from exc
+        return slot["windows"]
+
+
+def partitions(spec: SweepSpec) -> list[tuple[str, int]]:
+    """:meth:`SweepSpec.partitions` of ``spec``, given the window count of each symbol
+    of a walk-forward run (:func:`wfo_windows`, which reads the candles)."""
+    if spec.kind == "wfo":
+        return spec.partitions({s: len(wfo_windows(spec, s)) for s in spec.symbols})
+    return spec.partitions()
+
+
 def indicator_table(spec: SweepSpec, symbol: str) -> IndicatorTable:
     """The shared indicator table of ``symbol`` with every indicator of the whole grid
-    computed up front, so :func:`run_sweep` only reads it (safe across threads)."""
+    (and, for a walk-forward run, of every stability neighbour, warmed up from the first
+    candle) computed up front, so :func:`run_sweep` only reads it (safe across threads)."""
     from gridflow.operators.indicators import indicator_name
     from gridflow.operators.strategies import STRATEGIES
 
@@ -93,8 +127,12 @@ def indicator_table(spec: SweepSpec, symbol: str) -> IndicatorTable:
     slot = _entry(spec, symbol)
     with slot["lock"]:
         if "table" not in slot:
-            table = IndicatorTable(data, first_candle(spec, data))
             combos, _ = spec.grid()
+            if spec.kind == "wfo":
+                table = IndicatorTable(data, 0)
+                combos = window_combos(combos, spec.space, spec.wfo)
+            else:
+                table = IndicatorTable(data, first_candle(spec, data))
             names = [n for p in combos for n in STRATEGIES[p.name][0](p)]
             sz = spec.account.sizing
             if sz.mode == "vol_parity":
@@ -119,8 +157,6 @@ def plan_steps(spec: SweepSpec) -> dict[tuple[str, int, str], int]:
     ValueError
         A symbol with no candle in ``[start_ms, end_ms)``, or no walk-forward window.
     """
-    from gridflow.wfo.walkforward import windows
-
     out: dict[tuple[str, int, str], int] = {}
     for s in spec.symbols:
         data = symbol_data(spec, s)
@@ -132,11 +168,7 @@ def plan_steps(spec: SweepSpec) -> dict[tuple[str, int, str], int]:
                                  f"end_ms {spec.end_ms}")
             out[(s, -1, "full")] = t1 - t0
             continue
-        try:
-            wins = windows(data, spec.wfo)
-        except ValueError as exc:
-            raise ValueError(f"{s}: {exc}") from exc
-        for w in wins:
+        for w in wfo_windows(spec, s):
             for phase, lo, hi in (("is", w.is_start_ms, w.is_end_ms),
                                   ("oos", w.oos_start_ms, w.oos_end_ms)):
                 out[(s, w.index, phase)] = data.index(hi, len(data)) - data.index(lo, 0)
@@ -145,19 +177,20 @@ def plan_steps(spec: SweepSpec) -> dict[tuple[str, int, str], int]:
 
 # --- one partition --------------------------------------------------------------------
 def run_partition(spec: SweepSpec, part: tuple[str, int]) -> dict[str, Any]:
-    """Run one partition: chunk ``k`` of the grid on ``symbol`` (``(symbol, k)``), or
-    the walk-forward run of ``symbol`` (``(symbol, -1)``).
+    """Run one partition ``(symbol, k)``: chunk ``k`` of the grid on ``symbol``, or
+    walk-forward window ``k`` of ``symbol``.
 
     Returns
     -------
     dict
-        ``symbol``, ``chunk``, ``rows`` (:func:`write_results` rows), ``wfo`` (None, or
-        ``(windows, report, grade)`` for :func:`write_wfo`), ``steps`` (candles x
-        combinations) and ``seconds`` (kernel time).
+        ``symbol``, ``chunk`` (``k``), ``rows`` (:func:`write_results` rows), ``wfo``
+        (None here, see :func:`collect_windows`), ``steps`` (candles x combinations),
+        ``seconds`` (kernel time) and, for a window, ``window``: its
+        :class:`~gridflow.wfo.walkforward.WindowResult` without rows.
     """
     symbol, k = part
     if spec.kind == "wfo":
-        return _run_wfo(spec, symbol)
+        return _run_window(spec, symbol, k)
     from gridflow.wfo.grade import window_score
     from gridflow.wfo.walkforward import WfoConfig
 
@@ -179,17 +212,56 @@ def run_partition(spec: SweepSpec, part: tuple[str, int]) -> dict[str, Any]:
             "seconds": res.seconds}
 
 
-def _run_wfo(spec: SweepSpec, symbol: str) -> dict[str, Any]:
-    from gridflow.wfo.walkforward import run_walkforward
+def _run_window(spec: SweepSpec, symbol: str, k: int) -> dict[str, Any]:
+    from gridflow.wfo.walkforward import run_window
 
-    res = run_walkforward(symbol_data(spec, symbol), spec.account, spec.strategy,
-                          spec.space, spec.wfo, spec.fees, spec.market(symbol), spec.base)
-    rows = [{"sweep_id": spec.sweep_id, "symbol": symbol, **r} for r in res.results]
+    data, table = symbol_data(spec, symbol), indicator_table(spec, symbol)
+    combos, params = spec.grid()
+    res = run_window(data, spec.account, spec.strategy, spec.space, spec.wfo,
+                     wfo_windows(spec, symbol)[k], combos, params, table, spec.fees,
+                     spec.market(symbol), spec.base)
+    rows = [{"sweep_id": spec.sweep_id, "symbol": symbol, **r} for r in res.rows]
+    return {"symbol": symbol, "chunk": k, "rows": rows, "wfo": None, "steps": res.steps,
+            "seconds": res.seconds, "window": dataclasses.replace(res, rows=[])}
+
+
+def collect_windows(spec: SweepSpec, state: dict[int, Any] | None, item: dict[str, Any]
+                    ) -> tuple[dict[int, Any] | None, list[dict[str, Any]]]:
+    """The stateful step of a walk-forward run, keyed by symbol: passes each window's
+    rows on to the store at once and keeps its result; when every window of the symbol
+    has arrived, :func:`~gridflow.wfo.walkforward.assemble` them and emit the windows
+    and report (then the state is dropped).
+
+    Parameters
+    ----------
+    state : dict[int, WindowResult] or None
+        The symbol's windows so far, by index.
+    item : dict
+        A :func:`run_partition` result.
+
+    Returns
+    -------
+    (state, items)
+        Items for the sink: the window's rows, then (last window) the summary
+        ``{"symbol", "chunk": -1, "rows": [], "wfo": (windows, report, grade), "steps",
+        "seconds"}``.
+    """
+    from gridflow.wfo.walkforward import assemble
+
+    symbol, state = item["symbol"], {} if state is None else state
+    res = item["window"]
+    state[res.window["index"]] = res
+    out = [{k: v for k, v in item.items() if k != "window"}]
+    if len(state) < len(wfo_windows(spec, symbol)):
+        return state, out
+    wfo = assemble(symbol_data(spec, symbol), spec.wfo, list(state.values()), spec.account,
+                   spec.strategy, spec.grid()[1], spec.invalid_combos)
     keep = set(WfoWindowRow.model_fields) - {"sweep_id", "symbol"}
-    wins = [{k: v for k, v in w.items() if k in keep} for w in res.windows]
-    return {"symbol": symbol, "chunk": -1, "rows": rows,
-            "wfo": (wins, res.report, res.report["grade"]),
-            "steps": res.report["steps"], "seconds": res.report["seconds"]}
+    wins = [{k: v for k, v in w.items() if k in keep} for w in wfo.windows]
+    out.append({"symbol": symbol, "chunk": -1, "rows": [],
+                "wfo": (wins, wfo.report, wfo.report["grade"]),
+                "steps": wfo.report["steps"], "seconds": wfo.report["seconds"]})
+    return None, out
 
 
 # --- store progress -------------------------------------------------------------------
@@ -233,7 +305,7 @@ class SweepInput(DynamicSource):
         self.spec = spec
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partitions:
-        parts = self.spec.partitions()
+        parts = partitions(self.spec)
         return _Partitions([p for i, p in enumerate(parts) if i % worker_count == worker_index])
 
 
@@ -298,9 +370,14 @@ def build_flow(spec: SweepSpec) -> Dataflow:
     """The sweep dataflow of a validated spec (nothing is registered or read)."""
     flow = Dataflow("gridflow_sweep")
     parts = op.input("partitions", flow, SweepInput(spec))
-    # (symbol, chunk index | -1)
+    # (symbol, chunk index | window index)
     results = op.map("run", parts, lambda part: run_partition(spec, part))
-    # {"symbol", "chunk", "rows", "wfo", "steps", "seconds"}
+    # {"symbol", "chunk", "rows", "wfo", "steps", "seconds"[, "window"]}
+    if spec.kind == "wfo":
+        keyed = op.key_on("by_symbol", results, lambda item: item["symbol"])
+        done = op.stateful_flat_map("collect", keyed,
+                                    lambda state, item: collect_windows(spec, state, item))
+        results = op.key_rm("unkey", done)  # window rows, then the symbol's summary
     op.output("store", results, SweepSink(spec))
     return flow
 

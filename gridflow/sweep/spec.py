@@ -49,7 +49,7 @@ from gridflow.config.models import (
     MarketSpec,
     StrategyParams,
 )
-from gridflow.wfo.walkforward import WfoConfig
+from gridflow.wfo.config import WfoConfig
 
 __all__ = ["SweepSpec", "load_sweep_spec", "read_spec_file"]
 
@@ -306,11 +306,26 @@ class SweepSpec(BaseModel):
         lo = index * self.chunk_size
         return range(lo, min(lo + self.chunk_size, self.n_combos))
 
-    def partitions(self) -> list[tuple[str, int]]:
+    def partitions(self, windows: dict[str, int] | None = None) -> list[tuple[str, int]]:
         """The work items, in a fixed order: ``(symbol, chunk index)`` of a plain sweep,
-        ``(symbol, -1)`` per symbol of a walk-forward run."""
+        ``(symbol, window index)`` of every window of every symbol of a walk-forward run.
+
+        Parameters
+        ----------
+        windows : dict[str, int], optional
+            Walk-forward windows per symbol (required for ``kind="wfo"``); they depend
+            on the candles, see :func:`gridflow.dataflows.sweep.partitions`.
+
+        Raises
+        ------
+        ValueError
+            A walk-forward run without the window count of one of its symbols.
+        """
         if self.kind == "wfo":
-            return [(s, -1) for s in self.symbols]
+            missing = [s for s in self.symbols if s not in (windows or {})]
+            if missing:
+                raise ValueError(f"walk-forward partitions need the window count of {missing}")
+            return [(s, k) for s in self.symbols for k in range(windows[s])]
         return [(s, k) for s in self.symbols for k in range(self.n_chunks())]
 
     def expected_results(self, windows: dict[str, int] | None = None) -> int:

@@ -2,7 +2,10 @@
 
 Every window optimises on its in-sample (IS) span, then trades the chosen combination on
 the following out-of-sample (OOS) span; the OOS daily equity curves are stitched into one
-track record that is judged by :func:`gridflow.wfo.grade.grade`.
+track record that is judged by :func:`gridflow.wfo.grade.grade`. :func:`run_window`
+runs one window on its own and :func:`assemble` combines the windows (a distributed run,
+``gridflow.dataflows.sweep``, runs the windows in parallel); :func:`run_walkforward` is
+both in one call. Settings and windows: :mod:`gridflow.wfo.config`.
 
 >>> data = SweepData.from_file("binance_BTC_USDT_1h.csv.gz")
 >>> res = run_walkforward(data, AccountConfig(), "grid_atr",
@@ -18,115 +21,42 @@ timestamps ms UTC.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence, get_args
+from typing import Any, Callable, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gridflow.config.models import AccountConfig, FeesConfig, GridflowConfig, MarketSpec
+from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
 from gridflow.config.strategies import StrategyParams
 from gridflow.sweep import METRICS, IndicatorTable, SweepData, expand_grid, run_sweep
+from gridflow.wfo.config import (
+    OBJECTIVES,
+    Objective,
+    WfoConfig,
+    Window,
+    neighbours,
+    numeric_params,
+    window_combos,
+    windows,
+)
 from gridflow.wfo.grade import grade, window_score
 from gridflow.wfo.regimes import REGIMES, regime_label
 from gridflow.wfo.stats import (
-    DAY_MS,
     annualised_sharpe,
     block_bootstrap_pvalue,
     deflated_sharpe_ratio,
     max_drawdown,
 )
 
+__all__ = ["ANNUAL_DAYS", "OBJECTIVES", "Objective", "Progress", "WfoConfig", "WfoResult",
+           "Window", "WindowResult", "assemble", "run_walkforward", "run_window", "windows",
+           "window_combos"]
+
 ANNUAL_DAYS = 365
 """Daily periods per year of the Sharpe ratios."""
-Objective = Literal["score", "net_pnl", "total_return", "sharpe", "sortino", "calmar",
-                    "profit_factor", "win_rate"]
-OBJECTIVES = get_args(Objective)
-"""Values of :attr:`WfoConfig.metric`: the IS combination maximising it is selected."""
 
 Progress = Callable[[int, int], None]
-
-
-class WfoConfig(BaseModel):
-    """Settings of a walk-forward run (frozen; unknown fields are refused).
-
-    Attributes
-    ----------
-    is_days, oos_days : int
-        In-sample (>= 7) and out-of-sample (>= 1) lengths, days.
-    step_days : int or None
-        Start-to-start distance of consecutive windows, days; default ``oos_days``
-        (rolling, contiguous non-overlapping OOS). Must be >= ``oos_days``: overlapping
-        OOS spans would count the same days twice in the stitched curve.
-    start_ms, end_ms : int or None
-        Span used (ms UTC, or an ISO date/time string read as UTC, parsed like
-        ``GridflowConfig.start_ms``); default the whole data.
-    min_trades : int
-        Trades below which :func:`window_score` penalises a combination.
-    perturbations : tuple of float
-        Relative changes (fractions, > -1, != 0) of each numeric swept parameter of the
-        best combination for the stability check.
-    n_boot, seed : int
-        Block-bootstrap resamples and seed of the OOS p-value.
-    metric : str
-        Selection objective, one of :data:`OBJECTIVES` (maximised; NaN is worst).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    is_days: int = Field(365, ge=7)
-    oos_days: int = Field(90, ge=1)
-    step_days: int | None = Field(None, ge=1)
-    start_ms: int | None = None
-    end_ms: int | None = None
-    min_trades: int = Field(10, ge=1)
-    perturbations: tuple[float, ...] = (-0.2, -0.1, 0.1, 0.2)
-    n_boot: int = Field(2000, ge=1)
-    seed: int = 0
-    metric: Objective = "score"
-
-    @field_validator("start_ms", "end_ms", mode="before")
-    @classmethod
-    def _date(cls, v: object) -> object:
-        """ms UTC or an ISO date (``"2023-01-01"``, UTC), exactly as the main config."""
-        return GridflowConfig._date(v)
-
-    @field_validator("perturbations")
-    @classmethod
-    def _perturbations(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        bad = [p for p in v if not (math.isfinite(p) and p > -1.0 and p != 0.0)]
-        if bad:
-            raise ValueError(f"perturbations must be finite fractions > -1 and != 0, got {bad}")
-        return v
-
-    @model_validator(mode="after")
-    def _spans(self) -> "WfoConfig":
-        if self.step_days is not None and self.step_days < self.oos_days:
-            raise ValueError(f"step_days ({self.step_days}) must be >= oos_days "
-                             f"({self.oos_days}): OOS windows may not overlap")
-        if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
-            raise ValueError(f"end_ms ({self.end_ms}) must be after start_ms ({self.start_ms})")
-        return self
-
-    @property
-    def step(self) -> int:
-        """Window step in days (``step_days`` or ``oos_days``)."""
-        return self.oos_days if self.step_days is None else self.step_days
-
-
-@dataclass(frozen=True)
-class Window:
-    """One walk-forward window: IS ``[is_start_ms, is_end_ms)`` then OOS
-    ``[oos_start_ms, oos_end_ms)`` (candle open times, ms UTC; ``is_end_ms ==
-    oos_start_ms``)."""
-
-    index: int
-    is_start_ms: int
-    is_end_ms: int
-    oos_start_ms: int
-    oos_end_ms: int
 
 
 @dataclass
@@ -158,86 +88,6 @@ class WfoResult:
     stitched: tuple[np.ndarray, np.ndarray]
 
 
-def windows(data: SweepData, cfg: WfoConfig) -> list[Window]:
-    """Rolling windows over the data: IS ``[s, s + is)``, OOS ``[s + is, s + is + oos)``.
-
-    ``s`` starts at ``max(cfg.start_ms, first candle open)`` and advances by
-    ``cfg.step`` days; the span ends at ``min(cfg.end_ms, last candle close)``. The last
-    OOS is cut at that end and dropped when shorter than half of ``oos_days``.
-
-    Parameters
-    ----------
-    data : SweepData
-    cfg : WfoConfig
-
-    Returns
-    -------
-    list of Window
-        In time order, ``index`` 0, 1, ...
-
-    Raises
-    ------
-    ValueError
-        If no window fits (naming the lengths) or a window holds no candle.
-    """
-    is_ms, oos_ms, step_ms = cfg.is_days * DAY_MS, cfg.oos_days * DAY_MS, cfg.step * DAY_MS
-    first, data_end = int(data.ts[0]), int(data.ts[-1]) + int(data.tf_ms)
-    start = first if cfg.start_ms is None else max(int(cfg.start_ms), first)
-    end = data_end if cfg.end_ms is None else min(int(cfg.end_ms), data_end)
-    out: list[Window] = []
-    s = start
-    while True:
-        oos_start = s + is_ms
-        oos_end = min(oos_start + oos_ms, end)
-        if 2 * (oos_end - oos_start) < oos_ms:
-            break
-        out.append(Window(len(out), s, oos_start, oos_start, oos_end))
-        if oos_start + oos_ms >= end:
-            break
-        s += step_ms
-    if not out:
-        raise ValueError(
-            f"no walk-forward window fits: is_days={cfg.is_days} + oos_days={cfg.oos_days} "
-            f"(at least {cfg.is_days + cfg.oos_days / 2:g} days) but the span "
-            f"[{start}, {end}) ms holds {max(end - start, 0) / DAY_MS:.1f} days")
-    for w in out:
-        for lo, hi in ((w.is_start_ms, w.is_end_ms), (w.oos_start_ms, w.oos_end_ms)):
-            if data.index(hi, len(data)) <= data.index(lo, 0):
-                raise ValueError(f"window {w.index}: [{lo}, {hi}) ms holds no candle")
-    return out
-
-
-def _numeric_params(space: dict[str, Sequence[Any]]) -> list[str]:
-    """Swept names whose values are all real numbers (not bools, strings, tuples)."""
-    def real(v: Any) -> bool:
-        return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-
-    return [k for k, vals in space.items() if len(vals) and all(real(v) for v in vals)]
-
-
-def _neighbours(combo: StrategyParams, names: list[str],
-                perturbations: Sequence[float]) -> list[StrategyParams]:
-    """``combo`` with one parameter scaled by ``1 + p``: ints rounded, values equal to the
-    original or already seen skipped, values the strategy model refuses dropped."""
-    doc = combo.model_dump()
-    seen: set[tuple[str, Any]] = set()
-    out = []
-    for name in names:
-        v0 = getattr(combo, name)
-        for p in perturbations:
-            v = v0 * (1.0 + p)
-            if isinstance(v0, numbers.Integral):
-                v = int(round(v))
-            if v == v0 or (name, v) in seen:
-                continue
-            seen.add((name, v))
-            try:
-                out.append(type(combo).model_validate({**doc, name: v}))
-            except ValidationError:
-                continue
-    return out
-
-
 def _scores(m: dict[str, np.ndarray], min_trades: int) -> np.ndarray:
     return np.asarray(window_score(m["total_return"], m["max_drawdown"], m["trades"],
                                    m["sharpe"], min_trades), dtype=np.float64)
@@ -262,6 +112,144 @@ def _day_close_ts(data: SweepData, t0: int, t1: int) -> np.ndarray:
     day = data.day[t0:t1]
     last = np.flatnonzero(np.append(day[1:] != day[:-1], True)) + t0
     return (data.ts[last] + data.tf_ms).astype(np.int64)
+
+
+@dataclass
+class WindowResult:
+    """Outcome of one window (:func:`run_window`): what :func:`assemble` combines, and
+    what a distributed run ships between workers (picklable).
+
+    Attributes
+    ----------
+    window : dict
+        The window's row of :attr:`WfoResult.windows`.
+    rows : list of dict
+        Its :attr:`WfoResult.results` rows: IS then OOS, each by combination id.
+    curve : (int64 (d,), float64 (d,))
+        OOS daily equity (quote) of the best combination, each sample timed at that
+        day's last candle close (ms UTC).
+    trials : float64 (C,)
+        Per-period (daily, not annualised) IS Sharpe ratio of every combination: this
+        window's trials of the deflated Sharpe ratio.
+    steps : int
+        Candles x combinations swept.
+    seconds, wall_seconds : float
+        Kernel time and wall time of the window.
+    """
+
+    window: dict
+    rows: list[dict]
+    curve: tuple[np.ndarray, np.ndarray]
+    trials: np.ndarray
+    steps: int
+    seconds: float
+    wall_seconds: float
+
+
+def run_window(data: SweepData, account: AccountConfig, strategy: str,
+               space: dict[str, Sequence[Any]], cfg: WfoConfig | None, window: Window,
+               combos: list[StrategyParams] | None = None, params: list[dict] | None = None,
+               table: IndicatorTable | None = None, fees: FeesConfig | None = None,
+               market: MarketSpec | None = None, base: dict[str, Any] | None = None, *,
+               tick: Callable[[int, int], None] | None = None) -> WindowResult:
+    """One walk-forward window on its own, as described in :func:`run_walkforward`: IS
+    sweep of every combination, the best by ``cfg.metric``, OOS sweep of every
+    combination, the best alone with daily equity, its stability and the OOS regime.
+
+    Parameters
+    ----------
+    data, account, strategy, space, cfg, fees, market, base
+        As :func:`run_walkforward`.
+    window : Window
+        One of :func:`windows` of ``(data, cfg)``.
+    combos, params : list, optional
+        The grid (:func:`expand_grid` of ``strategy``, ``space``, ``base``; expanded
+        when either is None).
+    table : IndicatorTable, optional
+        Shared indicators, ``first`` 0. Threads may share one only when it already holds
+        the indicators of every :func:`window_combos` (reading is thread-safe, adding
+        missing ones is not).
+    tick : callable(steps, unplanned), optional
+        Called after each sweep with its steps and the planned neighbour steps that will
+        not run (IS candles x missing neighbours); ``(0, unplanned)`` without any
+        neighbour.
+
+    Returns
+    -------
+    WindowResult
+
+    Raises
+    ------
+    ValueError
+        Every combination is invalid, or a table not starting at candle 0.
+    """
+    wall, cfg, w = time.perf_counter(), cfg or WfoConfig(), window
+    if combos is None or params is None:
+        combos, params, invalid = expand_grid(strategy, space, base)
+        if not combos:
+            raise ValueError(f"{strategy}: all {invalid} parameter combinations are invalid")
+    table = IndicatorTable(data, first=0) if table is None else table
+    if table.first != 0:
+        raise ValueError(f"the indicator table must start at candle 0, not {table.first}")
+    C = len(combos)
+    numeric = numeric_params(space)
+    max_nb = len(numeric) * len(cfg.perturbations)
+    n_is = data.index(w.is_end_ms, len(data)) - data.index(w.is_start_ms, 0)
+    spent = {"steps": 0, "seconds": 0.0}
+
+    def sweep(cs: list, lo: int, hi: int, daily: bool = False, unplanned: int = 0):
+        res = run_sweep(data, account, cs, fees, market, start_ms=lo, end_ms=hi, table=table,
+                        daily=daily)
+        spent["steps"] += res.steps
+        spent["seconds"] += res.seconds
+        if tick is not None:
+            tick(res.steps, unplanned)
+        return res
+
+    is_res = sweep(combos, w.is_start_ms, w.is_end_ms)
+    is_m = is_res.metrics
+    is_score = _scores(is_m, cfg.min_trades)
+    obj = _objective(is_m, is_score, cfg.metric)
+    best = int(np.argmax(obj))
+    oos_res = sweep(combos, w.oos_start_ms, w.oos_end_ms)
+    day_res = sweep([combos[best]], w.oos_start_ms, w.oos_end_ms, daily=True)
+    nbs = neighbours(combos[best], numeric, cfg.perturbations)
+    stab, unplanned = math.nan, n_is * (max_nb - len(nbs))
+    if nbs:
+        nb_m = sweep(nbs, w.is_start_ms, w.is_end_ms, unplanned=unplanned).metrics
+        stab = _stability(float(obj[best]),
+                          _objective(nb_m, _scores(nb_m, cfg.min_trades), cfg.metric))
+    elif unplanned and tick is not None:
+        tick(0, unplanned)
+    t0, t1 = oos_res.t0, oos_res.t1
+    close_ts = _day_close_ts(data, t0, t1)  # one per daily equity sample
+    eq = day_res.daily[0, : close_ts.size]
+    oos_m = oos_res.metrics
+    oos_score = _scores(oos_m, cfg.min_trades)
+    rows = []
+    for phase, m, sc in (("is", is_m, is_score), ("oos", oos_m, oos_score)):
+        cols = {k: m[k].tolist() for k in METRICS}
+        sc_list = sc.tolist()
+        for c in range(C):
+            rows.append({"window": w.index, "phase": phase, "combo_id": c,
+                         "params": dict(params[c]), **{k: cols[k][c] for k in METRICS},
+                         "score": sc_list[c]})
+    win_row = {
+        "index": w.index, "window": w.index,
+        "is_start_ms": w.is_start_ms, "is_end_ms": w.is_end_ms,
+        "oos_start_ms": w.oos_start_ms, "oos_end_ms": w.oos_end_ms,
+        "best_combo_id": best, "params": dict(params[best]),
+        "regime": regime_label(data.close[t0:t1], data.tf_ms),
+        "is_sharpe": float(is_m["sharpe"][best]), "oos_sharpe": float(oos_m["sharpe"][best]),
+        "is_net_pnl": float(is_m["net_pnl"][best]),
+        "oos_net_pnl": float(oos_m["net_pnl"][best]),
+        "is_trades": int(is_m["trades"][best]), "oos_trades": int(oos_m["trades"][best]),
+        "oos_max_drawdown": float(oos_m["max_drawdown"][best]),
+        "score": float(is_score[best]), "stability": stab, "neighbours": len(nbs),
+    }
+    return WindowResult(win_row, rows, (close_ts, eq), is_m["sharpe"] / math.sqrt(ANNUAL_DAYS),
+                        int(spent["steps"]), float(spent["seconds"]),
+                        time.perf_counter() - wall)
 
 
 def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
@@ -328,15 +316,11 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
     if not combos:
         raise ValueError(f"{strategy}: all {invalid} parameter combinations are invalid")
     C = len(combos)
-    capital = float(account.capital_quote)
     table = IndicatorTable(data, first=0)
-    numeric = _numeric_params(space)
-    max_nb = len(numeric) * len(cfg.perturbations)
-
+    max_nb = len(numeric_params(space)) * len(cfg.perturbations)
     spans = [tuple(data.index(hi, len(data)) - data.index(lo, 0) for lo, hi in
                    ((w.is_start_ms, w.is_end_ms), (w.oos_start_ms, w.oos_end_ms))) for w in wins]
-    spent = {"steps": 0, "seconds": 0.0,
-             "total": sum(ni * (C + max_nb) + no * (C + 1) for ni, no in spans)}
+    spent = {"steps": 0, "total": sum(ni * (C + max_nb) + no * (C + 1) for ni, no in spans)}
 
     def tick(steps: int, unplanned: int) -> None:
         spent["steps"] += steps
@@ -344,75 +328,72 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
         if progress is not None:
             progress(spent["steps"], spent["total"])
 
-    def sweep(cs: list, lo: int, hi: int, daily: bool = False, unplanned: int = 0):
-        res = run_sweep(data, account, cs, fees, market, start_ms=lo, end_ms=hi, table=table,
-                        daily=daily)
-        spent["seconds"] += res.seconds
-        tick(res.steps, unplanned)
-        return res
+    results = [run_window(data, account, strategy, space, cfg, w, combos, params, table, fees,
+                          market, base, tick=tick) for w in wins]
+    return assemble(data, cfg, results, account, strategy, params, invalid, started=wall)
 
-    rows, win_rows, trial_sharpes, rets, times = [], [], [], [], []
-    for w, (n_is, _) in zip(wins, spans):
-        is_res = sweep(combos, w.is_start_ms, w.is_end_ms)
-        is_m = is_res.metrics
-        is_score = _scores(is_m, cfg.min_trades)
-        obj = _objective(is_m, is_score, cfg.metric)
-        best = int(np.argmax(obj))
-        oos_res = sweep(combos, w.oos_start_ms, w.oos_end_ms)
-        day_res = sweep([combos[best]], w.oos_start_ms, w.oos_end_ms, daily=True)
-        nbs = _neighbours(combos[best], numeric, cfg.perturbations)
-        stab, unplanned = math.nan, n_is * (max_nb - len(nbs))
-        if nbs:
-            nb_m = sweep(nbs, w.is_start_ms, w.is_end_ms, unplanned=unplanned).metrics
-            stab = _stability(float(obj[best]),
-                              _objective(nb_m, _scores(nb_m, cfg.min_trades), cfg.metric))
-        elif unplanned:
-            tick(0, unplanned)
-        t0, t1 = oos_res.t0, oos_res.t1
-        close_ts = _day_close_ts(data, t0, t1)  # one per daily equity sample
-        eq = day_res.daily[0, : close_ts.size]
+
+def assemble(data: SweepData, cfg: WfoConfig | None, results: list[WindowResult],
+             account: AccountConfig, strategy: str, params: list[dict], invalid: int = 0,
+             started: float | None = None) -> WfoResult:
+    """The :class:`WfoResult` of a run from its windows (:func:`run_window`, run here or
+    anywhere else): the stitched OOS curve, the report and its grade, exactly as
+    :func:`run_walkforward`.
+
+    Parameters
+    ----------
+    data : SweepData
+        The symbol's data (names the report, recomputes the windows to check).
+    cfg : WfoConfig or None
+    results : list of WindowResult
+        One per window of :func:`windows` ``(data, cfg)``, in any order.
+    account : AccountConfig
+        Its capital starts the stitched curve.
+    strategy : str
+    params : list of dict
+        Swept values of each combination id.
+    invalid : int
+        Combinations the strategy refused.
+    started : float, optional
+        ``time.perf_counter()`` at the start of the run: ``wall_seconds`` is measured from
+        it; without it, the windows' wall seconds summed plus this assembly's.
+
+    Raises
+    ------
+    ValueError
+        A window missing or given twice.
+    """
+    wall, cfg = time.perf_counter(), cfg or WfoConfig()
+    results = sorted(results, key=lambda r: r.window["index"])
+    n = len(windows(data, cfg))
+    if [r.window["index"] for r in results] != list(range(n)):
+        raise ValueError(f"expected windows 0..{n - 1}, got "
+                         f"{[r.window['index'] for r in results]}")
+    capital = float(account.capital_quote)
+    rets = []
+    for r in results:
+        eq = r.curve[1]
         with np.errstate(divide="ignore", invalid="ignore"):
             rets.append(eq / np.concatenate(([capital], eq[:-1])) - 1.0)
-        times.append(close_ts)
-        trial_sharpes.append(is_m["sharpe"] / math.sqrt(ANNUAL_DAYS))
-        oos_m = oos_res.metrics
-        oos_score = _scores(oos_m, cfg.min_trades)
-        for phase, m, sc in (("is", is_m, is_score), ("oos", oos_m, oos_score)):
-            cols = {k: m[k].tolist() for k in METRICS}
-            sc_list = sc.tolist()
-            for c in range(C):
-                rows.append({"window": w.index, "phase": phase, "combo_id": c,
-                             "params": dict(params[c]), **{k: cols[k][c] for k in METRICS},
-                             "score": sc_list[c]})
-        win_rows.append({
-            "index": w.index, "window": w.index,
-            "is_start_ms": w.is_start_ms, "is_end_ms": w.is_end_ms,
-            "oos_start_ms": w.oos_start_ms, "oos_end_ms": w.oos_end_ms,
-            "best_combo_id": best, "params": dict(params[best]),
-            "regime": regime_label(data.close[t0:t1], data.tf_ms),
-            "is_sharpe": float(is_m["sharpe"][best]), "oos_sharpe": float(oos_m["sharpe"][best]),
-            "is_net_pnl": float(is_m["net_pnl"][best]),
-            "oos_net_pnl": float(oos_m["net_pnl"][best]),
-            "is_trades": int(is_m["trades"][best]), "oos_trades": int(oos_m["trades"][best]),
-            "oos_max_drawdown": float(oos_m["max_drawdown"][best]),
-            "score": float(is_score[best]), "stability": stab, "neighbours": len(nbs),
-        })
-
     returns = np.concatenate(rets)
     with np.errstate(invalid="ignore", over="ignore"):
         equity = capital * np.concatenate(([1.0], np.cumprod(1.0 + returns)))
-    stitched_ts = np.concatenate(([wins[0].oos_start_ms], *times)).astype(np.int64)
-    report = _report(cfg, win_rows, returns, equity, np.concatenate(trial_sharpes))
+    stitched_ts = np.concatenate(([results[0].window["oos_start_ms"]],
+                                  *(r.curve[0] for r in results))).astype(np.int64)
+    win_rows = [r.window for r in results]
+    report = _report(cfg, win_rows, returns, equity, np.concatenate([r.trials for r in results]))
     report.update({
-        "n_windows": len(wins), "n_combos": C, "invalid_combos": int(invalid),
-        "steps": int(spent["steps"]), "seconds": float(spent["seconds"]),
-        "wall_seconds": time.perf_counter() - wall,
+        "n_windows": n, "n_combos": len(params), "invalid_combos": int(invalid),
+        "steps": int(sum(r.steps for r in results)),
+        "seconds": float(sum(r.seconds for r in results)),
+        "wall_seconds": (time.perf_counter() - started if started is not None else
+                         sum(r.wall_seconds for r in results) + time.perf_counter() - wall),
         "symbol": data.symbol, "timeframe": data.timeframe, "strategy": strategy,
         "config": cfg.model_dump(mode="json"),
     })
     report["grade"], report["grade_reasons"] = grade(report)
-    return WfoResult(report, win_rows, rows, [dict(p) for p in params],
-                     (stitched_ts, equity.astype(np.float64)))
+    return WfoResult(report, win_rows, [row for r in results for row in r.rows],
+                     [dict(p) for p in params], (stitched_ts, equity.astype(np.float64)))
 
 
 def _report(cfg: WfoConfig, win_rows: list[dict], returns: np.ndarray, equity: np.ndarray,

@@ -1,12 +1,14 @@
 """The sweep dataflow and the ``gridflow sweep`` / ``gridflow wfo`` commands, end to end
 on the bundled candles with real SQLite stores: one worker, two workers and two
-processes store the same results, equal to a direct :func:`run_sweep`."""
+processes store the same results, equal to a direct :func:`run_sweep` (or, for a
+walk-forward run split into one partition per window, :func:`run_walkforward`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -19,15 +21,20 @@ import pytest
 from bytewax.testing import run_main
 
 from gridflow.control.sweep_store import list_sweeps, read_results, read_wfo
-from gridflow.dataflows.sweep import SweepInput, build
-from gridflow.sweep import METRICS, SweepData, run_sweep
+from gridflow.dataflows.sweep import SweepInput, build, partitions
+from gridflow.sweep import METRICS, IndicatorTable, SweepData, run_sweep
 from gridflow.sweep.spec import load_sweep_spec
+from gridflow.wfo.walkforward import assemble, run_walkforward, run_window, windows
 
 SPACE = {"atr_start": [1, 2, 3], "sl_pct": [0.05, 0.1]}
 SPEC = {"strategy": "grid_atr", "space": SPACE, "base": {"levels": 3},
         "symbols": ["BTC/USDT", "ETH/USDT"], "start_ms": "2024-01-01",
         "end_ms": "2024-04-01", "chunk_size": 1}
 KEY = ["symbol", "window", "phase", "combo_id"]
+WFO = {"kind": "wfo", "space": {"atr_start": [1, 2], "sl_pct": [0.05, 0.1]},
+       "symbols": ["BTC/USDT"], "start_ms": "2022-01-01", "end_ms": "2024-01-01",
+       "wfo": {"is_days": 180, "oos_days": 90, "n_boot": 200}}
+TIMING = ("seconds", "wall_seconds")
 
 
 def _spec_file(tmp_path: Path, name: str, **fields) -> tuple[Path, str]:
@@ -118,6 +125,102 @@ def test_one_worker_two_workers_and_two_processes_store_the_same_results(
         for m in METRICS:
             np.testing.assert_array_equal(got[m].to_numpy(), direct.metrics[m], err_msg=m)
         assert (got["trades"] > 0).all()
+
+
+def _same(a, b) -> bool:
+    """Deep equality of plain values, NaN equal to NaN and lists equal to tuples."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+def _untimed(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k not in TIMING}
+
+
+def _direct_wfo(spec, symbol: str):
+    path, tf = spec.candle_file(symbol)
+    data = SweepData.from_file(path, symbol, tf, spec.funding_file(symbol))
+    return data, run_walkforward(data, spec.account, spec.strategy, spec.space, spec.wfo,
+                                 spec.fees, spec.market(symbol), spec.base)
+
+
+def test_wfo_partitions_are_the_windows_of_each_symbol() -> None:
+    spec = load_sweep_spec({**SPEC, **WFO, "symbols": ["BTC/USDT", "ETH/USDT"]})
+    with pytest.raises(ValueError, match="window count"):
+        spec.partitions()
+    assert spec.partitions({"BTC/USDT": 2, "ETH/USDT": 1}) == [
+        ("BTC/USDT", 0), ("BTC/USDT", 1), ("ETH/USDT", 0)]
+    assert partitions(spec) == [(s, k) for s in ("BTC/USDT", "ETH/USDT") for k in range(6)]
+
+
+def test_wfo_windows_run_apart_assemble_to_the_direct_run() -> None:
+    """run_window of each window (in any order, own indicator tables) + assemble ==
+    run_walkforward, bit for bit but the timings."""
+    spec = load_sweep_spec({**SPEC, **WFO})
+    data, direct = _direct_wfo(spec, "BTC/USDT")
+    combos, params = spec.grid()
+    parts = [run_window(data, spec.account, spec.strategy, spec.space, spec.wfo, w, combos,
+                        params, IndicatorTable(data), spec.fees, spec.market("BTC/USDT"),
+                        spec.base) for w in windows(data, spec.wfo)]
+    random.Random(1).shuffle(parts)
+    res = assemble(data, spec.wfo, parts, spec.account, spec.strategy, params,
+                   spec.invalid_combos)
+    assert _same(_untimed(res.report), _untimed(direct.report))
+    assert _same(res.windows, direct.windows) and _same(res.results, direct.results)
+    assert res.params == direct.params
+    for got, want in zip(res.stitched, direct.stitched):
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+    with pytest.raises(ValueError, match="expected windows 0..5"):
+        assemble(data, spec.wfo, parts[1:], spec.account, spec.strategy, params)
+
+
+def test_wfo_one_worker_two_workers_and_two_processes_store_the_same_run(
+    tmp_path: Path,
+) -> None:
+    one, db_one = _spec_file(tmp_path, "one", **WFO)
+    run_main(build(one))
+    w2, db_w2 = _spec_file(tmp_path, "w2", **WFO)
+    _wait(_bytewax(w2, "-w", "2"))
+    p2, db_p2 = _spec_file(tmp_path, "p2", **WFO)
+    addrs = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    procs = [_bytewax(p2, "-i", str(i), "-a", addrs) for i in range(2)]
+    for proc in procs:
+        _wait(proc)
+
+    spec = load_sweep_spec(one)
+    stored = {}
+    for db in (db_one, db_w2, db_p2):
+        (meta,) = list_sweeps(db)
+        assert meta["sweep_id"] == spec.sweep_id and meta["status"] == "done"
+        assert meta["kind"] == "wfo"
+        stored[db] = (read_results(db, spec.sweep_id), *read_wfo(db, spec.sweep_id))
+    rows, wins, reports = stored[db_one]
+    assert len(rows) == 6 * 2 * 4 and not rows.duplicated(KEY).any()
+    assert wins["window"].tolist() == list(range(6)) and list(reports) == ["BTC/USDT"]
+    for db in (db_w2, db_p2):
+        pd.testing.assert_frame_equal(stored[db][0], rows)
+        pd.testing.assert_frame_equal(stored[db][1], wins)
+        assert _same(_untimed(stored[db][2]["BTC/USDT"]), _untimed(reports["BTC/USDT"]))
+
+    _, direct = _direct_wfo(spec, "BTC/USDT")  # one partition per window == one run
+    assert _same(_untimed(reports["BTC/USDT"]), _untimed(direct.report))
+    want = pd.DataFrame(direct.results)
+    assert rows[["window", "phase", "combo_id"]].to_dict("records") == want[
+        ["window", "phase", "combo_id"]].to_dict("records")
+    assert rows[["atr_start", "sl_pct"]].to_dict("records") == want["params"].tolist()
+    for m in (*METRICS, "score"):
+        np.testing.assert_array_equal(rows[m].to_numpy(), want[m].to_numpy(), err_msg=m)
+    for got, w in zip(wins.to_dict("records"), direct.windows):
+        for k in ("window", "is_start_ms", "is_end_ms", "oos_start_ms", "oos_end_ms",
+                  "best_combo_id", "regime", "is_sharpe", "oos_sharpe", "is_net_pnl",
+                  "oos_net_pnl", "is_trades", "oos_trades", "oos_max_drawdown"):
+            assert _same(got[k], w[k]), k
+        assert {p: got[p] for p in w["params"]} == w["params"]
 
 
 def test_sweep_command_prints_the_top_rows_and_marks_the_sweep_done(tmp_path: Path) -> None:
