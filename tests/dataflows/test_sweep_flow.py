@@ -65,6 +65,20 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _run_three_ways(tmp_path: Path, **kw):
+    """The same spec run by one worker in this process, by ``-w 2`` and by two processes
+    (``-i/-a``), each into a fresh store: ``(spec file, db one, db -w 2, db 2 procs)``."""
+    one, db_one = _spec_file(tmp_path, "one", **kw)
+    run_main(build(one))
+    w2, db_w2 = _spec_file(tmp_path, "w2", **kw)
+    _wait(_bytewax(w2, "-w", "2"))
+    p2, db_p2 = _spec_file(tmp_path, "p2", **kw)  # a fresh file: both processes create it
+    addrs = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    for proc in [_bytewax(p2, "-i", str(i), "-a", addrs) for i in range(2)]:
+        _wait(proc)
+    return one, db_one, db_w2, db_p2
+
+
 def _gridflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("gridflow")
     cmd = [exe] if exe else [sys.executable, "-m", "gridflow.cli"]
@@ -90,15 +104,7 @@ def test_partitions_are_split_between_workers_exactly_once() -> None:
 def test_one_worker_two_workers_and_two_processes_store_the_same_results(
     tmp_path: Path,
 ) -> None:
-    one, db_one = _spec_file(tmp_path, "one")
-    run_main(build(one))
-    w2, db_w2 = _spec_file(tmp_path, "w2")
-    _wait(_bytewax(w2, "-w", "2"))
-    p2, db_p2 = _spec_file(tmp_path, "p2")  # a fresh file: both processes create it
-    addrs = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
-    procs = [_bytewax(p2, "-i", str(i), "-a", addrs) for i in range(2)]
-    for proc in procs:
-        _wait(proc)
+    one, db_one, db_w2, db_p2 = _run_three_ways(tmp_path)
 
     spec = load_sweep_spec(one)
     frames = {}
@@ -182,15 +188,7 @@ def test_wfo_windows_run_apart_assemble_to_the_direct_run() -> None:
 def test_wfo_one_worker_two_workers_and_two_processes_store_the_same_run(
     tmp_path: Path,
 ) -> None:
-    one, db_one = _spec_file(tmp_path, "one", **WFO)
-    run_main(build(one))
-    w2, db_w2 = _spec_file(tmp_path, "w2", **WFO)
-    _wait(_bytewax(w2, "-w", "2"))
-    p2, db_p2 = _spec_file(tmp_path, "p2", **WFO)
-    addrs = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
-    procs = [_bytewax(p2, "-i", str(i), "-a", addrs) for i in range(2)]
-    for proc in procs:
-        _wait(proc)
+    one, db_one, db_w2, db_p2 = _run_three_ways(tmp_path, **WFO)
 
     spec = load_sweep_spec(one)
     stored = {}
