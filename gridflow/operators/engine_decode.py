@@ -14,8 +14,8 @@ from gridflow.operators.risk import DENY_REASONS, KILL_SWITCH_REASONS
 
 _SIDE = {1: "buy", -1: "sell"}
 _POS = {1: "long", -1: "short"}
-_EXIT = {kl.EXIT_TP: "TP", kl.EXIT_SL: "SL", kl.EXIT_TRAIL: "TRAIL", kl.EXIT_FLIP: "FLIP",
-         kl.EXIT_FLATTEN: "FLATTEN"}
+EXIT_REASONS = {kl.EXIT_TP: "TP", kl.EXIT_SL: "SL", kl.EXIT_TRAIL: "TRAIL", kl.EXIT_FLIP: "FLIP",
+                kl.EXIT_FLATTEN: "FLATTEN"}
 _TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP", kl.TAG_FLATTEN: "FLATTEN"}
 _DENY_DETAIL = {
     "MAX_MARGIN_RATIO": ("margin_ratio_after", "max_margin_ratio"),
@@ -54,13 +54,13 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
                 fee=f[2], liquidity="taker" if taker else "maker",
                 realized_pnl=f[3],
             ))
-            counters["entries" if entry else "exits_" + _EXIT[reason]] += 1
+            counters["entries" if entry else "exits_" + EXIT_REASONS[reason]] += 1
         elif kind == kl.K_TRADE:
             b.trades.append(TradeRecord(
                 trade_id=f"{account}:{sym}:{dts}", account=account, symbol=sym, seq=seq,
                 position_side=_POS[side], open_ts_ms=dts, close_ts_ms=ts, entries=lvl,
                 amount=f[1], avg_entry=f[4], exit_price=f[0], pnl=f[3], fees=f[2],
-                exit_reason=_EXIT[reason], funding=f[5],
+                exit_reason=EXIT_REASONS[reason], funding=f[5],
             ))
         elif kind == kl.K_FUNDING:
             counters["funding_payments"] += 1

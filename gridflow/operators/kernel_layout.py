@@ -93,28 +93,20 @@ class KernelState:
     @classmethod
     def new(cls, n_symbols: int, levels: int, capital_quote: float, window_hours: int
             ) -> "KernelState":
-        sf = np.zeros((n_symbols, SF_W))
-        sf[:, SF_LAST_CLOSE] = np.nan
-        sf[:, SF_TP] = np.nan
-        sf[:, SF_TRAIL] = np.nan
-        sf[:, SF_SIZE] = np.nan
-        af = np.zeros(AF_W)
-        af[AF_CASH] = af[AF_CAPITAL] = af[AF_DAY_START] = af[AF_PEAK] = capital_quote
-        ai = np.zeros(AI_W, dtype=np.int64)
-        ai[AI_LAST_TS] = -1
-        ai[AI_DAY] = -1
-        return cls(
-            sf,
+        st = cls(
+            np.zeros((n_symbols, SF_W)),
             np.zeros((n_symbols, SI_W), dtype=np.int64),
-            np.full((n_symbols, levels), np.nan),
+            np.zeros((n_symbols, levels)),
             np.zeros((n_symbols, levels), dtype=np.uint8),
             np.zeros((n_symbols, levels), dtype=np.int64),
             np.zeros(32, dtype=np.int64),
-            af,
-            ai,
-            np.full(window_hours + 1, -1, dtype=np.int64),
+            np.zeros(AF_W),
+            np.zeros(AI_W, dtype=np.int64),
+            np.zeros(window_hours + 1, dtype=np.int64),
             np.zeros(window_hours + 1),
         )
+        reset_state(*st.arrays(), capital_quote)
+        return st
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """The arrays in the kernel's argument order."""
@@ -145,3 +137,29 @@ def emit(out_i, out_f, n, ai, kind, ts, sym, level, reason, dts, side, f0, f1, f
     out_f[n, 5] = f5
     ai[AI_SEQ] += 1
     return n + 1
+
+
+@njit(cache=True, _nrt=False)
+def reset_state(sf, si, qlv, filled, dn, cnt, af, ai, rw_ts, rw_eq, capital_quote):
+    """Put :class:`KernelState` arrays in the state of a fresh account with
+    ``capital_quote`` (quote) of cash: flat, nothing quoted, no switch, no history."""
+    sf[:] = 0.0
+    sf[:, SF_LAST_CLOSE] = np.nan
+    sf[:, SF_TP] = np.nan
+    sf[:, SF_TRAIL] = np.nan
+    sf[:, SF_SIZE] = np.nan
+    si[:] = 0
+    qlv[:] = np.nan
+    filled[:] = 0
+    dn[:] = 0
+    cnt[:] = 0
+    af[:] = 0.0
+    af[AF_CASH] = capital_quote
+    af[AF_CAPITAL] = capital_quote
+    af[AF_DAY_START] = capital_quote
+    af[AF_PEAK] = capital_quote
+    ai[:] = 0
+    ai[AI_LAST_TS] = -1
+    ai[AI_DAY] = -1
+    rw_ts[:] = -1
+    rw_eq[:] = 0.0

@@ -25,6 +25,7 @@ from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
 from gridflow.config.strategies import StrategyParams
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.engine import account_params
+from gridflow.operators.engine_decode import EXIT_REASONS
 from gridflow.operators.indicators import IndicatorBank, indicator_name
 from gridflow.operators.strategies import INPUTS, STRATEGIES
 from gridflow.operators.strategies.quote_kernel import Q_W, quote_params
@@ -220,10 +221,6 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
                        t0, t1, (t1 - t0) * C, seconds)
 
 
-_EXIT = {kl.EXIT_TP: "TP", kl.EXIT_SL: "SL", kl.EXIT_TRAIL: "TRAIL", kl.EXIT_FLIP: "FLIP",
-         kl.EXIT_FLATTEN: "FLATTEN"}
-
-
 def _trade_dicts(rows: np.ndarray, met: np.ndarray) -> list[list[dict]]:
     out = []
     for k in range(rows.shape[0]):
@@ -234,7 +231,7 @@ def _trade_dicts(rows: np.ndarray, met: np.ndarray) -> list[list[dict]]:
             for key in ("open_ts_ms", "close_ts_ms", "entries"):
                 d[key] = int(d[key])
             d["position_side"] = "long" if d.pop("side") > 0 else "short"
-            d["exit_reason"] = _EXIT[int(d["exit_reason"])]
+            d["exit_reason"] = EXIT_REASONS[int(d["exit_reason"])]
             trades.append(d)
         out.append(trades)
     return out

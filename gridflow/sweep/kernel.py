@@ -294,26 +294,7 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
         m = met[k]
         m[:] = 0.0
         # ---- a fresh account, as AccountEngine starts one ------------------------
-        sf[:] = 0.0
-        sf[0, kl.SF_LAST_CLOSE] = np.nan
-        sf[0, kl.SF_TP] = np.nan
-        sf[0, kl.SF_TRAIL] = np.nan
-        sf[0, kl.SF_SIZE] = np.nan
-        si[:] = 0
-        qlv[:] = np.nan
-        filled[:] = 0
-        dn[:] = 0
-        cnt[:] = 0
-        af[:] = 0.0
-        af[kl.AF_CASH] = capital
-        af[kl.AF_CAPITAL] = capital
-        af[kl.AF_DAY_START] = capital
-        af[kl.AF_PEAK] = capital
-        ai[:] = 0
-        ai[kl.AI_LAST_TS] = -1
-        ai[kl.AI_DAY] = -1
-        rw_ts[:] = -1
-        rw_eq[:] = 0.0
+        kl.reset_state(sf, si, qlv, filled, dn, cnt, af, ai, rw_ts, rw_eq, capital)
         mp[0, :] = mp0
         mp[0, kl.M_SL] = sl[k]
         mp[0, kl.M_GRID] = 1.0 if nlv > 1 else 0.0
