@@ -9,7 +9,9 @@ methods work. Without users everyone is read-only; there is no default password.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from html import escape
 from typing import Any
 
@@ -29,6 +31,30 @@ from gridflow.control.app.state import ControlState
 
 REFRESH_MS = 1000
 TITLE = "gridflow control"
+
+
+_IO = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gridflow-app-io")
+"""Journal and file reads of every session's poll: never on the server's event loop."""
+
+
+class Poller:
+    """One session's periodic poll: :meth:`ControlState.fetch` on an I/O thread, then
+    :meth:`ControlState.apply` on the event loop. A poll still reading when the next is
+    due makes that one a no-op, so a slow journal delays the view, never the server."""
+
+    def __init__(self, state: ControlState) -> None:
+        self.state = state
+        self.busy = False
+
+    async def tick(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            snap = await asyncio.get_running_loop().run_in_executor(_IO, self.state.fetch)
+            self.state.apply(snap)
+        finally:
+            self.busy = False
 
 
 def _header(state: ControlState, users: dict[str, SecretStr]) -> pn.pane.HTML:
@@ -67,11 +93,11 @@ def create_app(db_url: str, users: dict[str, str] | dict[str, SecretStr] | None 
     state = ControlState(db_url=db_url, user=authorized_user(pn.state.user, allowed))
     state.refresh()
     if refresh_ms and pn.state.curdoc is not None and pn.state.curdoc.session_context:
-        pn.state.add_periodic_callback(state.refresh, period=refresh_ms)
+        pn.state.add_periodic_callback(Poller(state).tick, period=refresh_ms)
         pn.state.on_session_destroyed(lambda _ctx: state.close())
     tabs = pn.Tabs(("Live", views.live_page(state)), ("Backtest", views.backtest_page(state)),
                    ("Compare", views.compare_page(state)),
-                   ("Sweeps", sweeps.sweeps_page(state)), dynamic=False,
+                   ("Sweeps", sweeps.sweeps_page(state)), dynamic=True,
                    sizing_mode="stretch_width")
     main: list[Any] = [tabs]
     if not state.can_act:

@@ -102,6 +102,7 @@ class BacktestState(param.Parameterized):
         self._account: AccountConfig | None = None
         self._data: tuple[DataFile, ...] = ()
         self.values: list[dict[str, Any]] = []
+        self._charted: tuple[str, str | None] = ("", None)
         self._load_preset()
 
     @param.depends("preset", watch=True)
@@ -177,45 +178,73 @@ class BacktestState(param.Parameterized):
         return job
 
     def poll(self) -> None:
-        """Update the progress; load the results once the replay ended."""
+        """Update the progress; load the results once the replay ended
+        (``self.apply(self.fetch())``)."""
+        self.apply(self.fetch())
+
+    def fetch(self) -> dict[str, Any]:
+        """The running replay's progress and, once it ended, its results: journal and
+        file reads only, no parameter set (the app calls it on a worker thread)."""
         job = self.job
         if job is None or self.status != "running":
-            return
-        self.progress = job.progress
+            return {}
+        out: dict[str, Any] = {"job": job, "progress": job.progress}
         if not job.done:
-            return
+            return out
         try:
             report = job.result(timeout_s=5)
         except (RuntimeError, TimeoutError) as exc:
-            self.error, self.status = str(exc)[-1500:], "failed"
+            out.update(error=str(exc)[-1500:], status="failed")
+            return out
+        out.update(self.load_run(report["run_id"], report), progress=1.0, status="done")
+        return out
+
+    def apply(self, update: dict[str, Any]) -> None:
+        """Show a :meth:`fetch` result (ignored if another replay was launched since)."""
+        update = dict(update)
+        if not update or update.pop("job") is not self.job or self.status != "running":
             return
-        self.show_run(report["run_id"], report)
-        self.progress, self.status = 1.0, "done"
+        if "run_id" in update:
+            self._show(update)
+        else:
+            self.param.update(**update)
 
     def show_run(self, run_id: str, report: dict[str, Any] | None = None) -> None:
         """Load a finished run's metrics, equity curve and chart."""
-        self.run_id = run_id
-        self.report = report or self.client.report(run_id)
-        self.equity = self.client.equity(run_id)
+        self._show(self.load_run(run_id, report))
+
+    def load_run(self, run_id: str, report: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A finished run's metrics, equity, config and chart (reads only)."""
         run = next((r for r in self.client.runs() if r["run_id"] == run_id), {})
-        self._config = run_config(run)
-        syms = sorted(data_files(self._config))
-        self.param.chart_symbol.objects = syms
+        cfg = run_config(run)
+        syms = sorted(data_files(cfg))
         pick = "BTC/USDT" if "BTC/USDT" in syms else (syms[0] if syms else None)
-        if pick == self.chart_symbol:
-            self._load_chart()
-        else:
-            self.chart_symbol = pick
+        return {"run_id": run_id, "report": report or self.client.report(run_id),
+                "equity": self.client.equity(run_id), "config": cfg, "symbols": syms,
+                "chart_symbol": pick, **self._chart(run_id, cfg, pick)}
+
+    def _show(self, loaded: dict[str, Any]) -> None:
+        loaded = dict(loaded)
+        self._config = loaded.pop("config")
+        self.param.chart_symbol.objects = loaded.pop("symbols")
+        self._charted = (loaded["run_id"], loaded["chart_symbol"])
+        self.param.update(**loaded)  # one redraw
 
     @param.depends("chart_symbol", watch=True)
     def _load_chart(self) -> None:
+        if (self.run_id, self.chart_symbol) == self._charted:
+            return
+        self._charted = (self.run_id, self.chart_symbol)
+        self.param.update(**self._chart(self.run_id, self._config, self.chart_symbol))
+
+    def _chart(self, run_id: str, cfg: dict[str, Any], sym: str | None) -> dict[str, Any]:
+        """Candles (the last :data:`MAX_CHART_CANDLES` of the window) and fill marks of
+        ``sym`` in run ``run_id`` (reads only)."""
         from gridflow.dataflows.candle_files import read_candle_file
 
-        sym, cfg = self.chart_symbol, self._config
         path = data_files(cfg).get(sym or "")
-        if not self.run_id or path is None:
-            self.param.update(candles={}, marks=[])
-            return
+        if not run_id or path is None:
+            return {"candles": {}, "marks": []}
         c = read_candle_file(path)
         lo = cfg["start_ms"] if cfg.get("start_ms") is not None else -1
         hi = cfg["end_ms"] if cfg.get("end_ms") is not None else 2**62
@@ -223,16 +252,15 @@ class BacktestState(param.Parameterized):
         candles = {"ts_ms": c["ts"][keep],
                    **{k: c[k][keep] for k in ("open", "high", "low", "close")}}
         if not keep.size:
-            self.param.update(candles=candles, marks=[])
-            return
+            return {"candles": candles, "marks": []}
         t0, t1 = int(c["ts"][keep[0]]), int(c["ts"][keep[-1]])
         url = self.client.db_url
-        tags = {o["client_order_id"]: o["tag"] for o in read_orders(url, self.run_id)}
+        tags = {o["client_order_id"]: o["tag"] for o in read_orders(url, run_id)}
         step = int(np.median(np.diff(c["ts"][keep]))) if keep.size > 1 else 0
         marks = [
             {"ts_ms": f["ts_ms"], "price": f["price"], "side": f["side"],
              "kind": "entry" if tags.get(f["client_order_id"], "").startswith("L") else "exit"}
-            for f in read_fills(url, self.run_id)
+            for f in read_fills(url, run_id)
             if f["symbol"] == sym and f["amount"] > 0 and t0 <= f["ts_ms"] <= t1 + step
         ]
-        self.param.update(candles=candles, marks=marks)  # one redraw
+        return {"candles": candles, "marks": marks}

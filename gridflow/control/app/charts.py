@@ -13,16 +13,34 @@ import numpy as np
 
 HEIGHT = 260
 UP, DOWN = "#26a69a", "#ef5350"
+MAX_POINTS = 2000
+"""Points drawn of a curve: longer curves keep each bucket's lowest and highest point."""
 
 
 def _dt(ts_ms: Any) -> np.ndarray:
     return np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]")
 
 
+def display_indices(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of the points to draw of a curve of ``values`` (n,): all of them up to
+    ``max_points``, else the lowest and highest of each of ``max_points // 2`` equal
+    buckets plus the last point, in order (the envelope of the curve is kept)."""
+    n = len(values)
+    if n <= max_points:
+        return np.arange(n)
+    edges = np.linspace(0, n, max_points // 2 + 1).astype(np.int64)
+    keep = [n - 1]
+    for a, b in zip(edges[:-1], edges[1:]):
+        chunk = values[a:b]
+        keep += [a + int(np.argmin(chunk)), a + int(np.argmax(chunk))]
+    return np.unique(np.asarray(keep, dtype=np.int64))
+
+
 def _curve_data(eq: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ts = _dt(eq.get("ts_ms", []))
-    return (ts, np.asarray(eq.get("equity", []), dtype=float),
-            -100.0 * np.asarray(eq.get("drawdown", []), dtype=float))
+    equity = np.asarray(eq.get("equity", []), dtype=float)
+    idx = display_indices(equity)
+    ts = _dt(np.asarray(eq.get("ts_ms", []), dtype=np.int64)[idx])
+    return (ts, equity[idx], -100.0 * np.asarray(eq.get("drawdown", []), dtype=float)[idx])
 
 
 def equity_chart(eq: dict[str, np.ndarray], title: str = "Equity") -> hv.Curve:
@@ -37,7 +55,7 @@ def equity_chart(eq: dict[str, np.ndarray], title: str = "Equity") -> hv.Curve:
     ts, equity, _ = _curve_data(eq)
     return hv.Curve((ts, equity), "time", "equity").opts(
         title=title if ts.size else f"{title}: no snapshots yet", responsive=True,
-        height=HEIGHT, tools=["hover"], color="#1f77b4", show_grid=True)
+        height=HEIGHT, tools=["hover"], color="#1f77b4", show_grid=True, framewise=True)
 
 
 def drawdown_chart(eq: dict[str, np.ndarray], title: str = "Drawdown (%)") -> hv.Area:
@@ -45,7 +63,7 @@ def drawdown_chart(eq: dict[str, np.ndarray], title: str = "Drawdown (%)") -> hv
     ts, _, dd = _curve_data(eq)
     return hv.Area((ts, dd), "time", "drawdown_pct").opts(
         title=title, responsive=True, height=HEIGHT * 3 // 4, color=DOWN, alpha=0.5,
-        tools=["hover"], show_grid=True)
+        tools=["hover"], show_grid=True, framewise=True)
 
 
 def candle_chart(candles: dict[str, np.ndarray], marks: list[dict[str, Any]],

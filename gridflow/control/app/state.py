@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,24 @@ from gridflow.control.app.params_form import InvalidParams
 from gridflow.control.client import GridflowClient, ReplayJob
 
 LATEST = "(latest)"
+
+
+@dataclass
+class Snapshot:
+    """What one poll read (:meth:`ControlState.fetch`), applied by
+    :meth:`ControlState.apply`. ``runs`` is None when the journal was unreadable;
+    ``equity`` is None when the curve did not change since it was last shown."""
+
+    backtest: dict[str, Any] = field(default_factory=dict)
+    runs: list[str] | None = None
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_id: str | None = None
+    accounts: list[str] = field(default_factory=list)
+    account: str | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    equity: dict[str, np.ndarray] | None = None
+    equity_key: tuple | None = None
+    error: str = ""
 
 
 class ControlState(param.Parameterized):
@@ -69,6 +88,7 @@ class ControlState(param.Parameterized):
         self._executor: ThreadPoolExecutor | None = None
         self.backtest = BacktestState(self.client)
         self._equity_key: tuple | None = None
+        self._equity_stale = False
 
     # ---- authorization -----------------------------------------------------------------
     @property
@@ -83,25 +103,83 @@ class ControlState(param.Parameterized):
 
     # ---- polling -----------------------------------------------------------------------
     def refresh(self) -> None:
-        """Poll everything: acknowledgements, the replay job, runs, status, equity."""
-        self._collect_ack()
-        self.backtest.poll()
+        """Poll everything: acknowledgements, the replay job, runs, status, equity.
+
+        The same as ``self.apply(self.fetch())``; the app runs :meth:`fetch` on a worker
+        thread and :meth:`apply` on the server's event loop, so journal reads never
+        block the server.
+        """
+        self.apply(self.fetch())
+
+    def fetch(self) -> Snapshot:
+        """Read what :meth:`apply` shows (journal reads only; sets no parameter).
+
+        Safe to call from a worker thread while the event loop runs :meth:`apply` or
+        handles clicks: it reads the current selection and the client, nothing else.
+        """
+        snap = Snapshot(backtest=self.backtest.fetch())
         try:
             runs = self.client.runs()
         except Exception as exc:  # noqa: BLE001 - journal unreachable: say so, keep polling
-            self.refresh_error = f"journal unreadable: {type(exc).__name__}: {exc}"
-            return
-        self._configs = {r["run_id"]: run_config(r) for r in runs}
-        ids = [r["run_id"] for r in runs]
-        if ids != self.runs:
-            self.param.run_id.objects = [LATEST, *reversed(ids)]
-            self.param.compare_runs.objects = list(reversed(ids))
-            self.runs = ids
+            snap.error = f"journal unreadable: {type(exc).__name__}: {exc}"
+            return snap
+        snap.runs = [r["run_id"] for r in runs]
+        snap.configs = {r["run_id"]: run_config(r) for r in runs}
+        rid = self.run_id if self.run_id != LATEST else (snap.runs[-1] if snap.runs else None)
+        snap.run_id = rid
+        if rid is None:
+            if self._equity_key is not None:
+                snap.equity, snap.equity_key = {}, None
+            return snap
+        names = [a.get("name") for a in snap.configs.get(rid, {}).get("accounts", [])]
+        snap.accounts = [n for n in names if n]
+        account = self.account if self.account in snap.accounts else (
+            snap.accounts[0] if snap.accounts else None)
+        snap.account = account
         try:
-            self._refresh_live()
+            if account:
+                try:
+                    snap.status = self.client.status(account, rid)
+                except LookupError:  # the engine has not written a summary yet
+                    snap.status = {}
+            key = (rid, snap.status.get("candles"), snap.status.get("last_ts_ms"))
+            if key != self._equity_key or self._equity_stale:
+                snap.equity = self._equity(rid)
+                snap.equity_key = key
         except Exception as exc:  # noqa: BLE001 - keep polling; show what broke
-            self.refresh_error = f"refresh failed: {type(exc).__name__}: {exc}"
-        else:
+            snap.error = f"refresh failed: {type(exc).__name__}: {exc}"
+        return snap
+
+    def apply(self, snap: Snapshot) -> None:
+        """Show a :meth:`fetch` result: set only the parameters whose value changed, so
+        an idle poll re-renders nothing."""
+        self._collect_ack()
+        self.backtest.apply(snap.backtest)
+        if snap.runs is None:
+            self.refresh_error = snap.error
+            return
+        self._configs = snap.configs
+        if snap.runs != self.runs:
+            self.param.run_id.objects = [LATEST, *reversed(snap.runs)]
+            self.param.compare_runs.objects = list(reversed(snap.runs))
+            self.runs = snap.runs
+        if snap.run_id != self.selected_run():
+            return  # the user picked another run meanwhile: the next poll shows it
+        if snap.accounts != self.param.account.objects:
+            self.param.account.objects = snap.accounts
+        if self.account not in snap.accounts:
+            self.account = snap.account
+        elif self.account != snap.account:
+            return  # the user picked another account meanwhile
+        if snap.error:
+            self.refresh_error = snap.error
+            return
+        if snap.status != self.status:
+            self.status = snap.status
+        if snap.equity is not None:
+            self.equity = snap.equity
+            self._equity_key, self._equity_stale = snap.equity_key, False
+        if self.refresh_error:
             self.refresh_error = ""
 
     def selected_run(self) -> str | None:
@@ -109,29 +187,6 @@ class ControlState(param.Parameterized):
         if self.run_id != LATEST:
             return self.run_id
         return self.runs[-1] if self.runs else None
-
-    def _refresh_live(self) -> None:
-        rid = self.selected_run()
-        if rid is None:
-            self.status, self.equity = {}, {}
-            return
-        names = [a.get("name") for a in self._configs.get(rid, {}).get("accounts", [])]
-        names = [n for n in names if n]
-        if names != self.param.account.objects:
-            self.param.account.objects = names
-        if self.account not in names:
-            self.account = names[0] if names else None
-        status: dict[str, Any] = {}
-        if self.account:
-            try:
-                status = self.client.status(self.account, rid)
-            except LookupError:  # the engine has not written a summary yet
-                status = {}
-        self.status = status
-        key = (rid, status.get("candles"), status.get("last_ts_ms"))
-        if key != self._equity_key:
-            self.equity = self._equity(rid)
-            self._equity_key = key
 
     def _equity(self, rid: str) -> dict[str, np.ndarray]:
         try:
@@ -198,7 +253,7 @@ class ControlState(param.Parameterized):
             info.update(status="error", reason=f"{type(exc).__name__}: {exc}")
         self.pending = ""
         self.last_ack = info
-        self._equity_key = None  # show the effect at once
+        self._equity_stale = True  # show the effect at the next poll
 
     # ---- backtest ----------------------------------------------------------------------
     def launch_backtest(self) -> ReplayJob:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+import holoviews as hv
 import pandas as pd
 import panel as pn
 
@@ -129,13 +130,17 @@ def _button(state: ControlState, name: str, kind: str, action: Callable[[], Any]
     return b
 
 
-def equity_panes(equity: Any, title: str, css: str) -> pn.Column:
-    """Equity over drawdown, two charts bound to an ``equity`` parameter."""
+def equity_panes(owner: Any, name: str, title: str, css: str) -> pn.Column:
+    """Equity over drawdown, two charts of the ``equity``-shaped parameter ``name`` of
+    ``owner``. A new value is streamed into the existing plots (a data patch, not a new
+    figure), so a running flow's curve costs little on the server's event loop."""
+    pipe = hv.streams.Pipe(data=getattr(owner, name))
+    owner.param.watch(lambda event: pipe.send(event.new), name)
+    equity = hv.DynamicMap(lambda data: charts.equity_chart(data, title), streams=[pipe])
+    drawdown = hv.DynamicMap(lambda data: charts.drawdown_chart(data), streams=[pipe])
     return pn.Column(
-        pn.pane.HoloViews(pn.bind(charts.equity_chart, equity, title), linked_axes=False,
-                          sizing_mode="stretch_width"),
-        pn.pane.HoloViews(pn.bind(charts.drawdown_chart, equity), linked_axes=False,
-                          sizing_mode="stretch_width"),
+        pn.pane.HoloViews(equity, linked_axes=False, sizing_mode="stretch_width"),
+        pn.pane.HoloViews(drawdown, linked_axes=False, sizing_mode="stretch_width"),
         css_classes=[css], sizing_mode="stretch_width",
     )
 
@@ -158,7 +163,7 @@ def live_page(state: ControlState) -> pn.viewable.Viewable:
         buttons,
         pn.pane.Markdown(pn.bind(ack_md, state.param.pending, state.param.last_ack,
                                  state.param.message), css_classes=["gf-ack"]),
-        equity_panes(state.param.equity, "Equity", "gf-equity"),
+        equity_panes(state, "equity", "Equity", "gf-equity"),
         "### Positions and grids",
         pn.pane.DataFrame(pn.bind(positions_frame, state.param.status), index=False,
                           sizing_mode="stretch_width", css_classes=["gf-positions"]),
@@ -194,7 +199,7 @@ def backtest_page(state: ControlState) -> pn.viewable.Viewable:
     results = pn.Column(
         pn.pane.DataFrame(pn.bind(metrics_frame, bt.param.report), index=False,
                           css_classes=["gf-metrics"], width=420),
-        equity_panes(bt.param.equity, "Backtest equity", "gf-bt-equity"),
+        equity_panes(bt, "equity", "Backtest equity", "gf-bt-equity"),
         pn.widgets.Select.from_param(bt.param.chart_symbol, name="Chart symbol", width=200),
         pn.pane.HoloViews(pn.bind(charts.candle_chart, bt.param.candles, bt.param.marks,
                                   bt.param.chart_symbol),

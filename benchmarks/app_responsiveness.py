@@ -1,0 +1,140 @@
+"""The control app's responsiveness while a paced replay runs.
+
+Starts a paced replay of the bundled BTC/ETH/SOL 1h candles in a child process (one
+candle per chunk, 0.05 s apart: the journal changes at every app poll), serves the app
+(``python -m gridflow.control.app``) in another, opens its Live page in Debian's
+Chromium and measures:
+
+- ``login_s``: "Log in" click to "Signed in as" shown, through Panel's login form;
+- ``http_ms``: latency of ``GET /login`` every 0.25 s while the Live page polls (a
+  blocked server event loop shows here first);
+- ``ack_s``: a Pause / Resume click to the engine's acknowledgement shown in the page.
+
+``--load N`` adds N busy-looping processes (a shared, noisy machine). Prints medians,
+p95 and max and writes ``benchmarks/results/app_responsiveness.json``.
+
+    python benchmarks/app_responsiveness.py [--seconds 20] [--clicks 6] [--load 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from gridflow.config.models import AccountConfig, DataFile, GridAtrParams
+from gridflow.control.client import GridflowClient
+from gridflow.data import CANDLES_DIR
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = os.environ.get("GRIDFLOW_CHROMIUM", "/usr/bin/chromium")
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def _serve(db: str) -> tuple[subprocess.Popen, str]:
+    env = dict(os.environ, GRIDFLOW_APP_USERS="bench:bench-pw", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "gridflow.control.app", "--db", db,
+                             "--port", "0"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        m = re.search(r"serving (http://\S+/)", line)
+        if m:
+            return proc, m.group(1)
+    raise SystemExit(f"the app did not start (rc={proc.wait()})")
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    xs = sorted(xs)
+    return {"n": len(xs), "median": statistics.median(xs),
+            "p95": xs[min(len(xs) - 1, int(0.95 * len(xs)))], "max": xs[-1]}
+
+
+def main() -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--clicks", type=int, default=6)
+    ap.add_argument("--load", type=int, default=0, help="busy-looping processes")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "app_responsiveness.json")
+    args = ap.parse_args()
+    hogs = [mp.Process(target=_spin, daemon=True) for _ in range(args.load)]
+    with tempfile.TemporaryDirectory() as d:
+        db = f"sqlite:///{d}/app.db"
+        client = GridflowClient(db, user="bench")
+        files = tuple(DataFile(path=str(CANDLES_DIR / f"binance_{s}_USDT_1h.csv.gz"))
+                      for s in ("BTC", "ETH", "SOL"))
+        acct = AccountConfig(name="app", symbols=("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+                             strategy=GridAtrParams())
+        job = client.launch_replay(None, data=files, accounts=(acct,), start_ms="2024-01-01",
+                                   pace_s=0.05, chunk_size=1)
+        proc, url = _serve(db)
+        for h in hogs:
+            h.start()
+        try:
+            while job.progress < 0.001:
+                if job.done:
+                    raise SystemExit(job.errors())
+                time.sleep(0.05)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM,
+                                            args=["--headless", "--no-sandbox"])
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(url)
+                t0 = time.perf_counter()
+                page.get_by_role("link", name="Log in").click()
+                page.locator("input[name=username]").fill("bench")
+                page.locator("input[name=password]").fill("bench-pw")
+                page.locator("input[name=password]").press("Enter")
+                expect(page.get_by_text("Signed in as bench")).to_be_visible(timeout=120_000)
+                login_s = time.perf_counter() - t0
+                http_ms = []
+                end = time.monotonic() + args.seconds
+                while time.monotonic() < end:
+                    t = time.perf_counter()
+                    with urllib.request.urlopen(url + "login", timeout=60) as r:
+                        r.read()
+                    http_ms.append(1000 * (time.perf_counter() - t))
+                    time.sleep(0.25)
+                ack_s = []
+                ack = page.locator(".gf-ack")
+                for i in range(args.clicks):
+                    name = ("Pause", "Resume")[i % 2]
+                    t = time.perf_counter()
+                    page.get_by_role("button", name=name).click()
+                    expect(ack).to_contain_text(f"{name.lower()} (app): applied",
+                                                timeout=120_000)
+                    ack_s.append(time.perf_counter() - t)
+                browser.close()
+            candles = client.status("app")["candles"]
+        finally:
+            for h in hogs:
+                h.terminate()
+            proc.terminate()
+            proc.wait()
+            job.stop()
+    res = {"login_s": login_s, "http_ms": _stats(http_ms), "ack_s": _stats(ack_s),
+           "load_processes": args.load, "candles_replayed": candles, "cpus": os.cpu_count()}
+    print(f"login {login_s:.2f} s; GET /login median {res['http_ms']['median']:.1f} ms, "
+          f"p95 {res['http_ms']['p95']:.1f} ms, max {res['http_ms']['max']:.1f} ms; "
+          f"click -> ack shown median {res['ack_s']['median']:.2f} s, "
+          f"max {res['ack_s']['max']:.2f} s (load {args.load})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
