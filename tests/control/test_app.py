@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("panel")
@@ -107,6 +108,35 @@ def test_state_reads_status_equity_and_compares_runs(crash_db: str) -> None:
     state.compare_runs = list(state.runs)
     assert [r["run_id"] for r in state.compare_reports] == state.runs
     assert set(state.compare_curves) == set(state.runs)
+
+
+def test_an_idle_poll_changes_nothing_and_a_stale_one_is_dropped(crash_db: str) -> None:
+    """fetch() reads (the app runs it on a thread), apply() sets only what changed: a
+    second poll of a finished run fires no watcher; a poll read before the user picked
+    another run is not shown over the new pick."""
+    state = ControlState(db_url=crash_db, user=None)
+    state.refresh()
+    fired: list[str] = []
+    state.param.watch(lambda e: fired.append(e.name), ["status", "equity", "runs", "account"])
+    state.apply(state.fetch())
+    assert fired == []
+    stale = state.fetch()
+    state.run_id = state.runs[0]  # the other run of the journal
+    state.apply(stale)
+    assert "status" not in fired and state.status["run_id"] == state.runs[-1]
+    state.refresh()
+    assert state.status["run_id"] == state.runs[0]
+
+
+def test_long_equity_curves_are_thinned_to_their_envelope() -> None:
+    from gridflow.control.app.charts import MAX_POINTS, display_indices
+
+    rng = np.random.default_rng(7)
+    eq = 10_000 + np.cumsum(rng.normal(0, 5, 100_000))
+    idx = display_indices(eq)
+    assert len(idx) <= MAX_POINTS + 1 and np.all(np.diff(idx) > 0)
+    assert {int(np.argmin(eq)), int(np.argmax(eq)), len(eq) - 1} <= set(idx.tolist())
+    assert display_indices(eq[:50]).tolist() == list(range(50))
 
 
 def test_backtest_state_edits_symbols_and_parameters(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ times are ms UTC, turned into ``datetime64[ms]`` for the axes.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import holoviews as hv
@@ -30,7 +31,7 @@ def display_indices(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndar
         return np.arange(n)
     edges = np.linspace(0, n, max_points // 2 + 1).astype(np.int64)
     keep = [n - 1]
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         chunk = values[a:b]
         keep += [a + int(np.argmin(chunk)), a + int(np.argmax(chunk))]
     return np.unique(np.asarray(keep, dtype=np.int64))
