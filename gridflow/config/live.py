@@ -106,6 +106,14 @@ class LiveConfig(_Model):
     retry: RetryConfig = RetryConfig()
     end_ms: int | None = None
 
+    def without_secrets(self) -> "LiveConfig":
+        """This config with the exchange credentials removed: what pure operators keep
+        (their state is pickled into Bytewax recovery snapshots, and ``SecretStr``
+        pickles its value). Credentials live only in the broker and source connections,
+        which read them from the environment on every start."""
+        ex = self.exchange.model_copy(update={"api_key": None, "secret": None})
+        return self.model_copy(update={"exchange": ex})
+
     @model_validator(mode="after")
     def _armed(self) -> "LiveConfig":
         if self.mode == "live":

@@ -76,12 +76,13 @@ _SEEN_MAX = 50_000
 
 class LiveAccountEngine(AccountEngine):
     """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
-    exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`).
+    exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`;
+    the engine keeps it without credentials: nothing secret is in engine state).
     """
 
     def __init__(self, *args, live: LiveConfig | None = None, **kw) -> None:
         super().__init__(*args, **kw)
-        self.live = live or LiveConfig()
+        self.live = (live or LiveConfig()).without_secrets()
         self.book = LiveBook(self.account.name)
         self.watermark = -1
         self.seen: OrderedDict[str, None] = OrderedDict()

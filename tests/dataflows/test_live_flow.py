@@ -8,6 +8,7 @@ import random
 import time
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from live_harness import (
@@ -118,11 +119,24 @@ def test_sigkill_ten_times_no_duplicate_and_the_same_final_positions(uninterrupt
         fx.stop()
 
 
-def test_secret_never_in_logs_journal_or_exceptions(uninterrupted, monkeypatch):
+def test_secret_never_in_logs_journal_snapshots_cache_or_exceptions(uninterrupted,
+                                                                    monkeypatch):
+    """Every file a live run leaves: the journal (and its -wal), the logs, every file of
+    the recovery folder (snapshots and their -wal) and the numba cache."""
+    import os
+
     fx, db, _, proc = uninterrupted
-    blob = db.read_bytes()
+    files = [p for p in db.parent.rglob("*") if p.is_file()]
+    recovery = [p for p in files if "recovery" in p.parts]
+    assert recovery and any(p.stat().st_size > 0 for p in recovery)
+    cache = Path(os.environ["NUMBA_CACHE_DIR"])
+    files += [p for p in cache.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".nbi" for p in files)  # the kernels' cache was searched too
+    for path in files:
+        blob = path.read_bytes()
+        for secret in (KEY, SECRET):
+            assert secret.encode() not in blob, path
     for secret in (KEY, SECRET):
-        assert secret.encode() not in blob
         assert secret not in proc.logs()
     from gridflow.config import load_config
 
