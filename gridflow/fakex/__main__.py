@@ -5,7 +5,9 @@
 
 Prints the base URL and the ccxt ``urls["api"]`` entries as JSON, then serves until
 interrupted. ``--clock manual`` leaves time to ``POST /_fakex/step?n=1``;
-``GET /_fakex/state`` shows orders, trades, positions and balance.
+``POST /_fakex/substep?k=1&of=12`` moves it inside the forming candle;
+``GET /_fakex/state`` shows orders, trades, positions and balance. ``--funding`` settles
+the bundled Binance funding rates of the symbols that have them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from gridflow.data import bundled_candle_files
+from gridflow.data.funding import bundled_funding_files, read_funding
 from gridflow.dataflows.candle_files import read_candle_file, resolve_data_files
 from gridflow.fakex.server import FakeExchange
 from gridflow.timeframes import timeframe_to_ms
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--secret", default="test-secret")
     ap.add_argument("--balance", type=float, default=10_000.0, help="USDT")
     ap.add_argument("--leverage", type=int, default=1)
+    ap.add_argument("--funding", action="store_true",
+                    help="settle the bundled funding rates of the symbols")
     args = ap.parse_args(argv)
     start = _parse_start(args.start)
     tf = timeframe_to_ms(args.timeframe)
@@ -75,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     fx = FakeExchange(load_bundled(args.symbols, args.timeframe), timeframe=args.timeframe,
                       start_ms=start, api_key=args.api_key, secret=args.secret,
                       balance_usdt=args.balance, clock=args.clock,
-                      seconds_per_candle=args.seconds_per_candle, leverage=args.leverage)
+                      seconds_per_candle=args.seconds_per_candle, leverage=args.leverage,
+                      funding={s: read_funding(p) for s, p in bundled_funding_files().items()
+                               if s in args.symbols} if args.funding else None)
     url = fx.start(port=args.port, host=args.host)
     print(json.dumps({"url": url, "ccxt_urls": fx.ccxt_urls(), "start_ms": start}), flush=True)
     try:

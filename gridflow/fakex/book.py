@@ -6,7 +6,8 @@ it under its lock.
 
 Accounting: a position is a signed amount and an average entry price. Reducing it
 realizes ``closed * (fill - entry) * sign``; the wallet balance moves by realized PnL
-minus commission (``fee * price * qty`` in USDT, maker or taker rate).
+minus commission (``fee * price * qty`` in USDT, maker or taker rate) minus funding paid
+(:mod:`gridflow.fakex.funding`). Unrealized PnL is taken at the mark (:meth:`Book.price`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gridflow.fakex.feed import Feed
 from gridflow.fakex.markets import BinanceError, MarketSpec, on_grid
@@ -111,7 +113,10 @@ class Book:
     """Orders, positions and wallet.
 
     ``partial`` decides whether a fill is partial (fault injection); ``mark`` holds the
-    price the matcher is at while it walks a candle (else the feed's price is used).
+    price the matcher is at while it walks a candle (else the feed's path price at the
+    clock is used); ``walks`` the matcher's state in the forming candle
+    (:class:`gridflow.fakex.matching.Walk` per symbol); ``funding`` the settlement
+    schedule and payments (:class:`gridflow.fakex.funding.Funding`, or None).
     """
 
     feed: Feed
@@ -129,6 +134,8 @@ class Book:
     accepted: Counter = field(default_factory=Counter)
     leverages: dict[str, int] = field(default_factory=dict)
     mark: dict[str, float] = field(default_factory=dict)
+    walks: dict[str, Any] = field(default_factory=dict)
+    funding: Any = None
     _by_cid: dict[str, int] = field(default_factory=dict)
     _algo_by_cid: dict[str, int] = field(default_factory=dict)
     _used_cids: set[str] = field(default_factory=set)

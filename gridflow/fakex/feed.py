@@ -1,9 +1,16 @@
 """Candles and the simulated clock of the fake exchange.
 
-The clock ``now`` (ms UTC) is always the open time of the *forming* candle. Rows with
-``ts < now`` are closed; the row with ``ts == now`` (if the symbol has one: data may have
-gaps) is forming and is shown as ``open = high = low = close``, volume 0, like the first
-instant of a live candle. :meth:`Feed.advance` moves ``now`` by one timeframe.
+The clock is ``now = open_ms + offset`` (ms UTC): ``open_ms`` is the open time of the
+*forming* candle and ``offset`` (``0 <= offset <= tf``) how far the clock has moved inside
+it. Rows with ``ts < open_ms`` are closed; the row with ``ts == open_ms`` (if the symbol
+has one: data may have gaps) is forming.
+
+Inside the forming candle the price follows the path the matcher walks: ``open -> low ->
+high -> close`` when ``close >= open``, else ``open -> high -> low -> close``, three
+straight legs of a third of the candle each (:meth:`Feed.path_price`). Clients see the
+forming candle as Binance shows it: its open, the high and low of the path so far, the
+path price now as close, and the volume pro rata of the time elapsed (at ``offset == 0``:
+``open = high = low = close``, volume 0). :meth:`Feed.advance` closes the candle.
 """
 
 from __future__ import annotations
@@ -61,8 +68,14 @@ class Feed:
             raise ValueError(f"start_ms {start_ms} is not aligned to {timeframe}")
         if not any(ts[0] <= start_ms <= ts[-1] for ts in self._ts.values()):
             raise ValueError(f"start_ms {start_ms} is outside the candles of every symbol")
-        self.now = start_ms
+        self.open_ms = start_ms
+        self.offset = 0
         self._last_ts = max(int(ts[-1]) for ts in self._ts.values())
+
+    @property
+    def now(self) -> int:
+        """The clock (ms UTC): forming candle open + offset inside it."""
+        return self.open_ms + self.offset
 
     @property
     def symbols(self) -> list[str]:
@@ -70,31 +83,67 @@ class Feed:
 
     def left(self) -> int:
         """Candles still to close (the forming one included); 0 once data is exhausted."""
-        if self.now > self._last_ts:
+        if self.open_ms > self._last_ts:
             return 0
-        return (self._last_ts - self.now) // self.tf_ms + 1
+        return (self._last_ts - self.open_ms) // self.tf_ms + 1
 
     def advance(self) -> None:
-        """Close the forming candle: ``now`` moves one timeframe on."""
-        self.now += self.tf_ms
+        """Close the forming candle: the next one forms, offset 0."""
+        self.open_ms += self.tf_ms
+        self.offset = 0
+
+    def set_offset(self, offset: int) -> None:
+        """Move the clock inside the forming candle (``offset`` ms after its open)."""
+        offset = int(offset)
+        if not self.offset <= offset <= self.tf_ms:
+            raise ValueError(f"offset {offset} outside [{self.offset}, {self.tf_ms}]")
+        self.offset = offset
 
     def forming(self, sym: str) -> tuple[float, float, float, float, float] | None:
         """``(open, high, low, close, volume)`` of the candle forming at ``now`` (the
         full row, used by the matcher; clients never see its future values), or None."""
         ts = self._ts[sym]
-        i = int(np.searchsorted(ts, self.now))
-        if i < len(ts) and ts[i] == self.now:
+        i = int(np.searchsorted(ts, self.open_ms))
+        if i < len(ts) and ts[i] == self.open_ms:
             o, h, lo, c, v = self._ohlcv[sym][i]
             return float(o), float(h), float(lo), float(c), float(v)
         return None
 
+    def path(self, sym: str) -> tuple[float, float, float, float] | None:
+        """The four vertices of the forming candle's price path, or None (no row)."""
+        row = self.forming(sym)
+        if row is None:
+            return None
+        o, h, lo, c, _ = row
+        return (o, lo, h, c) if c >= o else (o, h, lo, c)
+
+    def path_price(self, path: tuple[float, float, float, float], u: float) -> float:
+        """Price on ``path`` at ``u`` ms after the candle open (linear along each leg)."""
+        tf = self.tf_ms
+        if u <= 0:
+            return path[0]
+        if u >= tf:
+            return path[3]
+        i = min(int(u * 3 // tf), 2)
+        start = i * tf / 3
+        a, b = path[i], path[i + 1]
+        return a + (b - a) * (u - start) / (tf / 3)
+
+    def path_so_far(self, path: tuple[float, float, float, float], u: float
+                    ) -> tuple[float, float, float]:
+        """``(high, low, price)`` of ``path`` walked from the open to ``u``."""
+        px = self.path_price(path, u)
+        seen = [path[0], px] + [path[i] for i in (1, 2) if i * self.tf_ms / 3 <= u]
+        return max(seen), min(seen), px
+
     def price(self, sym: str) -> float:
-        """Current price (quote): open of the forming candle, else the last close before
-        ``now``, else the first open (clock before the symbol's data)."""
+        """Current price (quote): the forming candle's path price at the clock, else the
+        last close before it, else the first open (clock before the symbol's data)."""
+        path = self.path(sym)
+        if path is not None:
+            return self.path_price(path, self.offset)
         ts = self._ts[sym]
-        i = int(np.searchsorted(ts, self.now))
-        if i < len(ts) and ts[i] == self.now:
-            return float(self._ohlcv[sym][i, 0])
+        i = int(np.searchsorted(ts, self.open_ms))
         if i > 0:
             return float(self._ohlcv[sym][i - 1, 3])
         return float(self._ohlcv[sym][0, 0])
@@ -104,13 +153,15 @@ class Feed:
 
     def visible(self, sym: str) -> tuple[np.ndarray, np.ndarray]:
         """Timestamps and ``o, h, l, c, v`` rows a client may see: closed rows and the
-        forming row reduced to its open (o = h = l = c, volume 0)."""
+        forming row as walked so far (open, high and low of the path so far, close = the
+        path price now, volume pro rata of the time elapsed)."""
         ts = self._ts[sym]
-        n = int(np.searchsorted(ts, self.now, side="right"))
+        n = int(np.searchsorted(ts, self.open_ms, side="right"))
         rows = self._ohlcv[sym][:n].copy()
-        if n and ts[n - 1] == self.now:
-            rows[-1, 1:4] = rows[-1, 0]
-            rows[-1, 4] = 0.0
+        if n and ts[n - 1] == self.open_ms:
+            path = self.path(sym)
+            rows[-1, 1:4] = self.path_so_far(path, self.offset)
+            rows[-1, 4] *= self.offset / self.tf_ms
         return ts[:n], rows
 
     def klines(self, sym: str, start: int | None, end: int | None, limit: int

@@ -15,34 +15,88 @@ Before the legs, at the open: algo orders whose trigger the open has already pas
 (a gap) trigger at the open price, resting MARKET remainders fill at the open (taker)
 and limits the open has passed fill at their own price (maker).
 
-Fill times are ``open_time + offset`` inside the candle (always < its close time).
+Fill times are ``open_time + offset`` inside the candle (always < its close time): the
+time the path reaches the price.
+
+The walk can stop anywhere inside the candle (:func:`walk_to`) and resume later: the
+state of the leg in progress (where it is, which orders it has already acted on) is
+kept in ``book.walks``, so walking a candle in pieces gives the same fills, at the same
+prices and times, as walking it whole (:func:`step_candle`) when nobody acts in between.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from gridflow.fakex.book import OPEN, AlgoOrder, Book, Order
 
-__all__ = ["step_candle"]
+__all__ = ["close_candle", "step_candle", "walk", "walk_to"]
+
+
+@dataclass
+class Walk:
+    """How far one symbol's forming candle has been walked."""
+
+    u: float = 0.0  # ms after the open walked to
+    started: bool = False  # the open has been handled
+    leg: int = 0  # leg in progress (3: the path is done)
+    pos: float | None = None  # price on the leg walked to
+    done_orders: set[int] = field(default_factory=set)
+    done_algos: set[int] = field(default_factory=set)
 
 
 def step_candle(book: Book) -> None:
     """Match the forming candle of every symbol, then advance the clock one candle."""
+    walk_to(book, book.feed.tf_ms)
+    close_candle(book)
+
+
+def walk_to(book: Book, offset: int) -> None:
+    """Walk every symbol's forming candle up to ``offset`` ms after its open (at most
+    the timeframe) and move the clock there."""
+    try:
+        for sym in book.feed.symbols:
+            walk(book, sym, offset)
+        book.feed.set_offset(offset)
+    finally:
+        book.mark.clear()
+
+
+def close_candle(book: Book) -> None:
+    """Close the fully walked forming candle: the next one forms (offset 0)."""
+    book.walks.clear()
+    book.feed.advance()
+
+
+def walk(book: Book, sym: str, u1: float) -> None:
+    """Walk ``sym``'s forming candle from where it stands to ``u1`` ms after its open.
+
+    Leaves ``book.mark[sym]`` at the path price at ``u1`` (the caller clears it once the
+    clock has moved there).
+    """
     feed = book.feed
-    t0, tf = feed.now, feed.tf_ms
-    for sym in feed.symbols:
-        row = feed.forming(sym)
-        if row is None:
-            continue
-        o, h, lo, c, _ = row
-        path = [o, lo, h, c] if c >= o else [o, h, lo, c]
-        try:
-            book.mark[sym] = o
-            _at_open(book, sym, o, t0)
-            for i in range(3):
-                _leg(book, sym, path[i], path[i + 1], t0 + i * tf / 3, tf / 3, t0 + tf - 1)
-        finally:
-            book.mark.pop(sym, None)
-    feed.advance()
+    path = feed.path(sym)
+    if path is None:
+        return
+    t0, tf = feed.open_ms, feed.tf_ms
+    w = book.walks.get(sym)
+    if w is None:
+        w = book.walks[sym] = Walk(pos=path[0])
+    if not w.started:
+        w.started = True
+        book.mark[sym] = path[0]
+        _at_open(book, sym, path[0], t0)
+    for i in range(w.leg, 3):
+        if u1 <= i * tf / 3:
+            break
+        end = u1 >= tf if i == 2 else u1 >= (i + 1) * tf / 3
+        stop = path[i + 1] if end else feed.path_price(path, u1)
+        _leg(book, sym, path[i], path[i + 1], t0 + i * tf / 3, tf / 3, t0 + tf - 1, w, stop)
+        if not end:
+            break
+        w.leg, w.pos, w.done_orders, w.done_algos = i + 1, path[i + 1], set(), set()
+    w.u = max(w.u, u1)
+    book.mark[sym] = feed.path_price(path, u1)
 
 
 def _triggers_up(a: AlgoOrder) -> bool:
@@ -75,44 +129,44 @@ def _at_open(book: Book, sym: str, px: float, t: int) -> None:
 
 
 def _leg(book: Book, sym: str, a: float, b: float, t_start: float, leg_ms: float,
-         t_last: int) -> None:
+         t_last: int, w: Walk, stop: float) -> None:
+    """Walk the leg ``a -> b`` from ``w.pos`` to ``stop`` (both on the leg)."""
     if a == b:
         return
     down = b < a
     lo, hi = min(a, b), max(a, b)
-    done_orders: set[int] = set()
-    done_algos: set[int] = set()
-    pos = a
     while True:
+        pos = w.pos
         best: tuple[float, int, int, float] | None = None
         for al in _waiting(book, sym):
-            if al.algo_id in done_algos or _triggers_up(al) == down:
+            if al.algo_id in w.done_algos or _triggers_up(al) == down:
                 continue
             x = al.trigger
-            if min(pos, b) <= x <= max(pos, b) and lo <= x <= hi:
+            if min(pos, stop) <= x <= max(pos, stop) and lo <= x <= hi:
                 key = (abs(x - a), 0, al.algo_id, x)
                 best = key if best is None or key < best else best
         for o in _resting(book, sym):
-            if o.order_id in done_orders or o.type != "LIMIT":
+            if o.order_id in w.done_orders or o.type != "LIMIT":
                 continue
             if (o.side == "BUY") != down:
                 continue
             x = o.price
-            if min(pos, b) <= x <= max(pos, b):
+            if min(pos, stop) <= x <= max(pos, stop):
                 key = (abs(x - a), 1, o.order_id, x)
                 best = key if best is None or key < best else best
         if best is None:
-            return
+            break
         _, kind, ident, x = best
         t = min(int(t_start + abs(x - a) / abs(b - a) * leg_ms), t_last)
         book.mark[sym] = x
         if kind == 0:
-            done_algos.add(ident)
+            w.done_algos.add(ident)
             child = book.trigger(book.algos[ident], x, t)
             if child.type == "MARKET":
-                done_orders.add(child.order_id)
+                w.done_orders.add(child.order_id)
         else:
-            done_orders.add(ident)
+            w.done_orders.add(ident)
             o = book.orders[ident]
             book.fill(o, o.price, t, maker=True)
-        pos = x
+        w.pos = x
+    w.pos = stop

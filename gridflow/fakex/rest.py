@@ -285,6 +285,30 @@ def get_user_trades(book: Book, p: Params) -> Any:
     return [views.trade_json(t, spec) for t in rows]
 
 
+_WEEK_MS = 7 * 86_400_000
+
+
+def get_income(book: Book, p: Params) -> Any:
+    """Income history (``FUNDING_FEE``, ``REALIZED_PNL``, ``COMMISSION`` rows):
+    ``symbol``, ``incomeType`` filters; ``startTime``/``endTime``
+    (inclusive); ``limit`` (default 100, max 1000). Without a start: the most recent
+    ``limit`` rows (only the last 7 days when neither time is sent), oldest first."""
+    spec = _spec(book, p, required=False)
+    kind = p.get("incomeType") or None
+    limit = _limit(p, 100, 1000)
+    start, end = _int(p, "startTime"), _int(p, "endTime")
+    if start is None and end is None:
+        start = book.feed.now - _WEEK_MS
+        tail = True
+    else:
+        tail = start is None
+    rows = [r for r in views.incomes(book)
+            if (spec is None or r["symbol"] == spec.id)
+            and (kind is None or r["incomeType"] == kind)
+            and (start is None or r["time"] >= start) and (end is None or r["time"] <= end)]
+    return rows[-limit:] if tail else rows[:limit]
+
+
 def get_account(book: Book, p: Params) -> Any:
     return views.account_json(book)
 
@@ -345,6 +369,7 @@ ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("GET", "/fapi/v1/allAlgoOrders"): (get_all_algo_orders, True),
     ("DELETE", "/fapi/v1/algoOpenOrders"): (delete_algo_open_orders, True),
     ("GET", "/fapi/v1/userTrades"): (get_user_trades, True),
+    ("GET", "/fapi/v1/income"): (get_income, True),
     ("GET", "/fapi/v2/account"): (get_account, True),
     ("GET", "/fapi/v3/account"): (get_account, True),
     ("GET", "/fapi/v2/balance"): (lambda b, p: views.account_json(b)["assets"], True),

@@ -8,9 +8,15 @@ Signed endpoints need the ``X-MBX-APIKEY`` header and an HMAC-SHA256 ``signature
 the query string (GET/DELETE) or form body (POST) exactly as Binance and ccxt compute
 it; ``timestamp`` must be present but is not compared with the simulated clock.
 
-Control endpoints (never faulted, never signed): ``POST /_fakex/step?n=1`` ->
-``{"left", "now"}`` and ``GET /_fakex/state`` -> orders, trades, positions, balance,
-now.
+Control endpoints (never faulted, never signed): ``POST /_fakex/step?n=1``,
+``POST /_fakex/substep?k=1&of=12`` and ``POST /_fakex/advance?ms=60000`` -> ``{"left",
+"now"}``; ``GET /_fakex/state`` -> orders, trades, positions, balance, equity, now.
+
+Clock: ``now`` moves by whole candles (:meth:`FakeExchange.step`) or inside the forming
+candle (:meth:`FakeExchange.substep`, :meth:`FakeExchange.advance_ms`) along the price
+path the matcher walks (see :mod:`gridflow.fakex.matching`); time, klines, tickers, mark
+price, fills and unrealized PnL all follow it. Funding (optional) is settled on the way
+(:mod:`gridflow.fakex.funding`).
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from gridflow.fakex.book import Book
+from gridflow.fakex.clock import advance_to, substep_target
 from gridflow.fakex.faults import FaultInjector, FaultPlan
 from gridflow.fakex.feed import Feed
+from gridflow.fakex.funding import Funding
 from gridflow.fakex.markets import BinanceError, build_specs
-from gridflow.fakex.matching import step_candle
 from gridflow.fakex.rest import ROUTES
 from gridflow.fakex.views import algo_record, order_record, trade_record
 
@@ -76,6 +83,11 @@ class FakeExchange:
         Realtime pace.
     leverage : int
         Leverage of every symbol (``POST /fapi/v1/leverage`` changes one symbol).
+    funding : dict or None
+        Config symbol -> ``(times_ms, rates)``: funding settlement times (ms UTC) and
+        rates (fractions), e.g. ``gridflow.data.funding.read_funding(path)``. A position
+        open when the clock reaches a settlement pays ``amount_signed * mark * rate``
+        (see :mod:`gridflow.fakex.funding` for the mark rule). None: no funding.
     """
 
     def __init__(self, candles: dict[str, np.ndarray], timeframe: str = "1h",
@@ -84,7 +96,8 @@ class FakeExchange:
                  balance_usdt: float = 10_000.0, maker_fee: float = 0.0002,
                  taker_fee: float = 0.0005, stop_slippage: float = 0.0,
                  faults: FaultPlan | None = None, clock: str = "manual",
-                 seconds_per_candle: float = 1.0, leverage: int = 1) -> None:
+                 seconds_per_candle: float = 1.0, leverage: int = 1,
+                 funding: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         if start_ms is None:
             raise ValueError("start_ms is required (open time of the first forming candle)")
         if clock not in ("manual", "realtime"):
@@ -99,6 +112,7 @@ class FakeExchange:
                           maker_fee=maker_fee, taker_fee=taker_fee,
                           stop_slippage=stop_slippage, leverage=leverage,
                           partial=self._partial)
+        self._book.funding = Funding(funding, feed.symbols)
         self._api_key, self._secret = api_key, secret.encode()
         self._clock, self._pace = clock, float(seconds_per_candle)
         self._injector = FaultInjector(faults) if faults else None
@@ -161,17 +175,53 @@ class FakeExchange:
 
     # ------------------------------------------------------------ python API
     def step(self, n: int = 1) -> int:
-        """Match and close ``n`` forming candles; returns candles left (0: data done)."""
+        """Match and close ``n`` forming candles; returns candles left (0: data done).
+
+        Inside a candle (after :meth:`substep`), the first step finishes walking the
+        forming candle and closes it."""
         with self._lock:
+            feed = self._book.feed
             for _ in range(int(n)):
-                if self._book.feed.left() == 0:
+                if feed.left() == 0:
                     break
-                step_candle(self._book)
+                advance_to(self._book, feed.open_ms + feed.tf_ms)
+            return feed.left()
+
+    def substep(self, k: int = 1, of: int = 12) -> int:
+        """Move the clock ``k`` pieces of ``tf / of`` inside the candles (to the k-th point
+        after it on the grid ``open + j * tf // of``, j = 0..of-1), matching orders along
+        the price path on the way. Reaching a candle's close closes it (``of`` sub-steps
+        of a fresh candle = one :meth:`step`). Returns candles left, as :meth:`step`.
+
+        Raises
+        ------
+        ValueError
+            ``k < 0``, ``of < 1`` or ``of`` larger than the candle in ms.
+        """
+        with self._lock:
+            feed = self._book.feed
+            advance_to(self._book, substep_target(feed.open_ms, feed.offset, feed.tf_ms,
+                                                  k, of))
+            return feed.left()
+
+    def advance_ms(self, ms: int) -> int:
+        """Move the clock ``ms`` milliseconds on (closing the candles it passes), matching
+        orders on the way. Returns candles left, as :meth:`step`."""
+        if int(ms) < 0:
+            raise ValueError(f"ms must be >= 0, got {ms}")
+        with self._lock:
+            advance_to(self._book, self._book.feed.now + int(ms))
             return self._book.feed.left()
 
     def now_ms(self) -> int:
+        """The clock (ms UTC): the forming candle's open plus the time walked inside it."""
         with self._lock:
             return self._book.feed.now
+
+    def price(self, symbol: str) -> float:
+        """Current (= mark) price of a config symbol: the path price at the clock."""
+        with self._lock:
+            return self._book.price(symbol)
 
     def orders(self) -> list[dict[str, Any]]:
         """Every accepted order, regular and algo, by time then id (see ``views``)."""
@@ -184,15 +234,43 @@ class FakeExchange:
         with self._lock:
             return [trade_record(t) for t in self._book.trades]
 
-    def positions(self) -> dict[str, dict[str, float]]:
+    def positions(self, mark: bool = False) -> dict[str, dict[str, float]]:
+        """Open positions: ``amount`` (signed, base) and ``entry_price``; with ``mark``
+        also ``mark`` (current price) and ``unrealized`` (USDT at the mark)."""
         with self._lock:
-            return {s: {"amount": p.amount, "entry_price": p.entry}
-                    for s, p in self._book.positions.items() if p.amount != 0}
+            out = {}
+            for s, p in self._book.positions.items():
+                if p.amount == 0:
+                    continue
+                out[s] = {"amount": p.amount, "entry_price": p.entry}
+                if mark:
+                    px = self._book.price(s)
+                    out[s].update(mark=px, unrealized=p.amount * (px - p.entry))
+            return out
 
     def balance(self) -> float:
-        """Wallet balance (USDT): initial + realized PnL - commissions."""
+        """Wallet balance (USDT): initial + realized PnL - commissions - funding paid."""
         with self._lock:
             return self._book.wallet
+
+    def unrealized(self) -> float:
+        """Unrealized PnL (USDT) of all positions at the mark (the current path price)."""
+        with self._lock:
+            return self._book.unrealized()
+
+    def equity(self) -> float:
+        """Margin balance (USDT): wallet balance + unrealized PnL at the mark."""
+        with self._lock:
+            return self._book.wallet + self._book.unrealized()
+
+    def funding_payments(self) -> list[dict[str, Any]]:
+        """Funding settlements paid so far, in time order: ``symbol``, ``time`` (ms),
+        ``paid`` (USDT, positive = the account paid), ``rate``, ``mark``, ``amount``
+        (signed position, base) and ``tranId`` (the ``/fapi/v1/income`` row's)."""
+        with self._lock:
+            return [{"symbol": p.symbol, "time": p.time, "paid": p.paid, "rate": p.rate,
+                     "mark": p.mark, "amount": p.amount, "tranId": p.tran_id}
+                    for p in self._book.funding.payments]
 
     def accepted_client_ids(self) -> Counter:
         """clientOrderId / clientAlgoId -> times an order with it was accepted."""
@@ -208,7 +286,8 @@ class FakeExchange:
         with self._lock:
             return {"now": self.now_ms(), "left": self._book.feed.left(),
                     "orders": self.orders(), "trades": self.trades(),
-                    "positions": self.positions(), "balance": self.balance()}
+                    "positions": self.positions(), "balance": self.balance(),
+                    "equity": self.equity()}
 
     # ------------------------------------------------------------------ HTTP
     def _partial(self, client_id: str, market_id: str) -> bool:
@@ -329,8 +408,18 @@ class FakeExchange:
 
     def _control(self, h: BaseHTTPRequestHandler, method: str, path: str, qs: str) -> None:
         q = dict(parse_qsl(qs))
-        if method == "POST" and path == "/_fakex/step":
-            left = self.step(int(q.get("n", "1")))
+        try:
+            if method == "POST" and path == "/_fakex/step":
+                left = self.step(int(q.get("n", "1")))
+            elif method == "POST" and path == "/_fakex/substep":
+                left = self.substep(int(q.get("k", "1")), int(q.get("of", "12")))
+            elif method == "POST" and path == "/_fakex/advance":
+                left = self.advance_ms(int(q.get("ms", "0")))
+            else:
+                left = None
+        except ValueError as e:
+            return self._send(h, method, path, 400, {"code": -1130, "msg": str(e)})
+        if left is not None:
             return self._send(h, method, path, 200, {"left": left, "now": self.now_ms()})
         if method == "GET" and path == "/_fakex/state":
             return self._send(h, method, path, 200, self.state())

@@ -11,9 +11,9 @@ from typing import Any
 from gridflow.fakex.book import AlgoOrder, Book, Order, Trade
 from gridflow.fakex.markets import MarketSpec, fmt, fmt_num
 
-__all__ = ["account_json", "algo_json", "algo_record", "bracket_json", "mark_json",
-           "order_json", "order_record", "position_json", "ticker_json", "trade_json",
-           "trade_record"]
+__all__ = ["account_json", "algo_json", "algo_record", "bracket_json", "incomes",
+           "mark_json", "order_json", "order_record", "position_json", "ticker_json",
+           "trade_json", "trade_record"]
 
 _MAINT = 0.005  # maintenance margin ratio of the single leverage bracket
 _F8 = 8
@@ -161,12 +161,41 @@ def ticker_json(book: Book, spec: MarketSpec) -> dict[str, Any]:
 
 
 def mark_json(book: Book, spec: MarketSpec) -> dict[str, Any]:
-    """``/fapi/v1/premiumIndex``: mark = index = current price, funding 0."""
+    """``/fapi/v1/premiumIndex``: mark = index = the path price at the clock, ``time`` =
+    the clock; ``lastFundingRate`` is the rate of the latest settlement (0 without a
+    funding schedule: no future rate is shown), ``nextFundingTime`` the next one."""
     now = book.feed.now
     px = fmt_num(book.price(spec.symbol), _F8)
+    if book.funding is not None:
+        rate = book.funding.last_rate(spec.symbol, now)
+        nxt = book.funding.next_time(spec.symbol, now)
+    else:
+        rate, nxt = 0.0, (now // 28_800_000 + 1) * 28_800_000
     return {"symbol": spec.id, "markPrice": px, "indexPrice": px, "estimatedSettlePrice": px,
-            "lastFundingRate": "0.00000000", "interestRate": "0.00000000",
-            "nextFundingTime": (now // 28_800_000 + 1) * 28_800_000, "time": now}
+            "lastFundingRate": fmt(rate, _F8), "interestRate": "0.00000000",
+            "nextFundingTime": nxt, "time": now}
+
+
+def incomes(book: Book) -> list[dict[str, Any]]:
+    """Every ``/fapi/v1/income`` row, by time: ``FUNDING_FEE`` per funding payment,
+    ``COMMISSION`` per trade and ``REALIZED_PNL`` per trade that realized PnL.
+    ``income`` is signed (negative = paid)."""
+    rows: list[tuple[int, int, dict[str, Any]]] = []
+
+    def add(sym: str, kind: str, amount: float, t: int, tran: int, trade: str) -> None:
+        rows.append((t, tran, {"symbol": book.specs[sym].id, "incomeType": kind,
+                               "income": fmt_num(amount, _F8), "asset": "USDT", "time": t,
+                               "info": kind, "tranId": str(tran), "tradeId": trade}))
+
+    for p in (book.funding.payments if book.funding is not None else []):
+        add(p.symbol, "FUNDING_FEE", -p.paid, p.time, p.tran_id, "")
+    for t in book.trades:
+        if t.realized_pnl != 0:
+            add(t.symbol, "REALIZED_PNL", t.realized_pnl, t.time, 8_000_000_000 + t.id,
+                str(t.id))
+        add(t.symbol, "COMMISSION", -t.commission, t.time, 9_000_000_000 + t.id, str(t.id))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in rows]
 
 
 # ------------------------------------------------------- Python-API records
