@@ -120,6 +120,10 @@ class ExchangeUpdate:
         Wallet balance in quote currency.
     errors : list[str]
         Polling errors of this cycle (ccxt class and message, secrets redacted).
+    marks : dict[str, float] or None
+        Config symbol to the exchange's mark price (quote) at ``server_ms``: the live
+        engine marks the account to market with it between candle closes; None when
+        not fetched.
     """
 
     account: str
@@ -129,6 +133,7 @@ class ExchangeUpdate:
     positions: dict | None = None
     balance: float | None = None
     errors: list = field(default_factory=list)
+    marks: dict | None = None
 
 
 @dataclass(slots=True)

@@ -66,6 +66,9 @@ class RiskConfig(_Model):
     correlation_window_hours: int = Field(168, ge=2, le=2_000)
     cooldown_candles: int = Field(0, ge=0, le=10_000)
     """Candles of a symbol without new entries after a stop loss on it."""
+    max_daily_entries: int = Field(0, ge=0, le=1_000)
+    """New positions a symbol may open per UTC day (the first fill of a cycle; further
+    grid levels of the open position do not count); 0 turns the rule off."""
 
 
 class SizingConfig(_Model):

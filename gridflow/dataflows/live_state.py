@@ -180,11 +180,12 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         open_orders = self._part("open_orders", self._open_orders, errors)
         positions = self._part("positions", self._positions, errors)
         balance = self._part("balance", self._balance, errors)
+        marks = self._part("marks", self._marks, errors)
         self._schedule(len(errors))
         if self.end_ms is not None and server_ms >= self.end_ms + self.end_grace_ms:
             self._done = True
         return [ExchangeUpdate(self.account, server_ms, reports, open_orders, positions,
-                               balance, errors)]
+                               balance, errors, marks)]
 
     def next_awake(self) -> datetime | None:
         """Wall time of the next cycle (None: at once)."""
@@ -360,6 +361,22 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             out[config_symbol(p["symbol"])] = {
                 "amount": amt, "entry_price": _float(p.get("entryPrice"), 0.0),
             }
+        return out
+
+    def _marks(self) -> dict[str, float]:
+        """Mark price per config symbol: the perpetual's mark price (one request for
+        every market), a spot market's last price."""
+        if self.market_type == "swap":
+            tickers = self.ex.fetch_mark_prices(list(self.markets.values()))
+            key = "markPrice"
+        else:
+            tickers = self.ex.fetch_tickers(list(self.markets.values()))
+            key = "last"
+        out = {}
+        for sym, market in self.markets.items():
+            px = _float((tickers.get(market) or {}).get(key), math.nan)
+            if math.isfinite(px) and px > 0:
+                out[sym] = px
         return out
 
     def _balance(self) -> float | None:

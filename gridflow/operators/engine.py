@@ -66,6 +66,7 @@ def account_params(account: AccountConfig, fees: FeesConfig) -> np.ndarray:
     pf[kl.P_COOLDOWN] = risk.cooldown_candles
     pf[kl.P_RISK_SIZING] = 1.0 if sz.mode == "risk" else 0.0
     pf[kl.P_RISK_PER_TRADE] = sz.risk_per_trade
+    pf[kl.P_MAX_DAILY] = risk.max_daily_entries
     return pf
 
 

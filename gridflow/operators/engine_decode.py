@@ -24,6 +24,7 @@ _DENY_DETAIL = {
     "COOLDOWN": ("cooldown_candles_left", "cooldown_candles"),
     "MAX_OPEN_POSITIONS": ("open_positions", "max_open_positions"),
     "CORRELATION": ("max_abs_correlation", "correlation_threshold"),
+    "DAILY_ENTRIES": ("opened_today", "max_daily_entries"),
 }
 
 

@@ -37,11 +37,16 @@ round trip's net PnL counts the funding of its cycle.
 
 from __future__ import annotations
 
-import math
 
-import numpy as np
 from numba import njit
 
+from gridflow.operators.entry_gate import (
+    count_open,
+    deny_level,
+    gate_level,
+    level_amount,
+    max_abs_corr,
+)
 from gridflow.operators.kernel_layout import (
     AF_CASH,
     AF_DAY_START,
@@ -53,14 +58,12 @@ from gridflow.operators.kernel_layout import (
     AI_DAY,
     AI_KILL,
     AI_LAST_TS,
-    AI_PAUSED,
     AI_RW_POS,
     EXIT_FLATTEN,
     EXIT_FLIP,
     EXIT_SL,
     EXIT_TP,
     EXIT_TRAIL,
-    K_DENIED,
     K_ENTRY,
     K_EQUITY,
     K_EXIT,
@@ -69,19 +72,10 @@ from gridflow.operators.kernel_layout import (
     K_TRADE,
     M_ALLOC,
     M_GRID,
-    M_LEVELS,
-    M_MIN_AMOUNT,
-    M_MIN_NOTIONAL,
     M_SL,
-    M_STEP,
     P_COOLDOWN,
-    P_CORR,
     P_LEVERAGE,
     P_MAKER,
-    P_MAX_MR,
-    P_MAX_POS,
-    P_RISK_PER_TRADE,
-    P_RISK_SIZING,
     P_SLIP,
     P_TAKER,
     SF_AMT,
@@ -99,7 +93,6 @@ from gridflow.operators.kernel_layout import (
     SI_FLATTEN,
     SI_OPEN_TS,
     SI_OPENED_NOW,
-    SI_PAUSED,
     SI_QSIDE,
     SI_QTS,
     SI_SIDE,
@@ -111,17 +104,8 @@ from gridflow.operators.kernel_layout import (
     emit,
 )
 from gridflow.operators.risk import (
-    DENY_COOLDOWN,
-    DENY_CORRELATION,
-    DENY_KILL_SWITCH,
-    DENY_MAX_MARGIN_RATIO,
-    DENY_MAX_POSITIONS,
-    DENY_MIN_NOTIONAL,
-    DENY_PAUSED,
     KS_DAILY,
     check_kill_switches,
-    gate_entry,
-    rule_new_position,
 )
 
 DAY_MS = 86_400_000
@@ -247,52 +231,13 @@ def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, 
     equity = af[AF_CASH] + unreal
     n = check_kill_switches(ts, equity, pnl_g, caps[0], pnl_s, caps[1], af, ai, pf,
                             rw_ts, rw_eq, out_i, out_f, n)
-    lev = pf[P_LEVERAGE]
-    if pf[P_RISK_SIZING] > 0.0:
-        size = pf[P_RISK_PER_TRADE] * equity / (mp[s, M_LEVELS] * mp[s, M_SL])
-    else:
-        size = sf[s, SF_SIZE]  # decided at the previous close, like the level itself
-    amount = size / px
-    step = mp[s, M_STEP]
-    if step > 0.0 and math.isfinite(amount):
-        amount = math.floor(amount / step + 1e-9) * step
-    used = notional / lev
-    opens = sf[s, SF_AMT] == 0.0
-    max_corr = 0.0
-    if opens:
-        for o in range(sf.shape[0]):
-            if o != s and sf[o, SF_AMT] > 0.0:
-                c = abs(ev_corr[e, o])
-                if not (c <= max_corr):
-                    max_corr = c
-    r = gate_entry(ai[AI_KILL], px, amount, mp[s, M_MIN_AMOUNT], mp[s, M_MIN_NOTIONAL],
-                   equity, used, lev, pf[P_MAX_MR])
-    if r == 0 and (ai[AI_PAUSED] != 0 or si[s, SI_PAUSED] != 0):
-        r = DENY_PAUSED
-    if r == 0:
-        r = rule_new_position(opens, si[s, SI_COOLDOWN], n_open, int(pf[P_MAX_POS]),
-                              max_corr, pf[P_CORR])
+    amount = level_amount(s, px, equity, sf, pf, mp)
+    max_corr = max_abs_corr(s, ev_corr[e], sf) if sf[s, SF_AMT] == 0.0 else 0.0
+    r, x1, x2 = gate_level(s, ts, px, amount, equity, notional / pf[P_LEVERAGE], n_open,
+                           max_corr, sf, si, ai, pf, mp)
     if r != 0:
-        cnt[r] += 1
-        if dn[s, i] == r:
-            return n
-        dn[s, i] = r
-        x1 = (used + amount * px / lev) / equity if equity > 0 else np.inf
-        x2 = pf[P_MAX_MR]
-        if r == DENY_KILL_SWITCH:
-            x1, x2 = float(ai[AI_KILL]), 0.0
-        elif r == DENY_MIN_NOTIONAL:
-            x1, x2 = amount * px, mp[s, M_MIN_NOTIONAL]
-        elif r == DENY_COOLDOWN:
-            x1, x2 = float(si[s, SI_COOLDOWN]), pf[P_COOLDOWN]
-        elif r == DENY_MAX_POSITIONS:
-            x1, x2 = float(n_open), pf[P_MAX_POS]
-        elif r == DENY_CORRELATION:
-            x1, x2 = max_corr, pf[P_CORR]
-        elif r != DENY_MAX_MARGIN_RATIO:
-            x1, x2 = equity, 0.0
-        return emit(out_i, out_f, n, ai, K_DENIED, ts, s, i, r, si[s, SI_QTS], d,
-                    px, amount, 0.0, 0.0, x1, x2)
+        return deny_level(s, i, r, ts, d, px, amount, x1, x2, si, dn, cnt, ai, out_i,
+                          out_f, n)
     fee = amount * px * (pf[P_TAKER] if taker else pf[P_MAKER])
     old = sf[s, SF_AMT]
     if old == 0.0:
@@ -301,6 +246,7 @@ def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, 
         si[s, SI_ENTRIES] = 0
         si[s, SI_OPENED_NOW] = 1
         sf[s, SF_BEST] = px
+        count_open(s, ts, si)
     sf[s, SF_AVG] = (old * sf[s, SF_AVG] + amount * px) / (old + amount)
     sf[s, SF_AMT] = old + amount
     sf[s, SF_CYCLE_FEES] += fee

@@ -24,8 +24,8 @@ OF_W = 6  # price, amount, fee, pnl, x1, x2
 SF_W = 10
 # ---- per-symbol int state ----------------------------------------------------------------
 (SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW, SI_STOPPED_NOW,
- SI_PAUSED, SI_FLATTEN) = range(10)
-SI_W = 10
+ SI_PAUSED, SI_FLATTEN, SI_OPEN_DAY, SI_DAY_OPENS) = range(12)
+SI_W = 12
 # ---- account float state -----------------------------------------------------------------
 AF_CASH, AF_FEES, AF_REALIZED, AF_CAPITAL, AF_DAY_START, AF_PEAK, AF_FUNDING = range(7)
 AF_W = 7
@@ -35,8 +35,8 @@ AI_W = 7
 # ---- account params ----------------------------------------------------------------------
 (P_LEVERAGE, P_MAKER, P_TAKER, P_SLIP, P_MAX_MR, P_SESSION_GRID, P_SESSION_SINGLE,
  P_DAILY, P_ROLLING_DD, P_ROLLING_MS, P_MAX_DD, P_MAX_POS, P_CORR, P_COOLDOWN,
- P_RISK_SIZING, P_RISK_PER_TRADE) = range(16)
-P_W = 16
+ P_RISK_SIZING, P_RISK_PER_TRADE, P_MAX_DAILY) = range(17)
+P_W = 17
 # ---- per-symbol params -------------------------------------------------------------------
 M_STEP, M_MIN_AMOUNT, M_MIN_NOTIONAL, M_SL, M_GRID, M_LEVELS, M_ALLOC = range(7)
 M_W = 7
@@ -59,7 +59,8 @@ class KernelState:
         entries in the cycle, side of the resting quotes, decision time of the quotes,
         cooldown candles left, 1 if the position opened / was stopped in the current
         candle, 1 if paused (no new entries), 1 if a flatten is pending (close at the next
-        open).
+        open), the UTC day number of the last position opened and the positions opened
+        on that day (the daily-entries rule).
     qlv : float64 (S, L)
         Resting entry level prices (NaN = not quoted).
     filled : uint8 (S, L)

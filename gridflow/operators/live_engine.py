@@ -59,16 +59,8 @@ from gridflow.operators.live_orders import (
     event,
 )
 from gridflow.operators.live_reconcile import reconcile_orders, reconcile_positions
-from gridflow.operators.risk import (
-    DENY_COOLDOWN,
-    DENY_CORRELATION,
-    DENY_KILL_SWITCH,
-    DENY_MAX_POSITIONS,
-    DENY_MIN_NOTIONAL,
-    DENY_PAUSED,
-    gate_entry,
-    rule_new_position,
-)
+from gridflow.operators.live_risk import check_marked, marked_prices
+from gridflow.operators.entry_gate import gate_and_log
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
@@ -89,6 +81,7 @@ class LiveAccountEngine(AccountEngine):
         self.once: set[tuple] = set()
         self.mismatch: dict[str, int] = {}
         self.unknown: dict[str, int] = {}
+        self.marks: dict[int, tuple[int, float]] = {}
         self.had_stop = [False] * len(self.symbols)
         self.stop_rejects = [0] * len(self.symbols)
         for s in self.symbols:
@@ -116,6 +109,12 @@ class LiveAccountEngine(AccountEngine):
             if len(self.seen) > _SEEN_MAX:
                 self.seen.popitem(last=False)
             self._fill(rep, out)
+            if rep.symbol in self.index:  # risk at the fill, as replay checks intrabar
+                self._risk(rep.ts_ms, out, {self.index[rep.symbol]: rep.price})
+        for sym, px in (upd.marks or {}).items():
+            if sym in self.index:
+                self.marks[self.index[sym]] = (ts, float(px))
+        self._risk(ts, out)
         if upd.open_orders is not None:
             reconcile_orders(self, upd.open_orders, ts, out)
         if upd.positions is not None:
@@ -126,6 +125,22 @@ class LiveAccountEngine(AccountEngine):
             self._sync(s, ts, out, entries=False)
         out.summaries.append(self.summary())
         return out
+
+    def _risk(self, ts: int, out: JournalBatch, fill: dict[int, float] | None = None) -> None:
+        """Between candle closes: mark the account to market (``fill`` prices first, then
+        the exchange's marks) and check every kill switch on that equity
+        (:mod:`~gridflow.operators.live_risk`). While a switch is on, every resting entry
+        of the account is cancelled at once; take profits and stops stay."""
+        prices = marked_prices(self.state, self.marks, fill)
+        bi, bf, n = check_marked(self.state, self.pf, self.mp, prices, ts)
+        if n:
+            out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,
+                              self.counters))
+        if not self.state.ai[kl.AI_KILL]:
+            return
+        for w in list(self.book.orders.values()):
+            if w.slot.startswith("L") and w.state in ("pending", "open"):
+                self.book.cancel(out, w, ts, self.next_seq())
 
     def on_outcome(self, o: OrderOutcome) -> JournalBatch:
         """What the broker did with an intent: a refused, failed or skipped place frees
@@ -374,21 +389,15 @@ class LiveAccountEngine(AccountEngine):
         return eq(w.price, price) and eq(w.stop_price, stop) and abs(have - amount) < half_step
 
     def _entries(self, s, pos, ts, out, want, ctx, corr) -> None:
+        """The quoted levels of ``s`` through the one entry gate
+        (:func:`~gridflow.operators.entry_gate.gate_and_log`), with the margin of every
+        resting entry counted as used."""
         st, sym = self.state, self.symbols[s]
         d = pos or int(st.si[s, kl.SI_QSIDE])
         if d == 0:
             return
         equity, n_open = self._equity()
-        lev = self.pf[kl.P_LEVERAGE]
-        opens = pos == 0
-        max_corr = 0.0
-        if opens and corr is not None and self.corr is not None:
-            for o in range(len(self.symbols)):
-                if o != s and st.sf[o, kl.SF_AMT] > 0:
-                    c = abs(corr[o])
-                    if not (c <= max_corr):
-                        max_corr = c
-        step = self.mp[s, kl.M_STEP]
+        corr = np.full(len(self.symbols), 0.0) if corr is None or self.corr is None else corr
         for i in range(int(self.params[sym].levels_count)):
             px = float(st.qlv[s, i])
             if st.filled[s, i] or not px > 0:
@@ -397,56 +406,14 @@ class LiveAccountEngine(AccountEngine):
             if cur is not None and cur.filled > 0:
                 want[f"L{i}"] = (cur.side, "limit", cur.price, None, cur.amount, False)
                 continue
-            if self.pf[kl.P_RISK_SIZING] > 0:
-                size = self.pf[kl.P_RISK_PER_TRADE] * equity / (
-                    self.mp[s, kl.M_LEVELS] * self.mp[s, kl.M_SL])
-            else:
-                size = float(st.sf[s, kl.SF_SIZE])
-            amount = size / px
-            if step > 0 and math.isfinite(amount):
-                amount = math.floor(amount / step + 1e-9) * step
-            r = gate_entry(int(st.ai[kl.AI_KILL]), px, amount, self.mp[s, kl.M_MIN_AMOUNT],
-                           self.mp[s, kl.M_MIN_NOTIONAL], equity, ctx["used"], lev,
-                           self.pf[kl.P_MAX_MR])
-            if r == 0 and (st.ai[kl.AI_PAUSED] or st.si[s, kl.SI_PAUSED]):
-                r = DENY_PAUSED
-            if r == 0:
-                r = rule_new_position(opens, int(st.si[s, kl.SI_COOLDOWN]), n_open,
-                                      int(self.pf[kl.P_MAX_POS]), max_corr, self.pf[kl.P_CORR])
-            if r != 0:
-                self._deny(s, i, r, ts, d, px, amount, equity, ctx["used"], n_open, max_corr,
-                           out)
-                continue
-            ctx["used"] += amount * px / lev
-            want[f"L{i}"] = (SIDE[d], "limit", px, None, amount, False)
-
-    def _deny(self, s, i, r, ts, d, px, amount, equity, used, n_open, max_corr, out) -> None:
-        st = self.state
-        st.cnt[r] += 1
-        if st.dn[s, i] == r:
-            return
-        st.dn[s, i] = r
-        lev = self.pf[kl.P_LEVERAGE]
-        x1 = (used + amount * px / lev) / equity if equity > 0 else np.inf
-        x2 = self.pf[kl.P_MAX_MR]
-        if r == DENY_KILL_SWITCH:
-            x1, x2 = float(st.ai[kl.AI_KILL]), 0.0
-        elif r == DENY_MIN_NOTIONAL:
-            x1, x2 = amount * px, self.mp[s, kl.M_MIN_NOTIONAL]
-        elif r == DENY_COOLDOWN:
-            x1, x2 = float(st.si[s, kl.SI_COOLDOWN]), self.pf[kl.P_COOLDOWN]
-        elif r == DENY_MAX_POSITIONS:
-            x1, x2 = float(n_open), self.pf[kl.P_MAX_POS]
-        elif r == DENY_CORRELATION:
-            x1, x2 = max_corr, self.pf[kl.P_CORR]
-        elif r == DENY_PAUSED:
-            x1, x2 = equity, 0.0
-        bi = np.empty((1, kl.OI_W), np.int64)
-        bf = np.empty((1, kl.OF_W), np.float64)
-        kl.emit(bi, bf, 0, st.ai, kl.K_DENIED, ts, s, i, r, ts, d, px, amount, 0.0, 0.0,
-                float(x1), float(x2))
-        out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,
-                          self.counters))
+            amount, bi, bf = gate_and_log(s, i, ts, px, d, equity, ctx["used"], n_open, corr,
+                                          st, self.pf, self.mp)
+            if len(bi):
+                out.extend(decode(bi, bf, self.account.name, self.symbols,
+                                  self.strategy_names, self.counters))
+            if amount > 0.0:
+                ctx["used"] += amount * px / self.pf[kl.P_LEVERAGE]
+                want[f"L{i}"] = (SIDE[d], "limit", px, None, amount, False)
 
     def _cancel_slots(self, sym: str, ts: int, out: JournalBatch, keep=()) -> None:
         for w in self.book.of_symbol(sym):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from gridflow.events import ExecutionReport, JournalEvent, OrderIntent, OrderRequest, TradeRecord
 from gridflow.ids import client_order_id
 from gridflow.operators import kernel_layout as kl
+from gridflow.operators.entry_gate import count_open
 
 SIDE = {1: "buy", -1: "sell"}
 EXIT_REASON = {"TP": "TP", "SL": "SL", "TRAIL": "TRAIL", "FLIP": "FLIP", "FLATTEN": "FLATTEN",
@@ -152,6 +153,7 @@ def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionRe
         si[s, kl.SI_OPEN_TS] = rep.ts_ms
         si[s, kl.SI_ENTRIES] = 0
         sf[s, kl.SF_BEST] = px
+        count_open(s, rep.ts_ms, si)
         cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0
     if q > 0.0:
         sf[s, kl.SF_AVG] = (old * sf[s, kl.SF_AVG] + q * px) / (old + q)

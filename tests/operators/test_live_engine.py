@@ -199,3 +199,54 @@ def test_same_inputs_same_intents_after_a_restore():
     # a partly filled level keeps its order (never re-placed at a new price)
     assert not [i for i in first if i.tag == "L0"]
     assert np.isclose(eng.positions()[SYM]["amount"], l0.amount)
+
+
+def test_a_fall_between_closes_trips_the_switch_and_cancels_every_resting_entry_at_once():
+    """Session loss 5 % of 3000: the first level fills at 90, then the exchange's mark
+    falls to 70 (unrealized -20 x 11.111 = -222 < -150) with no candle close in
+    between: the switch trips at that update's exchange time and the other resting level
+    is cancelled in the same update, before anything else; the stop stays."""
+    eng = live_engine(risk={"session_loss_grid": 0.05, "max_margin_ratio": 1.0})
+    eng.on_chunk(warm(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0)))
+    eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=1))
+    out = eng.on_exchange(upd(2 * H))
+    levels = opened(out.intents)
+    assert [i.tag for i in levels] == ["L0", "L1", "L2"]
+    l0 = levels[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0,
+                                                     l0.amount, 2 * H + 30_000, "trade-1")]))
+    assert not [e for e in out.events if e.kind == "kill_switch_tripped"]
+    assert eng.state.ai[kl.AI_KILL] == 0
+    marked = ExchangeUpdate("t", 2 * H + 600_000, [], None, None, marks={SYM: 80.0})
+    out = eng.on_exchange(marked)  # -111 of -150: not yet
+    assert eng.state.ai[kl.AI_KILL] == 0 and not [i for i in out.intents if i.action == "cancel"]
+    crash = ExchangeUpdate("t", 2 * H + 900_000, [], None, None, marks={SYM: 70.0})
+    out = eng.on_exchange(crash)
+    (trip,) = [e for e in out.events if e.kind == "kill_switch_tripped"]
+    assert trip.reason == "SESSION_LOSS_GRID" and trip.ts_ms == 2 * H + 900_000
+    assert trip.detail["value"] <= -0.05 and trip.detail["threshold"] == -0.05
+    cancels = [i for i in out.intents if i.action == "cancel"]
+    assert {i.tag for i in cancels} == {"L1", "L2"}
+    assert out.intents[: len(cancels)] == cancels  # before anything else is sent
+    assert eng.book.slot(SYM, "SL") is not None  # the stop stays
+    # a second update changes nothing: the switch is journaled once
+    again = eng.on_exchange(ExchangeUpdate("t", 2 * H + 950_000, [], None, None,
+                                           marks={SYM: 69.0}))
+    assert not [e for e in again.events if e.kind == "kill_switch_tripped"]
+    assert not [i for i in again.intents if i.action == "cancel"]
+
+
+def test_an_entry_fill_that_crosses_the_limit_trips_at_the_fill():
+    """Marked at its own fill price, the second level's fill already breaches the limit:
+    the trip carries the fill's exchange time, the third level is cancelled."""
+    eng = live_engine(risk={"session_loss_grid": 0.05, "max_margin_ratio": 1.0})
+    eng.on_chunk(warm(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0)))
+    eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=1))
+    l0, l1, l2 = opened(eng.on_exchange(upd(2 * H)).intents)
+    out = eng.on_exchange(upd(2 * H + 600_000, [
+        fill(l0.client_order_id, "buy", 90.0, l0.amount, 2 * H + 30_000, "trade-1"),
+        fill(l1.client_order_id, "buy", 62.0, l1.amount, 2 * H + 500_000, "trade-2")]))
+    trips = [e for e in out.events if e.kind == "kill_switch_tripped"]
+    assert "SESSION_LOSS_GRID" in {e.reason for e in trips}
+    assert {e.ts_ms for e in trips} == {2 * H + 500_000}
+    assert [i.tag for i in out.intents if i.action == "cancel"][:1] == ["L2"]

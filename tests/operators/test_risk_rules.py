@@ -390,3 +390,26 @@ def test_take_profit_stop_and_flip_go_out_with_every_kill_switch_on():
                   for d in denied) == [("KILL_SWITCH", BTC, 3 * H, 31.0),
                                        ("KILL_SWITCH", ETH, 3 * H, 31.0)]
     assert eng.kill_switch.split(",") == list(KILL_SWITCH_REASONS.values())
+
+
+def test_max_daily_entries_one_new_position_per_symbol_per_utc_day():
+    """Replay: a grid that would open, take profit and open again within one day opens
+    once that day; the refused level is journaled (DAILY_ENTRIES, opened 1 of 1); the next
+    UTC day it opens again. Off (0), the same candles open twice the first day."""
+    from test_engine import chunk, engine
+
+    # every candle dips to 89 (level 90 at SMA 100 - ATR 10) and tops at 101 (TP at 100)
+    rows = [(100, 101, 89, 100)] * 30
+    trades = {}
+    for limit in (0, 1):
+        eng = engine(risk={"max_daily_entries": limit})
+        out = eng.on_chunk(chunk("BTC/USDT", rows, 100.0, 10.0, last=True))
+        out.extend(eng.flush())
+        trades[limit] = [t.open_ts_ms // (24 * H) for t in out.trades]
+        if limit:
+            denied = [e for e in out.events if e.kind == "order_denied"
+                      and e.reason == "DAILY_ENTRIES"]
+            assert denied and denied[0].detail["opened_today"] == 1.0
+            assert denied[0].detail["max_daily_entries"] == 1.0
+    assert len(trades[0]) > len(set(trades[0]))  # off: several positions on one day
+    assert sorted(trades[1]) == sorted(set(trades[1])) == [0, 1]  # on: one per UTC day

@@ -33,7 +33,7 @@ from gridflow.config.strategies import (
     GridMultiTfParams,
     GridTrendParams,
 )
-from gridflow.control.store import read_summaries, read_trades
+from gridflow.control.store import read_events, read_summaries, read_trades
 from gridflow.data import bundled_candle_files
 from gridflow.data.funding import bundled_funding_files
 from gridflow.dataflows.replay import build
@@ -47,6 +47,9 @@ MARKET = MarketSpec(amount_step=0.00001, price_tick=0.01, min_notional=5.0)
 RELAXED = RiskConfig(max_margin_ratio=1.0, session_loss_grid=0.6, session_loss_single=0.6,
                      daily_loss_limit=0.2, rolling_drawdown_pct=0.5, max_drawdown_pct=0.7,
                      cooldown_candles=3)
+# the daily-entries rule on: at most one (two) new positions per UTC day
+DAILY_1 = RELAXED.model_copy(update={"max_daily_entries": 1})
+DAILY_2 = RELAXED.model_copy(update={"max_daily_entries": 2})
 
 
 def _ms(iso: str) -> int:
@@ -96,10 +99,10 @@ def _trend(rng):
 # strategy -> (parameter draw, account template: leverage, risk, sizing)
 CASES = {
     "grid_atr": (_grid_atr, 2.0, RiskConfig(), SizingConfig(mode="equal")),
-    "envelope_dca": (_envelope, 1.0, RELAXED, SizingConfig(mode="fixed_notional",
+    "envelope_dca": (_envelope, 1.0, DAILY_1, SizingConfig(mode="fixed_notional",
                                                            notional_per_level_quote=900.0)),
     "grid_multi_tf": (_multi_tf, 3.0, RELAXED, SizingConfig(mode="risk", risk_per_trade=0.02)),
-    "grid_trend": (_trend, 2.0, RELAXED, SizingConfig(mode="vol_parity", vol_window=48)),
+    "grid_trend": (_trend, 2.0, DAILY_2, SizingConfig(mode="vol_parity", vol_window=48)),
 }
 
 
@@ -125,6 +128,8 @@ def parity(tmp_path_factory):
                    markets={SYMBOL: MARKET}, accounts=accounts, start_ms=START, end_ms=END,
                    warmup_candles=t0 - first, equity_every_ms=3_600_000))
     summaries = {r["account"]: r for r in read_summaries(db, "parity")}
+    daily = {e["account"] for e in read_events(db, "parity")
+             if e["kind"] == "order_denied" and e["reason"] == "DAILY_ENTRIES"}
     trades = defaultdict(list)
     for r in read_trades(db, "parity"):
         trades[r["account"]].append(r)
@@ -134,12 +139,12 @@ def parity(tmp_path_factory):
         acct = _account("sweep", combos[s][0], lev, risk, sizing)
         swept[s] = run_sweep(data, acct, combos[s], FEES, MARKET, start_ms=_ms(START),
                              end_ms=_ms(END), first=first, table=table, trades=True)
-    return combos, summaries, trades, swept
+    return combos, summaries, trades, swept, daily
 
 
 @pytest.mark.parametrize("strategy", list(CASES))
 def test_sweep_equals_replay_trades_and_net_pnl(parity, strategy):
-    combos, summaries, trades, swept = parity
+    combos, summaries, trades, swept, _daily = parity
     res = swept[strategy]
     traded = 0
     for i in range(N):
@@ -167,8 +172,10 @@ def test_sweep_equals_replay_trades_and_net_pnl(parity, strategy):
     assert res.raw[:, 15].sum() > 0
 
 
-def test_parity_exercises_funding_and_kill_switches(parity):
-    _combos, summaries, trades, swept = parity
+def test_parity_exercises_funding_kill_switches_and_the_daily_entry_rule(parity):
+    _combos, summaries, trades, swept, daily = parity
+    # the daily-entries rule refused new positions in accounts of both strategies using it
+    assert {n[:6] for n in daily} == {"envelo", "grid_t"}, daily
     assert any(abs(s["funding_paid"]) > 0 for s in summaries.values())
     assert any(s["kill_switch"] for s in summaries.values())
     assert (swept["grid_atr"].raw[:, 16] > 0).sum() == sum(
