@@ -54,19 +54,11 @@ def account_params(account: AccountConfig, fees: FeesConfig) -> np.ndarray:
     pf = np.zeros(kl.P_W)
     pf[kl.P_LEVERAGE] = account.leverage
     pf[kl.P_MAKER], pf[kl.P_TAKER], pf[kl.P_SLIP] = fees.maker_fee, fees.taker_fee, fees.slippage
-    pf[kl.P_MAX_MR] = risk.max_margin_ratio
-    pf[kl.P_SESSION_GRID] = risk.session_loss_grid
-    pf[kl.P_SESSION_SINGLE] = risk.session_loss_single
-    pf[kl.P_DAILY] = risk.daily_loss_limit
-    pf[kl.P_ROLLING_DD] = risk.rolling_drawdown_pct
+    for col, name in kl.RISK_PARAMS:
+        pf[col] = getattr(risk, name)
     pf[kl.P_ROLLING_MS] = risk.rolling_window_hours * 3_600_000
-    pf[kl.P_MAX_DD] = risk.max_drawdown_pct
-    pf[kl.P_MAX_POS] = risk.max_open_positions
-    pf[kl.P_CORR] = risk.correlation_threshold
-    pf[kl.P_COOLDOWN] = risk.cooldown_candles
     pf[kl.P_RISK_SIZING] = 1.0 if sz.mode == "risk" else 0.0
     pf[kl.P_RISK_PER_TRADE] = sz.risk_per_trade
-    pf[kl.P_MAX_DAILY] = risk.max_daily_entries
     return pf
 
 

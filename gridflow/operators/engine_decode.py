@@ -10,22 +10,13 @@ from gridflow.chunks import JournalBatch
 from gridflow.events import EquitySnapshot, ExecutionReport, JournalEvent, OrderRequest, TradeRecord
 from gridflow.ids import client_order_id
 from gridflow.operators import kernel_layout as kl
-from gridflow.operators.risk import DENY_REASONS, KILL_SWITCH_REASONS
+from gridflow.operators.risk import DENY_DETAIL, DENY_REASONS, KILL_SWITCH_REASONS
 
 _SIDE = {1: "buy", -1: "sell"}
 _POS = {1: "long", -1: "short"}
 EXIT_REASONS = {kl.EXIT_TP: "TP", kl.EXIT_SL: "SL", kl.EXIT_TRAIL: "TRAIL", kl.EXIT_FLIP: "FLIP",
                 kl.EXIT_FLATTEN: "FLATTEN"}
 _TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP", kl.TAG_FLATTEN: "FLATTEN"}
-_DENY_DETAIL = {
-    "MAX_MARGIN_RATIO": ("margin_ratio_after", "max_margin_ratio"),
-    "KILL_SWITCH": ("kill_switch_mask", "none"),
-    "MIN_NOTIONAL": ("notional", "min_notional"),
-    "COOLDOWN": ("cooldown_candles_left", "cooldown_candles"),
-    "MAX_OPEN_POSITIONS": ("open_positions", "max_open_positions"),
-    "CORRELATION": ("max_abs_correlation", "correlation_threshold"),
-    "DAILY_ENTRIES": ("opened_today", "max_daily_entries"),
-}
 
 
 def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
@@ -73,7 +64,7 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
             ))
         elif kind == kl.K_DENIED:
             code = DENY_REASONS[reason]
-            vname, tname = _DENY_DETAIL.get(code, ("equity", "none"))
+            vname, tname = DENY_DETAIL.get(code, ("equity", "none"))
             b.events.append(JournalEvent(
                 event_id=f"order_denied:{account}:{seq}", kind="order_denied", reason=code,
                 ts_ms=ts, account=account, symbol=sym, seq=seq,

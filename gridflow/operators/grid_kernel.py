@@ -41,19 +41,17 @@ from __future__ import annotations
 from numba import njit
 
 from gridflow.operators.entry_gate import (
-    count_open,
     deny_level,
     gate_level,
     level_amount,
     max_abs_corr,
 )
+from gridflow.operators.position import book_entry, book_exit, end_cycle
 from gridflow.operators.kernel_layout import (
     AF_CASH,
     AF_DAY_START,
-    AF_FEES,
     AF_FUNDING,
     AF_PEAK,
-    AF_REALIZED,
     AI_CANDLES,
     AI_DAY,
     AI_KILL,
@@ -73,7 +71,6 @@ from gridflow.operators.kernel_layout import (
     M_ALLOC,
     M_GRID,
     M_SL,
-    P_COOLDOWN,
     P_LEVERAGE,
     P_MAKER,
     P_SLIP,
@@ -171,29 +168,15 @@ def _close(s, ts, px, taker, slip, tag, reason, sf, si, af, ai, pf, out_i, out_f
     amt = sf[s, SF_AMT]
     fill = px * (1.0 - d * slip)
     fee = amt * fill * fee_rate
-    pnl = d * amt * (fill - sf[s, SF_AVG])
-    af[AF_CASH] += pnl - fee
-    af[AF_FEES] += fee
-    af[AF_REALIZED] += pnl
-    sf[s, SF_SESSION_PNL] += pnl - fee
+    pnl = book_exit(s, amt, fill, fee, 0.0, sf, si, af)
     n = emit(out_i, out_f, n, ai, K_EXIT, ts, s, tag, reason, si[s, SI_QTS], -d,
              fill, amt, fee, pnl, sf[s, SF_AVG], px)
     out_i[n - 1, 8] = taker
-    fees = sf[s, SF_CYCLE_FEES] + fee
+    fees = sf[s, SF_CYCLE_FEES]
     funding = sf[s, SF_CYCLE_FUNDING]
     n = emit(out_i, out_f, n, ai, K_TRADE, ts, s, si[s, SI_ENTRIES], reason, si[s, SI_OPEN_TS],
              d, fill, amt, fees, pnl - fees - funding, sf[s, SF_AVG], funding)
-    if reason == EXIT_SL or reason == EXIT_TRAIL:
-        si[s, SI_COOLDOWN] = int(pf[P_COOLDOWN])
-        si[s, SI_STOPPED_NOW] = 1
-    sf[s, SF_AMT] = 0.0
-    sf[s, SF_AVG] = 0.0
-    sf[s, SF_CYCLE_FEES] = 0.0
-    sf[s, SF_CYCLE_FUNDING] = 0.0
-    sf[s, SF_BEST] = 0.0
-    si[s, SI_SIDE] = 0
-    si[s, SI_ENTRIES] = 0
-    si[s, SI_OPEN_TS] = 0
+    end_cycle(s, reason, sf, si, pf)
     return n
 
 
@@ -239,23 +222,11 @@ def _try_entry(s, i, ts, px, d, e, taker, ev_corr, sf, si, filled, dn, cnt, af, 
         return deny_level(s, i, r, ts, d, px, amount, x1, x2, si, dn, cnt, ai, out_i,
                           out_f, n)
     fee = amount * px * (pf[P_TAKER] if taker else pf[P_MAKER])
-    old = sf[s, SF_AMT]
-    if old == 0.0:
-        si[s, SI_SIDE] = d
-        si[s, SI_OPEN_TS] = ts
-        si[s, SI_ENTRIES] = 0
+    if book_entry(s, ts, d, amount, px, fee, 0.0, sf, si, af):
         si[s, SI_OPENED_NOW] = 1
-        sf[s, SF_BEST] = px
-        count_open(s, ts, si)
-    sf[s, SF_AVG] = (old * sf[s, SF_AVG] + amount * px) / (old + amount)
-    sf[s, SF_AMT] = old + amount
-    sf[s, SF_CYCLE_FEES] += fee
-    sf[s, SF_SESSION_PNL] -= fee
     si[s, SI_ENTRIES] += 1
     filled[s, i] = 1
     dn[s, i] = 0
-    af[AF_CASH] -= fee
-    af[AF_FEES] += fee
     n = emit(out_i, out_f, n, ai, K_ENTRY, ts, s, i, 0, si[s, SI_QTS], d,
              px, amount, fee, 0.0, sf[s, SF_AVG], 0.0)
     out_i[n - 1, 8] = taker

@@ -37,6 +37,12 @@ AI_W = 7
  P_DAILY, P_ROLLING_DD, P_ROLLING_MS, P_MAX_DD, P_MAX_POS, P_CORR, P_COOLDOWN,
  P_RISK_SIZING, P_RISK_PER_TRADE, P_MAX_DAILY) = range(17)
 P_W = 17
+#: Account parameters copied as they are from ``RiskConfig`` fields.
+RISK_PARAMS = ((P_MAX_MR, "max_margin_ratio"), (P_SESSION_GRID, "session_loss_grid"),
+               (P_SESSION_SINGLE, "session_loss_single"), (P_DAILY, "daily_loss_limit"),
+               (P_ROLLING_DD, "rolling_drawdown_pct"), (P_MAX_DD, "max_drawdown_pct"),
+               (P_MAX_POS, "max_open_positions"), (P_CORR, "correlation_threshold"),
+               (P_COOLDOWN, "cooldown_candles"), (P_MAX_DAILY, "max_daily_entries"))
 # ---- per-symbol params -------------------------------------------------------------------
 M_STEP, M_MIN_AMOUNT, M_MIN_NOTIONAL, M_SL, M_GRID, M_LEVELS, M_ALLOC = range(7)
 M_W = 7

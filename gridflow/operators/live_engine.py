@@ -205,8 +205,7 @@ class LiveAccountEngine(AccountEngine):
         apply_exit(st, s, rep, cyc, float(self.mp[s, kl.M_STEP]))
         if st.sf[s, kl.SF_AMT] <= self._dust(s):
             out.trades.append(close_cycle(st, s, self.account.name, rep.symbol, rep.ts_ms,
-                                          self.next_seq(), cyc, int(self.pf[kl.P_COOLDOWN])))
-            st.si[s, kl.SI_STOPPED_NOW] = int(reason in ("SL", "TRAIL"))
+                                          self.next_seq(), cyc, self.pf))
             self.counters["exits_" + reason] += 1
             self.had_stop[s] = False
             self.stop_rejects[s] = 0

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from gridflow.events import ExecutionReport, JournalEvent, OrderIntent, OrderRequest, TradeRecord
 from gridflow.ids import client_order_id
 from gridflow.operators import kernel_layout as kl
-from gridflow.operators.entry_gate import count_open
+from gridflow.operators.engine_decode import EXIT_REASONS
+from gridflow.operators.position import book_entry, book_exit, end_cycle
 
 SIDE = {1: "buy", -1: "sell"}
 EXIT_REASON = {"TP": "TP", "SL": "SL", "TRAIL": "TRAIL", "FLIP": "FLIP", "FLATTEN": "FLATTEN",
@@ -135,66 +136,45 @@ class LiveBook:
             del self.slots[(w.symbol, w.slot)]
 
 
-def snap(x: float, step: float) -> float:
-    """``x`` on the amount grid (nearest multiple of ``step``; unchanged if 0): fills are
-    whole steps, so sums of them must not drift below a step."""
-    return round(x / step) * step if step > 0 else x
-
-
 def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionReport,
                 w: Working, cyc: Cycle, step: float = 0.0) -> None:
-    """Add an entry fill to position ``s`` (side ``d``: +1 long, -1 short); amounts are
-    kept on the ``step`` grid."""
-    sf, si, af = st.sf, st.si, st.af
-    q, px, fee = rep.amount, rep.price, rep.fee
-    old = sf[s, kl.SF_AMT]
-    if old == 0.0:
-        si[s, kl.SI_SIDE] = d
-        si[s, kl.SI_OPEN_TS] = rep.ts_ms
-        si[s, kl.SI_ENTRIES] = 0
-        sf[s, kl.SF_BEST] = px
-        count_open(s, rep.ts_ms, si)
+    """Add an entry fill to position ``s`` (side ``d``: +1 long, -1 short) through the
+    kernel's :func:`~gridflow.operators.position.book_entry` (amounts on the ``step``
+    grid); the level counts as filled once its order is."""
+    if book_entry(s, rep.ts_ms, d, rep.amount, rep.price, rep.fee, step, st.sf, st.si, st.af):
         cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0
-    if q > 0.0:
-        sf[s, kl.SF_AVG] = (old * sf[s, kl.SF_AVG] + q * px) / (old + q)
-        sf[s, kl.SF_AMT] = snap(old + q, step)
-    cyc.entered += q
-    sf[s, kl.SF_CYCLE_FEES] += fee
-    sf[s, kl.SF_SESSION_PNL] -= fee
-    af[kl.AF_CASH] -= fee
-    af[kl.AF_FEES] += fee
+    cyc.entered += rep.amount
     if w.filled >= w.amount * (1 - 1e-9):
         if 0 <= level < st.filled.shape[1]:
             st.filled[s, level] = 1
             st.dn[s, level] = 0
-        si[s, kl.SI_ENTRIES] += 1
+        st.si[s, kl.SI_ENTRIES] += 1
 
 
 def apply_exit(st: kl.KernelState, s: int, rep: ExecutionReport, cyc: Cycle,
                step: float = 0.0) -> float:
-    """Reduce position ``s`` by an exit fill; returns the realised PnL (before fees)."""
-    sf, si, af = st.sf, st.si, st.af
-    d = int(si[s, kl.SI_SIDE])
-    q = min(rep.amount, sf[s, kl.SF_AMT])
-    pnl = d * q * (rep.price - sf[s, kl.SF_AVG])
-    af[kl.AF_CASH] += pnl - rep.fee
-    af[kl.AF_FEES] += rep.fee
-    af[kl.AF_REALIZED] += pnl
-    sf[s, kl.SF_SESSION_PNL] += pnl - rep.fee
-    sf[s, kl.SF_CYCLE_FEES] += rep.fee
-    sf[s, kl.SF_AMT] = max(0.0, snap(sf[s, kl.SF_AMT] - q, step))
+    """Reduce position ``s`` by an exit fill (the kernel's
+    :func:`~gridflow.operators.position.book_exit`); returns the realised PnL before
+    fees."""
+    q = min(rep.amount, float(st.sf[s, kl.SF_AMT]))
+    pnl = book_exit(s, rep.amount, rep.price, rep.fee, step, st.sf, st.si, st.af)
     cyc.exit_qty += q
     cyc.exit_notional += q * rep.price
-    return pnl
+    return float(pnl)
+
+
+_EXIT_CODE = {v: k for k, v in EXIT_REASONS.items()}
 
 
 def close_cycle(st: kl.KernelState, s: int, account: str, symbol: str, ts: int, seq: int,
-                cyc: Cycle, cooldown: int) -> TradeRecord:
-    """The position of ``s`` is flat: its trade record; the cycle resets (the grid
-    re-arms at the next candle's decision)."""
+                cyc: Cycle, pf) -> TradeRecord:
+    """The position of ``s`` is flat: its trade record, then the kernel's
+    :func:`~gridflow.operators.position.end_cycle` (cooldown after a stop, the cycle
+    resets; the grid re-arms at the next candle's decision)."""
     sf, si = st.sf, st.si
     d = int(si[s, kl.SI_SIDE])
     fees = float(sf[s, kl.SF_CYCLE_FEES])
+    funding = float(sf[s, kl.SF_CYCLE_FUNDING])
     exit_px = cyc.exit_notional / cyc.exit_qty if cyc.exit_qty > 0 else float(sf[s, kl.SF_AVG])
     gross = d * cyc.exit_qty * (exit_px - sf[s, kl.SF_AVG])
     rec = TradeRecord(
@@ -202,18 +182,11 @@ def close_cycle(st: kl.KernelState, s: int, account: str, symbol: str, ts: int, 
         symbol=symbol, seq=seq, position_side="long" if d > 0 else "short",
         open_ts_ms=int(si[s, kl.SI_OPEN_TS]), close_ts_ms=ts,
         entries=max(1, int(si[s, kl.SI_ENTRIES])), amount=max(cyc.entered, 1e-12),
-        avg_entry=float(sf[s, kl.SF_AVG]), exit_price=exit_px, pnl=gross - fees, fees=fees,
+        avg_entry=float(sf[s, kl.SF_AVG]), exit_price=exit_px,
+        pnl=gross - fees - funding, fees=fees, funding=funding,
         exit_reason=cyc.reason or "CLOSE",
     )
-    if cyc.reason in ("SL", "TRAIL"):
-        si[s, kl.SI_COOLDOWN] = cooldown
-    sf[s, kl.SF_AMT] = 0.0
-    sf[s, kl.SF_AVG] = 0.0
-    sf[s, kl.SF_CYCLE_FEES] = 0.0
-    sf[s, kl.SF_BEST] = 0.0
-    si[s, kl.SI_SIDE] = 0
-    si[s, kl.SI_ENTRIES] = 0
-    si[s, kl.SI_OPEN_TS] = 0
+    end_cycle(s, _EXIT_CODE.get(cyc.reason, 0), sf, si, pf)
     st.filled[s, :] = 0
     st.dn[s, :] = 0
     cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0

@@ -57,6 +57,16 @@ DENY_REASONS = {
     DENY_PAUSED: "PAUSED",
     DENY_DAILY_ENTRIES: "DAILY_ENTRIES",
 }
+#: Names of the value and threshold a denial journals (``equity`` / ``none`` otherwise).
+DENY_DETAIL = {
+    "MAX_MARGIN_RATIO": ("margin_ratio_after", "max_margin_ratio"),
+    "KILL_SWITCH": ("kill_switch_mask", "none"),
+    "MIN_NOTIONAL": ("notional", "min_notional"),
+    "COOLDOWN": ("cooldown_candles_left", "cooldown_candles"),
+    "MAX_OPEN_POSITIONS": ("open_positions", "max_open_positions"),
+    "CORRELATION": ("max_abs_correlation", "correlation_threshold"),
+    "DAILY_ENTRIES": ("opened_today", "max_daily_entries"),
+}
 
 KS_SESSION_GRID, KS_SESSION_SINGLE, KS_DAILY, KS_ROLLING_DD, KS_MAX_DD = 1, 2, 4, 8, 16
 KILL_SWITCH_REASONS = {
