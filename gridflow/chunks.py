@@ -112,7 +112,8 @@ class ExchangeUpdate:
     open_orders : list[dict] or None
         Every open order (regular and conditional): ``client_order_id``, ``symbol``
         (config symbol), ``side``, ``type``, ``price``, ``stop_price``, ``amount``,
-        ``filled``, ``reduce_only``, ``exchange_order_id``; None when not fetched.
+        ``filled``, ``reduce_only``, ``exchange_order_id``, ``ts`` (creation time, ms UTC,
+        or None); None when not fetched.
     positions : dict[str, dict] or None
         Config symbol to ``{"amount": signed base, "entry_price": quote}`` for non-zero
         positions; None when not fetched.

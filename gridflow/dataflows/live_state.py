@@ -429,6 +429,7 @@ def _order_dict(o: dict) -> dict:
         "type": _TYPES.get(raw, raw), "price": price or None, "stop_price": stop or None,
         "amount": _float(o.get("amount"), 0.0), "filled": _float(o.get("filled"), 0.0),
         "reduce_only": bool(o.get("reduceOnly")), "exchange_order_id": str(o.get("id") or ""),
+        "ts": int(o["timestamp"]) if o.get("timestamp") is not None else None,
     }
 
 

@@ -82,6 +82,8 @@ class LiveAccountEngine(AccountEngine):
         self.mismatch: dict[str, int] = {}
         self.unknown: dict[str, int] = {}
         self.marks: dict[int, tuple[int, float]] = {}
+        self.deferred: list[ExecutionReport] = []
+        self.fill_ms = [0] * len(self.symbols)
         self.had_stop = [False] * len(self.symbols)
         self.stop_rejects = [0] * len(self.symbols)
         for s in self.symbols:
@@ -92,25 +94,33 @@ class LiveAccountEngine(AccountEngine):
         f = super()._frontier()
         if f is None:
             return None
-        return min(f, self.watermark - int(self.tf_ms.max()))
+        f = min(f, self.watermark - int(self.tf_ms.max()))
+        if self.deferred:  # nothing past the first fill still to apply
+            f = min(f, int(self.deferred[0].ts_ms) - int(self.tf_ms.max()))
+        return f
 
     def on_exchange(self, upd: ExchangeUpdate) -> JournalBatch:
-        """Apply one exchange poll: fills (deduplicated by report id), reconciliation,
-        then the candles it unblocks and the protective orders."""
+        """Apply one exchange poll in exchange-time order: each new fill (deduplicated by
+        report id) after every candle that closed at or before it, then the marks,
+        reconciliation, the candles the update unblocks and the protective orders.
+
+        The order depends only on exchange times, never on how fills were grouped into
+        polls, so decisions replayed after a restore are the originals (same client ids,
+        prices, amounts). A fill of one of gridflow's own client ids that a decision not
+        yet re-made may explain (a candle closing at or before it is still to come) waits
+        for that decision instead of being an orphan.
+        """
         out = JournalBatch()
         ts = max(int(upd.server_ms), self.watermark)
         for k, err in enumerate(upd.errors):
             out.events.append(event(self.account.name, "exchange_error", "POLL_FAILED", ts,
                                     self.next_seq(), error=str(err)[:500]))
-        for rep in upd.reports:
-            if rep.report_id in self.seen:
-                continue
-            self.seen[rep.report_id] = None
-            if len(self.seen) > _SEEN_MAX:
-                self.seen.popitem(last=False)
-            self._fill(rep, out)
-            if rep.symbol in self.index:  # risk at the fill, as replay checks intrabar
-                self._risk(rep.ts_ms, out, {self.index[rep.symbol]: rep.price})
+        waiting = {r.report_id for r in self.deferred}
+        fresh = [r for r in upd.reports if r.report_id not in self.seen
+                 and r.report_id not in waiting]
+        self.deferred = sorted(self.deferred + fresh, key=lambda r: r.ts_ms)
+        self.watermark = ts
+        self._apply_fills(out)
         for sym, px in (upd.marks or {}).items():
             if sym in self.index:
                 self.marks[self.index[sym]] = (ts, float(px))
@@ -119,12 +129,49 @@ class LiveAccountEngine(AccountEngine):
             reconcile_orders(self, upd.open_orders, ts, out)
         if upd.positions is not None:
             reconcile_positions(self, upd.positions, ts, out)
-        self.watermark = ts
         out.extend(self._process(self._frontier()))
         for s in range(len(self.symbols)):
-            self._sync(s, ts, out, entries=False)
+            self._sync(s, self._decided(s), out, entries=False)
         out.summaries.append(self.summary())
         return out
+
+    def _apply_fills(self, out: JournalBatch) -> None:
+        """Waiting fills in time order, each after the candles closing at or before it
+        (:meth:`_frontier` stops at the first waiting fill); each fill is followed by the
+        risk check at its price and its symbol's protective orders."""
+        while self.deferred:
+            rep = self.deferred[0]
+            out.extend(self._process(self._frontier()))
+            if self._awaits_decision(rep):
+                return
+            self.deferred.pop(0)
+            self.seen[rep.report_id] = None
+            if len(self.seen) > _SEEN_MAX:
+                self.seen.popitem(last=False)
+            self._fill(rep, out)
+            s = self.index.get(rep.symbol)
+            if s is not None:  # risk at the fill, as replay checks intrabar
+                self.fill_ms[s] = max(self.fill_ms[s], int(rep.ts_ms))
+                self._risk(rep.ts_ms, out, {s: rep.price})
+                self._sync(s, self._decided(s), out, entries=False)
+
+    def _awaits_decision(self, rep: ExecutionReport) -> bool:
+        """A fill of an own client id the book does not know yet, while a candle closing
+        at or before it is still to be processed (its decision may place that order)."""
+        if rep.client_order_id in self.book.orders or not rep.client_order_id.startswith("gf"):
+            return False
+        return self.next_close() <= rep.ts_ms
+
+    def next_close(self) -> int:
+        """Close time (ms UTC) of the next candle to process."""
+        return self.event_time() + int(self.tf_ms.min()) if self.state.ai[kl.AI_LAST_TS] >= 0 \
+            else -1
+
+    def _decided(self, s: int) -> int:
+        """Decision time of symbol ``s``'s protective orders: its last processed candle
+        close or its last fill, whichever is later (exchange times: the same after a
+        restore, whatever the poll in which the fill arrived)."""
+        return max(int(self.state.si[s, kl.SI_QTS]), self.fill_ms[s])
 
     def _risk(self, ts: int, out: JournalBatch, fill: dict[int, float] | None = None) -> None:
         """Between candle closes: mark the account to market (``fill`` prices first, then

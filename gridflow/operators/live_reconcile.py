@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 ORPHAN_GRACE = 3  # exchange snapshots an unknown open order must survive to be an orphan
 
 
+def _explainable(self: "LiveAccountEngine", created_ms: int | None) -> bool:
+    """Whether a decision the engine has still to (re)make may have placed an own order
+    created at ``created_ms``: a fill waits, a fill up to then is not in yet, or a candle
+    closing before it is still to be processed (after a restore)."""
+    if self.deferred:
+        return True
+    if created_ms is None:
+        return False
+    return created_ms >= self.watermark or self.next_close() <= created_ms
+
+
 def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
                      out: JournalBatch) -> None:
     """Open orders on the exchange against the engine's book: seen, vanished, orphans."""
@@ -48,7 +59,8 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
         # recent orders within a poll or two: only an order still unknown after
         # ORPHAN_GRACE snapshots is an orphan
         self.unknown[coid] = self.unknown.get(coid, 0) + 1
-        if self.unknown[coid] < ORPHAN_GRACE:
+        if self.unknown[coid] < ORPHAN_GRACE or (coid.startswith("gf") and _explainable(
+                self, o.get("ts"))):
             continue
         del self.unknown[coid]
         self.once.add(("orphan_order", coid))
