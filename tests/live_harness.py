@@ -35,21 +35,34 @@ def candles(symbol: str) -> np.ndarray:
                             c["volume"]])
 
 
-def start_exchange(start_ms: int, faults=None, symbols=("BTC/USDT", "ETH/USDT")):
+def start_exchange(start_ms: int, faults=None, symbols=("BTC/USDT", "ETH/USDT"), rows=None,
+                   funding=None, leverage: int = 1):
+    """The local exchange on a manual clock; ``rows``: symbol -> (n, 6) candles instead
+    of the bundled ones; ``funding``: symbol -> (settlement times, rates)."""
     from gridflow.fakex import FakeExchange
 
-    fx = FakeExchange(candles={s: candles(s) for s in symbols}, timeframe="1h",
+    rows = rows or {s: candles(s) for s in symbols}
+    fx = FakeExchange(candles={s: rows[s] for s in symbols}, timeframe="1h",
                       start_ms=start_ms, markets={s: MARKETS[s] for s in symbols},
                       api_key=KEY, secret=SECRET, balance_usdt=10_000.0, faults=faults,
-                      clock="manual")
+                      clock="manual", funding=funding, leverage=leverage)
     fx.start()
     return fx
 
 
+GRID = {"sma_period": 24, "atr_period": 14, "levels": 3, "atr_start": 0.5, "atr_step": 0.75,
+        "sl_pct": 0.04}
+
+
 def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
                       warmup: int = 48, extra: str = "", symbols=("BTC/USDT", "ETH/USDT"),
-                      run_id: str = "live-test") -> Path:
-    """A live (or paper) preset trading a 3-level grid_atr on ``symbols`` at ``fx``."""
+                      run_id: str = "live-test", strategy: dict | None = None,
+                      risk: dict | None = None, leverage: float = 1.0) -> Path:
+    """A live (or paper) preset trading a grid_atr (:data:`GRID`, updated with
+    ``strategy``) on ``symbols`` at ``fx``; ``risk`` adds ``[accounts.risk]`` fields."""
+    grid = "".join(f"{k} = {v!r}\n" for k, v in {**GRID, **(strategy or {})}.items())
+    limits = "".join(f"{k} = {v!r}\n" for k, v in {"max_margin_ratio": 0.9,
+                                                     **(risk or {})}.items())
     urls = ", ".join(f'{k} = "{v}"' for k, v in fx.ccxt_urls().items())
     mk = "".join(f'[markets."{s}"]\namount_step = {MARKETS[s]["amount_step"]}\n'
                  f'price_tick = {MARKETS[s]["price_tick"]}\nmin_amount = '
@@ -70,19 +83,12 @@ slippage = 0.0
 [[accounts]]
 name = "live"
 capital_quote = 10000.0
-leverage = 1.0
+leverage = {leverage}
 symbols = [{sy}]
 [accounts.strategy]
 name = "grid_atr"
-sma_period = 24
-atr_period = 14
-levels = 3
-atr_start = 0.5
-atr_step = 0.75
-sl_pct = 0.04
-[accounts.risk]
-max_margin_ratio = 0.9
-[live]
+{grid}[accounts.risk]
+{limits}[live]
 mode = "{mode}"
 allow_live = true
 warmup_candles = {warmup}

@@ -1,0 +1,148 @@
+"""A crash inside one candle, live against the local exchange on a sub-candle clock.
+
+Synthetic BTC/USDT 1h candles: a quiet range at 40,000, then one red candle falling 30 %
+(its low leg walks 40,000 -> 28,000 in the middle third of the hour), then quiet again.
+A 5-level long grid (levels 0.3 % to 12.3 % under the SMA, 3x leverage, margin cap 1.0)
+with a 10 % session-loss limit. The clock walks the crash candle in 120 sub-steps of 30 s
+and waits for two poll cycles of the flow after each; the assertions are on the
+exchange's own records (trades, order states) and the journal.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+from live_harness import H, LiveProcess, settle, start_exchange, write_live_config
+
+from gridflow.control.store import read_broker, read_events, read_orders
+
+START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
+RUN = "live-test"
+CRASH_AT = 4  # candles after START
+OF = 120  # sub-steps of the crash candle
+SUB_MS = H // OF
+GRID = {"levels": 5, "atr_start": 1.0, "atr_step": 10.0, "sl_pct": 0.5}
+RISK = {"session_loss_grid": 0.10, "daily_loss_limit": 0.5, "rolling_drawdown_pct": 0.5,
+        "max_drawdown_pct": 0.6, "max_margin_ratio": 1.0}
+
+
+def crash_rows(history: int = 60, after: int = 6) -> np.ndarray:
+    """``history`` quiet candles before START, quiet candles to the crash, the crash, then
+    ``after`` quiet ones: (n, 6) ts, open, high, low, close, volume."""
+    rows, price = [], 40_000.0
+    n = history + CRASH_AT + 1 + after
+    for k in range(n):
+        ts = START + (k - history) * H
+        if k == history + CRASH_AT:
+            o, c = price, 28_500.0
+            rows.append((ts, o, o * 1.001, 28_000.0, c, 50.0))
+        else:
+            c = 40_000.0 * (1.002 if k % 2 else 0.998) if k < history + CRASH_AT else (
+                28_500.0 * (1.002 if k % 2 else 0.998))
+            o = price
+            rows.append((ts, o, max(o, c) * 1.001, min(o, c) * 0.999, c, 10.0))
+        price = c
+    return np.array(rows, dtype=float)
+
+
+def _marks_requests(fx) -> int:
+    return sum(1 for r in list(fx.request_log) if "premiumIndex" in r["path"])
+
+
+def _poll_cycles(fx, proc, n: int = 2, timeout: float = 30.0) -> None:
+    """Wait for ``n`` complete exchange-state cycles of the flow (each ends with the
+    mark-price request) begun after this call."""
+    target = _marks_requests(fx) + n + 1
+    end = time.monotonic() + timeout
+    while _marks_requests(fx) < target:
+        assert proc.alive(), proc.logs()[-3000:]
+        assert time.monotonic() < end, "the flow stopped polling"
+        time.sleep(0.01)
+
+
+def _broker_idle(db, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while any(r["status"] == "sending" for r in read_broker(f"sqlite:///{db}", RUN)):
+        assert time.monotonic() < end
+        time.sleep(0.02)
+
+
+def test_a_crash_inside_one_candle_trips_between_closes_and_cancels_every_entry(tmp_path):
+    rows = crash_rows()
+    fx = start_exchange(START, symbols=("BTC/USDT",), rows={"BTC/USDT": rows}, leverage=3)
+    db = tmp_path / "j.db"
+    end = START + (CRASH_AT + 4) * H
+    cfg = write_live_config(tmp_path / "live.toml", db, fx, end, symbols=("BTC/USDT",),
+                            strategy=GRID, risk=RISK, leverage=3.0)
+    proc = LiveProcess(cfg, db, tmp_path, recovery=False)
+    equity: list[tuple[int, float]] = []
+    try:
+        proc.start()
+        for _ in range(CRASH_AT):
+            settle(db, RUN, fx.now_ms() - H, proc)
+            fx.step()
+        settle(db, RUN, fx.now_ms() - H, proc)
+        for _ in range(OF):
+            fx.substep(1, of=OF)
+            _poll_cycles(fx, proc)
+            _broker_idle(db)
+            equity.append((fx.now_ms(), fx.equity()))
+        while fx.now_ms() <= end:
+            settle(db, RUN, fx.now_ms() - H, proc)
+            fx.step()
+        assert proc.wait(120) == 0, proc.logs()[-4000:]
+    finally:
+        fx.stop()
+    url = f"sqlite:///{db}"
+    trips = [e for e in read_events(url, RUN) if e["kind"] == "kill_switch_tripped"]
+    assert trips, "the session-loss switch never tripped"
+    t_trip = trips[0]["ts_ms"]
+    assert {e["reason"] for e in trips if e["ts_ms"] == t_trip} == {"SESSION_LOSS_GRID"}
+    assert trips[0]["detail"]["threshold"] == -0.10 and trips[0]["detail"]["value"] <= -0.10
+    # at the first update after the exchange's equity crossed the limit (fills inside a
+    # sub-step may trip it at the fill, within that sub-step)
+    crossed = next(t for t, eq in equity if eq <= 10_000.0 * 0.9 + 1e-6)
+    assert crossed - SUB_MS < t_trip <= crossed
+    # every entry resting at the trip was cancelled by intents of that same update, and
+    # no entry filled later than the trip plus one poll
+    entries = {o["client_order_id"] for o in read_orders(url, RUN) if o["tag"].startswith("L")}
+    fills = [t for t in fx.trades() if t["clientOrderId"] in entries]
+    assert fills and max(t["time"] for t in fills) <= t_trip + SUB_MS
+    filled = {t["clientOrderId"] for t in fills}
+    resting = [o for o in fx.orders() if o["clientOrderId"] in entries
+               and o["time"] <= t_trip and o["clientOrderId"] not in filled]
+    assert len(resting) >= 2, "entries should still rest when the switch trips"
+    # cancelled on the exchange while its clock stood at the sub-step that tripped the
+    # switch: in the update that saw the trip
+    assert all(o["status"] == "CANCELED" and o["updateTime"] <= crossed for o in resting)
+    cancels = {r["client_order_id"] for r in read_broker(url, RUN) if r["action"] == "cancel"}
+    assert {o["clientOrderId"] for o in resting} <= cancels
+    assert not [o for o in fx.orders() if o["clientOrderId"] in entries
+                and o["status"] in ("NEW", "PARTIALLY_FILLED")]
+    # the same candles in replay trip on the same rule
+    _replay_trips_the_same_rule(tmp_path, rows, fx)
+
+
+def _replay_trips_the_same_rule(tmp_path, rows, fx) -> None:
+    from helpers import run_bytewax
+
+    f = tmp_path / "binance_BTC_USDT_1h.csv.gz"
+    body = "timestamp,open,high,low,close,volume\n" + "".join(
+        f"{int(r[0])}," + ",".join(repr(float(x)) for x in r[1:]) + "\n" for r in rows)
+    f.write_bytes(gzip.compress(body.encode()))
+    rdb = tmp_path / "replay.db"
+    extra = (f"start_ms = {START}\nend_ms = {START + (CRASH_AT + 4) * H}\n"
+             f'warmup_candles = 48\n[[data]]\npath = "{f}"\nsymbol = "BTC/USDT"\n'
+             'timeframe = "1h"\n')
+    rcfg = write_live_config(tmp_path / "replay.toml", rdb, fx, START + 10 * H, mode="paper",
+                             extra=extra, symbols=("BTC/USDT",), strategy=GRID, risk=RISK,
+                             leverage=3.0)
+    res = run_bytewax(f"dataflows.replay:build('{rcfg}')", rdb)
+    assert res.returncode == 0, res.stderr[-3000:]
+    trips = [e for e in read_events(f"sqlite:///{rdb}", RUN) if e["kind"] == "kill_switch_tripped"]
+    assert trips and trips[0]["reason"] == "SESSION_LOSS_GRID"
+    assert {e["reason"] for e in trips if e["ts_ms"] == trips[0]["ts_ms"]} == {
+        "SESSION_LOSS_GRID"}
