@@ -3,8 +3,9 @@
 numba's ``cache=True`` invalidates a cached function only when *its own* source file
 changes, not when a kernel it calls (in another module) does: after an upgrade a stale
 machine-code copy of a changed risk rule could run. gridflow therefore keeps its cache
-in a folder named after a hash of all its kernel sources, so any change to any of them
-starts from a clean cache.
+in a folder named after a hash of its kernel sources (the modules that define kernels
+and the gridflow modules they import), so any change to any of them starts from a clean
+cache, and a change anywhere else (the app, the flows, the live engine) compiles nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +17,45 @@ from pathlib import Path
 _PKG = Path(__file__).resolve().parent
 
 
-def kernel_source_hash() -> str:
-    """SHA-256 (16 hex chars) over every ``.py`` file of the gridflow package."""
-    h = hashlib.sha256()
-    for p in sorted(_PKG.rglob("*.py")):
-        h.update(p.relative_to(_PKG).as_posix().encode())
+def kernel_modules(root: Path = _PKG) -> list[Path]:
+    """The kernel sources: every gridflow module that defines a numba kernel
+    (``@njit``), and every gridflow module those import, transitively (a kernel
+    compiles in the constants and functions it reads from them)."""
+    import ast
+
+    files = {p for p in root.rglob("*.py") if p.name != "_numba_cache.py"}
+    by_name = {".".join(("gridflow", *p.relative_to(root).with_suffix("").parts))
+               .removesuffix(".__init__"): p for p in files}
+    todo = [p for p in files if "@njit" in p.read_text(encoding="utf-8")]
+    seen: set[Path] = set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name in by_name:
+                    todo.append(by_name[name])
+                for alias in getattr(node, "names", []) if isinstance(node, ast.ImportFrom) \
+                        else []:
+                    sub = f"{name}.{alias.name}"
+                    if sub in by_name:
+                        todo.append(by_name[sub])
+    return sorted(seen)
+
+
+def kernel_source_hash(root: Path = _PKG) -> str:
+    """SHA-256 (16 hex chars) over the kernel sources (:func:`kernel_modules`) and
+    numba's version: editing any other module (the app, a flow, a test) recompiles
+    nothing."""
+    import importlib.metadata
+
+    h = hashlib.sha256(importlib.metadata.version("numba").encode())
+    for p in kernel_modules(root):
+        h.update(p.relative_to(root).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
