@@ -231,6 +231,9 @@ _LIVE = {
     "order_vanished": ("warning", "order left the book without our cancel or a fill"),
     "exchange_error": ("warning", "exchange poll failed"),
     "fill_inconsistent": ("critical", "fill inconsistent with the engine's position"),
+    "engine_started": ("info", "live engine started"),
+    "position_adopted": ("warning", "exchange position adopted at start; stop placed"),
+    "kill_switch_restored": ("critical", "kill switch still on after the restart"),
 }
 
 

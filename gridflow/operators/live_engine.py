@@ -61,6 +61,8 @@ from gridflow.operators.live_orders import (
 from gridflow.operators.live_reconcile import reconcile_orders, reconcile_positions
 from gridflow.operators.live_risk import check_marked, marked_prices
 from gridflow.operators.entry_gate import gate_and_log
+from gridflow.operators.position import book_entry
+from gridflow.operators.risk import kill_switch_names
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
@@ -83,11 +85,21 @@ class LiveAccountEngine(AccountEngine):
         self.unknown: dict[str, int] = {}
         self.marks: dict[int, tuple[int, float]] = {}
         self.deferred: list[ExecutionReport] = []
+        self.booted = False
         self.fill_ms = [0] * len(self.symbols)
         self.had_stop = [False] * len(self.symbols)
         self.stop_rejects = [0] * len(self.symbols)
         for s in self.symbols:
             self.book.cycles[s] = Cycle()
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore a snapshot; fields added since it was taken get their defaults (a
+        snapshot of an engine that ran has already booted)."""
+        state.setdefault("marks", {})
+        state.setdefault("deferred", [])
+        state.setdefault("fill_ms", [0] * len(state["symbols"]))
+        state.setdefault("booted", True)
+        self.__dict__.update(state)
 
     # ---- inputs --------------------------------------------------------------------
     def _frontier(self) -> int | None:
@@ -121,6 +133,8 @@ class LiveAccountEngine(AccountEngine):
         self.deferred = sorted(self.deferred + fresh, key=lambda r: r.ts_ms)
         self.watermark = ts
         self._apply_fills(out)
+        if not self.booted and upd.positions is not None and not self.deferred:
+            self._boot(upd, ts, out)
         for sym, px in (upd.marks or {}).items():
             if sym in self.index:
                 self.marks[self.index[sym]] = (ts, float(px))
@@ -134,6 +148,37 @@ class LiveAccountEngine(AccountEngine):
             self._sync(s, self._decided(s), out, entries=False)
         out.summaries.append(self.summary())
         return out
+
+    def _boot(self, upd: ExchangeUpdate, ts: int, out: JournalBatch) -> None:
+        """The first exchange state after a start without recovery state: announce the
+        start and every kill switch restored from the journal, and adopt the exchange's
+        positions on the account's symbols that the engine does not hold (amount and
+        average entry from the exchange; the update's protective orders cover them, and
+        max positions and the margin cap count them from now on)."""
+        self.booted = True
+        st, name = self.state, self.account.name
+        switches = kill_switch_names(int(st.ai[kl.AI_KILL]))
+        for reason in switches:
+            out.events.append(event(name, "kill_switch_restored", reason, ts, self.next_seq(),
+                                    restored_from="journal"))
+        for sym, pos in sorted(upd.positions.items()):
+            s = self.index.get(sym)
+            amt = float(pos.get("amount") or 0.0)
+            px = float(pos.get("entry_price") or 0.0)
+            if s is None or st.sf[s, kl.SF_AMT] > 0 or abs(amt) <= self._dust(s) or not px > 0:
+                continue
+            d = 1 if amt > 0 else -1
+            book_entry(s, ts, d, abs(amt), px, 0.0, float(self.mp[s, kl.M_STEP]), st.sf, st.si,
+                       st.af)
+            st.si[s, kl.SI_ENTRIES] = 1
+            self.book.cycles[sym].entered = abs(amt)
+            out.events.append(event(name, "position_adopted", "EXCHANGE_POSITION", ts,
+                                    self.next_seq(), sym, amount=amt, avg_entry=px))
+        out.events.append(event(
+            name, "engine_started", "LIVE", ts, self.next_seq(), mode="live",
+            venue=self.live.exchange.id, symbols=list(self.symbols), equity=self.equity(),
+            wallet=upd.balance, kill_switches=switches,
+            positions={s: p["amount"] for s, p in self.positions().items() if p["amount"]}))
 
     def _apply_fills(self, out: JournalBatch) -> None:
         """Waiting fills in time order, each after the candles closing at or before it

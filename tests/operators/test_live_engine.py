@@ -55,7 +55,7 @@ def started():
     out = eng.on_chunk(warm(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0)))
     out.extend(eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=1)))
     assert not out.intents  # nothing before the watermark passes the candle's close
-    out = eng.on_exchange(upd(2 * H))
+    out = eng.on_exchange(upd(2 * H, positions={}))  # the first state: nothing to adopt
     return eng, out
 
 
@@ -286,3 +286,31 @@ def test_a_restore_replays_the_original_decisions_whatever_the_order_of_inputs()
     assert _places(b) == _places(a) and len(_places(a)) >= 5
     assert restored.positions() == eng.positions()
     assert set(restored.seen) == set(eng.seen) == {"trade-1", "trade-2"}
+
+
+def test_a_cold_start_adopts_the_exchange_position_protects_it_and_announces_switches():
+    """No recovery state: the first exchange state shows a long 0.5 at 95 the engine does
+    not hold. It is adopted (event, amount and average entry from the exchange), a stop
+    and a take profit cover it in that same update, the margin cap counts it at the next
+    decision, and a kill switch restored from the journal is announced."""
+    eng = live_engine(risk={"max_margin_ratio": 0.1})
+    eng.restore({"kill_switch": "ROLLING_DRAWDOWN", "candles": 0, "seq": 0})
+    eng.on_chunk(warm(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0)))
+    eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=1))
+    out = eng.on_exchange(upd(2 * H, positions={SYM: {"amount": 0.5, "entry_price": 95.0}}))
+    kinds = {e.kind: e for e in out.events}
+    adopted = kinds["position_adopted"]
+    assert (adopted.detail["amount"], adopted.detail["avg_entry"]) == (0.5, 95.0)
+    assert kinds["kill_switch_restored"].reason == "ROLLING_DRAWDOWN"
+    started = kinds["engine_started"]
+    assert started.detail["kill_switches"] == ["ROLLING_DRAWDOWN"]
+    assert started.detail["positions"] == {SYM: 0.5} and started.detail["venue"] == "binanceusdm"
+    sl = [i for i in out.intents if i.action == "place" and i.tag == "SL"]
+    assert [(i.side, i.amount, i.stop_price) for i in sl] == [("sell", 0.5, 47.5)]
+    assert eng.positions()[SYM]["amount"] == 0.5
+    assert not [e for e in out.events if e.kind == "position_mismatch"]
+    # a second state changes nothing: adoption happens once
+    again = eng.on_exchange(upd(2 * H + 1000, positions={SYM: {"amount": 0.5,
+                                                              "entry_price": 95.0}}))
+    assert not [e for e in again.events if e.kind in ("position_adopted", "engine_started")]
+    assert eng.positions()[SYM]["amount"] == 0.5
