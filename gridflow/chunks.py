@@ -121,6 +121,11 @@ class ExchangeUpdate:
         Wallet balance in quote currency.
     errors : list[str]
         Polling errors of this cycle (ccxt class and message, secrets redacted).
+    equity : float or None
+        The exchange's equity of the account: wallet plus unrealized PnL (quote).
+    funding : list[dict]
+        Funding settlements the exchange booked since the previous cycle: ``id``,
+        ``symbol`` (config symbol), ``ts_ms``, ``paid`` (quote, positive = paid).
     marks : dict[str, float] or None
         Config symbol to the exchange's mark price (quote) at ``server_ms``: the live
         engine marks the account to market with it between candle closes; None when
@@ -135,6 +140,8 @@ class ExchangeUpdate:
     balance: float | None = None
     errors: list = field(default_factory=list)
     marks: dict | None = None
+    equity: float | None = None
+    funding: list = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -86,6 +86,11 @@ class LiveConfig(_Model):
         Spot only: a stop-limit's limit price sits this fraction beyond its trigger.
     slippage_alert : float
         A fill this fraction worse than its order price raises a ``slippage`` alert.
+    equity_drift_alert : float
+        The engine's equity (cash + unrealized at the exchange's marks) differing from the
+        exchange's (wallet + unrealized, less the difference found at the start) by more
+        than this fraction for two polls in a row is journaled (``equity_drift``) and
+        alerted.
     orphan_policy : "alert" or "cancel_ours"
         Open orders unknown to the engine: journal and alert only, or also cancel those
         carrying gridflow's client-id prefix (never somebody else's).
@@ -102,6 +107,7 @@ class LiveConfig(_Model):
     exchange_poll_s: float = Field(2.0, gt=0.0, le=3_600.0, allow_inf_nan=False)
     stop_limit_offset: float = Field(0.005, ge=0.0, le=0.2, allow_inf_nan=False)
     slippage_alert: float = Field(0.005, ge=0.0, le=1.0, allow_inf_nan=False)
+    equity_drift_alert: float = Field(0.01, ge=0.0, le=1.0, allow_inf_nan=False)
     orphan_policy: Literal["alert", "cancel_ours"] = "cancel_ours"
     retry: RetryConfig = RetryConfig()
     end_ms: int | None = None

@@ -76,6 +76,8 @@ class StateResumeState(NamedTuple):
     recent: dict
     orders: list
     done: bool
+    funding: dict | None = None
+    """Config symbol to the funding-history cursor (ms UTC)."""
 
 
 class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResumeState]):
@@ -142,6 +144,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             (oid, [cid, float(amt), float(filled)]) for oid, cid, amt, filled in st.orders
         )
         self._done = bool(st.done)
+        self._funding_since: dict[str, int] = dict(st.funding or {})
         self._awake: datetime | None = None
         self._errors_in_row = 0
         self.error_count = 0
@@ -179,13 +182,15 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         reports.sort(key=lambda r: r.ts_ms)  # stable: per-symbol order kept
         open_orders = self._part("open_orders", self._open_orders, errors)
         positions = self._part("positions", self._positions, errors)
-        balance = self._part("balance", self._balance, errors)
+        balance = self._part("balance", self._balance, errors) or (None, None)
         marks = self._part("marks", self._marks, errors)
+        funding = (self._part("funding", lambda: self._funding(server_ms), errors) or []
+                   if self.market_type == "swap" else [])
         self._schedule(len(errors))
         if self.end_ms is not None and server_ms >= self.end_ms + self.end_grace_ms:
             self._done = True
         return [ExchangeUpdate(self.account, server_ms, reports, open_orders, positions,
-                               balance, errors, marks)]
+                               balance[0], errors, marks, balance[1], funding)]
 
     def next_awake(self) -> datetime | None:
         """Wall time of the next cycle (None: at once)."""
@@ -198,6 +203,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             {k: dict(v) for k, v in self._recent.items()},
             [(oid, v[0], v[1], v[2]) for oid, v in self._orders.items()],
             self._done,
+            dict(self._funding_since),
         )
 
     def close(self) -> None:
@@ -379,17 +385,36 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 out[sym] = px
         return out
 
-    def _balance(self) -> float | None:
+    def _balance(self) -> tuple[float | None, float | None]:
         """Wallet balance of the quote asset (Binance ``walletBalance``: without
-        unrealized PnL); ccxt's ``total`` (margin balance) when the field is absent."""
+        unrealized PnL; ccxt's ``total`` when the field is absent) and the account's
+        equity (ccxt's ``total``: the margin balance, wallet plus unrealized PnL)."""
         bal = self.ex.fetch_balance()
+        total = (bal.get("total") or {}).get(self.quote)
+        equity = None if total is None else float(total)
         info = bal.get("info")
         assets = info.get("assets") if isinstance(info, dict) else None
         for a in assets if isinstance(assets, list) else []:
             if isinstance(a, dict) and a.get("asset") == self.quote and "walletBalance" in a:
-                return float(a["walletBalance"])
-        total = (bal.get("total") or {}).get(self.quote)
-        return None if total is None else float(total)
+                return float(a["walletBalance"]), equity
+        return equity, equity
+
+    def _funding(self, server_ms: int) -> list[dict]:
+        """Funding settlements since each symbol's cursor (``fetch_funding_history``;
+        at-least-once: the engine drops ids it has seen)."""
+        out = []
+        for sym, market in self.markets.items():
+            since = self._funding_since.get(sym)
+            if since is None:
+                since = self.since_ms if self.since_ms is not None else server_ms - self.overlap_ms
+            rows = self.ex.fetch_funding_history(market, since=since)
+            for r in rows:
+                ts = int(r.get("timestamp") or 0)
+                out.append({"id": str(r.get("id") or f"{sym}:{ts}"), "symbol": sym,
+                            "ts_ms": ts, "paid": -_float(r.get("amount"), 0.0)})
+                since = max(since, ts)
+            self._funding_since[sym] = since
+        return sorted(out, key=lambda r: r["ts_ms"])
 
 
 def _check(poll_s: float, symbols: list[str], overlap_ms: int) -> None:

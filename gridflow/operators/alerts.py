@@ -234,6 +234,7 @@ _LIVE = {
     "engine_started": ("info", "live engine started"),
     "position_adopted": ("warning", "exchange position adopted at start; stop placed"),
     "kill_switch_restored": ("critical", "kill switch still on after the restart"),
+    "equity_drift": ("critical", "engine equity differs from the exchange's"),
 }
 
 

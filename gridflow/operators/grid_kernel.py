@@ -46,11 +46,10 @@ from gridflow.operators.entry_gate import (
     level_amount,
     max_abs_corr,
 )
-from gridflow.operators.position import book_entry, book_exit, end_cycle
+from gridflow.operators.position import book_entry, book_exit, book_funding, end_cycle
 from gridflow.operators.kernel_layout import (
     AF_CASH,
     AF_DAY_START,
-    AF_FUNDING,
     AF_PEAK,
     AI_CANDLES,
     AI_DAY,
@@ -188,10 +187,7 @@ def _funding(s, ts, price, rate, sf, si, af, ai, out_i, out_f, n):
     d = si[s, SI_SIDE]
     amt = sf[s, SF_AMT]
     pay = d * amt * price * rate
-    af[AF_CASH] -= pay
-    af[AF_FUNDING] += pay
-    sf[s, SF_SESSION_PNL] -= pay
-    sf[s, SF_CYCLE_FUNDING] += pay
+    book_funding(s, pay, sf, af)
     return emit(out_i, out_f, n, ai, K_FUNDING, ts, s, 0, 0, si[s, SI_OPEN_TS], d,
                 price, amt, rate, pay, sf[s, SF_AVG], 0.0)
 

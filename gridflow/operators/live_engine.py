@@ -58,17 +58,15 @@ from gridflow.operators.live_orders import (
     close_cycle,
     event,
 )
+from gridflow.operators.live_exchange_state import ExchangeStateMixin
 from gridflow.operators.live_reconcile import reconcile_orders, reconcile_positions
-from gridflow.operators.live_risk import check_marked, marked_prices
 from gridflow.operators.entry_gate import gate_and_log
-from gridflow.operators.position import book_entry
-from gridflow.operators.risk import kill_switch_names
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
 
 
-class LiveAccountEngine(AccountEngine):
+class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
     """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
     exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`;
     the engine keeps it without credentials: nothing secret is in engine state).
@@ -86,6 +84,8 @@ class LiveAccountEngine(AccountEngine):
         self.marks: dict[int, tuple[int, float]] = {}
         self.deferred: list[ExecutionReport] = []
         self.booted = False
+        self.equity_offset: float | None = None
+        self.drifting = 0
         self.fill_ms = [0] * len(self.symbols)
         self.had_stop = [False] * len(self.symbols)
         self.stop_rejects = [0] * len(self.symbols)
@@ -99,6 +99,8 @@ class LiveAccountEngine(AccountEngine):
         state.setdefault("deferred", [])
         state.setdefault("fill_ms", [0] * len(state["symbols"]))
         state.setdefault("booted", True)
+        state.setdefault("equity_offset", None)
+        state.setdefault("drifting", 0)
         self.__dict__.update(state)
 
     # ---- inputs --------------------------------------------------------------------
@@ -135,10 +137,13 @@ class LiveAccountEngine(AccountEngine):
         self._apply_fills(out)
         if not self.booted and upd.positions is not None and not self.deferred:
             self._boot(upd, ts, out)
+        self._book_funding(upd.funding, out)
         for sym, px in (upd.marks or {}).items():
             if sym in self.index:
                 self.marks[self.index[sym]] = (ts, float(px))
         self._risk(ts, out)
+        if upd.equity is not None:
+            self._check_equity(float(upd.equity), ts, out)
         if upd.open_orders is not None:
             reconcile_orders(self, upd.open_orders, ts, out)
         if upd.positions is not None:
@@ -148,37 +153,6 @@ class LiveAccountEngine(AccountEngine):
             self._sync(s, self._decided(s), out, entries=False)
         out.summaries.append(self.summary())
         return out
-
-    def _boot(self, upd: ExchangeUpdate, ts: int, out: JournalBatch) -> None:
-        """The first exchange state after a start without recovery state: announce the
-        start and every kill switch restored from the journal, and adopt the exchange's
-        positions on the account's symbols that the engine does not hold (amount and
-        average entry from the exchange; the update's protective orders cover them, and
-        max positions and the margin cap count them from now on)."""
-        self.booted = True
-        st, name = self.state, self.account.name
-        switches = kill_switch_names(int(st.ai[kl.AI_KILL]))
-        for reason in switches:
-            out.events.append(event(name, "kill_switch_restored", reason, ts, self.next_seq(),
-                                    restored_from="journal"))
-        for sym, pos in sorted(upd.positions.items()):
-            s = self.index.get(sym)
-            amt = float(pos.get("amount") or 0.0)
-            px = float(pos.get("entry_price") or 0.0)
-            if s is None or st.sf[s, kl.SF_AMT] > 0 or abs(amt) <= self._dust(s) or not px > 0:
-                continue
-            d = 1 if amt > 0 else -1
-            book_entry(s, ts, d, abs(amt), px, 0.0, float(self.mp[s, kl.M_STEP]), st.sf, st.si,
-                       st.af)
-            st.si[s, kl.SI_ENTRIES] = 1
-            self.book.cycles[sym].entered = abs(amt)
-            out.events.append(event(name, "position_adopted", "EXCHANGE_POSITION", ts,
-                                    self.next_seq(), sym, amount=amt, avg_entry=px))
-        out.events.append(event(
-            name, "engine_started", "LIVE", ts, self.next_seq(), mode="live",
-            venue=self.live.exchange.id, symbols=list(self.symbols), equity=self.equity(),
-            wallet=upd.balance, kill_switches=switches,
-            positions={s: p["amount"] for s, p in self.positions().items() if p["amount"]}))
 
     def _apply_fills(self, out: JournalBatch) -> None:
         """Waiting fills in time order, each after the candles closing at or before it
@@ -217,22 +191,6 @@ class LiveAccountEngine(AccountEngine):
         close or its last fill, whichever is later (exchange times: the same after a
         restore, whatever the poll in which the fill arrived)."""
         return max(int(self.state.si[s, kl.SI_QTS]), self.fill_ms[s])
-
-    def _risk(self, ts: int, out: JournalBatch, fill: dict[int, float] | None = None) -> None:
-        """Between candle closes: mark the account to market (``fill`` prices first, then
-        the exchange's marks) and check every kill switch on that equity
-        (:mod:`~gridflow.operators.live_risk`). While a switch is on, every resting entry
-        of the account is cancelled at once; take profits and stops stay."""
-        prices = marked_prices(self.state, self.marks, fill)
-        bi, bf, n = check_marked(self.state, self.pf, self.mp, prices, ts)
-        if n:
-            out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,
-                              self.counters))
-        if not self.state.ai[kl.AI_KILL]:
-            return
-        for w in list(self.book.orders.values()):
-            if w.slot.startswith("L") and w.state in ("pending", "open"):
-                self.book.cancel(out, w, ts, self.next_seq())
 
     def on_outcome(self, o: OrderOutcome) -> JournalBatch:
         """What the broker did with an intent: a refused, failed or skipped place frees

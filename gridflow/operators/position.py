@@ -18,6 +18,7 @@ from gridflow.operators.entry_gate import count_open
 from gridflow.operators.kernel_layout import (
     AF_CASH,
     AF_FEES,
+    AF_FUNDING,
     AF_REALIZED,
     EXIT_SL,
     EXIT_TRAIL,
@@ -99,3 +100,13 @@ def end_cycle(s, reason, sf, si, pf):
     si[s, SI_SIDE] = 0
     si[s, SI_ENTRIES] = 0
     si[s, SI_OPEN_TS] = 0
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def book_funding(s, pay, sf, af):
+    """Book a funding payment of the position of ``s`` (quote; positive = paid): cash,
+    the account's funding total, session PnL and the open cycle's funding."""
+    af[AF_CASH] -= pay
+    af[AF_FUNDING] += pay
+    sf[s, SF_SESSION_PNL] -= pay
+    sf[s, SF_CYCLE_FUNDING] += pay

@@ -314,3 +314,29 @@ def test_a_cold_start_adopts_the_exchange_position_protects_it_and_announces_swi
                                                               "entry_price": 95.0}}))
     assert not [e for e in again.events if e.kind in ("position_adopted", "engine_started")]
     assert eng.positions()[SYM]["amount"] == 0.5
+
+
+def test_funding_is_booked_and_an_equity_drift_is_journaled_once():
+    """An exchange funding settlement moves cash, session PnL and the cycle's funding as
+    in replay; the exchange's equity differing from the engine's by more than 1 % for
+    two polls in a row is journaled once (the first comparison sets the reference)."""
+    eng, out = started()
+    l0 = opened(out.intents)[0]
+    eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                               2 * H + 1, "trade-1")]))
+    cash = eng.state.af[kl.AF_CASH]
+    u = ExchangeUpdate("t", 2 * H + 120_000, [], None, None, equity=5000.0,
+                       funding=[{"id": "f1", "symbol": SYM, "ts_ms": 2 * H + 100_000,
+                                 "paid": 1.25}])
+    out = eng.on_exchange(u)
+    (f,) = [e for e in out.events if e.kind == "funding"]
+    assert f.detail["payment"] == 1.25 and f.ts_ms == 2 * H + 100_000
+    assert eng.state.af[kl.AF_CASH] == cash - 1.25
+    assert eng.state.sf[0, kl.SF_CYCLE_FUNDING] == 1.25
+    again = eng.on_exchange(u)  # the same settlement again: booked once
+    assert not [e for e in again.events if e.kind == "funding"]
+    mine = eng.equity()
+    drifted = [ExchangeUpdate("t", 2 * H + 130_000 + k, [], None, None, equity=5000.0 + 0.02 * mine)
+               for k in range(3)]
+    events = [e for d in drifted for e in eng.on_exchange(d).events if e.kind == "equity_drift"]
+    assert len(events) == 1 and abs(events[0].detail["drift"] - 0.02 * mine) < 1e-6

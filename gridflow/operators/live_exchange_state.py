@@ -1,0 +1,114 @@
+"""What the live account engine does with an exchange update besides fills: the first
+state after a start (adoption, announcements), funding settlements, the equity check
+against the exchange's wallet, and the kill switches between candle closes.
+
+A mixin of :class:`~gridflow.operators.live_engine.LiveAccountEngine` (it uses the
+engine's state, book and journal helpers); pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridflow.chunks import ExchangeUpdate, JournalBatch
+from gridflow.operators import kernel_layout as kl
+from gridflow.operators.engine_decode import decode
+from gridflow.operators.live_orders import event
+from gridflow.operators.live_risk import check_marked, marked_equity, marked_prices
+from gridflow.operators.position import book_entry, book_funding
+from gridflow.operators.risk import kill_switch_names
+
+
+class ExchangeStateMixin:
+    """Start, funding, equity and between-closes risk of the live engine."""
+
+    def _boot(self, upd: ExchangeUpdate, ts: int, out: JournalBatch) -> None:
+        """The first exchange state after a start without recovery state: announce the
+        start and every kill switch restored from the journal, and adopt the exchange's
+        positions on the account's symbols that the engine does not hold (amount and
+        average entry from the exchange; the update's protective orders cover them, and
+        max positions and the margin cap count them from now on)."""
+        self.booted = True
+        st, name = self.state, self.account.name
+        switches = kill_switch_names(int(st.ai[kl.AI_KILL]))
+        for reason in switches:
+            out.events.append(event(name, "kill_switch_restored", reason, ts, self.next_seq(),
+                                    restored_from="journal"))
+        for sym, pos in sorted(upd.positions.items()):
+            s = self.index.get(sym)
+            amt = float(pos.get("amount") or 0.0)
+            px = float(pos.get("entry_price") or 0.0)
+            if s is None or st.sf[s, kl.SF_AMT] > 0 or abs(amt) <= self._dust(s) or not px > 0:
+                continue
+            d = 1 if amt > 0 else -1
+            book_entry(s, ts, d, abs(amt), px, 0.0, float(self.mp[s, kl.M_STEP]), st.sf, st.si,
+                       st.af)
+            st.si[s, kl.SI_ENTRIES] = 1
+            self.book.cycles[sym].entered = abs(amt)
+            out.events.append(event(name, "position_adopted", "EXCHANGE_POSITION", ts,
+                                    self.next_seq(), sym, amount=amt, avg_entry=px))
+        out.events.append(event(
+            name, "engine_started", "LIVE", ts, self.next_seq(), mode="live",
+            venue=self.live.exchange.id, symbols=list(self.symbols), equity=self.equity(),
+            wallet=upd.balance, exchange_equity=upd.equity, kill_switches=switches,
+            positions={s: p["amount"] for s, p in self.positions().items() if p["amount"]}))
+
+    def _book_funding(self, rows: list[dict], out: JournalBatch) -> None:
+        """The exchange's funding settlements (each id once), booked as in replay
+        (:func:`~gridflow.operators.position.book_funding`: cash, session PnL, the open
+        cycle's funding) and journaled as ``funding`` events."""
+        st = self.state
+        for r in rows:
+            key = "funding-" + str(r["id"])
+            s = self.index.get(r["symbol"])
+            if key in self.seen or s is None:
+                continue
+            self.seen[key] = None
+            pay, d, amt = float(r["paid"]), int(st.si[s, kl.SI_SIDE]), float(st.sf[s, kl.SF_AMT])
+            px = float(marked_prices(st, self.marks)[s])
+            rate = pay / (d * amt * px) if d and amt > 0 and px > 0 else 0.0
+            book_funding(s, pay, st.sf, st.af)
+            bi = np.empty((1, kl.OI_W), np.int64)
+            bf = np.empty((1, kl.OF_W), np.float64)
+            kl.emit(bi, bf, 0, st.ai, kl.K_FUNDING, int(r["ts_ms"]), s, 0, 0,
+                    int(st.si[s, kl.SI_OPEN_TS]), d or 1, px, amt, rate, pay,
+                    float(st.sf[s, kl.SF_AVG]), 0.0)
+            out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,
+                              self.counters))
+
+    def _check_equity(self, exchange_equity: float, ts: int, out: JournalBatch) -> None:
+        """The engine's equity (cash + unrealized at the exchange's marks) against the
+        exchange's (wallet + unrealized). The difference found at the first comparison
+        (capital allocated out of a larger wallet) is the reference; a drift from it
+        beyond ``live.equity_drift_alert`` for two polls in a row is journaled once per
+        episode (``equity_drift``) and alerted."""
+        mine = marked_equity(self.state, self.mp, marked_prices(self.state, self.marks))
+        if self.equity_offset is None:
+            self.equity_offset = exchange_equity - mine
+        drift = exchange_equity - self.equity_offset - mine
+        if abs(drift) <= self.live.equity_drift_alert * max(abs(mine), 1e-9):
+            self.drifting = 0
+            return
+        self.drifting += 1
+        if self.drifting == 2:
+            out.events.append(event(self.account.name, "equity_drift", "EXCHANGE_DIFFERS", ts,
+                                    self.next_seq(), engine_equity=mine,
+                                    exchange_equity=exchange_equity, drift=drift,
+                                    offset=self.equity_offset,
+                                    threshold=self.live.equity_drift_alert))
+
+    def _risk(self, ts: int, out: JournalBatch, fill: dict[int, float] | None = None) -> None:
+        """Between candle closes: mark the account to market (``fill`` prices first, then
+        the exchange's marks) and check every kill switch on that equity
+        (:mod:`~gridflow.operators.live_risk`). While a switch is on, every resting entry
+        of the account is cancelled at once; take profits and stops stay."""
+        prices = marked_prices(self.state, self.marks, fill)
+        bi, bf, n = check_marked(self.state, self.pf, self.mp, prices, ts)
+        if n:
+            out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,
+                              self.counters))
+        if not self.state.ai[kl.AI_KILL]:
+            return
+        for w in list(self.book.orders.values()):
+            if w.slot.startswith("L") and w.state in ("pending", "open"):
+                self.book.cancel(out, w, ts, self.next_seq())
