@@ -180,6 +180,9 @@ class AccountEngine:
             self.state.ai[kl.AI_KILL] |= codes[name]
         self.state.ai[kl.AI_CANDLES] = int(summary.get("candles", 0))
         self.state.ai[kl.AI_SEQ] = int(summary.get("seq", 0))
+        last = int(summary.get("last_ts_ms", -1) or -1)
+        if last >= 0:  # candles replayed from before the restored day roll no day over
+            self.state.ai[kl.AI_DAY] = (last + int(self.tf_ms.min())) // 86_400_000
 
     def _frontier(self) -> int | None:
         f = np.iinfo(np.int64).max

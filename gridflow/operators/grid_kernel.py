@@ -311,7 +311,7 @@ def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, ca
     unreal, notional, pnl_g, pnl_s, _ = _marks(sf, si, mp, -1, 0.0)
     equity = af[AF_CASH] + unreal
     day = ts // DAY_MS
-    if day != ai[AI_DAY]:
+    if day > ai[AI_DAY]:  # a new UTC day (history replayed before a restored day is not)
         if ai[AI_DAY] >= 0 and ai[AI_KILL] & KS_DAILY:
             ai[AI_KILL] &= ~KS_DAILY
             n = emit(out_i, out_f, n, ai, K_KILL_RESET, ts, -1, 0, KS_DAILY, ts, 0,

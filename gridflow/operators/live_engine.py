@@ -135,24 +135,36 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         self.deferred = sorted(self.deferred + fresh, key=lambda r: r.ts_ms)
         self.watermark = ts
         self._apply_fills(out)
-        if not self.booted and upd.positions is not None and not self.deferred:
-            self._boot(upd, ts, out)
         self._book_funding(upd.funding, out)
         for sym, px in (upd.marks or {}).items():
             if sym in self.index:
                 self.marks[self.index[sym]] = (ts, float(px))
         self._risk(ts, out)
-        if upd.equity is not None:
-            self._check_equity(float(upd.equity), ts, out)
         if upd.open_orders is not None:
             reconcile_orders(self, upd.open_orders, ts, out)
         if upd.positions is not None:
             reconcile_positions(self, upd.positions, ts, out)
         out.extend(self._process(self._frontier()))
+        if not self.booted and upd.positions is not None and not self.deferred \
+                and self.state.ai[kl.AI_LAST_TS] >= 0 and self.next_close() > ts:
+            self._boot(upd, ts, out)  # once the warm-up and every closed candle are in
+        if self.booted and upd.equity is not None:
+            self._check_equity(float(upd.equity), ts, out)
         for s in range(len(self.symbols)):
             self._sync(s, self._decided(s), out, entries=False)
         out.summaries.append(self.summary())
         return out
+
+    def restore(self, summary: dict) -> None:
+        """:meth:`AccountEngine.restore`, and the account's money from the journaled
+        summary (cash, fees, realized PnL, funding): a cold start continues the run's
+        account; its positions are adopted from the exchange at the first state."""
+        super().restore(summary)
+        af = self.state.af
+        for col, key in ((kl.AF_CASH, "cash"), (kl.AF_FEES, "fees_paid"),
+                         (kl.AF_REALIZED, "realized_pnl"), (kl.AF_FUNDING, "funding_paid")):
+            if summary.get(key) is not None:
+                af[col] = float(summary[key])
 
     def _apply_fills(self, out: JournalBatch) -> None:
         """Waiting fills in time order, each after the candles closing at or before it

@@ -44,6 +44,7 @@ class ExchangeStateMixin:
             book_entry(s, ts, d, abs(amt), px, 0.0, float(self.mp[s, kl.M_STEP]), st.sf, st.si,
                        st.af)
             st.si[s, kl.SI_ENTRIES] = 1
+            self.fill_ms[s] = max(self.fill_ms[s], ts)  # its stop is decided now
             self.book.cycles[sym].entered = abs(amt)
             out.events.append(event(name, "position_adopted", "EXCHANGE_POSITION", ts,
                                     self.next_seq(), sym, amount=amt, avg_entry=px))

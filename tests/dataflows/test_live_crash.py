@@ -15,7 +15,14 @@ import time
 from datetime import datetime, timezone
 
 import numpy as np
-from live_harness import H, LiveProcess, settle, start_exchange, write_live_config
+from live_harness import (
+    H,
+    LiveProcess,
+    settle,
+    start_exchange,
+    unprotected,
+    write_live_config,
+)
 
 from gridflow.control.store import read_broker, read_events, read_orders
 
@@ -146,3 +153,63 @@ def _replay_trips_the_same_rule(tmp_path, rows, fx) -> None:
     assert trips and trips[0]["reason"] == "SESSION_LOSS_GRID"
     assert {e["reason"] for e in trips if e["ts_ms"] == trips[0]["ts_ms"]} == {
         "SESSION_LOSS_GRID"}
+
+
+def test_a_cold_restart_adopts_protects_and_announces(tmp_path):
+    """After the crash (switch on, a long grid position with its stop), SIGKILL, delete
+    the recovery folder and start again with ``restore_from_journal``: the position is
+    adopted and has an exchange-side stop within one poll, the switch is still on and was
+    announced, and no client id reaches the exchange twice."""
+    import shutil
+    import subprocess
+    import sys
+
+    fx = start_exchange(START, symbols=("BTC/USDT",), rows={"BTC/USDT": crash_rows()},
+                        leverage=3)
+    db = tmp_path / "j.db"
+    end = START + (CRASH_AT + 4) * H
+    cfg = write_live_config(tmp_path / "live.toml", db, fx, end, symbols=("BTC/USDT",),
+                            strategy=GRID, risk=RISK, leverage=3.0,
+                            extra="restore_from_journal = true")
+    proc = LiveProcess(cfg, db, tmp_path, recovery=True)
+    url = f"sqlite:///{db}"
+    try:
+        proc.start()
+        for _ in range(CRASH_AT + 2):  # through the crash candle and one more
+            settle(db, RUN, fx.now_ms() - H, proc)
+            fx.step()
+        settle(db, RUN, fx.now_ms() - H, proc)
+        held = fx.positions()["BTC/USDT"]["amount"]
+        assert held > 0 and not unprotected(fx)
+        on = {e["reason"] for e in read_events(url, RUN) if e["kind"] == "kill_switch_tripped"}
+        assert "SESSION_LOSS_GRID" in on
+        proc.kill()
+        shutil.rmtree(proc.rec)  # no recovery state: a cold start
+        proc.rec.mkdir()
+        subprocess.run([sys.executable, "-m", "bytewax.recovery", str(proc.rec), "1"],
+                       check=True)
+        before = len(read_events(url, RUN))
+        proc.start()
+        _poll_cycles(fx, proc, n=3, timeout=60)
+        _broker_idle(db)
+        new = read_events(url, RUN)[before:]
+        kinds = {e["kind"]: e for e in new}
+        assert kinds["position_adopted"]["detail"]["amount"] == held
+        assert {e["reason"] for e in new if e["kind"] == "kill_switch_restored"} == on
+        assert set(kinds["engine_started"]["detail"]["kill_switches"]) == on
+        # protected within one poll of the start: covered by a stop the new process placed
+        _poll_cycles(fx, proc, n=1)
+        assert not unprotected(fx)
+        while fx.now_ms() <= end:
+            settle(db, RUN, fx.now_ms() - H, proc)
+            fx.step()
+        assert proc.wait(120) == 0, proc.logs()[-4000:]
+    finally:
+        fx.stop()
+    assert max(fx.accepted_client_ids().values()) == 1
+    trips = [e["reason"] for e in read_events(url, RUN) if e["kind"] == "kill_switch_tripped"]
+    assert sorted(trips) == sorted(on)  # still on after the restart: never tripped again
+    # the account continued from the journal: its equity is the exchange's after adoption
+    assert not [e for e in read_events(url, RUN) if e["kind"] == "equity_drift"]
+    assert not [o for o in fx.orders() if o["clientOrderId"].startswith("gf")
+                and o["status"] == "NEW" and not o.get("reduceOnly", False)]  # no entry
