@@ -216,7 +216,10 @@ def test_paper_mode_sends_the_same_orders_as_the_replay_of_the_same_candles(tmp_
 
     fx = start_exchange(START)
     db = tmp_path / "paper.db"
-    cfg = write_live_config(tmp_path / "paper.toml", db, fx, START + 60 * H, mode="paper")
+    # kill switches trip and the daily-entries rule refuses entries on the way
+    limits = {"max_daily_entries": 1, "session_loss_grid": 0.01, "daily_loss_limit": 0.01}
+    cfg = write_live_config(tmp_path / "paper.toml", db, fx, START + 60 * H, mode="paper",
+                            risk=limits, leverage=3.0)
     proc = LiveProcess(cfg, db, tmp_path, recovery=False)
     try:
         drive(fx, db, proc, 61, check_stops=False)
@@ -231,7 +234,7 @@ def test_paper_mode_sends_the_same_orders_as_the_replay_of_the_same_candles(tmp_
              + "".join(f'[[data]]\npath = "{f}"\nsymbol = "{s}"\ntimeframe = "1h"\n'
                        for f, s in zip(files, ("BTC/USDT", "ETH/USDT"))))
     rcfg = write_live_config(tmp_path / "replay.toml", rdb, fx, START + 60 * H, mode="paper",
-                             extra=extra)
+                             extra=extra, risk=limits, leverage=3.0)
     from helpers import run_bytewax
 
     res = run_bytewax(f"dataflows.replay:build('{rcfg}')", rdb)
@@ -245,3 +248,6 @@ def test_paper_mode_sends_the_same_orders_as_the_replay_of_the_same_candles(tmp_
     paper = orders(db)
     assert len(paper) >= 5
     assert paper == orders(rdb)
+    events = read_events(f"sqlite:///{db}", RUN)
+    assert {e["reason"] for e in events if e["kind"] == "kill_switch_tripped"}
+    assert [e for e in events if e["kind"] == "order_denied" and e["reason"] == "DAILY_ENTRIES"]
