@@ -352,9 +352,12 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         return float(round_to_tick(np.array([stop]), self.ticks[s], d > 0)[0]), bool(trailing)
 
     def _used_margin(self, deciding: set[int]) -> float:
+        """Margin (quote) of the open positions (the kernel's entry notional over the
+        leverage, as the replay's gate counts it) plus every resting entry of the
+        symbols not being decided now."""
         st = self.state
         lev = self.pf[kl.P_LEVERAGE]
-        used = float((st.sf[:, kl.SF_AMT] * st.sf[:, kl.SF_AVG]).sum()) / lev
+        used = float(gk._marks(st.sf, st.si, self.mp, -1, 0.0)[1]) / lev
         for w in self.book.orders.values():
             if w.live and w.slot.startswith("L") and self.index.get(w.symbol) not in deciding:
                 used += (w.amount - w.filled) * (w.price or 0.0) / lev
