@@ -81,8 +81,9 @@ class ExchangeStateMixin:
         """The engine's equity (cash + unrealized at the exchange's marks) against the
         exchange's (wallet + unrealized). The difference found at the first comparison
         (capital allocated out of a larger wallet) is the reference; a drift from it
-        beyond ``live.equity_drift_alert`` for two polls in a row is journaled once per
-        episode (``equity_drift``) and alerted."""
+        beyond ``live.equity_drift_alert`` for two polls in a row is journaled
+        (``equity_drift``), alerted, and reconciled: the engine's cash moves by the drift,
+        so sizing and every loss limit use the exchange's figure from then on."""
         mine = marked_equity(self.state, self.mp, marked_prices(self.state, self.marks))
         if self.equity_offset is None:
             self.equity_offset = exchange_equity - mine
@@ -91,12 +92,15 @@ class ExchangeStateMixin:
             self.drifting = 0
             return
         self.drifting += 1
-        if self.drifting == 2:
+        if self.drifting == 2:  # not a poll that saw the clock move: reconcile
             out.events.append(event(self.account.name, "equity_drift", "EXCHANGE_DIFFERS", ts,
                                     self.next_seq(), engine_equity=mine,
                                     exchange_equity=exchange_equity, drift=drift,
                                     offset=self.equity_offset,
-                                    threshold=self.live.equity_drift_alert))
+                                    threshold=self.live.equity_drift_alert,
+                                    cash_adjusted_by=drift))
+            self.state.af[kl.AF_CASH] += drift  # sizing and loss limits use the exchange's
+            self.drifting = 0
 
     def _risk(self, ts: int, out: JournalBatch, fill: dict[int, float] | None = None) -> None:
         """Between candle closes: mark the account to market (``fill`` prices first, then

@@ -340,3 +340,5 @@ def test_funding_is_booked_and_an_equity_drift_is_journaled_once():
                for k in range(3)]
     events = [e for d in drifted for e in eng.on_exchange(d).events if e.kind == "equity_drift"]
     assert len(events) == 1 and abs(events[0].detail["drift"] - 0.02 * mine) < 1e-6
+    # reconciled: the engine's equity is the exchange's (less the start's reference) now
+    assert abs(eng.equity() - 1.02 * mine) < 1e-6
