@@ -94,3 +94,17 @@ def crash_candles(path: Path, n: int = 300, chop: float = 0.004) -> Path:
         price *= 0.985 if 60 <= i < 120 else 1.0 + chop * (1 if i % 2 else -1)
         rows.append((i * H, price, price * 1.003, price * 0.997, price, 1.0))
     return write_candles(path, rows)
+
+
+def bundled_window(start_ms: int, before: int, after: int) -> dict:
+    """Bundled BTC/USDT and ETH/USDT 1h candles around ``start_ms``: ``before`` history
+    rows and ``after`` rows from it, as the local exchange takes them ((n, 6) arrays)."""
+    import numpy as np
+
+    from gridflow.fakex.__main__ import load_bundled
+
+    out = {}
+    for sym, arr in load_bundled(["BTC/USDT", "ETH/USDT"]).items():
+        i = int(np.searchsorted(arr[:, 0], start_ms))
+        out[sym] = arr[i - before:i + after].copy()
+    return out

@@ -37,6 +37,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from gridflow.chunks import ExchangeUpdate
 from gridflow.config.live import ExchangeConfig
+from gridflow.dataflows.exchange_records import as_float, id_key, order_dict
 from gridflow.dataflows.live_sources import _utcnow, backoff_s, describe_error
 from gridflow.events import ExecutionReport
 from gridflow.exchange.client import ccxt_symbol, config_symbol, make_exchange
@@ -287,7 +288,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 start = newest if newest > start else start + 1
                 continue
             start = end + 1
-        return sorted(seen.values(), key=lambda t: (int(t["timestamp"]), _id_key(t["id"])))
+        return sorted(seen.values(), key=lambda t: (int(t["timestamp"]), id_key(t["id"])))
 
     def _report(self, sym: str, t: dict) -> ExecutionReport:
         """The report of trade ``t``; may call ``fetch_order`` (raises ccxt errors)."""
@@ -304,7 +305,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             symbol=sym, ts_ms=int(t["timestamp"]), side=t["side"], price=price, amount=amount,
             status="filled" if full or entry[1] <= 0 else "partially_filled", fee=fee,
             liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
-            realized_pnl=_float(info.get("realizedPnl"), 0.0),
+            realized_pnl=as_float(info.get("realizedPnl"), 0.0),
         )
 
     def _order(self, sym: str, oid: str) -> list:
@@ -315,7 +316,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             return entry
         try:
             o = self.ex.fetch_order(oid, self.markets[sym])
-            entry = [str(o.get("clientOrderId") or ""), _float(o.get("amount"), 0.0), 0.0]
+            entry = [str(o.get("clientOrderId") or ""), as_float(o.get("amount"), 0.0), 0.0]
         except ccxt.OrderNotFound:
             log.warning("exchange state %s: order %s of a trade not found", self.account, oid)
             entry = ["", 0.0, 0.0]
@@ -329,7 +330,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         another currency at its ticker's last price against the quote, 0 when that market
         does not exist)."""
         fee = t.get("fee") or {}
-        cost = _float(fee.get("cost"), 0.0)
+        cost = as_float(fee.get("cost"), 0.0)
         cur = fee.get("currency")
         if not cost or cur in (None, self.quote):
             return cost
@@ -341,7 +342,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             log.warning("exchange state %s: no %s/%s market to convert a fee; counted 0",
                         self.account, cur, self.quote)
             return 0.0
-        return cost * _float(ticker.get("last"), 0.0)
+        return cost * as_float(ticker.get("last"), 0.0)
 
     def _open_orders(self) -> list[dict]:
         """Per market (Binance weighs a no-symbol request 40, one symbol 1): regular
@@ -349,7 +350,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         out: list[dict] = []
         for market in self.markets.values():
             for params in ({}, {"trigger": True}):
-                out += [_order_dict(o) for o in self.ex.fetch_open_orders(market, params=params)]
+                out += [order_dict(o) for o in self.ex.fetch_open_orders(market, params=params)]
         return out
 
     def _positions(self) -> dict[str, dict]:
@@ -358,14 +359,14 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             if p.get("symbol") not in self.markets.values():
                 continue
             info = p.get("info") or {}
-            amt = _float(info.get("positionAmt"), math.nan)
+            amt = as_float(info.get("positionAmt"), math.nan)
             if math.isnan(amt):
-                size = _float(p.get("contracts"), 0.0) * _float(p.get("contractSize"), 1.0)
+                size = as_float(p.get("contracts"), 0.0) * as_float(p.get("contractSize"), 1.0)
                 amt = -size if p.get("side") == "short" else size
             if amt == 0:
                 continue
             out[config_symbol(p["symbol"])] = {
-                "amount": amt, "entry_price": _float(p.get("entryPrice"), 0.0),
+                "amount": amt, "entry_price": as_float(p.get("entryPrice"), 0.0),
             }
         return out
 
@@ -380,7 +381,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             key = "last"
         out = {}
         for sym, market in self.markets.items():
-            px = _float((tickers.get(market) or {}).get(key), math.nan)
+            px = as_float((tickers.get(market) or {}).get(key), math.nan)
             if math.isfinite(px) and px > 0:
                 out[sym] = px
         return out
@@ -411,7 +412,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             for r in rows:
                 ts = int(r.get("timestamp") or 0)
                 out.append({"id": str(r.get("id") or f"{sym}:{ts}"), "symbol": sym,
-                            "ts_ms": ts, "paid": -_float(r.get("amount"), 0.0)})
+                            "ts_ms": ts, "paid": -as_float(r.get("amount"), 0.0)})
                 since = max(since, ts)
             self._funding_since[sym] = since
         return sorted(out, key=lambda r: r["ts_ms"])
@@ -424,38 +425,6 @@ def _check(poll_s: float, symbols: list[str], overlap_ms: int) -> None:
         raise ValueError("symbols must not be empty")
     if overlap_ms < 0:
         raise ValueError(f"trade_overlap_ms must be >= 0, got {overlap_ms}")
-
-
-def _float(v: Any, default: float) -> float:
-    try:
-        return default if v is None else float(v)
-    except (TypeError, ValueError):
-        return default
-
-
-def _id_key(v: Any) -> tuple[int, str]:
-    s = str(v)
-    return (int(s), "") if s.isdigit() else (0, s)
-
-
-_TYPES = {"stop": "stop_limit", "take_profit": "take_profit_limit"}
-
-
-def _order_dict(o: dict) -> dict:
-    """A ccxt order as the open-order dict of :class:`~gridflow.chunks.ExchangeUpdate`."""
-    info = o.get("info") or {}
-    raw = str(info.get("orderType") or info.get("type") or o.get("type") or "").lower()
-    price = _float(o.get("price"), 0.0)
-    stop = _float(o.get("triggerPrice") if o.get("triggerPrice") is not None
-                  else o.get("stopPrice"), 0.0)
-    return {
-        "client_order_id": str(o.get("clientOrderId") or ""),
-        "symbol": config_symbol(o["symbol"]), "side": o.get("side"),
-        "type": _TYPES.get(raw, raw), "price": price or None, "stop_price": stop or None,
-        "amount": _float(o.get("amount"), 0.0), "filled": _float(o.get("filled"), 0.0),
-        "reduce_only": bool(o.get("reduceOnly")), "exchange_order_id": str(o.get("id") or ""),
-        "ts": int(o["timestamp"]) if o.get("timestamp") is not None else None,
-    }
 
 
 class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeState]):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import bundled_window
 from pydantic import SecretStr
 
 from gridflow.config.live import ExchangeConfig
 from gridflow.data.funding import bundled_funding_files, read_funding
 from gridflow.exchange.client import make_exchange
 from gridflow.fakex import FakeExchange
-from gridflow.fakex.__main__ import load_bundled
 
 START = 1704067200000  # 2024-01-01 00:00 UTC, itself a settlement (never paid: not passed)
 HOUR = 3_600_000
@@ -28,11 +28,7 @@ R_IN, R_IN2 = 0.001, -0.0005
 
 
 def bars() -> dict[str, np.ndarray]:
-    out = {}
-    for sym, arr in load_bundled(["BTC/USDT", "ETH/USDT"]).items():
-        i = int(np.searchsorted(arr[:, 0], START))
-        out[sym] = arr[i - 30:i + 30].copy()
-    return out
+    return bundled_window(START, 30, 30)
 
 
 def funding() -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -14,12 +14,12 @@ import urllib.request
 
 import numpy as np
 import pytest
+from helpers import bundled_window
 from pydantic import SecretStr
 
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange.client import make_exchange
 from gridflow.fakex import FakeExchange
-from gridflow.fakex.__main__ import load_bundled
 
 START = 1704067200000  # 2024-01-01 00:00 UTC
 HOUR = 3_600_000
@@ -29,11 +29,7 @@ BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 @pytest.fixture(scope="module")
 def candles() -> dict[str, np.ndarray]:
     """50 history candles and 12 to come, per symbol."""
-    out = {}
-    for sym, arr in load_bundled(["BTC/USDT", "ETH/USDT"]).items():
-        i = int(np.searchsorted(arr[:, 0], START))
-        out[sym] = arr[i - 50:i + 12].copy()
-    return out
+    return bundled_window(START, 50, 12)
 
 
 @pytest.fixture
