@@ -84,6 +84,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         self.marks: dict[int, tuple[int, float]] = {}
         self.deferred: list[ExecutionReport] = []
         self.booted = False
+        self.unexplained: dict[str, tuple[float, float]] = {}
         self.equity_offset: float | None = None
         self.drifting = 0
         self.fill_ms = [0] * len(self.symbols)
@@ -99,6 +100,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         state.setdefault("deferred", [])
         state.setdefault("fill_ms", [0] * len(state["symbols"]))
         state.setdefault("booted", True)
+        state.setdefault("unexplained", {})
         state.setdefault("equity_offset", None)
         state.setdefault("drifting", 0)
         self.__dict__.update(state)
@@ -386,6 +388,13 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
                 or self.book.slot(sym, "CLOSE"):
             return  # a market close is on its way
         want: dict[str, tuple] = {}
+        if pos == 0 and sym in self.unexplained:  # the exchange holds what we do not
+            ex_amt, px = self.unexplained[sym]
+            d = 1 if ex_amt > 0 else -1
+            stop = float(round_to_tick(np.array([px * (1 - d * self.mp[s, kl.M_SL])]),
+                                       self.ticks[s], d > 0)[0])
+            if px > 0:
+                want["PROTECT"] = (SIDE[-d], "stop_market", None, stop, abs(ex_amt), True)
         if pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP]):
             # below the exchange's minimum: no order can reduce it; say so once
             key = ("dust_position", sym, amt)

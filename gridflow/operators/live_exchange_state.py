@@ -35,24 +35,35 @@ class ExchangeStateMixin:
             out.events.append(event(name, "kill_switch_restored", reason, ts, self.next_seq(),
                                     restored_from="journal"))
         for sym, pos in sorted(upd.positions.items()):
-            s = self.index.get(sym)
-            amt = float(pos.get("amount") or 0.0)
-            px = float(pos.get("entry_price") or 0.0)
-            if s is None or st.sf[s, kl.SF_AMT] > 0 or abs(amt) <= self._dust(s) or not px > 0:
-                continue
-            d = 1 if amt > 0 else -1
-            book_entry(s, ts, d, abs(amt), px, 0.0, float(self.mp[s, kl.M_STEP]), st.sf, st.si,
-                       st.af)
-            st.si[s, kl.SI_ENTRIES] = 1
-            self.fill_ms[s] = max(self.fill_ms[s], ts)  # its stop is decided now
-            self.book.cycles[sym].entered = abs(amt)
-            out.events.append(event(name, "position_adopted", "EXCHANGE_POSITION", ts,
-                                    self.next_seq(), sym, amount=amt, avg_entry=px))
+            self.adopt(sym, pos, ts, out, "EXCHANGE_POSITION")
         out.events.append(event(
             name, "engine_started", "LIVE", ts, self.next_seq(), mode="live",
             venue=self.live.exchange.id, symbols=list(self.symbols), equity=self.equity(),
             wallet=upd.balance, exchange_equity=upd.equity, kill_switches=switches,
             positions={s: p["amount"] for s, p in self.positions().items() if p["amount"]}))
+
+    def adopt(self, sym: str, pos: dict, ts: int, out: JournalBatch, reason: str) -> bool:
+        """Take over the exchange position ``pos`` (``amount`` signed base,
+        ``entry_price`` quote) of a traded symbol the engine holds flat: booked as one
+        entry at the exchange's average (no fee), journaled (``position_adopted``) and,
+        from this update on, covered by a stop and counted by max positions and the margin
+        cap. Returns False (nothing done) for an untraded symbol, a held one, dust or a
+        missing price."""
+        s = self.index.get(sym)
+        st = self.state
+        amt = float(pos.get("amount") or 0.0)
+        px = float(pos.get("entry_price") or 0.0)
+        if s is None or st.sf[s, kl.SF_AMT] > 0 or abs(amt) <= self._dust(s) or not px > 0:
+            return False
+        d = 1 if amt > 0 else -1
+        book_entry(s, ts, d, abs(amt), px, 0.0, float(self.mp[s, kl.M_STEP]), st.sf, st.si,
+                   st.af)
+        st.si[s, kl.SI_ENTRIES] = 1
+        self.fill_ms[s] = max(self.fill_ms[s], ts)  # its stop is decided now
+        self.book.cycles[sym].entered = abs(amt)
+        out.events.append(event(self.account.name, "position_adopted", reason, ts,
+                                self.next_seq(), sym, amount=amt, avg_entry=px))
+        return True
 
     def _book_funding(self, rows: list[dict], out: JournalBatch) -> None:
         """The exchange's funding settlements (each id once), booked as in replay

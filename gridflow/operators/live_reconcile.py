@@ -99,6 +99,7 @@ def reconcile_positions(self: "LiveAccountEngine", positions: dict, ts: int,
         mine = float(st.si[s, kl.SI_SIDE] * st.sf[s, kl.SF_AMT])
         if abs(ex_amt - mine) <= self._dust(s):
             self.mismatch[sym] = 0
+            self.unexplained.pop(sym, None)
             continue
         self.mismatch[sym] = self.mismatch.get(sym, 0) + 1
         key = ("position_mismatch", sym, round(ex_amt, 12), round(mine, 12))
@@ -107,3 +108,9 @@ def reconcile_positions(self: "LiveAccountEngine", positions: dict, ts: int,
             out.events.append(event(self.account.name, "position_mismatch",
                                     "EXCHANGE_DIFFERS", ts, self.next_seq(), sym,
                                     exchange_amount=ex_amt, engine_amount=mine))
+        # a position the engine holds flat for two polls: never leave it without a stop
+        # (a reduce-only PROTECT stop for the exchange's amount; the account's books are
+        # not touched, the fills that explain it may still come)
+        if self.mismatch[sym] >= 2 and mine == 0.0:
+            px = float(positions.get(sym, {}).get("entry_price") or 0.0)
+            self.unexplained[sym] = (ex_amt, px)

@@ -179,10 +179,17 @@ def test_reconciliation_orphans_and_position_mismatch():
     assert kinds == ["orphan_order", "orphan_order"]
     assert [(i.action, i.client_order_id) for i in out.intents] == [("cancel", ours["client_order_id"])]
     out = eng.on_exchange(upd(2 * H + 2, open_orders=mine + [foreign], positions=pos))
-    assert [e.kind for e in out.events] == ["position_mismatch"]  # two polls in a row
-    assert [e.detail for e in out.events] == [{"exchange_amount": 0.5, "engine_amount": 0.0}]
+    # two polls in a row: journaled, and the position the engine holds flat gets a
+    # reduce-only protective stop for the exchange's amount at once
+    assert [e.kind for e in out.events] == ["position_mismatch"]
+    assert out.events[0].detail == {"exchange_amount": 0.5, "engine_amount": 0.0}
+    assert [(i.tag, i.type, i.side, i.amount, i.stop_price, i.reduce_only)
+            for i in opened(out.intents) if i.tag == "PROTECT"] == [
+        ("PROTECT", "stop_market", "sell", 0.5, 45.0, True)]
     out = eng.on_exchange(upd(2 * H + 3, open_orders=mine + [foreign], positions=pos))
-    assert not out.events  # journaled once, not every poll
+    assert not out.events and not out.intents  # journaled once, protected once
+    out = eng.on_exchange(upd(2 * H + 4, open_orders=mine + [foreign], positions={}))
+    assert [(i.action, i.tag) for i in out.intents] == [("cancel", "PROTECT")]  # gone
 
 
 def test_same_inputs_same_intents_after_a_restore():
