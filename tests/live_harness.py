@@ -167,9 +167,30 @@ def caught_up(db: Path, run_id: str, last_open_ms: int) -> bool:
 
 
 def settle(db: Path, run_id: str, last_open_ms: int, proc: LiveProcess | None = None,
-           quiet_s: float = 0.3, timeout: float = 60.0) -> None:
+           quiet_s: float = 0.3, timeout: float = 60.0, fx=None) -> None:
     """Wait until :func:`caught_up` holds and the broker table stops changing for
-    ``quiet_s`` (protective orders after fills come one poll later)."""
+    ``quiet_s`` (protective orders after fills come one poll later). With ``fx`` (live
+    mode), also until the flow completed two exchange-state polls after that and the
+    broker is quiet again: the engine has seen the exchange as it stands and answered,
+    however loaded the machine, so runs stay comparable step by step."""
+    _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout)
+    if fx is not None and (proc is None or proc.alive()):
+        marks = _mark_polls(fx) + 3  # the one in flight, then two whole cycles
+        t_end = time.monotonic() + timeout
+        while _mark_polls(fx) < marks and time.monotonic() < t_end:
+            if proc is not None and not proc.alive():
+                return
+            time.sleep(0.01)
+        _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout)
+
+
+def _mark_polls(fx) -> int:
+    """Exchange-state poll cycles served so far (each ends with the mark prices)."""
+    return sum(1 for r in list(fx.request_log) if "premiumIndex" in r["path"])
+
+
+def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,
+           timeout: float) -> None:
     from gridflow.control.store import read_broker
 
     url = f"sqlite:///{db}"

@@ -41,12 +41,13 @@ def drive(fx, db, proc: LiveProcess, steps: int, check_stops: bool = True,
     for k in range(steps):
         if not proc.alive():
             proc.start()
-        settle(db, RUN, fx.now_ms() - H, proc)
+        live = fx if check_stops else None  # paper mode polls no exchange state
+        settle(db, RUN, fx.now_ms() - H, proc, fx=live)
         if k in kill_at:
             proc.kill()
             time.sleep(rng.uniform(0.0, 0.5) if rng else 0.0)
             proc.start()
-            settle(db, RUN, fx.now_ms() - H, proc)
+            settle(db, RUN, fx.now_ms() - H, proc, fx=live)
         if check_stops and unprotected(fx):
             t0 = time.monotonic()  # how long until the next poll cycles protect it
             while unprotected(fx) and time.monotonic() - t0 < 5.0:

@@ -34,7 +34,7 @@ def test_engine_equity_equals_the_exchange_wallet_with_funding_at_every_poll(tmp
     try:
         proc.start()
         for _ in range(CANDLES + 1):
-            settle(db, RUN, fx.now_ms() - H, proc)
+            settle(db, RUN, fx.now_ms() - H, proc, fx=fx)
             fx.step()
         assert proc.wait(120) == 0, proc.logs()[-4000:]
         paid = fx.funding_payments()
