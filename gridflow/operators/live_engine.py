@@ -93,18 +93,6 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         for s in self.symbols:
             self.book.cycles[s] = Cycle()
 
-    def __setstate__(self, state: dict) -> None:
-        """Restore a snapshot; fields added since it was taken get their defaults (a
-        snapshot of an engine that ran has already booted)."""
-        state.setdefault("marks", {})
-        state.setdefault("deferred", [])
-        state.setdefault("fill_ms", [0] * len(state["symbols"]))
-        state.setdefault("booted", True)
-        state.setdefault("unexplained", {})
-        state.setdefault("equity_offset", None)
-        state.setdefault("drifting", 0)
-        self.__dict__.update(state)
-
     # ---- inputs --------------------------------------------------------------------
     def _frontier(self) -> int | None:
         f = super()._frontier()

@@ -22,6 +22,18 @@ from gridflow.operators.risk import kill_switch_names
 class ExchangeStateMixin:
     """Start, funding, equity and between-closes risk of the live engine."""
 
+    def __setstate__(self, state: dict) -> None:
+        """Restore a snapshot; fields added since it was taken get their defaults (a
+        snapshot of an engine that ran has already booted)."""
+        state.setdefault("marks", {})
+        state.setdefault("deferred", [])
+        state.setdefault("fill_ms", [0] * len(state["symbols"]))
+        state.setdefault("booted", True)
+        state.setdefault("unexplained", {})
+        state.setdefault("equity_offset", None)
+        state.setdefault("drifting", 0)
+        self.__dict__.update(state)
+
     def _boot(self, upd: ExchangeUpdate, ts: int, out: JournalBatch) -> None:
         """The first exchange state after a start without recovery state: announce the
         start and every kill switch restored from the journal, and adopt the exchange's

@@ -77,6 +77,14 @@ def _broker_idle(db, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def _finish(fx, db, proc, end: int) -> None:
+    """Close the remaining candles one by one up to ``end``; the flow then exits 0."""
+    while fx.now_ms() <= end:
+        settle(db, RUN, fx.now_ms() - H, proc)
+        fx.step()
+    assert proc.wait(120) == 0, proc.logs()[-4000:]
+
+
 def test_a_crash_inside_one_candle_trips_between_closes_and_cancels_every_entry(tmp_path):
     rows = crash_rows()
     fx = start_exchange(START, symbols=("BTC/USDT",), rows={"BTC/USDT": rows}, leverage=3)
@@ -97,10 +105,7 @@ def test_a_crash_inside_one_candle_trips_between_closes_and_cancels_every_entry(
             _poll_cycles(fx, proc)
             _broker_idle(db)
             equity.append((fx.now_ms(), fx.equity()))
-        while fx.now_ms() <= end:
-            settle(db, RUN, fx.now_ms() - H, proc)
-            fx.step()
-        assert proc.wait(120) == 0, proc.logs()[-4000:]
+        _finish(fx, db, proc, end)
     finally:
         fx.stop()
     url = f"sqlite:///{db}"
@@ -200,10 +205,7 @@ def test_a_cold_restart_adopts_protects_and_announces(tmp_path):
         # protected within one poll of the start: covered by a stop the new process placed
         _poll_cycles(fx, proc, n=1)
         assert not unprotected(fx)
-        while fx.now_ms() <= end:
-            settle(db, RUN, fx.now_ms() - H, proc)
-            fx.step()
-        assert proc.wait(120) == 0, proc.logs()[-4000:]
+        _finish(fx, db, proc, end)
     finally:
         fx.stop()
     assert max(fx.accepted_client_ids().values()) == 1
