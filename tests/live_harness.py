@@ -173,7 +173,7 @@ def settle(db: Path, run_id: str, last_open_ms: int, proc: LiveProcess | None = 
     mode), also until the flow completed two exchange-state polls after that and the
     broker is quiet again: the engine has seen the exchange as it stands and answered,
     however loaded the machine, so runs stay comparable step by step."""
-    _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout)
+    _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout, drained=fx is not None)
     if fx is not None and (proc is None or proc.alive()):
         marks = _mark_polls(fx) + 3  # the one in flight, then two whole cycles
         t_end = time.monotonic() + timeout
@@ -181,7 +181,7 @@ def settle(db: Path, run_id: str, last_open_ms: int, proc: LiveProcess | None = 
             if proc is not None and not proc.alive():
                 return
             time.sleep(0.01)
-        _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout)
+        _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout, drained=True)
 
 
 def _mark_polls(fx) -> int:
@@ -190,8 +190,11 @@ def _mark_polls(fx) -> int:
 
 
 def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,
-           timeout: float) -> None:
-    from gridflow.control.store import read_broker
+           timeout: float, drained: bool = False) -> None:
+    """Caught up and the broker table unchanged for ``quiet_s``; with ``drained`` also
+    every order decided since ``last_open_ms`` placed or refused by the broker (none
+    queued behind a request the exchange holds, none ``sending``)."""
+    from gridflow.control.store import read_broker, read_orders
 
     url = f"sqlite:///{db}"
     t_end = time.monotonic() + timeout
@@ -201,8 +204,15 @@ def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,
             return
         if caught_up(db, run_id, last_open_ms):
             rows = read_broker(url, run_id)
-            sig = (len(rows), sum(r["status"] == "sending" for r in rows))
-            if sig != last:
+            busy = sum(r["status"] == "sending" for r in rows)
+            if drained:
+                done = {r["client_order_id"] for r in rows if r["action"] == "place"}
+                busy += sum(o["client_order_id"] not in done and o["ts_ms"] >= last_open_ms
+                            for o in read_orders(url, run_id))
+            sig = (len(rows), busy)
+            if busy:
+                last, since = None, time.monotonic()
+            elif sig != last:
                 last, since = sig, time.monotonic()
             elif time.monotonic() - since >= quiet_s:
                 return

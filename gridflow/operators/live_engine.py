@@ -202,10 +202,13 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         if w is None:
             return out
         if o.action == "place" and o.status in ("rejected", "failed", "skipped"):
+            current = self.book.slots.get((w.symbol, w.slot)) == w.coid
             w.state = "gone"
-            if self.book.slots.get((w.symbol, w.slot)) == w.coid:
+            if current:
                 del self.book.slots[(w.symbol, w.slot)]
-            if w.slot == "SL" and o.status == "rejected":
+            if w.slot == "SL" and o.status == "rejected" and current:
+                # only the stop the position relies on counts: a replaced one, or one
+                # of a cycle that has closed since, says nothing of the current stop
                 self.stop_rejects[self.index[w.symbol]] += 1
             if o.status != "skipped":
                 out.events.append(event(self.account.name, "order_" + o.status,

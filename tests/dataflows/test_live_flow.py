@@ -54,7 +54,7 @@ def drive(fx, db, proc: LiveProcess, steps: int, check_stops: bool = True,
                 time.sleep(0.01)
             bad.append((k, round(time.monotonic() - t0, 3), fx.positions(),
                         [(o["symbol"], o["type"], o["status"], o["origQty"]) for o in fx.orders()
-                         if o.get("algo")][-4:]))
+                         if o.get("algo")][-4:], story(db, fx.now_ms() - 3 * H)))
         fx.step()
         if k in kill_after_close:
             time.sleep(rng.uniform(0.0, 1.0))
@@ -64,6 +64,25 @@ def drive(fx, db, proc: LiveProcess, steps: int, check_stops: bool = True,
         proc.start()
     assert proc.wait(120) == 0, proc.logs()[-4000:]
     return bad
+
+
+def story(db, since_ms: int) -> list[tuple]:
+    """What the journal says since ``since_ms`` (exchange time): orders, broker outcomes
+    and events in order, so a failure explains itself."""
+    url = f"sqlite:///{db}"
+    rows = [("order", o["seq"], o["symbol"], o["tag"], o["side"], o["type"], o["price"],
+             o["amount"], o["client_order_id"][:10]) for o in read_orders(url, RUN)
+            if o["ts_ms"] >= since_ms]
+    rows += [("event", e["seq"], e["symbol"], e["kind"], e["reason"], e["ts_ms"])
+             for e in read_events(url, RUN) if e["ts_ms"] >= since_ms]
+    rows += [("fill", f["seq"], f["symbol"], f["side"], f["price"], f["amount"], f["ts_ms"],
+              f["client_order_id"][:10]) for f in read_fills(url, RUN) if f["ts_ms"] >= since_ms]
+    rows.sort(key=lambda r: r[1])
+    mine = {r[-1] for r in rows if r[0] == "order"}
+    rows += [("broker", b["action"], b["tag"], b["status"], b["client_order_id"][:10],
+              b["error"][:80]) for b in read_broker(url, RUN)
+             if b["client_order_id"][:10] in mine]
+    return rows
 
 
 def exchange_vs_journal(fx, db):

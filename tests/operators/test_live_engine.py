@@ -349,3 +349,29 @@ def test_funding_is_booked_and_an_equity_drift_is_journaled_once():
     assert len(events) == 1 and abs(events[0].detail["drift"] - 0.02 * mine) < 1e-6
     # reconciled: the engine's equity is the exchange's (less the start's reference) now
     assert abs(eng.equity() - 1.02 * mine) < 1e-6
+
+
+def test_refusal_of_a_replaced_or_finished_stop_does_not_count_against_the_current_one():
+    eng, out = started()
+    l0, l1 = opened(out.intents)[:2]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 1, "trade-1")]))
+    old = next(i for i in out.intents if i.tag == "SL")
+    out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 85.0, l1.amount,
+                                                       2 * H + 2, "trade-2")]))
+    new = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+
+    def refuse(intent):
+        return eng.on_outcome(OrderOutcome(
+            intent_id=intent.intent_id, client_order_id=intent.client_order_id,
+            action="place", account="t", symbol=SYM, tag="SL", status="rejected",
+            error="InvalidOrder: -2021"))
+
+    for _ in range(2):  # the replaced stop: journaled, not held against the new one
+        refuse(old)
+    s = eng.index[SYM]
+    assert eng.stop_rejects[s] == 0
+    refuse(new)
+    assert eng.stop_rejects[s] == 1
+    out = eng.on_exchange(upd(2 * H + 180_000))
+    assert [i.tag for i in opened(out.intents)] == ["SL"]  # placed again, no market close
