@@ -232,6 +232,16 @@ class OrderIntent(_Frozen):
     cancel_first: str | None = None
 
 
+class OutcomesReplayed(_Frozen):
+    """The broker-outcome stream has delivered every terminal outcome the journal held
+    when it started (its first read), for account ``account``: a live engine that starts
+    without recovery state knows from then on every order the broker placed in the run
+    (:meth:`~gridflow.operators.live_engine.LiveAccountEngine.on_outcomes_replayed`).
+    Not journaled."""
+
+    account: str
+
+
 class OrderOutcome(_Frozen):
     """What the broker sink did with one :class:`OrderIntent` (journaled).
 

@@ -91,8 +91,10 @@ class SizingConfig(_Model):
 
 
 class FeesConfig(_Model):
-    """Trading costs as fractions of notional. Maker fee applies to resting limit
-    fills (grid entries, take profit); taker fee and slippage to stop fills."""
+    """Trading costs as fractions of notional. The maker fee applies to entries and
+    take profits filled along the candle's path; the taker fee to everything filled at
+    the open (orders the open gapped through), to stops, flips and flattens; slippage
+    only to stops, flips and flattens (README, *Fill model*, rule 20)."""
 
     maker_fee: float = Field(0.0002, ge=-0.001, le=0.01, allow_inf_nan=False)
     taker_fee: float = Field(0.0005, ge=0.0, le=0.01, allow_inf_nan=False)

@@ -50,8 +50,10 @@ def build_flow(plan: RunPlan) -> Dataflow:
             extra.append(op.map(f"key_exchange_{acct}", upd,
                                 lambda u: (u.account, (u.account, u))))
         outcomes = op.input("broker_outcomes", flow, OutcomeSource(
-            cfg.db_url, plan.run_id, live.exchange_poll_s / 2, until_run_complete=True))
-        # OrderOutcome (terminal): the broker's answers fed back to the engines
+            cfg.db_url, plan.run_id, live.exchange_poll_s / 2, until_run_complete=True,
+            accounts=plan.account_symbols))
+        # OrderOutcome (terminal): the broker's answers fed back to the engines, then
+        # OutcomesReplayed per account once the journal's were all read
         extra.append(op.map("key_outcomes", outcomes, lambda o: (o.account, (o.account, o))))
     records, side = engine_records(flow, plan, chunks, *extra)
     # (account, JournalBatch)

@@ -4,7 +4,9 @@ A Bytewax dataflow has no cycles, so what the broker did with an intent (sent,
 rejected, skipped, cancelled) travels back through the store, like commands do: one
 partition polls the ``broker_outcomes`` table of the run and emits each terminal
 :class:`~gridflow.events.OrderOutcome` once (its resume state is the set of intent ids
-already emitted, so Bytewax recovery neither loses nor repeats one).
+already emitted, so Bytewax recovery neither loses nor repeats one). After its first
+read it emits an :class:`~gridflow.events.OutcomesReplayed` marker per account: from then
+on a live engine started without recovery state knows every order the broker placed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from gridflow.events import OrderOutcome
+from gridflow.events import OrderOutcome, OutcomesReplayed
 
 PART = "broker_outcomes"
 TERMINAL = {"sent", "duplicate", "rejected", "failed", "canceled", "not_found", "skipped"}
@@ -22,7 +24,7 @@ TERMINAL = {"sent", "duplicate", "rejected", "failed", "canceled", "not_found", 
 
 class _Partition(StatefulSourcePartition):
     def __init__(self, url: str, run_id: str, poll_s: float, done: set[str] | None,
-                 until_complete: bool) -> None:
+                 until_complete: bool, accounts: tuple[str, ...] = ()) -> None:
         from gridflow.control.schema import open_store
 
         self.url = open_store(url)
@@ -31,6 +33,7 @@ class _Partition(StatefulSourcePartition):
         self.done = set(done or ())
         self.until = until_complete
         self._awake: datetime | None = None
+        self._announce = tuple(accounts)  # the markers, after the first read
 
     def _complete(self) -> bool:
         from gridflow.control.store import read_summaries
@@ -38,7 +41,7 @@ class _Partition(StatefulSourcePartition):
         rows = read_summaries(self.url, self.run_id)
         return bool(rows) and all(r.get("complete") for r in rows)
 
-    def next_batch(self) -> list[OrderOutcome]:
+    def next_batch(self) -> list[OrderOutcome | OutcomesReplayed]:
         from gridflow.control.store import read_broker
 
         finished = self.until and self._complete()
@@ -57,7 +60,10 @@ class _Partition(StatefulSourcePartition):
                 exchange_order_id=row.get("exchange_order_id") or "",
                 attempts=int(row.get("attempts") or 0), error=row.get("error") or "",
                 faults=list(faults), ts_ms=int(row.get("ts_ms") or 0)))
-        if finished and not out:
+        if self._announce:
+            out += [OutcomesReplayed(account=a) for a in self._announce]
+            self._announce = ()
+        elif finished and not out:
             raise StopIteration
         self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
         return out
@@ -81,17 +87,22 @@ class OutcomeSource(FixedPartitionedSource):
     until_run_complete : bool
         End once every account summary of the run is ``complete`` (live runs with an
         ``end_ms``); False polls forever.
+    accounts : iterable of str
+        Accounts that get an :class:`~gridflow.events.OutcomesReplayed` marker after the
+        first read.
     """
 
     def __init__(self, url: str, run_id: str, poll_s: float = 0.5,
-                 until_run_complete: bool = True) -> None:
+                 until_run_complete: bool = True, accounts=()) -> None:
         self.url = url
         self.run_id = run_id
         self.poll_s = float(poll_s)
         self.until = bool(until_run_complete)
+        self.accounts = tuple(sorted(accounts))
 
     def list_parts(self) -> list[str]:
         return [PART]
 
     def build_part(self, step_id: str, for_part: str, resume_state) -> _Partition:
-        return _Partition(self.url, self.run_id, self.poll_s, resume_state, self.until)
+        return _Partition(self.url, self.run_id, self.poll_s, resume_state, self.until,
+                          self.accounts)

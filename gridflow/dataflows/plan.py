@@ -71,7 +71,8 @@ class RunPlan:
         if self.mode == "live":
             from gridflow.operators.live_engine import LiveAccountEngine
 
-            eng: AccountEngine = LiveAccountEngine(*args, live=self.cfg.live)
+            eng: AccountEngine = LiveAccountEngine(*args, live=self.cfg.live,
+                                                   await_outcomes=True)
         else:
             eng = AccountEngine(*args, funding=self.funding)
         if name in self.restored:

@@ -13,7 +13,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from gridflow.chunks import CandleChunk, ExchangeUpdate, IndicatorChunk, JournalBatch
 from gridflow.dataflows.plan import RunPlan
-from gridflow.events import OrderOutcome
+from gridflow.events import OrderOutcome, OutcomesReplayed
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import IndicatorBank
 from gridflow.operators.validation import CandleValidator
@@ -87,6 +87,8 @@ class AccountStep(StatefulBatchLogic):
                 out.extend(self.engine.on_exchange(item))
             elif isinstance(item, OrderOutcome):  # live: what the broker did
                 out.extend(self.engine.on_outcome(item))
+            elif isinstance(item, OutcomesReplayed):  # live: every earlier outcome is in
+                self.engine.on_outcomes_replayed()
             else:  # a Command, applied at the engine's current event time
                 out.extend(self.engine.apply_command(item))
         return ([out] if out else []), StatefulBatchLogic.RETAIN

@@ -16,8 +16,10 @@ Intrabar rule (the same in replay and sweep)
 ---------------------------------------------
 A flip (quotes on the other side of an open position) closes it at the candle's open
 (market: taker fee and slippage). Orders the market already gapped through at the open
-were marketable when placed at the previous close: they fill at the open as taker (the
-take profit first, then the stop and entry levels). Price then travels ``open -> low -> high -> close``
+were marketable when placed at the previous close: they fill at the open as taker, the
+take profit first, then the gapped levels in price order, the stop checked before each
+level that lies beyond it and once more after them (recomputed from the average entry
+after every fill; README, *Fill model*, rule 9). Price then travels ``open -> low -> high -> close``
 when ``close >= open`` and ``open -> high -> low -> close`` otherwise. Along each leg,
 orders trigger in the order the price reaches them:
 

@@ -26,8 +26,11 @@ Decisions
 
 Reconciliation (every update)
 -----------------------------
-Open orders the engine does not know are ``orphan_order`` events (gridflow's own are
-cancelled under ``orphan_policy = "cancel_ours"``, somebody else's never); exchange
+An open order of gridflow's that the book lost (a start without recovery state) but the
+broker's write-ahead table placed is rebuilt into its slot (``order_rebuilt``), or
+cancelled when the slot holds a newer one (``order_superseded``). Open orders neither
+knows are ``orphan_order`` events (gridflow's own are cancelled under
+``orphan_policy = "cancel_ours"``, somebody else's never); exchange
 positions that differ from the engine's for two updates in a row are
 ``position_mismatch`` events; positions on symbols the account does not trade are
 ``orphan_position`` events. Nothing unknown is ever traded.
@@ -59,11 +62,18 @@ from gridflow.operators.live_orders import (
     event,
 )
 from gridflow.operators.live_exchange_state import ExchangeStateMixin
-from gridflow.operators.live_reconcile import reconcile_orders, reconcile_positions
+from gridflow.operators.live_reconcile import (
+    apply_outcome,
+    reconcile_orders,
+    reconcile_positions,
+)
 from gridflow.operators.entry_gate import gate_and_log
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
+CANDLE_WAIT_MS = 60_000
+"""How long (exchange time after its close) a fill waits for a candle closing at or
+before it that has not arrived yet."""
 
 
 class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
@@ -72,8 +82,12 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
     the engine keeps it without credentials: nothing secret is in engine state).
     """
 
-    def __init__(self, *args, live: LiveConfig | None = None, **kw) -> None:
+    def __init__(self, *args, live: LiveConfig | None = None, await_outcomes: bool = False,
+                 **kw) -> None:
         super().__init__(*args, **kw)
+        # with a broker-outcome stream: no start (adoption, rebuilt orders) before it has
+        # replayed the journal's outcomes (:meth:`on_outcomes_replayed`)
+        self.replayed = not await_outcomes
         self.live = (live or LiveConfig()).without_secrets()
         self.book = LiveBook(self.account.name)
         self.watermark = -1
@@ -90,6 +104,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         self.fill_ms = [0] * len(self.symbols)
         self.had_stop = [False] * len(self.symbols)
         self.stop_rejects = [0] * len(self.symbols)
+        self.sent: OrderedDict[str, str] = OrderedDict()  # the write-ahead table's ids
         for s in self.symbols:
             self.book.cycles[s] = Cycle()
 
@@ -135,7 +150,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         if upd.positions is not None:
             reconcile_positions(self, upd.positions, ts, out)
         out.extend(self._process(self._frontier()))
-        if not self.booted and upd.positions is not None and not self.deferred \
+        if not self.booted and self.replayed and upd.positions is not None and not self.deferred \
                 and self.state.ai[kl.AI_LAST_TS] >= 0 and self.next_close() > ts:
             self._boot(upd, ts, out)  # once the warm-up and every closed candle are in
         if self.booted and upd.equity is not None:
@@ -144,17 +159,6 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
             self._sync(s, self._decided(s), out, entries=False)
         out.summaries.append(self.summary())
         return out
-
-    def restore(self, summary: dict) -> None:
-        """:meth:`AccountEngine.restore`, and the account's money from the journaled
-        summary (cash, fees, realized PnL, funding): a cold start continues the run's
-        account; its positions are adopted from the exchange at the first state."""
-        super().restore(summary)
-        af = self.state.af
-        for col, key in ((kl.AF_CASH, "cash"), (kl.AF_FEES, "fees_paid"),
-                         (kl.AF_REALIZED, "realized_pnl"), (kl.AF_FUNDING, "funding_paid")):
-            if summary.get(key) is not None:
-                af[col] = float(summary[key])
 
     def _apply_fills(self, out: JournalBatch) -> None:
         """Waiting fills in time order, each after the candles closing at or before it
@@ -177,11 +181,18 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
                 self._sync(s, self._decided(s), out, entries=False)
 
     def _awaits_decision(self, rep: ExecutionReport) -> bool:
-        """A fill of an own client id the book does not know yet, while a candle closing
-        at or before it is still to be processed (its decision may place that order)."""
-        if rep.client_order_id in self.book.orders or not rep.client_order_id.startswith("gf"):
+        """Whether a candle closing at or before the fill is still to be processed (the
+        fill then waits: the decision at that close comes first, as in replay). A fill of
+        an own client id the book does not know waits for it (that decision may place the
+        order); any other fill waits for that candle at most :data:`CANDLE_WAIT_MS` of
+        exchange time after its close (a candle the exchange never publishes cannot hold
+        the account)."""
+        nc = self.next_close()
+        if nc < 0 or nc > rep.ts_ms:
             return False
-        return self.next_close() <= rep.ts_ms
+        if rep.client_order_id not in self.book.orders and rep.client_order_id.startswith("gf"):
+            return True
+        return self.watermark - nc < CANDLE_WAIT_MS
 
     def next_close(self) -> int:
         """Close time (ms UTC) of the next candle to process."""
@@ -194,33 +205,15 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         restore, whatever the poll in which the fill arrived)."""
         return max(int(self.state.si[s, kl.SI_QTS]), self.fill_ms[s])
 
+    def on_outcomes_replayed(self) -> None:
+        """Every broker outcome journaled before this start has been applied: the start
+        may rebuild the orders the write-ahead table placed."""
+        self.replayed = True
+
     def on_outcome(self, o: OrderOutcome) -> JournalBatch:
-        """What the broker did with an intent: a refused, failed or skipped place frees
-        its slot (the next update decides again); a cancel confirmed ends the order."""
-        out = JournalBatch()
-        w = self.book.orders.get(o.client_order_id)
-        if w is None:
-            return out
-        if o.action == "place" and o.status in ("rejected", "failed", "skipped"):
-            current = self.book.slots.get((w.symbol, w.slot)) == w.coid
-            w.state = "gone"
-            if current:
-                del self.book.slots[(w.symbol, w.slot)]
-            if w.slot == "SL" and o.status == "rejected" and current:
-                # only the stop the position relies on counts: a replaced one, or one
-                # of a cycle that has closed since, says nothing of the current stop
-                self.stop_rejects[self.index[w.symbol]] += 1
-            if o.status != "skipped":
-                out.events.append(event(self.account.name, "order_" + o.status,
-                                        o.error.split(":")[0][:64] or o.status.upper(),
-                                        max(self.watermark, 0), self.next_seq(), w.symbol,
-                                        client_order_id=w.coid, tag=w.slot, error=o.error[:500]))
-        elif o.action == "cancel" and o.status in ("canceled", "not_found"):
-            if w.state == "canceling":
-                w.state = "gone"
-        if out:
-            out.summaries.append(self.summary())
-        return out
+        """What the broker did with an intent (:func:`~gridflow.operators.
+        live_reconcile.apply_outcome`)."""
+        return apply_outcome(self, o)
 
     # ---- fills ---------------------------------------------------------------------
     def _fill(self, rep: ExecutionReport, out: JournalBatch) -> None:
@@ -238,6 +231,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         w.filled += rep.amount
         if w.filled >= w.amount * (1 - 1e-9):
             w.state = "done"
+            self.book.filled_out(w.coid)
         self._slippage(w, rep, out)
         if w.slot.startswith("L"):
             d = 1 if rep.side == "buy" else -1

@@ -8,12 +8,15 @@ engine's state, book and journal helpers); pure, no I/O.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from gridflow.chunks import ExchangeUpdate, JournalBatch
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.engine_decode import decode
 from gridflow.operators.live_orders import event
+from gridflow.operators.live_reconcile import rebuild
 from gridflow.operators.live_risk import check_marked, marked_equity, marked_prices
 from gridflow.operators.position import book_entry, book_funding
 from gridflow.operators.risk import kill_switch_names
@@ -32,11 +35,26 @@ class ExchangeStateMixin:
         state.setdefault("unexplained", {})
         state.setdefault("equity_offset", None)
         state.setdefault("drifting", 0)
+        state.setdefault("sent", OrderedDict())
+        state.setdefault("replayed", True)
         self.__dict__.update(state)
 
+    def restore(self, summary: dict) -> None:
+        """:meth:`AccountEngine.restore`, and the account's money from the journaled
+        summary (cash, fees, realized PnL, funding): a cold start continues the run's
+        account; its positions are adopted from the exchange at the first state."""
+        super().restore(summary)
+        af = self.state.af
+        for col, key in ((kl.AF_CASH, "cash"), (kl.AF_FEES, "fees_paid"),
+                         (kl.AF_REALIZED, "realized_pnl"), (kl.AF_FUNDING, "funding_paid")):
+            if summary.get(key) is not None:
+                af[col] = float(summary[key])
+
     def _boot(self, upd: ExchangeUpdate, ts: int, out: JournalBatch) -> None:
-        """The first exchange state after a start without recovery state: announce the
-        start and every kill switch restored from the journal, and adopt the exchange's
+        """The first exchange state after a start without recovery state: rebuild the open
+        orders the broker's write-ahead table placed into the book (so the stop resting
+        on the exchange is kept, not doubled), announce the start and every kill switch
+        restored from the journal, and adopt the exchange's
         positions on the account's symbols that the engine does not hold (amount and
         average entry from the exchange; the update's protective orders cover them, and
         max positions and the margin cap count them from now on)."""
@@ -46,6 +64,9 @@ class ExchangeStateMixin:
         for reason in switches:
             out.events.append(event(name, "kill_switch_restored", reason, ts, self.next_seq(),
                                     restored_from="journal"))
+        for o in upd.open_orders or ():  # what the write-ahead table placed, first
+            if o["client_order_id"] in self.sent and o["client_order_id"] not in self.book.orders:
+                rebuild(self, o["client_order_id"], o, ts, out)
         for sym, pos in sorted(upd.positions.items()):
             self.adopt(sym, pos, ts, out, "EXCHANGE_POSITION")
         out.events.append(event(

@@ -29,7 +29,8 @@ class Working:
     (seen among the exchange's open orders), ``"canceling"`` (cancel emitted),
     ``"done"`` (fully filled) or ``"gone"`` (rejected, skipped, cancelled, vanished).
     ``filled`` is the base amount filled so far; ``unseen`` counts consecutive
-    exchange snapshots that did not list an order once seen.
+    exchange snapshots that did not list an order once seen; ``replaces`` is the client
+    id of the order the broker cancels before placing this one (``cancel_first``).
     """
 
     coid: str
@@ -47,6 +48,7 @@ class Working:
     state: str = "pending"
     unseen: int = 0
     intent_reduce: bool = False
+    replaces: str | None = None
 
     @property
     def live(self) -> bool:
@@ -98,7 +100,7 @@ class LiveBook:
         self.placed[(symbol, slot)] = k
         coid = client_order_id(self.account, strategy, symbol, f"{slot}#{k}", ts)
         w = Working(coid, symbol, slot, side, type, price, stop_price, amount, ts, seq,
-                    strategy, intent_reduce=reduce_only)
+                    strategy, intent_reduce=reduce_only, replaces=cancel_first)
         self.orders[coid] = w
         self.slots[(symbol, slot)] = coid
         out.intents.append(OrderIntent(
@@ -128,6 +130,21 @@ class LiveBook:
                 ts_ms=ts, seq=seq, side=w.side, type=w.type, price=w.price,
                 stop_price=w.stop_price, amount=w.amount, reduce_only=w.intent_reduce,
             ))
+
+    def filled_out(self, coid: str) -> None:
+        """Order ``coid`` filled completely: a replacement still waiting on its cancel
+        will be skipped by the broker (the cancel finds nothing), so it is gone now and
+        its slot free. Known from the exchange-time stream of fills, the same after a
+        restore, instead of from the broker's answer, which comes in wall-clock order."""
+        gone = [coid]
+        while gone:  # and a replacement of a dropped replacement, whose cancel finds nothing
+            old = gone.pop()
+            for w in self.orders.values():
+                if w.replaces == old and w.state in ("pending", "canceling"):  # never placed
+                    w.state = "gone"
+                    gone.append(w.coid)
+                    if self.slots.get((w.symbol, w.slot)) == w.coid:
+                        del self.slots[(w.symbol, w.slot)]
 
     def forget(self, coid: str) -> None:
         """Drop a finished order from the book (its fills can no longer arrive)."""

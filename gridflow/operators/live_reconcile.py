@@ -1,12 +1,14 @@
-"""Reconciliation of the live account engine with the exchange (pure functions of the
-engine's state and one exchange snapshot; they only journal, cancel gridflow's own
-orphan orders and never trade anything unknown)."""
+"""Reconciliation of the live account engine with the exchange and the broker (pure
+functions of the engine's state and one exchange snapshot or broker outcome; they only
+journal, rebuild or cancel gridflow's own orders and never trade anything unknown)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from gridflow.chunks import JournalBatch
+from gridflow.events import OrderOutcome
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.live_orders import Working, event
 
@@ -14,6 +16,43 @@ if TYPE_CHECKING:
     from gridflow.operators.live_engine import LiveAccountEngine
 
 ORPHAN_GRACE = 3  # exchange snapshots an unknown open order must survive to be an orphan
+SENT_MAX = 50_000  # client ids of the write-ahead table remembered
+SLOTS = re.compile(r"^(L\d+|TP|SL|PROTECT)$")  # slots an order can be rebuilt into
+
+
+def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
+    """What the broker did with an intent. A place it carried out (``sent`` /
+    ``duplicate``) is remembered as the write-ahead table's (after a start without
+    recovery state the outcome source replays the whole table, so the engine knows every
+    order of the run). A refused, failed or skipped place frees its slot (the next update
+    decides again; a refused stop counts towards a market close only while it is the
+    stop the position relies on); a confirmed cancel ends the order."""
+    out = JournalBatch()
+    if o.action == "place" and o.status in ("sent", "duplicate"):
+        self.sent[o.client_order_id] = o.tag
+        while len(self.sent) > SENT_MAX:
+            self.sent.popitem(last=False)
+    w = self.book.orders.get(o.client_order_id)
+    if w is None:
+        return out
+    if o.action == "place" and o.status in ("rejected", "failed", "skipped"):
+        current = self.book.slots.get((w.symbol, w.slot)) == w.coid
+        w.state = "gone"
+        if current:
+            del self.book.slots[(w.symbol, w.slot)]
+        if w.slot == "SL" and o.status == "rejected" and current:
+            self.stop_rejects[self.index[w.symbol]] += 1
+        if o.status != "skipped":
+            out.events.append(event(self.account.name, "order_" + o.status,
+                                    o.error.split(":")[0][:64] or o.status.upper(),
+                                    max(self.watermark, 0), self.next_seq(), w.symbol,
+                                    client_order_id=w.coid, tag=w.slot, error=o.error[:500]))
+    elif o.action == "cancel" and o.status in ("canceled", "not_found"):
+        if w.state == "canceling":
+            w.state = "gone"
+    if out:
+        out.summaries.append(self.summary())
+    return out
 
 
 def _explainable(self: "LiveAccountEngine", created_ms: int | None) -> bool:
@@ -63,6 +102,8 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
                 self, o.get("ts"))):
             continue
         del self.unknown[coid]
+        if coid in self.sent and rebuild(self, coid, o, ts, out):
+            continue
         self.once.add(("orphan_order", coid))
         ours = coid.startswith("gf")
         out.events.append(event(self.account.name, "orphan_order",
@@ -79,6 +120,35 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
                         ts, 0, state="open")
             self.book.orders[coid] = w
             self.book.cancel(out, w, ts, self.next_seq())
+
+def rebuild(self: "LiveAccountEngine", coid: str, o: dict, ts: int,
+             out: JournalBatch) -> bool:
+    """An open order the write-ahead table placed but the book does not hold: back into
+    its slot when that is free (``order_rebuilt``; the next sync keeps it if it is what
+    the state wants, else replaces it), cancelled when the slot holds a newer order
+    (``order_superseded``). False when the order cannot be placed in a slot (an untraded
+    symbol, an unknown slot): it is then an orphan."""
+    sym, slot = o.get("symbol", ""), self.sent[coid]
+    if sym not in self.index or not SLOTS.match(slot):
+        return False
+    w = Working(coid, sym, slot, o.get("side") or "buy", o.get("type") or "limit",
+                o.get("price"), o.get("stop_price"), float(o.get("amount") or 0.0), ts, 0,
+                self.strategy_names[self.index[sym]], filled=float(o.get("filled") or 0.0),
+                state="open", intent_reduce=bool(o.get("reduce_only")))
+    self.book.orders[coid] = w
+    kind = "order_rebuilt"
+    if self.book.slot(sym, slot) is None:
+        self.book.slots[(sym, slot)] = coid
+    else:
+        kind = "order_superseded"
+    out.events.append(event(self.account.name, kind, "WRITE_AHEAD_TABLE", ts, self.next_seq(),
+                            sym, client_order_id=coid, tag=slot, side=w.side, type=w.type,
+                            price=w.price, stop_price=w.stop_price, amount=w.amount,
+                            filled=w.filled))
+    if kind == "order_superseded":
+        self.book.cancel(out, w, ts, self.next_seq())
+    return True
+
 
 def reconcile_positions(self: "LiveAccountEngine", positions: dict, ts: int,
                         out: JournalBatch) -> None:

@@ -1,8 +1,9 @@
 """Risk gate: small uniform rules that fail closed, and the account's kill switches.
 
 Each opening-order rule is a numba function returning ``0`` (pass) or a stable reason
-code; :func:`gate_entry` chains them for **every** opening order (every grid level, not
-only the first). Closing and reduce-only orders (take profit, stop, flip close) never
+code; :func:`gridflow.operators.entry_gate.gate_level` chains them, in one documented
+order, for **every** opening order (every grid level, not only the first), on every path
+(replay, paper, live, sweep). Closing and reduce-only orders (take profit, stop, flip close) never
 pass through the gate, so a kill switch can never trap a position. A rule missing an
 input (non-finite price or equity) denies; it never substitutes 0.
 

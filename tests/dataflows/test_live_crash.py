@@ -200,9 +200,14 @@ def test_a_cold_restart_adopts_protects_and_announces(tmp_path):
         new = read_events(url, RUN)[before:]
         kinds = {e["kind"]: e for e in new}
         assert kinds["position_adopted"]["detail"]["amount"] == held
+        # the stop resting on the exchange was placed by the broker before the kill: the
+        # write-ahead table knows it, so it is rebuilt into the book, not an orphan
+        rebuilt = [e for e in new if e["kind"] == "order_rebuilt"]
+        assert "SL" in {e["detail"]["tag"] for e in rebuilt}
+        assert not [e for e in new if e["kind"] == "orphan_order"]
         assert {e["reason"] for e in new if e["kind"] == "kill_switch_restored"} == on
         assert set(kinds["engine_started"]["detail"]["kill_switches"]) == on
-        # protected within one poll of the start: covered by a stop the new process placed
+        # protected within one poll of the start
         _poll_cycles(fx, proc, n=1)
         assert not unprotected(fx)
         _finish(fx, db, proc, end)

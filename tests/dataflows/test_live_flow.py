@@ -124,15 +124,22 @@ def test_live_flow_trades_a_grid_and_the_journal_matches_the_exchange(uninterrup
     assert all(r["status"] != "sending" for r in broker)
 
 
-@pytest.mark.parametrize("seed", [7, 8, 9])
-def test_sigkill_restarts_are_exact(uninterrupted, tmp_path, seed):
+@pytest.mark.parametrize("seed,faults", [(7, False), (8, False), (9, True)])
+def test_sigkill_restarts_are_exact(uninterrupted, tmp_path, seed, faults):
     """10 SIGKILLs a run over 3 runs (30 in all), half of them within a second after a
-    candle close: nothing reaches the exchange twice, no fill of the engine's own orders
-    is an orphan, no position is without an exchange-side stop at any candle close, no
-    write-ahead row is left ``sending``, and the positions and the wallet balance end
-    equal to the uninterrupted run's (to 1e-6 USDT)."""
+    candle close, the third run under a storm of transport faults on a third of the order
+    requests (timeouts before and after execution, 429, 5xx, dropped connections: the
+    kills land while orders are looked up and retried): nothing reaches the exchange twice, no fill of the
+    engine's own orders is an orphan, no position is without an exchange-side stop at any
+    candle close, no write-ahead row is left ``sending``, and the positions and the wallet
+    balance end equal to the uninterrupted, fault-free run's (to 1e-6 USDT)."""
+    from gridflow.fakex import FaultPlan
+
     ref_fx, ref_db, _, _ = uninterrupted
-    fx = start_exchange(START)
+    plan = FaultPlan(seed=seed, timeout_after=0.06, timeout_before=0.05, rate_limit=0.06,
+                     server_error=0.06, drop_after=0.06, drop_before=0.05,
+                     apply_to=("order_write",), hang_s=1.8) if faults else None
+    fx = start_exchange(START, faults=plan)
     db = tmp_path / "j.db"
     cfg = write_live_config(tmp_path / "live.toml", db, fx, START + 40 * H)
     proc = LiveProcess(cfg, db, tmp_path)
@@ -149,6 +156,8 @@ def test_sigkill_restarts_are_exact(uninterrupted, tmp_path, seed):
         assert all(r["status"] != "sending" for r in broker)
         events = read_events(f"sqlite:///{db}", RUN)
         assert not [e for e in events if e["kind"] == "orphan_fill"]
+        if faults:
+            assert len([f for f in fx.fault_log if f["kind"] != "partial_fill"]) >= 30
         assert fx.positions() == ref_fx.positions()
         assert abs(fx.balance() - ref_fx.balance()) <= 1e-6
     finally:

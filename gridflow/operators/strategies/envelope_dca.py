@@ -46,7 +46,7 @@ def envelope_dca_quotes(p: EnvelopeDcaParams, values: dict[str, np.ndarray],
         ``side`` (n,) +1 (long) or -1 (short) after warm-up, 0 during it; ``levels``
         (n, L) = ``SMA * (1 - offsets[i])`` rounded down (buys) or ``SMA / (1 -
         offsets[i])`` rounded up (sells), NaN in warm-up; ``take_profit`` (n,) the SMA
-        rounded toward the grid (up for longs, down for shorts), NaN in warm-up;
+        rounded away from the grid (up for longs, down for shorts), NaN in warm-up;
         ``trail`` all NaN (no trailing stop).
     """
     return Quotes(*quotes_array(quote_params(p, price_tick),

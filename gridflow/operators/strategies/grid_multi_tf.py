@@ -52,7 +52,7 @@ def grid_multi_tf_quotes(p: GridMultiTfParams, values: dict[str, np.ndarray],
     Quotes
         ``side`` (n,) the HTF direction (+1 / -1), 0 until SMA, ATR and direction are
         all known; ``levels`` (n, levels) on that side, buys rounded down and sells up,
-        NaN in warm-up; ``take_profit`` (n,) the SMA rounded toward the grid, NaN in
+        NaN in warm-up; ``take_profit`` (n,) the SMA rounded away from the grid (up for longs, down for shorts), NaN in
         warm-up; ``trail`` all NaN.
     """
     return Quotes(*quotes_array(quote_params(p, price_tick),

@@ -24,7 +24,8 @@ Q_MULT+i    level ``i``: ATR multiple ``atr_start + i * atr_step`` (ATR grids) o
 Inputs per kind, ``x0..x3`` (NaN in warm-up): grid ATR ``(SMA, ATR)``; envelope ``(SMA)``;
 multi-timeframe ``(SMA, ATR, Supertrend direction)``; trend ``(EMA fast, ATR, EMA slow,
 ADX)``. Levels are tick-rounded away from the market (down for buys, up for sells) and a
-non-positive level is NaN; the take profit is the centre rounded toward the grid.
+non-positive level is NaN; the take profit is the centre rounded in the profit direction,
+away from the grid (up for longs, down for shorts).
 """
 
 from __future__ import annotations
