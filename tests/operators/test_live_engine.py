@@ -59,6 +59,20 @@ def started():
     return eng, out
 
 
+def two_levels_filled(tag: str, second_price: float = 80.0):
+    """The started engine after level 0 then level 1 filled (two polls): the engine, the
+    level intents, and the ``tag`` order placed after each fill."""
+    eng, out = started()
+    l0, l1 = opened(out.intents)[:2]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 1, "t1")]))
+    first = next(i for i in out.intents if i.tag == tag)
+    out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", second_price,
+                                                       l1.amount, 2 * H + 2, "t2")]))
+    second = next(i for i in out.intents if i.tag == tag and i.action == "place")
+    return eng, (l0, l1), first, second
+
+
 def test_warmup_is_never_traded_and_candles_wait_for_the_watermark():
     eng, out = started()
     places = opened(out.intents)
@@ -352,14 +366,7 @@ def test_funding_is_booked_and_an_equity_drift_is_journaled_once():
 
 
 def test_refusal_of_a_replaced_or_finished_stop_does_not_count_against_the_current_one():
-    eng, out = started()
-    l0, l1 = opened(out.intents)[:2]
-    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
-                                                      2 * H + 1, "trade-1")]))
-    old = next(i for i in out.intents if i.tag == "SL")
-    out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 85.0, l1.amount,
-                                                       2 * H + 2, "trade-2")]))
-    new = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+    eng, _, old, new = two_levels_filled("SL", 85.0)
 
     def refuse(intent):
         return eng.on_outcome(OrderOutcome(
@@ -485,14 +492,7 @@ def test_a_fill_waits_for_the_candle_closing_at_or_before_it_then_at_most_a_minu
 
 
 def test_a_chain_of_replacements_of_an_order_that_filled_out_is_dropped_whole():
-    eng, out = started()
-    l0, l1 = opened(out.intents)[:2]
-    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
-                                                      2 * H + 1, "t1")]))
-    tp = next(i for i in out.intents if i.tag == "TP")
-    out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, l1.amount,
-                                                       2 * H + 2, "t2")]))
-    r1 = next(i for i in out.intents if i.tag == "TP")
+    eng, (l0, l1), tp, r1 = two_levels_filled("TP")
     out = eng.on_chunk(chunk(SYM, [(100, 101, 99, 102)], 101.0, 10.0, start=2))  # TP moves
     out.extend(eng.on_exchange(upd(3 * H + 1)))
     r2 = next(i for i in out.intents if i.tag == "TP" and i.action == "place")
