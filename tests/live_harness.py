@@ -112,6 +112,17 @@ def live_env(db: Path) -> dict:
                 GRIDFLOW_LIVE__EXCHANGE__SECRET=SECRET, GRIDFLOW_DB_URL=f"sqlite:///{db}")
 
 
+STARTED: list[LiveProcess] = []
+"""Every live flow process started by a test (killed after each test, passed or not)."""
+
+
+def kill_all() -> None:
+    """SIGKILL every live flow process still running: a failed test must not leave a
+    flow retrying against a stopped exchange and taking a core from the next tests."""
+    while STARTED:
+        STARTED.pop().kill()
+
+
 class LiveProcess:
     """One ``python -m bytewax.run`` of the live flow, restartable with recovery."""
 
@@ -131,6 +142,8 @@ class LiveProcess:
         if self.recovery:
             args += ["-r", str(self.rec), "-s", "1", "-b", "0"]
         self.n += 1
+        if self not in STARTED:
+            STARTED.append(self)
         log = open(self.dir / f"live-{self.n}.log", "w")
         self.proc = subprocess.Popen(args, env=live_env(self.db), stdout=log, stderr=log,
                                      cwd=Path(__file__).resolve().parents[1])

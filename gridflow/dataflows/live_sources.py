@@ -20,8 +20,7 @@ Websockets (``ccxt.pro.watch_ohlcv``) are not implemented: polling only.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -32,6 +31,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from gridflow.chunks import CandleChunk
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange.client import ccxt_symbol, make_exchange
+from gridflow.exchange.retry import redact
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "LiveResumeState",
     "backoff_s",
     "describe_error",
-    "redact",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,13 +48,6 @@ MAX_BACKOFF_S = 60.0
 """Upper bound of the error backoff, s (raised to ``poll_s`` when polling is slower)."""
 OHLCV_PAGE = 1000
 """Candles per ``fetch_ohlcv`` request: Binance USDT-M allows 1500, ccxt 4.5 caps at 1000."""
-
-_SECRET_KV = re.compile(
-    r"(signature|apikey|api_key|secret|x-mbx-apikey|listenkey|password|token)"
-    r"([\"']?\s*[=:]\s*[\"']?)([^&\s\"',}]+)",
-    re.IGNORECASE,
-)
-
 
 def __getattr__(name: str) -> Any:
     """Lazy re-export of :class:`~gridflow.dataflows.live_state.ExchangeStateSource`."""
@@ -66,27 +58,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with secrets masked as ``***``, cut to 400 characters.
-
-    Masks the literal values in ``secrets`` (4+ characters) and the value of any
-    ``signature=``, ``apiKey=``, ``secret:``... pair (ccxt puts signed URLs in its error
-    messages).
-    """
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    text = _SECRET_KV.sub(r"\1\2***", text)
-    return text if len(text) <= 400 else text[:397] + "..."
-
-
 def describe_error(exc: BaseException, exchange: Any = None) -> str:
     """``"ClassName: redacted message"`` of an exception raised by ``exchange``.
 
     The exchange's ``apiKey`` and ``secret`` are read only to mask them.
     """
     secrets = (getattr(exchange, "apiKey", None), getattr(exchange, "secret", None))
-    return f"{type(exc).__name__}: {redact(str(exc), secrets)}"
+    text = redact(str(exc), secrets)
+    return f"{type(exc).__name__}: {text if len(text) <= 400 else text[:397] + '...'}"
 
 
 def backoff_s(poll_s: float, errors_in_row: int, cap_s: float = MAX_BACKOFF_S) -> float:

@@ -18,7 +18,9 @@ from gridflow.config.live import RetryConfig
 
 #: Query / form / JSON keys whose values are credentials or derived from them.
 _SECRET_KEYS = ("signature", "apikey", "api_key", "api-key", "secret", "x-mbx-apikey",
-                "listenkey", "password")
+                "listenkey", "password", "token")
+"""Keys whose values are masked wherever they appear: the one list, for every error text
+gridflow logs or journals (broker outcomes, source errors)."""
 _KV = re.compile(
     r"(?i)(?P<k>\b(?:" + "|".join(re.escape(k) for k in _SECRET_KEYS) + r"))"
     r"(?P<sep>\"?\s*[=:]\s*\"?)(?P<v>[^&\s\"',;}]+)"

@@ -140,26 +140,6 @@ def rule_new_position(opens_position: bool, cooldown_left: int, open_positions: 
 
 
 @njit(cache=True, _nrt=False)
-def gate_entry(kill_mask: int, price: float, amount: float, min_amount: float,
-               min_notional: float, equity: float, used_margin: float, leverage: float,
-               max_margin_ratio: float) -> int:
-    """Kill switch, price sanity, exchange minimums, max margin ratio; first denial wins.
-
-    Returns 0 when the order may go out, else a ``DENY_*`` code.
-    """
-    r = rule_kill_switch(kill_mask)
-    if r != OK:
-        return r
-    r = rule_price(price, amount)
-    if r != OK:
-        return r
-    r = rule_min_notional(price, amount, min_amount, min_notional)
-    if r != OK:
-        return r
-    return rule_margin_ratio(equity, used_margin, amount * price / leverage, max_margin_ratio)
-
-
-@njit(cache=True, _nrt=False)
 def session_loss_tripped(pnl: float, capital: float, limit: float) -> bool:
     """True when ``pnl <= -limit * capital`` (quote); non-finite PnL trips (fail closed)."""
     if not math.isfinite(pnl):

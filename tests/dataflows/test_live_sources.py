@@ -27,7 +27,8 @@ from gridflow.chunks import CandleChunk, ExchangeUpdate
 from gridflow.config.live import ExchangeConfig
 from gridflow.data import CANDLES_DIR
 from gridflow.dataflows.candle_files import read_candle_file
-from gridflow.dataflows.live_sources import LiveCandleSource, backoff_s, describe_error, redact
+from gridflow.dataflows.live_sources import LiveCandleSource, backoff_s, describe_error
+from gridflow.exchange.retry import redact
 from gridflow.dataflows.live_state import ExchangeStateSource
 from gridflow.exchange.client import make_exchange
 from gridflow.fakex import FakeExchange, FaultPlan
