@@ -31,6 +31,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _env import AT_START  # benchmarks/ is the script's folder
+
 from gridflow.config.models import AccountConfig, DataFile, GridAtrParams
 from gridflow.control.client import GridflowClient
 from gridflow.data import CANDLES_DIR
@@ -133,7 +135,7 @@ def main() -> None:
           f"click -> ack shown median {res['ack_s']['median']:.2f} s, "
           f"max {res['ack_s']['max']:.2f} s (load {args.load})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
+    args.out.write_text(json.dumps({**res, "environment": AT_START}, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _env import AT_START  # benchmarks/ is the script's folder
+
 from gridflow.config.models import AccountConfig, DataFile, GridAtrParams
 from gridflow.control.client import GridflowClient
 from gridflow.data import CANDLES_DIR
@@ -70,7 +72,7 @@ def main() -> None:
     print(f"{args.n} commands on a running replay: median {res['median_s'] * 1000:.0f} ms, "
           f"p95 {res['p95_s'] * 1000:.0f} ms, max {res['max_s'] * 1000:.0f} ms")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
+    args.out.write_text(json.dumps({**res, "environment": AT_START}, indent=2))
     print(json.dumps(res))
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _env import AT_START  # benchmarks/ is the script's folder
 
 from gridflow.data import CANDLES_DIR
 from gridflow.dataflows.candle_files import read_candle_file
@@ -132,7 +133,7 @@ def main() -> None:
               "repeat": args.repeat, "targets": {"ratio_to_talib": 1.5, "update_us": 1.0},
               "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    args.out.write_text(json.dumps({**result, "environment": AT_START}, indent=2))
     print(json.dumps(result))
 
 

@@ -28,6 +28,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from _env import AT_START  # benchmarks/ is the script's folder
+
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "candles"
 DEFAULT_FILES = [SHARED / "binance_BTC_USDT_1m.csv.gz", SHARED / "binance_ETH_USDT_1m.csv.gz"]
@@ -171,7 +173,7 @@ def main() -> None:
         print(f"  {k:<24} {med[k]:7.3f} s  {rate[k]:>12,.0f} candles/s")
     print(f"  bytewax (1 worker) / plain loop = {result['ratio_bytewax_w1_to_plain_loop']:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    args.out.write_text(json.dumps({**result, "environment": AT_START}, indent=2))
     print(json.dumps(result))
 
 

@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _env import AT_START  # benchmarks/ is the script's folder
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -140,7 +141,7 @@ def main() -> int:
         print(f"{'vectorbt ' + vbt['version']:<22}{vbt['steps_per_s']:>16,.0f}"
               f"{vbt['median_s'] / vbt['steps'] * 1e9:>10.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
+    Path(args.out).write_text(json.dumps({"environment": AT_START,
         "machine": platform.platform(), "python": platform.python_version(),
         "cpu_count": os.cpu_count(), "space": SPACE, "gridflow": gf, "vectorbt": vbt,
     }, indent=2))

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _env import AT_START  # benchmarks/ is the script's folder
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -115,7 +117,7 @@ def main() -> int:
     print(f"2 processes: {med[2]:6.2f} s  ({steps / med[2] / 1e6:,.0f} M steps/s)")
     print(f"speed-up  : {speedup:.2f}x (cpu count {os.cpu_count()})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
+    Path(args.out).write_text(json.dumps({"environment": AT_START,
         "results": rows[1], "steps": steps, "times_s": times, "median_s": med,
         "speedup": speedup, "cpu_count": os.cpu_count()}, indent=2))
     return 0

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _env import AT_START  # benchmarks/ is the script's folder
 
 FAST = range(5, 101)
 SLOW = range(10, 401)
@@ -170,7 +171,7 @@ def main() -> None:
     ap.add_argument("--fees", type=float, default=0.0005)
     args = ap.parse_args()
     result = vectorbt_sma_cross(load_close(), args.combos, fees=args.fees, repeats=args.repeats)
-    print(json.dumps(result, indent=2))
+    print(json.dumps({**result, "environment": AT_START}, indent=2))
 
 
 if __name__ == "__main__":
