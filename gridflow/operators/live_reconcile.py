@@ -70,14 +70,15 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
                      out: JournalBatch) -> None:
     """Open orders on the exchange against the engine's book: seen, vanished, orphans."""
     seen = {o["client_order_id"]: o for o in open_orders}
+    filling = {r.client_order_id for r in self.deferred}
     for coid, w in list(self.book.orders.items()):
         if coid in seen:
             w.unseen = 0
             if w.state == "pending":
                 w.state = "open"
             continue
-        if w.state == "pending":
-            continue  # the broker has not answered yet
+        if w.state == "pending" or coid in filling:
+            continue  # the broker has not answered yet / its fill waits for a candle
         w.unseen += 1
         if w.unseen < 2:
             continue

@@ -502,3 +502,18 @@ def test_a_chain_of_replacements_of_an_order_that_filled_out_is_dropped_whole():
                                                 3 * H, "t3")]))
     new = [i for i in out.intents if i.tag == "TP" and i.action == "place"]
     assert [(i.amount, i.cancel_first) for i in new] == [(l1.amount, None)]
+
+
+def test_an_order_whose_fill_waits_for_a_candle_is_not_forgotten_meanwhile():
+    """A replaced take profit filled at once; its fill waits for the candle closing at
+    its time, while the exchange's snapshots no longer list it: it stays in the book, so
+    the fill is the engine's own, never an orphan."""
+    eng, (l0, l1), tp, _ = two_levels_filled("TP")
+    late = fill(tp.client_order_id, "sell", 100.0, l0.amount, 3 * H, "t3")
+    for k in range(5):  # five snapshots without the order, candle 2 not in yet
+        out = eng.on_exchange(upd(3 * H + 10 + k, [late] if k == 0 else [], open_orders=[]))
+        assert "orphan_fill" not in [e.kind for e in out.events]
+    out = eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=2))
+    out.extend(eng.on_exchange(upd(3 * H + 20, open_orders=[])))
+    assert [f.report_id for f in out.fills] == ["t3"]
+    assert "orphan_fill" not in [e.kind for e in out.events]
