@@ -27,7 +27,7 @@ import numpy as np
 from _env import AT_START  # benchmarks/ is the script's folder
 
 from gridflow.data import CANDLES_DIR
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.operators.indicators import KINDS
 
 HERE = Path(__file__).resolve().parent

@@ -76,7 +76,7 @@ def run_bytewax(files: list[Path], chunk_size: int, workers: int) -> tuple[float
 
 def run_plain(files: list[Path], chunk_size: int, journal: bool) -> tuple[float, int]:
     from gridflow.chunks import IndicatorChunk, JournalBatch
-    from gridflow.control.store import Journal
+    from gridflow.journal.store import Journal
     from gridflow.dataflows.plan import plan_run
     from gridflow.dataflows.sources import CandleFilePartition
     from gridflow.operators.indicators import IndicatorBank

@@ -99,7 +99,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
 
 def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The spec fields of ``--config`` with the flags applied."""
-    from gridflow.sweep.spec import read_spec_file
+    from gridflow.dataflows.sweep_spec import read_spec_file
 
     doc = read_spec_file(args.config) if args.config else {}
     doc["kind"] = kind
@@ -133,7 +133,7 @@ def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
 def _load(doc: dict[str, Any]):
     from pydantic import ValidationError
 
-    from gridflow.sweep.spec import load_sweep_spec
+    from gridflow.dataflows.sweep_spec import load_sweep_spec
 
     try:
         return load_sweep_spec(doc)
@@ -239,8 +239,8 @@ def run(spec, workers: int = 1, processes: int = 1, progress: bool = True
     """
     from tqdm import tqdm
 
-    from gridflow.control.schema import open_store
-    from gridflow.control.sweep_store import finish_sweep
+    from gridflow.journal.schema import open_store
+    from gridflow.journal.sweep_store import finish_sweep
     from gridflow.dataflows.sweep import count_results, is_complete, plan_steps, register
 
     if workers < 1 or processes < 1:
@@ -294,7 +294,7 @@ def _plain(v: Any) -> Any:
 
 def top_rows(url: str, sweep_id: str, metric: str, n: int) -> list[dict[str, Any]]:
     """The ``n`` best results by ``metric`` (see :data:`LOWER_IS_BETTER`; NaN last)."""
-    from gridflow.control.sweep_store import param_names, read_results
+    from gridflow.journal.sweep_store import param_names, read_results
 
     df = read_results(url, sweep_id)
     names = param_names(df)
@@ -357,7 +357,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_wfo(args: argparse.Namespace) -> int:
     """Run a walk-forward optimisation; print each symbol's report and windows."""
-    from gridflow.control.sweep_store import param_names, read_wfo
+    from gridflow.journal.sweep_store import param_names, read_wfo
 
     spec, elapsed, _ = _execute(args, "wfo")
     if elapsed is None:

@@ -188,7 +188,7 @@ def param_input(page, strategy: int, field: str):
 def bundled_candles(symbols: list[str], start_ms: int, end_ms: int) -> int:
     """Bundled candles of ``symbols`` with open times in ``[start_ms, end_ms)``."""
     from gridflow.data import bundled_candle_files
-    from gridflow.dataflows.candle_files import parse_candle_file_name, read_candle_file
+    from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
 
     n = 0
     for path in bundled_candle_files():
@@ -243,7 +243,7 @@ def write_demo_sweeps(db_url: str, wfo_id: str = "grid-wfo", sweep_id: str = "gr
     """A walk-forward run (3 windows, grades B for BTC and C for ETH) and, created after
     it, a plain sweep, both of :data:`SWEEP_GRID` on :data:`SWEEP_SYMBOLS`; every metric
     from :func:`sweep_metrics`."""
-    from gridflow.control.sweep_store import create_sweep, finish_sweep, write_results, write_wfo
+    from gridflow.journal.sweep_store import create_sweep, finish_sweep, write_results, write_wfo
 
     combos = sweep_combos()
     spec = {"grid": SWEEP_GRID, "start_ms": START_MS, "end_ms": START_MS + 60 * DAY}

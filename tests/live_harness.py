@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gridflow.data import CANDLES_DIR
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 
 H = 3_600_000
 KEY, SECRET = "AKIA-GRIDFLOW-TEST-KEY", "SUPER-SECRET-VALUE-7f3a9c"
@@ -166,7 +166,7 @@ class LiveProcess:
 def caught_up(db: Path, run_id: str, last_open_ms: int) -> bool:
     """The engine journaled candle ``last_open_ms`` and the broker answered every
     intent (no write-ahead row is still ``sending``)."""
-    from gridflow.control.store import read_broker, read_summaries
+    from gridflow.journal.store import read_broker, read_summaries
 
     url = f"sqlite:///{db}"
     try:
@@ -207,7 +207,7 @@ def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,
     """Caught up and the broker table unchanged for ``quiet_s``; with ``drained`` also
     every order decided since ``last_open_ms`` placed or refused by the broker (none
     queued behind a request the exchange holds, none ``sending``)."""
-    from gridflow.control.store import read_broker, read_orders
+    from gridflow.journal.store import read_broker, read_orders
 
     url = f"sqlite:///{db}"
     t_end = time.monotonic() + timeout

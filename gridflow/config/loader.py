@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic.fields import FieldInfo
-from pydantic_settings import PydanticBaseSettingsSource
-
 from gridflow.config.models import GridflowConfig
+from gridflow.config.preset_source import preset
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
-
-_preset: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_preset", default={})
-
-
-class TomlPresetSource(PydanticBaseSettingsSource):
-    """Settings source that yields the TOML preset being loaded (weakest source)."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _preset.get().get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_preset.get())
-
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowConfig:
     """Load a TOML preset, apply environment and explicit overrides, validate, freeze.
@@ -60,11 +44,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowCon
         raw = tomllib.load(fh)
     for key in ("data", "funding"):
         _absolute_paths(raw.get(key), p.parent)
-    token = _preset.set(raw)
+    token = preset.set(raw)
     try:
         return GridflowConfig(**overrides)
     finally:
-        _preset.reset(token)
+        preset.reset(token)
 
 
 def _absolute_paths(items: Any, base: Path) -> None:
@@ -119,8 +103,8 @@ def config_from_dict(doc: dict[str, Any]) -> GridflowConfig:
     pydantic.ValidationError
         Naming the offending field.
     """
-    token = _preset.set({})
+    token = preset.set({})
     try:
         return GridflowConfig(**doc)
     finally:
-        _preset.reset(token)
+        preset.reset(token)

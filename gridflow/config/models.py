@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gridflow.config.live import LiveConfig
+from gridflow.config.preset_source import TomlPresetSource
 from gridflow.config.strategies import (
     EnvelopeDcaParams,
     GridAtrParams,
@@ -23,6 +24,7 @@ from gridflow.config.strategies import (
     GridTrendParams,
     StrategyParams,
 )
+from gridflow.indicator_names import parse_name
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
@@ -147,10 +149,9 @@ class AccountConfig(_Model):
     @classmethod
     def _indicator_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         """Extra indicators computed for this account's symbols (``rsi_14``,
-        ``supertrend_10_3@4h``); each name is checked here, at start."""
-        from gridflow.operators.indicators import parse_indicator
-
-        return tuple(parse_indicator(n).name for n in v)
+        ``supertrend_10_3@4h``); each name's grammar and kind are checked here, at load;
+        a parameter out of range (``sma_0``) is refused when the run's plan builds it."""
+        return tuple(parse_name(n).name for n in v)
 
     @field_validator("symbols")
     @classmethod
@@ -230,7 +231,7 @@ class FundingFile(_Model):
 
 
 def _bundled_files() -> tuple[DataFile, ...]:
-    from gridflow.data import bundled_candle_files
+    from gridflow.config.bundled import bundled_candle_files
 
     return tuple(DataFile(path=str(p)) for p in bundled_candle_files())
 
@@ -323,8 +324,6 @@ class GridflowConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        from gridflow.config.loader import TomlPresetSource
-
         return (init_settings, env_settings, TomlPresetSource(settings_cls))
 
 

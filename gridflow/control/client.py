@@ -1,6 +1,6 @@
 """Python client of the control plane: the Panel app and the notebooks use only this.
 
-It writes commands (:mod:`gridflow.control.commands`), waits for the engine's
+It writes commands (:mod:`gridflow.journal.commands`), waits for the engine's
 acknowledgement in the journal, reads status and history from the journal, and launches
 replays in the background. It never touches engine state directly.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from gridflow.control.commands import issue_command
+from gridflow.journal.commands import issue_command
 from gridflow.control.report import compute_report
-from gridflow.control.schema import open_store
-from gridflow.control.store import (
+from gridflow.journal.schema import open_store
+from gridflow.journal.store import (
     latest_run_id,
     list_runs,
     read_equity,
@@ -143,7 +143,7 @@ class GridflowClient:
         """
         from sqlalchemy import select
 
-        from gridflow.control.schema import EventRow
+        from gridflow.journal.schema import EventRow
 
         table = EventRow.__table__
         deadline = time.monotonic() + timeout_s

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, func, select
 
-from gridflow.control.schema import EquityRow, EventRow, FillRow, OrderRow, TradeRow, open_store
-from gridflow.control.store import (
+from gridflow.journal.schema import EquityRow, EventRow, FillRow, OrderRow, TradeRow, open_store
+from gridflow.journal.store import (
     latest_run_id,
     read_equity,
     read_events,

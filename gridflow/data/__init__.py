@@ -1,12 +1,9 @@
-"""Bundled real Binance spot 1h candles (see README.md in this folder)."""
+"""Candle and funding files: the bundled real Binance data (see README.md in this
+folder), reading and validating candle files (:mod:`.candle_files`) and funding rates
+(:mod:`.funding`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from gridflow.config.bundled import CANDLES_DIR, bundled_candle_files
 
-CANDLES_DIR = Path(__file__).with_name("candles")
-
-
-def bundled_candle_files() -> list[Path]:
-    """Paths of the bundled candle files, sorted by name."""
-    return sorted(CANDLES_DIR.glob("*.csv.gz"))
+__all__ = ["CANDLES_DIR", "bundled_candle_files"]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-FUNDING_DIR = Path(__file__).with_name("funding")
+from gridflow.config.bundled import FUNDING_DIR
+
 MAX_ABS_RATE = 0.05
 """Rates beyond +-5 % per settlement are refused as corrupt (Binance caps at 0.3-2 %)."""
 

@@ -4,7 +4,7 @@ exactly once per intent, and journals each :class:`~gridflow.events.OrderOutcome
 Bytewax recovery is at-least-once: after a crash the intents since the last snapshot
 come again. The sink is idempotent by construction, through a write-ahead row per
 intent in the journal's ``broker_outcomes`` table
-(:func:`gridflow.control.store.broker_begin`):
+(:func:`gridflow.journal.store.broker_begin`):
 
 * row absent: write ``sending``, send, store the outcome;
 * row terminal (``sent``, ``duplicate``, ``rejected``, ``failed``, ``canceled``,
@@ -27,7 +27,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from sqlalchemy import Engine
 
 from gridflow.config.live import LiveConfig
-from gridflow.control.store import BROKER_TERMINAL, broker_begin, broker_finish, open_store
+from gridflow.journal.store import BROKER_TERMINAL, broker_begin, broker_finish, open_store
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import make_exchange
 from gridflow.exchange.gateway import OrderGateway

@@ -19,7 +19,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from pydantic import ValidationError
 
 from gridflow.chunks import JournalBatch
-from gridflow.control.commands import last_command_id, read_commands
+from gridflow.journal.commands import last_command_id, read_commands
 from gridflow.events import Command, JournalEvent
 
 PART = "commands"
@@ -51,7 +51,7 @@ def parse_command(row: dict, accounts: set[str]) -> tuple[str, Command | Journal
 class _Partition(StatefulSourcePartition):
     def __init__(self, url: str, accounts: set[str], poll_s: float, after_id: int,
                  until_run_complete: str | None) -> None:
-        from gridflow.control.schema import open_store
+        from gridflow.journal.schema import open_store
 
         self.url = open_store(url)  # one SQLAlchemy engine for every poll
         self.accounts = accounts
@@ -61,7 +61,7 @@ class _Partition(StatefulSourcePartition):
         self._awake: datetime | None = None
 
     def _complete(self) -> bool:
-        from gridflow.control.store import read_summaries
+        from gridflow.journal.store import read_summaries
 
         rows = read_summaries(self.url, self.until)
         done = {r["account"] for r in rows if r.get("complete")}

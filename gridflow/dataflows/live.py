@@ -30,7 +30,8 @@ from gridflow.dataflows.replay import engine_records, journal_and_alerts
 def build_flow(plan: RunPlan) -> Dataflow:
     """The live (or paper) dataflow of a plan built with ``plan_run(cfg, mode)``."""
     from gridflow.dataflows.broker_sink import BrokerSink
-    from gridflow.dataflows.live_sources import ExchangeStateSource, LiveCandleSource
+    from gridflow.dataflows.live_sources import LiveCandleSource
+    from gridflow.dataflows.live_state import ExchangeStateSource
     from gridflow.dataflows.outcome_source import OutcomeSource
 
     cfg = plan.cfg

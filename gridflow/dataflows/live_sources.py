@@ -6,7 +6,7 @@ with open time ``t`` is closed once ``t + timeframe <= fetch_time()``. Exchange 
 decides, never the local clock (the test exchange simulates another year).
 
 The account-state source (fills, open orders, positions) is
-:class:`gridflow.dataflows.live_state.ExchangeStateSource`, also importable from here.
+:class:`gridflow.dataflows.live_state.ExchangeStateSource`.
 
 Error handling: every ccxt error (``NetworkError``, ``RateLimitExceeded``,
 ``ExchangeNotAvailable``, ``ExchangeError``...) is counted, logged with its class and a
@@ -48,15 +48,6 @@ MAX_BACKOFF_S = 60.0
 """Upper bound of the error backoff, s (raised to ``poll_s`` when polling is slower)."""
 OHLCV_PAGE = 1000
 """Candles per ``fetch_ohlcv`` request: Binance USDT-M allows 1500, ccxt 4.5 caps at 1000."""
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-export of :class:`~gridflow.dataflows.live_state.ExchangeStateSource`."""
-    if name == "ExchangeStateSource":
-        from gridflow.dataflows.live_state import ExchangeStateSource
-
-        return ExchangeStateSource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 def describe_error(exc: BaseException, exchange: Any = None) -> str:
     """``"ClassName: redacted message"`` of an exception raised by ``exchange``.

@@ -25,7 +25,7 @@ TERMINAL = {"sent", "duplicate", "rejected", "failed", "canceled", "not_found", 
 class _Partition(StatefulSourcePartition):
     def __init__(self, url: str, run_id: str, poll_s: float, done: set[str] | None,
                  until_complete: bool, accounts: tuple[str, ...] = ()) -> None:
-        from gridflow.control.schema import open_store
+        from gridflow.journal.schema import open_store
 
         self.url = open_store(url)
         self.run_id = run_id
@@ -36,13 +36,13 @@ class _Partition(StatefulSourcePartition):
         self._announce = tuple(accounts)  # the markers, after the first read
 
     def _complete(self) -> bool:
-        from gridflow.control.store import read_summaries
+        from gridflow.journal.store import read_summaries
 
         rows = read_summaries(self.url, self.run_id)
         return bool(rows) and all(r.get("complete") for r in rows)
 
     def next_batch(self) -> list[OrderOutcome | OutcomesReplayed]:
-        from gridflow.control.store import read_broker
+        from gridflow.journal.store import read_broker
 
         finished = self.until and self._complete()
         out = []

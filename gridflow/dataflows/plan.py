@@ -11,8 +11,10 @@ import numpy as np
 
 from gridflow.config.loader import config_hash, default_run_id
 from gridflow.config.models import AccountConfig, GridflowConfig
-from gridflow.dataflows.candle_files import resolve_data_files
-from gridflow.operators.engine import AccountEngine, strategy_indicators
+from gridflow.data.candle_files import resolve_data_files
+from gridflow.operators.engine import AccountEngine
+from gridflow.operators.indicators import parse_indicator
+from gridflow.operators.strategies import strategy_indicators
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class RunPlan:
     def expected_candles(self) -> int:
         """Candles the account engines will see (file rows in the replay window, times
         the accounts trading each symbol): the total of a progress bar. Reads the files."""
-        from gridflow.dataflows.candle_files import read_candle_file
+        from gridflow.data.candle_files import read_candle_file
 
         lo = self.cfg.start_ms if self.cfg.start_ms is not None else -1
         hi = self.cfg.end_ms if self.cfg.end_ms is not None else 2**62
@@ -151,6 +153,11 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
                 f"and a strategy allowing it (data symbols: {sorted(timeframes)})"
             )
         account_symbols[acct.name] = syms
+        for name in acct.indicators:  # config checked the grammar; the ranges are checked here
+            try:
+                parse_indicator(name)
+            except ValueError as exc:
+                raise ValueError(f"account {acct.name!r}: indicators: {exc}") from None
         for s in syms:
             indicators[s].update(strategy_indicators(acct, assigned[s]))
             indicators[s].update(acct.indicators)
@@ -164,7 +171,7 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
     run_id = cfg.run_id or default_run_id(cfg)
     restored = {}
     if cfg.restore_from_journal:
-        from gridflow.control.store import read_summaries
+        from gridflow.journal.store import read_summaries
 
         restored = {r["account"]: r for r in read_summaries(cfg.db_url, run_id)}
     return RunPlan(

@@ -1,7 +1,7 @@
 """Bytewax sinks of gridflow.
 
 :class:`JournalSink` writes :class:`~gridflow.chunks.JournalBatch` items to the
-journal (:class:`gridflow.control.store.Journal`).
+journal (:class:`gridflow.journal.store.Journal`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from gridflow.chunks import JournalBatch
-from gridflow.control.store import Journal
+from gridflow.journal.store import Journal
 
 JOURNAL_PART = "journal"
 
@@ -60,7 +60,7 @@ class JournalSink(FixedPartitionedSink[JournalBatch, None]):
     item on ``"journal"``; any key works since there is one partition.
 
     ``snapshot`` returns None: there is no position to resume from because writes are
-    idempotent upserts by natural key (see :class:`~gridflow.control.store.Journal`).
+    idempotent upserts by natural key (see :class:`~gridflow.journal.store.Journal`).
     After a crash Bytewax replays the input since the last snapshot and the replayed
     rows are ignored by the database, so the journal ends exactly as an uninterrupted
     run would leave it (at-least-once delivery, exactly-once rows).

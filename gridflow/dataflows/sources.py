@@ -18,7 +18,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from gridflow.chunks import CandleChunk
 from gridflow.config.models import DataFile
-from gridflow.dataflows.candle_files import read_candle_file, resolve_data_files
+from gridflow.data.candle_files import read_candle_file, resolve_data_files
 
 __all__ = ["CandleFilePartition", "CandleFileSource", "FileResumeState"]
 
@@ -75,7 +75,7 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
     ------
     ValueError
         If ``chunk_size < 1``, ``pace_s < 0``, or the resume row is outside
-        ``[0, rows]``; or as :func:`~gridflow.dataflows.candle_files.read_candle_file`.
+        ``[0, rows]``; or as :func:`~gridflow.data.candle_files.read_candle_file`.
     """
 
     def __init__(
@@ -179,7 +179,7 @@ class CandleFileSource(FixedPartitionedSource[CandleChunk, FileResumeState]):
     Parameters
     ----------
     files : sequence of DataFile, path, or (path, symbol, timeframe)
-        Candle files (see :func:`~gridflow.dataflows.candle_files.resolve_data_files`
+        Candle files (see :func:`~gridflow.data.candle_files.resolve_data_files`
         for the name rules and overrides). Resolved and checked here, so a missing
         file or a duplicate symbol fails when the flow is built; the data itself is
         loaded by the partition, on the worker that owns it.
@@ -200,7 +200,7 @@ class CandleFileSource(FixedPartitionedSource[CandleChunk, FileResumeState]):
     Raises
     ------
     FileNotFoundError, ValueError
-        As :func:`~gridflow.dataflows.candle_files.resolve_data_files`; ValueError
+        As :func:`~gridflow.data.candle_files.resolve_data_files`; ValueError
         also for ``chunk_size < 1`` or ``pace_s < 0``.
     """
 

@@ -5,7 +5,7 @@ Run it with ``GRIDFLOW_SWEEP_SPEC=spec.toml python -m bytewax.run dataflows.swee
 ``"dataflows.sweep:build('spec.toml')"``; ``gridflow sweep`` / ``gridflow wfo`` wrap it.
 
 Every worker derives the same partition list from the spec
-(:meth:`~gridflow.sweep.spec.SweepSpec.partitions`) and takes those whose index ``i``
+(:meth:`~gridflow.dataflows.sweep_spec.SweepSpec.partitions`) and takes those whose index ``i``
 satisfies ``i % worker_count == worker_index``, so threads of one process and workers of
 several processes split the work, each partition run exactly once. A walk-forward run has
 one partition per window of each symbol; the windows of a symbol meet in one worker
@@ -27,14 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
+import tenacity
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
-from gridflow.control.store import _connect
-from gridflow.control.sweep_store import (
+from gridflow.dataflows.sweep_spec import SweepSpec, load_sweep_spec
+from gridflow.journal.store import connect
+from gridflow.journal.sweep_store import (
     SweepResultRow,
     WfoSummaryRow,
     WfoWindowRow,
@@ -44,7 +46,6 @@ from gridflow.control.sweep_store import (
     write_wfo,
 )
 from gridflow.sweep import METRICS, IndicatorTable, SweepData, run_sweep
-from gridflow.sweep.spec import SweepSpec, load_sweep_spec
 from gridflow.wfo.config import Window, window_combos, windows
 
 SPEC_ENV = "GRIDFLOW_SWEEP_SPEC"
@@ -270,7 +271,7 @@ def count_results(url: str | Engine, sweep_id: str) -> dict[tuple[str, int, str]
     t = SweepResultRow.__table__
     q = (select(t.c.symbol, t.c.window, t.c.phase, func.count())
          .where(t.c.sweep_id == sweep_id).group_by(t.c.symbol, t.c.window, t.c.phase))
-    with _connect(url) as conn:
+    with connect(url) as conn:
         return {(s, int(w), p): int(n) for s, w, p, n in conn.execute(q)}
 
 
@@ -278,7 +279,7 @@ def is_complete(url: str | Engine, spec: SweepSpec) -> bool:
     """Whether the store holds every result of the run: ``symbols x combos`` rows of a
     sweep, or the summary of every symbol of a walk-forward run (written after its
     rows)."""
-    with _connect(url) as conn:
+    with connect(url) as conn:
         if spec.kind == "sweep":
             t = SweepResultRow.__table__
             n = conn.execute(select(func.count()).where(t.c.sweep_id == spec.sweep_id)).scalar()
@@ -311,7 +312,7 @@ class SweepInput(DynamicSource):
 
 class _Writer(StatelessSinkPartition):
     def __init__(self, spec: SweepSpec, started: float) -> None:
-        from gridflow.control.schema import open_store
+        from gridflow.journal.schema import open_store
 
         self._spec, self._started = spec, started
         self._engine = open_store(spec.db_url)
@@ -355,15 +356,12 @@ def register(spec: SweepSpec, attempts: int = 5) -> None:
     ValueError
         ``SWEEP_SPEC_MISMATCH``: the id exists with another spec.
     """
-    for i in range(attempts):
-        try:
-            create_sweep(spec.db_url, spec.sweep_id, spec.kind, spec.strategy,
-                         list(spec.symbols), spec.store_spec(), spec.n_combos)
-            return
-        except OperationalError:
-            if i == attempts - 1:
-                raise
-            time.sleep(0.2 * (i + 1))
+    # tenacity, the retry loop of gridflow (gridflow.exchange.retry); waits 0.2, 0.4, ... s
+    tenacity.Retrying(stop=tenacity.stop_after_attempt(attempts),
+                      wait=tenacity.wait_incrementing(start=0.2, increment=0.2),
+                      retry=tenacity.retry_if_exception_type(OperationalError), reraise=True)(
+        create_sweep, spec.db_url, spec.sweep_id, spec.kind, spec.strategy,
+        list(spec.symbols), spec.store_spec(), spec.n_combos)
 
 
 def build_flow(spec: SweepSpec) -> Dataflow:

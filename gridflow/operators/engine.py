@@ -26,6 +26,7 @@ from gridflow.events import AccountSummary, Command
 from gridflow.operators import grid_kernel as gk
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.correlation_guard import CorrelationGuard
+from gridflow.operators.engine_commands import apply_command
 from gridflow.operators.engine_decode import decode
 from gridflow.operators.indicators import indicator_name
 from gridflow.operators.risk import (
@@ -37,14 +38,6 @@ from gridflow.operators.strategies import STRATEGIES
 from gridflow.timeframes import timeframe_to_ms
 
 _OHLC = ("open", "high", "low", "close")
-
-
-def strategy_indicators(account: AccountConfig, symbol_params) -> list[str]:
-    """Indicator names a symbol needs in ``account`` (its strategy's and the sizing's)."""
-    names = list(STRATEGIES[symbol_params.name][0](symbol_params))
-    if account.sizing.mode == "vol_parity":
-        names.append(indicator_name("hv", account.sizing.vol_window))
-    return names
 
 
 def account_params(account: AccountConfig, fees: FeesConfig) -> np.ndarray:
@@ -154,8 +147,6 @@ class AccountEngine:
         """Apply a control command (:mod:`gridflow.operators.engine_commands`) at event
         time ``ts_ms`` (default: the close of the last processed candle); journals the
         acknowledgement, ``command_applied`` or ``command_rejected`` with a reason."""
-        from gridflow.operators.engine_commands import apply_command
-
         return apply_command(self, cmd, self.event_time() if ts_ms is None else ts_ms)
 
     def event_time(self) -> int:

@@ -25,6 +25,7 @@ from gridflow.operators.risk import (
     KS_SESSION_SINGLE,
     kill_switch_names,
 )
+from gridflow.operators.strategies import strategy_indicators
 
 if TYPE_CHECKING:  # pragma: no cover
     from gridflow.operators.engine import AccountEngine
@@ -107,8 +108,6 @@ def _flatten(eng: "AccountEngine", cmd: Command) -> dict:
 
 
 def _set_params(eng: "AccountEngine", cmd: Command) -> dict:
-    from gridflow.operators.engine import strategy_indicators
-
     _check_keys(cmd.payload, {"params", "symbol", "strategy"})
     params = cmd.payload.get("params")
     if not isinstance(params, dict) or not params:

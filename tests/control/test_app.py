@@ -40,8 +40,8 @@ from gridflow.control.app.auth import authorized_user, parse_users
 from gridflow.control.app.params_form import InvalidParams, bundled_symbols
 from gridflow.control.app.state import ControlState
 from gridflow.control.client import GridflowClient
-from gridflow.control.commands import last_command_id, read_commands
-from gridflow.control.store import list_runs
+from gridflow.journal.commands import last_command_id, read_commands
+from gridflow.journal.store import list_runs
 
 USERS = "alice:pw-alice,bob:p:w2"
 needs_browser = pytest.mark.skipif(

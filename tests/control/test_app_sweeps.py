@@ -125,7 +125,7 @@ def test_a_real_walk_forward_from_the_cli_shows_in_the_tab(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    from gridflow.control.sweep_store import read_results, read_wfo
+    from gridflow.journal.sweep_store import read_results, read_wfo
 
     db = f"sqlite:///{tmp_path / 'wfo.db'}"
     res = subprocess.run(

@@ -10,7 +10,7 @@ import pytest
 
 from gridflow.chunks import JournalBatch
 from gridflow.control.report import compute_report, equity_curve, journal_lines
-from gridflow.control.store import Journal
+from gridflow.journal.store import Journal
 from gridflow.events import (
     AccountSummary,
     EquitySnapshot,

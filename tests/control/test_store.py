@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from gridflow.chunks import JournalBatch
-from gridflow.control.store import (
+from gridflow.journal.store import (
     TABLES,
     Journal,
     latest_run_id,

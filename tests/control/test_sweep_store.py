@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, text
 
-from gridflow.control.schema import open_store
-from gridflow.control.sweep_store import (
+from gridflow.journal.schema import open_store
+from gridflow.journal.sweep_store import (
     METRICS,
     SweepResultRow,
     WfoWindowRow,
@@ -72,8 +72,8 @@ def _count(url: str, table) -> int:
 
 
 def test_open_store_creates_the_sweep_tables_without_importing_them(db: str) -> None:
-    code = ("import sys; from gridflow.control.schema import open_store; "
-            "assert 'gridflow.control.sweep_store' not in sys.modules; "
+    code = ("import sys; from gridflow.journal.schema import open_store; "
+            "assert 'gridflow.journal.sweep_store' not in sys.modules; "
             f"open_store({db!r}).dispose()")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     engine = open_store(db)

@@ -28,7 +28,7 @@ from gridflow.control.app.sweeps import (
     top_frame,
     windows_table,
 )
-from gridflow.control.sweep_store import METRICS, param_names
+from gridflow.journal.sweep_store import METRICS, param_names
 
 GRID = {"a": [10, 2, 5], "b": [0.5, 1.5], "c": ["x", "y"]}
 

@@ -16,7 +16,7 @@ from bytewax.testing import TestingSource, run_main
 from pydantic import SecretStr
 
 from gridflow.config.live import ExchangeConfig, LiveConfig, RetryConfig
-from gridflow.control.store import (
+from gridflow.journal.store import (
     BROKER_TERMINAL,
     broker_begin,
     broker_finish,

@@ -8,7 +8,7 @@ from pathlib import Path
 from helpers import write_config
 
 from gridflow.control.client import GridflowClient
-from gridflow.control.store import read_events, read_orders
+from gridflow.journal.store import read_events, read_orders
 
 H = 3_600_000
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from helpers import write_candles, write_config
 
 from gridflow.config import load_config
-from gridflow.control.store import read_events, read_orders, read_summaries
+from gridflow.journal.store import read_events, read_orders, read_summaries
 from gridflow.dataflows.plan import plan_run
 from gridflow.events import Command
 

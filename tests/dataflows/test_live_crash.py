@@ -24,7 +24,7 @@ from live_harness import (
     write_live_config,
 )
 
-from gridflow.control.store import read_broker, read_events, read_orders
+from gridflow.journal.store import read_broker, read_events, read_orders
 
 START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 RUN = "live-test"

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from gridflow.chunks import CandleChunk, ExchangeUpdate
 from gridflow.config.live import ExchangeConfig
 from gridflow.data import CANDLES_DIR
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.dataflows.live_sources import LiveCandleSource, backoff_s, describe_error
 from gridflow.exchange.retry import redact
 from gridflow.dataflows.live_state import ExchangeStateSource

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from live_harness import H, LiveProcess, settle, start_exchange, write_live_config
 
-from gridflow.control.store import read_events, read_summaries, read_trades
+from gridflow.journal.store import read_events, read_summaries, read_trades
 from gridflow.data.funding import bundled_funding_files, read_funding
 
 START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)

@@ -3,7 +3,7 @@ replay marker after the first read, and a resume that neither loses nor repeats 
 
 from __future__ import annotations
 
-from gridflow.control.store import broker_begin, broker_finish
+from gridflow.journal.store import broker_begin, broker_finish
 from gridflow.dataflows.outcome_source import OutcomeSource
 from gridflow.events import OrderOutcome, OutcomesReplayed
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from gridflow.chunks import CandleChunk
 from gridflow.config import load_config
 from gridflow.config.models import AccountConfig, DataFile, GridAtrParams
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.dataflows.plan import plan_run
 from gridflow.dataflows.steps import make_indicator_step
 
@@ -40,10 +40,21 @@ def test_union_of_indicators_computed_once_per_symbol(three_symbol_files: list[P
     assert np.isnan(v[:4 * 14]).all() and np.isfinite(v[-100:]).all()
 
 
-@pytest.mark.parametrize("bad", ["nope_3", "sma_0", "sma_24@5x", "ema"])
+@pytest.mark.parametrize("bad", ["nope_3", "sma_024", "sma_24@5x", "ema", "bbands_20_inf"])
 def test_bad_indicator_names_in_config_are_refused_naming_the_field(bad: str) -> None:
     with pytest.raises(ValidationError, match="indicators"):
         AccountConfig(name="a", indicators=(bad,))
+
+
+@pytest.mark.parametrize("bad", ["sma_0", "rsi_1", "macd_26_12_9"])
+def test_indicator_parameters_out_of_range_are_refused_when_the_run_is_planned(
+    bad: str, three_symbol_files: list[Path]
+) -> None:
+    btc = three_symbol_files[0]
+    acct = AccountConfig(name="a", symbols=("BTC/USDT",), indicators=(bad,))  # grammar is fine
+    cfg = load_config(None, data=(DataFile(path=str(btc)),), accounts=(acct,), start_ms=None)
+    with pytest.raises(ValueError, match=f"account 'a': indicators: indicator '{bad}'"):
+        plan_run(cfg)
 
 
 def test_flow_with_every_kind_and_higher_timeframes_runs_and_keeps_decisions(

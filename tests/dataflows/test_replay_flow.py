@@ -14,7 +14,7 @@ from helpers import journal_all, report, run_bytewax, write_config
 
 from gridflow.config import load_config
 from gridflow.control.report import compute_report, journal_lines
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.dataflows.replay import build
 
 
@@ -122,7 +122,7 @@ def test_bad_candles_are_refused_counted_journaled_and_the_flow_goes_on(tmp_path
     assert rep["candles_rejected"] == 8
     assert rep["data_gaps"] == 1  # the refused candles at 200h..204h leave one hole
     assert rep["candles"] == 200 + 55  # everything valid was processed, after the bad rows too
-    from gridflow.control.store import read_events
+    from gridflow.journal.store import read_events
 
     events = read_events(url, rep["run_id"])
     (gap,) = [e for e in events if e["kind"] == "data_gap"]
@@ -148,7 +148,7 @@ def test_kill_switch_in_the_flow_blocks_every_level_of_a_crash(tmp_path: Path) -
     cfg = load_config(write_config(tmp_path / "c.toml", [f], account=acct),
                       db_url=f"sqlite:///{tmp_path / 'ks.db'}")
     run_main(build(cfg))
-    from gridflow.control.store import read_events, read_orders
+    from gridflow.journal.store import read_events, read_orders
 
     rid = compute_report(cfg.db_url)["run_id"]
     events = read_events(cfg.db_url, rid)

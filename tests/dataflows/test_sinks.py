@@ -8,7 +8,7 @@ from bytewax.testing import TestingSource, cluster_main, run_main
 
 from gridflow.chunks import JournalBatch
 from gridflow.control.report import journal_lines
-from gridflow.control.store import Journal, read_equity, read_orders, read_summaries
+from gridflow.journal.store import Journal, read_equity, read_orders, read_summaries
 from gridflow.dataflows.sinks import JournalSink
 from gridflow.events import AccountSummary, EquitySnapshot, OrderRequest
 

@@ -17,8 +17,8 @@ from bytewax.testing import TestingSink, run_main
 from gridflow.chunks import CandleChunk
 from gridflow.config.models import DataFile
 from gridflow.data import CANDLES_DIR, bundled_candle_files
-from gridflow.dataflows import candle_files as cf
-from gridflow.dataflows.candle_files import (
+from gridflow.data import candle_files as cf
+from gridflow.data.candle_files import (
     parse_candle_file_name,
     read_candle_file,
     resolve_data_files,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 import gridflow
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.operators.indicators import bands, moving_averages
 from gridflow.operators.indicators import oscillators as macd_mod
 from gridflow.operators.indicators.bands import (

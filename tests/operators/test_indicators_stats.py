@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view as windows
 
 import gridflow
 import gridflow.operators.indicators.pairs as corr_mod
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.operators.indicators import statistics as stats
 from gridflow.operators.indicators.pairs import CorrelationState, correlation
 from gridflow.operators.indicators.statistics import (

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gridflow
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.operators.indicators.momentum import KINDS as MOMENTUM_KINDS
 from gridflow.operators.indicators.momentum import RSIState, rsi
 from gridflow.operators.indicators.trend import KINDS as TREND_KINDS

@@ -14,8 +14,8 @@ from gridflow.chunks import CandleChunk, IndicatorChunk
 from gridflow.config.live import ExchangeConfig, LiveConfig
 from gridflow.config.models import AccountConfig, GridTrendParams, RiskConfig
 from gridflow.events import Command
-from gridflow.operators.engine import strategy_indicators
 from gridflow.operators.live_engine import LiveAccountEngine
+from gridflow.operators.strategies import strategy_indicators
 
 H = 3_600_000
 

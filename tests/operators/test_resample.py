@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gridflow.chunks import CandleChunk, IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, GridAtrParams
 from gridflow.data import CANDLES_DIR
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import IndicatorBank
 from gridflow.operators.resample import Resampler

@@ -71,7 +71,7 @@ def test_vol_parity_size_is_decided_at_the_previous_close():
 def test_vol_parity_reads_hv_of_its_window():
     acct = AccountConfig(name="t", symbols=(BTC,), strategies=(atr_params(),),
                          sizing=SizingConfig(mode="vol_parity", vol_window=48))
-    from gridflow.operators.engine import strategy_indicators
+    from gridflow.operators.strategies import strategy_indicators
 
     assert strategy_indicators(acct, acct.assignment([BTC])[BTC]) == ["sma_2", "atr_1", "hv_48"]
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import gridflow
 from gridflow.config.strategies import EnvelopeDcaParams, GridMultiTfParams, GridTrendParams
-from gridflow.dataflows.candle_files import read_candle_file
+from gridflow.data.candle_files import read_candle_file
 from gridflow.operators.indicators.bank import IndicatorBank, parse_indicator
 from gridflow.operators.strategies import STRATEGIES as EXTRA
 

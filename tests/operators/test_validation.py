@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from gridflow.chunks import CandleChunk
 from gridflow.data import bundled_candle_files
-from gridflow.dataflows.candle_files import parse_candle_file_name, read_candle_file
+from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
 from gridflow.events import Candle
 from gridflow.operators.validation import NO_TS, REASONS, CandleValidator, validate_chunk
 
@@ -236,7 +236,7 @@ def test_agrees_with_candle_model(case: tuple[list[tuple], int]) -> None:
 def test_data_gaps_of_the_bundled_btc_file_match_its_provenance_note() -> None:
     """SOURCES.md: binance_BTC_USDT_1h has 27 gaps / 122 missing candles."""
     from gridflow.data import CANDLES_DIR
-    from gridflow.dataflows.candle_files import read_candle_file
+    from gridflow.data.candle_files import read_candle_file
 
     d = read_candle_file(CANDLES_DIR / "binance_BTC_USDT_1h.csv.gz")
     v = CandleValidator()

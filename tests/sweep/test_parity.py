@@ -33,7 +33,7 @@ from gridflow.config.strategies import (
     GridMultiTfParams,
     GridTrendParams,
 )
-from gridflow.control.store import read_events, read_summaries, read_trades
+from gridflow.journal.store import read_events, read_summaries, read_trades
 from gridflow.data import bundled_candle_files
 from gridflow.data.funding import bundled_funding_files
 from gridflow.dataflows.replay import build

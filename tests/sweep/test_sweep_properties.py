@@ -32,7 +32,8 @@ from gridflow.config.models import (
 from gridflow.control.report import daily_sharpe, max_drawdown_pct
 from gridflow.data import bundled_candle_files
 from gridflow.data.funding import bundled_funding_files
-from gridflow.operators.engine import AccountEngine, strategy_indicators
+from gridflow.operators.engine import AccountEngine
+from gridflow.operators.strategies import strategy_indicators
 from gridflow.sweep import IndicatorTable, SweepData, expand_grid, run_sweep
 
 SYMBOL = "BTC/USDT"

@@ -17,6 +17,10 @@ __all__ = ["create_app", "main", "serve"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "main":
+        from gridflow.control.app import cli
+
+        return cli.main
     if name in __all__:
         from gridflow.control.app import app
 

@@ -162,10 +162,3 @@ def serve(db_url: str, port: int = 5006, address: str = "127.0.0.1",
     server.start()
     server.io_loop.start()
     return server
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point (see :mod:`gridflow.control.app.cli`)."""
-    from gridflow.control.app.cli import main as cli_main
-
-    return cli_main(argv)

@@ -31,7 +31,7 @@ from gridflow.control.app.params_form import (
     strategy_label,
 )
 from gridflow.control.client import GridflowClient, ReplayJob
-from gridflow.control.store import read_fills, read_orders
+from gridflow.journal.store import read_fills, read_orders
 
 PRESETS_DIR = DEFAULT_CONFIG.parent / "presets"
 MAX_CHART_CANDLES = 720
@@ -60,7 +60,7 @@ def run_config(run: dict[str, Any]) -> dict[str, Any]:
 
 def data_files(cfg: dict[str, Any]) -> dict[str, str]:
     """Symbol -> candle file path of a run config (symbol from the name when unset)."""
-    from gridflow.dataflows.candle_files import parse_candle_file_name
+    from gridflow.data.candle_files import parse_candle_file_name
 
     out = {}
     for f in cfg.get("data", []):
@@ -240,7 +240,7 @@ class BacktestState(param.Parameterized):
     def _chart(self, run_id: str, cfg: dict[str, Any], sym: str | None) -> dict[str, Any]:
         """Candles (the last :data:`MAX_CHART_CANDLES` of the window) and fill marks of
         ``sym`` in run ``run_id`` (reads only)."""
-        from gridflow.dataflows.candle_files import read_candle_file
+        from gridflow.data.candle_files import read_candle_file
 
         path = data_files(cfg).get(sym or "")
         if not run_id or path is None:

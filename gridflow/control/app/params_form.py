@@ -43,7 +43,7 @@ class FieldSpec:
 def bundled_symbols() -> list[str]:
     """Symbols of the bundled candle files, sorted."""
     from gridflow.data import bundled_candle_files
-    from gridflow.dataflows.candle_files import parse_candle_file_name
+    from gridflow.data.candle_files import parse_candle_file_name
 
     return sorted({parse_candle_file_name(p.name)[1] for p in bundled_candle_files()})
 
@@ -72,7 +72,7 @@ def data_for(files: tuple[DataFile, ...], symbols: tuple[str, ...] | list[str]
     A replay is given only these: the engine computes indicators for every file's
     symbol and fails on a symbol that no account trades.
     """
-    from gridflow.dataflows.candle_files import parse_candle_file_name
+    from gridflow.data.candle_files import parse_candle_file_name
 
     return tuple(f for f in files
                  if (f.symbol or parse_candle_file_name(f.path)[1]) in symbols)

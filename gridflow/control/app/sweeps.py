@@ -1,7 +1,7 @@
 """The Sweeps page: stored parameter sweeps and walk-forward runs, read-only.
 
 Data shaping is in pure functions of the frames of
-:func:`~gridflow.control.sweep_store.read_results` (:func:`slice_frame`,
+:func:`~gridflow.journal.sweep_store.read_results` (:func:`slice_frame`,
 :func:`heatmap_frame`, :func:`top_frame`, :func:`is_oos_frame`); :class:`SweepsView`
 holds the selection and :func:`sweeps_page` lays it out. Nothing here writes to the
 database or launches work, so guests see the same page as users.
@@ -22,8 +22,8 @@ import panel as pn
 import param
 
 from gridflow.control.app.views import fmt, iso
-from gridflow.control.schema import open_store
-from gridflow.control.sweep_store import METRICS, list_sweeps, param_names, read_results, read_wfo
+from gridflow.journal.schema import open_store
+from gridflow.journal.sweep_store import METRICS, list_sweeps, param_names, read_results, read_wfo
 
 #: Metrics whose best value is the smallest.
 LOWER_IS_BETTER = frozenset({"max_drawdown", "max_consecutive_losses", "fees", "funding"})
@@ -50,7 +50,7 @@ def slice_frame(df: pd.DataFrame, phase: str, window: int | None = None) -> pd.D
     Parameters
     ----------
     df : pandas.DataFrame
-        Rows of :func:`~gridflow.control.sweep_store.read_results`.
+        Rows of :func:`~gridflow.journal.sweep_store.read_results`.
     phase : {"full", "is", "oos"}
     window : int, optional
         Keep this window; None averages the metrics over the windows (``window`` is

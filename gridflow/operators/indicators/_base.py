@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gridflow.indicator_names import INPUTS, Signature
+
 _NAN = float("nan")
 
 
@@ -53,7 +55,6 @@ class _State:
 
 # --------------------------------------------------------------------------- registry
 
-INPUTS = ("open", "high", "low", "close", "volume")
 
 
 class IndicatorKind:
@@ -62,33 +63,31 @@ class IndicatorKind:
 
     Parameters
     ----------
-    params : tuple of (name, type)
-        Parameters in name order: ``macd_12_26_9`` -> ``(("fast", int), ("slow", int),
-        ("signal", int))``. Types are ``int`` or ``float``.
-    inputs : tuple of str
-        Candle fields passed to ``update_many``, from ``open high low close volume``.
-    outputs : tuple of str
-        Output names of a multi-output indicator (``("line", "signal", "hist")``), in
-        the order ``update_many`` returns them; empty for a single array.
+    signature : gridflow.indicator_names.Signature
+        The kind's parameters, inputs, outputs and context (one definition, in
+        :data:`gridflow.indicator_names.SIGNATURES`).
     factory : callable
-        ``factory(*params) -> state``; the state has ``update_many(*inputs)`` returning
-        one float64 array or a tuple of them (one per output), is picklable, and raises
-        ``ValueError`` naming the parameter on bad parameters.
-    context : tuple of str
-        Keyword arguments the bank adds to the factory call; only ``"timeframe_ms"``
-        (the candle length in ms, e.g. to annualise a volatility) exists.
+        ``factory(*params, **context) -> state``; the state has ``update_many(*inputs)``
+        returning one float64 array or a tuple of them (one per output), is picklable,
+        and raises ``ValueError`` naming the parameter on bad parameters.
+
+    Raises
+    ------
+    ValueError
+        On an unknown input or context name.
     """
 
     __slots__ = ("params", "inputs", "outputs", "factory", "context")
 
-    def __init__(self, params, inputs, outputs, factory, context=()) -> None:
-        if set(context) - {"timeframe_ms"}:
-            raise ValueError(f"unknown indicator context {context}; only 'timeframe_ms' exists")
-        self.context = tuple(context)
-        bad = [i for i in inputs if i not in INPUTS]
+    def __init__(self, signature: Signature, factory) -> None:
+        if set(signature.context) - {"timeframe_ms"}:
+            raise ValueError(
+                f"unknown indicator context {signature.context}; only 'timeframe_ms' exists")
+        bad = [i for i in signature.inputs if i not in INPUTS]
         if bad:
             raise ValueError(f"unknown indicator inputs {bad}; expected some of {INPUTS}")
-        self.params = tuple(params)
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
+        self.params = tuple(signature.params)
+        self.inputs = tuple(signature.inputs)
+        self.outputs = tuple(signature.outputs)
+        self.context = tuple(signature.context)
         self.factory = factory

@@ -16,6 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
+from gridflow.indicator_names import SIGNATURES
 from gridflow.operators.indicators._base import (
     _NAN,
     IndicatorKind,
@@ -352,10 +353,6 @@ def donchian(high: np.ndarray, low: np.ndarray, period: int) -> tuple[np.ndarray
 
 
 KINDS = {
-    "bbands": IndicatorKind(
-        (("period", int), ("nbdev", float)), ("close",), ("upper", "middle", "lower"),
-        BollingerState,
-    ),
-    "donchian": IndicatorKind((("period", int),), ("high", "low"), ("upper", "lower"),
-                              DonchianState),
+    "bbands": IndicatorKind(SIGNATURES["bbands"], BollingerState),
+    "donchian": IndicatorKind(SIGNATURES["donchian"], DonchianState),
 }

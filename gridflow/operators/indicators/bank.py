@@ -1,24 +1,22 @@
 """Indicator names and the per-symbol :class:`IndicatorBank`.
 
-Name grammar: ``kind[_param]...[@timeframe]``, lower case, parameters in the order the
-kind declares them, e.g. ``sma_24``, ``atr_14``, ``trange``, ``macd_12_26_9``,
-``bbands_20_2``, ``supertrend_10_3@4h``. A name with ``@tf`` is computed on candles
-resampled to that higher timeframe (:mod:`gridflow.operators.resample`) and each of its
-values becomes visible to the base candles only from the close of the HTF candle it
-belongs to. Multi-output kinds yield one array per output, keyed ``name.output``
-(``macd_12_26_9.signal``). Names are canonicalised (``bbands_20_2`` and
-``bbands_20_2.0`` are one indicator), so each is computed once per symbol.
+Names (``sma_24``, ``macd_12_26_9``, ``supertrend_10_3@4h``) follow the grammar of
+:mod:`gridflow.indicator_names` (one definition, at the bottom of the layers, so config
+checks them at load); :func:`parse_indicator` adds the range checks of the indicator
+itself. A name with ``@tf`` is computed on candles resampled to that higher timeframe
+(:mod:`gridflow.operators.resample`) and each of its values becomes visible to the base
+candles only from the close of the HTF candle it belongs to; each canonical name is
+computed once per symbol.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import re
-from typing import NamedTuple
 
 import numpy as np
 
+from gridflow.indicator_names import SIGNATURES, IndicatorSpec, parse_name
 from gridflow.operators.indicators import (
     bands,
     momentum,
@@ -35,40 +33,14 @@ from gridflow.timeframes import timeframe_to_ms
 KINDS: dict[str, IndicatorKind] = {}
 for _module in (moving_averages, volatility, momentum, trend, oscillators, bands, statistics):
     KINDS.update(_module.KINDS)
-
-_NAME_RE = re.compile(r"([a-z][a-z0-9]*?)((?:_[0-9][0-9.]*)*)(?:@([0-9]+[mhd]))?")
-
-
-class IndicatorSpec(NamedTuple):
-    """A parsed indicator name: kind, typed parameters, optional higher timeframe."""
-
-    kind: str
-    params: tuple
-    timeframe: str | None = None
-
-    @property
-    def name(self) -> str:
-        """Canonical name (``bbands_20_2.0@4h``)."""
-        parts = [self.kind, *(repr(p) if isinstance(p, float) else str(p) for p in self.params)]
-        base = "_".join(parts)
-        return f"{base}@{self.timeframe}" if self.timeframe else base
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        """Keys this indicator adds to a bank's result."""
-        outs = KINDS[self.kind].outputs
-        return tuple(f"{self.name}.{o}" for o in outs) if outs else (self.name,)
-
-
-def _help() -> str:
-    kinds = ", ".join(
-        f"{k}" + "".join(f"_<{p}>" for p, _ in v.params) for k, v in sorted(KINDS.items())
-    )
-    return f"expected one of {kinds}, optionally followed by @<timeframe> (e.g. @4h)"
+if set(KINDS) != set(SIGNATURES):  # a kind named but not computed, or computed but unnamed
+    raise ImportError(f"indicator kinds {sorted(set(KINDS) ^ set(SIGNATURES))} lack a state "
+                      "or a signature (gridflow.indicator_names.SIGNATURES)")
 
 
 def parse_indicator(name: str) -> IndicatorSpec:
-    """Parse an indicator name.
+    """Parse an indicator name (:func:`gridflow.indicator_names.parse_name`) and check
+    its parameters' ranges by building the indicator once.
 
     Parameters
     ----------
@@ -82,41 +54,17 @@ def parse_indicator(name: str) -> IndicatorSpec:
     Raises
     ------
     ValueError
-        Unknown kind, wrong number of parameters, a parameter that is not a number of
-        the declared type, an int with leading zeros, or a bad timeframe; parameter
-        range errors come from the indicator itself and name the parameter.
+        What :func:`~gridflow.indicator_names.parse_name` raises, and range errors of
+        the indicator itself (naming the parameter), e.g. ``sma_0``.
     """
-    m = _NAME_RE.fullmatch(name) if isinstance(name, str) else None
-    if m is None or m.group(1) not in KINDS:
-        raise ValueError(f"unknown indicator name {name!r}: {_help()}")
-    kind_name, raw, tf = m.groups()
-    kind = KINDS[kind_name]
-    tokens = raw.split("_")[1:] if raw else []
-    if len(tokens) != len(kind.params):
-        raise ValueError(
-            f"unknown indicator name {name!r}: {kind_name} takes {len(kind.params)} "
-            f"parameter(s) {[p for p, _ in kind.params]}, got {len(tokens)}"
-        )
-    params: list = []
-    for (pname, ptype), tok in zip(kind.params, tokens):
-        try:
-            val = ptype(tok)
-        except ValueError:
-            raise ValueError(f"indicator {name!r}: {pname} must be a {ptype.__name__}, got {tok!r}")
-        if ptype is int and tok != str(val):
-            raise ValueError(f"indicator {name!r}: write {pname} without leading zeros or signs")
-        if ptype is float and not math.isfinite(val):
-            raise ValueError(f"indicator {name!r}: {pname} must be finite, got {tok!r}")
-        params.append(val)
-    if tf is not None:
-        timeframe_to_ms(tf)
-    # build one state now so range errors (period < 1 ...) surface at parse time
+    spec = parse_name(name)
+    kind = KINDS[spec.kind]
     ctx = {"timeframe_ms": 3_600_000} if "timeframe_ms" in kind.context else {}
     try:
-        kind.factory(*params, **ctx)
+        kind.factory(*spec.params, **ctx)
     except ValueError as exc:
         raise ValueError(f"indicator {name!r}: {exc}") from None
-    return IndicatorSpec(kind_name, tuple(params), tf)
+    return spec
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from gridflow.indicator_names import SIGNATURES
 from gridflow.operators.indicators._base import (
     _NAN,
     IndicatorKind,
@@ -148,5 +149,5 @@ def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
 
 
 KINDS = {
-    "rsi": IndicatorKind((("period", int),), ("close",), (), RSIState),
+    "rsi": IndicatorKind(SIGNATURES["rsi"], RSIState),
 }

@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from gridflow.indicator_names import SIGNATURES
 from gridflow.operators.indicators._base import (
     _NAN,
     IndicatorKind,
@@ -368,7 +369,7 @@ def wma(close: np.ndarray, period: int) -> np.ndarray:
 
 
 KINDS = {
-    "sma": IndicatorKind((("period", int),), ("close",), (), SMAState),
-    "ema": IndicatorKind((("period", int),), ("close",), (), EMAState),
-    "wma": IndicatorKind((("period", int),), ("close",), (), WMAState),
+    "sma": IndicatorKind(SIGNATURES["sma"], SMAState),
+    "ema": IndicatorKind(SIGNATURES["ema"], EMAState),
+    "wma": IndicatorKind(SIGNATURES["wma"], WMAState),
 }

@@ -20,6 +20,7 @@ from numba import njit
 from numba.core import types
 from numba.extending import intrinsic, overload
 
+from gridflow.indicator_names import SIGNATURES
 from gridflow.operators.indicators._base import (
     _NAN,
     IndicatorKind,
@@ -214,10 +215,5 @@ def macd(close: np.ndarray, fast: int = 12, slow: int = 26,
 
 
 KINDS = {
-    "macd": IndicatorKind(
-        (("fast", int), ("slow", int), ("signal", int)),
-        ("close",),
-        ("line", "signal", "hist"),
-        MACDState,
-    ),
+    "macd": IndicatorKind(SIGNATURES["macd"], MACDState),
 }

@@ -36,6 +36,7 @@ import math
 import numpy as np
 from numba import njit
 
+from gridflow.indicator_names import SIGNATURES
 from gridflow.operators.indicators._base import _NAN, IndicatorKind, _as_series, _State
 
 MS_PER_YEAR = 365 * 86_400_000
@@ -368,8 +369,6 @@ def hist_vol_zscore(close: np.ndarray, window: int, z_window: int,
 
 
 KINDS = {
-    "hv": IndicatorKind((("window", int),), ("close",), (), HistVolState,
-                        context=("timeframe_ms",)),
-    "hvz": IndicatorKind((("window", int), ("z_window", int)), ("close",), (), HistVolZState,
-                         context=("timeframe_ms",)),
+    "hv": IndicatorKind(SIGNATURES["hv"], HistVolState),
+    "hvz": IndicatorKind(SIGNATURES["hvz"], HistVolZState),
 }

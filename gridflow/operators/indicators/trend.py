@@ -15,6 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
+from gridflow.indicator_names import SIGNATURES
 from gridflow.operators.indicators._base import (
     _NAN,
     IndicatorKind,
@@ -335,9 +336,6 @@ def supertrend(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
 
 
 KINDS = {
-    "adx": IndicatorKind((("period", int),), ("high", "low", "close"),
-                         ADXState.outputs, ADXState),
-    "supertrend": IndicatorKind((("period", int), ("multiplier", float)),
-                                ("high", "low", "close"), SupertrendState.outputs,
-                                SupertrendState),
+    "adx": IndicatorKind(SIGNATURES["adx"], ADXState),
+    "supertrend": IndicatorKind(SIGNATURES["supertrend"], SupertrendState),
 }

@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from gridflow.indicator_names import SIGNATURES
 from gridflow.operators.indicators._base import (
     _NAN,
     IndicatorKind,
@@ -237,6 +238,6 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np
 
 
 KINDS = {
-    "trange": IndicatorKind((), ("high", "low", "close"), (), TrueRangeState),
-    "atr": IndicatorKind((("period", int),), ("high", "low", "close"), (), ATRState),
+    "trange": IndicatorKind(SIGNATURES["trange"], TrueRangeState),
+    "atr": IndicatorKind(SIGNATURES["atr"], ATRState),
 }

@@ -5,6 +5,7 @@ Each strategy module gives ``<name>_indicators(params) -> list[str]`` (names for
 :data:`STRATEGIES` maps the config ``name`` to both.
 """
 
+from gridflow.operators.indicators import indicator_name
 from gridflow.operators.strategies.base import Quotes
 from gridflow.operators.strategies.envelope_dca import (
     envelope_dca_indicators,
@@ -43,4 +44,18 @@ INPUTS = {
 """Strategy name -> ``inputs(params)``: the indicator outputs feeding
 :func:`~gridflow.operators.strategies.quote_kernel.quote_at` as ``x0, x1, ...``."""
 
-__all__ = ["INPUTS", "STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes"]
+
+
+def strategy_indicators(account, symbol_params) -> list[str]:
+    """Indicator names one symbol needs in ``account`` (a
+    :class:`~gridflow.config.models.AccountConfig`): its strategy's (``symbol_params``,
+    the symbol's strategy parameters) and, with ``vol_parity`` sizing, the historical
+    volatility the sizing reads."""
+    names = list(STRATEGIES[symbol_params.name][0](symbol_params))
+    if account.sizing.mode == "vol_parity":
+        names.append(indicator_name("hv", account.sizing.vol_window))
+    return names
+
+
+__all__ = ["INPUTS", "STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes",
+           "strategy_indicators"]

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Integer, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
-from gridflow.control.schema import SQLModel, open_store
+from gridflow.journal.schema import SQLModel, open_store
 
 COMMANDS = Table(
     "commands",
@@ -30,7 +30,7 @@ COMMANDS = Table(
 )
 
 
-_READY: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _engine(url: str | Engine) -> Engine:

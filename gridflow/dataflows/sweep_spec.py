@@ -213,7 +213,7 @@ class SweepSpec(BaseModel):
     def _resolve_files(self) -> None:
         from gridflow.data import bundled_candle_files
         from gridflow.data.funding import bundled_funding_files, funding_file_symbol
-        from gridflow.dataflows.candle_files import resolve_data_files
+        from gridflow.data.candle_files import resolve_data_files
 
         set_ = object.__setattr__
         explicit = bool(self.data)

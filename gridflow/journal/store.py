@@ -1,7 +1,7 @@
 """The journal store: the idempotent bulk writer and the readers.
 
-The tables and :func:`open_store` are defined in :mod:`gridflow.control.schema` and
-re-exported here, so ``from gridflow.control.store import OrderRow, open_store`` works.
+The tables and :func:`open_store` are defined in :mod:`gridflow.journal.schema` and
+re-exported here, so ``from gridflow.journal.store import OrderRow, open_store`` works.
 
 Writes are idempotent by natural key: Bytewax recovery replays up to one snapshot
 interval of input, and a replayed batch must leave the journal unchanged. SQLite is
@@ -23,7 +23,8 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from gridflow.chunks import JournalBatch
-from gridflow.control.schema import (
+from gridflow.events import OrderOutcome
+from gridflow.journal.schema import (
     JSON_SERIALIZER,
     TABLES,
     BrokerRow,
@@ -36,10 +37,17 @@ from gridflow.control.schema import (
     TradeRow,
     open_store,
 )
-from gridflow.events import OrderOutcome
 
 
-def _insert_fn(engine: Engine) -> Callable[..., Any]:
+def insert_fn(engine: Engine) -> Callable[..., Any]:
+    """The dialect's ``insert`` construct (it has ``on_conflict_do_nothing`` /
+    ``on_conflict_do_update``) for ``engine``.
+
+    Raises
+    ------
+    NotImplementedError
+        For a database other than SQLite or PostgreSQL.
+    """
     name = engine.dialect.name
     if name == "sqlite":
         return sqlite_dialect.insert
@@ -50,7 +58,7 @@ def _insert_fn(engine: Engine) -> Callable[..., Any]:
 
 def _statements(engine: Engine) -> dict[str, Any]:
     """One INSERT per table: do-nothing on conflict, summaries keep max ``candles``."""
-    insert = _insert_fn(engine)
+    insert = insert_fn(engine)
     stmts: dict[str, Any] = {}
     for attr, (model, key) in TABLES.items():
         table = model.__table__
@@ -68,7 +76,7 @@ def _statements(engine: Engine) -> dict[str, Any]:
     return stmts
 
 
-class _RawInsert:
+class RawInsert:
     """A compiled positional INSERT fed tuples straight to ``cursor.executemany``.
 
     Used for SQLite, where SQLAlchemy's per-row parameter processing costs twice the
@@ -159,9 +167,9 @@ class Journal:
         self.url = url
         self.engine: Engine = open_store(url)
         self._stmts = _statements(self.engine)
-        self._raw: dict[str, _RawInsert] = {}
+        self._raw: dict[str, RawInsert] = {}
         if self.engine.dialect.name == "sqlite":
-            self._raw = {a: _RawInsert(self.engine, st) for a, st in self._stmts.items()}
+            self._raw = {a: RawInsert(self.engine, st) for a, st in self._stmts.items()}
 
     def upsert_run(
         self, run_id: str, config_hash: str, config_json: str, data_json: str, mode: str
@@ -189,7 +197,7 @@ class Journal:
             "mode": mode,
             "created_at_ms": time.time_ns() // 1_000_000,
         }
-        stmt = _insert_fn(self.engine)(table).on_conflict_do_nothing(index_elements=["run_id"])
+        stmt = insert_fn(self.engine)(table).on_conflict_do_nothing(index_elements=["run_id"])
         with self.engine.begin() as conn:
             conn.execute(stmt, row)
             stored = conn.execute(
@@ -253,7 +261,9 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 @contextmanager
-def _connect(url: str | Engine) -> Iterator[Connection]:
+def connect(url: str | Engine) -> Iterator[Connection]:
+    """A connection to the journal at ``url`` (an open engine is used as is; a URL is
+    opened with :func:`~gridflow.journal.schema.open_store` and disposed after)."""
     if isinstance(url, Engine):
         with url.connect() as conn:
             yield conn
@@ -268,7 +278,7 @@ def _connect(url: str | Engine) -> Iterator[Connection]:
 
 def _read(url: str | Engine, run_id: str, attr: str) -> list[dict[str, Any]]:
     table = TABLES[attr][0].__table__
-    with _connect(url) as conn:
+    with connect(url) as conn:
         result = conn.execute(select(table).where(table.c.run_id == run_id))
         rows = [dict(m) for m in result.mappings()]
     for r in rows:
@@ -325,11 +335,11 @@ def list_runs(url: str | Engine) -> list[dict[str, Any]]:
     Returns
     -------
     list[dict]
-        :class:`~gridflow.control.schema.RunRow` fields, sorted by
+        :class:`~gridflow.journal.schema.RunRow` fields, sorted by
         ``(created_at_ms, run_id)``.
     """
     table = RunRow.__table__
-    with _connect(url) as conn:
+    with connect(url) as conn:
         rows = [dict(m) for m in conn.execute(select(table)).mappings()]
     rows.sort(key=lambda r: (r["created_at_ms"], r["run_id"]))
     return rows
@@ -379,8 +389,8 @@ def broker_begin(url: str | Engine, run_id: str, outcome: OrderOutcome) -> str |
         The journal cannot be written.
     """
     table = BrokerRow.__table__
-    with _connect(url) as conn:
-        insert = _insert_fn(conn.engine)(table).on_conflict_do_nothing(
+    with connect(url) as conn:
+        insert = insert_fn(conn.engine)(table).on_conflict_do_nothing(
             index_elements=["run_id", "intent_id"])
         inserted = conn.execute(insert, _broker_params(run_id, outcome, status="sending")).rowcount
         status = None
@@ -396,8 +406,8 @@ def broker_finish(url: str | Engine, run_id: str, outcome: OrderOutcome) -> None
     and faults (inserted if :func:`broker_begin` was skipped)."""
     table = BrokerRow.__table__
     key = ["run_id", "intent_id"]
-    with _connect(url) as conn:
-        stmt = _insert_fn(conn.engine)(table)
+    with connect(url) as conn:
+        stmt = insert_fn(conn.engine)(table)
         stmt = stmt.on_conflict_do_update(
             index_elements=key,
             set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in key})
@@ -409,7 +419,7 @@ def read_broker(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
     """Broker outcomes of a run as dicts of :class:`~gridflow.events.OrderOutcome`
     fields (``faults`` decoded to a list), sorted by ``(ts_ms, intent_id)``."""
     table = BrokerRow.__table__
-    with _connect(url) as conn:
+    with connect(url) as conn:
         rows = [dict(m) for m in conn.execute(
             select(table).where(table.c.run_id == run_id)).mappings()]
     for r in rows:

@@ -3,11 +3,11 @@
 Tables ``sweeps`` (one row per run), ``sweep_results`` (metrics of one combination;
 a plain sweep has ``window = -1``, ``phase = "full"``, a walk-forward run windows
 ``0..W-1`` with phases ``"is"``/``"oos"``), ``wfo_windows`` and ``wfo_summaries`` live
-in the journal database; :func:`~gridflow.control.schema.open_store` imports this
-module so they are created with the journal tables.
+in the journal database (defined in :mod:`gridflow.journal.sweep_schema`, created
+with the journal tables by :func:`~gridflow.journal.schema.open_store`).
 
 Writes are idempotent upserts on natural keys (the statements of
-:mod:`gridflow.control.store`). Money in quote currency, rates and drawdowns as
+:mod:`gridflow.journal.store`). Money in quote currency, rates and drawdowns as
 fractions, timestamps ms UTC. Metrics may be NaN or +-inf (SQLite stores NaN as NULL,
 read back as NaN). JSON columns have sorted keys; non-finite floats in them are stored
 as ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (valid PostgreSQL JSON) and decoded back.
@@ -23,103 +23,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import JSON, Connection, Engine, Float, Integer, Table, delete, select, update
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Connection, Engine, Float, Integer, Table, delete, select, update
+from sqlmodel import SQLModel
 
-from gridflow.control.schema import _big
-from gridflow.control.store import _connect, _insert_fn, _RawInsert
-
-#: Metric columns of ``sweep_results`` (float, NaN/inf allowed, except the two counts).
-METRICS = ("net_pnl", "total_return", "max_drawdown", "sharpe", "sortino", "calmar",
-           "profit_factor", "win_rate", "trades", "max_consecutive_losses", "exposure",
-           "fees", "funding", "score")
-#: Natural key of ``sweep_results``, also its sort order.
-RESULT_KEY = ("sweep_id", "symbol", "window", "phase", "combo_id")
-#: Natural key of ``wfo_windows``.
-WINDOW_KEY = ("sweep_id", "symbol", "window")
+from gridflow.journal.store import RawInsert, connect, insert_fn
+from gridflow.journal.sweep_schema import (
+    METRICS,
+    RESULT_KEY,
+    WINDOW_KEY,
+    SweepResultRow,
+    SweepRow,
+    WfoSummaryRow,
+    WfoWindowRow,
+)
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-class SweepRow(SQLModel, table=True):
-    """One sweep (``kind = "sweep"``) or walk-forward run (``kind = "wfo"``); ``spec_json``
-    is its full spec, ``created_at_ms`` wall-clock ms UTC, ``elapsed_s`` its run time."""
-
-    __tablename__ = "sweeps"
-    sweep_id: str = Field(primary_key=True)
-    kind: str
-    strategy: str
-    symbols: list[str] = Field(default_factory=list, sa_type=JSON)
-    spec_json: str
-    n_combos: int
-    status: str = "running"
-    created_at_ms: int = _big()
-    elapsed_s: float = 0.0
-
-
-class SweepResultRow(SQLModel, table=True):
-    """Metrics of one combination; key ``(sweep_id, symbol, window, phase, combo_id)``.
-
-    Returns and drawdowns are fractions (``max_drawdown`` positive), ``net_pnl``,
-    ``fees`` and ``funding`` (positive = paid) in quote currency, ratios annualised,
-    ``exposure`` the fraction of candles with an open position.
-    """
-
-    __tablename__ = "sweep_results"
-    sweep_id: str = Field(primary_key=True)
-    symbol: str = Field(primary_key=True)
-    window: int = Field(primary_key=True)
-    phase: str = Field(primary_key=True)
-    combo_id: int = Field(primary_key=True)
-    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    net_pnl: float | None = None
-    total_return: float | None = None
-    max_drawdown: float | None = None
-    sharpe: float | None = None
-    sortino: float | None = None
-    calmar: float | None = None
-    profit_factor: float | None = None
-    win_rate: float | None = None
-    trades: int = 0
-    max_consecutive_losses: int = 0
-    exposure: float | None = None
-    fees: float | None = None
-    funding: float | None = None
-    score: float | None = None
-
-
-class WfoWindowRow(SQLModel, table=True):
-    """One walk-forward window, key ``(sweep_id, symbol, window)``: ``params`` of the
-    in-sample pick ``best_combo_id``; ``regime`` ``"bull"``/``"bear"``/``"range"``/``"crash"``."""
-
-    __tablename__ = "wfo_windows"
-    sweep_id: str = Field(primary_key=True)
-    symbol: str = Field(primary_key=True)
-    window: int = Field(primary_key=True)
-    is_start_ms: int = _big()
-    is_end_ms: int = _big()
-    oos_start_ms: int = _big()
-    oos_end_ms: int = _big()
-    best_combo_id: int
-    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    regime: str = ""
-    is_sharpe: float | None = None
-    oos_sharpe: float | None = None
-    is_net_pnl: float | None = None
-    oos_net_pnl: float | None = None
-    is_trades: int = 0
-    oos_trades: int = 0
-    oos_max_drawdown: float | None = None
-
-
-class WfoSummaryRow(SQLModel, table=True):
-    """Grade and report of a walk-forward run on one symbol; key ``(sweep_id, symbol)``."""
-
-    __tablename__ = "wfo_summaries"
-    sweep_id: str = Field(primary_key=True)
-    symbol: str = Field(primary_key=True)
-    grade: str
-    report: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 # --- value conversion -----------------------------------------------------------------
@@ -181,12 +99,12 @@ def _upsert(conn: Connection, model: type[SQLModel], key: Iterable[str],
     if not rows:
         return
     table, index = model.__table__, list(key)
-    stmt = _insert_fn(conn.engine)(table)
+    stmt = insert_fn(conn.engine)(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=index,
         set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in index})
     if conn.engine.dialect.name == "sqlite":
-        raw = _RawInsert(conn.engine, stmt)
+        raw = RawInsert(conn.engine, stmt)
         conn.exec_driver_sql(raw.sql, raw.params(rows))
     else:
         conn.execute(stmt, rows)
@@ -239,7 +157,7 @@ def create_sweep(url: str | Engine, sweep_id: str, kind: str, strategy: str,
     Parameters
     ----------
     url : str or sqlalchemy.Engine
-        Journal URL (see :func:`~gridflow.control.schema.open_store`) or an engine.
+        Journal URL (see :func:`~gridflow.journal.schema.open_store`) or an engine.
     sweep_id, kind, strategy : str
         ``kind`` is ``"sweep"`` or ``"wfo"``, ``strategy`` e.g. ``"grid_atr"``.
     symbols : list[str]
@@ -264,8 +182,8 @@ def create_sweep(url: str | Engine, sweep_id: str, kind: str, strategy: str,
            "spec_json": json.dumps(_jsonable(spec), sort_keys=True),
            "status": "running", "elapsed_s": 0.0, "created_at_ms": now}
     table = SweepRow.__table__
-    with _connect(url) as conn:
-        stmt = _insert_fn(conn.engine)(table).on_conflict_do_nothing(index_elements=["sweep_id"])
+    with connect(url) as conn:
+        stmt = insert_fn(conn.engine)(table).on_conflict_do_nothing(index_elements=["sweep_id"])
         conn.execute(stmt, row)
         stored = dict(conn.execute(select(table).where(table.c.sweep_id == sweep_id))
                       .mappings().one())
@@ -300,7 +218,7 @@ def write_results(url: str | Engine, rows: list[dict[str, Any]]) -> int:
     params = _dedup([_row(SweepResultRow, r) for r in rows], RESULT_KEY)
     if not params:
         return 0
-    with _connect(url) as conn:
+    with connect(url) as conn:
         _upsert(conn, SweepResultRow, RESULT_KEY, params)
         conn.commit()
     return len(params)
@@ -315,7 +233,7 @@ def finish_sweep(url: str | Engine, sweep_id: str, elapsed_s: float) -> None:
         Unknown ``sweep_id``.
     """
     table = SweepRow.__table__
-    with _connect(url) as conn:
+    with connect(url) as conn:
         n = conn.execute(update(table).where(table.c.sweep_id == sweep_id)
                          .values(status="done", elapsed_s=float(elapsed_s))).rowcount
         conn.commit()
@@ -326,7 +244,7 @@ def finish_sweep(url: str | Engine, sweep_id: str, elapsed_s: float) -> None:
 def list_sweeps(url: str | Engine) -> list[dict[str, Any]]:
     """Every stored sweep as :class:`SweepRow` fields, newest first (by
     ``(created_at_ms, sweep_id)`` descending)."""
-    with _connect(url) as conn:
+    with connect(url) as conn:
         rows = _fetch(conn, SweepRow.__table__)
     rows.sort(key=lambda r: (r["created_at_ms"], r["sweep_id"]), reverse=True)
     return rows
@@ -352,7 +270,7 @@ def read_results(url: str | Engine, sweep_id: str, *, symbol: str | None = None,
         ``(symbol, window, phase, combo_id)``.
     """
     table = SweepResultRow.__table__
-    with _connect(url) as conn:
+    with connect(url) as conn:
         rows = _fetch(conn, table, sweep_id=sweep_id, symbol=symbol, window=window,
                       phase=phase)
     return _frame(table, rows, list(RESULT_KEY))
@@ -384,7 +302,7 @@ def write_wfo(url: str | Engine, sweep_id: str, symbol: str, windows: list[dict[
     summ = _row(WfoSummaryRow, {"sweep_id": sweep_id, "symbol": symbol, "grade": str(grade),
                                 "report": summary})
     table = WfoWindowRow.__table__
-    with _connect(url) as conn:
+    with connect(url) as conn:
         conn.execute(delete(table).where(
             table.c.sweep_id == sweep_id, table.c.symbol == symbol,
             table.c.window.not_in([r["window"] for r in rows])))
@@ -406,7 +324,7 @@ def read_wfo(url: str | Engine, sweep_id: str) -> tuple[pd.DataFrame, dict[str, 
         Symbol -> ``{"grade": ..., **report}`` (non-finite floats restored).
     """
     table = WfoWindowRow.__table__
-    with _connect(url) as conn:
+    with connect(url) as conn:
         rows = _fetch(conn, table, sweep_id=sweep_id)
         summ = _fetch(conn, WfoSummaryRow.__table__, sweep_id=sweep_id)
     windows = _frame(table, rows, list(WINDOW_KEY))

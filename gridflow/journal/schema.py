@@ -3,7 +3,7 @@
 Every table carries ``run_id`` plus the fields of its pydantic model in
 :mod:`gridflow.events` under the same names, so a row read back builds the model
 again (``OrderRequest(**row)``). Primary keys are the records' natural keys, which is
-what makes journal writes idempotent (:class:`gridflow.control.store.Journal`).
+what makes journal writes idempotent (:class:`gridflow.journal.store.Journal`).
 Integer columns are BIGINT (ms timestamps overflow PostgreSQL INTEGER); dict fields
 are JSON, serialised with sorted keys.
 """
@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, Engine, create_engine, event, make_url
+from sqlalchemy import JSON, Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel
+
+import gridflow.journal.sweep_schema  # noqa: F401  (its tables are created with these)
+from gridflow.journal.columns import big
 
 # numpy scalars that sneak in through ``model_construct`` would make sqlite3 refuse
 # the parameter; np.float64 is a float subclass and needs nothing.
@@ -29,11 +32,6 @@ for _np_type, _py in ((np.int64, int), (np.int32, int), (np.float32, float), (np
 
 #: Serializer of JSON columns: sorted keys, so stored text is deterministic.
 JSON_SERIALIZER = functools.partial(json.dumps, sort_keys=True)
-
-
-def _big(**kw: Any) -> Any:
-    """An int column stored as BIGINT (ms timestamps overflow PostgreSQL INTEGER)."""
-    return Field(sa_type=BigInteger, **kw)
 
 
 class RunRow(SQLModel, table=True):
@@ -48,7 +46,7 @@ class RunRow(SQLModel, table=True):
     config_json: str
     data_json: str
     mode: str
-    created_at_ms: int = _big()
+    created_at_ms: int = big()
 
 
 class OrderRow(SQLModel, table=True):
@@ -61,8 +59,8 @@ class OrderRow(SQLModel, table=True):
     strategy: str
     symbol: str
     tag: str
-    ts_ms: int = _big()
-    seq: int = _big()
+    ts_ms: int = big()
+    seq: int = big()
     side: str
     type: str
     price: float
@@ -79,8 +77,8 @@ class FillRow(SQLModel, table=True):
     client_order_id: str
     account: str
     symbol: str
-    ts_ms: int = _big()
-    seq: int = _big(default=0)
+    ts_ms: int = big()
+    seq: int = big(default=0)
     status: str = "filled"
     side: str
     price: float
@@ -98,10 +96,10 @@ class TradeRow(SQLModel, table=True):
     trade_id: str = Field(primary_key=True)
     account: str
     symbol: str
-    seq: int = _big()
+    seq: int = big()
     position_side: str
-    open_ts_ms: int = _big()
-    close_ts_ms: int = _big()
+    open_ts_ms: int = big()
+    close_ts_ms: int = big()
     entries: int
     amount: float
     avg_entry: float
@@ -118,7 +116,7 @@ class EquityRow(SQLModel, table=True):
     __tablename__ = "equity"
     run_id: str = Field(primary_key=True)
     account: str = Field(primary_key=True)
-    ts_ms: int = _big(primary_key=True)
+    ts_ms: int = big(primary_key=True)
     equity: float
     cash: float
     unrealized: float
@@ -133,10 +131,10 @@ class EventRow(SQLModel, table=True):
     event_id: str = Field(primary_key=True)
     kind: str = Field(index=True)
     reason: str
-    ts_ms: int = _big()
+    ts_ms: int = big()
     account: str = ""
     symbol: str = ""
-    seq: int = _big(default=0)
+    seq: int = big(default=0)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
@@ -149,9 +147,9 @@ class SummaryRow(SQLModel, table=True):
     __tablename__ = "account_summaries"
     run_id: str = Field(primary_key=True)
     account: str = Field(primary_key=True)
-    candles: int = _big()
-    last_ts_ms: int = _big()
-    seq: int = _big(default=0)
+    candles: int = big()
+    last_ts_ms: int = big()
+    seq: int = big(default=0)
     initial_capital: float
     equity: float
     cash: float
@@ -170,8 +168,8 @@ class BrokerRow(SQLModel, table=True):
     ``(run_id, intent_id)``.
 
     Written ahead as ``status = "sending"`` before the request and updated once the
-    outcome is known (:func:`gridflow.control.store.broker_begin` /
-    :func:`~gridflow.control.store.broker_finish`). ``faults`` is JSON text (a list of
+    outcome is known (:func:`gridflow.journal.store.broker_begin` /
+    :func:`~gridflow.journal.store.broker_finish`). ``faults`` is JSON text (a list of
     ccxt error class names); ``ts_ms`` is wall-clock ms UTC of the last update.
     """
 
@@ -188,7 +186,7 @@ class BrokerRow(SQLModel, table=True):
     attempts: int = 0
     error: str = ""
     faults: str = "[]"
-    ts_ms: int = _big(default=0)
+    ts_ms: int = big(default=0)
 
 
 #: ``JournalBatch`` attribute -> (table, natural key without ``run_id``), write order.
@@ -218,8 +216,8 @@ def open_store(url: str) -> Engine:
     -------
     sqlalchemy.Engine
         With every table of ``SQLModel.metadata`` created (the journal, the command
-        table when :mod:`gridflow.control.commands` is loaded, and the sweep tables of
-        :mod:`gridflow.control.sweep_store`). For an SQLite file the
+        table when :mod:`gridflow.journal.commands` is loaded, and the sweep tables of
+        :mod:`gridflow.journal.sweep_schema`). For an SQLite file the
         parent directories are created and each connection is set to
         ``journal_mode=WAL`` (readers never block the writer), ``synchronous=FULL``
         and ``busy_timeout=30000`` ms (a second writer waits instead of failing).
@@ -242,10 +240,6 @@ def open_store(url: str) -> Engine:
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(u, json_serializer=serializer)
         event.listen(engine, "connect", _sqlite_pragmas)
-    # the sweep tables live in their own module (it imports the journal store, which
-    # imports this one): import it here so create_all makes them too
-    import gridflow.control.sweep_store  # noqa: F401
-
     SQLModel.metadata.create_all(engine)
     return engine
 
