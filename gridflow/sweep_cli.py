@@ -239,9 +239,9 @@ def run(spec, workers: int = 1, processes: int = 1, progress: bool = True
     """
     from tqdm import tqdm
 
+    from gridflow.dataflows.sweep import count_results, is_complete, plan_steps, register
     from gridflow.journal.schema import open_store
     from gridflow.journal.sweep_store import finish_sweep
-    from gridflow.dataflows.sweep import count_results, is_complete, plan_steps, register
 
     if workers < 1 or processes < 1:
         raise ValueError("--workers and --processes must be >= 1")

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from gridflow.journal.commands import issue_command
 from gridflow.control.report import compute_report
+from gridflow.journal.commands import issue_command
 from gridflow.journal.schema import open_store
 from gridflow.journal.store import (
     latest_run_id,

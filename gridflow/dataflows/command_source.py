@@ -19,8 +19,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from pydantic import ValidationError
 
 from gridflow.chunks import JournalBatch
-from gridflow.journal.commands import last_command_id, read_commands
 from gridflow.events import Command, JournalEvent
+from gridflow.journal.commands import last_command_id, read_commands
 
 PART = "commands"
 

@@ -212,8 +212,8 @@ class SweepSpec(BaseModel):
 
     def _resolve_files(self) -> None:
         from gridflow.data import bundled_candle_files
-        from gridflow.data.funding import bundled_funding_files, funding_file_symbol
         from gridflow.data.candle_files import resolve_data_files
+        from gridflow.data.funding import bundled_funding_files, funding_file_symbol
 
         set_ = object.__setattr__
         explicit = bool(self.data)

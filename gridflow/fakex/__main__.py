@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from gridflow.data import bundled_candle_files
-from gridflow.data.funding import bundled_funding_files, read_funding
 from gridflow.data.candle_files import read_candle_file, resolve_data_files
+from gridflow.data.funding import bundled_funding_files, read_funding
 from gridflow.fakex.server import FakeExchange
 from gridflow.timeframes import timeframe_to_ms
 

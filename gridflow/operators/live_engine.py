@@ -50,6 +50,8 @@ from gridflow.operators import grid_kernel as gk
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.engine_decode import decode
+from gridflow.operators.entry_gate import gate_and_log
+from gridflow.operators.live_exchange_state import ExchangeStateMixin
 from gridflow.operators.live_orders import (
     EXIT_REASON,
     SIDE,
@@ -61,13 +63,11 @@ from gridflow.operators.live_orders import (
     close_cycle,
     event,
 )
-from gridflow.operators.live_exchange_state import ExchangeStateMixin
 from gridflow.operators.live_reconcile import (
     apply_outcome,
     reconcile_orders,
     reconcile_positions,
 )
-from gridflow.operators.entry_gate import gate_and_log
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from gridflow.chunks import CandleChunk
-from gridflow.data.funding import funding_per_candle, read_funding
 from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
+from gridflow.data.funding import funding_per_candle, read_funding
 from gridflow.operators.validation import NO_TS, validate_chunk
 from gridflow.timeframes import timeframe_to_ms
 

@@ -13,6 +13,14 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from gridflow.chunks import JournalBatch
+from gridflow.events import (
+    AccountSummary,
+    EquitySnapshot,
+    ExecutionReport,
+    JournalEvent,
+    OrderRequest,
+    TradeRecord,
+)
 from gridflow.journal.store import (
     TABLES,
     Journal,
@@ -25,14 +33,6 @@ from gridflow.journal.store import (
     read_orders,
     read_summaries,
     read_trades,
-)
-from gridflow.events import (
-    AccountSummary,
-    EquitySnapshot,
-    ExecutionReport,
-    JournalEvent,
-    OrderRequest,
-    TradeRecord,
 )
 
 T0 = 1_700_000_000_000

@@ -13,9 +13,9 @@ from pathlib import Path
 from helpers import write_candles, write_config
 
 from gridflow.config import load_config
-from gridflow.journal.store import read_events, read_orders, read_summaries
 from gridflow.dataflows.plan import plan_run
 from gridflow.events import Command
+from gridflow.journal.store import read_events, read_orders, read_summaries
 
 H = 3_600_000
 ACCT = (

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 
 from live_harness import H, LiveProcess, settle, start_exchange, write_live_config
 
-from gridflow.journal.store import read_events, read_summaries, read_trades
 from gridflow.data.funding import bundled_funding_files, read_funding
+from gridflow.journal.store import read_events, read_summaries, read_trades
 
 START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 RUN = "live-test"

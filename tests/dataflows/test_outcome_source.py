@@ -3,9 +3,9 @@ replay marker after the first read, and a resume that neither loses nor repeats 
 
 from __future__ import annotations
 
-from gridflow.journal.store import broker_begin, broker_finish
 from gridflow.dataflows.outcome_source import OutcomeSource
 from gridflow.events import OrderOutcome, OutcomesReplayed
+from gridflow.journal.store import broker_begin, broker_finish
 
 
 def outcome(n: int, status: str, account: str = "a") -> OrderOutcome:

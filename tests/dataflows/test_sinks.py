@@ -8,9 +8,9 @@ from bytewax.testing import TestingSource, cluster_main, run_main
 
 from gridflow.chunks import JournalBatch
 from gridflow.control.report import journal_lines
-from gridflow.journal.store import Journal, read_equity, read_orders, read_summaries
 from gridflow.dataflows.sinks import JournalSink
 from gridflow.events import AccountSummary, EquitySnapshot, OrderRequest
+from gridflow.journal.store import Journal, read_equity, read_orders, read_summaries
 
 T0 = 1_700_000_000_000
 H = 3_600_000

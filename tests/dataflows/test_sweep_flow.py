@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 from bytewax.testing import run_main
 
-from gridflow.journal.sweep_store import list_sweeps, read_results, read_wfo
 from gridflow.dataflows.sweep import SweepInput, build, partitions
-from gridflow.sweep import METRICS, IndicatorTable, SweepData, run_sweep
 from gridflow.dataflows.sweep_spec import load_sweep_spec
+from gridflow.journal.sweep_store import list_sweeps, read_results, read_wfo
+from gridflow.sweep import METRICS, IndicatorTable, SweepData, run_sweep
 from gridflow.wfo.walkforward import assemble, run_walkforward, run_window, windows
 
 SPACE = {"atr_start": [1, 2, 3], "sl_pct": [0.05, 0.1]}
