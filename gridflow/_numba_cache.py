@@ -94,3 +94,74 @@ def _prune(base: Path, keep: Path, newest: int = 3) -> None:
             shutil.rmtree(p, ignore_errors=True)
     except OSError:  # a read-only or shared cache folder: leave it alone
         pass
+
+
+def _gridflow_dispatchers() -> list:
+    """The cached numba kernels of the gridflow modules imported so far."""
+    import sys
+
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # pragma: no cover - numba is a hard dependency
+        return []
+    out = []
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] != "gridflow" or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if (isinstance(value, CPUDispatcher) and getattr(value, "_cache", None) is not None
+                    and value.py_func.__module__ == name):
+                out.append(value)
+    return out
+
+
+def uncached_kernels() -> list[str]:
+    """Names (``module.function``) of the imported gridflow kernels that have no
+    compiled copy in the cache yet: what the first run compiles (about 1 s each)."""
+    missing = []
+    for d in _gridflow_dispatchers():
+        cache_file = getattr(d._cache, "_cache_file", None)
+        index = getattr(cache_file, "_index_path", None)
+        if index is not None and not os.path.exists(index):
+            missing.append(f"{d.py_func.__module__}.{d.py_func.__name__}")
+    return sorted(missing)
+
+
+def count_compiles(on_compile=None):
+    """Count the gridflow kernels numba compiles from now on (a cache hit compiles
+    nothing and is not counted).
+
+    Parameters
+    ----------
+    on_compile : callable, optional
+        ``on_compile(n, name)`` after the ``n``-th compile starts (``name`` =
+        ``module.function``), e.g. to show progress.
+
+    Returns
+    -------
+    object
+        With ``.count`` (int) and ``.names`` (list of str), updated as numba compiles.
+    """
+    from numba.core import event
+
+    class _Counter(event.Listener):
+        def __init__(self) -> None:
+            self.count = 0
+            self.names: list[str] = []
+
+        def on_start(self, ev) -> None:
+            func = getattr(ev.data.get("dispatcher"), "py_func", None)
+            module = getattr(func, "__module__", "") or ""
+            if module.split(".")[0] != "gridflow":
+                return
+            self.count += 1
+            self.names.append(f"{module}.{func.__name__}")
+            if on_compile is not None:
+                on_compile(self.count, self.names[-1])
+
+        def on_end(self, ev) -> None:
+            pass
+
+    counter = _Counter()
+    event.register("numba:compile", counter)
+    return counter

@@ -79,6 +79,21 @@ def _print_report(rep: dict, as_json: bool) -> None:
         print(f"{k:<{width}}  {v}")
 
 
+def _announce_compiles(bar) -> None:
+    """On a first run (a cold numba cache), say so and how many kernels are missing,
+    then count each compile on the progress bar, which stays at 0 % meanwhile."""
+    from gridflow._numba_cache import count_compiles, uncached_kernels
+
+    missing = len(uncached_kernels())
+    if not missing:
+        return
+    print(f"first run: {missing} numba kernels are not compiled yet; each compiles when "
+          "first used (about 1 s each) and is cached for later runs", file=sys.stderr)
+    if bar is not None:
+        count_compiles(lambda n, name: bar.set_postfix_str(
+            f"compiling kernel {n}: {name.rpartition('.')[2]}", refresh=True))
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the replay flow in this process, with a progress bar, then print the report."""
     from bytewax.run import cli_main
@@ -107,6 +122,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.no_progress:
         bar = tqdm(total=plan.expected_candles(), unit="candle", unit_scale=True, desc=f"replay {plan.run_id}")
     flow = build_flow(plan, progress=bar.update if bar is not None else None)
+    _announce_compiles(bar)
     cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=10))
     if bar is not None:
         bar.close()

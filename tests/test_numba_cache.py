@@ -34,3 +34,55 @@ def test_only_a_kernel_edit_changes_the_cache_key(tmp_path):
     with open(root / "operators/kernel_layout.py", "a") as f:  # imported by the kernels
         f.write("\n# an edit\n")
     assert kernel_source_hash(root) != key
+
+
+PROBE = """
+import numpy as np
+import gridflow
+from gridflow._numba_cache import count_compiles, uncached_kernels
+from gridflow.operators.indicators import atr, sma
+assert gridflow.__file__.startswith({root!r}), gridflow.__file__
+missing = uncached_kernels()
+counter = count_compiles()
+x = np.linspace(100.0, 120.0, 64)
+sma(x, 5)
+atr(x + 1.0, x - 1.0, x, 5)
+print(len(missing), counter.count, sorted(set(counter.names)))
+"""
+
+
+def _compiles(root: Path, base: Path) -> tuple[int, int, list[str]]:
+    """(kernels uncached at start, kernels compiled, their names) of one run of PROBE
+    on the package copy at ``root`` with its numba cache under ``base``."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR",)}
+    env.update(PYTHONPATH=str(root.parent), GRIDFLOW_NUMBA_BASE=str(base))
+    out = subprocess.run([sys.executable, "-c", PROBE.format(root=str(root))], env=env,
+                         cwd=root.parent, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    missing, count, names = out.stdout.strip().splitlines()[-1].split(" ", 2)
+    return int(missing), int(count), ast.literal_eval(names)
+
+
+def test_a_second_run_compiles_nothing_after_a_non_kernel_edit(tmp_path):
+    """Compile counts, not only cache keys: a cold cache compiles the kernels a run uses
+    (and reports them as uncached first), a second run compiles none even after the app,
+    a flow and the live engine were edited, and a kernel edit compiles again."""
+    root = tmp_path / "pkg" / "gridflow"
+    shutil.copytree(PKG, root, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    base = tmp_path / "cache"
+    missing, count, names = _compiles(root, base)
+    assert missing > 0 and count >= 4
+    assert "gridflow.operators.indicators.moving_averages._sma_kernel" in names
+    for rel in ("control/app/views.py", "dataflows/replay.py", "operators/live_engine.py",
+                "cli.py"):
+        with open(root / rel, "a") as f:
+            f.write("\n# an edit\n")
+    assert _compiles(root, base)[1] == 0
+    with open(root / "operators/indicators/moving_averages.py", "a") as f:
+        f.write("\n# an edit\n")
+    assert _compiles(root, base)[1] >= 4
