@@ -28,6 +28,7 @@ from gridflow.journal.store import (
     read_events,
     read_summaries,
 )
+from gridflow.metrics import drawdown
 
 ACK_KINDS = ("command_applied", "command_rejected")
 
@@ -232,15 +233,14 @@ class GridflowClient:
 
     def equity(self, run_id: str | None = None) -> dict[str, np.ndarray]:
         """Account-summed equity curve: ``ts_ms`` (int64), ``equity`` (quote) and
-        ``drawdown`` (fraction below the running peak, >= 0)."""
+        ``drawdown`` (fraction below the running peak, >= 0;
+        :func:`gridflow.metrics.drawdown`, NaN where that rule says so)."""
         from gridflow.control.report import equity_curve
 
         rid = self._run(run_id)
         rows = read_equity(self._engine, rid)
         ts, eq = equity_curve((r["ts_ms"], r["account"], r["equity"]) for r in rows)
-        peak = np.maximum.accumulate(eq) if len(eq) else eq
-        dd = np.where(peak > 0, 1.0 - eq / peak, 0.0) if len(eq) else eq
-        return {"ts_ms": ts, "equity": eq, "drawdown": dd}
+        return {"ts_ms": ts, "equity": eq, "drawdown": drawdown(eq)}
 
     def report(self, run_id: str | None = None) -> dict[str, Any]:
         """Metrics of a run (:func:`gridflow.control.report.compute_report`)."""

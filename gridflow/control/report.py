@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, func, select
 
+from gridflow import metrics
 from gridflow.journal.schema import EquityRow, EventRow, FillRow, OrderRow, TradeRow, open_store
 from gridflow.journal.store import (
     latest_run_id,
@@ -26,7 +27,6 @@ from gridflow.journal.store import (
     read_trades,
 )
 
-DAY_MS = 86_400_000
 FILL_STATUSES = ("filled", "partially_filled")
 
 #: record name -> (reader, time field, id field); the order of the keys is the rank
@@ -153,43 +153,6 @@ def equity_curve(
     return ts, filled.sum(axis=1)
 
 
-def max_drawdown_pct(equity: np.ndarray) -> float:
-    """Largest peak-to-trough fall, percent of the peak: ``max(1 - E / cummax(E)) * 100``.
-
-    Points where the running peak is not positive are ignored; 0.0 for fewer than
-    two points.
-    """
-    if equity.size < 2:
-        return 0.0
-    peak = np.maximum.accumulate(equity)
-    ok = peak > 0
-    if not ok.any():
-        return 0.0
-    return float(np.max(1.0 - equity[ok] / peak[ok]) * 100.0)
-
-
-def daily_sharpe(ts_ms: np.ndarray, equity: np.ndarray) -> float:
-    """Annualised Sharpe ratio of daily returns (risk-free rate 0).
-
-    The last equity of each UTC day (``ts_ms // 86_400_000``) gives daily values
-    ``D``; returns ``r = D[1:] / D[:-1] - 1``; Sharpe ``= mean(r) / std(r, ddof=1) *
-    sqrt(365)`` (crypto trades every day). 0.0 with fewer than two returns or a zero
-    standard deviation.
-    """
-    if ts_ms.size == 0:
-        return 0.0
-    day = ts_ms // DAY_MS
-    last_of_day = np.r_[np.flatnonzero(np.diff(day)), day.size - 1]
-    daily = equity[last_of_day]
-    if daily.size < 3 or np.any(daily[:-1] == 0):
-        return 0.0
-    r = daily[1:] / daily[:-1] - 1.0
-    sd = float(np.std(r, ddof=1))
-    if not math.isfinite(sd) or sd == 0.0:
-        return 0.0
-    return float(np.mean(r) / sd * math.sqrt(365.0))
-
-
 def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, Any]:
     """Performance summary of one run.
 
@@ -211,11 +174,15 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
           ``filled`` or ``partially_filled``; ``trades``: closed round trips.
         - ``initial_capital``, ``final_equity``, ``realized_pnl``: sums over the
           account summaries; ``net_pnl = final_equity - initial_capital``;
-          ``return_pct = net_pnl / initial_capital * 100`` (0.0 without capital).
-        - ``max_drawdown_pct``: :func:`max_drawdown_pct` of the account-summed
-          equity curve (:func:`equity_curve`), a positive percent.
-        - ``sharpe``: :func:`daily_sharpe` of that curve.
-        - ``win_rate``: fraction of trades with ``pnl > 0`` (0.0 without trades).
+          ``return_pct = net_pnl / initial_capital * 100``, a *percent* (0.0 without
+          capital).
+        - ``max_drawdown_pct``: :func:`gridflow.metrics.max_drawdown` of the
+          account-summed equity curve (:func:`equity_curve`) x 100, a positive
+          *percent* of the running peak; NaN without equity snapshots.
+        - ``sharpe``: :func:`gridflow.metrics.daily_sharpe` of that curve (daily
+          returns, annualised with sqrt(365)); NaN with fewer than two daily returns
+          or zero variance (the one rule of :mod:`gridflow.metrics`).
+        - ``win_rate``: *fraction* of trades with ``pnl > 0`` (0.0 without trades).
         - ``gross_profit = sum(pnl > 0)``, ``gross_loss = -sum(pnl < 0)``;
           ``profit_factor = gross_profit / gross_loss`` (``inf`` with profits and no
           loss, 0.0 with neither); ``avg_trade_pnl = mean(pnl)`` (0.0 without trades).
@@ -283,8 +250,8 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
         "realized_pnl": float(sum(float(s["realized_pnl"]) for s in summaries)),
         "net_pnl": net_pnl,
         "return_pct": net_pnl / initial_capital * 100.0 if initial_capital else 0.0,
-        "max_drawdown_pct": max_drawdown_pct(curve),
-        "sharpe": daily_sharpe(ts, curve),
+        "max_drawdown_pct": metrics.max_drawdown(curve) * 100.0,
+        "sharpe": metrics.daily_sharpe(ts, curve),
         "win_rate": float(np.mean(pnl > 0)) if pnl.size else 0.0,
         "gross_profit": gross_profit,
         "gross_loss": gross_loss,

@@ -1,26 +1,27 @@
 """Per-combination performance metrics from the sweep kernel's accumulators.
 
+Sharpe, Sortino and Calmar are :mod:`gridflow.metrics`' (one definition and one
+edge-case rule: a metric the data do not define is NaN), fed the kernel's running sums.
+
 =======================  ==================================================================
 metric                   definition
 =======================  ==================================================================
 net_pnl                  final equity (cash + open position marked at the last close)
                          minus the initial capital, quote currency
-total_return             ``net_pnl / capital`` (fraction)
-max_drawdown             largest fall of the close-marked equity from its running peak,
-                         a positive fraction of that peak
-sharpe                   mean / standard deviation (ddof 1) of daily returns x sqrt(365);
-                         daily = equity at the last close of each UTC day (as the replay
-                         report's ``daily_sharpe``); NaN with fewer than 2 returns
-sortino                  mean daily return / sqrt(mean of squared negative daily returns)
-                         x sqrt(365) (Sortino & Price 1994, target 0)
-calmar                   annualised return ``(1 + total_return) ** (365 / days) - 1``
-                         over ``max_drawdown`` (Young 1991); NaN without drawdown
+total_return             ``net_pnl / capital`` (fraction, not percent)
+max_drawdown             largest fall of the close-marked equity from its running peak
+                         (the kernel tracks it candle by candle, starting from the
+                         capital), a positive fraction of that peak (not percent)
+sharpe                   :func:`gridflow.metrics.sharpe_from_moments` of the daily returns
+                         (equity at the last close of each UTC day), x sqrt(365)
+sortino                  :func:`gridflow.metrics.sortino_from_moments`, x sqrt(365)
+calmar                   :func:`gridflow.metrics.calmar` over ``candles x timeframe`` days
 profit_factor            gross profit / gross loss of closed round trips (inf with no
                          loss, 0 with neither)
-win_rate                 share of round trips with net PnL > 0
+win_rate                 share of round trips with net PnL > 0 (fraction)
 trades                   closed round trips (net of fees and funding)
 max_consecutive_losses   longest run of losing round trips
-exposure                 share of candles closing with an open position
+exposure                 share of candles closing with an open position (fraction)
 fees, funding            paid, quote currency (funding negative = received)
 =======================  ==================================================================
 """
@@ -29,12 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from gridflow import metrics as gm
 from gridflow.sweep import kernel as sk
 
 METRICS = ("net_pnl", "total_return", "max_drawdown", "sharpe", "sortino", "calmar",
            "profit_factor", "win_rate", "trades", "max_consecutive_losses", "exposure",
            "fees", "funding")
-ANNUAL_DAYS = 365.0
+ANNUAL_DAYS = gm.ANNUAL_DAYS
 
 
 def finalize(met: np.ndarray, capital: float, tf_ms: int) -> dict[str, np.ndarray]:
@@ -54,18 +56,11 @@ def finalize(met: np.ndarray, capital: float, tf_ms: int) -> dict[str, np.ndarra
     net = eq - capital
     ret = net / capital
     n = m[:, sk.M_DAYS]
+    sharpe = gm.sharpe_from_moments(n, m[:, sk.M_SUM_R], m[:, sk.M_SUM_R2], ANNUAL_DAYS)
+    sortino = gm.sortino_from_moments(n, m[:, sk.M_SUM_R], m[:, sk.M_SUM_DOWN2], ANNUAL_DAYS)
+    dd = m[:, sk.M_MAXDD]
+    calmar = gm.calmar(ret, m[:, sk.M_CANDLES] * tf_ms / gm.DAY_MS, dd)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(n > 0, m[:, sk.M_SUM_R] / n, np.nan)
-        var = (m[:, sk.M_SUM_R2] - n * mean * mean) / (n - 1)
-        sd = np.sqrt(np.maximum(var, 0.0))
-        sharpe = np.where((n >= 2) & (sd > 0), mean / sd * np.sqrt(ANNUAL_DAYS), np.nan)
-        down = np.sqrt(m[:, sk.M_SUM_DOWN2] / n)
-        sortino = np.where((n >= 2) & (down > 0), mean / down * np.sqrt(ANNUAL_DAYS), np.nan)
-        days = m[:, sk.M_CANDLES] * tf_ms / 86_400_000
-        growth = np.maximum(1.0 + ret, 0.0)
-        annual = np.where(days > 0, growth ** (ANNUAL_DAYS / days) - 1.0, np.nan)
-        dd = m[:, sk.M_MAXDD]
-        calmar = np.where(dd > 0, annual / dd, np.nan)
         gp, gl = m[:, sk.M_GROSS_P], m[:, sk.M_GROSS_L]
         pf = np.where(gl > 0, gp / gl, np.where(gp > 0, np.inf, 0.0))
         trades = m[:, sk.M_TRADES]

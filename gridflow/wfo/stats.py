@@ -1,4 +1,9 @@
-"""Sharpe-ratio statistics of a walk-forward validation (numpy + standard library only).
+"""Sharpe-ratio statistics of a walk-forward validation (numpy, standard library and
+:mod:`gridflow.metrics`).
+
+The Sharpe ratio, drawdowns and daily returns are :mod:`gridflow.metrics`' (one
+definition, one edge-case rule: undefined is NaN); this module adds what only a
+validation needs: PSR / DSR and the block-bootstrap p-value.
 
 Conventions: returns are simple per-period returns as fractions (``0.01`` = +1 %),
 Sharpe ratios are per period (not annualised) unless the name says otherwise, equity
@@ -15,10 +20,16 @@ from statistics import NormalDist
 
 import numpy as np
 
+from gridflow import metrics
+from gridflow.metrics import DAY_MS, daily_returns, max_drawdown, worst_drawdown
+
+__all__ = ["DAY_MS", "EULER_GAMMA", "DsrResult", "annualised_sharpe", "block_bootstrap_pvalue",
+           "daily_returns", "deflated_sharpe_ratio", "expected_max_sharpe", "max_drawdown",
+           "probabilistic_sharpe_ratio", "sharpe_ratio", "worst_drawdown"]
+
 EULER_GAMMA = 0.5772156649015329
 """Euler–Mascheroni constant used by :func:`expected_max_sharpe`."""
 
-DAY_MS = 86_400_000
 _N01 = NormalDist()
 _CHUNK_ELEMS = 1 << 22  # bootstrap rows are evaluated in chunks of about this many values
 
@@ -31,7 +42,7 @@ def _as_1d(values, name: str) -> np.ndarray:
 
 
 def sharpe_ratio(returns) -> float:
-    """Per-period Sharpe ratio ``mean / std`` (zero risk-free rate).
+    """Per-period Sharpe ratio: :func:`gridflow.metrics.sharpe` with ``periods_per_year=1``.
 
     Parameters
     ----------
@@ -41,21 +52,14 @@ def sharpe_ratio(returns) -> float:
     Returns
     -------
     float
-        ``mean(r) / std(r, ddof=1)`` (Sharpe 1966, "Mutual Fund Performance"), not
-        annualised; NaN when ``n < 2`` or the standard deviation is 0 (all values
-        equal, which rounding may hide from ``std``).
+        ``mean(r) / std(r, ddof=1)``, not annualised; NaN by the metrics rule (n < 2,
+        zero variance, NaN / inf).
     """
-    r = _as_1d(returns, "returns")
-    if r.size < 2:
-        return math.nan
-    sd = float(np.std(r, ddof=1))
-    if sd == 0.0 or not math.isfinite(sd) or np.ptp(r) == 0.0:
-        return math.nan
-    return float(np.mean(r)) / sd
+    return metrics.sharpe(_as_1d(returns, "returns"), 1.0)
 
 
 def annualised_sharpe(returns, periods_per_year: float) -> float:
-    """Annualised Sharpe ratio ``sharpe_ratio(returns) * sqrt(periods_per_year)``.
+    """Annualised Sharpe ratio: :func:`gridflow.metrics.sharpe` (``x sqrt(periods_per_year)``).
 
     Parameters
     ----------
@@ -67,12 +71,14 @@ def annualised_sharpe(returns, periods_per_year: float) -> float:
     Returns
     -------
     float
-        Square-root-of-time scaling of the per-period Sharpe (Sharpe 1994, "The
-        Sharpe Ratio"; exact only for i.i.d. returns); NaN as :func:`sharpe_ratio`.
+        NaN as :func:`sharpe_ratio`.
+
+    Raises
+    ------
+    ValueError
+        If ``periods_per_year <= 0``.
     """
-    if not periods_per_year > 0:
-        raise ValueError(f"periods_per_year must be > 0, got {periods_per_year!r}")
-    return sharpe_ratio(returns) * math.sqrt(periods_per_year)
+    return metrics.sharpe(_as_1d(returns, "returns"), periods_per_year)
 
 
 def probabilistic_sharpe_ratio(
@@ -216,13 +222,12 @@ def deflated_sharpe_ratio(returns, trial_sharpes) -> DsrResult:
 
 
 def _row_sharpe(x: np.ndarray) -> np.ndarray:
-    """Per-row mean/std(ddof=1); a constant row gives +inf, -inf or 0 by its sign."""
+    """Per-row (last axis) per-period Sharpe of finite rows with n >= 2; where the metrics
+    rule gives NaN (zero variance) the bootstrap ranks the row +inf, -inf or 0 by the
+    sign of its mean."""
+    sr = np.asarray(metrics.sharpe(x, 1.0))
     m = x.mean(axis=-1)
-    sd = x.std(axis=-1, ddof=1)
-    pos = (np.ptp(x, axis=-1) > 0) & (sd > 0)
-    first = x[..., 0]
-    out = np.where(first > 0, np.inf, np.where(first < 0, -np.inf, 0.0))
-    return np.where(pos, m / np.where(pos, sd, 1.0), out)
+    return np.where(np.isnan(sr), np.where(m > 0, np.inf, np.where(m < 0, -np.inf, 0.0)), sr)
 
 
 def block_bootstrap_pvalue(returns, block: int | None = None, n_boot: int = 2000,
@@ -233,14 +238,15 @@ def block_bootstrap_pvalue(returns, block: int | None = None, n_boot: int = 2000
     Procedure for Stationary Data"; default block length ``n^(1/3)`` (Hall, Horowitz &
     Jing 1995). Steps, exactly (a test can replay them):
 
-    1. ``x = r − mean(r)`` (imposes H0; all zeros if ``r`` is constant);
+    1. ``x = r − mean(r)`` (imposes H0; all zeros if ``r`` has zero variance);
        ``observed = mean(r) / std(r, ddof=1)``.
     2. ``rng = np.random.default_rng(seed)``; ``k = ceil(n / block)``; the only draw is
        ``starts = rng.integers(0, n, size=(n_boot, k))``.
     3. Resample ``b`` is ``x[(starts[b, j] + i) % n]`` for ``j = 0..k-1``, ``i =
        0..block-1`` in that order (block by block), truncated to its first ``n`` values.
-    4. ``stat_b = mean / std(ddof=1)`` of resample ``b`` (a constant resample gives
-       ±inf by the sign of its value, 0 if zero; same rule for ``observed``).
+    4. ``stat_b = mean / std(ddof=1)`` of resample ``b`` (a resample with zero
+       variance by the :mod:`gridflow.metrics` rule gives ±inf by the sign of its mean,
+       0 if zero; same rule for ``observed``).
     5. ``p = (1 + #{stat_b >= observed}) / (1 + n_boot)`` (Davison & Hinkley 1997,
        "Bootstrap Methods and their Application", eq. 4.11).
 
@@ -274,7 +280,7 @@ def block_bootstrap_pvalue(returns, block: int | None = None, n_boot: int = 2000
         raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
     block, n_boot = int(block), int(n_boot)
     observed = float(_row_sharpe(r))
-    x = r - r.mean() if np.ptp(r) > 0 else np.zeros(n)
+    x = r - r.mean() if math.isfinite(observed) else np.zeros(n)
     k = -(-n // block)
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, n, size=(n_boot, k))
@@ -286,84 +292,3 @@ def block_bootstrap_pvalue(returns, block: int | None = None, n_boot: int = 2000
         idx = ((s[:, :, None] + offsets) % n).reshape(s.shape[0], k * block)[:, :n]
         hits += int(np.count_nonzero(_row_sharpe(x[idx]) >= observed))
     return (1 + hits) / (1 + n_boot)
-
-
-def worst_drawdown(values) -> tuple[float, int, int]:
-    """Deepest peak-to-trough fall of a positive series, with its peak and trough.
-
-    Parameters
-    ----------
-    values : array_like, shape (n,)
-        Positive equity (quote currency) or prices, oldest first, n >= 1.
-
-    Returns
-    -------
-    depth : float
-        ``max_t (1 − v_t / max_{s<=t} v_s)`` as a positive fraction of the peak.
-    peak, trough : int
-        Indices of the worst fall: the trough is the first index reaching ``depth``,
-        the peak the latest index before it holding the running maximum (so the
-        span ``trough − peak`` is the shortest one). ``(0.0, 0, 0)`` if never below
-        a previous peak.
-    """
-    v = _as_1d(values, "values")
-    if v.size == 0:
-        raise ValueError("values is empty")
-    if not np.all(np.isfinite(v)) or np.any(v < 0) or v[0] <= 0:
-        raise ValueError("values must be finite, >= 0 and start > 0")
-    run_max = np.maximum.accumulate(v)
-    dd = 1.0 - v / run_max
-    trough = int(np.argmax(dd))
-    if dd[trough] <= 0.0:
-        return 0.0, 0, 0
-    at_peak = np.flatnonzero(v[: trough + 1] == run_max[trough])
-    return float(dd[trough]), int(at_peak[-1]), trough
-
-
-def max_drawdown(equity) -> float:
-    """Largest peak-to-trough fall of an equity curve as a positive fraction of the peak.
-
-    Parameters
-    ----------
-    equity : array_like, shape (n,)
-        Equity in quote currency, oldest first, finite, >= 0, first value > 0.
-
-    Returns
-    -------
-    float
-        ``max_t (1 − E_t / max_{s<=t} E_s)`` in [0, 1] (standard definition, e.g.
-        Magdon-Ismail & Atiya 2004, "Maximum Drawdown"); 0.0 for a rising curve.
-    """
-    return worst_drawdown(equity)[0]
-
-
-def daily_returns(ts_ms, equity) -> tuple[np.ndarray, np.ndarray]:
-    """Daily simple returns of an equity curve sampled at the last point of each UTC day.
-
-    Parameters
-    ----------
-    ts_ms : array_like of int, shape (n,)
-        Sample times in ms UTC, non-decreasing.
-    equity : array_like, shape (n,)
-        Equity in quote currency at those times.
-
-    Returns
-    -------
-    day_ts_ms : np.ndarray of int64, shape (d − 1,)
-        Midnight (ms UTC) of the day whose closing equity ends each return; d is the
-        number of distinct UTC days.
-    returns : np.ndarray of float64, shape (d − 1,)
-        ``E_day / E_previous_day − 1`` between consecutive days present in the data.
-    """
-    ts = np.asarray(ts_ms, dtype=np.int64)
-    eq = _as_1d(equity, "equity")
-    if ts.ndim != 1 or ts.shape != eq.shape:
-        raise ValueError(f"ts_ms {ts.shape} and equity {eq.shape} must be 1-D, same length")
-    if ts.size and np.any(np.diff(ts) < 0):
-        raise ValueError("ts_ms must be non-decreasing")
-    day = ts // DAY_MS
-    last = np.flatnonzero(np.append(day[1:] != day[:-1], True)) if ts.size else ts[:0]
-    closes = eq[last]
-    if not np.all(np.isfinite(closes)) or np.any(closes[:-1] <= 0):
-        raise ValueError("daily equity must be finite and > 0 (except the last day)")
-    return day[last][1:] * DAY_MS, closes[1:] / closes[:-1] - 1.0

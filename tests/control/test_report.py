@@ -10,7 +10,6 @@ import pytest
 
 from gridflow.chunks import JournalBatch
 from gridflow.control.report import compute_report, equity_curve, journal_lines
-from gridflow.journal.store import Journal
 from gridflow.events import (
     AccountSummary,
     EquitySnapshot,
@@ -19,6 +18,7 @@ from gridflow.events import (
     OrderRequest,
     TradeRecord,
 )
+from gridflow.journal.store import Journal
 
 D = 86_400_000
 H = 3_600_000
@@ -216,7 +216,9 @@ def test_compute_report_of_an_empty_run(tmp_path) -> None:
         j.upsert_run("r", "h", "{}", "{}", "replay")
     rep = compute_report(url, "r")
     assert rep["trades"] == 0 and rep["win_rate"] == 0.0 and rep["profit_factor"] == 0.0
-    assert rep["sharpe"] == 0.0 and rep["max_drawdown_pct"] == 0.0 and rep["return_pct"] == 0.0
+    # no equity curve: Sharpe and drawdown are undefined, NaN (gridflow.metrics rule)
+    assert math.isnan(rep["sharpe"]) and math.isnan(rep["max_drawdown_pct"])
+    assert rep["return_pct"] == 0.0
     assert rep["first_ts_ms"] is None
 
 
@@ -233,7 +235,8 @@ def test_sharpe_needs_two_daily_returns_and_pf_without_losses(tmp_path) -> None:
             ),
         )
     rep = compute_report(url)
-    assert rep["sharpe"] == 0.0  # one daily return only
+    assert math.isnan(rep["sharpe"])  # one daily return only: undefined
+    assert rep["max_drawdown_pct"] == 0.0  # never below its peak
     assert rep["profit_factor"] == math.inf and rep["win_rate"] == 1.0
     assert rep["return_pct"] == pytest.approx(10.0)
 
