@@ -19,7 +19,6 @@ The deterministic client id is the second guard: an exchange that refuses a reus
 from __future__ import annotations
 
 import logging
-import random
 import time
 from typing import Any, Protocol
 
@@ -27,11 +26,11 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from sqlalchemy import Engine
 
 from gridflow.config.live import LiveConfig
-from gridflow.journal.store import BROKER_TERMINAL, broker_begin, broker_finish, open_store
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import make_exchange
 from gridflow.exchange.gateway import OrderGateway
-from gridflow.exchange.retry import backoff_delays, error_text, is_retryable
+from gridflow.exchange.retry import error_text, retry_call
+from gridflow.journal.store import BROKER_TERMINAL, broker_begin, broker_finish, open_store
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +60,15 @@ def build_gateway(live: LiveConfig, sleep: Any = time.sleep) -> OrderGateway:
     cfg = live.exchange
     secrets = tuple(s.get_secret_value() for s in (cfg.api_key, cfg.secret) if s is not None)
     exchange = make_exchange(cfg)
-    delays = backoff_delays(live.retry, random.Random())
-    for attempt in range(live.retry.max_attempts):
-        try:
-            exchange.load_markets()
-            break
-        except Exception as exc:  # noqa: BLE001 - ccxt errors and transport failures
-            text = error_text(exc, secrets)
-            if attempt + 1 >= live.retry.max_attempts or not is_retryable(exc):
-                raise RuntimeError(f"cannot load the markets of {cfg.id}: {text}") from None
-            log.warning("load_markets failed (%s), retrying", text)
-            sleep(delays[attempt])
+
+    def warn(exc: BaseException, _wait_s: float) -> None:
+        log.warning("load_markets failed (%s), retrying", error_text(exc, secrets))
+
+    try:
+        retry_call(exchange.load_markets, live.retry, sleep=sleep, on_retry=warn)
+    except Exception as exc:  # noqa: BLE001 - ccxt errors and transport failures
+        text = error_text(exc, secrets)
+        raise RuntimeError(f"cannot load the markets of {cfg.id}: {text}") from None
     return OrderGateway(exchange, cfg.market_type, live.retry, secrets=secrets, sleep=sleep,
                         stop_limit_offset=live.stop_limit_offset)
 

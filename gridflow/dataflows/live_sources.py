@@ -12,7 +12,8 @@ Error handling: every ccxt error (``NetworkError``, ``RateLimitExceeded``,
 ``ExchangeNotAvailable``, ``ExchangeError``...) is counted, logged with its class and a
 redacted message (never the exchange object, never keys), and retried at the next
 awake after a backoff of ``min(poll_s * 2**k, max(60 s, poll_s))`` for the ``k``-th
-error in a row. The next successful poll fetches every candle missed meanwhile.
+error in a row (:func:`gridflow.exchange.retry.backoff_s`). The next successful poll
+fetches every candle missed meanwhile.
 
 Websockets (``ccxt.pro.watch_ohlcv``) are not implemented: polling only.
 """
@@ -31,7 +32,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from gridflow.chunks import CandleChunk
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange.client import ccxt_symbol, make_exchange
-from gridflow.exchange.retry import redact
+from gridflow.exchange.retry import backoff_s, redact
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
@@ -44,8 +45,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 60.0
-"""Upper bound of the error backoff, s (raised to ``poll_s`` when polling is slower)."""
 OHLCV_PAGE = 1000
 """Candles per ``fetch_ohlcv`` request: Binance USDT-M allows 1500, ccxt 4.5 caps at 1000."""
 
@@ -57,13 +56,6 @@ def describe_error(exc: BaseException, exchange: Any = None) -> str:
     secrets = (getattr(exchange, "apiKey", None), getattr(exchange, "secret", None))
     text = redact(str(exc), secrets)
     return f"{type(exc).__name__}: {text if len(text) <= 400 else text[:397] + '...'}"
-
-
-def backoff_s(poll_s: float, errors_in_row: int, cap_s: float = MAX_BACKOFF_S) -> float:
-    """Wait after ``errors_in_row`` (>= 1) consecutive errors:
-    ``min(poll_s * 2**k, max(cap_s, poll_s))``, in seconds."""
-    k = min(max(errors_in_row, 0), 30)
-    return min(poll_s * 2.0**k, max(cap_s, poll_s))
 
 
 def _utcnow() -> datetime:

@@ -25,12 +25,12 @@ from gridflow.config.live import RetryConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import ccxt_symbol
 from gridflow.exchange.retry import (
-    backoff_delays,
     error_text,
     is_duplicate_error,
     is_retryable,
     is_unknown_order_error,
     outcome_unknown,
+    retry_call,
 )
 
 log = logging.getLogger(__name__)
@@ -220,20 +220,21 @@ class OrderGateway:
     def _rounds(self, intent: OrderIntent, trace: _Trace, symbol: str, cond: bool,
                 judge: Callable[[dict | None], str | None], send: Callable[[], tuple[str, dict]],
                 refused: Callable[[ccxt.BaseError], tuple[str, dict | None]]) -> OrderOutcome:
-        """Up to ``max_attempts`` rounds with backoff between them. A round after an
-        unknown outcome starts with a lookup (``judge(found)`` gives the final status,
-        or None to send again); a non-retryable error ends with ``refused(exc)``."""
-        delays = iter(backoff_delays(self.retry, self._rng))
+        """Up to ``max_attempts`` rounds (:meth:`_retry`). A round after an unknown
+        outcome starts with a lookup (``judge(found)`` gives the final status, or None
+        to send again); a non-retryable error ends with ``refused(exc)``, a
+        non-retryable lookup error with ``failed``. A round raises only a retryable
+        error, which starts the next round after the backoff."""
         unknown = False
-        for rnd in range(self.retry.max_attempts):
-            if rnd:
-                self._sleep(next(delays))
+
+        def one_round() -> OrderOutcome:
+            nonlocal unknown
             if unknown:
                 try:
                     found = self._find(trace, intent.client_order_id, symbol, cond)
                 except ccxt.BaseError as exc:
                     if is_retryable(exc):
-                        continue
+                        raise
                     return self._done(intent, "failed", trace)
                 status = judge(found)
                 if status is not None:
@@ -241,15 +242,25 @@ class OrderGateway:
                 unknown = False
             try:
                 status, order = send()
-                return self._done(intent, status, trace, order)
             except ccxt.BaseError as exc:
-                if not is_retryable(exc):
-                    status, order = refused(exc)
-                    return self._done(intent, status, trace, order)
-                unknown = unknown or outcome_unknown(exc)
-        if unknown:
-            trace.error = f"outcome unknown (the order may exist); last {trace.error}"
-        return self._done(intent, "failed", trace)
+                if is_retryable(exc):
+                    unknown = unknown or outcome_unknown(exc)
+                    raise
+                status, order = refused(exc)
+            return self._done(intent, status, trace, order)
+
+        try:
+            return self._retry(one_round)
+        except ccxt.BaseError:  # every round ended on a transport error
+            if unknown:
+                trace.error = f"outcome unknown (the order may exist); last {trace.error}"
+            return self._done(intent, "failed", trace)
+
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` under :func:`~gridflow.exchange.retry.retry_call` with this gateway's
+        config, sleep and RNG; raises the last retryable ccxt error when every attempt
+        failed, a non-retryable one at once."""
+        return retry_call(fn, self.retry, sleep=self._sleep, rng=self._rng)
 
     def recover(self, intent: OrderIntent) -> OrderOutcome:
         """Resolve an intent whose previous attempt ended with its outcome unknown (a
@@ -272,23 +283,17 @@ class OrderGateway:
         except PreSendReject as exc:
             trace.error = f"PreSendReject: {exc}"
             return self._done(intent, "rejected", trace)
-        delays = iter(backoff_delays(self.retry, self._rng))
-        for rnd in range(self.retry.max_attempts):
-            if rnd:
-                self._sleep(next(delays))
-            try:
-                found = self._find(trace, intent.client_order_id, symbol, is_conditional(intent.type))
-            except ccxt.BaseError as exc:
-                if is_retryable(exc):
-                    continue
-                break
-            if intent.action == "place":
-                status = "sending" if found is None else "sent"
-            else:
-                status = self.lookup_status(found) or "sending"
-            return self._done(intent, status, trace, found)
-        trace.error = f"outcome unknown, lookups failed; last {trace.error}"
-        return self._done(intent, "failed", trace)
+        cid, cond = intent.client_order_id, is_conditional(intent.type)
+        try:
+            found = self._retry(lambda: self._find(trace, cid, symbol, cond))
+        except ccxt.BaseError:  # a non-retryable error, or every lookup failed
+            trace.error = f"outcome unknown, lookups failed; last {trace.error}"
+            return self._done(intent, "failed", trace)
+        if intent.action == "place":
+            status = "sending" if found is None else "sent"
+        else:
+            status = self.lookup_status(found) or "sending"
+        return self._done(intent, status, trace, found)
 
     @staticmethod
     def lookup_status(found: dict | None) -> str | None:

@@ -1,18 +1,39 @@
 """Retry policy of exchange requests: which ccxt errors are retried, the backoff delays,
-and the redaction of secrets from error texts.
+the one retry loop (:func:`retry_call`), and the redaction of secrets from error texts.
 
 Only transport-level failures are retried (timeouts, dropped connections, 5xx, rate
 limits); an exchange that answered "no" (invalid order, insufficient funds, bad keys)
 answers "no" again, so those are never retried.
+
+The loop is tenacity's (``tenacity.Retrying``), not a hand-written one. Chosen because
+nothing here is a hot path: every retried call is an HTTP request (milliseconds to
+seconds), and tenacity adds some 20 us to a call that succeeds at once. Every knob the
+order gateway needs is an argument of ``Retrying``: ``stop_after_attempt`` for
+``RetryConfig.max_attempts``, a ``wait`` that reads the full-jitter delays of
+:func:`backoff_delays` (drawn up front from the caller's seeded ``random.Random``:
+tenacity's own jittered waits use the global RNG), ``retry_if_exception`` with
+:func:`is_retryable`, an injected ``sleep``, and ``reraise`` so callers see the ccxt
+error itself. What a round does between requests (the lookup by client order id after
+an unknown outcome, counting attempts and faults) stays in the callable it retries
+(:class:`gridflow.exchange.gateway.OrderGateway`).
+
+Polled sources (candles, account state) are never retried inside a call: a failed
+poll returns and the source wakes again after :func:`backoff_s`, Bytewax doing the
+waiting. The one retry outside the exchange, registering a sweep while other processes
+create the same SQLite tables (:func:`gridflow.dataflows.sweep.register`), uses tenacity
+directly with its own fixed waits (no ccxt import in sweep processes).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import ccxt
+import tenacity
 
 from gridflow.config.live import RetryConfig
 
@@ -30,6 +51,11 @@ REDACTED = "***"
 _DUPLICATE_MARKERS = ("-4116", "duplicate")
 #: Binance codes / texts meaning "no such (open) order".
 _UNKNOWN_ORDER_MARKERS = ("-2011", "-2013", "unknown order", "order does not exist")
+MAX_BACKOFF_S = 60.0
+"""Upper bound of a polled source's error backoff, s (raised to ``poll_s`` when polling
+is slower)."""
+
+T = TypeVar("T")
 
 
 def backoff_delays(cfg: RetryConfig, rng: random.Random | None = None) -> list[float]:
@@ -54,6 +80,66 @@ def backoff_delays(cfg: RetryConfig, rng: random.Random | None = None) -> list[f
         cap = min(cfg.max_delay_s, cfg.base_delay_s * 2.0 ** (k - 1))
         out.append(rng.uniform(0.0, cap) if cap > 0 else 0.0)
     return out
+
+
+def retry_call(fn: Callable[[], T], cfg: RetryConfig, *,
+               sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+               retryable: Callable[[BaseException], bool] | None = None,
+               on_retry: Callable[[BaseException, float], None] | None = None) -> T:
+    """Call ``fn()`` until it returns, up to ``cfg.max_attempts`` times: the retry loop
+    of every exchange request (tenacity).
+
+    Parameters
+    ----------
+    fn : callable
+        No arguments; one attempt. Whatever it returns is returned.
+    cfg : RetryConfig
+        ``max_attempts`` calls in all; the waits between them are
+        :func:`backoff_delays` ``(cfg, rng)``, drawn once before the first call.
+    sleep : callable
+        ``sleep(seconds)`` between attempts; injectable for tests.
+    rng : random.Random, optional
+        Jitter source (a fresh one if None).
+    retryable : callable, optional
+        ``retryable(exc)``: whether an exception of ``fn`` is retried;
+        :func:`is_retryable` if None.
+    on_retry : callable, optional
+        ``on_retry(exc, seconds)`` before each wait (to log it, redacted).
+
+    Returns
+    -------
+    Any
+        The value of the first call of ``fn`` that did not raise.
+
+    Raises
+    ------
+    BaseException
+        The exception of ``fn`` itself, unwrapped: at once when it is not retryable,
+        else the last one once ``max_attempts`` calls failed.
+    """
+    delays = backoff_delays(cfg, rng)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        # tenacity 9 also asks after the final attempt (8.2 does not): 0 past the end
+        k = state.attempt_number - 1
+        return delays[k] if k < len(delays) else 0.0
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None and state.next_action is not None:
+            on_retry(state.outcome.exception(), state.next_action.sleep)
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(cfg.max_attempts), wait=wait,
+        retry=tenacity.retry_if_exception(retryable or is_retryable), sleep=sleep,
+        before_sleep=before_sleep, reraise=True)(fn)
+
+
+def backoff_s(poll_s: float, errors_in_row: int, cap_s: float = MAX_BACKOFF_S) -> float:
+    """Wait of a polled source after ``errors_in_row`` (>= 1) failed polls in a row:
+    ``min(poll_s * 2**k, max(cap_s, poll_s))``, in seconds (no jitter, no limit on the
+    polls: the source keeps polling at this pace until one succeeds)."""
+    k = min(max(errors_in_row, 0), 30)
+    return min(poll_s * 2.0**k, max(cap_s, poll_s))
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -138,5 +224,6 @@ def error_text(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
     return redact(f"{type(exc).__name__}: {exc}", secrets)
 
 
-__all__ = ["REDACTED", "backoff_delays", "error_text", "is_duplicate_error", "is_rate_limit",
-           "is_retryable", "is_unknown_order_error", "outcome_unknown", "redact"]
+__all__ = ["MAX_BACKOFF_S", "REDACTED", "backoff_delays", "backoff_s", "error_text",
+           "is_duplicate_error", "is_rate_limit", "is_retryable", "is_unknown_order_error",
+           "outcome_unknown", "redact", "retry_call"]
