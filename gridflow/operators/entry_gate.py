@@ -70,9 +70,8 @@ from gridflow.operators.risk import (
     rule_margin_ratio,
     rule_min_notional,
     rule_price,
+    utc_day,
 )
-
-DAY_MS = 86_400_000
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -107,13 +106,13 @@ def max_abs_corr(s, corr, sf):
 @njit(cache=True, _nrt=False, inline="always")
 def opens_today(s, ts, si):
     """Positions of ``s`` opened on the UTC day of ``ts`` (ms) so far."""
-    return si[s, SI_DAY_OPENS] if si[s, SI_OPEN_DAY] == ts // DAY_MS else 0
+    return si[s, SI_DAY_OPENS] if si[s, SI_OPEN_DAY] == utc_day(ts) else 0
 
 
 @njit(cache=True, _nrt=False, inline="always")
 def count_open(s, ts, si):
     """Book the opening of a position of ``s`` at ``ts`` (ms) for the daily rule."""
-    day = ts // DAY_MS
+    day = utc_day(ts)
     if si[s, SI_OPEN_DAY] != day:
         si[s, SI_OPEN_DAY] = day
         si[s, SI_DAY_OPENS] = 0

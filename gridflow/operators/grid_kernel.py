@@ -52,12 +52,8 @@ from gridflow.operators.position import book_entry, book_exit, book_funding, end
 from gridflow.operators.kernel_layout import (
     AF_CASH,
     AF_DAY_START,
-    AF_PEAK,
     AI_CANDLES,
-    AI_DAY,
-    AI_KILL,
     AI_LAST_TS,
-    AI_RW_POS,
     EXIT_FLATTEN,
     EXIT_FLIP,
     EXIT_SL,
@@ -104,9 +100,13 @@ from gridflow.operators.kernel_layout import (
 from gridflow.operators.risk import (
     KS_DAILY,
     check_kill_switches,
+    day_rolls,
+    mark_rolling,
+    raise_peak,
+    start_day,
+    utc_day,
 )
 
-DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
 
@@ -309,26 +309,21 @@ def _candle(s, ts, o, h, l, c, e, ev_corr, sf, si, qlv, filled, dn, cnt, af, ai,
 @njit(cache=True, _nrt=False)
 def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, caps,
                out_i, out_f, n):
-    """Day rollover, hourly rolling mark, kill switch checks and the equity snapshot."""
+    """Day rollover, hourly rolling mark, kill switch checks and the equity snapshot
+    (the rules of :mod:`gridflow.operators.risk`)."""
     unreal, notional, pnl_g, pnl_s, _ = _marks(sf, si, mp, -1, 0.0)
     equity = af[AF_CASH] + unreal
-    day = ts // DAY_MS
-    if day > ai[AI_DAY]:  # a new UTC day (history replayed before a restored day is not)
-        if ai[AI_DAY] >= 0 and ai[AI_KILL] & KS_DAILY:
-            ai[AI_KILL] &= ~KS_DAILY
+    day = utc_day(ts)
+    if day_rolls(day, ai):
+        prev_start = af[AF_DAY_START]
+        if start_day(day, equity, af, ai):  # the daily-loss switch cleared
             n = emit(out_i, out_f, n, ai, K_KILL_RESET, ts, -1, 0, KS_DAILY, ts, 0,
-                     equity, af[AF_DAY_START], 0.0, 0.0, 0.0, 0.0)
-        ai[AI_DAY] = day
-        af[AF_DAY_START] = equity
+                     equity, prev_start, 0.0, 0.0, 0.0, 0.0)
     if ts % HOUR_MS == 0:
-        p = ai[AI_RW_POS] % rw_ts.shape[0]
-        rw_ts[p] = ts
-        rw_eq[p] = equity
-        ai[AI_RW_POS] = p + 1
+        mark_rolling(ts, equity, ai, rw_ts, rw_eq)
     n = check_kill_switches(ts, equity, pnl_g, caps[0], pnl_s, caps[1], af, ai, pf,
                             rw_ts, rw_eq, out_i, out_f, n)
-    if equity > af[AF_PEAK]:
-        af[AF_PEAK] = equity
+    raise_peak(equity, af)
     if ts % equity_every_ms == 0:
         n = emit(out_i, out_f, n, ai, K_EQUITY, ts, -1, 0, 0, ts, 0,
                  equity, af[AF_CASH], unreal, notional / pf[P_LEVERAGE], 0.0, 0.0)

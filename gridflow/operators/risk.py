@@ -19,6 +19,14 @@ DAILY_LOSS             equity <= (1 - limit) x equity at 00:00 UTC         next 
 ROLLING_DRAWDOWN       equity <= (1 - pct) x peak of the last N hours       reset command
 MAX_DRAWDOWN           equity <= (1 - pct) x all-time peak, or <= 0, NaN    reset command
 =====================  =================================================  ============
+
+Each condition is one named function (:func:`session_loss_tripped`,
+:func:`daily_loss_tripped`, :func:`drawdown_tripped`, :func:`equity_lost`), and so is the
+UTC day rollover (:func:`day_rolls`, :func:`start_day`). Beside each rule stands its
+*bound*, the "can this happen?" form the sweep kernel skips candles with
+(:func:`kill_switch_may_trip`, :func:`margin_denied_for_sure`; :func:`skip_marks` for the
+rolling ring): the replay (:mod:`gridflow.operators.grid_kernel`), live and sweep
+(:mod:`gridflow.sweep`) paths all call these, so a rule and its bound change together.
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ from numba import njit
 from gridflow.operators.kernel_layout import (
     AF_DAY_START,
     AF_PEAK,
+    AI_DAY,
     AI_KILL,
+    AI_RW_POS,
     K_KILL,
     P_DAILY,
     P_MAX_DD,
@@ -78,11 +88,44 @@ KILL_SWITCH_REASONS = {
     KS_MAX_DD: "MAX_DRAWDOWN",
 }
 KS_ALL = 31
+#: Switches only a reset command clears (DAILY_LOSS also clears at the day rollover).
+KS_RESET_ONLY = KS_ALL & ~KS_DAILY
+DAY_MS = 86_400_000
 
 
 def kill_switch_names(mask: int) -> list[str]:
     """Reason codes of the bits set in ``mask``, in bit order."""
     return [name for bit, name in KILL_SWITCH_REASONS.items() if mask & bit]
+
+
+@njit(cache=True, _nrt=False)
+def utc_day(ts):
+    """UTC day number (days since 1970-01-01) of ``ts`` (ms UTC, int)."""
+    return ts // DAY_MS
+
+
+@njit(cache=True, _nrt=False)
+def day_rolls(day, ai):
+    """True when a candle-time close on UTC day ``day`` (:func:`utc_day`) starts a new
+    account day: a day after the current one ``ai[AI_DAY]`` (history replayed from
+    before a restored day rolls nothing over)."""
+    return day > ai[AI_DAY]
+
+
+@njit(cache=True, _nrt=False)
+def start_day(day, equity, af, ai):
+    """The day rollover (call it when :func:`day_rolls`): day ``day`` starts at
+    ``equity`` (quote, the DAILY_LOSS reference) and the DAILY_LOSS switch clears,
+    except on the account's first day.
+
+    Returns True when it cleared the switch (the caller journals ``K_KILL_RESET``).
+    """
+    cleared = ai[AI_DAY] >= 0 and (ai[AI_KILL] & KS_DAILY) != 0
+    if cleared:
+        ai[AI_KILL] &= ~KS_DAILY
+    ai[AI_DAY] = day
+    af[AF_DAY_START] = equity
+    return cleared
 
 
 @njit(cache=True, _nrt=False)
@@ -123,6 +166,19 @@ def rule_margin_ratio(equity: float, used_margin: float, order_margin: float,
 
 
 @njit(cache=True, _nrt=False)
+def margin_denied_for_sure(used, size, step, hi, lev, max_mr, eq_max):
+    """Bound of :func:`rule_margin_ratio` (the sweep's skip test): True when the rule
+    certainly refuses an entry of notional ``size`` (quote, before the amount is floored
+    to ``step`` base) at any price up to ``hi`` (quote), with ``used`` margin (quote)
+    already in use, leverage ``lev`` and equity at most ``eq_max`` (quote) at the fill;
+    False when unsure (a NaN ``size``: sizes that vary with the fill, never skipped)."""
+    if not (eq_max > 0.0):
+        return eq_max <= 0.0  # NO_EQUITY for every fill (NaN: unsure)
+    order = (size - step * hi) / lev  # floor(size / px / step) * step * px >= size - step * px
+    return used + order > (max_mr + 1e-12) * eq_max * (1.0 + 1e-9) + 1e-9
+
+
+@njit(cache=True, _nrt=False)
 def rule_new_position(opens_position: bool, cooldown_left: int, open_positions: int,
                       max_positions: int, max_abs_corr: float, corr_threshold: float) -> int:
     """Rules for the first level of a new position (and the cooldown for any entry):
@@ -148,6 +204,71 @@ def session_loss_tripped(pnl: float, capital: float, limit: float) -> bool:
 
 
 @njit(cache=True, _nrt=False)
+def equity_lost(equity: float) -> bool:
+    """MAX_DRAWDOWN's fail-closed leg: True when ``equity`` (quote) is non-finite or
+    ``<= 0`` (nothing left to protect)."""
+    return not (math.isfinite(equity) and equity > 0.0)
+
+
+@njit(cache=True, _nrt=False)
+def daily_loss_tripped(equity: float, day_start: float, limit: float) -> bool:
+    """DAILY_LOSS: True when ``equity <= (1 - limit) * day_start`` (quote; ``limit`` a
+    fraction, ``day_start`` the equity at the day's 00:00 UTC)."""
+    return equity <= day_start * (1.0 - limit)
+
+
+@njit(cache=True, _nrt=False)
+def drawdown_tripped(equity: float, peak: float, pct: float) -> bool:
+    """MAX_DRAWDOWN (all-time ``peak``) and ROLLING_DRAWDOWN (the window's ``peak``,
+    :func:`rolling_peak`): True when ``equity <= (1 - pct) * peak`` (quote)."""
+    return equity <= peak * (1.0 - pct)
+
+
+@njit(cache=True, _nrt=False)
+def raise_peak(equity, af):
+    """Take a close's ``equity`` (quote) into the all-time peak ``af[AF_PEAK]`` that
+    MAX_DRAWDOWN measures from (after that close's checks)."""
+    if equity > af[AF_PEAK]:
+        af[AF_PEAK] = equity
+
+
+@njit(cache=True, _nrt=False)
+def mark_rolling(ts, equity, ai, rw_ts, rw_eq):
+    """Append the hourly mark (``ts`` ms UTC, ``equity`` quote) to the rolling-drawdown
+    ring ``rw_ts, rw_eq`` (R,), overwriting the oldest; the position ``ai[AI_RW_POS]``
+    stays in ``[0, R]``."""
+    p = ai[AI_RW_POS]
+    if p >= rw_ts.shape[0]:
+        p = 0
+    rw_ts[p] = ts
+    rw_eq[p] = equity
+    ai[AI_RW_POS] = p + 1
+
+
+@njit(cache=True, _nrt=False)
+def skip_marks(count, ai, rw_ts):
+    """Shortcut of ``count`` :func:`mark_rolling` calls in a row: advances the ring
+    position past the ``count - R`` marks later ones overwrite, and returns how many of
+    the last marks the caller still writes (``min(count, R)``)."""
+    R = rw_ts.shape[0]
+    if count > R:
+        ai[AI_RW_POS] = (ai[AI_RW_POS] + (count - R) - 1) % R + 1
+        return R
+    return count
+
+
+@njit(cache=True, _nrt=False)
+def rolling_peak(ts, equity, window_ms, rw_ts, rw_eq):
+    """Peak (quote) of ``equity`` and the ring's marks at or after ``ts - window_ms``."""
+    rpeak = equity
+    start = ts - int(window_ms)
+    for j in range(rw_ts.shape[0]):
+        if rw_ts[j] >= start and rw_eq[j] > rpeak:
+            rpeak = rw_eq[j]
+    return rpeak
+
+
+@njit(cache=True, _nrt=False)
 def _trip(bit, value, threshold, ts, af, ai, out_i, out_f, n):
     if ai[AI_KILL] & bit:
         return n
@@ -164,7 +285,7 @@ def check_kill_switches(ts, equity, pnl_grid, cap_grid, pnl_single, cap_single, 
     A tripped bit is journaled once (``K_KILL`` with value and threshold); one that is
     already on is not tripped again. Returns the new event-log length.
     """
-    if not math.isfinite(equity) or equity <= 0.0:  # nothing left to protect: fail closed
+    if equity_lost(equity):
         value = equity / af[AF_PEAK] - 1.0 if af[AF_PEAK] > 0.0 else -1.0
         return _trip(KS_MAX_DD, min(value, -1.0), -pf[P_MAX_DD], ts, af, ai, out_i, out_f, n)
     if session_loss_tripped(pnl_grid, cap_grid, pf[P_SESSION_GRID]):
@@ -174,17 +295,37 @@ def check_kill_switches(ts, equity, pnl_grid, cap_grid, pnl_single, cap_single, 
         n = _trip(KS_SESSION_SINGLE, pnl_single / cap_single, -pf[P_SESSION_SINGLE], ts, af,
                   ai, out_i, out_f, n)
     day = af[AF_DAY_START]
-    if equity <= day * (1.0 - pf[P_DAILY]):
+    if daily_loss_tripped(equity, day, pf[P_DAILY]):
         n = _trip(KS_DAILY, equity / day - 1.0, -pf[P_DAILY], ts, af, ai, out_i, out_f, n)
     peak = max(af[AF_PEAK], equity)
-    if equity <= peak * (1.0 - pf[P_MAX_DD]):
+    if drawdown_tripped(equity, peak, pf[P_MAX_DD]):
         n = _trip(KS_MAX_DD, equity / peak - 1.0, -pf[P_MAX_DD], ts, af, ai, out_i, out_f, n)
-    rpeak = equity
-    start = ts - int(pf[P_ROLLING_MS])
-    for j in range(rw_ts.shape[0]):
-        if rw_ts[j] >= start and rw_eq[j] > rpeak:
-            rpeak = rw_eq[j]
-    if equity <= rpeak * (1.0 - pf[P_ROLLING_DD]):
+    rpeak = rolling_peak(ts, equity, pf[P_ROLLING_MS], rw_ts, rw_eq)
+    if drawdown_tripped(equity, rpeak, pf[P_ROLLING_DD]):
         n = _trip(KS_ROLLING_DD, equity / rpeak - 1.0, -pf[P_ROLLING_DD], ts, af, ai,
                   out_i, out_f, n)
     return n
+
+
+@njit(cache=True, _nrt=False)
+def kill_switch_may_trip(equity, pnl_grid, cap_grid, pnl_single, cap_single, day_start,
+                         peak, pf):
+    """Bound of :func:`check_kill_switches` (the sweep's skip test): False only when no
+    switch can trip at ``equity`` (quote), session PnLs ``pnl_*`` over capitals ``cap_*``
+    (quote) and the day's start equity ``day_start``.
+
+    ``peak`` (quote) must bound both the all-time peak and every mark of the rolling
+    window: the all-time peak does while no reset lowers it (every mark is a close's
+    equity the peak has taken in), as in the sweep. Changes nothing.
+    """
+    if equity_lost(equity):
+        return True
+    if session_loss_tripped(pnl_grid, cap_grid, pf[P_SESSION_GRID]):
+        return True
+    if session_loss_tripped(pnl_single, cap_single, pf[P_SESSION_SINGLE]):
+        return True
+    if daily_loss_tripped(equity, day_start, pf[P_DAILY]):
+        return True
+    peak = max(peak, equity)
+    return (drawdown_tripped(equity, peak, pf[P_MAX_DD])
+            or drawdown_tripped(equity, peak, pf[P_ROLLING_DD]))

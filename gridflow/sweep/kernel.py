@@ -9,7 +9,10 @@ the sweep adds is *skipping*: a candle in which provably nothing can happen (fla
 nearest level not reached, or in a position with no level, stop, take profit or flip
 reached) only does the bookkeeping those functions would have done, without calling them.
 The skip tests are conservative (any doubt takes the exact path), so results equal a
-replay of the same account to the last bit.
+replay of the same account to the last bit. The bookkeeping and the tests call the rules
+and their bounds where they live: the day rollover, the rolling-drawdown ring and the
+kill-switch bound in :mod:`gridflow.operators.risk`, the quotes' reachability in
+:mod:`gridflow.operators.strategies.quote_kernel` (through :mod:`gridflow.sweep.skip`).
 
 Metrics are accumulated on the fly (:data:`MET_NAMES`); :mod:`gridflow.sweep.metrics`
 turns them into Sharpe, Sortino, Calmar...
@@ -17,16 +20,23 @@ turns them into Sharpe, Sortino, Calmar...
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.grid_kernel import _candle, _caps, _funding, _group_end, _stop
-from gridflow.operators.risk import KS_DAILY, session_loss_tripped
-from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at
-from gridflow.sweep.skip import denied_for_sure, position_may_change, scan_flat
+from gridflow.operators.risk import (
+    KS_RESET_ONLY,
+    day_rolls,
+    kill_switch_may_trip,
+    margin_denied_for_sure,
+    mark_rolling,
+    raise_peak,
+    skip_marks,
+    start_day,
+)
+from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at, rounding_margin
+from gridflow.sweep.skip import position_may_change, scan_flat
 
 HOUR_MS = 3_600_000
 NO_EQUITY_SNAPSHOTS = 1 << 62
@@ -77,18 +87,6 @@ def _day_end(eq, m, st, daily, k, rec):
 
 
 @njit(cache=True, _nrt=False)
-def _ring_mark(ts_close, eq, ai, rw_ts, rw_eq):
-    """One hourly mark of the rolling-drawdown ring, as ``_group_end`` writes it."""
-    R = rw_ts.shape[0]
-    p = ai[kl.AI_RW_POS]
-    if p == R:
-        p = 0
-    rw_ts[p] = ts_close
-    rw_eq[p] = eq
-    ai[kl.AI_RW_POS] = p + 1
-
-
-@njit(cache=True, _nrt=False)
 def _flat_stretch(t, te, t1, ts, tf_ms, day, hour_idx, hour_cum, day_cum, eq, si, sf, ai, af,
                   rw_ts, rw_eq, m, st, daily, k, rec):
     """Candles ``[t, te)`` of a flat account in which nothing can fill, all at once:
@@ -97,16 +95,11 @@ def _flat_stretch(t, te, t1, ts, tf_ms, day, hour_idx, hour_cum, day_cum, eq, si
     n = te - t
     cd = si[0, kl.SI_COOLDOWN]
     si[0, kl.SI_COOLDOWN] = cd - n if cd > n else 0
-    if day[te - 1] != ai[kl.AI_DAY]:
-        ai[kl.AI_DAY] = day[te - 1]
-        af[kl.AF_DAY_START] = eq
-    cnt = hour_cum[te] - hour_cum[t]
-    R = rw_ts.shape[0]
-    if cnt > R:  # marks that later ones overwrite: only advance the ring position
-        v = ai[kl.AI_RW_POS]
-        ai[kl.AI_RW_POS] = (v + (cnt - R) - 1) % R + 1
-    for j in range(hour_cum[te] - min(cnt, R), hour_cum[te]):
-        _ring_mark(ts[hour_idx[j]] + tf_ms, eq, ai, rw_ts, rw_eq)
+    if day_rolls(day[te - 1], ai):
+        start_day(day[te - 1], eq, af, ai)
+    keep = skip_marks(hour_cum[te] - hour_cum[t], ai, rw_ts)
+    for j in range(hour_cum[te] - keep, hour_cum[te]):
+        mark_rolling(ts[hour_idx[j]] + tf_ms, eq, ai, rw_ts, rw_eq)
     if eq > st[S_PEAK]:
         st[S_PEAK] = eq
     elif eq < st[S_PEAK]:
@@ -134,26 +127,23 @@ def _quiet_group_end(eq, pnl_g, cap_g, pnl_s, cap_s, t, close_ts, day, hourly, a
     returns False (and changes nothing) when one might, so the caller runs the exact
     one. The rolling peak is bounded by the all-time peak (every mark is a group-end
     equity, and the sweep never resets the peak)."""
-    if not (math.isfinite(eq) and eq > 0.0):
+    day_start = eq if day_rolls(day[t], ai) else af[kl.AF_DAY_START]  # rollover first
+    if kill_switch_may_trip(eq, pnl_g, cap_g, pnl_s, cap_s, day_start, af[kl.AF_PEAK], pf):
         return False
-    if session_loss_tripped(pnl_g, cap_g, pf[kl.P_SESSION_GRID]):
-        return False
-    if session_loss_tripped(pnl_s, cap_s, pf[kl.P_SESSION_SINGLE]):
-        return False
-    new_day = day[t] != ai[kl.AI_DAY]
-    if not new_day and eq <= af[kl.AF_DAY_START] * (1.0 - pf[kl.P_DAILY]):
-        return False
-    peak = max(af[kl.AF_PEAK], eq)
-    if eq <= peak * (1.0 - pf[kl.P_MAX_DD]) or eq <= peak * (1.0 - pf[kl.P_ROLLING_DD]):
-        return False
-    if new_day:
-        ai[kl.AI_DAY] = day[t]
-        af[kl.AF_DAY_START] = eq
-    if hourly[t]:
-        _ring_mark(close_ts, eq, ai, rw_ts, rw_eq)
-    if eq > af[kl.AF_PEAK]:
-        af[kl.AF_PEAK] = eq
+    _close_books(eq, t, close_ts, day, hourly, af, ai, rw_ts, rw_eq)
+    raise_peak(eq, af)
     return True
+
+
+@njit(cache=True, _nrt=False)
+def _close_books(eq, t, close_ts, day, hourly, af, ai, rw_ts, rw_eq):
+    """What ``_group_end`` does at the close of candle ``t`` (at ``close_ts``, ms UTC)
+    besides the checks, the peak and the snapshot: the day rollover and the hourly mark
+    of equity ``eq`` (quote)."""
+    if day_rolls(day[t], ai):
+        start_day(day[t], eq, af, ai)
+    if hourly[t]:
+        mark_rolling(close_ts, eq, ai, rw_ts, rw_eq)
 
 
 @njit(cache=True, _nrt=False)
@@ -190,26 +180,18 @@ def _entry_refused(raw, tick, pos, amt, t, size, lev, max_mr, cap_g, cap_s, grid
     entry path checks them intrabar), so the candle changes nothing but denial counts.
     (No cooldown runs while a position is open: it blocks the entry that opens one.)"""
     avg = sf[0, kl.SF_AVG]
-    m = 2e-9 * tick + 1e-15 * abs(raw)
+    m = rounding_margin(raw, tick)
     best_fill = raw + m if pos > 0 else raw - m  # fills are at or beyond the level
     eq_max = af[kl.AF_CASH] + pos * amt * (best_fill - avg)
     used = amt * avg / lev
-    if not denied_for_sure(used, size, mp[0, kl.M_STEP], hi[t], lev, max_mr, eq_max):
+    if not margin_denied_for_sure(used, size, mp[0, kl.M_STEP], hi[t], lev, max_mr, eq_max):
         return False
     worst = lo[t] if pos > 0 else hi[t]
     u = pos * amt * (worst - avg)
     eq = af[kl.AF_CASH] + u
     pnl = sf[0, kl.SF_SESSION_PNL] + u
-    if not (math.isfinite(eq) and eq > 0.0):
-        return False
-    if session_loss_tripped(pnl if grid else 0.0, cap_g, pf[kl.P_SESSION_GRID]):
-        return False
-    if session_loss_tripped(0.0 if grid else pnl, cap_s, pf[kl.P_SESSION_SINGLE]):
-        return False
-    if eq <= af[kl.AF_DAY_START] * (1.0 - pf[kl.P_DAILY]):
-        return False
-    peak = max(af[kl.AF_PEAK], eq)
-    return eq > peak * (1.0 - pf[kl.P_MAX_DD]) and eq > peak * (1.0 - pf[kl.P_ROLLING_DD])
+    return not kill_switch_may_trip(eq, pnl if grid else 0.0, cap_g, 0.0 if grid else pnl,
+                                    cap_s, af[kl.AF_DAY_START], af[kl.AF_PEAK], pf)
 
 
 @njit(cache=True, nogil=True)
@@ -283,7 +265,6 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
     seed_from = max(t_first, t0 - (R + 1) * per_hour)
     rec = daily.shape[0] == C
     log_trades = trades.shape[0] == C
-    frozen_bits = ~KS_DAILY
     lev = pf[kl.P_LEVERAGE]
     max_mr = pf[kl.P_MAX_MR]
     for k in range(C):
@@ -307,9 +288,7 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
         size_c = size_base[k] if hv_row[k] < 0 and pf[kl.P_RISK_SIZING] == 0.0 else np.nan
         # warm-up closes the replay also processed (flat): day and rolling-window marks
         for t in range(seed_from, t0):
-            ai[kl.AI_DAY] = day[t]
-            if hourly[t]:
-                _ring_mark(ts[t] + tf_ms, capital, ai, rw_ts, rw_eq)
+            _close_books(capital, t, ts[t] + tf_ms, day, hourly, af, ai, rw_ts, rw_eq)
         st[S_PEAK] = capital
         st[S_PREV_DAY] = np.nan
         st[S_STREAK] = 0.0
@@ -320,7 +299,7 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
             pos = si[0, kl.SI_SIDE]
             if amt == 0.0:
                 kill = ai[kl.AI_KILL]
-                if kill & frozen_bits:  # flat behind a switch only a reset clears: frozen
+                if kill & KS_RESET_ONLY:  # flat behind a switch only a reset clears: frozen
                     _flat_stretch(t, t1, t1, ts, tf_ms, day, hour_idx, hour_cum, day_cum,
                                   af[kl.AF_CASH], si, sf, ai, af, rw_ts, rw_eq, m, st, daily,
                                   k, rec)
@@ -412,11 +391,7 @@ def sweep_kernel(ts, o, h, l, c, fund, day, hourly, hour_idx, hour_cum, day_cum,
                                          0.0 if grid else pnl, cap_s, t, close_ts, day,
                                          hourly, af, ai, pf, rw_ts, rw_eq)
             elif quiet:  # flat, equity unchanged since the last full check
-                if day[t] != ai[kl.AI_DAY]:
-                    ai[kl.AI_DAY] = day[t]
-                    af[kl.AF_DAY_START] = eq
-                if hourly[t]:
-                    _ring_mark(close_ts, eq, ai, rw_ts, rw_eq)
+                _close_books(eq, t, close_ts, day, hourly, af, ai, rw_ts, rw_eq)
             if not quiet:
                 n = _group_end(close_ts, tf_ms, NO_EQUITY_SNAPSHOTS, sf, si, af, ai, pf, mp,
                                rw_ts, rw_eq, caps, out_i, out_f, n)

@@ -26,6 +26,16 @@ multi-timeframe ``(SMA, ATR, Supertrend direction)``; trend ``(EMA fast, ATR, EM
 ADX)``. Levels are tick-rounded away from the market (down for buys, up for sells) and a
 non-positive level is NaN; the take profit is the centre rounded in the profit direction,
 away from the grid (up for longs, down for shorts).
+
+Beside the rule stands its bound, what the sweep's skip tests
+(:mod:`gridflow.sweep.skip`) ask: :func:`quote_shape` (the decision without the level
+prices), :func:`raw_level` (a level before rounding), :func:`rounding_margin` and
+:func:`may_touch` (can a candle reach a quote?). :func:`quote_at` is built from the same
+functions, so the bound cannot drift from the rule.
+
+The kinds are the closed set :data:`KINDS`; a name or code outside it is refused where
+it is encoded (:func:`kind_code`, :func:`check_kinds`: ``ValueError``), never quoted as
+some other kind, and the numba code pays no check for it.
 """
 
 from __future__ import annotations
@@ -36,8 +46,10 @@ import numpy as np
 from numba import njit
 
 KIND_GRID_ATR, KIND_ENVELOPE, KIND_MULTI_TF, KIND_TREND = 0, 1, 2, 3
+#: Strategy name -> kind code: the whole set (the numba code trusts a ``qp`` to hold one).
 KINDS = {"grid_atr": KIND_GRID_ATR, "envelope_dca": KIND_ENVELOPE,
          "grid_multi_tf": KIND_MULTI_TF, "grid_trend": KIND_TREND}
+KIND_CODES = frozenset(KINDS.values())
 MAX_LEVELS = 20
 Q_KIND, Q_SIDE, Q_LEVELS, Q_TICK, Q_ADX, Q_TRAIL, Q_MULT = range(7)
 Q_W = Q_MULT + MAX_LEVELS
@@ -60,11 +72,48 @@ def _positive(x):
 
 
 @njit(cache=True, _nrt=False)
-def _atr_levels(qp, center, atr, d, lv):
-    tick = qp[Q_TICK]
-    for i in range(int(qp[Q_LEVELS])):
-        dist = atr * qp[Q_MULT + i]
-        lv[i] = _positive(round_price(center - d * dist, tick, d < 0))
+def quote_shape(qp, x0, x1, x2, x3):
+    """The decision of :func:`quote_at` without the level prices: side, take-profit
+    centre, whether levels are quoted and the trailing distance at one close.
+
+    The kind's branch trusts ``qp[Q_KIND]``: kinds are checked where they are encoded
+    (:func:`kind_code`, :func:`check_kinds`), so the last branch is the trend grid.
+
+    Returns
+    -------
+    (side, center, levels_on, trail) : (int, float, bool, float)
+        Side +1 / -1 / 0 (warm-up or no direction), the unrounded take profit (quote;
+        NaN for none), True when levels are quoted, trailing distance (quote; NaN for none).
+    """
+    kind = int(qp[Q_KIND])
+    nan = np.nan
+    if kind == KIND_GRID_ATR:
+        if not (math.isfinite(x0) and math.isfinite(x1)):
+            return 0, nan, False, nan
+        return int(qp[Q_SIDE]), x0, True, nan
+    if kind == KIND_ENVELOPE:
+        if not math.isfinite(x0):
+            return 0, nan, False, nan
+        return int(qp[Q_SIDE]), x0, True, nan
+    if kind == KIND_MULTI_TF:
+        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2) and x2 != 0.0):
+            return 0, nan, False, nan
+        return (-1 if x2 < 0.0 else 1), x0, True, nan
+    # KIND_TREND
+    if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2) and math.isfinite(x3)):
+        return 0, nan, False, nan
+    diff = x0 - x2
+    d = 1 if diff > 0.0 else (-1 if diff < 0.0 else 0)
+    return d, nan, d != 0 and x3 >= qp[Q_ADX], qp[Q_TRAIL] * x1
+
+
+@njit(cache=True, _nrt=False)
+def raw_level(qp, kind, d, x0, x1, i):
+    """Unrounded price (quote) of level ``i`` on side ``d``: ``x0 * factor_i`` (envelope)
+    or ``x0 - d * x1 * multiple_i`` (ATR grids)."""
+    if kind == KIND_ENVELOPE:
+        return x0 * qp[Q_MULT + i]
+    return x0 - d * (x1 * qp[Q_MULT + i])
 
 
 @njit(cache=True, _nrt=False)
@@ -86,39 +135,36 @@ def quote_at(qp, x0, x1, x2, x3, lv):
         Side +1 / -1 / 0 (warm-up or no direction), take profit price (NaN for none),
         trailing-stop distance in quote (NaN for none).
     """
+    side, center, on, trail = quote_shape(qp, x0, x1, x2, x3)
     kind = int(qp[Q_KIND])
-    L = int(qp[Q_LEVELS])
     tick = qp[Q_TICK]
-    for i in range(L):
-        lv[i] = np.nan
-    if kind == KIND_GRID_ATR:
-        d = int(qp[Q_SIDE])
-        if not (math.isfinite(x0) and math.isfinite(x1)):
-            return 0, np.nan, np.nan
-        _atr_levels(qp, x0, x1, d, lv)
-        return d, round_price(x0, tick, d > 0), np.nan
-    if kind == KIND_ENVELOPE:
-        d = int(qp[Q_SIDE])
-        if not math.isfinite(x0):
-            return 0, np.nan, np.nan
-        for i in range(L):
-            lv[i] = _positive(round_price(x0 * qp[Q_MULT + i], tick, d < 0))
-        return d, round_price(x0, tick, d > 0), np.nan
-    if kind == KIND_MULTI_TF:
-        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2) and x2 != 0.0):
-            return 0, np.nan, np.nan
-        d = -1 if x2 < 0.0 else 1
-        _atr_levels(qp, x0, x1, d, lv)
-        return d, round_price(x0, tick, d > 0), np.nan
-    # KIND_TREND
-    if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)
-            and math.isfinite(x3)):
-        return 0, np.nan, np.nan
-    diff = x0 - x2
-    side = 1 if diff > 0.0 else (-1 if diff < 0.0 else 0)
-    if side != 0 and x3 >= qp[Q_ADX]:
-        _atr_levels(qp, x0, x1, side, lv)
-    return side, np.nan, qp[Q_TRAIL] * x1
+    for i in range(int(qp[Q_LEVELS])):
+        if on:
+            lv[i] = _positive(round_price(raw_level(qp, kind, side, x0, x1, i), tick, side < 0))
+        else:
+            lv[i] = np.nan
+    if math.isnan(center):  # no take profit (NaN is not rounded)
+        return side, np.nan, trail
+    return side, round_price(center, tick, side > 0), trail
+
+
+# ---- the bound: can a quote be reached? (the sweep's skip tests) -------------------------
+@njit(cache=True, _nrt=False)
+def rounding_margin(price, tick):
+    """Largest distance (quote) :func:`round_price` can move ``price`` toward the
+    market: ``1e-9`` tick plus a few ulps, covered by ``2e-9 * tick + 1e-15 * |price|``."""
+    return 2e-9 * tick + 1e-15 * abs(price)
+
+
+@njit(cache=True, _nrt=False)
+def may_touch(d, raw, tick, lo, hi):
+    """False only when a quote of unrounded price ``raw`` (quote) met by a move against
+    side ``d`` (a level of side ``d``, or the take profit of side ``-d``) certainly stays
+    unreached by a candle spanning ``[lo, hi]``, whatever the tick rounding."""
+    m = rounding_margin(raw, tick)
+    if d > 0:
+        return not (lo > raw + m)
+    return not (hi < raw - m)
 
 
 @njit(cache=True, _nrt=False)
@@ -141,7 +187,13 @@ def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None):
     Returns
     -------
     (side int64 (n,), levels float64 (n, L), take_profit float64 (n,), trail float64 (n,))
+
+    Raises
+    ------
+    ValueError
+        ``qp`` holds no known kind (:func:`check_kinds`).
     """
+    check_kinds(qp)
     x0 = np.ascontiguousarray(x0, dtype=np.float64)
     n = x0.shape[0]
     nan = np.full(n, np.nan)
@@ -155,14 +207,48 @@ def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None):
     return side, lv, tp, trail
 
 
+def kind_code(name: str) -> int:
+    """The kind code (``KIND_*``) of strategy ``name``.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is no quoted strategy kind (the numba code has no fallback for one).
+    """
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"UNKNOWN_STRATEGY_KIND: {name!r}; one of {sorted(KINDS)}") from None
+
+
+def check_kinds(qps: np.ndarray) -> None:
+    """Check the kind column of ``qps`` float64 (Q_W,) or (C, Q_W) before numba reads it.
+
+    Raises
+    ------
+    ValueError
+        A ``qp`` row whose ``Q_KIND`` is not one of :data:`KIND_CODES`.
+    """
+    for k in np.atleast_2d(qps)[:, Q_KIND].tolist():
+        if k not in KIND_CODES:
+            raise ValueError(f"UNKNOWN_STRATEGY_KIND: code {k!r}; one of {sorted(KIND_CODES)}")
+
+
 def quote_params(p, tick: float = 0.0) -> np.ndarray:
     """The ``qp`` vector (float64 (Q_W,)) of a strategy's parameters
-    (:mod:`gridflow.config.strategies`) at price tick ``tick`` (quote)."""
+    (:mod:`gridflow.config.strategies`) at price tick ``tick`` (quote).
+
+    Raises
+    ------
+    ValueError
+        ``p.name`` is no quoted strategy kind (:func:`kind_code`).
+    """
+    kind = kind_code(p.name)
     qp = np.zeros(Q_W)
-    qp[Q_KIND] = KINDS[p.name]
+    qp[Q_KIND] = kind
     qp[Q_LEVELS] = p.levels_count
     qp[Q_TICK] = tick
-    if p.name == "envelope_dca":
+    if kind == KIND_ENVELOPE:
         d = 1 if p.side == "long" else -1
         off = np.asarray(p.offsets, dtype=np.float64)
         qp[Q_SIDE] = d
@@ -170,9 +256,9 @@ def quote_params(p, tick: float = 0.0) -> np.ndarray:
         return qp
     k = p.atr_start + p.atr_step * np.arange(p.levels, dtype=np.float64)
     qp[Q_MULT:Q_MULT + p.levels] = k
-    if p.name == "grid_atr":
+    if kind == KIND_GRID_ATR:
         qp[Q_SIDE] = 1 if p.side == "long" else -1
-    elif p.name == "grid_trend":
+    elif kind == KIND_TREND:
         qp[Q_ADX] = p.adx_threshold
         qp[Q_TRAIL] = p.trail_atr
     return qp
