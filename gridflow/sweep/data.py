@@ -10,10 +10,10 @@ import numpy as np
 from gridflow.chunks import CandleChunk
 from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
 from gridflow.data.funding import funding_per_candle, read_funding
+from gridflow.operators.risk import utc_day
 from gridflow.operators.validation import NO_TS, validate_chunk
 from gridflow.timeframes import timeframe_to_ms
 
-DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
 
@@ -89,7 +89,7 @@ class SweepData:
                 else np.zeros(len(t)))
         close_ts = t + tf_ms
         return cls(symbol, timeframe, tf_ms, t, ok.open, ok.high, ok.low, ok.close,
-                   ok.volume, fund, close_ts // DAY_MS,
+                   ok.volume, fund, utc_day.py_func(close_ts),  # the account's day rule, on arrays
                    (close_ts % HOUR_MS == 0).astype(np.uint8), n - len(ok))
 
     @classmethod
