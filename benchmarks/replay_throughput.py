@@ -44,7 +44,7 @@ def make_config(files: list[Path], db_url: str, chunk_size: int):
         capital_quote=10_000.0,
         leverage=2.0,
         strategy=GridAtrParams(sma_period=60, atr_period=14, levels=5, atr_start=2.0,
-                               atr_step=1.0, sl_pct=0.05),
+                               atr_step=1.0, sl_frac=0.05),
     )
     return load_config(
         None,
@@ -76,9 +76,9 @@ def run_bytewax(files: list[Path], chunk_size: int, workers: int) -> tuple[float
 
 def run_plain(files: list[Path], chunk_size: int, journal: bool) -> tuple[float, int]:
     from gridflow.chunks import IndicatorChunk, JournalBatch
-    from gridflow.journal.store import Journal
     from gridflow.dataflows.plan import plan_run
     from gridflow.dataflows.sources import CandleFilePartition
+    from gridflow.journal.store import Journal
     from gridflow.operators.indicators import IndicatorBank
     from gridflow.operators.validation import CandleValidator
 

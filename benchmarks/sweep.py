@@ -2,7 +2,7 @@
 
 Workload: ``grid_atr`` with 3 levels over the bundled real Binance BTC/USDT 1h candles
 (2018-01 -> 2026-05, 73,265 candles) with BTC perpetual funding, a grid of
-``atr_start`` x ``atr_step`` x ``sl_pct`` x ``sma_period`` x ``side`` (768 combinations,
+``atr_start`` x ``atr_step`` x ``sl_frac`` x ``sma_period`` x ``side`` (768 combinations,
 56 M steps), Binance tick / step / minimum notional, 0.02 % / 0.05 % fees and 0.05 %
 slippage, one fresh 10,000 USDT account per combination. Two risk profiles:
 
@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))
 SPACE = {
     "atr_start": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0],
     "atr_step": [0.25, 0.5, 1.0, 1.5],
-    "sl_pct": [0.03, 0.05, 0.1, 0.2],
+    "sl_frac": [0.03, 0.05, 0.1, 0.2],
     "sma_period": [24, 48, 96],
     "side": ["long", "short"],
 }
@@ -65,7 +65,7 @@ def _setup():
     table = IndicatorTable(data)
     table.ensure([n for p in combos for n in (f"sma_{p.sma_period}", "atr_14")])
     research = RiskConfig(max_margin_ratio=1.0, session_loss_grid=0.9, session_loss_single=0.9,
-                          daily_loss_limit=0.5, rolling_drawdown_pct=0.9, max_drawdown_pct=0.9)
+                          daily_loss_limit=0.5, rolling_drawdown_frac=0.9, max_drawdown_frac=0.9)
     profiles = {
         "research": AccountConfig(name="bench", risk=research),
         "default": AccountConfig(name="bench", risk=RiskConfig(max_margin_ratio=1.0)),

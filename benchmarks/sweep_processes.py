@@ -43,13 +43,13 @@ def _spec(combos: int, db: str) -> dict:
     keep = max(1, min(len(starts), round(len(starts) * combos / total)))
     return {
         "strategy": "grid_atr",
-        "space": {"atr_start": starts[:keep], "atr_step": steps, "sl_pct": sls,
+        "space": {"atr_start": starts[:keep], "atr_step": steps, "sl_frac": sls,
                   "sma_period": smas},
         "base": {"levels": 3, "atr_period": 14},
         "symbols": ["BTC/USDT", "ETH/USDT"],
         "account": {"name": "bench", "risk": {
             "max_margin_ratio": 1.0, "session_loss_grid": 0.9, "session_loss_single": 0.9,
-            "daily_loss_limit": 0.5, "rolling_drawdown_pct": 0.9, "max_drawdown_pct": 0.9}},
+            "daily_loss_limit": 0.5, "rolling_drawdown_frac": 0.9, "max_drawdown_frac": 0.9}},
         "chunk_size": 256,
         "db_url": db,
     }

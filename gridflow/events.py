@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridflow.event_kinds import CommandKind
 from gridflow.timeframes import timeframe_to_ms
 
 Side = Literal["buy", "sell"]
@@ -280,9 +281,6 @@ class OrderOutcome(_Frozen):
     ts_ms: int = Field(ge=0, default=0)
 
 
-CommandKind = Literal["reset_kill_switch", "pause", "resume", "set_params", "flatten"]
-
-
 class Command(_Frozen):
     """An imperative from the control plane to one account engine.
 
@@ -291,7 +289,9 @@ class Command(_Frozen):
     command_id : int
         Store-assigned, increasing id; the command source resumes after it.
     account : str
-    kind : {"reset_kill_switch", "pause", "resume", "set_params", "flatten"}
+    kind : CommandKind
+        ``"reset_kill_switch"``, ``"pause"``, ``"resume"``, ``"set_params"`` or
+        ``"flatten"`` (:class:`~gridflow.event_kinds.CommandKind`).
     payload : dict
         Kind-specific arguments (e.g. ``{"symbol": "BTC/USDT"}`` for ``pause``).
     issued_at_ms : int
@@ -374,10 +374,14 @@ class JournalEvent(_Frozen):
     event_id : str
         Deterministic natural key (kind, account or symbol, time, detail).
     kind : str
-        ``"candle_rejected"``, ``"order_denied"``, ``"kill_switch_tripped"`` ...
+        A :class:`~gridflow.event_kinds.EventKind` value: ``"candle_rejected"``,
+        ``"order_denied"``, ``"kill_switch_tripped"`` ... (a plain ``str`` field, so
+        journals of any version read back).
     reason : str
-        Stable reason code, e.g. ``"LOW_ABOVE_BODY"``, ``"KILL_SWITCH"``,
-        ``"MAX_MARGIN_RATIO"``, ``"SESSION_LOSS_GRID"``.
+        Stable reason code, a :class:`~gridflow.event_kinds.Reason` value, e.g.
+        ``"LOW_ABOVE_BODY"``, ``"KILL_SWITCH"``, ``"MAX_MARGIN_RATIO"``,
+        ``"SESSION_LOSS_GRID"`` (the few events whose reason names something outside
+        gridflow are listed in :mod:`gridflow.event_kinds`).
     ts_ms : int
         Event time, ms UTC.
     account : str

@@ -27,8 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pure logic", ("operators",)),
     ("journal", ("journal",)),
     ("market data files", ("data",)),
-    ("settings, records, names", ("config", "events", "ids", "timeframes", "chunks",
-                                  "indicator_names", "metrics", "_numba_cache", "")),
+    ("settings, records, names", ("config", "events", "event_kinds", "ids", "timeframes",
+                                  "chunks", "indicator_names", "metrics", "_numba_cache", "")),
 ]
 
 

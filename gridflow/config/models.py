@@ -1,7 +1,11 @@
 """Typed configuration: frozen pydantic models, defaults live only here.
 
 Names carry their unit: ``_ms`` for milliseconds, ``_quote`` for quote currency;
-``_pct``/``_ratio``/``_fee``/``_limit`` values are **fractions** (0.10 = 10 %).
+``_frac``/``_ratio``/``_fee``/``_limit`` values and rates without a unit suffix are
+**fractions** (0.10 = 10 %); a name ending ``_pct`` would be a percent (0-100), as in the
+run report, and no setting is one. The fractions once named ``_pct`` (``sl_pct``,
+``rolling_drawdown_pct``, ``max_drawdown_pct``) are still accepted under those names,
+with a deprecation warning (:mod:`gridflow.config.renamed`).
 Unknown fields are refused everywhere, so a typo in a TOML preset is an error, not
 a silently ignored setting.
 """
@@ -17,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gridflow.config.live import LiveConfig
 from gridflow.config.preset_source import TomlPresetSource
+from gridflow.config.renamed import renamed_keys
 from gridflow.config.strategies import (
     EnvelopeDcaParams,
     GridAtrParams,
@@ -24,8 +29,9 @@ from gridflow.config.strategies import (
     GridTrendParams,
     StrategyParams,
 )
+from gridflow.event_kinds import EventKind
 from gridflow.indicator_names import parse_name
-from gridflow.timeframes import timeframe_to_ms
+from gridflow.timeframes import iso_utc, timeframe_to_ms
 
 __all__ = [
     "AccountConfig", "DataFile", "EnvelopeDcaParams", "FeesConfig", "FundingFile", "GridAtrParams",
@@ -54,13 +60,13 @@ class RiskConfig(_Model):
     daily_loss_limit: float = Field(0.10, ge=0.01, le=0.5, allow_inf_nan=False)
     """Kill switch when equity falls this fraction below its 00:00 UTC value; it clears
     itself at the next 00:00 UTC."""
-    rolling_drawdown_pct: float = Field(0.20, ge=0.05, le=0.9, allow_inf_nan=False)
+    rolling_drawdown_frac: float = Field(0.20, ge=0.05, le=0.9, allow_inf_nan=False)
     """Kill switch when equity falls this fraction below its peak of the last
     ``rolling_window_hours`` (hourly marks and the current equity; manual reset)."""
     rolling_window_hours: int = Field(24, ge=1, le=720)
-    max_drawdown_pct: float = Field(0.40, ge=0.05, le=0.9, allow_inf_nan=False)
-    """Kill switch on the drawdown from the all-time equity peak (manual reset, which
-    also restarts the peak)."""
+    max_drawdown_frac: float = Field(0.40, ge=0.05, le=0.9, allow_inf_nan=False)
+    """Kill switch on the drawdown from the all-time equity peak, a fraction (manual
+    reset, which also restarts the peak)."""
     max_open_positions: int = Field(10, ge=1, le=1_000)
     correlation_threshold: float = Field(1.0, ge=0.0, le=1.0, allow_inf_nan=False)
     """No new position when ``|corr|`` of log returns with an open position's symbol
@@ -72,13 +78,30 @@ class RiskConfig(_Model):
     """New positions a symbol may open per UTC day (the first fill of a cycle; further
     grid levels of the open position do not count); 0 turns the rule off."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """``rolling_drawdown_pct`` / ``max_drawdown_pct`` (deprecated) under their new
+        names (ValueError if a table gives both names of one field)."""
+        return renamed_keys(data, "risk") if isinstance(data, dict) else data
+
+    @property
+    def rolling_drawdown_pct(self) -> float:
+        """Deprecated name of :attr:`rolling_drawdown_frac` (a fraction)."""
+        return self.rolling_drawdown_frac
+
+    @property
+    def max_drawdown_pct(self) -> float:
+        """Deprecated name of :attr:`max_drawdown_frac` (a fraction)."""
+        return self.max_drawdown_frac
+
 
 class SizingConfig(_Model):
     """How much each grid level buys; every mode is then capped by the margin rule.
 
     * ``equal``: margin per level = capital / symbols / levels (notional x leverage);
     * ``risk``: the whole grid, if filled, loses ``risk_per_trade`` of equity at the stop:
-      notional per level = risk_per_trade * equity / (levels * sl_pct);
+      notional per level = risk_per_trade * equity / (levels * sl_frac);
     * ``fixed_notional``: ``notional_per_level_quote`` per level;
     * ``vol_parity``: the ``equal`` notional scaled by ``target_vol / hv`` (annualised
       historical volatility of ``vol_window`` candles), at most ``max_vol_scale`` times.
@@ -195,7 +218,8 @@ class AlertsConfig(_Model):
     """Alert throttling (event time). Kill switch alerts default to no cooldown."""
 
     cooldown_ms: dict[str, int] = Field(
-        default_factory=lambda: {"data_gap": 3_600_000, "order_denied": 3_600_000}
+        default_factory=lambda: {EventKind.DATA_GAP.value: 3_600_000,
+                                 EventKind.ORDER_DENIED.value: 3_600_000}
     )
     default_cooldown_ms: int = Field(300_000, ge=0)
     timeout_s: float = Field(5.0, gt=0.0, le=60.0, allow_inf_nan=False)
@@ -305,7 +329,8 @@ class GridflowConfig(BaseSettings):
     @model_validator(mode="after")
     def _accounts(self) -> "GridflowConfig":
         if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
-            raise ValueError(f"end_ms ({self.end_ms}) must be after start_ms ({self.start_ms})")
+            raise ValueError(f"end_ms ({iso_utc(self.end_ms)}) must be after start_ms "
+                             f"({iso_utc(self.start_ms)})")
         names = [a.name for a in self.accounts]
         if not names:
             raise ValueError("accounts: at least one account is required")

@@ -1,8 +1,10 @@
 """Strategy parameter models: one frozen pydantic model per strategy, a discriminated
 union on ``name``, per-asset overrides and the symbol allow-list.
 
-Prices are derived from indicators at each candle close; percentages are fractions
-(``sl_pct = 0.10`` closes a long grid 10 % below its average entry).
+Prices are derived from indicators at each candle close; ``_frac`` values are fractions
+(``sl_frac = 0.10`` closes a long grid 10 % below its average entry). The old name
+``sl_pct`` is still accepted, with a deprecation warning
+(:mod:`gridflow.config.renamed`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from gridflow.config.renamed import renamed_keys
+
 Side = Literal["long", "short"]
 
 
@@ -31,7 +35,28 @@ class _Strategy(BaseModel):
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-asset parameter overrides, e.g. ``{"SOL/USDT": {"atr_start": 2.0}}``; each
     merged set is validated like the base parameters."""
-    sl_pct: float = Field(0.10, gt=0.0, lt=1.0, allow_inf_nan=False)
+    sl_frac: float = Field(0.10, gt=0.0, lt=1.0, allow_inf_nan=False)
+    """Stop distance beyond the average entry, a fraction (0.10 = 10 %)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Deprecated names (``sl_pct``) under their new ones, in the parameters and in
+        each override (:func:`~gridflow.config.renamed.renamed_keys`; ValueError if a
+        table gives both)."""
+        if not isinstance(data, dict):
+            return data
+        data = renamed_keys(data, cls.__name__)
+        if isinstance(data.get("overrides"), dict):
+            data["overrides"] = {sym: renamed_keys(ov, f"{cls.__name__}.overrides[{sym}]")
+                                 if isinstance(ov, dict) else ov
+                                 for sym, ov in data["overrides"].items()}
+        return data
+
+    @property
+    def sl_pct(self) -> float:
+        """Deprecated name of :attr:`sl_frac` (a fraction, despite the name)."""
+        return self.sl_frac
 
     @property
     def levels_count(self) -> int:
@@ -75,7 +100,7 @@ class _Strategy(BaseModel):
 class GridAtrParams(_Strategy):
     """Grid ATR: level ``i`` (0..levels-1) buys at ``SMA - ATR * (atr_start + i *
     atr_step)`` for a long grid and sells at ``SMA + ATR * (...)`` for a short one; take
-    profit closes the whole grid back at the SMA; the stop closes it ``sl_pct`` beyond
+    profit closes the whole grid back at the SMA; the stop closes it ``sl_frac`` beyond
     the average entry. ATR per Wilder (1978)."""
 
     name: Literal["grid_atr"] = "grid_atr"
@@ -91,7 +116,7 @@ class EnvelopeDcaParams(_Strategy):
     """Envelope DCA: long level ``i`` buys at ``SMA * (1 - offsets[i])``; the short grid
     sells at the mirrored envelope ``SMA * (1 + upper_i)`` with ``upper_i = 1 / (1 -
     offsets[i]) - 1``, so long and short are symmetric in log return. Take profit at
-    the SMA, stop ``sl_pct`` beyond the average entry."""
+    the SMA, stop ``sl_frac`` beyond the average entry."""
 
     name: Literal["envelope_dca"] = "envelope_dca"
     side: Side = "long"
@@ -146,7 +171,7 @@ class GridTrendParams(_Strategy):
     atr_start: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
     atr_step: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
     trail_atr: float = Field(3.0, gt=0.0, le=50.0, allow_inf_nan=False)
-    sl_pct: float = Field(0.08, gt=0.0, lt=1.0, allow_inf_nan=False)
+    sl_frac: float = Field(0.08, gt=0.0, lt=1.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _emas(self) -> "GridTrendParams":

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from gridflow.control.report import compute_report
+from gridflow.event_kinds import CommandKind, EventKind
 from gridflow.journal.commands import issue_command
 from gridflow.journal.schema import open_store
 from gridflow.journal.store import (
@@ -30,7 +31,8 @@ from gridflow.journal.store import (
 )
 from gridflow.metrics import drawdown
 
-ACK_KINDS = ("command_applied", "command_rejected")
+#: Kinds of a command's acknowledgement (plain strings: SQL parameters).
+ACK_KINDS = (EventKind.COMMAND_APPLIED.value, EventKind.COMMAND_REJECTED.value)
 
 
 @dataclass
@@ -159,7 +161,8 @@ class GridflowClient:
             if rows:
                 r = dict(rows[0])
                 return {"command_id": int(command_id),
-                        "status": "applied" if r["kind"] == "command_applied" else "rejected",
+                        "status": ("applied" if r["kind"] == EventKind.COMMAND_APPLIED
+                                   else "rejected"),
                         "reason": r["reason"], "ts_ms": r["ts_ms"], "run_id": r["run_id"],
                         "event": r}
             if time.monotonic() > deadline:
@@ -174,16 +177,18 @@ class GridflowClient:
     def reset_kill_switch(self, account: str, reason: str | None = None,
                           timeout_s: float = 10.0) -> dict[str, Any]:
         """Clear one kill switch (``reason``, e.g. ``"MAX_DRAWDOWN"``) or all."""
-        return self.command(account, "reset_kill_switch",
+        return self.command(account, CommandKind.RESET_KILL_SWITCH,
                             {"reason": reason} if reason else {}, timeout_s)
 
     def pause(self, account: str, symbol: str | None = None, timeout_s: float = 10.0):
         """No new entries on the account (or one symbol); exits go on."""
-        return self.command(account, "pause", {"symbol": symbol} if symbol else {}, timeout_s)
+        return self.command(account, CommandKind.PAUSE, {"symbol": symbol} if symbol else {},
+                            timeout_s)
 
     def resume(self, account: str, symbol: str | None = None, timeout_s: float = 10.0):
         """Undo :meth:`pause`."""
-        return self.command(account, "resume", {"symbol": symbol} if symbol else {}, timeout_s)
+        return self.command(account, CommandKind.RESUME, {"symbol": symbol} if symbol else {},
+                            timeout_s)
 
     def set_params(self, account: str, params: dict[str, Any], symbol: str | None = None,
                    strategy: int | None = None, timeout_s: float = 10.0):
@@ -193,11 +198,12 @@ class GridflowClient:
             payload["symbol"] = symbol
         if strategy is not None:
             payload["strategy"] = strategy
-        return self.command(account, "set_params", payload, timeout_s)
+        return self.command(account, CommandKind.SET_PARAMS, payload, timeout_s)
 
     def flatten(self, account: str, symbol: str | None = None, timeout_s: float = 10.0):
         """Close the account's (or one symbol's) positions at the next candle's open."""
-        return self.command(account, "flatten", {"symbol": symbol} if symbol else {}, timeout_s)
+        return self.command(account, CommandKind.FLATTEN, {"symbol": symbol} if symbol else {},
+                            timeout_s)
 
     # ---- reading ---------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:
@@ -220,7 +226,7 @@ class GridflowClient:
         st = dict(rows[0])
         events = [e for e in read_events(self._engine, rid) if e["account"] == account]
         active = set(filter(None, st.get("kill_switch", "").split(",")))
-        trips = [e for e in events if e["kind"] == "kill_switch_tripped"]
+        trips = [e for e in events if e["kind"] == EventKind.KILL_SWITCH_TRIPPED]
         st["run_id"] = rid
         st["kill_switches"] = {r: next((e for e in reversed(trips) if e["reason"] == r), None)
                                for r in sorted(active)}

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from gridflow import metrics
 from gridflow.journal.schema import EquityRow, EventRow, FillRow, OrderRow, TradeRow, open_store
 from gridflow.journal.store import (
-    latest_run_id,
+    list_runs,
     read_equity,
     read_events,
     read_fills,
@@ -41,12 +41,23 @@ _KINDS = {
 
 
 def _resolve_run(engine: Engine, run_id: str | None) -> str:
-    if run_id is not None:
-        return run_id
-    latest = latest_run_id(engine)
-    if latest is None:
+    """``run_id`` if the journal has it, else the latest run when ``run_id`` is None.
+
+    Raises
+    ------
+    LookupError
+        ``NO_RUNS`` for a journal without runs; ``UNKNOWN_RUN`` (naming the runs there
+        are) for a run id it does not have.
+    """
+    runs = [r["run_id"] for r in list_runs(engine)]
+    if not runs:
         raise LookupError(f"NO_RUNS: the journal at {engine.url!r} has no registered run")
-    return latest
+    if run_id is None:
+        return runs[-1]
+    if run_id not in runs:
+        shown = ", ".join(runs[-5:]) + (f" (and {len(runs) - 5} older)" if len(runs) > 5 else "")
+        raise LookupError(f"UNKNOWN_RUN: no run {run_id!r} in the journal; runs: {shown}")
+    return run_id
 
 
 def journal_lines(

@@ -19,6 +19,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from pydantic import ValidationError
 
 from gridflow.chunks import JournalBatch
+from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import Command, JournalEvent
 from gridflow.journal.commands import last_command_id, read_commands
 
@@ -34,14 +35,15 @@ def parse_command(row: dict, accounts: set[str]) -> tuple[str, Command | Journal
                       payload=row["payload"] or {}, issued_at_ms=int(row["issued_at_ms"]),
                       issued_by=row["issued_by"])
         if account not in accounts:
-            reason, error = "UNKNOWN_ACCOUNT", f"{account!r} not in {sorted(accounts)}"
+            reason, error = Reason.UNKNOWN_ACCOUNT, f"{account!r} not in {sorted(accounts)}"
         else:
             return "command", cmd
     except ValidationError as exc:
-        reason = "BAD_COMMAND"
+        reason = Reason.BAD_COMMAND
         error = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     ev = JournalEvent(
-        event_id=f"command_ack:{account or '-'}:{cid}", kind="command_rejected", reason=reason,
+        event_id=f"command_ack:{account or '-'}:{cid}", kind=EventKind.COMMAND_REJECTED,
+        reason=reason,
         ts_ms=0, account=account, detail={"command_id": cid, "kind": str(row.get("kind")),
                                           "payload": row.get("payload"), "error": error},
     )

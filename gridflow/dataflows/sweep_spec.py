@@ -9,7 +9,7 @@ it is frozen: every process of a distributed run loads the same spec and derives
 same partitions (:meth:`SweepSpec.partitions`).
 
 >>> spec = load_sweep_spec({"strategy": "grid_atr",
-...                         "space": {"atr_start": [1, 2], "sl_pct": [0.05, 0.1]},
+...                         "space": {"atr_start": [1, 2], "sl_frac": [0.05, 0.1]},
 ...                         "base": {"levels": 3}, "start_ms": "2024-01-01"})
 >>> spec.n_combos, spec.partitions()
 (4, [('BTC/USDT', 0)])
@@ -93,7 +93,9 @@ class SweepSpec(BaseModel):
     strategy : str
         ``grid_atr``, ``envelope_dca``, ``grid_multi_tf`` or ``grid_trend``.
     space : dict[str, list]
-        Swept parameter -> values tried (the cartesian product is the grid).
+        Swept parameter -> values tried (the cartesian product is the grid). A
+        deprecated name (``sl_pct``) is accepted with a warning and keeps its name in
+        the results.
     base : dict
         Fixed values of other strategy parameters.
     symbols : tuple of str
@@ -190,7 +192,7 @@ class SweepSpec(BaseModel):
         return self
 
     def _check_grid(self) -> None:
-        from gridflow.sweep.engine import expand_grid
+        from gridflow.sweep import expand_grid  # deprecated parameter names accepted
 
         if "name" in self.space or "name" in self.base:
             raise ValueError("space/base: 'name' is the strategy, set it with strategy=")

@@ -28,18 +28,23 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridflow.chunks import JournalBatch
+from gridflow.event_kinds import EventKind, ExitReason, RecordAlertKind
 from gridflow.events import ExecutionReport, JournalEvent, OrderRequest, TradeRecord
 
+#: Every alert kind: the journal event kinds alerted (:class:`EventKind` values, the keys
+#: of ``_EVENT_BUILDERS``) and the :class:`RecordAlertKind` values (a test keeps them equal).
 AlertKind = Literal["kill_switch_tripped", "kill_switch_reset", "grid_level_opened",
                     "grid_cycle_closed", "order_denied", "data_gap",
                     # live trading (gridflow.operators.live_engine)
                     "orphan_order", "orphan_position", "orphan_fill", "position_mismatch",
                     "stop_missing", "slippage", "order_rejected", "order_failed",
-                    "order_vanished", "exchange_error", "fill_inconsistent"]
+                    "order_vanished", "exchange_error", "fill_inconsistent",
+                    "engine_started", "position_adopted", "kill_switch_restored",
+                    "equity_drift"]
 Severity = Literal["info", "warning", "critical"]
 
 #: Kinds whose cooldown defaults to 0 ms (never suppressed) in :class:`AlertThrottle`.
-KILL_SWITCH_KINDS = frozenset({"kill_switch_tripped", "kill_switch_reset"})
+KILL_SWITCH_KINDS = frozenset({EventKind.KILL_SWITCH_TRIPPED, EventKind.KILL_SWITCH_RESET})
 
 
 class Alert(BaseModel):
@@ -126,7 +131,7 @@ def _from_event(ev: JournalEvent, severity: Severity, title: str, body: str) -> 
 
 # ---- one builder per source record ------------------------------------------------
 def _kill_switch(ev: JournalEvent) -> Alert:
-    tripped, rest = ev.kind == "kill_switch_tripped", dict(ev.detail)
+    tripped, rest = ev.kind == EventKind.KILL_SWITCH_TRIPPED, dict(ev.detail)
     unit = f" {_ccys(ev.symbol)[1]}" if ev.symbol else ""  # account-level: currency unknown
     parts = [f"rule {ev.reason}"]
     if {"session_return", "threshold"} <= rest.keys():
@@ -188,7 +193,8 @@ def _level_opened(o: OrderRequest, fills: list[ExecutionReport]) -> Alert:
     ts = max(f.ts_ms for f in fills)
     (base, ccy), grid = _ccys(o.symbol), "long" if o.side == "buy" else "short"
     return Alert(
-        alert_id=f"grid_level_opened:{o.client_order_id}", kind="grid_level_opened",
+        alert_id=f"{RecordAlertKind.GRID_LEVEL_OPENED}:{o.client_order_id}",
+        kind=RecordAlertKind.GRID_LEVEL_OPENED,
         account=o.account, symbol=o.symbol, ts_ms=ts, severity="info",
         title=f"{_who(o.account, o.symbol)} {grid} grid level {o.tag} opened",
         body=(f"{o.symbol} {grid} grid level {o.tag} filled at {iso_utc(ts)}: "
@@ -203,9 +209,10 @@ def _level_opened(o: OrderRequest, fills: list[ExecutionReport]) -> Alert:
 def _cycle_closed(t: TradeRecord) -> Alert:
     (base, ccy), held_min = _ccys(t.symbol), max(0, t.close_ts_ms - t.open_ts_ms) // 60_000
     return Alert(
-        alert_id=f"grid_cycle_closed:{t.trade_id}", kind="grid_cycle_closed",
+        alert_id=f"{RecordAlertKind.GRID_CYCLE_CLOSED}:{t.trade_id}",
+        kind=RecordAlertKind.GRID_CYCLE_CLOSED,
         account=t.account, symbol=t.symbol, ts_ms=t.close_ts_ms,
-        severity="warning" if t.exit_reason == "SL" or t.pnl < 0 else "info",
+        severity="warning" if t.exit_reason == ExitReason.SL or t.pnl < 0 else "info",
         title=(f"{_who(t.account, t.symbol)} {t.position_side} grid closed by "
                f"{t.exit_reason}: {t.pnl:+,.2f} {ccy}"),
         body=(f"{t.symbol} {t.position_side} grid closed by {t.exit_reason} at "
@@ -220,21 +227,22 @@ def _cycle_closed(t: TradeRecord) -> Alert:
 
 #: Live-trading events: (severity, what happened).
 _LIVE = {
-    "orphan_order": ("critical", "open order unknown to the engine"),
-    "orphan_position": ("critical", "position on a symbol the account does not trade"),
-    "orphan_fill": ("critical", "fill of an order unknown to the engine"),
-    "position_mismatch": ("critical", "exchange position differs from the engine's"),
-    "stop_missing": ("critical", "open position found without a live stop; stop re-placed"),
-    "slippage": ("warning", "fill worse than its order price beyond the threshold"),
-    "order_rejected": ("warning", "order rejected"),
-    "order_failed": ("critical", "order not sent after every retry"),
-    "order_vanished": ("warning", "order left the book without our cancel or a fill"),
-    "exchange_error": ("warning", "exchange poll failed"),
-    "fill_inconsistent": ("critical", "fill inconsistent with the engine's position"),
-    "engine_started": ("info", "live engine started"),
-    "position_adopted": ("warning", "exchange position adopted at start; stop placed"),
-    "kill_switch_restored": ("critical", "kill switch still on after the restart"),
-    "equity_drift": ("critical", "engine equity differs from the exchange's"),
+    EventKind.ORPHAN_ORDER: ("critical", "open order unknown to the engine"),
+    EventKind.ORPHAN_POSITION: ("critical", "position on a symbol the account does not trade"),
+    EventKind.ORPHAN_FILL: ("critical", "fill of an order unknown to the engine"),
+    EventKind.POSITION_MISMATCH: ("critical", "exchange position differs from the engine's"),
+    EventKind.STOP_MISSING: ("critical",
+                             "open position found without a live stop; stop re-placed"),
+    EventKind.SLIPPAGE: ("warning", "fill worse than its order price beyond the threshold"),
+    EventKind.ORDER_REJECTED: ("warning", "order rejected"),
+    EventKind.ORDER_FAILED: ("critical", "order not sent after every retry"),
+    EventKind.ORDER_VANISHED: ("warning", "order left the book without our cancel or a fill"),
+    EventKind.EXCHANGE_ERROR: ("warning", "exchange poll failed"),
+    EventKind.FILL_INCONSISTENT: ("critical", "fill inconsistent with the engine's position"),
+    EventKind.ENGINE_STARTED: ("info", "live engine started"),
+    EventKind.POSITION_ADOPTED: ("warning", "exchange position adopted at start; stop placed"),
+    EventKind.KILL_SWITCH_RESTORED: ("critical", "kill switch still on after the restart"),
+    EventKind.EQUITY_DRIFT: ("critical", "engine equity differs from the exchange's"),
 }
 
 
@@ -244,8 +252,9 @@ def _live(ev: JournalEvent) -> Alert:
                        f"{what} at {iso_utc(ev.ts_ms)} ({_detail_text(ev.detail)}).")
 
 
-_EVENT_BUILDERS = {"kill_switch_tripped": _kill_switch, "kill_switch_reset": _kill_switch,
-                   "order_denied": _denied, "data_gap": _gap,
+_EVENT_BUILDERS = {EventKind.KILL_SWITCH_TRIPPED: _kill_switch,
+                   EventKind.KILL_SWITCH_RESET: _kill_switch,
+                   EventKind.ORDER_DENIED: _denied, EventKind.DATA_GAP: _gap,
                    **{k: _live for k in _LIVE}}
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from gridflow.chunks import IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
 from gridflow.data.funding import funding_per_candle
-from gridflow.events import AccountSummary, Command
+from gridflow.event_kinds import EventKind, Reason
+from gridflow.events import AccountSummary, Command, JournalEvent
 from gridflow.operators import grid_kernel as gk
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.correlation_guard import CorrelationGuard
@@ -33,6 +34,7 @@ from gridflow.operators.risk import (
     DENY_REASONS,
     KILL_SWITCH_REASONS,
     kill_switch_names,
+    utc_day,
 )
 from gridflow.operators.strategies import STRATEGIES
 from gridflow.timeframes import timeframe_to_ms
@@ -113,7 +115,7 @@ class AccountEngine:
         self.mp = np.zeros((S, kl.M_W))
         for i, s in enumerate(self.symbols):
             m, p = markets.get(s, MarketSpec()), self.params[s]
-            self.mp[i] = (m.amount_step, m.min_amount, m.min_notional, p.sl_pct,
+            self.mp[i] = (m.amount_step, m.min_amount, m.min_notional, p.sl_frac,
                           1.0 if p.is_grid else 0.0, p.levels_count, alloc)
         self.state = kl.KernelState.new(S, self.levels, account.capital_quote,
                                         risk.rolling_window_hours)
@@ -173,7 +175,7 @@ class AccountEngine:
         self.state.ai[kl.AI_SEQ] = int(summary.get("seq", 0))
         last = int(summary.get("last_ts_ms", -1) or -1)
         if last >= 0:  # candles replayed from before the restored day roll no day over
-            self.state.ai[kl.AI_DAY] = (last + int(self.tf_ms.min())) // 86_400_000
+            self.state.ai[kl.AI_DAY] = utc_day.py_func(last + int(self.tf_ms.min()))
 
     def _frontier(self) -> int | None:
         f = np.iinfo(np.int64).max
@@ -280,22 +282,43 @@ class AccountEngine:
     def _process(self, frontier: int | None) -> JournalBatch:
         ready = self._ready(frontier)
         if ready is None:
-            return JournalBatch()
+            return self._ended_without_candles()
         a, ev_corr = ready
         N = len(a["ts"])
         cap = N * (2 * self.levels + 9) + 8
-        out_i = np.empty((cap, kl.OI_W), np.int64)
-        out_f = np.empty((cap, kl.OF_W), np.float64)
+        log = kl.EventLog(np.empty((cap, kl.OI_W), np.int64), np.empty((cap, kl.OF_W)))
         n = gk.run_steps(
-            a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"], a["fund"],
-            a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"], a["trail"],
-            a["size"], np.ascontiguousarray(ev_corr), self.tf_ms, self.equity_every_ms,
-            *self.state.arrays(), self.pf, self.mp, out_i, out_f,
+            kl.Candles(a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"], a["fund"]),
+            kl.Quotes(a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"],
+                      a["trail"], a["size"]),
+            np.ascontiguousarray(ev_corr), self.state.arrays(),
+            kl.Params(self.pf, self.mp, self.tf_ms, self.equity_every_ms), log,
         )
-        batch = decode(out_i[:n], out_f[:n], self.account.name, self.symbols,
+        batch = decode(log.ints[:n], log.floats[:n], self.account.name, self.symbols,
                        self.strategy_names, self.counters)
         batch.summaries.append(self.summary())
         return batch
+
+    def _ended_without_candles(self) -> JournalBatch:
+        """Nothing to process. If every symbol's input has ended and not one valid candle
+        reached this account (all refused by validation, none in the window), say so once
+        with a ``no_candles`` event and a ``complete`` summary, so that a replay waiting
+        for every account to complete ends instead of waiting forever."""
+        if (not all(self.done.values()) or any(self.pending.values())
+                or int(self.state.ai[kl.AI_CANDLES]) > 0 or getattr(self, "_idle_told", False)):
+            return JournalBatch()
+        self._idle_told = True
+        seq = self.next_seq()
+        seen = [t for t in self.seen_ts.values() if t is not None]
+        out = JournalBatch()
+        out.events.append(JournalEvent(
+            event_id=f"{EventKind.NO_CANDLES}:{self.account.name}:{seq}",
+            kind=EventKind.NO_CANDLES, reason=Reason.NO_VALID_CANDLES,
+            ts_ms=max(seen) if seen else 0, account=self.account.name, seq=seq,
+            detail={"symbols": list(self.symbols)},
+        ))
+        out.summaries.append(self.summary())
+        return out
 
     # ---- views -------------------------------------------------------------------
     @property

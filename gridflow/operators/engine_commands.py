@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from gridflow.chunks import JournalBatch
+from gridflow.config.renamed import renamed_keys
+from gridflow.event_kinds import CommandKind, EventKind, Reason
 from gridflow.events import Command, JournalEvent
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.risk import (
@@ -34,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class Rejected(Exception):
     """A command that cannot be applied; ``code`` is the journaled reason."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: Reason, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
@@ -45,14 +47,15 @@ def _symbols(eng: "AccountEngine", payload: dict[str, Any]) -> list[str]:
     if sym is None:
         return list(eng.symbols)
     if not isinstance(sym, str) or sym not in eng.index:
-        raise Rejected("UNKNOWN_SYMBOL", f"{sym!r} is not traded by {eng.account.name}")
+        raise Rejected(Reason.UNKNOWN_SYMBOL, f"{sym!r} is not traded by {eng.account.name}")
     return [sym]
 
 
 def _check_keys(payload: dict[str, Any], allowed: set[str]) -> None:
     extra = set(payload) - allowed
     if extra:
-        raise Rejected("BAD_PAYLOAD", f"unexpected keys {sorted(extra)}; allowed {sorted(allowed)}")
+        raise Rejected(Reason.BAD_PAYLOAD,
+                       f"unexpected keys {sorted(extra)}; allowed {sorted(allowed)}")
 
 
 def _reset(eng: "AccountEngine", cmd: Command, ts_ms: int, out: JournalBatch) -> dict:
@@ -61,7 +64,7 @@ def _reset(eng: "AccountEngine", cmd: Command, ts_ms: int, out: JournalBatch) ->
     names = {v: k for k, v in KILL_SWITCH_REASONS.items()}
     reason = cmd.payload.get("reason")
     if reason is not None and reason not in names:
-        raise Rejected("UNKNOWN_REASON", f"{reason!r}; one of {sorted(names)}")
+        raise Rejected(Reason.UNKNOWN_REASON, f"{reason!r}; one of {sorted(names)}")
     mask = int(st.ai[kl.AI_KILL])
     bits = names[reason] if reason is not None else KS_ALL
     cleared = mask & bits
@@ -80,8 +83,9 @@ def _reset(eng: "AccountEngine", cmd: Command, ts_ms: int, out: JournalBatch) ->
         seq = eng.next_seq()
         eng.counters["kill_switch_resets"] += 1
         out.events.append(JournalEvent(
-            event_id=f"kill_switch_reset:{eng.account.name}:{seq}", kind="kill_switch_reset",
-            reason=name, ts_ms=ts_ms, account=eng.account.name, seq=seq,
+            event_id=f"{EventKind.KILL_SWITCH_RESET}:{eng.account.name}:{seq}",
+            kind=EventKind.KILL_SWITCH_RESET, reason=Reason(name), ts_ms=ts_ms,
+            account=eng.account.name, seq=seq,
             detail={"equity": equity, "by": cmd.issued_by, "command_id": cmd.command_id},
         ))
     return {"cleared": kill_switch_names(cleared), "still_on": kill_switch_names(mask & ~bits)}
@@ -111,19 +115,23 @@ def _set_params(eng: "AccountEngine", cmd: Command) -> dict:
     _check_keys(cmd.payload, {"params", "symbol", "strategy"})
     params = cmd.payload.get("params")
     if not isinstance(params, dict) or not params:
-        raise Rejected("BAD_PAYLOAD", "params must be a non-empty object")
+        raise Rejected(Reason.BAD_PAYLOAD, "params must be a non-empty object")
+    try:  # deprecated names (sl_pct) under their new ones
+        params = renamed_keys(params, "set_params")
+    except ValueError as exc:
+        raise Rejected(Reason.BAD_PAYLOAD, str(exc)) from None
     bad = {"name", "symbols", "overrides"} & set(params)
     if bad:
-        raise Rejected("BAD_PAYLOAD", f"{sorted(bad)} cannot be changed live")
+        raise Rejected(Reason.BAD_PAYLOAD, f"{sorted(bad)} cannot be changed live")
     if cmd.payload.get("symbol") is not None:
         syms = _symbols(eng, cmd.payload)
     else:
         idx = cmd.payload.get("strategy")
         n = len(eng.account.strategies)
         if idx is None and n > 1:
-            raise Rejected("AMBIGUOUS", "several strategies: give symbol or strategy index")
+            raise Rejected(Reason.AMBIGUOUS, "several strategies: give symbol or strategy index")
         if idx is not None and not (isinstance(idx, int) and 0 <= idx < n):
-            raise Rejected("BAD_PAYLOAD", f"strategy index {idx!r} (0..{n - 1})")
+            raise Rejected(Reason.BAD_PAYLOAD, f"strategy index {idx!r} (0..{n - 1})")
         syms = [s for s in eng.symbols if eng.strategy_index[s] == (idx or 0)]
     changes: dict[str, dict] = {}
     new_params = {}
@@ -136,19 +144,19 @@ def _set_params(eng: "AccountEngine", cmd: Command) -> dict:
             new = type(old).model_validate(doc)
         except ValidationError as exc:
             errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise Rejected("INVALID_PARAMS", errs) from None
+            raise Rejected(Reason.INVALID_PARAMS, errs) from None
         if strategy_indicators(eng.account, new) != strategy_indicators(eng.account, old):
-            raise Rejected("INDICATORS_CHANGED",
+            raise Rejected(Reason.INDICATORS_CHANGED,
                            "indicator periods are fixed for a running flow; restart to change")
         if new.levels_count > eng.levels:
-            raise Rejected("TOO_MANY_LEVELS", f"{new.levels_count} > {eng.levels} at start")
+            raise Rejected(Reason.TOO_MANY_LEVELS, f"{new.levels_count} > {eng.levels} at start")
         new_params[sym] = new
         changes[sym] = {k: [doc_old, getattr(new, k)] for k in params
                         for doc_old in [getattr(old, k)] if getattr(new, k) != doc_old}
     for sym, new in new_params.items():
         i = eng.index[sym]
         eng.params[sym] = new
-        eng.mp[i, kl.M_SL] = new.sl_pct
+        eng.mp[i, kl.M_SL] = new.sl_frac
         eng.mp[i, kl.M_GRID] = 1.0 if new.is_grid else 0.0
         eng.mp[i, kl.M_LEVELS] = new.levels_count
     return {"changes": changes}
@@ -160,24 +168,25 @@ def apply_command(eng: "AccountEngine", cmd: Command, ts_ms: int) -> JournalBatc
     out = JournalBatch()
     try:
         if cmd.account != eng.account.name:
-            raise Rejected("UNKNOWN_ACCOUNT", cmd.account)
-        if cmd.kind == "reset_kill_switch":
+            raise Rejected(Reason.UNKNOWN_ACCOUNT, cmd.account)
+        if cmd.kind == CommandKind.RESET_KILL_SWITCH:
             detail = _reset(eng, cmd, ts_ms, out)
-        elif cmd.kind in ("pause", "resume"):
-            detail = _pause(eng, cmd, cmd.kind == "pause")
-        elif cmd.kind == "flatten":
+        elif cmd.kind in (CommandKind.PAUSE, CommandKind.RESUME):
+            detail = _pause(eng, cmd, cmd.kind == CommandKind.PAUSE)
+        elif cmd.kind == CommandKind.FLATTEN:
             detail = _flatten(eng, cmd)
-        elif cmd.kind == "set_params":
+        elif cmd.kind == CommandKind.SET_PARAMS:
             detail = _set_params(eng, cmd)
         else:  # pragma: no cover - Command's own validation refuses unknown kinds
-            raise Rejected("UNKNOWN_KIND", cmd.kind)
-        ok, reason = True, cmd.kind
+            raise Rejected(Reason.UNKNOWN_KIND, cmd.kind)
+        ok, reason = True, CommandKind(cmd.kind)
     except Rejected as rej:
         ok, reason, detail = False, rej.code, {"error": rej.detail}
     seq = eng.next_seq()
     out.events.insert(0, JournalEvent(
         event_id=f"command_ack:{eng.account.name}:{cmd.command_id}",
-        kind="command_applied" if ok else "command_rejected", reason=reason, ts_ms=ts_ms,
+        kind=EventKind.COMMAND_APPLIED if ok else EventKind.COMMAND_REJECTED, reason=reason,
+        ts_ms=ts_ms,
         account=eng.account.name, symbol=str(cmd.payload.get("symbol") or ""), seq=seq,
         detail={"command_id": cmd.command_id, "kind": cmd.kind, "payload": cmd.payload,
                 "issued_by": cmd.issued_by, "issued_at_ms": cmd.issued_at_ms, **detail},

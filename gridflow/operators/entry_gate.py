@@ -34,14 +34,24 @@ from numba import njit
 from gridflow.operators.kernel_layout import (
     AI_KILL,
     AI_PAUSED,
+    F_AMOUNT,
+    F_PRICE,
+    F_THRESHOLD,
+    F_VALUE,
+    I_DECISION_TS,
+    I_LEVEL,
+    I_REASON,
+    I_SIDE,
     K_DENIED,
     M_LEVELS,
     M_MIN_AMOUNT,
     M_MIN_NOTIONAL,
     M_SL,
     M_STEP,
-    P_CORR,
+    OF_W,
+    OI_W,
     P_COOLDOWN,
+    P_CORR,
     P_LEVERAGE,
     P_MAX_DAILY,
     P_MAX_MR,
@@ -55,7 +65,8 @@ from gridflow.operators.kernel_layout import (
     SI_OPEN_DAY,
     SI_PAUSED,
     SI_QTS,
-    emit,
+    EventLog,
+    emit_event,
 )
 from gridflow.operators.risk import (
     DENY_BAD_PRICE,
@@ -161,15 +172,27 @@ def gate_level(s, ts, px, amount, equity, used, n_open, max_corr, sf, si, ai, pf
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def deny_level(s, i, r, ts, d, px, amount, x1, x2, si, dn, cnt, ai, out_i, out_f, n):
-    """Count denial ``r`` of level ``i`` of ``s`` and journal it once per level and
-    reason in the cycle (``K_DENIED`` with the decision time of the quotes)."""
-    cnt[r] += 1
-    if dn[s, i] == r:
+def deny_level(s, i, r, ts, d, px, amount, value, threshold, st, log, n):
+    """Count denial ``r`` of level ``i`` of ``s`` (side ``d``, at ``px`` quote for
+    ``amount`` base, the rule's ``value`` and ``threshold`` from :func:`gate_level`) in
+    ``st`` (:class:`~gridflow.operators.kernel_layout.StateArrays`) and journal it in
+    ``log`` once per level and reason in the cycle (``K_DENIED`` with the decision time
+    of the quotes). Returns the new row count."""
+    st.cnt[r] += 1
+    if st.dn[s, i] == r:
         return n
-    dn[s, i] = r
-    return emit(out_i, out_f, n, ai, K_DENIED, ts, s, i, r, si[s, SI_QTS], d,
-                px, amount, 0.0, 0.0, x1, x2)
+    st.dn[s, i] = r
+    n = emit_event(log, n, st.ai, K_DENIED, ts, s)
+    ei, ef = log.ints[n - 1], log.floats[n - 1]
+    ei[I_LEVEL] = i
+    ei[I_REASON] = r
+    ei[I_DECISION_TS] = st.si[s, SI_QTS]
+    ei[I_SIDE] = d
+    ef[F_PRICE] = px
+    ef[F_AMOUNT] = amount
+    ef[F_VALUE] = value
+    ef[F_THRESHOLD] = threshold
+    return n
 
 
 def gate_and_log(s: int, i: int, ts: int, px: float, d: int, equity: float, used: float,
@@ -178,14 +201,12 @@ def gate_and_log(s: int, i: int, ts: int, px: float, d: int, equity: float, used
     """One level through :func:`level_amount`, :func:`gate_level` and, when denied,
     :func:`deny_level`, from Python (the live engine). Returns the amount to place (0.0
     when denied) and the event rows to decode."""
-    out_i = np.empty((1, 9), np.int64)
-    out_f = np.empty((1, 6), np.float64)
+    log = EventLog(np.empty((1, OI_W), np.int64), np.empty((1, OF_W), np.float64))
     amount = level_amount(s, px, equity, st.sf, pf, mp)
     mc = max_abs_corr(s, corr, st.sf) if st.sf[s, SF_AMT] == 0.0 else 0.0
     r, x1, x2 = gate_level(s, ts, px, amount, equity, used, n_open, mc, st.sf, st.si, st.ai,
                            pf, mp)
     if r == OK:
-        return amount, out_i[:0], out_f[:0]
-    n = deny_level(s, i, r, ts, d, px, amount, x1, x2, st.si, st.dn, st.cnt, st.ai,
-                   out_i, out_f, 0)
-    return 0.0, out_i[:n], out_f[:n]
+        return amount, log.ints[:0], log.floats[:0]
+    n = deny_level(s, i, r, ts, d, px, amount, x1, x2, st.arrays(), log, 0)
+    return 0.0, log.ints[:n], log.floats[:n]

@@ -15,7 +15,7 @@ Decisions
   candle become resting limit entries (each one through the risk gate: kill switches,
   pause, exchange minimums, margin cap counting every resting entry, max positions,
   correlation, cooldown), a reduce-only take profit and a reduce-only stop-market for the
-  whole position (the tighter of ``avg_entry * (1 - sl_pct)`` and the trailing level).
+  whole position (the tighter of ``avg_entry * (1 - sl_frac)`` and the trailing level).
   A changed level is replaced (cancel first, place only if the cancel succeeded); a
   flip or a ``flatten`` command closes at market.
 * **At each exchange update** (fills, open orders, positions): fills move the position;
@@ -45,6 +45,7 @@ import numpy as np
 
 from gridflow.chunks import ExchangeUpdate, JournalBatch
 from gridflow.config.live import LiveConfig
+from gridflow.event_kinds import EventKind, ExitReason, Reason
 from gridflow.events import ExecutionReport, OrderOutcome
 from gridflow.operators import grid_kernel as gk
 from gridflow.operators import kernel_layout as kl
@@ -68,6 +69,7 @@ from gridflow.operators.live_reconcile import (
     reconcile_orders,
     reconcile_positions,
 )
+from gridflow.operators.order_state import OrderState
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
@@ -89,7 +91,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         # replayed the journal's outcomes (:meth:`on_outcomes_replayed`)
         self.replayed = not await_outcomes
         self.live = (live or LiveConfig()).without_secrets()
-        self.book = LiveBook(self.account.name)
+        self.book = LiveBook(self.account.name, counters=self.counters)
         self.watermark = -1
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.once: set[tuple] = set()
@@ -132,8 +134,8 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         out = JournalBatch()
         ts = max(int(upd.server_ms), self.watermark)
         for k, err in enumerate(upd.errors):
-            out.events.append(event(self.account.name, "exchange_error", "POLL_FAILED", ts,
-                                    self.next_seq(), error=str(err)[:500]))
+            out.events.append(event(self.account.name, EventKind.EXCHANGE_ERROR, Reason.POLL_FAILED,
+                                    ts, self.next_seq(), error=str(err)[:500]))
         waiting = {r.report_id for r in self.deferred}
         fresh = [r for r in upd.reports if r.report_id not in self.seen
                  and r.report_id not in waiting]
@@ -221,7 +223,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         out.fills.append(rep.model_copy(update={"seq": seq, "account": self.account.name}))
         w = self.book.orders.get(rep.client_order_id)
         if w is None or rep.symbol not in self.index:
-            out.events.append(event(self.account.name, "orphan_fill", "UNKNOWN_ORDER",
+            out.events.append(event(self.account.name, EventKind.ORPHAN_FILL, Reason.UNKNOWN_ORDER,
                                     rep.ts_ms, self.next_seq(), rep.symbol,
                                     client_order_id=rep.client_order_id, side=rep.side,
                                     price=rep.price, amount=rep.amount))
@@ -230,26 +232,28 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         st, cyc = self.state, self.book.cycles[rep.symbol]
         w.filled += rep.amount
         if w.filled >= w.amount * (1 - 1e-9):
-            w.state = "done"
+            self.book.move(w, OrderState.DONE)
             self.book.filled_out(w.coid)
         self._slippage(w, rep, out)
         if w.slot.startswith("L"):
             d = 1 if rep.side == "buy" else -1
             if st.sf[s, kl.SF_AMT] > 0 and st.si[s, kl.SI_SIDE] != d:
-                out.events.append(event(self.account.name, "fill_inconsistent", "ENTRY_AGAINST_POSITION",
+                out.events.append(event(self.account.name, EventKind.FILL_INCONSISTENT,
+                                        Reason.ENTRY_AGAINST_POSITION,
                                         rep.ts_ms, self.next_seq(), rep.symbol,
                                         client_order_id=w.coid))
                 return
             apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc, float(self.mp[s, kl.M_STEP]))
-            self.counters["entries"] += int(w.state == "done")
+            self.counters["entries"] += int(w.state == OrderState.DONE)
             return
         if st.sf[s, kl.SF_AMT] <= 0:
-            out.events.append(event(self.account.name, "fill_inconsistent", "EXIT_WITHOUT_POSITION",
+            out.events.append(event(self.account.name, EventKind.FILL_INCONSISTENT,
+                                    Reason.EXIT_WITHOUT_POSITION,
                                     rep.ts_ms, self.next_seq(), rep.symbol, client_order_id=w.coid))
             return
-        reason = EXIT_REASON.get(w.slot, "SL")
+        reason = EXIT_REASON.get(w.slot, ExitReason.SL)
         if w.slot == "SL" and self._stop(s)[1]:
-            reason = "TRAIL"
+            reason = ExitReason.TRAIL
         cyc.reason = reason
         apply_exit(st, s, rep, cyc, float(self.mp[s, kl.M_STEP]))
         if st.sf[s, kl.SF_AMT] <= self._dust(s):
@@ -259,7 +263,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
             self.had_stop[s] = False
             self.stop_rejects[s] = 0
             for other in self.book.of_symbol(rep.symbol):
-                if other.state != "done":
+                if other.state != OrderState.DONE:
                     self.book.cancel(out, other, rep.ts_ms, self.next_seq())
 
     def _slippage(self, w: Working, rep: ExecutionReport, out: JournalBatch) -> None:
@@ -268,7 +272,8 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
             return
         worse = (rep.price - ref) / ref if w.side == "buy" else (ref - rep.price) / ref
         if worse > self.live.slippage_alert:
-            out.events.append(event(self.account.name, "slippage", w.slot, rep.ts_ms,
+            # the reason is the order's slot ("L0", "SL" ...), not a Reason member
+            out.events.append(event(self.account.name, EventKind.SLIPPAGE, w.slot, rep.ts_ms,
                                     self.next_seq(), w.symbol, client_order_id=w.coid,
                                     order_price=ref, fill_price=rep.price, slippage=worse,
                                     threshold=self.live.slippage_alert))
@@ -382,11 +387,12 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
                 want["PROTECT"] = (SIDE[-d], "stop_market", None, stop, abs(ex_amt), True)
         if pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP]):
             # below the exchange's minimum: no order can reduce it; say so once
-            key = ("dust_position", sym, amt)
+            key = (EventKind.DUST_POSITION, sym, amt)
             if key not in self.once:
                 self.once.add(key)
-                out.events.append(event(self.account.name, "dust_position", "BELOW_MIN_AMOUNT",
-                                        ts, self.next_seq(), sym, amount=amt))
+                out.events.append(event(self.account.name, EventKind.DUST_POSITION,
+                                        Reason.BELOW_MIN_AMOUNT, ts, self.next_seq(), sym,
+                                        amount=amt))
             return
         if pos != 0:
             stop, _ = self._stop(s)
@@ -401,7 +407,8 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
                 want["TP"] = (SIDE[-pos], "limit", tp, None, amt, True)
             cur = self.book.slot(sym, "SL")
             if cur is None and self.had_stop[s] and not entries:
-                out.events.append(event(self.account.name, "stop_missing", "NO_LIVE_STOP", ts,
+                out.events.append(event(self.account.name, EventKind.STOP_MISSING,
+                                        Reason.NO_LIVE_STOP, ts,
                                         self.next_seq(), sym, amount=amt, stop=stop))
             self.had_stop[s] = True
         if entries:
@@ -475,7 +482,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
 
     def _cancel_slots(self, sym: str, ts: int, out: JournalBatch, keep=()) -> None:
         for w in self.book.of_symbol(sym):
-            if w.slot not in keep and w.state != "canceling":
+            if w.slot not in keep and w.state != OrderState.CANCELING:
                 self.book.cancel(out, w, ts, self.next_seq())
 
     def _market_close(self, s: int, tag: str, ts: int, out: JournalBatch) -> None:

@@ -13,11 +13,13 @@ from collections import OrderedDict
 import numpy as np
 
 from gridflow.chunks import ExchangeUpdate, JournalBatch
+from gridflow.event_kinds import EventKind, Reason
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.engine_decode import decode
 from gridflow.operators.live_orders import event
 from gridflow.operators.live_reconcile import rebuild
 from gridflow.operators.live_risk import check_marked, marked_equity, marked_prices
+from gridflow.operators.order_state import OrderState
 from gridflow.operators.position import book_entry, book_funding
 from gridflow.operators.risk import kill_switch_names
 
@@ -37,6 +39,8 @@ class ExchangeStateMixin:
         state.setdefault("drifting", 0)
         state.setdefault("sent", OrderedDict())
         state.setdefault("replayed", True)
+        if "book" in state and "counters" not in state["book"].__dict__:
+            state["book"].counters = state["counters"]  # refused order moves count here
         self.__dict__.update(state)
 
     def restore(self, summary: dict) -> None:
@@ -62,20 +66,20 @@ class ExchangeStateMixin:
         st, name = self.state, self.account.name
         switches = kill_switch_names(int(st.ai[kl.AI_KILL]))
         for reason in switches:
-            out.events.append(event(name, "kill_switch_restored", reason, ts, self.next_seq(),
-                                    restored_from="journal"))
+            out.events.append(event(name, EventKind.KILL_SWITCH_RESTORED, Reason(reason), ts,
+                                    self.next_seq(), restored_from="journal"))
         for o in upd.open_orders or ():  # what the write-ahead table placed, first
             if o["client_order_id"] in self.sent and o["client_order_id"] not in self.book.orders:
                 rebuild(self, o["client_order_id"], o, ts, out)
         for sym, pos in sorted(upd.positions.items()):
-            self.adopt(sym, pos, ts, out, "EXCHANGE_POSITION")
+            self.adopt(sym, pos, ts, out, Reason.EXCHANGE_POSITION)
         out.events.append(event(
-            name, "engine_started", "LIVE", ts, self.next_seq(), mode="live",
+            name, EventKind.ENGINE_STARTED, Reason.LIVE, ts, self.next_seq(), mode="live",
             venue=self.live.exchange.id, symbols=list(self.symbols), equity=self.equity(),
             wallet=upd.balance, exchange_equity=upd.equity, kill_switches=switches,
             positions={s: p["amount"] for s, p in self.positions().items() if p["amount"]}))
 
-    def adopt(self, sym: str, pos: dict, ts: int, out: JournalBatch, reason: str) -> bool:
+    def adopt(self, sym: str, pos: dict, ts: int, out: JournalBatch, reason: Reason) -> bool:
         """Take over the exchange position ``pos`` (``amount`` signed base,
         ``entry_price`` quote) of a traded symbol the engine holds flat: booked as one
         entry at the exchange's average (no fee), journaled (``position_adopted``) and,
@@ -94,7 +98,7 @@ class ExchangeStateMixin:
         st.si[s, kl.SI_ENTRIES] = 1
         self.fill_ms[s] = max(self.fill_ms[s], ts)  # its stop is decided now
         self.book.cycles[sym].entered = abs(amt)
-        out.events.append(event(self.account.name, "position_adopted", reason, ts,
+        out.events.append(event(self.account.name, EventKind.POSITION_ADOPTED, reason, ts,
                                 self.next_seq(), sym, amount=amt, avg_entry=px))
         return True
 
@@ -137,7 +141,8 @@ class ExchangeStateMixin:
             return
         self.drifting += 1
         if self.drifting == 2:  # not a poll that saw the clock move: reconcile
-            out.events.append(event(self.account.name, "equity_drift", "EXCHANGE_DIFFERS", ts,
+            out.events.append(event(self.account.name, EventKind.EQUITY_DRIFT,
+                                    Reason.EXCHANGE_DIFFERS, ts,
                                     self.next_seq(), engine_equity=mine,
                                     exchange_equity=exchange_equity, drift=drift,
                                     offset=self.equity_offset,
@@ -159,5 +164,5 @@ class ExchangeStateMixin:
         if not self.state.ai[kl.AI_KILL]:
             return
         for w in list(self.book.orders.values()):
-            if w.slot.startswith("L") and w.state in ("pending", "open"):
+            if w.slot.startswith("L") and w.state in (OrderState.PENDING, OrderState.OPEN):
                 self.book.cancel(out, w, ts, self.next_seq())

@@ -8,26 +8,32 @@ and the risk numbers live in the same place as in replay and paper mode.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
+from gridflow.event_kinds import EventKind, ExitReason, Reason
 from gridflow.events import ExecutionReport, JournalEvent, OrderIntent, OrderRequest, TradeRecord
 from gridflow.ids import client_order_id
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.engine_decode import EXIT_REASONS
+from gridflow.operators.order_state import LIVE_STATES, OrderState, move
 from gridflow.operators.position import book_entry, book_exit, end_cycle
 
 SIDE = {1: "buy", -1: "sell"}
-EXIT_REASON = {"TP": "TP", "SL": "SL", "TRAIL": "TRAIL", "FLIP": "FLIP", "FLATTEN": "FLATTEN",
-               "CLOSE": "SL"}
+#: The exit reason of a cycle closed by an order of each exit slot (a market ``CLOSE``
+#: after a crossed or refused stop counts as a stop).
+EXIT_REASON = {"TP": ExitReason.TP, "SL": ExitReason.SL, "TRAIL": ExitReason.TRAIL,
+               "FLIP": ExitReason.FLIP, "FLATTEN": ExitReason.FLATTEN, "CLOSE": ExitReason.SL}
 
 
 @dataclass
 class Working:
     """One order the engine asked the broker to place.
 
-    ``state``: ``"pending"`` (intent emitted, not yet seen on the exchange), ``"open"``
-    (seen among the exchange's open orders), ``"canceling"`` (cancel emitted),
-    ``"done"`` (fully filled) or ``"gone"`` (rejected, skipped, cancelled, vanished).
+    ``state``: an :class:`~gridflow.operators.order_state.OrderState`, changed only by
+    :meth:`LiveBook.move` (``"pending"``: intent emitted, not yet seen on the exchange;
+    ``"open"``: seen among the exchange's open orders; ``"canceling"``: cancel emitted;
+    ``"done"``: fully filled; ``"gone"``: rejected, skipped, cancelled, vanished).
     ``filled`` is the base amount filled so far; ``unseen`` counts consecutive
     exchange snapshots that did not list an order once seen; ``replaces`` is the client
     id of the order the broker cancels before placing this one (``cancel_first``).
@@ -45,7 +51,7 @@ class Working:
     seq: int
     strategy: str = ""
     filled: float = 0.0
-    state: str = "pending"
+    state: OrderState = OrderState.PENDING
     unseen: int = 0
     intent_reduce: bool = False
     replaces: str | None = None
@@ -53,7 +59,7 @@ class Working:
     @property
     def live(self) -> bool:
         """Still able to fill (asked for, seen, or not yet confirmed gone)."""
-        return self.state in ("pending", "open", "canceling")
+        return self.state in LIVE_STATES
 
 
 @dataclass
@@ -68,13 +74,29 @@ class Cycle:
 
 @dataclass
 class LiveBook:
-    """Working orders by client id and by slot (``(symbol, "L0" | "TP" | "SL" ...)``)."""
+    """Working orders by client id and by slot (``(symbol, "L0" | "TP" | "SL" ...)``).
+
+    ``counters`` (the engine's event counters) counts the order moves
+    :func:`~gridflow.operators.order_state.move` refused."""
 
     account: str
     orders: dict[str, Working] = field(default_factory=dict)
     slots: dict[tuple[str, str], str] = field(default_factory=dict)
     cycles: dict[str, Cycle] = field(default_factory=dict)
     placed: dict[tuple[str, str], int] = field(default_factory=dict)
+    counters: Counter = field(default_factory=Counter)
+
+    def move(self, w: Working, target: OrderState) -> bool:
+        """Move ``w`` to ``target`` through the one transition table
+        (:func:`~gridflow.operators.order_state.move`); an illegal move leaves it
+        unchanged, is counted in :attr:`counters` and returns False.
+
+        Raises
+        ------
+        IllegalTransition
+            On an illegal move when :data:`~gridflow.operators.order_state.STRICT`.
+        """
+        return move(w, target, self.counters)
 
     def slot(self, symbol: str, slot: str) -> Working | None:
         """The live order of a slot, or None."""
@@ -120,7 +142,7 @@ class LiveBook:
     def cancel(self, out, w: Working, ts: int, seq: int, emit: bool = True) -> None:
         """Mark ``w`` as being cancelled; emit a cancel intent unless a replacement's
         ``cancel_first`` already carries it."""
-        w.state = "canceling"
+        self.move(w, OrderState.CANCELING)
         if self.slots.get((w.symbol, w.slot)) == w.coid:
             del self.slots[(w.symbol, w.slot)]
         if emit:
@@ -140,8 +162,8 @@ class LiveBook:
         while gone:  # and a replacement of a dropped replacement, whose cancel finds nothing
             old = gone.pop()
             for w in self.orders.values():
-                if w.replaces == old and w.state in ("pending", "canceling"):  # never placed
-                    w.state = "gone"
+                if w.replaces == old and w.state in (OrderState.PENDING, OrderState.CANCELING):
+                    self.move(w, OrderState.GONE)  # never placed
                     gone.append(w.coid)
                     if self.slots.get((w.symbol, w.slot)) == w.coid:
                         del self.slots[(w.symbol, w.slot)]
@@ -201,7 +223,7 @@ def close_cycle(st: kl.KernelState, s: int, account: str, symbol: str, ts: int, 
         entries=max(1, int(si[s, kl.SI_ENTRIES])), amount=max(cyc.entered, 1e-12),
         avg_entry=float(sf[s, kl.SF_AVG]), exit_price=exit_px,
         pnl=gross - fees - funding, fees=fees, funding=funding,
-        exit_reason=cyc.reason or "CLOSE",
+        exit_reason=cyc.reason or ExitReason.CLOSE,
     )
     end_cycle(s, _EXIT_CODE.get(cyc.reason, 0), sf, si, pf)
     st.filled[s, :] = 0
@@ -211,8 +233,10 @@ def close_cycle(st: kl.KernelState, s: int, account: str, symbol: str, ts: int, 
     return rec
 
 
-def event(account: str, kind: str, reason: str, ts: int, seq: int, symbol: str = "",
-          **detail) -> JournalEvent:
-    """A journal event with a deterministic id ``kind:account:seq``."""
+def event(account: str, kind: EventKind, reason: Reason | str, ts: int, seq: int,
+          symbol: str = "", **detail) -> JournalEvent:
+    """A journal event with a deterministic id ``kind:account:seq`` (``ts`` ms UTC;
+    ``reason`` a :class:`~gridflow.event_kinds.Reason` member, or for the events listed
+    in :mod:`gridflow.event_kinds` a name from outside gridflow)."""
     return JournalEvent(event_id=f"{kind}:{account}:{seq}", kind=kind, reason=reason,
                         ts_ms=ts, account=account, symbol=symbol, seq=seq, detail=detail)

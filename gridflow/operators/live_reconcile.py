@@ -8,9 +8,11 @@ import re
 from typing import TYPE_CHECKING
 
 from gridflow.chunks import JournalBatch
+from gridflow.event_kinds import ORDER_OUTCOME_KINDS, EventKind, Reason
 from gridflow.events import OrderOutcome
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.live_orders import Working, event
+from gridflow.operators.order_state import OrderState
 
 if TYPE_CHECKING:
     from gridflow.operators.live_engine import LiveAccountEngine
@@ -26,7 +28,9 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     recovery state the outcome source replays the whole table, so the engine knows every
     order of the run). A refused, failed or skipped place frees its slot (the next update
     decides again; a refused stop counts towards a market close only while it is the
-    stop the position relies on); a confirmed cancel ends the order."""
+    stop the position relies on); a confirmed cancel ends the order. A refused or failed
+    place is journaled (``order_rejected`` / ``order_failed``) with the exchange's error
+    class as its reason, else ``REJECTED`` / ``FAILED``."""
     out = JournalBatch()
     if o.action == "place" and o.status in ("sent", "duplicate"):
         self.sent[o.client_order_id] = o.tag
@@ -37,19 +41,19 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
         return out
     if o.action == "place" and o.status in ("rejected", "failed", "skipped"):
         current = self.book.slots.get((w.symbol, w.slot)) == w.coid
-        w.state = "gone"
+        self.book.move(w, OrderState.GONE)
         if current:
             del self.book.slots[(w.symbol, w.slot)]
         if w.slot == "SL" and o.status == "rejected" and current:
             self.stop_rejects[self.index[w.symbol]] += 1
         if o.status != "skipped":
-            out.events.append(event(self.account.name, "order_" + o.status,
-                                    o.error.split(":")[0][:64] or o.status.upper(),
+            out.events.append(event(self.account.name, ORDER_OUTCOME_KINDS[o.status],
+                                    o.error.split(":")[0][:64] or Reason(o.status.upper()),
                                     max(self.watermark, 0), self.next_seq(), w.symbol,
                                     client_order_id=w.coid, tag=w.slot, error=o.error[:500]))
     elif o.action == "cancel" and o.status in ("canceled", "not_found"):
-        if w.state == "canceling":
-            w.state = "gone"
+        if w.state == OrderState.CANCELING:
+            self.book.move(w, OrderState.GONE)
     if out:
         out.summaries.append(self.summary())
     return out
@@ -74,26 +78,27 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
     for coid, w in list(self.book.orders.items()):
         if coid in seen:
             w.unseen = 0
-            if w.state == "pending":
-                w.state = "open"
+            if w.state == OrderState.PENDING:
+                self.book.move(w, OrderState.OPEN)
             continue
-        if w.state == "pending" or coid in filling:
+        if w.state == OrderState.PENDING or coid in filling:
             continue  # the broker has not answered yet / its fill waits for a candle
         w.unseen += 1
         if w.unseen < 2:
             continue
-        if w.state == "open":  # vanished without our cancel and without a fill
-            out.events.append(event(self.account.name, "order_vanished", "NOT_OPEN", ts,
-                                    self.next_seq(), w.symbol, client_order_id=coid,
-                                    tag=w.slot, filled=w.filled, amount=w.amount))
-            w.state = "gone"
+        if w.state == OrderState.OPEN:  # vanished without our cancel and without a fill
+            out.events.append(event(self.account.name, EventKind.ORDER_VANISHED,
+                                    Reason.NOT_OPEN, ts, self.next_seq(), w.symbol,
+                                    client_order_id=coid, tag=w.slot, filled=w.filled,
+                                    amount=w.amount))
+            self.book.move(w, OrderState.GONE)
         if w.unseen >= 3:
             self.book.forget(coid)
     for coid in list(self.unknown):
         if coid not in seen or coid in self.book.orders:
             del self.unknown[coid]
     for coid, o in seen.items():
-        if coid in self.book.orders or ("orphan_order", coid) in self.once:
+        if coid in self.book.orders or (EventKind.ORPHAN_ORDER, coid) in self.once:
             continue
         # after a crash the engine resumes behind the exchange and re-decides its own
         # recent orders within a poll or two: only an order still unknown after
@@ -105,10 +110,10 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
         del self.unknown[coid]
         if coid in self.sent and rebuild(self, coid, o, ts, out):
             continue
-        self.once.add(("orphan_order", coid))
+        self.once.add((EventKind.ORPHAN_ORDER, coid))
         ours = coid.startswith("gf")
-        out.events.append(event(self.account.name, "orphan_order",
-                                "GRIDFLOW_ID" if ours else "FOREIGN", ts, self.next_seq(),
+        out.events.append(event(self.account.name, EventKind.ORPHAN_ORDER,
+                                Reason.GRIDFLOW_ID if ours else Reason.FOREIGN, ts, self.next_seq(),
                                 o.get("symbol", ""), client_order_id=coid,
                                 side=o.get("side"), type=o.get("type"),
                                 price=o.get("price"), amount=o.get("amount"),
@@ -118,7 +123,7 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
             typ = "stop_market" if o.get("stop_price") else "limit"
             w = Working(coid, o.get("symbol", ""), "ORPHAN", o.get("side") or "buy", typ,
                         o.get("price"), o.get("stop_price"), float(o.get("amount") or 0.0),
-                        ts, 0, state="open")
+                        ts, 0, state=OrderState.OPEN)
             self.book.orders[coid] = w
             self.book.cancel(out, w, ts, self.next_seq())
 
@@ -135,18 +140,18 @@ def rebuild(self: "LiveAccountEngine", coid: str, o: dict, ts: int,
     w = Working(coid, sym, slot, o.get("side") or "buy", o.get("type") or "limit",
                 o.get("price"), o.get("stop_price"), float(o.get("amount") or 0.0), ts, 0,
                 self.strategy_names[self.index[sym]], filled=float(o.get("filled") or 0.0),
-                state="open", intent_reduce=bool(o.get("reduce_only")))
+                state=OrderState.OPEN, intent_reduce=bool(o.get("reduce_only")))
     self.book.orders[coid] = w
-    kind = "order_rebuilt"
+    kind = EventKind.ORDER_REBUILT
     if self.book.slot(sym, slot) is None:
         self.book.slots[(sym, slot)] = coid
     else:
-        kind = "order_superseded"
-    out.events.append(event(self.account.name, kind, "WRITE_AHEAD_TABLE", ts, self.next_seq(),
+        kind = EventKind.ORDER_SUPERSEDED
+    out.events.append(event(self.account.name, kind, Reason.WRITE_AHEAD_TABLE, ts, self.next_seq(),
                             sym, client_order_id=coid, tag=slot, side=w.side, type=w.type,
                             price=w.price, stop_price=w.stop_price, amount=w.amount,
                             filled=w.filled))
-    if kind == "order_superseded":
+    if kind == EventKind.ORDER_SUPERSEDED:
         self.book.cancel(out, w, ts, self.next_seq())
     return True
 
@@ -159,11 +164,11 @@ def reconcile_positions(self: "LiveAccountEngine", positions: dict, ts: int,
     for sym in sorted(set(positions) | set(self.symbols)):
         ex_amt = float(positions.get(sym, {}).get("amount", 0.0) or 0.0)
         if sym not in self.index:
-            key = ("orphan_position", sym, ex_amt)
+            key = (EventKind.ORPHAN_POSITION, sym, ex_amt)
             if ex_amt and key not in self.once:
                 self.once.add(key)
-                out.events.append(event(self.account.name, "orphan_position",
-                                        "NOT_TRADED_BY_ACCOUNT", ts, self.next_seq(), sym,
+                out.events.append(event(self.account.name, EventKind.ORPHAN_POSITION,
+                                        Reason.NOT_TRADED_BY_ACCOUNT, ts, self.next_seq(), sym,
                                         amount=ex_amt))
             continue
         s = self.index[sym]
@@ -173,11 +178,11 @@ def reconcile_positions(self: "LiveAccountEngine", positions: dict, ts: int,
             self.unexplained.pop(sym, None)
             continue
         self.mismatch[sym] = self.mismatch.get(sym, 0) + 1
-        key = ("position_mismatch", sym, round(ex_amt, 12), round(mine, 12))
+        key = (EventKind.POSITION_MISMATCH, sym, round(ex_amt, 12), round(mine, 12))
         if self.mismatch[sym] >= 2 and key not in self.once:
             self.once.add(key)
-            out.events.append(event(self.account.name, "position_mismatch",
-                                    "EXCHANGE_DIFFERS", ts, self.next_seq(), sym,
+            out.events.append(event(self.account.name, EventKind.POSITION_MISMATCH,
+                                    Reason.EXCHANGE_DIFFERS, ts, self.next_seq(), sym,
                                     exchange_amount=ex_amt, engine_amount=mine))
         # a position the engine holds flat for two polls: never leave it without a stop
         # (a reduce-only PROTECT stop for the exchange's amount; the account's books are

@@ -41,6 +41,11 @@ from gridflow.operators.kernel_layout import (
     AI_DAY,
     AI_KILL,
     AI_RW_POS,
+    F_DAY_START,
+    F_PEAK,
+    F_THRESHOLD,
+    F_VALUE,
+    I_REASON,
     K_KILL,
     P_DAILY,
     P_MAX_DD,
@@ -48,7 +53,8 @@ from gridflow.operators.kernel_layout import (
     P_ROLLING_MS,
     P_SESSION_GRID,
     P_SESSION_SINGLE,
-    emit,
+    EventLog,
+    emit_event,
 )
 
 OK = 0
@@ -273,8 +279,14 @@ def _trip(bit, value, threshold, ts, af, ai, out_i, out_f, n):
     if ai[AI_KILL] & bit:
         return n
     ai[AI_KILL] |= bit
-    return emit(out_i, out_f, n, ai, K_KILL, ts, -1, 0, bit, ts, 0, value, threshold,
-                af[AF_DAY_START], af[AF_PEAK], 0.0, 0.0)
+    n = emit_event(EventLog(out_i, out_f), n, ai, K_KILL, ts, -1)
+    out_i[n - 1, I_REASON] = bit
+    ev = out_f[n - 1]
+    ev[F_VALUE] = value
+    ev[F_THRESHOLD] = threshold
+    ev[F_DAY_START] = af[AF_DAY_START]
+    ev[F_PEAK] = af[AF_PEAK]
+    return n
 
 
 @njit(cache=True, _nrt=False)
@@ -282,8 +294,11 @@ def check_kill_switches(ts, equity, pnl_grid, cap_grid, pnl_single, cap_single, 
                         rw_ts, rw_eq, out_i, out_f, n):
     """Trip every kill switch whose rule fails at equity ``equity`` (quote) at ``ts``.
 
-    A tripped bit is journaled once (``K_KILL`` with value and threshold); one that is
-    already on is not tripped again. Returns the new event-log length.
+    A tripped bit is journaled once (``K_KILL`` with its value, threshold, the day-start
+    equity and the peak, by their ``kernel_layout`` columns) into rows ``n...`` of
+    ``out_i, out_f`` (an :class:`~gridflow.operators.kernel_layout.EventLog`'s arrays: the
+    live risk check passes its own); one that is already on is not tripped again.
+    Returns the new event-log length.
     """
     if equity_lost(equity):
         value = equity / af[AF_PEAK] - 1.0 if af[AF_PEAK] > 0.0 else -1.0

@@ -30,20 +30,21 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from gridflow.chunks import CandleChunk
+from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import JournalEvent
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = ["NO_TS", "REASONS", "CandleValidator", "validate_chunk"]
 
-REASONS: tuple[str, ...] = (
-    "MALFORMED_ROW",
-    "NON_POSITIVE_PRICE",
-    "NEGATIVE_VOLUME",
-    "HIGH_BELOW_BODY",
-    "LOW_ABOVE_BODY",
-    "MISALIGNED_TS",
-    "DUPLICATE_TS",
-    "OUT_OF_ORDER",
+REASONS: tuple[Reason, ...] = (
+    Reason.MALFORMED_ROW,
+    Reason.NON_POSITIVE_PRICE,
+    Reason.NEGATIVE_VOLUME,
+    Reason.HIGH_BELOW_BODY,
+    Reason.LOW_ABOVE_BODY,
+    Reason.MISALIGNED_TS,
+    Reason.DUPLICATE_TS,
+    Reason.OUT_OF_ORDER,
 )
 """Reason codes, in rule order (a row gets the first that applies)."""
 
@@ -61,23 +62,23 @@ def _json_float(x: float) -> float | str:
 
 def _message(reason: str, row: int, ts: int, o: float, h: float, lo: float, c: float,
              v: float, prev: int, timeframe: str, tf_ms: int) -> str:
-    if reason == "MALFORMED_ROW":
+    if reason == Reason.MALFORMED_ROW:
         if ts == -1 and all(math.isnan(x) for x in (o, h, lo, c, v)):
             return f"MALFORMED_ROW: row {row} could not be parsed"
         return f"MALFORMED_ROW: ts_ms={ts} is negative"
-    if reason == "NON_POSITIVE_PRICE":
+    if reason == Reason.NON_POSITIVE_PRICE:
         for name, p in (("open", o), ("high", h), ("low", lo), ("close", c)):
             if not (math.isfinite(p) and p > 0):
                 return f"NON_POSITIVE_PRICE: {name}={p!r} must be finite and > 0"
-    if reason == "NEGATIVE_VOLUME":
+    if reason == Reason.NEGATIVE_VOLUME:
         return f"NEGATIVE_VOLUME: volume={v!r} must be finite and >= 0"
-    if reason == "HIGH_BELOW_BODY":
+    if reason == Reason.HIGH_BELOW_BODY:
         return f"HIGH_BELOW_BODY: high={h} < max(open={o}, close={c})"
-    if reason == "LOW_ABOVE_BODY":
+    if reason == Reason.LOW_ABOVE_BODY:
         return f"LOW_ABOVE_BODY: low={lo} > min(open={o}, close={c})"
-    if reason == "MISALIGNED_TS":
+    if reason == Reason.MISALIGNED_TS:
         return f"MISALIGNED_TS: ts_ms={ts} is not a multiple of {timeframe} ({tf_ms} ms)"
-    if reason == "DUPLICATE_TS":
+    if reason == Reason.DUPLICATE_TS:
         return f"DUPLICATE_TS: ts_ms={ts} equals the last accepted ts_ms={prev}"
     return f"OUT_OF_ORDER: ts_ms={ts} < last accepted ts_ms={prev}"
 
@@ -194,8 +195,8 @@ def validate_chunk(
         pi = int(prev[i])
         events.append(
             JournalEvent(
-                event_id=f"candle_rejected:{chunk.symbol}:{row}",
-                kind="candle_rejected",
+                event_id=f"{EventKind.CANDLE_REJECTED}:{chunk.symbol}:{row}",
+                kind=EventKind.CANDLE_REJECTED,
                 reason=reason,
                 ts_ms=ti if ti >= 0 else -1,
                 symbol=chunk.symbol,
@@ -246,8 +247,8 @@ def data_gaps(accepted: CandleChunk, last_ts: int) -> list[JournalEvent]:
     for i in idx.tolist():
         a, b = int(ts[i]), int(ts[i + 1])
         out.append(JournalEvent(
-            event_id=f"data_gap:{accepted.symbol}:{b}", kind="data_gap",
-            reason="MISSING_CANDLES", ts_ms=b, symbol=accepted.symbol,
+            event_id=f"{EventKind.DATA_GAP}:{accepted.symbol}:{b}", kind=EventKind.DATA_GAP,
+            reason=Reason.MISSING_CANDLES, ts_ms=b, symbol=accepted.symbol,
             detail={"from_ts_ms": a, "to_ts_ms": b, "missing": (b - a) // tf_ms - 1},
         ))
     return out

@@ -201,30 +201,34 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
             size_base[k] = account.capital_quote / p.levels_count * account.leverage
         if hv_name:
             hv_row[k] = table.rows[hv_name]
-    mp0 = np.zeros(kl.M_W)
-    mp0[kl.M_STEP], mp0[kl.M_MIN_AMOUNT], mp0[kl.M_MIN_NOTIONAL] = (
+    mp0 = np.zeros((1, kl.M_W))
+    mp0[0, kl.M_STEP], mp0[0, kl.M_MIN_AMOUNT], mp0[0, kl.M_MIN_NOTIONAL] = (
         market.amount_step, market.min_amount, market.min_notional)
     vol = np.array([sz.target_vol, sz.max_vol_scale])
     met = np.zeros((C, sk.MET_W))
     n_days = int(data.day[t1 - 1] - data.day[t0]) + 1
-    out_daily = np.full((C if daily else 0, n_days), np.nan)
-    out_trades = np.zeros((C if trades else 0, t1 - t0 + 1, sk.TR_W))
+    out = sk.SweepOut(met, np.full((C if daily else 0, n_days), np.nan),
+                      np.zeros((C if trades else 0, t1 - t0 + 1, sk.TR_W)))
+    candles = kl.Candles(np.zeros(len(data), np.int64), data.ts, data.open, data.high,
+                         data.low, data.close, data.fund)
+    cal = sk.Calendar(data.day, data.hourly, data.hour_idx, data.hour_cum, data.day_cum)
+    prm = kl.Params(account_params(account, fees), mp0, np.array([data.tf_ms], np.int64),
+                    sk.NO_EQUITY_SNAPSHOTS)
     t = time.perf_counter()
-    sk.sweep_kernel(data.ts, data.open, data.high, data.low, data.close, data.fund, data.day,
-                    data.hourly, data.hour_idx, data.hour_cum, data.day_cum, ind, xrows, qps, sl, size_base, hv_row, vol, first, t0, t1,
-                    data.tf_ms, account_params(account, fees), mp0, account.capital_quote,
-                    account.risk.rolling_window_hours, met, out_daily, out_trades)
+    sk.sweep_kernel(candles, cal, sk.Combos(ind, xrows, qps, sl, size_base, hv_row, vol),
+                    sk.Window(first, t0, t1, float(account.capital_quote),
+                              account.risk.rolling_window_hours), prm, out)
     seconds = time.perf_counter() - t
     return SweepResult(finalize(met, account.capital_quote, data.tf_ms), met,
-                       out_daily if daily else None,
-                       _trade_dicts(out_trades, met) if trades else None,
+                       out.daily if daily else None,
+                       _trade_dicts(out.trades, met) if trades else None,
                        t0, t1, (t1 - t0) * C, seconds)
 
 
 def _trade_dicts(rows: np.ndarray, met: np.ndarray) -> list[list[dict]]:
     out = []
     for k in range(rows.shape[0]):
-        n = int(met[k, sk.M_TRADES])
+        n = int(met[k, sk.MET_TRADES])
         trades = []
         for r in rows[k, :n]:
             d = dict(zip(sk.TRADE_FIELDS, r.tolist()))

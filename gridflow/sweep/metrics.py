@@ -52,20 +52,20 @@ def finalize(met: np.ndarray, capital: float, tf_ms: int) -> dict[str, np.ndarra
         Candle timeframe (ms), for the length of the period in days.
     """
     m = np.asarray(met, np.float64)
-    eq = m[:, sk.M_EQUITY]
+    eq = m[:, sk.MET_EQUITY]
     net = eq - capital
     ret = net / capital
-    n = m[:, sk.M_DAYS]
-    sharpe = gm.sharpe_from_moments(n, m[:, sk.M_SUM_R], m[:, sk.M_SUM_R2], ANNUAL_DAYS)
-    sortino = gm.sortino_from_moments(n, m[:, sk.M_SUM_R], m[:, sk.M_SUM_DOWN2], ANNUAL_DAYS)
-    dd = m[:, sk.M_MAXDD]
-    calmar = gm.calmar(ret, m[:, sk.M_CANDLES] * tf_ms / gm.DAY_MS, dd)
+    n = m[:, sk.MET_DAYS]
+    sharpe = gm.sharpe_from_moments(n, m[:, sk.MET_SUM_R], m[:, sk.MET_SUM_R2], ANNUAL_DAYS)
+    sortino = gm.sortino_from_moments(n, m[:, sk.MET_SUM_R], m[:, sk.MET_SUM_DOWN2], ANNUAL_DAYS)
+    dd = m[:, sk.MET_MAXDD]
+    calmar = gm.calmar(ret, m[:, sk.MET_CANDLES] * tf_ms / gm.DAY_MS, dd)
     with np.errstate(divide="ignore", invalid="ignore"):
-        gp, gl = m[:, sk.M_GROSS_P], m[:, sk.M_GROSS_L]
+        gp, gl = m[:, sk.MET_GROSS_P], m[:, sk.MET_GROSS_L]
         pf = np.where(gl > 0, gp / gl, np.where(gp > 0, np.inf, 0.0))
-        trades = m[:, sk.M_TRADES]
-        win = np.where(trades > 0, m[:, sk.M_WINS] / trades, 0.0)
-        exposure = np.where(m[:, sk.M_CANDLES] > 0, m[:, sk.M_EXPOSED] / m[:, sk.M_CANDLES], 0.0)
+        trades = m[:, sk.MET_TRADES]
+        win = np.where(trades > 0, m[:, sk.MET_WINS] / trades, 0.0)
+        exposure = np.where(m[:, sk.MET_CANDLES] > 0, m[:, sk.MET_EXPOSED] / m[:, sk.MET_CANDLES], 0.0)
     return {
         "net_pnl": net,
         "total_return": ret,
@@ -76,8 +76,8 @@ def finalize(met: np.ndarray, capital: float, tf_ms: int) -> dict[str, np.ndarra
         "profit_factor": pf,
         "win_rate": win,
         "trades": trades.astype(np.int64),
-        "max_consecutive_losses": m[:, sk.M_MAX_CONSEC].astype(np.int64),
+        "max_consecutive_losses": m[:, sk.MET_MAX_CONSEC].astype(np.int64),
         "exposure": exposure,
-        "fees": m[:, sk.M_FEES],
-        "funding": m[:, sk.M_FUNDING],
+        "fees": m[:, sk.MET_FEES],
+        "funding": m[:, sk.MET_FUNDING],
     }

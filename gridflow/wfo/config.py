@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from gridflow.config.models import GridflowConfig
+from gridflow.config.renamed import canonical_name
 from gridflow.config.strategies import StrategyParams
 from gridflow.sweep import SweepData
 from gridflow.wfo.stats import DAY_MS
@@ -176,7 +177,8 @@ def numeric_params(space: dict[str, Sequence[Any]]) -> list[str]:
 def neighbours(combo: StrategyParams, names: list[str],
                 perturbations: Sequence[float]) -> list[StrategyParams]:
     """``combo`` with one parameter scaled by ``1 + p``: ints rounded, values equal to the
-    original or already seen skipped, values the strategy model refuses dropped."""
+    original or already seen skipped, values the strategy model refuses dropped. A
+    deprecated name in ``names`` (``sl_pct``) perturbs its renamed field."""
     doc = combo.model_dump()
     seen: set[tuple[str, Any]] = set()
     out = []
@@ -190,7 +192,7 @@ def neighbours(combo: StrategyParams, names: list[str],
                 continue
             seen.add((name, v))
             try:
-                out.append(type(combo).model_validate({**doc, name: v}))
+                out.append(type(combo).model_validate({**doc, canonical_name(name): v}))
             except ValidationError:
                 continue
     return out

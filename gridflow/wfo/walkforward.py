@@ -9,7 +9,7 @@ both in one call. Settings and windows: :mod:`gridflow.wfo.config`.
 
 >>> data = SweepData.from_file("binance_BTC_USDT_1h.csv.gz")
 >>> res = run_walkforward(data, AccountConfig(), "grid_atr",
-...                       {"atr_start": [1, 2, 3], "sl_pct": [0.1, 0.2]},
+...                       {"atr_start": [1, 2, 3], "sl_frac": [0.1, 0.2]},
 ...                       WfoConfig(is_days=180, oos_days=90))
 >>> res.report["grade"], res.report["oos_sharpe"]
 

@@ -149,7 +149,7 @@ def test_backtest_state_edits_symbols_and_parameters(tmp_path: Path) -> None:
         "envelope_dca (long) on ADA/USDT, XRP/USDT"]
     grid = {f.name: f for f in bt.strategy_forms[0][1]}
     assert list(grid) == ["side", "sma_period", "atr_period", "levels", "atr_start",
-                          "atr_step", "sl_pct"]
+                          "atr_step", "sl_frac"]
     assert (grid["levels"].kind, grid["levels"].start, grid["levels"].end) == ("int", 1, 20)
     assert (grid["atr_start"].kind, grid["atr_start"].value) == ("float", 3.0)
     assert grid["side"].options == ("long", "short")
@@ -350,12 +350,12 @@ def test_invalid_parameters_show_the_error_and_launch_nothing(tmp_path: Path) ->
         error = page.locator(".gf-params-error")
         expect(error).to_contain_text("levels: Input should be greater than or equal to 1")
         expect(error).to_contain_text("nothing launched")
-        # a value the input cannot bound: sl_pct must stay below 1
+        # a value the input cannot bound: sl_frac must stay below 1
         enter(levels, "5")
-        sl_pct = param_input(page, 0, "sl_pct")
-        enter(sl_pct, "1")
+        sl_frac = param_input(page, 0, "sl_frac")
+        enter(sl_frac, "1")
         page.get_by_role("button", name="Run backtest").click()
-        expect(error).to_contain_text("sl_pct: Input should be less than 1")
+        expect(error).to_contain_text("sl_frac: Input should be less than 1")
         expect(error).not_to_contain_text("levels")
         expect(page.locator(".gf-job")).to_contain_text("Pick a preset")
         expect(page.locator(".gf-progress progress")).to_be_hidden()

@@ -16,6 +16,11 @@ from bytewax.testing import TestingSource, run_main
 from pydantic import SecretStr
 
 from gridflow.config.live import ExchangeConfig, LiveConfig, RetryConfig
+from gridflow.dataflows.broker_sink import BrokerSink, BrokerWriter, build_gateway
+from gridflow.events import OrderIntent, OrderOutcome
+from gridflow.exchange.client import make_exchange
+from gridflow.exchange.gateway import OrderGateway
+from gridflow.fakex import FakeExchange, FaultPlan
 from gridflow.journal.store import (
     BROKER_TERMINAL,
     broker_begin,
@@ -23,11 +28,6 @@ from gridflow.journal.store import (
     open_store,
     read_broker,
 )
-from gridflow.dataflows.broker_sink import BrokerSink, BrokerWriter, build_gateway
-from gridflow.events import OrderIntent, OrderOutcome
-from gridflow.exchange.client import make_exchange
-from gridflow.exchange.gateway import OrderGateway
-from gridflow.fakex import FakeExchange, FaultPlan
 
 H = 3_600_000
 T0 = 1_699_992_000_000

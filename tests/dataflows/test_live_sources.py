@@ -28,9 +28,9 @@ from gridflow.config.live import ExchangeConfig
 from gridflow.data import CANDLES_DIR
 from gridflow.data.candle_files import read_candle_file
 from gridflow.dataflows.live_sources import LiveCandleSource, backoff_s, describe_error
-from gridflow.exchange.retry import redact
 from gridflow.dataflows.live_state import ExchangeStateSource
 from gridflow.exchange.client import make_exchange
+from gridflow.exchange.retry import redact
 from gridflow.fakex import FakeExchange, FaultPlan
 
 H = 3_600_000

@@ -99,7 +99,8 @@ def test_every_sizing_mode_is_capped_by_max_margin_ratio(sizing, strat, notional
 @pytest.mark.parametrize("build, field", [
     (lambda: SizingConfig(risk_per_trade=0.2), "risk_per_trade"),
     (lambda: RiskConfig(daily_loss_limit=0.6), "daily_loss_limit"),
-    (lambda: RiskConfig(max_drawdown_pct=0.95), "max_drawdown_pct"),
+    (lambda: RiskConfig(max_drawdown_frac=0.95), "max_drawdown_frac"),
+    (lambda: RiskConfig(max_drawdown_pct=0.95), "max_drawdown_frac"),  # the deprecated name
     (lambda: RiskConfig(max_margin_ratio=0.0), "max_margin_ratio"),
     (lambda: RiskConfig(session_loss_single=0.001), "session_loss_single"),
     (lambda: RiskConfig(rolling_window_hours=0), "rolling_window_hours"),

@@ -33,10 +33,10 @@ from gridflow.config.strategies import (
     GridMultiTfParams,
     GridTrendParams,
 )
-from gridflow.journal.store import read_events, read_summaries, read_trades
 from gridflow.data import bundled_candle_files
 from gridflow.data.funding import bundled_funding_files
 from gridflow.dataflows.replay import build
+from gridflow.journal.store import read_events, read_summaries, read_trades
 from gridflow.sweep import IndicatorTable, SweepData, run_sweep
 
 SYMBOL = "BTC/USDT"

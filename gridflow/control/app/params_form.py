@@ -91,7 +91,7 @@ def _bounds(info: Any) -> tuple[float | None, float | None]:
 def field_specs(st: StrategyParams) -> list[FieldSpec]:
     """The editable parameters of ``st`` in model order, pre-filled with its values."""
     out = []
-    base = type(st).__base__.model_fields  # shared fields (sl_pct) go last
+    base = type(st).__base__.model_fields  # shared fields (sl_frac) go last
     fields = sorted(type(st).model_fields.items(), key=lambda kv: kv[0] in base)
     for name, info in fields:
         if name in SKIPPED:

@@ -6,7 +6,7 @@ For a long grid, level ``i`` (0..L-1, ``L = len(offsets)``) buys at
 ``SMA / (1 - offsets[i])``: long and short are symmetric in log return,
 ``ln(1 + upper_i) = -ln(1 - offsets[i])``. The take profit closes the whole grid when
 price returns to the current SMA; the stop loss (applied by the account engine) closes
-it ``sl_pct`` beyond the average entry. The SMA is that of the candle just closed; the
+it ``sl_frac`` beyond the average entry. The SMA is that of the candle just closed; the
 quotes rest during the next candle.
 """
 

@@ -4,7 +4,7 @@ For a long grid, level ``i`` (0..levels-1) buys at
 ``SMA - ATR * (atr_start + i * atr_step)``; a short grid sells at
 ``SMA + ATR * (atr_start + i * atr_step)``. The take profit closes the whole grid when
 price returns to the current SMA; the stop loss (applied by the account kernel) closes it
-at ``sl_pct`` beyond the average entry. SMA and ATR are those of the candle just closed
+at ``sl_frac`` beyond the average entry. SMA and ATR are those of the candle just closed
 (ATR per Wilder 1978, as TA-Lib); the quotes rest during the next candle.
 """
 

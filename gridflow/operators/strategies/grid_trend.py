@@ -7,7 +7,7 @@ flip still closes it). Level ``i`` (0..levels-1) buys at
 ``EMA_fast - ATR * (atr_start + i * atr_step)`` for a long grid and sells at
 ``EMA_fast + ATR * (...)`` for a short one. There is no take profit: a trailing stop
 ``trail_atr * ATR`` (quote) from the best price since entry closes the position (applied
-by the account engine), as does the stop ``sl_pct`` beyond the average entry or a side
+by the account engine), as does the stop ``sl_frac`` beyond the average entry or a side
 flip (at the next candle's open). EMA/ADX/ATR are those of the candle just closed.
 """
 
