@@ -5,13 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+from gridflow import __version__
 from gridflow.config.models import DataFile
 
 PRESETS = Path(__file__).resolve().parent / "config" / "presets"
+
+
+#: Python module of a database driver -> what to install for it.
+_DB_DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
+               "MySQLdb": "mysqlclient", "pymysql": "pymysql", "asyncpg": "asyncpg"}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _data_arg(text: str) -> DataFile:
@@ -29,6 +46,7 @@ def _data_arg(text: str) -> DataFile:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gridflow", description=__doc__)
+    p.add_argument("--version", action="version", version=f"gridflow {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("replay", help="replay candle files through the strategy (paper)")
@@ -37,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", choices=sorted(p.stem for p in PRESETS.glob("*.toml")),
                      help="a bundled strategy preset (gridflow/config/presets)")
     r.add_argument("--db", help="journal URL, e.g. sqlite:///gridflow.db (or GRIDFLOW_DB_URL)")
-    r.add_argument("--workers", type=int, default=1, help="Bytewax workers in this process")
+    r.add_argument("--workers", type=_positive_int, default=1, help="Bytewax workers in this process")
     r.add_argument(
         "--data", nargs="+", type=_data_arg, metavar="FILE[@SYMBOL[@TF]]",
         help="candle files (timestamp,open,high,low,close,volume; gzip or plain CSV)",
@@ -103,6 +121,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from gridflow.control.report import compute_report
     from gridflow.dataflows.plan import plan_run
     from gridflow.dataflows.replay import build_flow
+    from gridflow.timeframes import iso_utc
 
     overrides = {}
     if args.db:
@@ -118,9 +137,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     path = PRESETS / f"{args.preset}.toml" if args.preset else args.config
     cfg = load_config(path, **overrides)
     plan = plan_run(cfg)
+    expected = plan.expected_candles()  # reads every file: a bad one fails here, in one line
+    if expected == 0:
+        window = " to ".join(iso_utc(v) if v is not None else "open"
+                             for v in (cfg.start_ms, cfg.end_ms))
+        raise ValueError(f"no candle to replay: none of the {len(plan.files)} data file(s) has "
+                         f"a candle in the window {window}; check --start / --end and --data")
     bar = None
     if not args.no_progress:
-        bar = tqdm(total=plan.expected_candles(), unit="candle", unit_scale=True, desc=f"replay {plan.run_id}")
+        bar = tqdm(total=expected, unit="candle", unit_scale=True, desc=f"replay {plan.run_id}")
     flow = build_flow(plan, progress=bar.update if bar is not None else None)
     _announce_compiles(bar)
     cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=10))
@@ -130,10 +155,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing_journal(url: str) -> str:
+    """``url`` if it names a journal that exists; reading commands never create one.
+
+    Raises
+    ------
+    ValueError
+        For something that is not a database URL, or an SQLite file that does not exist.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"--db {url!r} is not a database URL; write sqlite:///FILE.db "
+                         "(or postgresql+psycopg://user:pw@host/db)") from None
+    db = u.database or ""
+    if u.get_backend_name() == "sqlite" and db and db != ":memory:" \
+            and not db.startswith("file:") and not Path(db).expanduser().exists():
+        raise ValueError(f"no journal at {db} (--db {url}); replay a run into it first")
+    return url
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from gridflow.control.report import compute_report
 
-    _print_report(compute_report(args.db, args.run), args.json)
+    _print_report(compute_report(_existing_journal(args.db), args.run), args.json)
     return 0
 
 
@@ -141,7 +189,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
     from gridflow.control.report import journal_lines
 
     out = sys.stdout
-    for line in journal_lines(args.db, args.run):
+    for line in journal_lines(_existing_journal(args.db), args.run):
         out.write(line + "\n")
     return 0
 
@@ -162,13 +210,34 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal,
                "app": cmd_app, "sweep": cmd_sweep, "wfo": cmd_wfo}[args.cmd]
     from pydantic import ValidationError
+    from sqlalchemy.exc import ArgumentError, DatabaseError
+
+    def fail(message: str) -> int:
+        print(f"gridflow {args.cmd}: error: {message}", file=sys.stderr)
+        return 2
 
     try:
         return handler(args)
-    except (ValidationError, FileNotFoundError, ValueError, LookupError) as exc:
-        # bad config, missing file, unknown run: a clear message, no traceback
-        print(f"gridflow {args.cmd}: error: {exc}", file=sys.stderr)
-        return 2
+    except ValidationError as exc:  # a bad config value: each field and what is wrong
+        return fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}"
+                              for e in exc.errors()))
+    except (FileNotFoundError, ValueError, LookupError) as exc:
+        return fail(str(exc))  # missing file, bad value, unknown run
+    except ArgumentError as exc:  # a --db that is not a database URL
+        return fail(f"--db is not a database URL ({exc}); write sqlite:///FILE.db or "
+                    "postgresql+psycopg://user:pw@host/db")
+    except DatabaseError as exc:  # not a database, unreachable server, locked for good
+        return fail(f"cannot use the journal database: {str(exc.orig or exc).splitlines()[0]}"
+                    " (check --db)")
+    except ModuleNotFoundError as exc:
+        if exc.name in _DB_DRIVERS:
+            return fail(f"the database driver {exc.name!r} is not installed: "
+                        f"pip install {_DB_DRIVERS[exc.name]} (or use --db sqlite:///FILE.db)")
+        raise
+    except BrokenPipeError:  # `gridflow journal ... | head`: the reader left; say nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1
 
 
 if __name__ == "__main__":

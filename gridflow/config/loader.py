@@ -10,6 +10,7 @@ from typing import Any
 
 from gridflow.config.models import GridflowConfig
 from gridflow.config.preset_source import preset
+from gridflow.config.renamed import with_old_names
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -38,10 +39,15 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowCon
         If the preset does not exist.
     pydantic.ValidationError
         Naming the offending field.
+    ValueError
+        If the file is not valid TOML (naming the file, line and column).
     """
     p = Path(path) if path is not None else DEFAULT_CONFIG
     with p.open("rb") as fh:
-        raw = tomllib.load(fh)
+        try:
+            raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{p}: not valid TOML: {exc}") from None
     for key in ("data", "funding"):
         _absolute_paths(raw.get(key), p.parent)
     token = preset.set(raw)
@@ -69,9 +75,11 @@ def config_hash(cfg: GridflowConfig) -> str:
     ``run_id`` and the replay window (``start_ms``, ``end_ms``) — where the journal is,
     how fast it is paced and which slice of the candles one process covers do not change
     the strategy, so a process continuing a run over later candles has the same hash.
-    The default run id (:func:`default_run_id`) does include the window.
+    The default run id (:func:`default_run_id`) does include the window. Renamed fields
+    are hashed under their old names (:func:`~gridflow.config.renamed.with_old_names`):
+    a rename changes no run's identity.
     """
-    doc = cfg.model_dump(mode="json")
+    doc = with_old_names(cfg.model_dump(mode="json"))
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
                      "run_id", "command_poll_s"):
         doc.pop(volatile, None)

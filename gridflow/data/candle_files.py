@@ -118,9 +118,13 @@ def _split_header(path: Path, data: bytes) -> bytes:
     header, body = (data, b"") if nl < 0 else (data[:nl], data[nl + 1 :])
     names = tuple(c.strip() for c in header.decode("latin-1").strip().split(","))
     if names != COLUMNS:
+        found = header.decode("latin-1").strip()
+        if not found.isprintable():
+            found = f"{len(header)} bytes that are not text (not a candle CSV?)"
+        elif len(found) > 80:
+            found = found[:80] + "..."
         raise ValueError(
-            f"{path}: header must be {','.join(COLUMNS)!r}, found "
-            f"{header.decode('latin-1').strip()!r}"
+            f"{path}: header must be {','.join(COLUMNS)!r}, found {found!r}"
         )
     return body
 
