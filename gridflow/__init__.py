@@ -1,9 +1,13 @@
 """gridflow: a reactive stream-processing engine for grid / DCA crypto trading.
 
-Layout: :mod:`gridflow.dataflows` (Bytewax flows, sources, sinks),
-:mod:`gridflow.operators` (pure logic: validation, indicators, strategies, risk,
-the account engine), :mod:`gridflow.control` (journal store, reports, control plane),
-:mod:`gridflow.config` (pydantic settings and TOML presets).
+Layers, top to bottom (imports only go down; ``tests/test_layers.py`` lists and checks
+them): :mod:`gridflow.control` (the Panel app, the control client, reports) and the
+command line; :mod:`gridflow.dataflows` (Bytewax flows, sources, sinks: all I/O);
+:mod:`gridflow.sweep` and :mod:`gridflow.wfo` (research engines); :mod:`gridflow.exchange`
+(ccxt adapters); :mod:`gridflow.operators` (pure logic: validation, indicators,
+strategies, risk, kernels, account engines); :mod:`gridflow.journal` (SQLModel schema
+and store); :mod:`gridflow.data` (candle and funding files); :mod:`gridflow.config` and
+the records, ids and names at the bottom.
 """
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from datetime import timedelta
@@ -87,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_report(rep: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(rep, indent=2, sort_keys=True))
+    if as_json:  # strict JSON: an undefined (NaN) or unbounded (inf) figure is null
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in rep.items()}
+        print(json.dumps(clean, indent=2, sort_keys=True))
         return
     width = max(len(k) for k in rep)
     for k, v in rep.items():
@@ -121,7 +124,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from gridflow.control.report import compute_report
     from gridflow.dataflows.plan import plan_run
     from gridflow.dataflows.replay import build_flow
-    from gridflow.timeframes import iso_utc
+    from gridflow.isotime import iso_utc
 
     overrides = {}
     if args.db:
@@ -148,7 +151,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar = tqdm(total=expected, unit="candle", unit_scale=True, desc=f"replay {plan.run_id}")
     flow = build_flow(plan, progress=bar.update if bar is not None else None)
     _announce_compiles(bar)
-    cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=10))
+    try:
+        cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=10))
+    except (ValueError, LookupError) as exc:  # a failure of the run, not of the input:
+        raise RuntimeError(f"the replay failed: {exc}") from exc  # keep the traceback
     if bar is not None:
         bar.close()
     _print_report(compute_report(cfg.db_url, plan.run_id), args.json)

@@ -11,7 +11,7 @@ Sortino and Calmar ratios are unit-free. Nothing here returns a percent.
 =================  =========================================================================
 metric             definition
 =================  =========================================================================
-daily returns      the equity at the last point of each UTC day (``ts_ms // DAY_MS``),
+daily returns      the equity at the last point of each UTC day (:func:`gridflow.timeframes.utc_day`),
                    ``r = E_day / E_previous_day - 1`` between consecutive days present
 Sharpe             ``mean(r) / std(r, ddof=1) * sqrt(P)``, zero risk-free rate (Sharpe 1966,
                    "Mutual Fund Performance"; square-root-of-time scaling, Sharpe 1994,
@@ -60,10 +60,11 @@ import math
 
 import numpy as np
 
+from gridflow.timeframes import DAY_MS, utc_day
+
 ANNUAL_DAYS = 365.0
 """Days (daily periods) per year: crypto trades every day."""
 
-DAY_MS = 86_400_000
 """One UTC day in ms."""
 
 VAR_RTOL = 1e-12
@@ -235,7 +236,7 @@ def daily_returns(ts_ms, equity) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"ts_ms {ts.shape} and equity {eq.shape} must be 1-D, same length")
     if ts.size and np.any(np.diff(ts) < 0):
         raise ValueError("ts_ms must be non-decreasing")
-    day = ts // DAY_MS
+    day = utc_day(ts)
     last = np.flatnonzero(np.append(day[1:] != day[:-1], True)) if ts.size else ts[:0]
     prev, cur = eq[last][:-1], eq[last][1:]
     ok = np.isfinite(prev) & np.isfinite(cur) & (prev > 0)

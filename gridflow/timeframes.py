@@ -1,11 +1,25 @@
-"""Timeframe strings (ccxt style), their length in milliseconds, and ms timestamps as
-ISO 8601 text."""
+"""Timeframe strings (ccxt style) and their length in milliseconds."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+_UNIT_MS = {"m": 60_000, "h": HOUR_MS, "d": DAY_MS, "w": 7 * DAY_MS}
 
-_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+def utc_day(ts):
+    """UTC day number (days since 1970-01-01) of ``ts`` (ms UTC; an int or an int64
+    array): the account's day, the daily-loss limit's and the daily returns'. The one
+    definition; the kernels run it compiled (:func:`gridflow.operators.risk.utc_day`)."""
+    return ts // DAY_MS
+
+
+def is_hour_mark(ts):
+    """True where ``ts`` (ms UTC; an int or an int64 array) is a whole UTC hour: the
+    candle-time closes at which the rolling-drawdown window takes an equity mark. The
+    one definition; the kernels run it compiled
+    (:func:`gridflow.operators.risk.is_hour_mark`)."""
+    return ts % HOUR_MS == 0
 
 
 def timeframe_to_ms(timeframe: str) -> int:
@@ -34,11 +48,3 @@ def timeframe_to_ms(timeframe: str) -> int:
         raise ValueError(f"timeframe must look like '1m', '4h' or '1d', got {timeframe!r}")
     return int(count) * _UNIT_MS[unit]
 
-
-def iso_utc(ts_ms: int) -> str:
-    """``ts_ms`` (ms UTC) as ISO 8601 with a ``Z`` suffix, milliseconds only if set:
-    ``iso_utc(1709564400000) == "2024-03-04T15:00:00Z"``."""
-    ts_ms = int(ts_ms)
-    spec = "seconds" if ts_ms % 1000 == 0 else "milliseconds"
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    return dt.isoformat(timespec=spec).replace("+00:00", "Z")

@@ -196,3 +196,21 @@ def test_a_file_whose_every_candle_is_refused_ends_with_a_no_candles_event(tmp_p
     assert kinds.count(("candle_rejected", "MISALIGNED_TS")) == 30
     assert kinds.count(("no_candles", "NO_VALID_CANDLES")) == 1
     assert all(s["complete"] for s in read_summaries(db, "run-off"))
+
+
+def test_report_json_is_strict_json_undefined_figures_are_null(tmp_path, capsys):
+    """A run of one day has no Sharpe (fewer than two daily returns: NaN by the metrics
+    module's rule); ``--json`` prints it as null, never as the non-JSON token NaN."""
+    import json
+
+    good = _files(tmp_path)["good"]
+    db = f"sqlite:///{tmp_path / 'j.db'}"
+    assert main(["replay", "--db", db, "--no-progress", "--data", str(good)]) == 0
+    capsys.readouterr()
+    assert main(["report", "--db", db, "--json"]) == 0
+
+    def refuse(token: str):
+        raise AssertionError(f"non-JSON token {token} in the report")
+
+    rep = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert rep["sharpe"] is None and rep["candles"] == 30

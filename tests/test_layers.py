@@ -28,7 +28,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("journal", ("journal",)),
     ("market data files", ("data",)),
     ("settings, records, names", ("config", "events", "event_kinds", "ids", "timeframes",
-                                  "chunks", "indicator_names", "metrics", "_numba_cache", "")),
+                                  "chunks", "indicator_names", "metrics", "isotime",
+                                  "_numba_cache", "")),
 ]
 
 

@@ -31,7 +31,8 @@ from gridflow.config.strategies import (
 )
 from gridflow.event_kinds import EventKind
 from gridflow.indicator_names import parse_name
-from gridflow.timeframes import iso_utc, timeframe_to_ms
+from gridflow.isotime import iso_utc
+from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
     "AccountConfig", "DataFile", "EnvelopeDcaParams", "FeesConfig", "FundingFile", "GridAtrParams",

@@ -121,8 +121,7 @@ def indicator_table(spec: SweepSpec, symbol: str) -> IndicatorTable:
     """The shared indicator table of ``symbol`` with every indicator of the whole grid
     (and, for a walk-forward run, of every stability neighbour, warmed up from the first
     candle) computed up front, so :func:`run_sweep` only reads it (safe across threads)."""
-    from gridflow.operators.indicators import indicator_name
-    from gridflow.operators.strategies import STRATEGIES
+    from gridflow.operators.strategies import strategy_indicators
 
     data = symbol_data(spec, symbol)
     slot = _entry(spec, symbol)
@@ -134,11 +133,7 @@ def indicator_table(spec: SweepSpec, symbol: str) -> IndicatorTable:
                 combos = window_combos(combos, spec.space, spec.wfo)
             else:
                 table = IndicatorTable(data, first_candle(spec, data))
-            names = [n for p in combos for n in STRATEGIES[p.name][0](p)]
-            sz = spec.account.sizing
-            if sz.mode == "vol_parity":
-                names.append(indicator_name("hv", sz.vol_window))
-            table.ensure(names)
+            table.ensure([n for p in combos for n in strategy_indicators(spec.account, p)])
             slot["table"] = table
         return slot["table"]
 

@@ -7,6 +7,7 @@ import logging
 import ccxt
 
 from gridflow.config.live import ExchangeConfig
+from gridflow.exchange.retry import redact
 
 
 def ccxt_symbol(symbol: str, market_type: str) -> str:
@@ -42,8 +43,10 @@ def _use_linear_error_map(ex: ccxt.Exchange) -> None:
 
 
 class RedactSecrets(logging.Filter):
-    """Logging filter that replaces the API key and secret in every record with
-    ``***``: ccxt logs request headers (``X-MBX-APIKEY``) at DEBUG level."""
+    """Logging filter that passes every record through the one redactor
+    (:func:`gridflow.exchange.retry.redact`): the API key and secret, and the values of
+    ``signature`` / ``apiKey`` / ``secret`` / ``X-MBX-APIKEY``, become ``***`` (ccxt
+    logs request URLs and headers at DEBUG level)."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -51,10 +54,9 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        if any(x in msg for x in self.secrets):
-            for x in self.secrets:
-                msg = msg.replace(x, "***")
-            record.msg, record.args = msg, ()
+        clean = redact(msg, self.secrets)
+        if clean != msg:
+            record.msg, record.args = clean, ()
         return True
 
 

@@ -194,6 +194,10 @@ def is_unknown_order_error(exc: BaseException) -> bool:
     return any(m in msg for m in _UNKNOWN_ORDER_MARKERS)
 
 
+#: Shortest literal secret :func:`redact` masks (Binance keys and secrets are 64 chars).
+MIN_SECRET_LEN = 8
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove credentials from an error message.
 
@@ -203,8 +207,9 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         Typically ``str(exc)`` of a ccxt error: it may hold the request URL with its
         ``signature=`` query value, or an echoed request body.
     secrets : iterable of str
-        Literal values to blank out wherever they appear (API key, secret); empty
-        and None entries are ignored.
+        Literal values to blank out wherever they appear (API key, secret); empty and
+        None entries, and values shorter than :data:`MIN_SECRET_LEN` (no exchange issues
+        credentials that short; masking them would garble every message), are ignored.
 
     Returns
     -------
@@ -214,7 +219,8 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         replaced by ``***``.
     """
     out = str(text)
-    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+    for s in sorted((s for s in secrets if s and len(s) >= MIN_SECRET_LEN), key=len,
+                    reverse=True):
         out = out.replace(s, REDACTED)
     return _KV.sub(lambda m: f"{m.group('k')}{m.group('sep')}{REDACTED}", out)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gridflow.chunks import JournalBatch
 from gridflow.event_kinds import EventKind, ExitReason, RecordAlertKind
 from gridflow.events import ExecutionReport, JournalEvent, OrderRequest, TradeRecord
+from gridflow.isotime import iso_utc
 
 #: Every alert kind: the journal event kinds alerted (:class:`EventKind` values, the keys
 #: of ``_EVENT_BUILDERS``) and the :class:`RecordAlertKind` values (a test keeps them equal).
@@ -80,13 +80,6 @@ class Alert(BaseModel):
 
 
 # ---- formatting ---------------------------------------------------------------------
-def iso_utc(ts_ms: int) -> str:
-    """``ts_ms`` (ms UTC) as ISO 8601 with a ``Z`` suffix; milliseconds only if set."""
-    spec = "seconds" if ts_ms % 1000 == 0 else "milliseconds"
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    return dt.isoformat(timespec=spec).replace("+00:00", "Z")
-
-
 def fmt_num(x: float, sig: int = 6) -> str:
     """About ``sig`` significant digits, thousands separators, no exponent, >= 2 decimals.
 

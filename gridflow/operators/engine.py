@@ -29,15 +29,14 @@ from gridflow.operators import kernel_layout as kl
 from gridflow.operators.correlation_guard import CorrelationGuard
 from gridflow.operators.engine_commands import apply_command
 from gridflow.operators.engine_decode import decode
-from gridflow.operators.indicators import indicator_name
+from gridflow.operators.entry_gate import level_notional, vol_parity_scale
 from gridflow.operators.risk import (
     DENY_REASONS,
     KILL_SWITCH_REASONS,
     kill_switch_names,
-    utc_day,
 )
-from gridflow.operators.strategies import STRATEGIES
-from gridflow.timeframes import timeframe_to_ms
+from gridflow.operators.strategies import STRATEGIES, sizing_indicator
+from gridflow.timeframes import timeframe_to_ms, utc_day
 
 _OHLC = ("open", "high", "low", "close")
 
@@ -125,6 +124,7 @@ class AccountEngine:
             self.corr = CorrelationGuard(S, int(window))
         self.pending: dict[str, list[IndicatorChunk]] = {s: [] for s in self.symbols}
         self.seen_ts: dict[str, int | None] = {s: None for s in self.symbols}
+        self._idle_told = False  # no_candles journaled (absent in older snapshots)
         self.done: dict[str, bool] = {s: False for s in self.symbols}
         self.counters: Counter[str] = Counter()
 
@@ -175,7 +175,7 @@ class AccountEngine:
         self.state.ai[kl.AI_SEQ] = int(summary.get("seq", 0))
         last = int(summary.get("last_ts_ms", -1) or -1)
         if last >= 0:  # candles replayed from before the restored day roll no day over
-            self.state.ai[kl.AI_DAY] = utc_day.py_func(last + int(self.tf_ms.min()))
+            self.state.ai[kl.AI_DAY] = utc_day(last + int(self.tf_ms.min()))
 
     def _frontier(self) -> int | None:
         f = np.iinfo(np.int64).max
@@ -223,13 +223,10 @@ class AccountEngine:
         lv[:, : q.levels.shape[1]] = q.levels
         sz = self.account.sizing
         lev = self.account.leverage
-        if sz.mode == "fixed_notional":
-            size = np.full(n, sz.notional_per_level_quote)
-        else:
-            size = np.full(n, self.mp[i, kl.M_ALLOC] / p.levels_count * lev)
-            if sz.mode == "vol_parity":
-                hv = vals[indicator_name("hv", sz.vol_window)]
-                size = size * np.minimum(sz.target_vol / hv, sz.max_vol_scale)
+        size = np.full(n, level_notional(sz, self.mp[i, kl.M_ALLOC], p.levels_count, lev))
+        hv_name = sizing_indicator(self.account)
+        if hv_name is not None:
+            size = size * vol_parity_scale(sz.target_vol, vals[hv_name], sz.max_vol_scale)
         return q.side, lv, q.take_profit, q.trail, size
 
     def _assemble(self, parts) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -289,7 +286,7 @@ class AccountEngine:
         log = kl.EventLog(np.empty((cap, kl.OI_W), np.int64), np.empty((cap, kl.OF_W)))
         n = gk.run_steps(
             kl.Candles(a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"], a["fund"]),
-            kl.Quotes(a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"],
+            kl.QuoteArrays(a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"],
                       a["trail"], a["size"]),
             np.ascontiguousarray(ev_corr), self.state.arrays(),
             kl.Params(self.pf, self.mp, self.tf_ms, self.equity_every_ms), log,

@@ -18,10 +18,6 @@ _POS = {1: "long", -1: "short"}
 EXIT_REASONS = {kl.EXIT_TP: ExitReason.TP, kl.EXIT_SL: ExitReason.SL,
                 kl.EXIT_TRAIL: ExitReason.TRAIL, kl.EXIT_FLIP: ExitReason.FLIP,
                 kl.EXIT_FLATTEN: ExitReason.FLATTEN}
-#: The kernel's denial and kill-switch codes as :class:`~gridflow.event_kinds.Reason`
-#: members (a code of :mod:`~gridflow.operators.risk` that is none fails at import).
-_DENY = {k: Reason(v) for k, v in DENY_REASONS.items()}
-_KILL = {k: Reason(v) for k, v in KILL_SWITCH_REASONS.items()}
 _TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP", kl.TAG_FLATTEN: "FLATTEN"}
 
 
@@ -78,7 +74,7 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
                         "avg_entry": f[kl.F_AVG_ENTRY]},
             ))
         elif kind == kl.K_DENIED:
-            code = _DENY[i[kl.I_REASON]]
+            code = DENY_REASONS[i[kl.I_REASON]]
             vname, tname = DENY_DETAIL.get(code, ("equity", "none"))
             b.events.append(JournalEvent(
                 event_id=f"{EventKind.ORDER_DENIED}:{account}:{seq}",
@@ -90,7 +86,7 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
                         "decision_ts_ms": i[kl.I_DECISION_TS]},
             ))
         elif kind == kl.K_KILL or kind == kl.K_KILL_RESET:
-            code = _KILL[i[kl.I_REASON]]
+            code = KILL_SWITCH_REASONS[i[kl.I_REASON]]
             tripped = kind == kl.K_KILL
             counters["kill_switch_trips" if tripped else "kill_switch_resets"] += 1
             detail = ({"value": f[kl.F_VALUE], "threshold": f[kl.F_THRESHOLD],

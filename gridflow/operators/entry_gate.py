@@ -85,10 +85,33 @@ from gridflow.operators.risk import (
 )
 
 
+def level_notional(sizing, alloc_quote: float, levels: int, leverage: float) -> float:
+    """Notional (quote) of one grid level before any volatility scaling: the fixed
+    ``notional_per_level_quote`` for ``fixed_notional`` sizing, else the symbol's
+    allocation ``alloc_quote`` (capital / symbols) / ``levels`` x ``leverage`` (``equal``,
+    and the base of ``vol_parity``; ``risk`` sizing replaces it at the fill,
+    :func:`level_amount`). ``sizing`` is a :class:`~gridflow.config.models.SizingConfig`."""
+    if sizing.mode == "fixed_notional":
+        return sizing.notional_per_level_quote
+    return alloc_quote / levels * leverage
+
+
+def vol_parity_scale(target_vol, hv, max_scale):
+    """``vol_parity`` sizing's factor on :func:`level_notional`: ``min(target_vol / hv,
+    max_scale)`` (annualised volatilities as fractions; NaN while ``hv`` warms up, which
+    leaves the level unsized). Scalars or arrays; the kernels run it compiled
+    (:data:`vol_parity_scale_nb`)."""
+    return np.minimum(target_vol / hv, max_scale)
+
+
+#: :func:`vol_parity_scale` compiled for the kernels (one definition).
+vol_parity_scale_nb = njit(cache=True, _nrt=False)(vol_parity_scale)
+
+
 @njit(cache=True, _nrt=False, inline="always")
 def level_amount(s, px, equity, sf, pf, mp):
     """Amount (base, floored to the step) of a level of symbol ``s`` at ``px`` (quote):
-    ``risk`` sizing ``risk_per_trade * equity / (levels * sl_pct)`` of notional, else the
+    ``risk`` sizing ``risk_per_trade * equity / (levels * sl_frac)`` of notional, else the
     notional per level decided with the quotes (``sf[s, SF_SIZE]``)."""
     if pf[P_RISK_SIZING] > 0.0:
         size = pf[P_RISK_PER_TRADE] * equity / (mp[s, M_LEVELS] * mp[s, M_SL])

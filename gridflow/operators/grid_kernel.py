@@ -25,7 +25,7 @@ orders trigger in the order the price reaches them:
 
 * entries (limit, maker fee) fill at their level price;
 * the stop (stop-market, taker fee plus slippage) sits at the tighter of ``avg_entry *
-  (1 - sl_pct)`` and ``best - trail`` for a long (mirrored for a short), where ``best``
+  (1 - sl_frac)`` and ``best - trail`` for a long (mirrored for a short), where ``best``
   is the best price since entry up to the previous close; when a level and the stop are
   at the same price the stop goes first (conservative);
 * the take profit (limit, maker fee) fills on a favourable leg.
@@ -128,13 +128,12 @@ from gridflow.operators.risk import (
     KS_DAILY,
     check_kill_switches,
     day_rolls,
+    is_hour_mark,
     mark_rolling,
     raise_peak,
     start_day,
     utc_day,
 )
-
-HOUR_MS = 3_600_000
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -393,7 +392,7 @@ def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, ca
             ef = out_f[n - 1]
             ef[F_EQUITY] = equity
             ef[F_DAY_START] = prev_start
-    if ts % HOUR_MS == 0:
+    if is_hour_mark(ts):
         mark_rolling(ts, equity, ai, rw_ts, rw_eq)
     n = check_kill_switches(ts, equity, pnl_g, caps[0], pnl_s, caps[1], af, ai, pf,
                             rw_ts, rw_eq, out_i, out_f, n)
@@ -426,7 +425,7 @@ def run_steps(candles, quotes, corr, st, prm, log):
     candles : :class:`~gridflow.operators.kernel_layout.Candles` (N rows)
         Symbol index, open time (ms UTC), OHLC (quote) and funding rates of each candle;
         an open position pays ``side * amount * close * rate`` at the candle close.
-    quotes : :class:`~gridflow.operators.kernel_layout.Quotes` (N rows, L levels)
+    quotes : :class:`~gridflow.operators.kernel_layout.QuoteArrays` (N rows, L levels)
         Quotes decided at each candle's close (side, level prices, take profit, trailing
         distance, notional per level in quote); they rest during that symbol's next candle.
     corr : float64 (N, S)

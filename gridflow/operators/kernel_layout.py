@@ -3,7 +3,7 @@
 Shared by :mod:`gridflow.operators.grid_kernel` (fills, PnL), :mod:`gridflow.operators.risk`
 (rules, kill switches), :mod:`gridflow.sweep.kernel` and :mod:`gridflow.operators.engine`
 (the Python shell). Columns are plain int constants so numba folds them; the kernels take
-their arrays grouped in the records below (:class:`Candles`, :class:`Quotes`,
+their arrays grouped in the records below (:class:`Candles`, :class:`QuoteArrays`,
 :class:`StateArrays`, :class:`Params`, :class:`EventLog`: module-level ``NamedTuple`` s of
 arrays, which numba passes and caches like tuples).
 """
@@ -139,7 +139,7 @@ P_W = 17
 #: Account parameters copied as they are from ``RiskConfig`` fields.
 RISK_PARAMS = ((P_MAX_MR, "max_margin_ratio"), (P_SESSION_GRID, "session_loss_grid"),
                (P_SESSION_SINGLE, "session_loss_single"), (P_DAILY, "daily_loss_limit"),
-               (P_ROLLING_DD, "rolling_drawdown_pct"), (P_MAX_DD, "max_drawdown_pct"),
+               (P_ROLLING_DD, "rolling_drawdown_frac"), (P_MAX_DD, "max_drawdown_frac"),
                (P_MAX_POS, "max_open_positions"), (P_CORR, "correlation_threshold"),
                (P_COOLDOWN, "cooldown_candles"), (P_MAX_DAILY, "max_daily_entries"))
 # ---- per-symbol params -------------------------------------------------------------------
@@ -163,7 +163,7 @@ class Candles(NamedTuple):
     funding: np.ndarray
 
 
-class Quotes(NamedTuple):
+class QuoteArrays(NamedTuple):
     """Quotes decided at each candle's close (``N`` rows, as :class:`Candles`); they rest
     during that symbol's next candle."""
 
@@ -304,27 +304,6 @@ def emit_event(log, n, ai, kind, ts, sym):
     log.ints[n, I_SEQ] = ai[AI_SEQ]
     ai[AI_SEQ] += 1
     return n + 1
-
-
-@njit(cache=True, _nrt=False)
-def emit(out_i, out_f, n, ai, kind, ts, sym, level, reason, dts, side, f0, f1, f2, f3, f4, f5):
-    """Deprecated positional form of :func:`emit_event`, kept for one Python caller
-    (``live_exchange_state``'s funding rows): int columns 3, 5, 6, 7 get ``level,
-    reason, dts, side`` and float columns 0..5 ``f0..f5``, whatever the kind names them
-    (:data:`EVENT_FIELDS`). New code writes the named columns. Returns ``n + 1``."""
-    n = emit_event(EventLog(out_i, out_f), n, ai, kind, ts, sym)
-    r = n - 1
-    out_i[r, 3] = level
-    out_i[r, 5] = reason
-    out_i[r, 6] = dts
-    out_i[r, 7] = side
-    out_f[r, 0] = f0
-    out_f[r, 1] = f1
-    out_f[r, 2] = f2
-    out_f[r, 3] = f3
-    out_f[r, 4] = f4
-    out_f[r, 5] = f5
-    return n
 
 
 @njit(cache=True, _nrt=False)

@@ -117,13 +117,14 @@ class ExchangeStateMixin:
             px = float(marked_prices(st, self.marks)[s])
             rate = pay / (d * amt * px) if d and amt > 0 and px > 0 else 0.0
             book_funding(s, pay, st.sf, st.af)
-            bi = np.empty((1, kl.OI_W), np.int64)
-            bf = np.empty((1, kl.OF_W), np.float64)
-            kl.emit(bi, bf, 0, st.ai, kl.K_FUNDING, int(r["ts_ms"]), s, 0, 0,
-                    int(st.si[s, kl.SI_OPEN_TS]), d or 1, px, amt, rate, pay,
-                    float(st.sf[s, kl.SF_AVG]), 0.0)
-            out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,
-                              self.counters))
+            log = kl.EventLog(np.empty((1, kl.OI_W), np.int64), np.empty((1, kl.OF_W)))
+            kl.emit_event(log, 0, st.ai, kl.K_FUNDING, int(r["ts_ms"]), s)
+            ei, ef = log.ints[0], log.floats[0]
+            ei[kl.I_OPEN_TS], ei[kl.I_POS_SIDE] = int(st.si[s, kl.SI_OPEN_TS]), d or 1
+            ef[kl.F_MARK_PRICE], ef[kl.F_AMOUNT], ef[kl.F_RATE] = px, amt, rate
+            ef[kl.F_PAYMENT], ef[kl.F_AVG_ENTRY] = pay, float(st.sf[s, kl.SF_AVG])
+            out.extend(decode(log.ints, log.floats, self.account.name, self.symbols,
+                              self.strategy_names, self.counters))
 
     def _check_equity(self, exchange_equity: float, ts: int, out: JournalBatch) -> None:
         """The engine's equity (cash + unrealized at the exchange's marks) against the

@@ -11,7 +11,7 @@ Pure: no I/O. An illegal move is a bookkeeping bug or an exchange report gridflo
 not expect; it never changes the state. A live engine counts it (``counters
 ["order_moves_refused"]``, journaled with the account summary) and goes on trading:
 raising there would stop the flow, and a restart replaying the same inputs would stop
-it again. Without a counter, or with :data:`STRICT` set (the test suite sets it), it
+it again. Without a counter, or with :data:`STRICT` set (tests/operators sets it), it
 raises :class:`IllegalTransition`.
 """
 

@@ -35,6 +35,7 @@ import math
 
 from numba import njit
 
+from gridflow.event_kinds import Reason
 from gridflow.operators.kernel_layout import (
     AF_DAY_START,
     AF_PEAK,
@@ -56,6 +57,8 @@ from gridflow.operators.kernel_layout import (
     EventLog,
     emit_event,
 )
+from gridflow.timeframes import is_hour_mark as _is_hour_mark
+from gridflow.timeframes import utc_day as _utc_day
 
 OK = 0
 DENY_KILL_SWITCH, DENY_MIN_NOTIONAL, DENY_MAX_MARGIN_RATIO, DENY_NO_EQUITY = 1, 2, 3, 4
@@ -63,40 +66,39 @@ DENY_BAD_PRICE, DENY_COOLDOWN, DENY_MAX_POSITIONS, DENY_CORRELATION, DENY_PAUSED
 DENY_DAILY_ENTRIES = 10
 
 DENY_REASONS = {
-    DENY_KILL_SWITCH: "KILL_SWITCH",
-    DENY_MIN_NOTIONAL: "MIN_NOTIONAL",
-    DENY_MAX_MARGIN_RATIO: "MAX_MARGIN_RATIO",
-    DENY_NO_EQUITY: "NO_EQUITY",
-    DENY_BAD_PRICE: "BAD_PRICE",
-    DENY_COOLDOWN: "COOLDOWN",
-    DENY_MAX_POSITIONS: "MAX_OPEN_POSITIONS",
-    DENY_CORRELATION: "CORRELATION",
-    DENY_PAUSED: "PAUSED",
-    DENY_DAILY_ENTRIES: "DAILY_ENTRIES",
+    DENY_KILL_SWITCH: Reason.KILL_SWITCH,
+    DENY_MIN_NOTIONAL: Reason.MIN_NOTIONAL,
+    DENY_MAX_MARGIN_RATIO: Reason.MAX_MARGIN_RATIO,
+    DENY_NO_EQUITY: Reason.NO_EQUITY,
+    DENY_BAD_PRICE: Reason.BAD_PRICE,
+    DENY_COOLDOWN: Reason.COOLDOWN,
+    DENY_MAX_POSITIONS: Reason.MAX_OPEN_POSITIONS,
+    DENY_CORRELATION: Reason.CORRELATION,
+    DENY_PAUSED: Reason.PAUSED,
+    DENY_DAILY_ENTRIES: Reason.DAILY_ENTRIES,
 }
 #: Names of the value and threshold a denial journals (``equity`` / ``none`` otherwise).
 DENY_DETAIL = {
-    "MAX_MARGIN_RATIO": ("margin_ratio_after", "max_margin_ratio"),
-    "KILL_SWITCH": ("kill_switch_mask", "none"),
-    "MIN_NOTIONAL": ("notional", "min_notional"),
-    "COOLDOWN": ("cooldown_candles_left", "cooldown_candles"),
-    "MAX_OPEN_POSITIONS": ("open_positions", "max_open_positions"),
-    "CORRELATION": ("max_abs_correlation", "correlation_threshold"),
-    "DAILY_ENTRIES": ("opened_today", "max_daily_entries"),
+    Reason.MAX_MARGIN_RATIO: ("margin_ratio_after", "max_margin_ratio"),
+    Reason.KILL_SWITCH: ("kill_switch_mask", "none"),
+    Reason.MIN_NOTIONAL: ("notional", "min_notional"),
+    Reason.COOLDOWN: ("cooldown_candles_left", "cooldown_candles"),
+    Reason.MAX_OPEN_POSITIONS: ("open_positions", "max_open_positions"),
+    Reason.CORRELATION: ("max_abs_correlation", "correlation_threshold"),
+    Reason.DAILY_ENTRIES: ("opened_today", "max_daily_entries"),
 }
 
 KS_SESSION_GRID, KS_SESSION_SINGLE, KS_DAILY, KS_ROLLING_DD, KS_MAX_DD = 1, 2, 4, 8, 16
 KILL_SWITCH_REASONS = {
-    KS_SESSION_GRID: "SESSION_LOSS_GRID",
-    KS_SESSION_SINGLE: "SESSION_LOSS_SINGLE",
-    KS_DAILY: "DAILY_LOSS",
-    KS_ROLLING_DD: "ROLLING_DRAWDOWN",
-    KS_MAX_DD: "MAX_DRAWDOWN",
+    KS_SESSION_GRID: Reason.SESSION_LOSS_GRID,
+    KS_SESSION_SINGLE: Reason.SESSION_LOSS_SINGLE,
+    KS_DAILY: Reason.DAILY_LOSS,
+    KS_ROLLING_DD: Reason.ROLLING_DRAWDOWN,
+    KS_MAX_DD: Reason.MAX_DRAWDOWN,
 }
 KS_ALL = 31
 #: Switches only a reset command clears (DAILY_LOSS also clears at the day rollover).
 KS_RESET_ONLY = KS_ALL & ~KS_DAILY
-DAY_MS = 86_400_000
 
 
 def kill_switch_names(mask: int) -> list[str]:
@@ -104,10 +106,10 @@ def kill_switch_names(mask: int) -> list[str]:
     return [name for bit, name in KILL_SWITCH_REASONS.items() if mask & bit]
 
 
-@njit(cache=True, _nrt=False)
-def utc_day(ts):
-    """UTC day number (days since 1970-01-01) of ``ts`` (ms UTC, int)."""
-    return ts // DAY_MS
+#: :func:`gridflow.timeframes.utc_day` and :func:`gridflow.timeframes.is_hour_mark`,
+#: compiled for the kernels (one definition each, at the bottom of the layers).
+utc_day = njit(cache=True, _nrt=False)(_utc_day)
+is_hour_mark = njit(cache=True, _nrt=False)(_is_hour_mark)
 
 
 @njit(cache=True, _nrt=False)
@@ -132,12 +134,6 @@ def start_day(day, equity, af, ai):
     ai[AI_DAY] = day
     af[AF_DAY_START] = equity
     return cleared
-
-
-@njit(cache=True, _nrt=False)
-def rule_kill_switch(kill_mask: int) -> int:
-    """Deny every opening order while any kill switch is on."""
-    return DENY_KILL_SWITCH if kill_mask != 0 else OK
 
 
 @njit(cache=True, _nrt=False)
@@ -182,23 +178,6 @@ def margin_denied_for_sure(used, size, step, hi, lev, max_mr, eq_max):
         return eq_max <= 0.0  # NO_EQUITY for every fill (NaN: unsure)
     order = (size - step * hi) / lev  # floor(size / px / step) * step * px >= size - step * px
     return used + order > (max_mr + 1e-12) * eq_max * (1.0 + 1e-9) + 1e-9
-
-
-@njit(cache=True, _nrt=False)
-def rule_new_position(opens_position: bool, cooldown_left: int, open_positions: int,
-                      max_positions: int, max_abs_corr: float, corr_threshold: float) -> int:
-    """Rules for the first level of a new position (and the cooldown for any entry):
-    cooldown after a stop, max open positions, correlation with open positions (a
-    non-finite correlation denies while the guard is on)."""
-    if cooldown_left > 0:
-        return DENY_COOLDOWN
-    if not opens_position:
-        return OK
-    if open_positions >= max_positions:
-        return DENY_MAX_POSITIONS
-    if corr_threshold < 1.0 and not (max_abs_corr <= corr_threshold):
-        return DENY_CORRELATION
-    return OK
 
 
 @njit(cache=True, _nrt=False)

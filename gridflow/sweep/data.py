@@ -10,11 +10,8 @@ import numpy as np
 from gridflow.chunks import CandleChunk
 from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
 from gridflow.data.funding import funding_per_candle, read_funding
-from gridflow.operators.risk import utc_day
 from gridflow.operators.validation import NO_TS, validate_chunk
-from gridflow.timeframes import timeframe_to_ms
-
-HOUR_MS = 3_600_000
+from gridflow.timeframes import is_hour_mark, timeframe_to_ms, utc_day
 
 
 @dataclass(frozen=True)
@@ -89,8 +86,8 @@ class SweepData:
                 else np.zeros(len(t)))
         close_ts = t + tf_ms
         return cls(symbol, timeframe, tf_ms, t, ok.open, ok.high, ok.low, ok.close,
-                   ok.volume, fund, utc_day.py_func(close_ts),  # the account's day rule, on arrays
-                   (close_ts % HOUR_MS == 0).astype(np.uint8), n - len(ok))
+                   ok.volume, fund, utc_day(close_ts),
+                   is_hour_mark(close_ts).astype(np.uint8), n - len(ok))
 
     @classmethod
     def from_file(cls, path: str | Path, symbol: str | None = None,

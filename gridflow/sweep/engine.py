@@ -1,7 +1,7 @@
 """Run a parameter sweep of one strategy on one symbol: grid, indicators, kernel.
 
 >>> data = SweepData.from_file("binance_BTC_USDT_1h.csv.gz")
->>> combos, params, invalid = expand_grid("grid_atr", {"atr_start": [1, 2], "sl_pct": [0.1]})
+>>> combos, params, invalid = expand_grid("grid_atr", {"atr_start": [1, 2], "sl_frac": [0.1]})
 >>> res = run_sweep(data, AccountConfig(), combos)
 >>> res.metrics["sharpe"]
 
@@ -26,8 +26,14 @@ from gridflow.config.strategies import StrategyParams
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.engine import account_params
 from gridflow.operators.engine_decode import EXIT_REASONS
-from gridflow.operators.indicators import IndicatorBank, indicator_name
-from gridflow.operators.strategies import INPUTS, STRATEGIES
+from gridflow.operators.entry_gate import level_notional
+from gridflow.operators.indicators import IndicatorBank
+from gridflow.operators.strategies import (
+    INPUTS,
+    STRATEGIES,
+    sizing_indicator,
+    strategy_indicators,
+)
 from gridflow.operators.strategies.quote_kernel import Q_W, quote_params
 from gridflow.sweep import kernel as sk
 from gridflow.sweep.data import SweepData
@@ -180,9 +186,8 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     if t1 <= t0:
         raise ValueError(f"empty window: candles [{t0}, {t1})")
     sz = account.sizing
-    hv_name = indicator_name("hv", sz.vol_window) if sz.mode == "vol_parity" else None
-    needed = [n for p in combos for n in STRATEGIES[p.name][0](p)]
-    table.ensure(needed + ([hv_name] if hv_name else []))
+    hv_name = sizing_indicator(account)
+    table.ensure([n for p in combos for n in strategy_indicators(account, p)])
     ind, nan_row = table.with_nan_row()
     C = len(combos)
     xrows = np.full((C, 4), nan_row, np.int64)
@@ -194,11 +199,9 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
         for j, key in enumerate(INPUTS[p.name](p)):
             xrows[k, j] = table.rows[key]
         qps[k] = quote_params(p, market.price_tick)
-        sl[k] = p.sl_pct
-        if sz.mode == "fixed_notional":
-            size_base[k] = sz.notional_per_level_quote
-        else:
-            size_base[k] = account.capital_quote / p.levels_count * account.leverage
+        sl[k] = p.sl_frac
+        size_base[k] = level_notional(sz, account.capital_quote, p.levels_count,
+                                      account.leverage)
         if hv_name:
             hv_row[k] = table.rows[hv_name]
     mp0 = np.zeros((1, kl.M_W))

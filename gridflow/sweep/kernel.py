@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from gridflow.operators import kernel_layout as kl
+from gridflow.operators.entry_gate import vol_parity_scale_nb
 from gridflow.operators.grid_kernel import _candle, _caps, _funding, _group_end, _stop
 from gridflow.operators.risk import (
     KS_RESET_ONLY,
@@ -43,8 +44,8 @@ from gridflow.operators.risk import (
 )
 from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at, rounding_margin
 from gridflow.sweep.skip import position_may_change, scan_flat
+from gridflow.timeframes import HOUR_MS
 
-HOUR_MS = 3_600_000
 NO_EQUITY_SNAPSHOTS = 1 << 62
 
 MET_NAMES = ("equity", "max_drawdown", "days", "sum_r", "sum_r2", "sum_down2", "exposed",
@@ -424,10 +425,7 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                 sf[0, kl.SF_TRAIL] = q_trail
                 size = size_base[k]
                 if hv_row[k] >= 0:
-                    r = vol[0] / ind[hv_row[k], t - 1]
-                    if r > vol[1]:
-                        r = vol[1]
-                    size = size * r
+                    size = size * vol_parity_scale_nb(vol[0], ind[hv_row[k], t - 1], vol[1])
                 sf[0, kl.SF_SIZE] = size
                 si[0, kl.SI_OPENED_NOW] = 0
                 si[0, kl.SI_STOPPED_NOW] = 0

@@ -22,7 +22,13 @@ from live_harness import (
     write_live_config,
 )
 
-from gridflow.journal.store import read_broker, read_events, read_fills, read_orders
+from gridflow.journal.store import (
+    read_broker,
+    read_events,
+    read_fills,
+    read_orders,
+    read_summaries,
+)
 
 START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 RUN = "live-test"
@@ -122,6 +128,10 @@ def test_live_flow_trades_a_grid_and_the_journal_matches_the_exchange(uninterrup
     assert fills == trades  # fills one to one with the exchange's trades
     assert bad == []  # never a position without a stop when a candle closed
     assert all(r["status"] != "sending" for r in broker)
+    # every order-state move the live engine made is in the transition table
+    summaries = read_summaries(f"sqlite:///{db}", RUN)
+    assert summaries and all(s["counters"].get("order_moves_refused", 0) == 0
+                             for s in summaries)
 
 
 @pytest.mark.parametrize("seed,faults", [(7, False), (8, False), (9, True)])
@@ -156,6 +166,8 @@ def test_sigkill_restarts_are_exact(uninterrupted, tmp_path, seed, faults):
         assert all(r["status"] != "sending" for r in broker)
         events = read_events(f"sqlite:///{db}", RUN)
         assert not [e for e in events if e["kind"] == "orphan_fill"]
+        assert all(s["counters"].get("order_moves_refused", 0) == 0
+                   for s in read_summaries(f"sqlite:///{db}", RUN))  # the transition table
         if faults:
             assert len([f for f in fx.fault_log if f["kind"] != "partial_fill"]) >= 30
         assert fx.positions() == ref_fx.positions()

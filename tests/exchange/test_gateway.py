@@ -101,11 +101,18 @@ def test_retryable_classes() -> None:
 
 def test_redact_removes_keys_and_signatures() -> None:
     msg = ('binanceusdm GET http://h/fapi/v1/order?symbol=BTCUSDT&timestamp=1&signature=abc123'
-           'def {"apiKey": "K-1", "secret":"S-2"} X-MBX-APIKEY: K-1 key=MYKEY')
-    out = redact(msg, ["MYKEY", "", None])
-    for s in ("abc123def", "K-1", "S-2", "MYKEY"):
+           'def {"apiKey": "K-1", "secret":"S-2"} X-MBX-APIKEY: K-1 key=MYKEY-0123456789')
+    out = redact(msg, ["MYKEY-0123456789", "", None])
+    for s in ("abc123def", "K-1", "S-2", "MYKEY-0123456789"):
         assert s not in out
     assert "symbol=BTCUSDT" in out and "signature=***" in out
+
+
+def test_redact_leaves_text_alone_for_a_secret_too_short_to_be_one() -> None:
+    """A literal shorter than MIN_SECRET_LEN is no credential (exchanges issue 64-char
+    ones); masking it would garble every log line (a test's secret "x" once turned
+    'max_drawdown' into 'ma***_drawdown' in every later record)."""
+    assert redact("max_drawdown_frac 0.4", ["x", "ma"]) == "max_drawdown_frac 0.4"
 
 
 # --- placement ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_ccxt_debug_logs_never_show_the_key_or_secret(caplog):
             ex.verbose = False
             ex.load_markets()
             ex.fetch_balance()
-            bad = make_exchange(ExchangeConfig(api_key=SecretStr(KEY), secret=SecretStr("x"),
+            bad = make_exchange(ExchangeConfig(api_key=SecretStr(KEY), secret=SecretStr("WRONG-SECRET-0000"),
                                                urls=fx.ccxt_urls(), rate_limit_ms=0))
             try:
                 bad.fetch_balance()

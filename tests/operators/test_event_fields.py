@@ -131,21 +131,21 @@ def test_the_named_view_says_what_the_journal_says(run):
         (e.equity, e.used_margin) for e in out.equity]
 
 
-def test_the_positional_emit_writes_the_same_row_as_the_named_columns():
-    """The deprecated positional ``emit`` (one Python caller) against ``emit_event`` and
-    named stores, for the kind it is called for (funding)."""
+def test_emit_event_starts_a_clean_row_and_takes_the_next_sequence_number():
+    """``emit_event`` zeroes every column of its row (nothing of an earlier event
+    leaks into a kind's unnamed columns), writes kind, time, symbol and the sequence
+    number, and advances the sequence."""
     ai = np.zeros(kl.AI_W, np.int64)
-    a = kl.EventLog(np.full((1, kl.OI_W), 7, np.int64), np.full((1, kl.OF_W), 7.0))
-    kl.emit(a.ints, a.floats, 0, ai, kl.K_FUNDING, 5 * H, 0, 0, 0, 2 * H, -1,
-            101.0, 0.5, 0.0001, -0.00505, 99.0, 0.0)
-    b = kl.EventLog(np.full((1, kl.OI_W), 7, np.int64), np.full((1, kl.OF_W), 7.0))
-    assert kl.emit_event(b, 0, ai, kl.K_FUNDING, 5 * H, 0) == 1
-    b.ints[0, kl.I_OPEN_TS], b.ints[0, kl.I_POS_SIDE] = 2 * H, -1
-    b.floats[0, [kl.F_MARK_PRICE, kl.F_AMOUNT, kl.F_RATE, kl.F_PAYMENT, kl.F_AVG_ENTRY]] = (
-        101.0, 0.5, 0.0001, -0.00505, 99.0)
-    b.ints[0, kl.I_SEQ] = 0  # the second call took the next sequence number
-    assert (a.ints == b.ints).all() and (a.floats == b.floats).all()
-    assert ai[kl.AI_SEQ] == 2
+    ai[kl.AI_SEQ] = 41
+    log = kl.EventLog(np.full((2, kl.OI_W), 7, np.int64), np.full((2, kl.OF_W), 7.0))
+    assert kl.emit_event(log, 1, ai, kl.K_FUNDING, 5 * H, 3) == 2
+    row_i, row_f = log.ints[1], log.floats[1]
+    assert (row_i[kl.I_KIND], row_i[kl.I_TS], row_i[kl.I_SYM], row_i[kl.I_SEQ]) == (
+        kl.K_FUNDING, 5 * H, 3, 41)
+    named = {kl.I_KIND, kl.I_TS, kl.I_SYM, kl.I_SEQ}
+    assert all(row_i[j] == 0 for j in range(kl.OI_W) if j not in named)
+    assert (row_f == 0.0).all() and ai[kl.AI_SEQ] == 42
+    assert (log.ints[0] == 7).all()  # other rows untouched
 
 
 def test_the_state_record_shares_the_state_arrays_and_the_state_still_pickles():

@@ -16,6 +16,7 @@ from gridflow.operators import kernel_layout as kl
 from gridflow.operators import risk
 from gridflow.operators.strategies import STRATEGIES
 from gridflow.operators.strategies import quote_kernel as qk
+from gridflow.timeframes import DAY_MS
 
 H = 3_600_000
 
@@ -123,7 +124,7 @@ def test_day_rollover_clears_the_daily_switch_except_on_the_first_day():
     ai = np.zeros(kl.AI_W, np.int64)
     ai[kl.AI_DAY] = -1
     ai[kl.AI_KILL] = risk.KS_DAILY | risk.KS_MAX_DD
-    day = risk.utc_day(20_000 * risk.DAY_MS + 5)
+    day = risk.utc_day(20_000 * DAY_MS + 5)
     assert day == 20_000 and risk.day_rolls(day, ai)
     assert not risk.start_day(day, 900.0, af, ai)  # the first day clears nothing
     assert ai[kl.AI_KILL] == risk.KS_DAILY | risk.KS_MAX_DD and af[kl.AF_DAY_START] == 900.0

@@ -46,16 +46,21 @@ INPUTS = {
 
 
 
+def sizing_indicator(account) -> str | None:
+    """The indicator ``account``'s sizing reads (the historical volatility of
+    ``vol_parity`` sizing, ``hv_<vol_window>``), or None."""
+    sz = account.sizing
+    return indicator_name("hv", sz.vol_window) if sz.mode == "vol_parity" else None
+
+
 def strategy_indicators(account, symbol_params) -> list[str]:
     """Indicator names one symbol needs in ``account`` (a
     :class:`~gridflow.config.models.AccountConfig`): its strategy's (``symbol_params``,
-    the symbol's strategy parameters) and, with ``vol_parity`` sizing, the historical
-    volatility the sizing reads."""
+    the symbol's strategy parameters) and its sizing's (:func:`sizing_indicator`)."""
     names = list(STRATEGIES[symbol_params.name][0](symbol_params))
-    if account.sizing.mode == "vol_parity":
-        names.append(indicator_name("hv", account.sizing.vol_window))
-    return names
+    hv = sizing_indicator(account)
+    return names + [hv] if hv else names
 
 
 __all__ = ["INPUTS", "STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes",
-           "strategy_indicators"]
+           "sizing_indicator", "strategy_indicators"]
