@@ -185,16 +185,37 @@ def settle(db: Path, run_id: str, last_open_ms: int, proc: LiveProcess | None = 
     ``quiet_s`` (protective orders after fills come one poll later). With ``fx`` (live
     mode), also until the flow completed two exchange-state polls after that and the
     broker is quiet again: the engine has seen the exchange as it stands and answered,
-    however loaded the machine, so runs stay comparable step by step."""
+    however loaded the machine, so runs stay comparable step by step. An order the
+    engine placed in answer may trade at once (a marketable take profit): then it waits
+    until that fill is journaled and answered too, so the next step starts from the same
+    exchange state in every run."""
     _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout, drained=fx is not None)
-    if fx is not None and (proc is None or proc.alive()):
+    if fx is None:
+        return
+    t_end = time.monotonic() + timeout
+    while proc is None or proc.alive():
+        traded = len(fx.trades())
         marks = _mark_polls(fx) + 3  # the one in flight, then two whole cycles
-        t_end = time.monotonic() + timeout
         while _mark_polls(fx) < marks and time.monotonic() < t_end:
             if proc is not None and not proc.alive():
                 return
             time.sleep(0.01)
+        while _unjournaled_fills(db, run_id, fx) and time.monotonic() < t_end:
+            time.sleep(0.02)
         _quiet(db, run_id, last_open_ms, proc, quiet_s, timeout, drained=True)
+        if len(fx.trades()) == traded or time.monotonic() >= t_end:
+            return
+
+
+def _unjournaled_fills(db: Path, run_id: str, fx) -> bool:
+    """The exchange traded an order of the run that the journal has no fill of yet."""
+    from gridflow.journal.store import read_fills, read_orders
+
+    url = f"sqlite:///{db}"
+    ours = {o["client_order_id"] for o in read_orders(url, run_id)}
+    have = {f["report_id"] for f in read_fills(url, run_id)}
+    return any(t["clientOrderId"] in ours and f"trade-{t['id']}" not in have
+               for t in fx.trades())
 
 
 def _mark_polls(fx) -> int:

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("journal", ("journal",)),
     ("market data files", ("data",)),
     ("settings, records, names", ("config", "events", "event_kinds", "ids", "timeframes",
-                                  "chunks", "indicator_names", "metrics", "isotime",
+                                  "chunks", "indicator_names", "metrics", "isotime", "redaction",
                                   "_numba_cache", "")),
 ]
 

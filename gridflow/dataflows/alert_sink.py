@@ -41,6 +41,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from pydantic import SecretStr
 
 from gridflow.operators.alerts import Alert
+from gridflow.redaction import SecretFilter
 
 log = logging.getLogger(__name__)
 
@@ -53,38 +54,9 @@ SCRUBBED_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.connection",
                     "urllib3.util.retry", "urllib3.poolmanager", "requests")
 
 
-class _Redactor(logging.Filter):
-    """Mask registered secrets in records of the loggers it is attached to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        self._lock = threading.Lock()
-
-    def add(self, secrets: set[str]) -> None:
-        with self._lock:
-            self._secrets |= {s for s in secrets if len(s) >= 4}
-            alts = "|".join(map(re.escape, sorted(self._secrets, key=len, reverse=True)))
-            self._pattern = re.compile(alts, re.IGNORECASE) if alts else None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        pattern = self._pattern
-        if pattern is None:
-            return True
-        try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record must not leak its args
-            msg = str(record.msg)
-        if record.exc_info:
-            msg += "\n" + logging.Formatter().formatException(record.exc_info)
-            record.exc_info = None
-            record.exc_text = None
-        record.msg, record.args = pattern.sub("***", msg), None
-        return True
-
-
-_REDACTOR = _Redactor()
+#: The one redactor's logging filter, with every piece of the Apprise URLs (4+ characters,
+#: case-insensitive: host names).
+_REDACTOR = SecretFilter(min_len=4, ignore_case=True)
 
 
 def _url_secrets(url: str) -> set[str]:

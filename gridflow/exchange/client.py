@@ -7,7 +7,7 @@ import logging
 import ccxt
 
 from gridflow.config.live import ExchangeConfig
-from gridflow.exchange.retry import redact
+from gridflow.redaction import SecretFilter
 
 
 def ccxt_symbol(symbol: str, market_type: str) -> str:
@@ -42,28 +42,11 @@ def _use_linear_error_map(ex: ccxt.Exchange) -> None:
         ex.exceptions[kind] = {**ex.exceptions.get(kind, {}), **linear.get(kind, {})}
 
 
-class RedactSecrets(logging.Filter):
-    """Logging filter that passes every record through the one redactor
-    (:func:`gridflow.exchange.retry.redact`): the API key and secret, and the values of
-    ``signature`` / ``apiKey`` / ``secret`` / ``X-MBX-APIKEY``, become ``***`` (ccxt
-    logs request URLs and headers at DEBUG level)."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [x for x in secrets if x]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        clean = redact(msg, self.secrets)
-        if clean != msg:
-            record.msg, record.args = clean, ()
-        return True
-
-
 def _guard_logs(secrets: list[str]) -> None:
-    """Install :class:`RedactSecrets` on the ``ccxt`` logger and on the root handlers
+    """Install the one redactor's filter (:class:`gridflow.redaction.SecretFilter`) with
+    the API key and secret on the ``ccxt`` logger and on the root handlers
     (a filter on a logger does not see its children's records; handler filters do)."""
-    f = RedactSecrets(secrets)
+    f = SecretFilter(secrets)
     logging.getLogger("ccxt").addFilter(f)
     for h in logging.getLogger().handlers:
         h.addFilter(f)

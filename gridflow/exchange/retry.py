@@ -1,5 +1,6 @@
 """Retry policy of exchange requests: which ccxt errors are retried, the backoff delays,
-the one retry loop (:func:`retry_call`), and the redaction of secrets from error texts.
+the one retry loop (:func:`retry_call`), and error texts with their secrets masked
+(:func:`error_text`, through the one redactor :mod:`gridflow.redaction`).
 
 Only transport-level failures are retried (timeouts, dropped connections, 5xx, rate
 limits); an exchange that answered "no" (invalid order, insufficient funds, bad keys)
@@ -27,7 +28,6 @@ directly with its own fixed waits (no ccxt import in sweep processes).
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -36,17 +36,8 @@ import ccxt
 import tenacity
 
 from gridflow.config.live import RetryConfig
+from gridflow.redaction import MIN_SECRET_LEN, REDACTED, redact
 
-#: Query / form / JSON keys whose values are credentials or derived from them.
-_SECRET_KEYS = ("signature", "apikey", "api_key", "api-key", "secret", "x-mbx-apikey",
-                "listenkey", "password", "token")
-"""Keys whose values are masked wherever they appear: the one list, for every error text
-gridflow logs or journals (broker outcomes, source errors)."""
-_KV = re.compile(
-    r"(?i)(?P<k>\b(?:" + "|".join(re.escape(k) for k in _SECRET_KEYS) + r"))"
-    r"(?P<sep>\"?\s*[=:]\s*\"?)(?P<v>[^&\s\"',;}]+)"
-)
-REDACTED = "***"
 #: Binance codes / texts meaning "this client id was used already".
 _DUPLICATE_MARKERS = ("-4116", "duplicate")
 #: Binance codes / texts meaning "no such (open) order".
@@ -194,42 +185,12 @@ def is_unknown_order_error(exc: BaseException) -> bool:
     return any(m in msg for m in _UNKNOWN_ORDER_MARKERS)
 
 
-#: Shortest literal secret :func:`redact` masks (Binance keys and secrets are 64 chars).
-MIN_SECRET_LEN = 8
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove credentials from an error message.
-
-    Parameters
-    ----------
-    text : str
-        Typically ``str(exc)`` of a ccxt error: it may hold the request URL with its
-        ``signature=`` query value, or an echoed request body.
-    secrets : iterable of str
-        Literal values to blank out wherever they appear (API key, secret); empty and
-        None entries, and values shorter than :data:`MIN_SECRET_LEN` (no exchange issues
-        credentials that short; masking them would garble every message), are ignored.
-
-    Returns
-    -------
-    str
-        ``text`` with each secret and the value of every ``signature`` / ``apiKey`` /
-        ``secret`` / ``X-MBX-APIKEY`` (``key=value``, ``key: value``, ``"key":"value"``)
-        replaced by ``***``.
-    """
-    out = str(text)
-    for s in sorted((s for s in secrets if s and len(s) >= MIN_SECRET_LEN), key=len,
-                    reverse=True):
-        out = out.replace(s, REDACTED)
-    return _KV.sub(lambda m: f"{m.group('k')}{m.group('sep')}{REDACTED}", out)
-
-
 def error_text(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
-    """``"ClassName: message"`` of an exception, redacted (see :func:`redact`)."""
+    """``"ClassName: message"`` of an exception, redacted
+    (:func:`gridflow.redaction.redact`)."""
     return redact(f"{type(exc).__name__}: {exc}", secrets)
 
 
-__all__ = ["MAX_BACKOFF_S", "REDACTED", "backoff_delays", "backoff_s", "error_text",
-           "is_duplicate_error", "is_rate_limit", "is_retryable", "is_unknown_order_error",
+__all__ = ["MAX_BACKOFF_S", "MIN_SECRET_LEN", "REDACTED", "backoff_delays", "backoff_s",
+           "error_text", "is_duplicate_error", "is_rate_limit", "is_retryable", "is_unknown_order_error",
            "outcome_unknown", "redact", "retry_call"]

@@ -252,6 +252,33 @@ def _funding(s, ts, price, rate, st, log, n):
     return n
 
 
+@njit(cache=True, _nrt=False)
+def close_candle(s, close, close_ts, rate, was_open, st, log, n):
+    """The bookkeeping at the close (``close_ts``, ms UTC) of a candle of ``s``, after
+    its fills: a position that closed during the candle clears its denial marks
+    (``dn``); the cooldown counts down one candle, except on the candle whose stop
+    started it; the close (quote) becomes the symbol's last mark; an open perpetual
+    position pays funding at ``rate`` (a fraction, 0: no settlement); a flat symbol
+    re-arms every level (a filled level re-arms only when flat). ``was_open``: the
+    position was open at the candle's open. The replay kernel (:func:`run_steps`) and
+    the sweep kernel both call it. Returns ``n``."""
+    sf, si = st.sf, st.si
+    flat = sf[s, SF_AMT] == 0.0
+    L = st.filled.shape[1]
+    if was_open and flat:
+        for i in range(L):
+            st.dn[s, i] = 0
+    if si[s, SI_COOLDOWN] > 0 and not si[s, SI_STOPPED_NOW]:
+        si[s, SI_COOLDOWN] -= 1
+    sf[s, SF_LAST_CLOSE] = close
+    if flat:
+        for i in range(L):
+            st.filled[s, i] = 0
+    elif rate != 0.0:
+        n = _funding(s, close_ts, close, rate, st, log, n)
+    return n
+
+
 @njit(cache=True, _nrt=False, inline="always")
 def _stop_out(s, ts, a, st, prm, log, n):
     stop, trailing = _stop(s, st.sf, st.si, prm.market)
@@ -360,23 +387,52 @@ def _candle(s, ts, o, h, l, c, corr, st, prm, caps, log, n):
             if tp > 0.0 and d * b >= d * tp:
                 px = a if d * a >= d * tp else tp
                 return _close(s, ts, px, 0, 0.0, TAG_TP, EXIT_TP, st, prm, log, n)
-    if si[s, SI_SIDE] != 0:  # best price since entry, using only the path after the entry
-        if si[s, SI_OPENED_NOW]:
-            after = (h if c >= o else c) if d > 0 else (c if c >= o else l)
-        else:
-            after = h if d > 0 else l
-        if d * after > d * sf[s, SF_BEST]:
-            sf[s, SF_BEST] = after
+    raise_best(s, o, h, l, c, sf, si)
     return n
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def raise_best(s, o, h, l, c, sf, si):
+    """Move the open position's best price since entry (``SF_BEST``, quote: the
+    trailing stop's anchor) to the candle's (OHLC, quote) high for a long, low for a
+    short; on the candle that opened the position (``SI_OPENED_NOW``) only the path after
+    the entry counts: up to the high and then the close if the candle rose, the close
+    otherwise (mirrored for a short). Nothing when flat. The replay kernel, the sweep's
+    quiet candles and the live engine's closes call it."""
+    d = si[s, SI_SIDE]
+    if d == 0:
+        return
+    if si[s, SI_OPENED_NOW]:
+        after = (h if c >= o else c) if d > 0 else (c if c >= o else l)
+    else:
+        after = h if d > 0 else l
+    if d * after > d * sf[s, SF_BEST]:
+        sf[s, SF_BEST] = after
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def rest_quote(s, ts, side, levels, take_profit, trail, size, st):
+    """Quotes decided at the close ``ts`` (ms UTC) rest during the next candle of ``s``:
+    ``side`` (+1 / -1 / 0), ``levels`` float64 (<= L,) entry prices (quote; NaN = none),
+    take profit and trailing distance (quote; NaN = none), ``size`` notional per level
+    (quote). The replay kernel, the sweep and the live engine call it."""
+    sf, si = st.sf, st.si
+    si[s, SI_QSIDE] = side
+    si[s, SI_QTS] = ts
+    sf[s, SF_TP] = take_profit
+    sf[s, SF_TRAIL] = trail
+    sf[s, SF_SIZE] = size
+    for i in range(levels.shape[0]):
+        st.qlv[s, i] = levels[i]
+
+
 @njit(cache=True, _nrt=False)
-def _group_end(ts, tf, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i,
+def _group_end(ts, equity_every_ms, sf, si, af, ai, pf, mp, rw_ts, rw_eq, caps, out_i,
                out_f, n):
     """Day rollover, hourly rolling mark, kill switch checks and the equity snapshot at
     the candle-time close ``ts`` (ms UTC), the rules of :mod:`gridflow.operators.risk`;
     snapshots when ``ts`` is a multiple of ``equity_every_ms``; ``caps``: the grid /
-    single capitals (:func:`_caps`); ``tf`` is unused. Returns ``n``.
+    single capitals (:func:`_caps`). Returns ``n``.
 
     It takes the arrays it reads, not their records (:func:`group_end` is the record
     form): the sweep calls it in its candle loop, where passing whole records cost about
@@ -412,7 +468,7 @@ def group_end(ts, st, prm, caps, log, n):
     """:func:`_group_end` at the candle-time close ``ts`` (ms UTC) of the account ``st``
     (:class:`~gridflow.operators.kernel_layout.StateArrays`) with parameters ``prm``,
     logging into ``log``. Returns ``n``."""
-    return _group_end(ts, 0, prm.equity_every_ms, st.sf, st.si, st.af, st.ai, prm.account,
+    return _group_end(ts, prm.equity_every_ms, st.sf, st.si, st.af, st.ai, prm.account,
                       prm.market, st.rw_ts, st.rw_eq, caps, log.ints, log.floats, n)
 
 
@@ -444,11 +500,10 @@ def run_steps(candles, quotes, corr, st, prm, log):
         Rows written to the event log.
     """
     sym, ev_ts, c, fund = candles.sym, candles.ts, candles.close, candles.funding
-    sf, si, qlv, filled, dn, ai = st.sf, st.si, st.qlv, st.filled, st.dn, st.ai
+    sf, si, ai = st.sf, st.si, st.ai
     tf_ms = prm.tf_ms
     n = 0
     N = ev_ts.shape[0]
-    L = qlv.shape[1]
     caps = _caps(prm.market)
     for e in range(N):
         s = sym[e]
@@ -458,25 +513,10 @@ def run_steps(candles, quotes, corr, st, prm, log):
         si[s, SI_STOPPED_NOW] = 0
         n = _candle(s, ts, candles.open[e], candles.high[e], candles.low[e], c[e], corr[e],
                     st, prm, caps, log, n)
-        if was_open and sf[s, SF_AMT] == 0.0:
-            for i in range(L):
-                dn[s, i] = 0
-        if si[s, SI_COOLDOWN] > 0 and not si[s, SI_STOPPED_NOW]:
-            si[s, SI_COOLDOWN] -= 1
-        sf[s, SF_LAST_CLOSE] = c[e]
         close_ts = ts + tf_ms[s]
-        if fund[e] != 0.0 and sf[s, SF_AMT] > 0.0:
-            n = _funding(s, close_ts, c[e], fund[e], st, log, n)
-        si[s, SI_QSIDE] = quotes.side[e]
-        si[s, SI_QTS] = close_ts
-        sf[s, SF_TP] = quotes.take_profit[e]
-        sf[s, SF_TRAIL] = quotes.trail[e]
-        sf[s, SF_SIZE] = quotes.size[e]
-        for i in range(L):
-            qlv[s, i] = quotes.levels[e, i]
-        if sf[s, SF_AMT] == 0.0:
-            for i in range(L):
-                filled[s, i] = 0
+        n = close_candle(s, c[e], close_ts, fund[e], was_open, st, log, n)
+        rest_quote(s, close_ts, quotes.side[e], quotes.levels[e], quotes.take_profit[e],
+                   quotes.trail[e], quotes.size[e], st)
         ai[AI_CANDLES] += 1
         ai[AI_LAST_TS] = ts
         if e == N - 1 or ev_ts[e + 1] != ts:

@@ -298,31 +298,26 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
 
     def _group(self, a, ev_corr, lo: int, hi: int, out: JournalBatch) -> None:
         st = self.state
+        arrays = st.arrays()
         sf, si = st.sf, st.si
-        close_ts = 0
-        for e in range(lo, hi):
-            s = int(a["sym"][e])
-            close_ts = int(a["ts"][e]) + int(self.tf_ms[s])
-            d = int(si[s, kl.SI_SIDE])
-            if sf[s, kl.SF_AMT] > 0:
-                best = a["high"][e] if d > 0 else a["low"][e]
-                if d * best > d * sf[s, kl.SF_BEST]:
-                    sf[s, kl.SF_BEST] = best
-            if si[s, kl.SI_COOLDOWN] > 0 and not si[s, kl.SI_STOPPED_NOW]:
-                si[s, kl.SI_COOLDOWN] -= 1
-            si[s, kl.SI_STOPPED_NOW] = 0
-            sf[s, kl.SF_LAST_CLOSE] = a["close"][e]
-            si[s, kl.SI_QSIDE] = int(a["side"][e])
-            si[s, kl.SI_QTS] = close_ts
-            sf[s, kl.SF_TP] = a["tp"][e]
-            sf[s, kl.SF_TRAIL] = a["trail"][e]
-            sf[s, kl.SF_SIZE] = a["size"][e]
-            st.qlv[s, :] = a["lv"][e]
-            st.ai[kl.AI_CANDLES] += 1
-            st.ai[kl.AI_LAST_TS] = int(a["ts"][e])
         buf_i = np.empty((16, kl.OI_W), np.int64)
         buf_f = np.empty((16, kl.OF_W), np.float64)
-        n = gk._group_end(close_ts, int(self.tf_ms[0]), self.equity_every_ms, sf, si, st.af,
+        log = kl.EventLog(buf_i, buf_f)
+        close_ts = 0
+        for e in range(lo, hi):
+            # the exchange fills the orders between closes; at a close the engine does the
+            # kernel's bookkeeping (fills, stops and funding are the exchange's)
+            s = int(a["sym"][e])
+            close_ts = int(a["ts"][e]) + int(self.tf_ms[s])
+            si[s, kl.SI_OPENED_NOW] = 0  # the entry's place in the candle is not known
+            gk.raise_best(s, a["open"][e], a["high"][e], a["low"][e], a["close"][e], sf, si)
+            gk.close_candle(s, a["close"][e], close_ts, 0.0, False, arrays, log, 0)
+            si[s, kl.SI_STOPPED_NOW] = 0
+            gk.rest_quote(s, close_ts, int(a["side"][e]), a["lv"][e], a["tp"][e],
+                          a["trail"][e], a["size"][e], arrays)
+            st.ai[kl.AI_CANDLES] += 1
+            st.ai[kl.AI_LAST_TS] = int(a["ts"][e])
+        n = gk._group_end(close_ts, self.equity_every_ms, sf, si, st.af,
                           st.ai, self.pf, self.mp, st.rw_ts, st.rw_eq, gk._caps(self.mp),
                           buf_i, buf_f, 0)
         out.extend(decode(buf_i[:n], buf_f[:n], self.account.name, self.symbols,

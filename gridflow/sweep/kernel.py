@@ -4,8 +4,9 @@ Each combination is an independent single-symbol account run over candles
 ``[t0, t1)``, through the **same** functions as the streaming account engine: quotes
 from :func:`~gridflow.operators.strategies.quote_kernel.quote_at`, fills, fees, stops,
 take profits and the risk gate from :func:`gridflow.operators.grid_kernel._candle`, the
-day rollover and kill switches from ``_group_end``, funding from ``_funding``. What
-the sweep adds is *skipping*: a candle in which provably nothing can happen (flat and the
+day rollover and kill switches from ``_group_end``, the bookkeeping at each close
+(cooldown, last mark, funding, re-arming) from ``close_candle``. What the sweep adds is
+*skipping*: a candle in which provably nothing can happen (flat and the
 nearest level not reached, or in a position with no level, stop, take profit or flip
 reached) only does the bookkeeping those functions would have done, without calling them.
 The skip tests are conservative (any doubt takes the exact path), so results equal a
@@ -31,7 +32,15 @@ from numba import njit
 
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.entry_gate import vol_parity_scale_nb
-from gridflow.operators.grid_kernel import _candle, _caps, _funding, _group_end, _stop
+from gridflow.operators.grid_kernel import (
+    _candle,
+    _caps,
+    _group_end,
+    _stop,
+    close_candle,
+    raise_best,
+    rest_quote,
+)
 from gridflow.operators.risk import (
     KS_RESET_ONLY,
     day_rolls,
@@ -324,7 +333,7 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                         np.full((1, L), np.nan), np.zeros((1, L), np.uint8),
                         np.zeros((1, L), np.int64), np.zeros(32, np.int64), np.zeros(kl.AF_W),
                         np.zeros(kl.AI_W, np.int64), np.full(R, -1, np.int64), np.zeros(R))
-    sf, si, qlv, filled, dn, af, ai = st.sf, st.si, st.qlv, st.filled, st.dn, st.af, st.ai
+    sf, si, filled, af, ai = st.sf, st.si, st.filled, st.af, st.ai
     rw_ts, rw_eq = st.rw_ts, st.rw_eq
     mp = np.zeros((1, kl.M_W))
     mp0 = prm.market[0]
@@ -410,6 +419,8 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                     adv = l[t] if pos > 0 else h[t]
                     slow = pos * adv <= pos * stop
             n = 0
+            si[0, kl.SI_OPENED_NOW] = 0
+            si[0, kl.SI_STOPPED_NOW] = 0
             if slow:
                 m[MET_EXACT] += 1
                 q_side, q_tp, q_trail = quote_at(qp, x0, x1, x2, x3, lvq)
@@ -417,39 +428,19 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                     q_side, q_tp = 0, np.nan
                     for i in range(nlv):
                         lvq[i] = np.nan
-                for i in range(nlv):
-                    qlv[0, i] = lvq[i]
-                si[0, kl.SI_QSIDE] = q_side
-                si[0, kl.SI_QTS] = ts[t]
-                sf[0, kl.SF_TP] = q_tp
-                sf[0, kl.SF_TRAIL] = q_trail
                 size = size_base[k]
                 if hv_row[k] >= 0:
                     size = size * vol_parity_scale_nb(vol[0], ind[hv_row[k], t - 1], vol[1])
-                sf[0, kl.SF_SIZE] = size
-                si[0, kl.SI_OPENED_NOW] = 0
-                si[0, kl.SI_STOPPED_NOW] = 0
+                rest_quote(0, ts[t], q_side, lvq[:nlv], q_tp, q_trail, size, st)
                 n = candle_step(0, ts[t], o[t], h[t], l[t], c[t], corr, st, kprm, caps, log, 0)
-                if amt > 0.0 and sf[0, kl.SF_AMT] == 0.0:
-                    for i in range(L):
-                        dn[0, i] = 0
             elif pos != 0:  # what _candle does when nothing triggers: the best price
-                after = h[t] if pos > 0 else l[t]
-                if pos * after > pos * sf[0, kl.SF_BEST]:
-                    sf[0, kl.SF_BEST] = after
-            if si[0, kl.SI_COOLDOWN] > 0 and not (slow and si[0, kl.SI_STOPPED_NOW]):
-                si[0, kl.SI_COOLDOWN] -= 1
-            sf[0, kl.SF_LAST_CLOSE] = c[t]
+                raise_best(0, o[t], h[t], l[t], c[t], sf, si)
             close_ts = ts[t] + tf_ms
+            n = close_candle(0, c[t], close_ts, fund[t], amt > 0.0, st, log, n)
             amt = sf[0, kl.SF_AMT]
-            if fund[t] != 0.0 and amt > 0.0:
-                n = _funding(0, close_ts, c[t], fund[t], st, log, n)
             u = 0.0
             if amt > 0.0:
                 u = si[0, kl.SI_SIDE] * amt * (c[t] - sf[0, kl.SF_AVG])
-            else:
-                for i in range(L):
-                    filled[0, i] = 0
             eq = af[kl.AF_CASH] + u
             quiet = ai[kl.AI_KILL] == 0
             if quiet and (slow or amt > 0.0):
@@ -460,7 +451,7 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
             elif quiet:  # flat, equity unchanged since the last full check
                 _close_books(eq, t, close_ts, day, hourly, af, ai, rw_ts, rw_eq)
             if not quiet:
-                n = _group_end(close_ts, tf_ms, NO_EQUITY_SNAPSHOTS, sf, si, af, ai, pf, mp,
+                n = _group_end(close_ts, NO_EQUITY_SNAPSHOTS, sf, si, af, ai, pf, mp,
                                rw_ts, rw_eq, caps, out_i, out_f, n)
             for j in range(n):
                 if out_i[j, kl.I_KIND] == kl.K_TRADE:
