@@ -300,9 +300,6 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         st = self.state
         arrays = st.arrays()
         sf, si = st.sf, st.si
-        buf_i = np.empty((16, kl.OI_W), np.int64)
-        buf_f = np.empty((16, kl.OF_W), np.float64)
-        log = kl.EventLog(buf_i, buf_f)
         close_ts = 0
         for e in range(lo, hi):
             # the exchange fills the orders between closes; at a close the engine does the
@@ -311,12 +308,14 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
             close_ts = int(a["ts"][e]) + int(self.tf_ms[s])
             si[s, kl.SI_OPENED_NOW] = 0  # the entry's place in the candle is not known
             gk.raise_best(s, a["open"][e], a["high"][e], a["low"][e], a["close"][e], sf, si)
-            gk.close_candle(s, a["close"][e], close_ts, 0.0, False, arrays, log, 0)
+            gk.close_candle(s, a["close"][e], 0.0, False, sf, si, st.filled, st.dn)
             si[s, kl.SI_STOPPED_NOW] = 0
             gk.rest_quote(s, close_ts, int(a["side"][e]), a["lv"][e], a["tp"][e],
                           a["trail"][e], a["size"][e], arrays)
             st.ai[kl.AI_CANDLES] += 1
             st.ai[kl.AI_LAST_TS] = int(a["ts"][e])
+        buf_i = np.empty((16, kl.OI_W), np.int64)
+        buf_f = np.empty((16, kl.OF_W), np.float64)
         n = gk._group_end(close_ts, self.equity_every_ms, sf, si, st.af,
                           st.ai, self.pf, self.mp, st.rw_ts, st.rw_eq, gk._caps(self.mp),
                           buf_i, buf_f, 0)

@@ -35,6 +35,7 @@ from gridflow.operators.entry_gate import vol_parity_scale_nb
 from gridflow.operators.grid_kernel import (
     _candle,
     _caps,
+    _funding,
     _group_end,
     _stop,
     close_candle,
@@ -436,7 +437,8 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
             elif pos != 0:  # what _candle does when nothing triggers: the best price
                 raise_best(0, o[t], h[t], l[t], c[t], sf, si)
             close_ts = ts[t] + tf_ms
-            n = close_candle(0, c[t], close_ts, fund[t], amt > 0.0, st, log, n)
+            if close_candle(0, c[t], fund[t], amt > 0.0, sf, si, filled, st.dn):
+                n = _funding(0, close_ts, c[t], fund[t], st, log, n)
             amt = sf[0, kl.SF_AMT]
             u = 0.0
             if amt > 0.0:
