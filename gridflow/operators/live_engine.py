@@ -47,6 +47,7 @@ from gridflow.chunks import ExchangeUpdate, JournalBatch
 from gridflow.config.live import LiveConfig
 from gridflow.event_kinds import EventKind, ExitReason, Reason
 from gridflow.events import ExecutionReport, OrderOutcome
+from gridflow.operators import candle_close
 from gridflow.operators import grid_kernel as gk
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.engine import AccountEngine
@@ -307,10 +308,10 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
             s = int(a["sym"][e])
             close_ts = int(a["ts"][e]) + int(self.tf_ms[s])
             si[s, kl.SI_OPENED_NOW] = 0  # the entry's place in the candle is not known
-            gk.raise_best(s, a["open"][e], a["high"][e], a["low"][e], a["close"][e], sf, si)
-            gk.close_candle(s, a["close"][e], 0.0, False, sf, si, st.filled, st.dn)
+            candle_close.raise_best(s, a["open"][e], a["high"][e], a["low"][e], a["close"][e], sf, si)
+            candle_close.close_candle(s, a["close"][e], 0.0, False, sf, si, st.filled, st.dn)
             si[s, kl.SI_STOPPED_NOW] = 0
-            gk.rest_quote(s, close_ts, int(a["side"][e]), a["lv"][e], a["tp"][e],
+            candle_close.rest_quote(s, close_ts, int(a["side"][e]), a["lv"][e], a["tp"][e],
                           a["trail"][e], a["size"][e], arrays)
             st.ai[kl.AI_CANDLES] += 1
             st.ai[kl.AI_LAST_TS] = int(a["ts"][e])

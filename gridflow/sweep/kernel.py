@@ -31,17 +31,9 @@ import numpy as np
 from numba import njit
 
 from gridflow.operators import kernel_layout as kl
+from gridflow.operators.candle_close import close_candle, raise_best, rest_quote
 from gridflow.operators.entry_gate import vol_parity_scale_nb
-from gridflow.operators.grid_kernel import (
-    _candle,
-    _caps,
-    _funding,
-    _group_end,
-    _stop,
-    close_candle,
-    raise_best,
-    rest_quote,
-)
+from gridflow.operators.grid_kernel import _candle, _caps, _funding, _group_end, _stop
 from gridflow.operators.risk import (
     KS_RESET_ONLY,
     day_rolls,
