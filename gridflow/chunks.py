@@ -44,6 +44,9 @@ class CandleChunk:
     warmup : bool
         True for history fed to the indicators before trading starts (live start, or
         ``warmup_candles`` before a replay's ``start_ms``): never traded.
+    preroll : bool
+        True for a replay's rows before its window (and its warm-up): validated, their
+        refusals journaled, then dropped (:class:`~gridflow.operators.validation.CandleValidator`).
     """
 
     symbol: str
@@ -57,6 +60,7 @@ class CandleChunk:
     first_row: int = -1
     last: bool = False
     warmup: bool = False
+    preroll: bool = False
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -75,6 +79,7 @@ class CandleChunk:
             self.first_row,
             self.last,
             self.warmup,
+            self.preroll,
         )
 
 

@@ -33,6 +33,7 @@ class EventKind(StrEnum):
     # candles (gridflow.operators.validation)
     CANDLE_REJECTED = "candle_rejected"
     DATA_GAP = "data_gap"
+    PRICE_REANCHORED = "price_reanchored"  # PRICE_JUMP's band moved to a new price level
     # the account kernel (gridflow.operators.engine_decode)
     ORDER_DENIED = "order_denied"
     KILL_SWITCH_TRIPPED = "kill_switch_tripped"
@@ -82,13 +83,16 @@ class Reason(StrEnum):
 
     # candle_rejected, in rule order (gridflow.operators.validation.REASONS)
     MALFORMED_ROW = "MALFORMED_ROW"
+    TS_OUT_OF_RANGE = "TS_OUT_OF_RANGE"  # not ms of 2009..2100 (seconds, microseconds)
     NON_POSITIVE_PRICE = "NON_POSITIVE_PRICE"
+    IMPLAUSIBLE_PRICE = "IMPLAUSIBLE_PRICE"  # subnormal, or above max_price_quote
     NEGATIVE_VOLUME = "NEGATIVE_VOLUME"
     HIGH_BELOW_BODY = "HIGH_BELOW_BODY"
     LOW_ABOVE_BODY = "LOW_ABOVE_BODY"
     MISALIGNED_TS = "MISALIGNED_TS"
     DUPLICATE_TS = "DUPLICATE_TS"
     OUT_OF_ORDER = "OUT_OF_ORDER"
+    PRICE_JUMP = "PRICE_JUMP"  # outside max_jump_factor of the last accepted close
     # no_candles (gridflow.operators.engine)
     NO_VALID_CANDLES = "NO_VALID_CANDLES"
     # data_gap

@@ -88,11 +88,11 @@ def indicator_chunk(symbol, rows, values, start=0, last=True):
 
 def crash_candles(path: Path, n: int = 300, chop: float = 0.004) -> Path:
     """60 h of chop, a 60-hour -60 % crash, then chop of +/- ``chop`` per hour."""
-    H = 3_600_000
+    H, T0 = 3_600_000, 1_704_067_200_000  # from 2024-01-01 00:00 UTC
     rows, price = [], 100.0
     for i in range(n):
         price *= 0.985 if 60 <= i < 120 else 1.0 + chop * (1 if i % 2 else -1)
-        rows.append((i * H, price, price * 1.003, price * 0.997, price, 1.0))
+        rows.append((T0 + i * H, price, price * 1.003, price * 0.997, price, 1.0))
     return write_candles(path, rows)
 
 

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from gridflow.config.candles import CandleRules
 from gridflow.config.models import GridflowConfig
 from gridflow.config.preset_source import preset
 from gridflow.config.renamed import with_old_names
@@ -40,7 +41,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowCon
     pydantic.ValidationError
         Naming the offending field.
     ValueError
-        If the file is not valid TOML (naming the file, line and column).
+        If the file is not valid TOML (naming the file, line and column), or a data path
+        starts with ``~user`` of an unknown user.
     """
     p = Path(path) if path is not None else DEFAULT_CONFIG
     with p.open("rb") as fh:
@@ -62,9 +64,16 @@ def _absolute_paths(items: Any, base: Path) -> None:
     if isinstance(items, list):
         for item in items:
             if isinstance(item, dict) and "path" in item:
-                q = Path(str(item["path"])).expanduser()
+                try:
+                    q = Path(str(item["path"])).expanduser()
+                except RuntimeError as exc:  # "~someone/..." of nobody known
+                    raise ValueError(f"{base}: path {item['path']!r}: {exc}") from None
                 if not q.is_absolute():
                     item["path"] = str((base / q).resolve())
+
+
+#: Top-level settings added after runs were journaled -> their default (as JSON).
+_ADDED_LATER: dict[str, object] = {"candles": CandleRules().model_dump(mode="json")}
 
 
 def config_hash(cfg: GridflowConfig) -> str:
@@ -77,9 +86,13 @@ def config_hash(cfg: GridflowConfig) -> str:
     the strategy, so a process continuing a run over later candles has the same hash.
     The default run id (:func:`default_run_id`) does include the window. Renamed fields
     are hashed under their old names (:func:`~gridflow.config.renamed.with_old_names`):
-    a rename changes no run's identity.
+    a rename changes no run's identity. Settings added later (:data:`_ADDED_LATER`) count
+    only when they differ from their default: an upgrade changes no run's identity.
     """
     doc = with_old_names(cfg.model_dump(mode="json"))
+    for added, default in _ADDED_LATER.items():  # hashed only when not the default
+        if doc.get(added) == default:
+            doc.pop(added)
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
                      "run_id", "command_poll_s"):
         doc.pop(volatile, None)

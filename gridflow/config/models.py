@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gridflow.config.candles import CandleRules
 from gridflow.config.live import LiveConfig
 from gridflow.config.preset_source import TomlPresetSource
 from gridflow.config.renamed import renamed_keys
@@ -288,9 +289,16 @@ class GridflowConfig(BaseSettings):
     """On start, continue each account from this run's journaled summary (kill switches
     stay on, counters go on): for paper/live restarts without Bytewax recovery state.
     Off for backtests, which start from scratch."""
-    start_ms: int | None = None
-    end_ms: int | None = None
+    start_ms: int | None = Field(None, ge=0, le=4_102_444_800_000)
+    """Replay window start, candle open time in ms UTC or an ISO date, 1970..2100."""
+    end_ms: int | None = Field(None, ge=0, le=4_102_444_800_000)
+    """Replay window end (excluded), as ``start_ms``."""
     data: tuple[DataFile, ...] = Field(default_factory=_bundled_files)
+    candles: CandleRules = CandleRules()
+    """Plausibility bounds of candle prices (``[candles]``: ``max_price_quote`` in quote
+    currency, ``max_jump_factor`` a factor of the last accepted close); the same for
+    replay and paper/live. Timestamps must be ms between 2009-01-03 and 2100-01-01
+    (fixed, :mod:`gridflow.candle_rules`)."""
     fees: FeesConfig = FeesConfig()
     funding: tuple[FundingFile, ...] = ()
     """Funding rate files of the symbols traded as perpetuals (none: spot, no funding)."""

@@ -20,6 +20,7 @@ import io
 import logging
 import os
 import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the extension says
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise ValueError(f"{path}: corrupt gzip data: {exc}") from None
     return raw
 
@@ -254,14 +255,18 @@ def resolve_data_files(
         Naming the path, if a file does not exist.
     ValueError
         If a name cannot be parsed and has no override, if an override timeframe is
-        invalid, or if two files give the same symbol (each symbol is one source
+        invalid, if a path starts with ``~user`` of an unknown user, or if two files
+        give the same symbol (each symbol is one source
         partition and one ordered stream).
     """
     out: list[tuple[Path, str, str]] = []
     seen: dict[str, Path] = {}
     for f in files:
         df = f if isinstance(f, DataFile) else DataFile(path=os.fspath(f))
-        p = Path(df.path).expanduser()
+        try:
+            p = Path(df.path).expanduser()
+        except RuntimeError as exc:  # "~someone/..." of nobody known
+            raise ValueError(f"candle file {df.path!r}: {exc}") from None
         if not p.is_file():
             raise FileNotFoundError(f"candle file not found: {p}")
         symbol, tf = df.symbol, df.timeframe

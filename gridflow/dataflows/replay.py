@@ -5,6 +5,7 @@ preset) or ``dataflows.replay:build('my.toml')``; ``gridflow replay`` wraps it.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,7 +60,7 @@ def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs):
     cfg = plan.cfg
     by_symbol = op.key_on("key_symbol", chunks, lambda c: c.symbol)
     # (symbol, CandleChunk)
-    checked = op.stateful_map("validate", by_symbol, validate_step)
+    checked = op.stateful_map("validate", by_symbol, partial(validate_step, rules=cfg.candles))
     # (symbol, (accepted CandleChunk, JournalBatch of refused candles))
     valid = op.map_value("accepted", checked, lambda t: t[0])
     # (symbol, CandleChunk)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from gridflow.candle_rules import ts_plausible
 from gridflow.chunks import CandleChunk
 from gridflow.config.models import DataFile
 from gridflow.data.candle_files import read_candle_file, resolve_data_files
@@ -62,14 +63,24 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
     pace_s : float
         Seconds to wait after each batch (0 = no wait).
     resume_state : FileResumeState or tuple, optional
-        Where to continue; ``None`` starts at row 0 (or the time range's first row).
+        Where to continue; ``None`` starts at row 0 (the pre-roll, see Notes).
     start_ms, end_ms : int, optional
-        Replay window, candle open times in ms UTC: rows from the first one with
-        ``ts >= start_ms`` to the last one with ``ts < end_ms``; rows in between go to
-        validation whatever they hold.
+        Replay window, candle open times in ms UTC: from the first row with a plausible
+        ts (:func:`~gridflow.candle_rules.ts_plausible`, 2009..2100 in ms) ``>=
+        start_ms`` up to, not including, the first row after it with a plausible ts
+        ``>= end_ms``; rows in between go to validation whatever they hold (a row in
+        seconds or microseconds neither opens nor closes the window).
     warmup : int
         Rows before the window's first row emitted first, in chunks flagged
         ``warmup=True`` (indicators only, never traded).
+
+    Notes
+    -----
+    Rows before the warm-up (the *pre-roll*) are emitted too, first, in chunks flagged
+    ``preroll=True`` and never paced: validation journals their refusals and moves its
+    state over them (the last accepted ts and close), then drops them. So a malformed
+    row before ``start_ms`` is journaled like any other, and the window's first candle
+    is checked against the candle before it.
 
     Raises
     ------
@@ -107,17 +118,17 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
         self._cols = cols
         ts = cols["ts"]
         self.n_rows = int(ts.shape[0])
+        plausible = ts_plausible(ts)
         first = 0
         if start_ms is not None:
-            hits = np.flatnonzero(ts >= start_ms)
+            hits = np.flatnonzero(plausible & (ts >= start_ms))
             first = int(hits[0]) if hits.size else self.n_rows
         if end_ms is not None:
-            hits = np.flatnonzero((ts >= 0) & (ts < end_ms))
-            self.n_rows = int(hits[-1]) + 1 if hits.size else first
-        self.n_rows = max(self.n_rows, first)
+            hits = np.flatnonzero(plausible[first:] & (ts[first:] >= end_ms))
+            self.n_rows = first + int(hits[0]) if hits.size else self.n_rows
         self.trade_from = first  # rows before it are warm-up: indicators only
-        first = max(0, first - int(warmup))
-        state = FileResumeState(first, False) if resume_state is None else FileResumeState(
+        self.warm_from = max(0, first - int(warmup))  # rows before it are pre-roll
+        state = FileResumeState(0, False) if resume_state is None else FileResumeState(
             *resume_state
         )
         if not 0 <= state.next_row <= self.n_rows:
@@ -140,9 +151,10 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
             raise StopIteration
         start = self._next
         stop = min(start + self.chunk_size, self.n_rows)
-        warm = start < self.trade_from
-        if warm:  # a chunk is all warm-up or all traded
-            stop = min(stop, self.trade_from)
+        preroll = start < self.warm_from
+        warm = not preroll and start < self.trade_from
+        # a chunk is all pre-roll, all warm-up or all traded
+        stop = min(stop, self.warm_from if preroll else self.trade_from if warm else stop)
         last = stop >= self.n_rows
         c = self._cols
         chunk = CandleChunk(
@@ -157,10 +169,11 @@ class CandleFilePartition(StatefulSourcePartition[CandleChunk, FileResumeState])
             first_row=start,
             last=last,
             warmup=warm,
+            preroll=preroll,
         )
         self._next = stop
         self._done = last
-        if self.pace_s > 0:
+        if self.pace_s > 0 and not preroll:
             self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.pace_s)
         return [chunk]
 

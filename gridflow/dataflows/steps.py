@@ -12,6 +12,7 @@ from typing import Iterable
 from bytewax.operators import StatefulBatchLogic
 
 from gridflow.chunks import CandleChunk, ExchangeUpdate, IndicatorChunk, JournalBatch
+from gridflow.config.candles import CandleRules
 from gridflow.dataflows.plan import RunPlan
 from gridflow.events import OrderOutcome, OutcomesReplayed
 from gridflow.operators.engine import AccountEngine
@@ -20,11 +21,12 @@ from gridflow.operators.validation import CandleValidator
 
 
 def validate_step(
-    state: CandleValidator | None, chunk: CandleChunk
+    state: CandleValidator | None, chunk: CandleChunk, rules: CandleRules | None = None
 ) -> tuple[CandleValidator, tuple[CandleChunk, JournalBatch]]:
     """``stateful_map`` body: bulk-validate a chunk; refused candles and data gaps
-    become journal events."""
-    v = state if state is not None else CandleValidator()
+    become journal events. ``rules`` (``GridflowConfig.candles``; bind it with
+    ``functools.partial``) default to ``CandleRules()``."""
+    v = state if state is not None else CandleValidator(rules=rules or CandleRules())
     accepted, refused, gaps = v.check(chunk)
     return v, (accepted, JournalBatch(events=refused + gaps))
 

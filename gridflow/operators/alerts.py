@@ -34,7 +34,7 @@ from gridflow.isotime import iso_utc
 #: Every alert kind: the journal event kinds alerted (:class:`EventKind` values, the keys
 #: of ``_EVENT_BUILDERS``) and the :class:`RecordAlertKind` values (a test keeps them equal).
 AlertKind = Literal["kill_switch_tripped", "kill_switch_reset", "grid_level_opened",
-                    "grid_cycle_closed", "order_denied", "data_gap",
+                    "grid_cycle_closed", "order_denied", "data_gap", "price_reanchored",
                     # live trading (gridflow.operators.live_engine)
                     "orphan_order", "orphan_position", "orphan_fill", "position_mismatch",
                     "stop_missing", "slippage", "order_rejected", "order_failed",
@@ -236,6 +236,8 @@ _LIVE = {
     EventKind.POSITION_ADOPTED: ("warning", "exchange position adopted at start; stop placed"),
     EventKind.KILL_SWITCH_RESTORED: ("critical", "kill switch still on after the restart"),
     EventKind.EQUITY_DRIFT: ("critical", "engine equity differs from the exchange's"),
+    EventKind.PRICE_REANCHORED: ("warning", "candles moved beyond the price-jump band and "
+                                 "agree with each other; the band follows them"),
 }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gridflow.chunks import CandleChunk
+from gridflow.config.candles import CandleRules
 from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
 from gridflow.data.funding import funding_per_candle, read_funding
 from gridflow.operators.validation import NO_TS, validate_chunk
@@ -62,10 +63,11 @@ class SweepData:
 
     @classmethod
     def from_arrays(cls, symbol: str, timeframe: str, ts, open, high, low, close,
-                    volume=None, funding: tuple[np.ndarray, np.ndarray] | None = None
-                    ) -> "SweepData":
-        """Validate candles (the replay's rules; refused rows are dropped and counted)
-        and precompute the per-candle funding, day and hour marks.
+                    volume=None, funding: tuple[np.ndarray, np.ndarray] | None = None,
+                    rules: CandleRules | None = None) -> "SweepData":
+        """Validate candles (the replay's rules, ``rules`` default ``CandleRules()``;
+        refused rows are dropped and counted) and precompute the per-candle funding, day
+        and hour marks.
 
         Raises
         ------
@@ -78,7 +80,7 @@ class SweepData:
                             *(np.asarray(x, np.float64) for x in (open, high, low, close)),
                             np.zeros(n) if volume is None else np.asarray(volume, np.float64),
                             first_row=0)
-        ok, _events, _ = validate_chunk(chunk, NO_TS)
+        ok, _events, _ = validate_chunk(chunk, NO_TS, rules=rules)
         if len(ok) == 0:
             raise ValueError(f"{symbol}: no valid candle among {n} rows")
         t = ok.ts
@@ -91,9 +93,10 @@ class SweepData:
 
     @classmethod
     def from_file(cls, path: str | Path, symbol: str | None = None,
-                  timeframe: str | None = None, funding: str | Path | None = None
-                  ) -> "SweepData":
-        """Read a candle file (and optionally a funding file) like the replay does.
+                  timeframe: str | None = None, funding: str | Path | None = None,
+                  rules: CandleRules | None = None) -> "SweepData":
+        """Read a candle file (and optionally a funding file) and validate it like the
+        replay does (``rules`` default ``CandleRules()``).
 
         Raises
         ------
@@ -109,7 +112,7 @@ class SweepData:
         cols = read_candle_file(p)
         fund = read_funding(funding) if funding is not None else None
         return cls.from_arrays(symbol, timeframe, cols["ts"], cols["open"], cols["high"],
-                               cols["low"], cols["close"], cols["volume"], fund)
+                               cols["low"], cols["close"], cols["volume"], fund, rules)
 
     def __len__(self) -> int:
         return len(self.ts)

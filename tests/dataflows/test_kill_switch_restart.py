@@ -18,6 +18,7 @@ from gridflow.events import Command
 from gridflow.journal.store import read_events, read_orders, read_summaries
 
 H = 3_600_000
+T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC: candle times are plausible ms
 ACCT = (
     '[[accounts]]\nname = "t"\ncapital_quote = 10000.0\nleverage = 3.0\n'
     "[accounts.strategy]\nsma_period = 10\natr_period = 5\nlevels = 5\n"
@@ -32,7 +33,7 @@ def crash_then_chop(path: Path, n: int = 1200) -> Path:
     rows, price = [], 100.0
     for i in range(n):
         price *= 0.985 if 60 <= i < 120 else 1.0 + 0.01 * (1 if (i // 3) % 2 else -1)
-        rows.append((i * H, price, price * 1.01, price * 0.99, price, 1.0))
+        rows.append((T0 + i * H, price, price * 1.01, price * 0.99, price, 1.0))
     return write_candles(path, rows)
 
 
@@ -90,29 +91,29 @@ def test_kill_switch_restored_from_the_journal_and_only_a_reset_clears_it(tmp_pa
     cfg_path = write_config(tmp_path / "c.toml", [f], account=ACCT)
     url = f"sqlite:///{tmp_path / 'j.db'}"
     # process 1: the first 300 hours (the crash trips the switch), then it stops
-    first = load_config(cfg_path, db_url=url, run_id="paper-t", end_ms=300 * H)
+    first = load_config(cfg_path, db_url=url, run_id="paper-t", end_ms=T0 + 300 * H)
     run_main(build(first))
     assert _events(url, "paper-t", "kill_switch_tripped")
     # process 2: same run, later candles, no Bytewax state: continued from the journal
-    second = load_config(cfg_path, db_url=url, run_id="paper-t", start_ms=300 * H,
+    second = load_config(cfg_path, db_url=url, run_id="paper-t", start_ms=T0 + 300 * H,
                          restore_from_journal=True)
     run_main(build(second))
     (summary,) = read_summaries(url, "paper-t")
     assert summary["candles"] == 1200  # counting went on
     assert "SESSION_LOSS_GRID" in summary["kill_switch"]
     entries_later = [o for o in read_orders(url, "paper-t")
-                     if o["tag"].startswith("L") and o["ts_ms"] >= 300 * H]
+                     if o["tag"].startswith("L") and o["ts_ms"] >= T0 + 300 * H]
     assert entries_later == []  # 900 hours of tradable chop, nothing opened
     # the control: without restoring, the same later candles do trade
     fresh = load_config(cfg_path, db_url=f"sqlite:///{tmp_path / 'f.db'}", run_id="fresh",
-                        start_ms=300 * H)
+                        start_ms=T0 + 300 * H)
     run_main(build(fresh))
     assert [o for o in read_orders(fresh.db_url, "fresh") if o["tag"].startswith("L")]
     # only an explicit reset clears it: a restored engine stays on until the command
     eng = plan_run(second).new_engine("t")
     assert "SESSION_LOSS_GRID" in eng.kill_switch
     ack = eng.apply_command(Command(command_id=1, account="t", kind="reset_kill_switch",
-                                    payload={}, issued_at_ms=0, issued_by="ops"), 1200 * H)
+                                    payload={}, issued_at_ms=0, issued_by="ops"), T0 + 1200 * H)
     assert [e.kind for e in ack.events][:1] == ["command_applied"]
     assert {e.reason for e in ack.events if e.kind == "kill_switch_reset"} >= {"SESSION_LOSS_GRID"}
     assert eng.kill_switch == ""

@@ -96,23 +96,23 @@ def test_sigkill_midway_and_resume_ends_with_the_uninterrupted_journal(
 def test_bad_candles_are_refused_counted_journaled_and_the_flow_goes_on(tmp_path: Path) -> None:
     from helpers import write_candles
 
-    H = 3_600_000
+    H, T0 = 3_600_000, 1_704_067_200_000  # from 2024-01-01 00:00 UTC
     rows = []
     price = 100.0
     for i in range(200):
         price *= 1.0 + (0.02 if (i // 10) % 2 else -0.02)
-        rows.append((i * H, price, price * 1.01, price * 0.98, price, 1.0))
+        rows.append((T0 + i * H, price, price * 1.01, price * 0.98, price, 1.0))
     bad = [
-        (200 * H, -1.0, 1.0, 0.5, 1.0, 1.0),             # NON_POSITIVE_PRICE
-        (201 * H, 100.0, 99.0, 98.0, 100.0, 1.0),        # HIGH_BELOW_BODY
-        (202 * H, 100.0, 102.0, 100.5, 101.0, 1.0),      # LOW_ABOVE_BODY
-        (203 * H, 100.0, 101.0, 99.0, 100.0, -5.0),      # NEGATIVE_VOLUME
-        (203 * H + 17, 100.0, 101.0, 99.0, 100.0, 1.0),  # MISALIGNED_TS
-        (199 * H, 100.0, 101.0, 99.0, 100.0, 1.0),       # DUPLICATE_TS
-        (150 * H, 100.0, 101.0, 99.0, 100.0, 1.0),       # OUT_OF_ORDER
+        (T0 + 200 * H, -1.0, 1.0, 0.5, 1.0, 1.0),             # NON_POSITIVE_PRICE
+        (T0 + 201 * H, 100.0, 99.0, 98.0, 100.0, 1.0),        # HIGH_BELOW_BODY
+        (T0 + 202 * H, 100.0, 102.0, 100.5, 101.0, 1.0),      # LOW_ABOVE_BODY
+        (T0 + 203 * H, 100.0, 101.0, 99.0, 100.0, -5.0),      # NEGATIVE_VOLUME
+        (T0 + 203 * H + 17, 100.0, 101.0, 99.0, 100.0, 1.0),  # MISALIGNED_TS
+        (T0 + 199 * H, 100.0, 101.0, 99.0, 100.0, 1.0),       # DUPLICATE_TS
+        (T0 + 150 * H, 100.0, 101.0, 99.0, 100.0, 1.0),       # OUT_OF_ORDER
         "204,abc,1,1,1",                                 # MALFORMED_ROW
     ]
-    good_after = [(t * H, 100.0, 101.0, 99.0, 100.0, 1.0) for t in range(205, 260)]
+    good_after = [(T0 + t * H, 100.0, 101.0, 99.0, 100.0, 1.0) for t in range(205, 260)]
     f = write_candles(tmp_path / "binance_BTC_USDT_1h.csv.gz", rows + bad + good_after)
     cfg = load_config(write_config(tmp_path / "c.toml", [f], extra="chunk_size = 64\n"),
                       db_url=f"sqlite:///{tmp_path / 'bad.db'}")

@@ -124,24 +124,25 @@ def _write(tmp_path: Path, name: str, text: str, gz: bool = False) -> Path:
     return p
 
 
+T0, H = 1_704_067_200_000, 3_600_000  # 2024-01-01 00:00 UTC, one hour (ms)
 MALFORMED = (
     HEADER
-    + "0,10,11,9,10.5,1\n"  # row 0 ok
-    + "3600000,10,11,9,abc,1\n"  # row 1 non-number
-    + "7200000,10,11,9,10.5\n"  # row 2 too few fields
+    + f"{T0},10,11,9,10.5,1\n"  # row 0 ok
+    + f"{T0 + H},10,11,9,abc,1\n"  # row 1 non-number
+    + f"{T0 + 2 * H},10,11,9,10.5\n"  # row 2 too few fields
     + "\n"  # blank line: ignored
-    + "10800000,10,11,9,10.5,1,7\n"  # row 3 too many fields
-    + "14400000.0,10,11,9,10.5,1\n"  # row 4 non-integer ts
-    + "18000000,1_0,11,9,10.5,1\n"  # row 5 python-only number syntax
-    + "21600000,10,11,9,10.5,1\r\n"  # row 6 ok (CRLF)
-    + "25200000,nan,11,9,10.5,1\n"  # row 7 parses; NON_POSITIVE_PRICE later
+    + f"{T0 + 3 * H},10,11,9,10.5,1,7\n"  # row 3 too many fields
+    + f"{T0 + 4 * H}.0,10,11,9,10.5,1\n"  # row 4 non-integer ts
+    + f"{T0 + 5 * H},1_0,11,9,10.5,1\n"  # row 5 python-only number syntax
+    + f"{T0 + 6 * H},10,11,9,10.5,1\r\n"  # row 6 ok (CRLF)
+    + f"{T0 + 7 * H},nan,11,9,10.5,1\n"  # row 7 parses; NON_POSITIVE_PRICE later
 )
 
 
 def test_malformed_rows_are_kept_as_markers(tmp_path: Path) -> None:
     p = _write(tmp_path, "binance_FOO_USDT_1h.csv.gz", MALFORMED, gz=True)
     d = read_candle_file(p)
-    assert d["ts"].tolist() == [0, -1, -1, -1, -1, -1, 21600000, 25200000]
+    assert d["ts"].tolist() == [T0, -1, -1, -1, -1, -1, T0 + 6 * H, T0 + 7 * H]
     bad = d["ts"] == cf.MALFORMED_TS
     for k in ("open", "high", "low", "close", "volume"):
         assert np.isnan(d[k][bad]).all()

@@ -32,7 +32,7 @@ PACKAGE = Path(gridflow.__file__).resolve().parent
 #: The strings journaled before the enums (kinds, reasons, exit reasons, commands), and
 #: the ones added since (``no_candles`` / ``NO_VALID_CANDLES``).
 KINDS_BEFORE = [
-    "candle_rejected", "data_gap", "order_denied", "kill_switch_tripped", "kill_switch_reset",
+    "candle_rejected", "data_gap", "price_reanchored", "order_denied", "kill_switch_tripped", "kill_switch_reset",
     "funding", "no_candles", "command_applied", "command_rejected", "engine_started", "kill_switch_restored",
     "position_adopted", "exchange_error", "orphan_fill", "fill_inconsistent", "slippage",
     "dust_position", "stop_missing", "order_rejected", "order_failed", "order_vanished",
@@ -40,8 +40,9 @@ KINDS_BEFORE = [
     "equity_drift"
 ]
 REASONS_BEFORE = [
-    "MALFORMED_ROW", "NON_POSITIVE_PRICE", "NEGATIVE_VOLUME", "HIGH_BELOW_BODY", "LOW_ABOVE_BODY",
-    "MISALIGNED_TS", "DUPLICATE_TS", "OUT_OF_ORDER", "NO_VALID_CANDLES", "MISSING_CANDLES", "SETTLEMENT",
+    "MALFORMED_ROW", "TS_OUT_OF_RANGE", "NON_POSITIVE_PRICE", "IMPLAUSIBLE_PRICE",
+    "NEGATIVE_VOLUME", "HIGH_BELOW_BODY", "LOW_ABOVE_BODY", "MISALIGNED_TS", "DUPLICATE_TS",
+    "OUT_OF_ORDER", "PRICE_JUMP", "NO_VALID_CANDLES", "MISSING_CANDLES", "SETTLEMENT",
     "KILL_SWITCH", "MIN_NOTIONAL", "MAX_MARGIN_RATIO", "NO_EQUITY", "BAD_PRICE", "COOLDOWN",
     "MAX_OPEN_POSITIONS", "CORRELATION", "PAUSED", "DAILY_ENTRIES", "SESSION_LOSS_GRID",
     "SESSION_LOSS_SINGLE", "DAILY_LOSS", "ROLLING_DRAWDOWN", "MAX_DRAWDOWN", "UNKNOWN_ACCOUNT",

@@ -155,3 +155,18 @@ def test_walk_forward_neighbours_perturb_a_parameter_given_by_its_old_name():
     old = [n.sl_frac for n in neighbours(combo, ["sl_pct"], [-0.2, 0.2])]
     assert old == [n.sl_frac for n in neighbours(combo, ["sl_frac"], [-0.2, 0.2])]
     assert old == pytest.approx([0.08, 0.12])
+
+
+def test_a_setting_added_later_changes_no_run_identity_unless_set():
+    """``[candles]`` came after runs were journaled: at its default it is not hashed (the
+    run id of a config written before it is unchanged); set to something else, it is."""
+    from gridflow.config.loader import default_run_id
+
+    cfg = load_config(None)
+    doc = cfg.model_dump(mode="json")
+    assert "candles" in doc
+    without = config_hash(cfg)
+    same = load_config(None, candles={"max_jump_factor": cfg.candles.max_jump_factor})
+    assert config_hash(same) == without and default_run_id(same) == default_run_id(cfg)
+    other = load_config(None, candles={"max_jump_factor": 20.0})
+    assert config_hash(other) != without
