@@ -14,17 +14,23 @@ the journal.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridflow.candle_rules import ROW_RULES, row_codes, row_message
+from gridflow.command_payloads import json_object, payload_args
+from gridflow.config.candles import CandleRules
 from gridflow.event_kinds import CommandKind
 from gridflow.timeframes import timeframe_to_ms
 
 Side = Literal["buy", "sell"]
 PositionSide = Literal["long", "short"]
 OrderType = Literal["limit", "market", "stop_market", "stop_limit"]
+
+
+_CANDLE_RULES = CandleRules()
 
 
 class _Frozen(BaseModel):
@@ -41,24 +47,27 @@ class Candle(_Frozen):
     timeframe : str
         ccxt timeframe, e.g. ``"1h"``.
     ts_ms : int
-        Candle **open** time, ms UTC; must be a multiple of the timeframe length.
+        Candle **open** time, ms UTC, between 2009-01-03 and 2100-01-01; must be a
+        multiple of the timeframe length.
     open, high, low, close : float
-        Prices in quote currency; finite and > 0, ``high >= max(open, close)``,
-        ``low <= min(open, close)``.
+        Prices in quote currency; finite, normal (>= 2.2e-308) and <= 1e9,
+        ``high >= max(open, close)``, ``low <= min(open, close)``.
     volume : float
         Base-asset volume, finite and >= 0.
 
     Raises
     ------
     pydantic.ValidationError
-        On any rule above; the message names the rule and the numbers.
-        Duplicate and out-of-order candles are per-symbol stream properties and are
-        refused by :func:`gridflow.operators.validation.validate_chunk`.
+        On any row rule of :mod:`gridflow.candle_rules` (the same functions as the bulk
+        validation, with the default :class:`~gridflow.config.candles.CandleRules`);
+        the message starts with the reason code and names the numbers. Duplicate,
+        out-of-order candles and price jumps are per-symbol stream properties, refused
+        by :func:`gridflow.operators.validation.validate_chunk`.
     """
 
     symbol: str = Field(min_length=3)
     timeframe: str
-    ts_ms: int
+    ts_ms: int = Field(ge=-(2**63), le=2**63 - 1)
     open: float
     high: float
     low: float
@@ -73,27 +82,15 @@ class Candle(_Frozen):
 
     @model_validator(mode="after")
     def _ohlc(self) -> "Candle":
-        if self.ts_ms < 0:
-            raise ValueError(f"MALFORMED_ROW: ts_ms={self.ts_ms} must be >= 0")
-        for name in ("open", "high", "low", "close"):
-            p = getattr(self, name)
-            if not math.isfinite(p) or p <= 0:
-                raise ValueError(f"NON_POSITIVE_PRICE: {name}={p!r} must be finite and > 0")
-        if not math.isfinite(self.volume) or self.volume < 0:
-            raise ValueError(f"NEGATIVE_VOLUME: volume={self.volume!r} must be finite and >= 0")
-        if self.high < max(self.open, self.close):
-            raise ValueError(
-                f"HIGH_BELOW_BODY: high={self.high} < max(open={self.open}, close={self.close})"
-            )
-        if self.low > min(self.open, self.close):
-            raise ValueError(
-                f"LOW_ABOVE_BODY: low={self.low} > min(open={self.open}, close={self.close})"
-            )
         tf_ms = timeframe_to_ms(self.timeframe)
-        if self.ts_ms % tf_ms:
-            raise ValueError(
-                f"MISALIGNED_TS: ts_ms={self.ts_ms} is not a multiple of {self.timeframe} ({tf_ms} ms)"
-            )
+        prices = (np.array([x]) for x in (self.open, self.high, self.low, self.close,
+                                          self.volume))
+        code = int(row_codes(np.array([self.ts_ms], np.int64), *prices, tf_ms,
+                             _CANDLE_RULES)[0])
+        if code:
+            raise ValueError(row_message(ROW_RULES[code - 1], 0, self.ts_ms, self.open,
+                                         self.high, self.low, self.close, self.volume,
+                                         self.timeframe, tf_ms, _CANDLE_RULES))
         return self
 
 
@@ -287,25 +284,49 @@ class Command(_Frozen):
     Attributes
     ----------
     command_id : int
-        Store-assigned, increasing id; the command source resumes after it.
+        Store-assigned unique id, a signed 64-bit integer (not necessarily increasing:
+        the command source reads commands in insertion order, see
+        :mod:`gridflow.journal.commands`).
     account : str
     kind : CommandKind
         ``"reset_kill_switch"``, ``"pause"``, ``"resume"``, ``"set_params"`` or
         ``"flatten"`` (:class:`~gridflow.event_kinds.CommandKind`).
     payload : dict
-        Kind-specific arguments (e.g. ``{"symbol": "BTC/USDT"}`` for ``pause``).
+        Kind-specific arguments (e.g. ``{"symbol": "BTC/USDT"}`` for ``pause``), valid
+        for ``kind``'s model in :mod:`gridflow.command_payloads` (also given as the JSON
+        text of an object; stored as plain JSON values). :attr:`args` is the model.
     issued_at_ms : int
         ms UTC when the command was written.
     issued_by : str
         User name of the issuer.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        Any field of the wrong type (ids and times must be ints, names strings: no
+        conversion), out of range or too long; a payload that is not a JSON object or
+        not valid for ``kind`` (its errors are under ``payload``).
     """
 
-    command_id: int = Field(ge=0)
-    account: str = Field(min_length=1)
+    command_id: int = Field(strict=True, ge=-(2**63), le=2**63 - 1)
+    account: str = Field(strict=True, min_length=1, max_length=256)
     kind: CommandKind
-    payload: dict[str, Any] = Field(default_factory=dict)
-    issued_at_ms: int = Field(ge=0)
-    issued_by: str = Field(min_length=1)
+    payload: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    issued_at_ms: int = Field(strict=True, ge=0, le=2**63 - 1)
+    issued_by: str = Field(strict=True, min_length=1, max_length=256)
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _payload(cls, v: Any, info) -> dict[str, Any]:
+        v = json_object(v)
+        if "kind" in info.data:  # an invalid kind is reported on its own
+            payload_args(info.data["kind"], v)
+        return v
+
+    @property
+    def args(self) -> BaseModel:
+        """The payload as ``kind``'s model (e.g. ``args.symbol``)."""
+        return payload_args(self.kind, self.payload)
 
 
 class TradeRecord(_Frozen):

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("market data files", ("data",)),
     ("settings, records, names", ("config", "events", "event_kinds", "ids", "timeframes",
                                   "chunks", "indicator_names", "metrics", "isotime", "redaction",
-                                  "_numba_cache", "")),
+                                  "command_payloads", "candle_rules", "_numba_cache", "")),
 ]
 
 

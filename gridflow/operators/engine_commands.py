@@ -1,5 +1,10 @@
 """Control commands applied to an account engine (pure: engine state in, records out).
 
+A :class:`~gridflow.events.Command` arrives valid for its kind (its payload passed the
+kind's model in :mod:`gridflow.command_payloads`: known keys of the right types); what
+depends on the engine (traded symbols, kill-switch names, strategy parameters) is
+checked here.
+
 Every command is acknowledged in the journal: ``command_applied`` or ``command_rejected``
 with a stable reason code and the numbers or fields behind it. Commands act at the
 engine's current event time (the close of the last candle it processed): ``pause`` and
@@ -51,18 +56,10 @@ def _symbols(eng: "AccountEngine", payload: dict[str, Any]) -> list[str]:
     return [sym]
 
 
-def _check_keys(payload: dict[str, Any], allowed: set[str]) -> None:
-    extra = set(payload) - allowed
-    if extra:
-        raise Rejected(Reason.BAD_PAYLOAD,
-                       f"unexpected keys {sorted(extra)}; allowed {sorted(allowed)}")
-
-
 def _reset(eng: "AccountEngine", cmd: Command, ts_ms: int, out: JournalBatch) -> dict:
-    _check_keys(cmd.payload, {"reason"})
     st = eng.state
     names = {v: k for k, v in KILL_SWITCH_REASONS.items()}
-    reason = cmd.payload.get("reason")
+    reason = cmd.args.reason
     if reason is not None and reason not in names:
         raise Rejected(Reason.UNKNOWN_REASON, f"{reason!r}; one of {sorted(names)}")
     mask = int(st.ai[kl.AI_KILL])
@@ -92,9 +89,8 @@ def _reset(eng: "AccountEngine", cmd: Command, ts_ms: int, out: JournalBatch) ->
 
 
 def _pause(eng: "AccountEngine", cmd: Command, on: bool) -> dict:
-    _check_keys(cmd.payload, {"symbol"})
     st = eng.state
-    if cmd.payload.get("symbol") is None:
+    if cmd.args.symbol is None:
         st.ai[kl.AI_PAUSED] = int(on)
         return {"scope": "account", "paused": on}
     (sym,) = _symbols(eng, cmd.payload)
@@ -103,7 +99,6 @@ def _pause(eng: "AccountEngine", cmd: Command, on: bool) -> dict:
 
 
 def _flatten(eng: "AccountEngine", cmd: Command) -> dict:
-    _check_keys(cmd.payload, {"symbol"})
     syms = _symbols(eng, cmd.payload)
     for sym in syms:
         eng.state.si[eng.index[sym], kl.SI_FLATTEN] = 1
@@ -112,10 +107,7 @@ def _flatten(eng: "AccountEngine", cmd: Command) -> dict:
 
 
 def _set_params(eng: "AccountEngine", cmd: Command) -> dict:
-    _check_keys(cmd.payload, {"params", "symbol", "strategy"})
-    params = cmd.payload.get("params")
-    if not isinstance(params, dict) or not params:
-        raise Rejected(Reason.BAD_PAYLOAD, "params must be a non-empty object")
+    params = cmd.args.params  # a non-empty object (gridflow.command_payloads)
     try:  # deprecated names (sl_pct) under their new ones
         params = renamed_keys(params, "set_params")
     except ValueError as exc:
@@ -126,11 +118,11 @@ def _set_params(eng: "AccountEngine", cmd: Command) -> dict:
     if cmd.payload.get("symbol") is not None:
         syms = _symbols(eng, cmd.payload)
     else:
-        idx = cmd.payload.get("strategy")
+        idx = cmd.args.strategy  # an int >= 0 or None
         n = len(eng.account.strategies)
         if idx is None and n > 1:
             raise Rejected(Reason.AMBIGUOUS, "several strategies: give symbol or strategy index")
-        if idx is not None and not (isinstance(idx, int) and 0 <= idx < n):
+        if idx is not None and idx >= n:
             raise Rejected(Reason.BAD_PAYLOAD, f"strategy index {idx!r} (0..{n - 1})")
         syms = [s for s in eng.symbols if eng.strategy_index[s] == (idx or 0)]
     changes: dict[str, dict] = {}

@@ -1,7 +1,10 @@
-"""Commands on a running (paced) replay: each kind acknowledged, effects in later orders."""
+"""Commands on a running (paced) replay: each kind acknowledged, effects in later orders;
+rows another writer put in the table (bad ones, huge and negative ids) acknowledged too,
+without stopping the flow or the commands after them."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -34,14 +37,28 @@ def test_every_command_kind_on_a_running_replay(tmp_path: Path, three_symbol_fil
         acks["bad_payload"] = client.command("t", "pause", {"symbol": 42})
         acks["bad_params"] = client.set_params("t", {"levels": 0}, symbol="BTC/USDT")
         acks["unknown_account"] = client.command("nobody", "pause", {})
+        with sqlite3.connect(tmp_path / "cmd.db") as con:  # another writer, any values
+            con.executemany("INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?)", [
+                (2**63 - 1, "t", "reset_kill_switch", '{"reason": ["MAX_DRAWDOWN"]}', 1, "x"),
+                (-3, "t", "pause", "{not json", 1, "x"),
+                (-4, "t", "pause", b'{"symbol": "ETH/USDT"}', 1, "x"),
+                (-5, "t", "pause", "{}", "soon", "x"),
+                (-6, "t", "reset_kill_switch", "{}", 1, "x"),
+            ])
+        raw = {cid: client.wait_ack(cid) for cid in (2**63 - 1, -3, -4, -5, -6)}
+        acks["after_raw"] = client.reset_kill_switch("t")  # SQLite picks a random id now
         assert job.progress < 1.0  # all of it happened while the replay ran
         report = job.result(timeout_s=120)  # the flow went on to the end
     finally:
         job.stop()
-    for k in ("pause", "set_params", "flatten", "reset"):
+    for k in ("pause", "set_params", "flatten", "reset", "after_raw"):
         assert acks[k]["status"] == "applied", (k, acks[k])
     assert acks["unknown_kind"]["reason"] == "BAD_COMMAND"
-    assert acks["bad_payload"]["reason"] in ("BAD_COMMAND", "UNKNOWN_SYMBOL")
+    assert acks["bad_payload"]["reason"] == "BAD_PAYLOAD"
+    assert {cid: (a["status"], a["reason"]) for cid, a in raw.items()} == {
+        2**63 - 1: ("rejected", "BAD_PAYLOAD"), -3: ("rejected", "BAD_PAYLOAD"),
+        -4: ("rejected", "BAD_PAYLOAD"), -5: ("rejected", "BAD_COMMAND"),
+        -6: ("applied", "reset_kill_switch")}
     assert acks["bad_params"]["reason"] == "INVALID_PARAMS"
     assert acks["unknown_account"]["reason"] == "UNKNOWN_ACCOUNT"
     assert all(a["status"] == "rejected" for k, a in acks.items()
