@@ -1,11 +1,10 @@
-"""``gridflow`` command line: replay, report, journal, sweep, wfo."""
+"""``gridflow`` command line: replay, report, runs, journal, sweep, wfo."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from datetime import timedelta
@@ -62,15 +61,35 @@ def _parser() -> argparse.ArgumentParser:
         help="candle files (timestamp,open,high,low,close,volume; gzip or plain CSV)",
     )
     r.add_argument("--run-id", help="journal run id (default: derived from config and data)")
+    from gridflow.sweep_cli import name_arg
+
+    r.add_argument("--name", type=name_arg,
+                   help="a name for the run, unique in the journal (report --run NAME)")
     r.add_argument("--start", help="first candle open time: ISO date (UTC) or ms")
     r.add_argument("--end", help="candles before this open time: ISO date (UTC) or ms")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    rep = sub.add_parser("report", help="metrics of a journaled run")
+    rep = sub.add_parser("report", help="metrics and tables of a journaled run")
     rep.add_argument("--db", required=True)
-    rep.add_argument("--run", help="run id (default: the latest)")
+    rep.add_argument("--run", help="run id or name (default: the latest)")
     rep.add_argument("--json", action="store_true", help="print JSON")
+
+    runs = sub.add_parser("runs", help="list, show or delete the journal's runs")
+    runs_sub = runs.add_subparsers(dest="runs_cmd", required=True)
+    for name, help_ in (("list", "every run with its window, trades and net PnL"),
+                        ("show", "a run's header and overview (--json: the whole report)"),
+                        ("delete", "delete every journal row of a run (asks for --yes)")):
+        rp = runs_sub.add_parser(name, help=help_)
+        rp.add_argument("--db", required=True)
+        if name != "list":
+            rp.add_argument("--run", required=name == "delete",
+                            help="run id or name" + (" (default: the latest)"
+                                                     if name == "show" else ""))
+        if name == "delete":
+            rp.add_argument("--yes", action="store_true", help="really delete it")
+        else:
+            rp.add_argument("--json", action="store_true", help="print JSON")
 
     from gridflow.control.app.cli import add_arguments as app_arguments
 
@@ -87,17 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _print_report(rep: dict, as_json: bool) -> None:
-    if as_json:  # strict JSON: an undefined (NaN) or unbounded (inf) figure is null
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in rep.items()}
-        print(json.dumps(clean, indent=2, sort_keys=True))
+def _print_report(rep: dict, as_json: bool, sections: list[str] | None = None) -> None:
+    """The report as strict JSON (an undefined (NaN) or unbounded (inf) figure is null,
+    at any depth) or as text tables (:mod:`gridflow.control.report_tables`)."""
+    from gridflow.control.report import strict_json
+    from gridflow.control.report_tables import render_report
+
+    if as_json:
+        print(json.dumps(strict_json(rep), indent=2, sort_keys=True))
         return
-    width = max(len(k) for k in rep)
-    for k, v in rep.items():
-        if isinstance(v, float):
-            v = f"{v:,.4f}"
-        print(f"{k:<{width}}  {v}")
+    print(render_report(rep, sections))
 
 
 def _announce_compiles(bar) -> None:
@@ -121,7 +139,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from gridflow.config import load_config
-    from gridflow.control.report import compute_report
+    from gridflow.control.report import build_report
     from gridflow.dataflows.plan import plan_run
     from gridflow.dataflows.replay import build_flow
     from gridflow.isotime import iso_utc
@@ -140,6 +158,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     path = PRESETS / f"{args.preset}.toml" if args.preset else args.config
     cfg = load_config(path, **overrides)
     plan = plan_run(cfg)
+    if args.name:  # a name another run has: refused before anything runs
+        from gridflow.journal.names import check_name_free
+
+        check_name_free(cfg.db_url, "run", plan.run_id, args.name)
     expected = plan.expected_candles()  # reads every file: a bad one fails here, in one line
     if expected == 0:
         window = " to ".join(iso_utc(v) if v is not None else "open"
@@ -157,7 +179,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise RuntimeError(f"the replay failed: {exc}") from exc  # keep the traceback
     if bar is not None:
         bar.close()
-    _print_report(compute_report(cfg.db_url, plan.run_id), args.json)
+    if args.name:
+        from gridflow.journal.names import set_name
+
+        set_name(cfg.db_url, "run", plan.run_id, args.name)
+    _print_report(build_report(cfg.db_url, plan.run_id), args.json)
     return 0
 
 
@@ -185,9 +211,41 @@ def _existing_journal(url: str) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gridflow.control.report import compute_report
+    from gridflow.control.report import build_report
 
-    _print_report(compute_report(_existing_journal(args.db), args.run), args.json)
+    _print_report(build_report(_existing_journal(args.db), args.run), args.json)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``runs list`` (newest last), ``runs show`` (header and overview) and ``runs
+    delete`` (every row of the run, only with ``--yes``)."""
+    from gridflow.journal.runs import delete_run, resolve_run, run_catalogue
+
+    url = _existing_journal(args.db)
+    if args.runs_cmd == "list":
+        from gridflow.control.report import strict_json
+        from gridflow.control.report_tables import render_runs
+
+        runs = run_catalogue(url)
+        print(json.dumps(strict_json(runs), indent=2) if args.json else render_runs(runs))
+        return 0
+    if args.runs_cmd == "show":
+        from gridflow.control.report import build_report
+
+        rep = build_report(url, args.run)
+        _print_report(rep, args.json, sections=[])
+        if not args.json:
+            print(f"\n(every table: gridflow report --db {args.db} --run {rep['run_id']})")
+        return 0
+    rid = resolve_run(url, args.run)  # an unknown run: one line naming the runs there are
+    if not args.yes:
+        row = next(r for r in run_catalogue(url) if r["run_id"] == rid)
+        raise ValueError(f"refusing to delete run {rid} ({row['candles']:,} candles, "
+                         f"{row['trades']:,} trades) without --yes")
+    deleted = delete_run(url, rid)
+    print(f"deleted run {rid}: {sum(deleted.values()):,} rows from "
+          f"{sum(1 for n in deleted.values() if n)} tables")
     return 0
 
 
@@ -214,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal,
-               "app": cmd_app, "sweep": cmd_sweep, "wfo": cmd_wfo}[args.cmd]
+               "runs": cmd_runs, "app": cmd_app, "sweep": cmd_sweep, "wfo": cmd_wfo}[args.cmd]
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, DatabaseError
 

@@ -11,8 +11,12 @@ Sortino and Calmar ratios are unit-free. Nothing here returns a percent.
 =================  =========================================================================
 metric             definition
 =================  =========================================================================
-daily returns      the equity at the last point of each UTC day (:func:`gridflow.timeframes.utc_day`),
-                   ``r = E_day / E_previous_day - 1`` between consecutive days present
+simple returns     ``r_i = E_i / E_{i-1} - 1`` of consecutive samples; with a *base* (the equity
+                   before the first sample: the capital at the start of the window) the first
+                   return is ``E_0 / base - 1``, so the returns span the same window as the net
+                   PnL ``E_last - base`` (:func:`simple_returns`)
+daily returns      the simple returns of the equity at the last point of each UTC day
+                   (:func:`gridflow.timeframes.utc_day`), between consecutive days present
 Sharpe             ``mean(r) / std(r, ddof=1) * sqrt(P)``, zero risk-free rate (Sharpe 1966,
                    "Mutual Fund Performance"; square-root-of-time scaling, Sharpe 1994,
                    "The Sharpe Ratio"); ``P`` periods per year: 365 for daily returns
@@ -23,10 +27,21 @@ Sortino            ``mean(r) / sqrt(mean(min(r, 0)²)) * sqrt(P)``: target retur
 max drawdown       ``max_t (1 - E_t / max_{s<=t} E_s)``, a positive fraction of the running
                    peak (Magdon-Ismail & Atiya 2004, "Maximum Drawdown"); above 1 only if
                    the equity falls below zero
-annualised return  ``max(1 + total_return, 0) ** (365 / days) - 1`` (geometric)
+annualised return  ``max(1 + total_return, 0) ** (365 / days) - 1`` (geometric; the CAGR)
+exposure           share of a window ``[start, end)`` covered by the union of the intervals
+                   ``[open, close)`` in which a position is open (:func:`exposure`)
 Calmar             annualised return / max drawdown (Young 1991, "Calmar Ratio: A Smoother
                    Tool", Futures 20(1))
 =================  =========================================================================
+
+Same equity, same window. A ratio of returns and a net PnL agree in sign only when both
+come from one curve over one window: pass the window's starting equity as ``base``. Then a
+net PnL > 0 implies a mean return > 0 (the arithmetic mean of ``1 + r`` is at least their
+geometric mean, ``(E_last / base) ** (1 / n)``), so a Sharpe < 0 comes with a loss. The
+converse does not hold: volatility drag lets a small positive Sharpe (mean return below
+about half the return variance) come with a loss. The sweep kernel's accumulated Sharpe
+(:mod:`gridflow.sweep.metrics`) starts at the first day's close, without a base: it leaves
+out the first day's change.
 
 Two forms of Sharpe and Sortino: from returns (:func:`sharpe`, :func:`sortino`, two-pass
 mean and variance, vectorised over leading axes) and from running sums
@@ -206,7 +221,46 @@ def sortino_from_moments(n, sum_r, sum_down2, periods_per_year: float = ANNUAL_D
 # ------------------------------------------------------------------ curves
 
 
-def daily_returns(ts_ms, equity) -> tuple[np.ndarray, np.ndarray]:
+def _curve(equity) -> np.ndarray:
+    """``equity`` as a float64 array, refused unless 1-D (``ValueError``)."""
+    e = np.asarray(equity, dtype=np.float64)
+    if e.ndim != 1:
+        raise ValueError(f"equity must be 1-D, got shape {e.shape}")
+    return e
+
+
+def simple_returns(equity, base: float | None = None) -> np.ndarray:
+    """Simple returns of consecutive samples, ``E_i / E_{i-1} - 1``.
+
+    Parameters
+    ----------
+    equity : array_like, shape (n,)
+        Equity in quote currency (one sample per period), oldest first.
+    base : float, optional
+        The equity before the first sample (the capital at the start of the window):
+        the first return is then ``E_0 / base - 1``.
+
+    Returns
+    -------
+    np.ndarray of float64, shape (n - 1,), or (n,) with ``base``
+        Fractions; NaN where the previous equity is not > 0 or either is not finite
+        (rule 4).
+
+    Raises
+    ------
+    ValueError
+        If ``equity`` is not 1-D.
+    """
+    eq = _curve(equity)
+    if base is not None:
+        eq = np.concatenate(([float(base)], eq))
+    prev, cur = eq[:-1], eq[1:]
+    ok = np.isfinite(prev) & np.isfinite(cur) & (prev > 0)
+    with np.errstate(**_ERR):
+        return np.where(ok, cur / np.where(ok, prev, 1.0) - 1.0, np.nan)
+
+
+def daily_returns(ts_ms, equity, base: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Daily simple returns of an equity curve sampled at its last point of each UTC day.
 
     Parameters
@@ -215,15 +269,20 @@ def daily_returns(ts_ms, equity) -> tuple[np.ndarray, np.ndarray]:
         Sample times in ms UTC, non-decreasing.
     equity : array_like, shape (n,)
         Equity in quote currency at those times.
+    base : float, optional
+        The equity at the start of the window, before the first sample (the initial
+        capital): the first day's return is measured from it (:func:`simple_returns`),
+        so the returns cover the window of the net PnL ``E_last - base``.
 
     Returns
     -------
-    day_ts_ms : np.ndarray of int64, shape (d - 1,)
+    day_ts_ms : np.ndarray of int64, shape (d - 1,), or (d,) with ``base``
         Midnight (ms UTC) of the day whose closing equity ends each return; d is the
         number of distinct UTC days (a day without a sample is skipped, not filled).
-    returns : np.ndarray of float64, shape (d - 1,)
+    returns : np.ndarray of float64, same shape
         ``E_day / E_previous_day - 1`` as fractions; NaN where the previous day's equity
-        is not > 0 or either is not finite (rule 4). Empty for fewer than two days.
+        is not > 0 or either is not finite (rule 4). Without ``base``, empty for fewer
+        than two days.
 
     Raises
     ------
@@ -238,14 +297,11 @@ def daily_returns(ts_ms, equity) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("ts_ms must be non-decreasing")
     day = utc_day(ts)
     last = np.flatnonzero(np.append(day[1:] != day[:-1], True)) if ts.size else ts[:0]
-    prev, cur = eq[last][:-1], eq[last][1:]
-    ok = np.isfinite(prev) & np.isfinite(cur) & (prev > 0)
-    with np.errstate(**_ERR):
-        rets = np.where(ok, cur / np.where(ok, prev, 1.0) - 1.0, np.nan)
-    return day[last][1:] * DAY_MS, rets
+    days = day[last] * DAY_MS
+    return (days if base is not None else days[1:]), simple_returns(eq[last], base)
 
 
-def daily_sharpe(ts_ms, equity) -> float:
+def daily_sharpe(ts_ms, equity, base: float | None = None) -> float:
     """Annualised Sharpe (``sqrt(365)``) of :func:`daily_returns` of a curve.
 
     Parameters
@@ -254,18 +310,63 @@ def daily_sharpe(ts_ms, equity) -> float:
         Sample times in ms UTC, non-decreasing.
     equity : array_like, shape (n,)
         Equity in quote currency.
+    base : float, optional
+        The equity at the start of the window (see :func:`daily_returns`).
 
     Returns
     -------
     float
-        NaN with fewer than 3 UTC days (2 returns) and as the rule says.
+        NaN with fewer than 2 daily returns and as the rule says.
 
     Raises
     ------
     ValueError
         As :func:`daily_returns`.
     """
-    return sharpe(daily_returns(ts_ms, equity)[1], ANNUAL_DAYS)
+    return sharpe(daily_returns(ts_ms, equity, base)[1], ANNUAL_DAYS)
+
+
+def exposure(open_ms, close_ms, start_ms: int, end_ms: int) -> float:
+    """Share of the window ``[start_ms, end_ms)`` in which a position is open.
+
+    Parameters
+    ----------
+    open_ms, close_ms : array_like of int, shape (k,)
+        Each position's open and close times (ms UTC; journal trades are stamped with
+        candle open times, so a position is open at the closes of the candles
+        ``open .. close - 1``: the share equals the sweep's share of candle closes in
+        a position when the candles are contiguous). Overlapping intervals (several
+        symbols) count once.
+    start_ms, end_ms : int
+        The window (ms UTC); intervals are clipped to it.
+
+    Returns
+    -------
+    float
+        Fraction in [0, 1]; NaN when ``end_ms <= start_ms`` (rule 5).
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in shape or an interval closes before it opens.
+    """
+    lo = np.asarray(open_ms, dtype=np.int64)
+    hi = np.asarray(close_ms, dtype=np.int64)
+    if lo.shape != hi.shape or lo.ndim != 1:
+        raise ValueError(f"open_ms {lo.shape} and close_ms {hi.shape} must be 1-D, same length")
+    if np.any(hi < lo):
+        raise ValueError("an interval closes before it opens (close_ms < open_ms)")
+    if end_ms <= start_ms:
+        return math.nan
+    lo, hi = np.clip(lo, start_ms, end_ms), np.clip(hi, start_ms, end_ms)
+    order = np.argsort(lo, kind="stable")
+    covered, reach = 0, start_ms
+    for a, b in zip(lo[order].tolist(), hi[order].tolist()):
+        a = max(a, reach)
+        if b > a:
+            covered += b - a
+            reach = b
+    return covered / (end_ms - start_ms)
 
 
 def drawdown(equity) -> np.ndarray:
@@ -286,9 +387,7 @@ def drawdown(equity) -> np.ndarray:
     ValueError
         If ``equity`` is not 1-D.
     """
-    e = np.asarray(equity, dtype=np.float64)
-    if e.ndim != 1:
-        raise ValueError(f"equity must be 1-D, got shape {e.shape}")
+    e = _curve(equity)
     if e.size and not (e[0] > 0 and np.all(np.isfinite(e))):
         return np.full(e.shape, np.nan)
     return 1.0 - e / np.maximum.accumulate(e)

@@ -29,7 +29,23 @@ LOWER_IS_BETTER = {"max_drawdown", "max_consecutive_losses", "fees", "funding"}
 POLL_S = 0.5
 WFO_REPORT_KEYS = ("grade", "grade_reasons", "oos_sharpe", "consistency", "oos_is_ratio",
                    "dsr", "mc_pvalue", "stability", "regimes", "oos_total_return",
-                   "oos_max_drawdown", "oos_trades", "n_windows", "n_combos")
+                   "oos_net_pnl", "oos_net_pnl_windows", "oos_max_drawdown", "oos_trades",
+                   "n_windows", "n_combos")
+WFO_NOTE = ("oos_sharpe, oos_total_return, oos_net_pnl, oos_max_drawdown: the stitched OOS "
+            "curve (compounded from the capital); oos_net_pnl_windows: the windows' net PnL "
+            "summed, each from the capital. Per window, a phase's Sharpe and net PnL come from "
+            "the chosen combination's daily equity over that phase, from the capital.")
+
+
+def name_arg(text: str) -> str:
+    """argparse type of ``--name`` (replay, sweep, wfo):
+    :func:`gridflow.journal.names.check_name`, its error as a usage error."""
+    from gridflow.journal.names import check_name
+
+    try:
+        return check_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _values(text: str) -> list[Any]:
@@ -81,6 +97,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--processes", type=int, default=1, help="Bytewax processes")
         p.add_argument("--chunk-size", type=int, help="combinations per partition")
         p.add_argument("--sweep-id", help="store id (default: derived from the spec)")
+        p.add_argument("--name", type=name_arg,
+                       help="a name for the run, unique among the store's sweeps")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.add_argument("--json", action="store_true", help="print JSON")
         if kind == "sweep":
@@ -321,13 +339,23 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
 
 
 def _execute(args: argparse.Namespace, kind: str):
+    from gridflow.journal.names import check_name_free, set_name
+
     spec = _load(spec_doc(args, kind))
+    if args.name:  # a name another sweep has: refused before anything runs
+        check_name_free(spec.db_url, "sweep", spec.sweep_id, args.name)
     try:
         elapsed, steps = run(spec, args.workers, args.processes, not args.no_progress)
     except RuntimeError as exc:
         print(f"gridflow {kind}: error: {exc}", file=sys.stderr)
         return spec, None, 0
+    if args.name:
+        set_name(spec.db_url, "sweep", spec.sweep_id, args.name)
     return spec, elapsed, steps
+
+
+def _titled(spec, name: str | None) -> str:
+    return f"{spec.sweep_id}" + (f" ({name})" if name else "")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -338,12 +366,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     top = top_rows(spec.db_url, spec.sweep_id, args.metric, args.top)
     if args.json:
         print(json.dumps(_plain({
-            "sweep_id": spec.sweep_id, "elapsed_s": elapsed, "steps": steps,
+            "sweep_id": spec.sweep_id, "name": args.name, "elapsed_s": elapsed, "steps": steps,
             "steps_per_s": steps / elapsed if elapsed > 0 else None,
             "n_combos": spec.n_combos, "invalid_combos": spec.invalid_combos,
             "symbols": list(spec.symbols), "metric": args.metric, "top": top}), indent=2))
         return 0
-    print(f"sweep {spec.sweep_id}: {spec.n_combos} combinations x {len(spec.symbols)} "
+    print(f"sweep {_titled(spec, args.name)}: {spec.n_combos} combinations x "
+          f"{len(spec.symbols)} "
           f"symbols ({spec.invalid_combos} invalid skipped), {steps:,} steps in "
           f"{elapsed:.1f} s ({steps / max(elapsed, 1e-9):,.0f} steps/s), store {spec.db_url}")
     names = list(top[0]["params"]) if top else []
@@ -368,7 +397,7 @@ def cmd_wfo(args: argparse.Namespace) -> int:
     if args.json:
         steps = sum(r.get("steps", 0) for r in reports.values())
         print(json.dumps(_plain({
-            "sweep_id": spec.sweep_id, "elapsed_s": elapsed, "steps": steps,
+            "sweep_id": spec.sweep_id, "name": args.name, "elapsed_s": elapsed, "steps": steps,
             "steps_per_s": steps / elapsed if elapsed > 0 else None,
             "n_combos": spec.n_combos, "reports": reports,
             "windows": {s: [{k: v for k, v in w.items() if k not in ("sweep_id", "symbol")}
@@ -379,8 +408,9 @@ def cmd_wfo(args: argparse.Namespace) -> int:
     def day(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d")
 
-    print(f"wfo {spec.sweep_id}: {spec.n_combos} combinations, {elapsed:.1f} s, "
+    print(f"wfo {_titled(spec, args.name)}: {spec.n_combos} combinations, {elapsed:.1f} s, "
           f"store {spec.db_url}")
+    print(WFO_NOTE)
     for sym, rep in reports.items():
         print(f"\n== {sym}: grade {rep['grade']}")
         width = max(len(k) for k in WFO_REPORT_KEYS)
@@ -391,5 +421,6 @@ def cmd_wfo(args: argparse.Namespace) -> int:
         rows = [{**w, "is_start": day(w["is_start_ms"]), "oos_start": day(w["oos_start_ms"]),
                  "oos_end": day(w["oos_end_ms"])} for w in per_symbol[sym]]
         print(_table(rows, ["window", "is_start", "oos_start", "oos_end", *names, "regime",
-                            "is_sharpe", "oos_sharpe", "oos_net_pnl", "oos_trades"]))
+                            "is_sharpe", "is_net_pnl", "oos_sharpe", "oos_net_pnl",
+                            "oos_trades"]))
     return 0

@@ -151,6 +151,23 @@ def _table(tmp: Path) -> list[tuple[list[str], str]]:
         (["sweep"], r"give --strategy"),
         (["wfo"], r"give --strategy"),
         (["sweep", "--strategy", "grid_atr"], r"give at least one --param"),
+        (["runs", "delete", "--db", db, "--run", "run-nope", "--yes"], r"UNKNOWN_RUN.*run-a"),
+        (["runs", "delete", "--db", db, "--run", "alpha"], r"run-a .*without --yes"),
+        (["runs", "delete", "--db", db], r"required: --run"),
+        (["runs", "show", "--db", db, "--run", "run-nope"], r"UNKNOWN_RUN.*run-a \(alpha\)"),
+        (["runs", "list", "--db", f"sqlite:///{tmp / 'missing' / 'j.db'}"], r"no journal at"),
+        (["runs", "list", "--db", "j.db"], r"not a database URL"),
+        (["runs", "--db", db], r"required: runs_cmd|invalid choice"),
+        (["runs", "purge", "--db", db], r"invalid choice: 'purge'"),
+        (rp + ["--name", ""], r"--name: BAD_NAME.*empty"),
+        (rp + ["--name", "tab\there"], r"--name: BAD_NAME.*control character"),
+        (rp + ["--name", "x" * 101], r"--name: BAD_NAME.*at most 100"),
+        (["replay", "--db", db, "--no-progress", "--data", str(f["good"]), "--run-id", "run-b",
+          "--name", "alpha"], r"NAME_TAKEN.*'alpha'.*run-a"),
+        (["replay", "--db", db, "--no-progress", "--data", str(f["good"]), "--run-id", "run-b",
+          "--name", "run-a"], r"NAME_TAKEN.*id of another run"),
+        (["sweep", "--strategy", "grid_atr", "--name", " "], r"--name: BAD_NAME"),
+        (["wfo", "--strategy", "grid_atr", "--name", "a\nb"], r"--name: BAD_NAME"),
     ]
 
 
@@ -162,10 +179,10 @@ def test_a_table_of_bad_inputs_each_exits_2_with_one_line_naming_the_fix(tmp_pat
     good = _files(tmp_path)["good"]
     db = f"sqlite:///{tmp_path / 'j.db'}"
     assert main(["replay", "--db", db, "--no-progress", "--data", str(good),
-                 "--run-id", "run-a"]) == 0
+                 "--run-id", "run-a", "--name", "alpha"]) == 0
     capsys.readouterr()
     table = _table(tmp_path)
-    assert len(table) >= 30
+    assert len(table) >= 52
     bad = []
     for argv, pattern in table:
         t0 = time.monotonic()
@@ -179,6 +196,9 @@ def test_a_table_of_bad_inputs_each_exits_2_with_one_line_naming_the_fix(tmp_pat
                 or time.monotonic() - t0 > 10 or not last.startswith("gridflow")):
             bad.append((argv, code, last))
     assert bad == []
+    from gridflow.journal.store import list_runs  # the refused replays registered nothing
+
+    assert [r["run_id"] for r in list_runs(db)] == ["run-a"]
 
 
 def test_a_file_whose_every_candle_is_refused_ends_with_a_no_candles_event(tmp_path, capsys):

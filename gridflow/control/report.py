@@ -16,9 +16,9 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from gridflow import metrics
+from gridflow.journal.runs import resolve_run
 from gridflow.journal.schema import EquityRow, EventRow, FillRow, OrderRow, TradeRow, open_store
 from gridflow.journal.store import (
-    list_runs,
     read_equity,
     read_events,
     read_fills,
@@ -41,23 +41,16 @@ _KINDS = {
 
 
 def _resolve_run(engine: Engine, run_id: str | None) -> str:
-    """``run_id`` if the journal has it, else the latest run when ``run_id`` is None.
+    """The run ``run_id`` names (a run id or a run name), else the latest run when
+    ``run_id`` is None (:func:`gridflow.journal.runs.resolve_run`).
 
     Raises
     ------
     LookupError
         ``NO_RUNS`` for a journal without runs; ``UNKNOWN_RUN`` (naming the runs there
-        are) for a run id it does not have.
+        are) for a run it does not have.
     """
-    runs = [r["run_id"] for r in list_runs(engine)]
-    if not runs:
-        raise LookupError(f"NO_RUNS: the journal at {engine.url!r} has no registered run")
-    if run_id is None:
-        return runs[-1]
-    if run_id not in runs:
-        shown = ", ".join(runs[-5:]) + (f" (and {len(runs) - 5} older)" if len(runs) > 5 else "")
-        raise LookupError(f"UNKNOWN_RUN: no run {run_id!r} in the journal; runs: {shown}")
-    return run_id
+    return resolve_run(engine, run_id)
 
 
 def journal_lines(
@@ -171,11 +164,14 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
     ----------
     url : str or sqlalchemy.Engine
     run_id : str, optional
-        Defaults to the latest registered run.
+        A run id or run name; defaults to the latest registered run.
 
     Returns
     -------
     dict
+        The run's totals over its accounts (the trader's sections are
+        :func:`build_report`'s):
+
         - ``run_id``, ``accounts`` (number of account summaries).
         - ``candles``: sum of ``SummaryRow.candles`` over accounts.
         - ``candles_rejected``, ``orders_denied``, ``kill_switch_trips``: number of
@@ -188,10 +184,12 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
           ``return_pct = net_pnl / initial_capital * 100``, a *percent* (0.0 without
           capital).
         - ``max_drawdown_pct``: :func:`gridflow.metrics.max_drawdown` of the
-          account-summed equity curve (:func:`equity_curve`) x 100, a positive
-          *percent* of the running peak; NaN without equity snapshots.
+          account-summed equity curve (:func:`equity_curve`, after the initial capital
+          as its first point) x 100, a positive *percent* of the running peak; NaN
+          without equity snapshots.
         - ``sharpe``: :func:`gridflow.metrics.daily_sharpe` of that curve (daily
-          returns, annualised with sqrt(365)); NaN with fewer than two daily returns
+          returns, the first from the initial capital, annualised with sqrt(365)): the
+          same curve and window as ``net_pnl``; NaN with fewer than two daily returns
           or zero variance (the one rule of :mod:`gridflow.metrics`).
         - ``win_rate``: *fraction* of trades with ``pnl > 0`` (0.0 without trades).
         - ``gross_profit = sum(pnl > 0)``, ``gross_loss = -sum(pnl < 0)``;
@@ -261,8 +259,9 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
         "realized_pnl": float(sum(float(s["realized_pnl"]) for s in summaries)),
         "net_pnl": net_pnl,
         "return_pct": net_pnl / initial_capital * 100.0 if initial_capital else 0.0,
-        "max_drawdown_pct": metrics.max_drawdown(curve) * 100.0,
-        "sharpe": metrics.daily_sharpe(ts, curve),
+        "max_drawdown_pct": (metrics.max_drawdown(np.concatenate(([initial_capital], curve)))
+                             * 100.0 if curve.size else math.nan),
+        "sharpe": metrics.daily_sharpe(ts, curve, base=initial_capital) if ts.size else math.nan,
         "win_rate": float(np.mean(pnl > 0)) if pnl.size else 0.0,
         "gross_profit": gross_profit,
         "gross_loss": gross_loss,
@@ -273,3 +272,38 @@ def compute_report(url: str | Engine, run_id: str | None = None) -> dict[str, An
         "first_ts_ms": int(ts[0]) if ts.size else None,
         "last_ts_ms": int(ts[-1]) if ts.size else None,
     }
+
+
+def build_report(url: str | Engine, run_id: str | None = None) -> dict[str, Any]:
+    """The full report of one run: :func:`compute_report`'s totals (its keys unchanged)
+    and the trader's sections of :func:`gridflow.control.report_sections.report_sections`
+    (header, overview per account, strategies, symbols, exit reasons, months,
+    durations, kill-switch events, order denials, notes), as a dict whose floats may be
+    NaN (undefined) or inf (:func:`strict_json` makes them null). Takes ``url`` and
+    ``run_id`` (an id or a name) and raises as :func:`compute_report`.
+    """
+    from gridflow.control.report_data import load_run
+    from gridflow.control.report_sections import report_sections
+
+    engine = url if isinstance(url, Engine) else open_store(url)
+    try:
+        rep = compute_report(engine, run_id)
+        rep.update(report_sections(load_run(engine, rep["run_id"]), rep["candles"]))
+    finally:
+        if engine is not url:
+            engine.dispose()
+    return rep
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None, in nested
+    dicts and lists too (strict JSON has no NaN / Infinity); numpy scalars as Python."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Engine, create_engine, event, make_url
+from sqlalchemy import JSON, Engine, UniqueConstraint, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel
 
@@ -187,6 +187,23 @@ class BrokerRow(SQLModel, table=True):
     error: str = ""
     faults: str = "[]"
     ts_ms: int = big(default=0)
+
+
+class NameRow(SQLModel, table=True):
+    """A name a person gave a journal run (``kind = "run"``) or a sweep / walk-forward
+    run (``kind = "sweep"``); key ``(kind, target_id)``, ``name`` unique per kind.
+
+    A table of its own, so journals written before names need no migration (it is
+    created by :func:`open_store`); read and written by :mod:`gridflow.journal.names`.
+    ``created_at_ms`` is wall-clock ms UTC.
+    """
+
+    __tablename__ = "names"
+    __table_args__ = (UniqueConstraint("kind", "name", name="uq_names_kind_name"),)
+    kind: str = Field(primary_key=True)
+    target_id: str = Field(primary_key=True)
+    name: str
+    created_at_ms: int = big()
 
 
 #: ``JournalBatch`` attribute -> (table, natural key without ``run_id``), write order.

@@ -31,6 +31,7 @@ from gridflow.journal.schema import (
     EquityRow,
     EventRow,
     FillRow,
+    NameRow,
     OrderRow,
     RunRow,
     SummaryRow,
@@ -335,12 +336,14 @@ def list_runs(url: str | Engine) -> list[dict[str, Any]]:
     Returns
     -------
     list[dict]
-        :class:`~gridflow.journal.schema.RunRow` fields, sorted by
-        ``(created_at_ms, run_id)``.
+        :class:`~gridflow.journal.schema.RunRow` fields and ``name`` (the run's name,
+        :mod:`gridflow.journal.names`, or None), sorted by ``(created_at_ms, run_id)``.
     """
-    table = RunRow.__table__
+    table, names = RunRow.__table__, NameRow.__table__
+    named = table.outerjoin(names, (names.c.kind == "run") & (names.c.target_id == table.c.run_id))
     with connect(url) as conn:
-        rows = [dict(m) for m in conn.execute(select(table)).mappings()]
+        rows = [dict(m) for m in conn.execute(
+            select(table, names.c.name).select_from(named)).mappings()]
     rows.sort(key=lambda r: (r["created_at_ms"], r["run_id"]))
     return rows
 

@@ -26,6 +26,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Float, Integer, Table, delete, select, update
 from sqlmodel import SQLModel
 
+from gridflow.journal.schema import NameRow
 from gridflow.journal.store import RawInsert, connect, insert_fn
 from gridflow.journal.sweep_schema import (
     METRICS,
@@ -242,10 +243,15 @@ def finish_sweep(url: str | Engine, sweep_id: str, elapsed_s: float) -> None:
 
 
 def list_sweeps(url: str | Engine) -> list[dict[str, Any]]:
-    """Every stored sweep as :class:`SweepRow` fields, newest first (by
+    """Every stored sweep as :class:`SweepRow` fields and ``name`` (given with
+    ``--name``, :mod:`gridflow.journal.names`, or None), newest first (by
     ``(created_at_ms, sweep_id)`` descending)."""
+    table, names = SweepRow.__table__, NameRow.__table__
+    named = table.outerjoin(names, (names.c.kind == "sweep")
+                            & (names.c.target_id == table.c.sweep_id))
     with connect(url) as conn:
-        rows = _fetch(conn, SweepRow.__table__)
+        rows = [dict(m) for m in conn.execute(
+            select(table, names.c.name).select_from(named)).mappings()]
     rows.sort(key=lambda r: (r["created_at_ms"], r["sweep_id"]), reverse=True)
     return rows
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gridflow import metrics as gm
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
 from gridflow.config.strategies import StrategyParams
 from gridflow.sweep import METRICS, IndicatorTable, SweepData, expand_grid, run_sweep
@@ -114,6 +115,24 @@ def _day_close_ts(data: SweepData, t0: int, t1: int) -> np.ndarray:
     return (data.ts[last] + data.tf_ms).astype(np.int64)
 
 
+def _curve_figures(phase: str, daily_eq: np.ndarray, capital: float) -> dict[str, float]:
+    """``{phase}_sharpe`` and ``{phase}_net_pnl`` of the chosen combination, both from its
+    daily equity over the phase (quote, one sample per UTC day), starting at ``capital``.
+
+    One curve and one window for both (:mod:`gridflow.metrics`, "same equity, same
+    window"): the Sharpe of :func:`gridflow.metrics.simple_returns` from the capital and
+    ``last - capital``. So a positive net PnL never comes with a negative Sharpe (a small
+    positive Sharpe with a loss remains possible: volatility drag). The sweep's
+    per-combination ``sharpe`` (the result rows) starts at the first day's close and
+    leaves out the first day's change; in a window where that day moved most, the two
+    Sharpes differ in sign (an OOS Sharpe of -0.03 beside a net PnL of +441.56 USDT).
+    """
+    r = gm.simple_returns(daily_eq, capital)
+    last = float(daily_eq[-1]) if daily_eq.size else capital
+    return {f"{phase}_sharpe": float(gm.sharpe(r, ANNUAL_DAYS)),
+            f"{phase}_net_pnl": last - capital}
+
+
 @dataclass
 class WindowResult:
     """Outcome of one window (:func:`run_window`): what :func:`assemble` combines, and
@@ -154,7 +173,8 @@ def run_window(data: SweepData, account: AccountConfig, strategy: str,
                tick: Callable[[int, int], None] | None = None) -> WindowResult:
     """One walk-forward window on its own, as described in :func:`run_walkforward`: IS
     sweep of every combination, the best by ``cfg.metric``, OOS sweep of every
-    combination, the best alone with daily equity, its stability and the OOS regime.
+    combination, the best alone with daily equity over each phase (its Sharpe and net
+    PnL per phase), its stability and the OOS regime.
 
     Parameters
     ----------
@@ -224,6 +244,9 @@ def run_window(data: SweepData, account: AccountConfig, strategy: str,
     t0, t1 = oos_res.t0, oos_res.t1
     close_ts = _day_close_ts(data, t0, t1)  # one per daily equity sample
     eq = day_res.daily[0, : close_ts.size]
+    is_day = sweep([combos[best]], w.is_start_ms, w.is_end_ms, daily=True)
+    is_eq = is_day.daily[0, : _day_close_ts(data, is_res.t0, is_res.t1).size]
+    capital = float(account.capital_quote)
     oos_m = oos_res.metrics
     oos_score = _scores(oos_m, cfg.min_trades)
     rows = []
@@ -240,9 +263,7 @@ def run_window(data: SweepData, account: AccountConfig, strategy: str,
         "oos_start_ms": w.oos_start_ms, "oos_end_ms": w.oos_end_ms,
         "best_combo_id": best, "params": dict(params[best]),
         "regime": regime_label(data.close[t0:t1], data.tf_ms),
-        "is_sharpe": float(is_m["sharpe"][best]), "oos_sharpe": float(oos_m["sharpe"][best]),
-        "is_net_pnl": float(is_m["net_pnl"][best]),
-        "oos_net_pnl": float(oos_m["net_pnl"][best]),
+        **_curve_figures("is", is_eq, capital), **_curve_figures("oos", eq, capital),
         "is_trades": int(is_m["trades"][best]), "oos_trades": int(oos_m["trades"][best]),
         "oos_max_drawdown": float(oos_m["max_drawdown"][best]),
         "score": float(is_score[best]), "stability": stab, "neighbours": len(nbs),
@@ -270,7 +291,10 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
     the best's (>= the best's when that is <= 0); NaN without any valid neighbour.
 
     The OOS daily equities are stitched as returns (each window's first from the initial
-    capital) and compounded from the capital.
+    capital, :func:`gridflow.metrics.simple_returns`) and compounded from the capital.
+    Per window, the best combination is swept alone once more over each phase with daily
+    equity: the window's Sharpe and net PnL of a phase come from that one curve (the
+    result rows keep the sweep's metrics, whose Sharpe starts at the first day's close).
 
     Parameters
     ----------
@@ -291,8 +315,10 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
     -------
     WfoResult
         ``report`` keys: ``oos_sharpe`` (annualised, stitched daily returns),
-        ``oos_total_return``, ``oos_max_drawdown`` (stitched curve), ``oos_trades`` and
-        ``oos_net_pnl`` (sums over the best combinations), ``oos_days``, ``consistency``
+        ``oos_total_return``, ``oos_max_drawdown``, ``oos_net_pnl`` (all four of the
+        stitched curve, quote), ``oos_net_pnl_windows`` (the windows' net PnL summed,
+        each from the capital, not compounded), ``oos_trades`` (sum over the best
+        combinations), ``oos_days``, ``consistency``
         (share of windows with OOS net PnL > 0), ``oos_is_ratio`` (mean OOS / IS Sharpe
         of the best over windows with IS Sharpe > 0, a NaN OOS Sharpe counting 0; NaN if
         none), ``dsr`` (``dsr_sr0``, ``dsr_trials``: per-day IS Sharpes of all
@@ -301,9 +327,11 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
         ``invalid_combos``, ``steps``, ``seconds`` (kernel), ``wall_seconds``,
         ``symbol``, ``timeframe``, ``strategy``, ``config``, ``grade``,
         ``grade_reasons``. ``windows`` rows: ``index`` (= ``window``), the four bounds,
-        ``best_combo_id``, ``params``, ``regime``, ``is_/oos_sharpe``,
-        ``is_/oos_net_pnl``, ``is_/oos_trades``, ``oos_max_drawdown``, ``score`` (IS
-        :func:`window_score` of the best), ``stability``, ``neighbours``.
+        ``best_combo_id``, ``params``, ``regime``, ``is_/oos_sharpe`` and
+        ``is_/oos_net_pnl`` (each phase's pair from the best's daily equity starting at
+        the capital, see :func:`_curve_figures`), ``is_/oos_trades``,
+        ``oos_max_drawdown``, ``score`` (IS :func:`window_score` of the best),
+        ``stability``, ``neighbours``.
 
     Raises
     ------
@@ -320,7 +348,7 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
     max_nb = len(numeric_params(space)) * len(cfg.perturbations)
     spans = [tuple(data.index(hi, len(data)) - data.index(lo, 0) for lo, hi in
                    ((w.is_start_ms, w.is_end_ms), (w.oos_start_ms, w.oos_end_ms))) for w in wins]
-    spent = {"steps": 0, "total": sum(ni * (C + max_nb) + no * (C + 1) for ni, no in spans)}
+    spent = {"steps": 0, "total": sum(ni * (C + max_nb + 1) + no * (C + 1) for ni, no in spans)}
 
     def tick(steps: int, unplanned: int) -> None:
         spent["steps"] += steps
@@ -370,18 +398,14 @@ def assemble(data: SweepData, cfg: WfoConfig | None, results: list[WindowResult]
         raise ValueError(f"expected windows 0..{n - 1}, got "
                          f"{[r.window['index'] for r in results]}")
     capital = float(account.capital_quote)
-    rets = []
-    for r in results:
-        eq = r.curve[1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rets.append(eq / np.concatenate(([capital], eq[:-1])) - 1.0)
-    returns = np.concatenate(rets)
+    returns = np.concatenate([gm.simple_returns(r.curve[1], capital) for r in results])
     with np.errstate(invalid="ignore", over="ignore"):
         equity = capital * np.concatenate(([1.0], np.cumprod(1.0 + returns)))
     stitched_ts = np.concatenate(([results[0].window["oos_start_ms"]],
                                   *(r.curve[0] for r in results))).astype(np.int64)
     win_rows = [r.window for r in results]
-    report = _report(cfg, win_rows, returns, equity, np.concatenate([r.trials for r in results]))
+    report = _report(cfg, win_rows, returns, equity, np.concatenate([r.trials for r in results]),
+                     capital)
     report.update({
         "n_windows": n, "n_combos": len(params), "invalid_combos": int(invalid),
         "steps": int(sum(r.steps for r in results)),
@@ -397,8 +421,14 @@ def assemble(data: SweepData, cfg: WfoConfig | None, results: list[WindowResult]
 
 
 def _report(cfg: WfoConfig, win_rows: list[dict], returns: np.ndarray, equity: np.ndarray,
-            trials: np.ndarray) -> dict:
-    """The statistics of the stitched OOS record and the per-window aggregates."""
+            trials: np.ndarray, capital: float) -> dict:
+    """The statistics of the stitched OOS record and the per-window aggregates.
+
+    ``oos_sharpe``, ``oos_total_return``, ``oos_max_drawdown`` and ``oos_net_pnl`` are
+    all of the stitched curve ``equity`` (quote, compounded from ``capital``);
+    ``oos_net_pnl_windows`` sums the windows' own net PnL, each a fresh account of the
+    capital (not compounded): the two differ, in sign too (+50 % then -40 % is
+    +10 % of the capital summed but -10 % compounded)."""
     finite = returns.size >= 3 and bool(np.all(np.isfinite(returns)))
     dsr_res = None
     if finite and np.isfinite(trials).any():
@@ -415,7 +445,8 @@ def _report(cfg: WfoConfig, win_rows: list[dict], returns: np.ndarray, equity: n
         "oos_total_return": float(equity[-1] / equity[0] - 1.0),
         "oos_max_drawdown": max_drawdown(equity) if eq_ok else math.nan,
         "oos_trades": int(sum(r["oos_trades"] for r in win_rows)),
-        "oos_net_pnl": float(sum(r["oos_net_pnl"] for r in win_rows)),
+        "oos_net_pnl": float(equity[-1] - capital),
+        "oos_net_pnl_windows": float(sum(r["oos_net_pnl"] for r in win_rows)),
         "oos_days": int(returns.size),
         "consistency": float(np.mean([r["oos_net_pnl"] > 0 for r in win_rows])),
         "oos_is_ratio": float(np.mean(ratios)) if ratios else math.nan,

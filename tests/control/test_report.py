@@ -191,10 +191,11 @@ def test_compute_report_on_a_hand_built_run(tmp_path) -> None:
         j.write("r", batch)
     rep = compute_report(url)
 
-    # daily closes 1100 (day 0, last point), 900, 1000, 1100
-    r = [900 / 1100 - 1, 1000 / 900 - 1, 1100 / 1000 - 1]
-    mean = sum(r) / 3
-    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / 2)
+    # daily closes 1100 (day 0, last point), 900, 1000, 1100; the first return from the
+    # initial capital (1000): the Sharpe covers the window of the net PnL
+    r = [1100 / 1000 - 1, 900 / 1100 - 1, 1000 / 900 - 1, 1100 / 1000 - 1]
+    mean = sum(r) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / 3)
     assert rep["sharpe"] == pytest.approx(mean / sd * math.sqrt(365), rel=1e-12)
     assert rep["max_drawdown_pct"] == pytest.approx(200 / 1100 * 100)  # 1100 -> 900
     assert rep["initial_capital"] == 1000.0 and rep["final_equity"] == 1100.0
@@ -229,13 +230,13 @@ def test_sharpe_needs_two_daily_returns_and_pf_without_losses(tmp_path) -> None:
         j.write(
             "r",
             JournalBatch(
-                equity=[eq("a", 0, 100.0), eq("a", D, 110.0)],
+                equity=[eq("a", 0, 100.0), eq("a", H, 110.0)],  # one UTC day
                 trades=[trade(1, 5.0)],
                 summaries=[summary("a", 110.0, initial=100.0)],
             ),
         )
     rep = compute_report(url)
-    assert math.isnan(rep["sharpe"])  # one daily return only: undefined
+    assert math.isnan(rep["sharpe"])  # one daily return (from the capital): undefined
     assert rep["max_drawdown_pct"] == 0.0  # never below its peak
     assert rep["profit_factor"] == math.inf and rep["win_rate"] == 1.0
     assert rep["return_pct"] == pytest.approx(10.0)
@@ -249,3 +250,34 @@ def test_equity_curve_forward_fills_staggered_accounts() -> None:
     np.testing.assert_allclose(curve, [10 + 45, 11 + 50, 12 + 50, 12 + 40])
     _, no_initial = equity_curve(rows)
     assert no_initial[0] == 10 + 50  # back-filled with b's first snapshot
+
+
+def test_build_report_of_an_empty_and_of_a_hand_built_run(tmp_path) -> None:
+    """No snapshot, no config, no candle files: every section is there, undefined
+    figures are NaN (null in JSON), and symbols the journal does not explain go to an
+    ``(other)`` row so the parts still sum to the account."""
+    from gridflow.control.report import build_report, strict_json
+
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    with Journal(url) as j:
+        j.upsert_run("empty", "h", "{}", "{}", "replay")
+    rep = build_report(url, "empty")
+    assert rep["overview"] == [] and rep["window"]["start"] is None
+    assert rep["kill_switch_events"] == [] and rep["months"] == []
+    with Journal(url) as j:
+        j.upsert_run("r", "h", "{}", "[]", "replay")
+        j.write("r", JournalBatch(
+            orders=[order("o1", "a", H, 1)], fills=[fill("f1", "o1", "a", H, 1, fee=0.5)],
+            trades=[trade(1, 30.0), trade(2, -10.0)],
+            equity=[eq("a", H, 500.0), eq("a", D + H, 520.0)],
+            summaries=[summary("a", 520.0)]))
+    rep = build_report(url, "r")
+    (ov,) = rep["overview"]
+    assert ov["net_pnl"] == pytest.approx(20.0) and ov["trades"] == 2
+    assert ov["win_rate_pct"] == 50.0 and ov["profit_factor"] == 3.0
+    assert math.isnan(ov["buy_hold_pct"])  # no candle file to read
+    rows = {r["symbol"]: r for r in rep["symbols"]}
+    assert set(rows) == {"ETH/USDT", "(other)"}
+    assert sum(r["net_pnl"] for r in rows.values()) == pytest.approx(ov["net_pnl"])
+    assert rep["notes"] and "(other)" in rep["notes"][0]
+    assert json.loads(json.dumps(strict_json(rep)))["overview"][0]["buy_hold_pct"] is None
