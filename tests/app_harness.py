@@ -18,6 +18,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("GRIDFLOW_CHROMIUM", "/usr/bin/chromium")
@@ -25,6 +27,11 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+needs_browser = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium); required in CI",
+)
+"""Mark of the tests that drive Chromium."""
 H = 3_600_000
 START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 
@@ -63,15 +70,22 @@ def write_crash_config(d: Path) -> Path:
 
 
 @contextmanager
-def app_server(db_url: str, users: str = "", timeout_s: float = 60.0):
-    """Serve the app on a free port of 127.0.0.1; yields its URL.
+def app_server(db_url: str, users: str = "", timeout_s: float = 60.0, *,
+               args: tuple[str, ...] = (), cwd: Path | None = None):
+    """Serve the app on a free port of 127.0.0.1; yields its URL (``https://`` when
+    ``args`` hold ``--ssl-certfile``/``--ssl-keyfile``).
 
-    ``users`` goes to ``GRIDFLOW_APP_USERS`` ("" = no users, read-only).
+    ``users`` goes to ``GRIDFLOW_APP_USERS`` ("" = no users, read-only); ``args`` are
+    more app options; ``cwd`` is the server's working directory, kept off its
+    ``sys.path`` (``python -P``, like the ``gridflow`` script) so a folder there cannot
+    shadow the package.
     """
     env = dict(os.environ, GRIDFLOW_APP_USERS=users, PYTHONUNBUFFERED="1")
+    flags = ["-P"] if cwd is not None else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gridflow.control.app", "--db", db_url, "--port", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, *flags, "-m", "gridflow.control.app", "--db", db_url, "--port", "0",
+         *args],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     log: list[str] = []
     try:
@@ -105,7 +119,7 @@ def _wait_for_url(proc: subprocess.Popen, timeout_s: float) -> str:
         if not line:  # the server died
             break
         seen.append(line)
-        m = re.search(r"serving (http://\S+/)", line)
+        m = re.search(r"serving (https?://\S+/)", line)
         if m:
             return m.group(1)
     raise RuntimeError(f"app server did not start (rc={proc.poll()}):\n{''.join(seen)[-3000:]}")
@@ -274,3 +288,42 @@ def write_demo_sweeps(db_url: str, wfo_id: str = "grid-wfo", sweep_id: str = "gr
                    "stability": 0.8}, grade)
     finish_sweep(db_url, sweep_id, 4.2)
     finish_sweep(db_url, wfo_id, 9.5)
+
+
+# ---- TLS and request logs ----------------------------------------------------------------
+def self_signed_cert(d: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for ``host`` (valid one day) and its key, PEM files in
+    ``d``: ``(cert.pem, key.pem)``. Made with ``cryptography`` (a ccxt dependency)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_pem, key_pem = d / "cert.pem", d / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return cert_pem, key_pem
+
+
+def foreign_requests(urls: list[str], host: str = "127.0.0.1") -> list[str]:
+    """The URLs of ``urls`` going anywhere but ``host`` (``data:`` and ``blob:`` are
+    local)."""
+    from urllib.parse import urlsplit
+
+    return [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
+            and urlsplit(u).hostname != host]

@@ -62,7 +62,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def test_every_marked_block_is_known():
-    assert set(readme_blocks()) >= {"recovery"}
+    assert set(readme_blocks()) >= {"recovery", "paced-replay"}
 
 
 def test_recovery_block_kill_and_run_again_journals_the_uninterrupted_run(tmp_path):
@@ -115,3 +115,23 @@ def test_marked_blocks_name_only_files_a_clone_has(name):
     _, body = readme_blocks()[name]
     for ref in re.findall(r"\bdataflows\.(\w+):", body):
         assert (ROOT / "dataflows" / f"{ref}.py").exists(), ref
+
+
+def test_paced_replay_block_runs_as_written_and_is_paced(tmp_path, monkeypatch):
+    lang, body = readme_blocks()["paced-replay"]
+    assert lang == "python"
+    monkeypatch.chdir(tmp_path)
+    for k in [k for k in os.environ if k.startswith("GRIDFLOW_")]:
+        monkeypatch.delenv(k)
+    ns: dict = {}
+    t0 = time.monotonic()
+    exec(compile(body, "README.md:paced-replay", "exec"), ns)  # noqa: S102 - the example
+    elapsed = time.monotonic() - t0
+    try:
+        assert ns["paused"]["status"] == "applied" and ns["resumed"]["status"] == "applied"
+        assert ns["job"].progress == 1.0 and ns["report"]["candles"] > 0
+        # paced: one candle per symbol every pace_s, so the week's 168 hourly candles took
+        # at least 168 * pace_s (pacing happened; a lower bound, not a speed figure)
+        assert elapsed >= 0.05 * 24 * 7
+    finally:
+        ns["job"].stop()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+import gridflow
 from gridflow.control.report import compute_report
 from gridflow.event_kinds import CommandKind, EventKind
 from gridflow.journal.commands import issue_command
@@ -81,6 +82,28 @@ class ReplayJob:
         n = sum(r["candles"] for r in rows)
         return min(1.0, n / self.total_candles) if self.total_candles else 0.0
 
+    def wait_running(self, timeout_s: float = 60.0, poll_s: float = 0.05) -> None:
+        """Wait until the flow runs and reads commands: its engine journaled a first
+        candle (a command issued before the flow is built is meant for an earlier run
+        and is not read).
+
+        Raises
+        ------
+        TimeoutError
+            If nothing was journaled within ``timeout_s``.
+        RuntimeError
+            If the replay ended with an error first (with its error output).
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.progress <= 0.0:
+            if self.done:
+                if self.process.returncode != 0:
+                    raise RuntimeError(f"replay {self.run_id} failed: {self.errors()[-2000:]}")
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replay {self.run_id} journaled nothing in {timeout_s} s")
+            time.sleep(poll_s)
+
     def result(self, timeout_s: float | None = None) -> dict[str, Any]:
         """Wait for the end and return the run's report.
 
@@ -106,6 +129,20 @@ class ReplayJob:
             self.process.terminate()
             self.process.wait(timeout=10)
         self._cleanup()
+
+
+def replay_command(config_json: str) -> list[str]:
+    """The command line of a replay child: ``python -P -m bytewax.run
+    <package>/dataflows/replay.py:from_json('<config_json>')``.
+
+    Its imports do not depend on the working directory (which stays the caller's, for
+    relative paths in the config): ``-P`` keeps that folder off ``sys.path``, and the
+    flow is named by the file of this installed package, so bytewax puts the package's
+    parent first on ``sys.path``. A ``gridflow/`` or ``dataflows/`` folder where the
+    caller runs cannot shadow the package.
+    """
+    replay_py = Path(gridflow.__file__).resolve().parent / "dataflows" / "replay.py"
+    return [sys.executable, "-P", "-m", "bytewax.run", f"{replay_py}:from_json({config_json!r})"]
 
 
 class GridflowClient:
@@ -272,8 +309,6 @@ class GridflowClient:
             fh.write(cfg.model_dump_json(exclude={"apprise_urls"}))  # the child reads the env
         env = dict(os.environ, GRIDFLOW_DB_URL=self.db_url)
         err = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child never blocks
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", f"gridflow.dataflows.replay:from_json({name!r})"],
-            env=env, stdout=subprocess.DEVNULL, stderr=err,
-        )
+        proc = subprocess.Popen(replay_command(name), env=env, stdout=subprocess.DEVNULL,
+                                stderr=err)
         return ReplayJob(plan.run_id, self.db_url, total, proc, Path(name), err)

@@ -1,8 +1,10 @@
 """Assemble and serve the control app: one template, four tabs, Panel's basic auth.
 
 Auth: with users configured (``GRIDFLOW_APP_USERS="alice:pw,bob:pw2"`` or ``users=``),
-the server runs Panel's basic-auth provider with guests allowed (``oauth_optional``):
-anyone can open the app read-only, the header links to Panel's ``/login`` page, and
+the server runs Panel's basic-auth provider with guests allowed (``oauth_optional``) and
+gridflow's login and logout pages (:mod:`gridflow.control.app.security`: rate limited,
+XSRF-checked, logout by POST): anyone can open the app read-only, the header links to
+``/login`` and ``/logout`` (which asks before signing out), and
 only a signed-in configured user gets enabled action buttons and a state whose action
 methods work. Without users everyone is read-only; there is no default password.
 """
@@ -95,6 +97,8 @@ def create_app(db_url: str, users: dict[str, str] | dict[str, SecretStr] | None 
     if refresh_ms and pn.state.curdoc is not None and pn.state.curdoc.session_context:
         pn.state.add_periodic_callback(Poller(state).tick, period=refresh_ms)
         pn.state.on_session_destroyed(lambda _ctx: state.close())
+        doc = pn.state.curdoc  # an ack is shown as soon as the engine journals it
+        state.ack_listener = lambda: doc.add_next_tick_callback(state.collect_ack)
     tabs = pn.Tabs(("Live", views.live_page(state)), ("Backtest", views.backtest_page(state)),
                    ("Compare", views.compare_page(state)),
                    ("Sweeps", sweeps.sweeps_page(state)), dynamic=True,
@@ -118,7 +122,11 @@ def _free_port(address: str) -> int:
 def serve(db_url: str, port: int = 5006, address: str = "127.0.0.1",
           users: dict[str, str] | dict[str, SecretStr] | None = None, show: bool = False,
           start: bool = True, **kwargs: Any):
-    """Serve the app at ``http://{address}:{port}/``.
+    """Serve the app at ``http://{address}:{port}/`` (``https`` with ``ssl_certfile``).
+
+    With users, logins go through :class:`~gridflow.control.app.security.GridflowAuthProvider`
+    (rate limited, XSRF-checked, POST logout, hardened cookies); every asset is served by
+    the server itself (:mod:`gridflow.control.app.offline`).
 
     Parameters
     ----------
@@ -133,25 +141,31 @@ def serve(db_url: str, port: int = 5006, address: str = "127.0.0.1",
         Open a browser; run the server loop (blocks) or return the server unstarted.
     **kwargs
         Passed to :func:`panel.serve` (e.g. ``websocket_origin=["host.example:5006"]``
-        when serving on another interface, ``ssl_certfile``/``ssl_keyfile`` for TLS).
+        when serving on another interface, ``ssl_certfile``/``ssl_keyfile`` (PEM paths)
+        for TLS: cookies are then ``Secure``).
 
     Raises
     ------
     ValueError
         On a malformed user list.
     """
+    from gridflow.control.app.offline import use_local_assets, without_web_fonts
+    from gridflow.control.app.security import GridflowAuthProvider
+
     allowed = coerce_users(users) if users is not None else users_from_env()
     port = port or _free_port(address)
     opts: dict[str, Any] = dict(kwargs)
-    if allowed:
-        opts.update(basic_auth={n: p.get_secret_value() for n, p in allowed.items()},
-                    oauth_optional=True, cookie_secret=cookie_secret())
+    if allowed:  # Panel's basic auth with our login/logout handlers (security.py)
+        opts.update(auth_provider=GridflowAuthProvider(allowed), oauth_optional=True,
+                    cookie_secret=cookie_secret())
+    use_local_assets()
     local = address in ("127.0.0.1", "localhost")
     hosts = sorted({address, "localhost", "127.0.0.1"} if local else {address})
     opts.setdefault("websocket_origin", [f"{h}:{port}" for h in hosts])
-    server = pn.serve(lambda: create_app(db_url, allowed), port=port, address=address,
-                      show=False, start=False, title=TITLE, verbose=False, **opts)
-    url = f"http://{address}:{server.port}/"
+    server = pn.serve(lambda: without_web_fonts(create_app(db_url, allowed)), port=port,
+                      address=address, show=False, start=False, title=TITLE, verbose=False,
+                      **opts)
+    url = f"{'https' if opts.get('ssl_certfile') else 'http'}://{address}:{server.port}/"
     journal = make_url(db_url).render_as_string(hide_password=True)
     print(f"gridflow app: serving {url} (journal {journal}; "
           f"{'users: ' + ', '.join(sorted(allowed)) if allowed else 'read-only'})", flush=True)

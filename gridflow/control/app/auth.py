@@ -1,10 +1,11 @@
 """Who may act in the control app: the user list and the one authorization check.
 
 No Panel import: the server wiring (:mod:`gridflow.control.app.app`) hands the list to
-Panel's basic-auth provider with guests allowed (``oauth_optional``); Panel then reports
-``"guest"`` for anonymous visitors and the login name for signed-in users. Only a name
-of the configured list counts as logged in: guests, unknown names and "no users
-configured" all give a read-only app.
+:class:`gridflow.control.app.security.GridflowAuthProvider` (Panel's basic-auth provider
+with rate-limited, XSRF-checked login pages) with guests allowed (``oauth_optional``);
+Panel then reports ``"guest"`` for anonymous visitors and the login name for signed-in
+users. Only a name of the configured list counts as logged in: guests, unknown names and
+"no users configured" all give a read-only app.
 """
 
 from __future__ import annotations

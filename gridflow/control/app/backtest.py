@@ -4,8 +4,8 @@ The page edits a preset's account: its symbols and each strategy's parameters
 (:mod:`gridflow.control.app.params_form`). A replay of the preset with that account
 is launched with :meth:`GridflowClient.launch_replay` and polled through its
 :class:`~gridflow.control.client.ReplayJob`; when it ends, the run's report, equity
-curve, candles (from the run's own data file) and fills (journal readers) are loaded
-for the charts.
+curve, last events and strategy chart (:mod:`~gridflow.control.app.chart_data`: the
+run's own candle file, its config, the journal's fills and order tags) are loaded.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import param
 
 from gridflow.config import DEFAULT_CONFIG
 from gridflow.config.models import AccountConfig, DataFile
+from gridflow.control.app.chart_data import ChartData, build_chart
 from gridflow.control.app.params_form import (
     FieldSpec,
     InvalidParams,
@@ -31,11 +31,9 @@ from gridflow.control.app.params_form import (
     strategy_label,
 )
 from gridflow.control.client import GridflowClient, ReplayJob
-from gridflow.journal.store import read_fills, read_orders
-
 PRESETS_DIR = DEFAULT_CONFIG.parent / "presets"
-MAX_CHART_CANDLES = 720
-"""Candles in the chart: the last 720 of the window (30 days of 1h candles)."""
+EVENTS_SHOWN = 100
+"""Journal events of a finished run listed on the page (the last ones)."""
 
 
 def presets() -> dict[str, Path]:
@@ -60,16 +58,37 @@ def run_config(run: dict[str, Any]) -> dict[str, Any]:
 
 def data_files(cfg: dict[str, Any]) -> dict[str, str]:
     """Symbol -> candle file path of a run config (symbol from the name when unset)."""
+    return {sym: path for sym, (path, _tf) in candle_sources(cfg).items()}
+
+
+def candle_sources(cfg: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    """Symbol -> (candle file path, timeframe) of a run config; symbol and timeframe
+    from the file name when unset (None if the name does not say)."""
     from gridflow.data.candle_files import parse_candle_file_name
 
     out = {}
     for f in cfg.get("data", []):
         try:
-            sym = f.get("symbol") or parse_candle_file_name(f["path"])[1]
+            parsed = parse_candle_file_name(f["path"])
         except (KeyError, ValueError):
-            continue
-        out[sym] = f["path"]
+            parsed = None
+        sym = f.get("symbol") or (parsed[1] if parsed else None)
+        if sym and "path" in f:
+            out[sym] = (f["path"], f.get("timeframe") or (parsed[2] if parsed else None))
     return out
+
+
+def account_of(cfg: dict[str, Any], symbol: str) -> AccountConfig | None:
+    """The first account of a run config whose strategies trade ``symbol`` (None if
+    none does or the config does not validate)."""
+    for raw in cfg.get("accounts", []):
+        try:
+            acct = AccountConfig.model_validate(raw)
+        except ValueError:
+            continue
+        if acct.assignment([symbol]):
+            return acct
+    return None
 
 
 class BacktestState(param.Parameterized):
@@ -90,9 +109,12 @@ class BacktestState(param.Parameterized):
     error = param.String(default="", doc="Why launching or the replay failed.")
     report = param.Dict(default={}, doc="compute_report of the finished run.")
     equity = param.Dict(default={}, doc="client.equity of the finished run.")
+    events = param.List(default=[], doc=f"The run's last {EVENTS_SHOWN} journal events.")
     chart_symbol = param.Selector(default=None, objects=[], allow_None=True)
-    candles = param.Dict(default={}, doc="ts_ms (open times), open, high, low, close.")
-    marks = param.List(default=[], doc="Fills in the chart window: ts_ms, price, side, kind.")
+    chart = param.ClassSelector(class_=ChartData, default=None, allow_None=True,
+                                doc="The chart symbol's strategy chart (None: nothing "
+                                "to draw yet).")
+    chart_error = param.String(default="", doc="Why the chart could not be drawn.")
 
     def __init__(self, client: GridflowClient, **params: Any) -> None:
         super().__init__(**params)
@@ -173,8 +195,8 @@ class BacktestState(param.Parameterized):
             self.error, self.status = f"not started: {exc}", "failed"
             raise
         self.job = job
-        self.param.update(error="", report={}, equity={}, candles={}, marks=[],
-                          run_id=job.run_id, progress=0.0, status="running")
+        self.param.update(error="", report={}, equity={}, events=[], chart=None,
+                          chart_error="", run_id=job.run_id, progress=0.0, status="running")
         return job
 
     def poll(self) -> None:
@@ -221,6 +243,7 @@ class BacktestState(param.Parameterized):
         pick = "BTC/USDT" if "BTC/USDT" in syms else (syms[0] if syms else None)
         return {"run_id": run_id, "report": report or self.client.report(run_id),
                 "equity": self.client.equity(run_id), "config": cfg, "symbols": syms,
+                "events": self.client.events(run_id, limit=EVENTS_SHOWN),
                 "chart_symbol": pick, **self._chart(run_id, cfg, pick)}
 
     def _show(self, loaded: dict[str, Any]) -> None:
@@ -238,29 +261,25 @@ class BacktestState(param.Parameterized):
         self.param.update(**self._chart(self.run_id, self._config, self.chart_symbol))
 
     def _chart(self, run_id: str, cfg: dict[str, Any], sym: str | None) -> dict[str, Any]:
-        """Candles (the last :data:`MAX_CHART_CANDLES` of the window) and fill marks of
-        ``sym`` in run ``run_id`` (reads only)."""
+        """``chart`` (:func:`~gridflow.control.app.chart_data.build_chart`) of ``sym``
+        in run ``run_id`` over the run's whole window, and ``chart_error`` (reads
+        only; a chart that cannot be built says why instead of failing the page)."""
         from gridflow.data.candle_files import read_candle_file
+        from gridflow.journal.store import read_fills, read_orders
 
-        path = data_files(cfg).get(sym or "")
+        path, tf = candle_sources(cfg).get(sym or "", (None, None))
         if not run_id or path is None:
-            return {"candles": {}, "marks": []}
-        c = read_candle_file(path)
-        lo = cfg["start_ms"] if cfg.get("start_ms") is not None else -1
-        hi = cfg["end_ms"] if cfg.get("end_ms") is not None else 2**62
-        keep = np.flatnonzero((c["ts"] >= lo) & (c["ts"] < hi))[-MAX_CHART_CANDLES:]
-        candles = {"ts_ms": c["ts"][keep],
-                   **{k: c[k][keep] for k in ("open", "high", "low", "close")}}
-        if not keep.size:
-            return {"candles": candles, "marks": []}
-        t0, t1 = int(c["ts"][keep[0]]), int(c["ts"][keep[-1]])
-        url = self.client.db_url
-        tags = {o["client_order_id"]: o["tag"] for o in read_orders(url, run_id)}
-        step = int(np.median(np.diff(c["ts"][keep]))) if keep.size > 1 else 0
-        marks = [
-            {"ts_ms": f["ts_ms"], "price": f["price"], "side": f["side"],
-             "kind": "entry" if tags.get(f["client_order_id"], "").startswith("L") else "exit"}
-            for f in read_fills(url, run_id)
-            if f["symbol"] == sym and f["amount"] > 0 and t0 <= f["ts_ms"] <= t1 + step
-        ]
-        return {"candles": candles, "marks": marks}
+            return {"chart": None, "chart_error": ""}
+        try:
+            url = self.client.db_url
+            tags = {o["client_order_id"]: o["tag"] for o in read_orders(url, run_id)}
+            market = (cfg.get("markets") or {}).get(sym) or {}
+            chart = build_chart(account_of(cfg, sym), sym, read_candle_file(path),
+                                cfg.get("start_ms"), cfg.get("end_ms"),
+                                read_fills(url, run_id), tags, timeframe=tf,
+                                warmup=int(cfg.get("warmup_candles") or 0),
+                                price_tick=float(market.get("price_tick") or 0.0))
+        except Exception as exc:  # noqa: BLE001 - a bad file or config: say why
+            return {"chart": None, "chart_error": f"{sym}: {type(exc).__name__}: {exc}"}
+        error = "" if chart is not None else f"{sym}: no candle in the run's window"
+        return {"chart": chart, "chart_error": error}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import sys
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -20,8 +22,36 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="interface to listen on (default: this machine only)")
     p.add_argument("--origin", action="append", metavar="HOST:PORT",
                    help="allowed websocket origin, repeatable (default: the address)")
+    p.add_argument("--ssl-certfile", metavar="PEM",
+                   help="serve HTTPS with this certificate (chain); needs --ssl-keyfile")
+    p.add_argument("--ssl-keyfile", metavar="PEM", help="private key of --ssl-certfile")
     p.add_argument("--show", action="store_true", help="open a browser tab")
     return p
+
+
+def tls_options(certfile: str | None, keyfile: str | None) -> dict[str, str]:
+    """``ssl_certfile``/``ssl_keyfile`` for :func:`~gridflow.control.app.app.serve`
+    (empty without TLS).
+
+    Raises
+    ------
+    ValueError
+        When only one of the two is given, a file does not exist or they are not a PEM
+        certificate (chain) and its private key.
+    """
+    if not certfile and not keyfile:
+        return {}
+    if not (certfile and keyfile):
+        raise ValueError("--ssl-certfile and --ssl-keyfile go together")
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not os.path.isfile(path):
+            raise ValueError(f"{flag}: no such file: {path}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        raise ValueError(f"--ssl-certfile/--ssl-keyfile: not a PEM certificate and its key "
+                         f"({exc})") from None
+    return {"ssl_certfile": certfile, "ssl_keyfile": keyfile}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,12 +60,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.db:
         print("gridflow app: error: --db or GRIDFLOW_DB_URL is required", file=sys.stderr)
         return 2
+    try:
+        extra: dict[str, Any] = dict(tls_options(args.ssl_certfile, args.ssl_keyfile))
+    except ValueError as exc:
+        print(f"gridflow app: error: {exc}", file=sys.stderr)
+        return 2
     from gridflow.control.app.app import serve
 
-    extra = {"websocket_origin": args.origin} if args.origin else {}
+    if args.origin:
+        extra["websocket_origin"] = args.origin
     try:
         serve(args.db, port=args.port, address=args.address, show=args.show, **extra)
-    except ValueError as exc:  # malformed GRIDFLOW_APP_USERS: the message has no password
+    except (ValueError, OSError) as exc:  # malformed GRIDFLOW_APP_USERS (the message has no
+        # password), port in use
         print(f"gridflow app: error: {exc}", file=sys.stderr)
         return 2
     return 0

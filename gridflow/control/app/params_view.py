@@ -68,12 +68,13 @@ def params_error_md(text: str) -> str:
 
 
 def params_panel(bt: BacktestState) -> pn.Column:
-    """Symbols beside the strategies' parameters, then any validation error."""
+    """Symbols beside the strategies' parameters (below them on a narrow screen), then
+    any validation error."""
     return pn.Column(
-        pn.Row(symbols_widget(bt),
-               pn.panel(pn.bind(strategy_forms, bt, bt.param.strategy_forms),
-                        sizing_mode="stretch_width"),
-               sizing_mode="stretch_width"),
+        pn.FlexBox(symbols_widget(bt),
+                   pn.panel(pn.bind(strategy_forms, bt, bt.param.strategy_forms),
+                            sizing_mode="stretch_width", styles={"flex": "1 1 280px"}),
+                   flex_wrap="wrap", sizing_mode="stretch_width"),
         pn.pane.Markdown(pn.bind(params_error_md, bt.param.params_error),
                          css_classes=["gf-params-error"]),
         sizing_mode="stretch_width",

@@ -8,12 +8,15 @@ engine state. The Backtest page has its own store, :attr:`ControlState.backtest`
 second).
 
 Commands wait for the engine's acknowledgement on a worker thread, so a slow or absent
-engine never blocks the server; :meth:`refresh` collects the answer into
-:attr:`ControlState.last_ack`.
+engine never blocks the server; :meth:`ControlState.collect_ack` (called by
+:meth:`refresh`, and at once when the app set :attr:`ControlState.ack_listener`) puts
+the answer into :attr:`ControlState.last_ack`. One command is in flight at a time: a
+repeated click on the same action while it waits (a double click) issues nothing.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,7 +76,8 @@ class ControlState(param.Parameterized):
     message = param.String(default="", doc="Last refusal or failed action, for the user.")
     refresh_error = param.String(default="", doc="Why the last poll failed ('' if it worked).")
     pending = param.String(default="", doc="Command waiting for its acknowledgement.")
-    last_ack = param.Dict(default={}, doc="action, account, status, reason, command_id.")
+    last_ack = param.Dict(default={}, doc="action, account, request_id, status, reason, "
+                          "command_id, ts_ms (engine time).")
 
     compare_runs = param.ListSelector(default=[], objects=[])
     compare_reports = param.List(default=[])
@@ -89,6 +93,9 @@ class ControlState(param.Parameterized):
         self.backtest = BacktestState(self.client)
         self._equity_key: tuple | None = None
         self._equity_stale = False
+        self.ack_listener: Callable[[], None] | None = None
+        """Called from the command's worker thread when its wait ends (the app
+        schedules :meth:`collect_ack` on the session's event loop)."""
 
     # ---- authorization -----------------------------------------------------------------
     @property
@@ -153,7 +160,7 @@ class ControlState(param.Parameterized):
     def apply(self, snap: Snapshot) -> None:
         """Show a :meth:`fetch` result: set only the parameters whose value changed, so
         an idle poll re-renders nothing."""
-        self._collect_ack()
+        self.collect_ack()
         self.backtest.apply(snap.backtest)
         if snap.runs is None:
             self.refresh_error = snap.error
@@ -210,7 +217,11 @@ class ControlState(param.Parameterized):
         return self._command("resume", lambda c, a, t: c.resume(a, symbol, t))
 
     def _command(self, action: str, call: Callable[..., dict[str, Any]]) -> Future:
-        """Issue a command on a worker thread; :meth:`refresh` collects the ack.
+        """Issue a command on a worker thread; :meth:`collect_ack` shows the ack.
+
+        Idempotent while it waits: the same action on the same account again (a double
+        click, a resent click) returns the command in flight and issues nothing. Each
+        issued command gets a ``request_id`` (uuid4, in :attr:`last_ack`).
 
         Raises
         ------
@@ -224,25 +235,40 @@ class ControlState(param.Parameterized):
         if not account:
             self.message = f"{action}: no account selected"
             raise RuntimeError(self.message)
-        if self._future is not None and not self._future.done():
+        if self._future is not None:  # in flight, or answered but not shown yet
+            if (self._future_of.get("action"), self._future_of.get("account")) == (action,
+                                                                                   account):
+                return self._future
             self.message = f"{action}: wait for the acknowledgement of {self.pending}"
             raise RuntimeError(self.message)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="gridflow-app-cmd")
         self.message = ""
-        self.pending = f"{action} ({account})"
+        self._future_of = {"action": action, "account": account,
+                           "request_id": uuid.uuid4().hex}
         self.last_ack = {}
+        self.pending = f"{action} ({account})"
         self._future = self._executor.submit(call, self.client, account, self.ack_timeout_s)
-        self._future_of = {"action": action, "account": account}
+        self._future.add_done_callback(self._answered)
         return self._future
 
-    def _collect_ack(self) -> None:
+    def _answered(self, _fut: Future) -> None:
+        listener = self.ack_listener
+        if listener is not None:
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - a closed session: the poll shows it
+                pass
+
+    def collect_ack(self) -> None:
+        """Show the engine's answer to the command in flight, once it came (event
+        loop only: it sets parameters the page shows)."""
         fut = self._future
         if fut is None or not fut.done():
             return
         self._future = None
         info = dict(self._future_of)
-        exc = fut.exception()
+        exc = fut.exception() if not fut.cancelled() else RuntimeError("cancelled")
         if exc is None:
             ack = fut.result()
             info.update(status=ack["status"], reason=ack["reason"],

@@ -3,72 +3,67 @@
 Views format and lay out; every decision (who may act, what to poll, which command to
 send) lives in the state. Action buttons are disabled in a read-only session, and the
 state refuses the action anyway if a click reaches it.
+
+Layout: every row of controls is a wrapping :class:`panel.FlexBox` and every pane
+stretches to the width, so the pages work from a 390 px phone to a desktop; wide
+tables scroll sideways inside their own box. A chart with nothing to draw yet is
+replaced by a sentence saying what would fill it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
 
 from gridflow.control.app import charts
+from gridflow.control.app.formatting import event_rows, fmt, iso, num
 from gridflow.control.app.params_form import InvalidParams
 from gridflow.control.app.params_view import params_panel
 from gridflow.control.app.state import ControlState
 
+__all__ = ["READ_ONLY_NOTE", "backtest_page", "compare_page", "fmt", "iso", "live_page"]
+
 READ_ONLY_NOTE = "Read-only: log in to reset kill switches, pause, resume or launch backtests."
-
-
-def iso(ts_ms: Any) -> str:
-    """``YYYY-MM-DD HH:MM`` UTC of a ms timestamp ("" for None)."""
-    if ts_ms is None:
-        return ""
-    return datetime.fromtimestamp(int(ts_ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def fmt(v: Any) -> str:
-    """A cell: floats to 6 significant digits, grid levels compact, the rest as text."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:,.6g}"
-    if isinstance(v, list) and all(isinstance(x, dict) and "price" in x for x in v):
-        return " ".join(("●" if x.get("filled") else "○") + fmt(x.get("price")) for x in v)
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True, default=str)
-    return str(v)
+NO_EQUITY = "No equity yet — run a backtest or start a flow."
+NO_BACKTEST_EQUITY = "No equity yet — pick a preset, its symbols and a window, then run a backtest."
+NO_CHART = "No chart yet — the candles, grid levels, entries and exits of a finished backtest show here."
+SCROLL_X = {"overflow-x": "auto"}
+"""Style of a wide table's box: it scrolls sideways instead of widening the page."""
+POSITION_KEYS = ("side", "strategy", "amount", "avg_entry", "take_profit", "stop", "levels",
+                 "last_close", "entries", "paused")
 
 
 def positions_frame(status: dict[str, Any]) -> pd.DataFrame:
-    """One row per symbol, one column per key found (whatever the engine reports)."""
+    """One row per symbol: side, strategy, amount, average entry, take profit, stop,
+    levels (``○`` resting, ``●`` filled), last close, entries, paused; any other key the
+    engine reports after them."""
     pos = status.get("positions") or {}
-    rows = [{"symbol": s, **{k: fmt(v) for k, v in (p if isinstance(p, dict) else
-                                                    {"value": p}).items()}}
-            for s, p in sorted(pos.items())]
+    rows = []
+    for sym, p in sorted(pos.items()):
+        p = p if isinstance(p, dict) else {"value": p}
+        keys = [k for k in POSITION_KEYS if k in p] + [k for k in p if k not in POSITION_KEYS]
+        rows.append({"symbol": sym, **{k.replace("_", " "): fmt(p[k]) for k in keys}})
     return pd.DataFrame(rows or [{"symbol": "no positions reported"}])
 
 
-def events_frame(status: dict[str, Any]) -> pd.DataFrame:
-    """The account's last journal events, newest first."""
-    rows = [{"time": iso(e.get("ts_ms")), "kind": e.get("kind", ""), "reason": e.get("reason", ""),
-             "symbol": e.get("symbol", ""), "detail": fmt(e.get("detail") or {})}
-            for e in reversed(status.get("last_events") or [])]
-    return pd.DataFrame(rows or [{"kind": "no events"}])
+def events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
+    """Journal events, newest first: UTC time, kind, symbol and one sentence each
+    (:func:`~gridflow.control.app.formatting.event_line`)."""
+    return pd.DataFrame(event_rows(events) or [{"time": "", "event": "no events yet"}])
 
 
 def summary_md(status: dict[str, Any]) -> str:
     if not status:
         return "No engine summary yet for this run and account."
     keys = ("equity", "cash", "realized_pnl", "fees_paid", "initial_capital")
-    nums = " · ".join(f"{k}: **{fmt(float(status[k]))}**" for k in keys if k in status)
+    nums = " · ".join(f"{k.replace('_', ' ')}: **{num(float(status[k]))}**"
+                      for k in keys if k in status)
     flags = []
     if status.get("paused"):
         flags.append("**PAUSED** (no new entries)")
@@ -99,9 +94,13 @@ def ack_md(pending: str, ack: dict[str, Any], message: str) -> str:
     if pending:
         out.append(f"Waiting for the engine to acknowledge **{pending}** …")
     elif ack:
-        out.append(f"**{escape(ack['action'])}** ({escape(ack['account'])}): "
-                   f"**{escape(ack['status'])}** — {escape(str(ack.get('reason', '')))}"
-                   + (f" (command {ack['command_id']})" if ack.get("command_id") else ""))
+        head = (f"**{escape(ack['action'])}** ({escape(ack['account'])}): "
+                f"**{escape(ack['status'])}**")
+        if ack["status"] == "applied":
+            head += f" by the engine at {iso(ack.get('ts_ms'))} UTC (event time)"
+        else:
+            head += f" — {escape(str(ack.get('reason', '')))}"
+        out.append(head + (f" · command {ack['command_id']}" if ack.get("command_id") else ""))
     if message:
         out.append(warning(message))
     return "\n\n".join(out)
@@ -123,53 +122,94 @@ def _clicked(state: ControlState, action: Callable[[], Any]) -> Callable[[Any], 
     return on_click
 
 
-def _button(state: ControlState, name: str, kind: str, action: Callable[[], Any]) -> pn.widgets.Button:
+def _button(state: ControlState, name: str, kind: str, action: Callable[[], Any],
+            css: str, command: bool = True) -> pn.widgets.Button:
+    """An action button; a ``command`` button is also disabled while a command waits
+    for its acknowledgement (the state ignores a repeated click anyway)."""
     b = pn.widgets.Button(name=name, button_type=kind, disabled=not state.can_act,
-                          width=170)
+                          width=170, css_classes=[css])
     b.on_click(_clicked(state, action))
+    if command and state.can_act:
+        state.param.watch(lambda e: setattr(b, "disabled", bool(e.new)), "pending")
     return b
 
 
-def equity_panes(owner: Any, name: str, title: str, css: str) -> pn.Column:
+def controls(*objects: Any, css: str = "") -> pn.FlexBox:
+    """A row of controls that wraps onto the next line on a narrow screen."""
+    return pn.FlexBox(*objects, flex_wrap="wrap", align_items="flex-end",
+                      css_classes=[css] if css else [], sizing_mode="stretch_width")
+
+
+def has_curve(eq: dict[str, Any]) -> bool:
+    """True when an equity dict holds at least one snapshot."""
+    return bool(len(np.asarray((eq or {}).get("ts_ms", []))))
+
+
+def placeholder(text: str, visible: Any, css: str) -> pn.pane.Markdown:
+    """The sentence shown instead of an empty chart."""
+    return pn.pane.Markdown(f"*{escape(text)}*", visible=visible, css_classes=[css],
+                            sizing_mode="stretch_width",
+                            styles={"color": "#555", "border": "1px dashed #bbb",
+                                    "border-radius": "6px", "padding": "0 12px"})
+
+
+def equity_panes(owner: Any, name: str, title: str, css: str, empty: str = NO_EQUITY
+                 ) -> pn.Column:
     """Equity over drawdown, two charts of the ``equity``-shaped parameter ``name`` of
-    ``owner``. A new value is streamed into the existing plots (a data patch, not a new
-    figure), so a running flow's curve costs little on the server's event loop."""
+    ``owner``, or the sentence ``empty`` while it has no snapshot (no 1970 axes). A new
+    value is streamed into the existing plots (a data patch, not a new figure), so a
+    running flow's curve costs little on the server's event loop."""
     pipe = hv.streams.Pipe(data=getattr(owner, name))
     owner.param.watch(lambda event: pipe.send(event.new), name)
     equity = hv.DynamicMap(lambda data: charts.equity_chart(data, title), streams=[pipe])
     drawdown = hv.DynamicMap(lambda data: charts.drawdown_chart(data), streams=[pipe])
+    shown = pn.bind(has_curve, owner.param[name])
     return pn.Column(
-        pn.pane.HoloViews(equity, linked_axes=False, sizing_mode="stretch_width"),
-        pn.pane.HoloViews(drawdown, linked_axes=False, sizing_mode="stretch_width"),
+        placeholder(empty, pn.bind(lambda s: not s, shown), "gf-placeholder"),
+        pn.Column(  # visibility on the column: a HoloViews pane's own breaks on change
+            pn.pane.HoloViews(equity, linked_axes=False, sizing_mode="stretch_width"),
+            pn.pane.HoloViews(drawdown, linked_axes=False, sizing_mode="stretch_width"),
+            visible=shown, sizing_mode="stretch_width"),
         css_classes=[css], sizing_mode="stretch_width",
     )
 
 
+def table(frame: Any, css: str, **opts: Any) -> pn.pane.DataFrame:
+    """A table pane (no index) that scrolls sideways inside its box on a narrow screen."""
+    return pn.pane.DataFrame(frame, index=False, sizing_mode="stretch_width", justify="left",
+                             css_classes=[css], styles=SCROLL_X, text_align="start", **opts)
+
+
 def live_page(state: ControlState) -> pn.viewable.Viewable:
     """Account picker, summary, kill switch + reset, pause/resume, equity, positions, events."""
-    pickers = pn.Row(pn.widgets.Select.from_param(state.param.account, name="Account"),
-                     pn.widgets.Select.from_param(state.param.run_id, name="Run"))
-    buttons = pn.Row(
-        _button(state, "Reset kill switch", "danger", state.reset_kill_switch),
-        _button(state, "Pause", "warning", state.pause),
-        _button(state, "Resume", "success", state.resume),
+    pickers = controls(
+        pn.widgets.Select.from_param(state.param.account, name="Account", width=200,
+                                     css_classes=["gf-account"]),
+        pn.widgets.Select.from_param(state.param.run_id, name="Run", width=260,
+                                     css_classes=["gf-run"]))
+    buttons = controls(
+        _button(state, "Reset kill switch", "danger", state.reset_kill_switch, "gf-reset"),
+        _button(state, "Pause", "warning", state.pause, "gf-pause"),
+        _button(state, "Resume", "success", state.resume, "gf-resume"),
     )
     return pn.Column(
         pickers,
-        pn.pane.Markdown(pn.bind(summary_md, state.param.status), css_classes=["gf-summary"]),
-        pn.pane.Markdown(pn.bind(warning, state.param.refresh_error)),
+        pn.pane.Markdown(pn.bind(summary_md, state.param.status), css_classes=["gf-summary"],
+                         sizing_mode="stretch_width"),
+        pn.pane.Markdown(pn.bind(warning, state.param.refresh_error),
+                         visible=pn.bind(bool, state.param.refresh_error)),
         pn.pane.Markdown(pn.bind(kill_switch_md, state.param.status),
-                         css_classes=["gf-kill-switch"]),
+                         css_classes=["gf-kill-switch"], sizing_mode="stretch_width"),
         buttons,
         pn.pane.Markdown(pn.bind(ack_md, state.param.pending, state.param.last_ack,
-                                 state.param.message), css_classes=["gf-ack"]),
+                                 state.param.message), css_classes=["gf-ack"],
+                         sizing_mode="stretch_width"),
         equity_panes(state, "equity", "Equity", "gf-equity"),
         "### Positions and grids",
-        pn.pane.DataFrame(pn.bind(positions_frame, state.param.status), index=False,
-                          sizing_mode="stretch_width", css_classes=["gf-positions"]),
+        table(pn.bind(positions_frame, state.param.status), "gf-positions"),
         "### Events",
-        pn.pane.DataFrame(pn.bind(events_frame, state.param.status), index=False,
-                          sizing_mode="stretch_width", max_height=420, text_align="start"),
+        table(pn.bind(lambda st: events_frame(st.get("last_events") or []), state.param.status),
+              "gf-events", max_height=420),
         sizing_mode="stretch_width",
     )
 
@@ -191,33 +231,78 @@ def job_md(status: str, run_id: str, progress: float, error: str) -> str:
     return text + (f"\n\n```\n{error.replace('`', chr(39))}\n```" if error else "")
 
 
+def chart_caption(chart: Any) -> str:
+    """What the strategy chart shows, in words (its legend, for people and tests)."""
+    bars = (f"{chart.candles:,} candles" + (f", {chart.per_bar} per bar" if chart.per_bar > 1
+                                            else ""))
+    shown = []
+    if chart.levels.size:
+        shown.append(f"grid levels L0–L{chart.levels.shape[1] - 1}")
+    shown += [name for name, v in (("take profit", chart.take_profit), ("stop", chart.stop))
+              if np.isfinite(v).any()]
+    n_in = sum(m["kind"] == "entry" for m in chart.marks)
+    shown += [f"{n_in} entries", f"{len(chart.marks) - n_in} exits", *chart.overlays,
+              *(f"{k} (panel)" for k in dict.fromkeys(k.split(".")[0] for k in chart.panels))]
+    head = f"**{escape(chart.symbol)}**" + (f" · {escape(chart.strategy)}" if chart.strategy
+                                            else "")
+    return f"{head} · {bars} · " + " · ".join(escape(x) for x in shown)
+
+
+def chart_view(chart: Any, error: str) -> pn.viewable.Viewable:
+    """The strategy chart of the picked symbol, or a sentence saying why there is none."""
+    if chart is None:
+        return placeholder(f"{error} — no chart." if error else NO_CHART, True,
+                           "gf-chart-placeholder")
+    price, *panels = charts.strategy_chart(chart)
+    return pn.Column(
+        pn.pane.Markdown(chart_caption(chart), css_classes=["gf-chart-caption"],
+                         sizing_mode="stretch_width"),
+        pn.pane.HoloViews(price, sizing_mode="stretch_width", css_classes=["gf-candles"],
+                          linked_axes=True),
+        *(pn.pane.HoloViews(p, sizing_mode="stretch_width", css_classes=["gf-panel"],
+                            linked_axes=True) for p in panels),
+        sizing_mode="stretch_width")
+
+
 def backtest_page(state: ControlState) -> pn.viewable.Viewable:
-    """Preset, window, symbols and parameters, run, progress, then metrics, equity and
-    a candle chart."""
+    """Preset, window, symbols and parameters, run, progress, then metrics, equity, the
+    strategy chart (candles, levels, take profit, stop, entries, exits, indicators) and
+    the run's last events."""
     bt = state.backtest
-    run = _button(state, "Run backtest", "primary", state.launch_backtest)
+    run = _button(state, "Run backtest", "primary", state.launch_backtest, "gf-run-backtest",
+                  command=False)
+    done = pn.bind(lambda r: bool(r), bt.param.report)
     results = pn.Column(
         pn.pane.DataFrame(pn.bind(metrics_frame, bt.param.report), index=False,
-                          css_classes=["gf-metrics"], width=420),
-        equity_panes(bt, "equity", "Backtest equity", "gf-bt-equity"),
-        pn.widgets.Select.from_param(bt.param.chart_symbol, name="Chart symbol", width=200),
-        pn.pane.HoloViews(pn.bind(charts.candle_chart, bt.param.candles, bt.param.marks,
-                                  bt.param.chart_symbol),
-                          sizing_mode="stretch_width", css_classes=["gf-candles"], linked_axes=False),
+                          css_classes=["gf-metrics"], sizing_mode="stretch_width",
+                          max_width=460, styles=SCROLL_X, visible=done),
+        equity_panes(bt, "equity", "Backtest equity", "gf-bt-equity", NO_BACKTEST_EQUITY),
+        pn.widgets.Select.from_param(bt.param.chart_symbol, name="Chart symbol", width=200,
+                                     css_classes=["gf-chart-symbol"], visible=done),
+        pn.panel(pn.bind(chart_view, bt.param.chart, bt.param.chart_error),
+                 sizing_mode="stretch_width"),
+        pn.pane.Markdown("### Events of the run", visible=done),
+        table(pn.bind(events_frame, bt.param.events), "gf-bt-events", max_height=420,
+              visible=done),
         sizing_mode="stretch_width",
     )
     return pn.Column(
-        pn.Row(pn.widgets.Select.from_param(bt.param.preset, name="Preset"),
-               pn.widgets.DatePicker.from_param(bt.param.start_date, name="Start (UTC)"),
-               pn.widgets.DatePicker.from_param(bt.param.end_date, name="End (UTC)"),
-               run),
+        controls(pn.widgets.Select.from_param(bt.param.preset, name="Preset", width=200,
+                                              css_classes=["gf-preset"]),
+                 pn.widgets.DatePicker.from_param(bt.param.start_date, name="Start (UTC)",
+                                                  width=150, css_classes=["gf-start"]),
+                 pn.widgets.DatePicker.from_param(bt.param.end_date, name="End (UTC)",
+                                                  width=150, css_classes=["gf-end"]),
+                 run),
         params_panel(bt),
         pn.indicators.Progress(value=pn.bind(lambda p: round(p * 100), bt.param.progress),
                                max=100, sizing_mode="stretch_width", css_classes=["gf-progress"],
                                visible=pn.bind(lambda s: s != "idle", bt.param.status)),
         pn.pane.Markdown(pn.bind(job_md, bt.param.status, bt.param.run_id, bt.param.progress,
-                                 bt.param.error), css_classes=["gf-job"]),
-        pn.pane.Markdown(pn.bind(warning, state.param.message)),
+                                 bt.param.error), css_classes=["gf-job"],
+                         sizing_mode="stretch_width"),
+        pn.pane.Markdown(pn.bind(warning, state.param.message),
+                         visible=pn.bind(bool, state.param.message)),
         results,
         sizing_mode="stretch_width",
     )
@@ -234,11 +319,16 @@ def compare_frame(reports: list[dict[str, Any]]) -> pd.DataFrame:
 
 def compare_page(state: ControlState) -> pn.viewable.Viewable:
     """Pick runs; their metrics side by side and their equity curves overlaid."""
+    picked = pn.bind(lambda curves: any(has_curve(c) for c in curves.values()),
+                     state.param.compare_curves)
     return pn.Column(
-        pn.widgets.MultiChoice.from_param(state.param.compare_runs, name="Runs"),
-        pn.pane.DataFrame(pn.bind(compare_frame, state.param.compare_reports), index=False,
-                          css_classes=["gf-compare"], sizing_mode="stretch_width"),
-        pn.pane.HoloViews(pn.bind(charts.compare_chart, state.param.compare_curves),
-                          sizing_mode="stretch_width", linked_axes=False),
+        pn.widgets.MultiChoice.from_param(state.param.compare_runs, name="Runs",
+                                          sizing_mode="stretch_width", max_width=640),
+        table(pn.bind(compare_frame, state.param.compare_reports), "gf-compare"),
+        placeholder("No curves yet — pick runs to compare their equity.",
+                    pn.bind(lambda p: not p, picked), "gf-placeholder"),
+        pn.Column(pn.pane.HoloViews(pn.bind(charts.compare_chart, state.param.compare_curves),
+                                    sizing_mode="stretch_width", linked_axes=False),
+                  visible=picked, sizing_mode="stretch_width"),
         sizing_mode="stretch_width",
     )
