@@ -36,7 +36,10 @@ def _data_arg(text: str) -> DataFile:
     parts = text.split("@")
     if len(parts) > 3:
         raise argparse.ArgumentTypeError(f"--data takes FILE[@SYMBOL[@TIMEFRAME]], got {text!r}")
-    path = str(Path(parts[0]).expanduser().resolve())
+    try:
+        path = str(Path(parts[0]).expanduser().resolve())
+    except RuntimeError as exc:  # "~nosuchuser/...": no such home folder
+        raise argparse.ArgumentTypeError(f"{parts[0]!r}: {exc}") from None
     return DataFile(
         path=path,
         symbol=parts[1] if len(parts) > 1 and parts[1] else None,

@@ -168,6 +168,7 @@ def _table(tmp: Path) -> list[tuple[list[str], str]]:
           "--name", "run-a"], r"NAME_TAKEN.*id of another run"),
         (["sweep", "--strategy", "grid_atr", "--name", " "], r"--name: BAD_NAME"),
         (["wfo", "--strategy", "grid_atr", "--name", "a\nb"], r"--name: BAD_NAME"),
+        (["replay", "--db", db, "--data", "~nosuchuser-gf/x.csv"], r"--data: .*nosuchuser-gf"),
     ]
 
 
