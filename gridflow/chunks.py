@@ -135,6 +135,10 @@ class ExchangeUpdate:
         Config symbol to the exchange's mark price (quote) at ``server_ms``: the live
         engine marks the account to market with it between candle closes; None when
         not fetched.
+    streams : list[dict]
+        Changes of the account's websocket streams since the previous update, each
+        ``{"stream": "account" | "marks", "status": "stale" | "restored", "reason":
+        "DISCONNECTED" | "SILENT" | "MISSED_FILLS" | "CAUGHT_UP", "detail": str}``.
     """
 
     account: str
@@ -147,6 +151,7 @@ class ExchangeUpdate:
     marks: dict | None = None
     equity: float | None = None
     funding: list = field(default_factory=list)
+    streams: list = field(default_factory=list)
 
 
 @dataclass(slots=True)

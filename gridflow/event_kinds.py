@@ -48,6 +48,8 @@ class EventKind(StrEnum):
     KILL_SWITCH_RESTORED = "kill_switch_restored"
     POSITION_ADOPTED = "position_adopted"
     EXCHANGE_ERROR = "exchange_error"
+    STREAM_STALE = "stream_stale"  # a websocket stream is not trusted: REST meanwhile
+    STREAM_RESTORED = "stream_restored"  # caught up by REST, the stream is trusted again
     ORPHAN_FILL = "orphan_fill"
     FILL_INCONSISTENT = "fill_inconsistent"
     SLIPPAGE = "slippage"
@@ -131,6 +133,10 @@ class Reason(StrEnum):
     LIVE = "LIVE"  # engine_started
     EXCHANGE_POSITION = "EXCHANGE_POSITION"  # position_adopted
     POLL_FAILED = "POLL_FAILED"  # exchange_error
+    DISCONNECTED = "DISCONNECTED"  # stream_stale: the connection failed or was reset
+    SILENT = "SILENT"  # stream_stale: no message for longer than live.streams.stale_s
+    MISSED_FILLS = "MISSED_FILLS"  # stream_stale: REST found fills the stream never sent
+    CAUGHT_UP = "CAUGHT_UP"  # stream_restored
     UNKNOWN_ORDER = "UNKNOWN_ORDER"  # orphan_fill
     ENTRY_AGAINST_POSITION = "ENTRY_AGAINST_POSITION"  # fill_inconsistent
     EXIT_WITHOUT_POSITION = "EXIT_WITHOUT_POSITION"  # fill_inconsistent

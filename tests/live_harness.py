@@ -24,8 +24,15 @@ KEY, SECRET = "AKIA-GRIDFLOW-TEST-KEY", "SUPER-SECRET-VALUE-7f3a9c"
 MARKETS = {"BTC/USDT": {"price_tick": 0.1, "amount_step": 0.001, "min_amount": 0.001,
                         "min_notional": 5.0},
            "ETH/USDT": {"price_tick": 0.01, "amount_step": 0.001, "min_amount": 0.001,
+                        "min_notional": 5.0},
+           "SOL/USDT": {"price_tick": 0.01, "amount_step": 1.0, "min_amount": 1.0,
+                        "min_notional": 5.0},
+           "XRP/USDT": {"price_tick": 0.0001, "amount_step": 0.1, "min_amount": 0.1,
+                        "min_notional": 5.0},
+           "ADA/USDT": {"price_tick": 0.0001, "amount_step": 1.0, "min_amount": 1.0,
                         "min_notional": 5.0}}
-FILES = {"BTC/USDT": "binance_BTC_USDT_1h.csv.gz", "ETH/USDT": "binance_ETH_USDT_1h.csv.gz"}
+"""Binance USDⓈ-M filters of the bundled symbols."""
+FILES = {s: f"binance_{s.replace('/', '_')}_1h.csv.gz" for s in MARKETS}
 
 
 def candles(symbol: str) -> np.ndarray:
@@ -50,6 +57,9 @@ def start_exchange(start_ms: int, faults=None, symbols=("BTC/USDT", "ETH/USDT"),
     return fx
 
 
+STREAMING: dict[Path, bool] = {}
+"""Journal path -> whether its flow was configured with websocket streams."""
+
 GRID = {"sma_period": 24, "atr_period": 14, "levels": 3, "atr_start": 0.5, "atr_step": 0.75,
         "sl_pct": 0.04}
 
@@ -57,9 +67,14 @@ GRID = {"sma_period": 24, "atr_period": 14, "levels": 3, "atr_start": 0.5, "atr_
 def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
                       warmup: int = 48, extra: str = "", symbols=("BTC/USDT", "ETH/USDT"),
                       run_id: str = "live-test", strategy: dict | None = None,
-                      risk: dict | None = None, leverage: float = 1.0) -> Path:
+                      risk: dict | None = None, leverage: float = 1.0,
+                      streams: str = "websocket", stream_opts: dict | None = None,
+                      timeout_ms: int = 1500) -> Path:
     """A live (or paper) preset trading a grid_atr (:data:`GRID`, updated with
-    ``strategy``) on ``symbols`` at ``fx``; ``risk`` adds ``[accounts.risk]`` fields."""
+    ``strategy``) on ``symbols`` at ``fx``; ``risk`` adds ``[accounts.risk]`` fields;
+    ``streams``: ``"websocket"`` (the exchange's streams, REST reconciliation every
+    ``stream_opts["reconcile_s"]``) or ``"poll"`` for both the candles and the account."""
+    STREAMING[Path(db)] = streams == "websocket"
     grid = "".join(f"{k} = {v!r}\n" for k, v in {**GRID, **(strategy or {})}.items())
     limits = "".join(f"{k} = {v!r}\n" for k, v in {"max_margin_ratio": 0.9,
                                                      **(risk or {})}.items())
@@ -69,6 +84,11 @@ def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
                  f'{MARKETS[s]["min_amount"]}\nmin_notional = {MARKETS[s]["min_notional"]}\n'
                  for s in symbols)
     sy = ", ".join(f'"{s}"' for s in symbols)
+    opts = {"candles": streams, "account": streams, "reconcile_s": 1.0, "stale_s": 10.0,
+            "fill_lag_s": 2.0, "reconnect_max_s": 0.5, **(stream_opts or {})}
+    st = "".join(f"{k} = {v!r}\n" for k, v in opts.items()).replace("'", '"')
+    ws = ", ".join(f'{k} = "{v}"' for k, v in fx.ccxt_ws_urls().items()) \
+        if streams == "websocket" else ""
     path.write_text(f"""
 db_url = "sqlite:///{db}"
 run_id = "{run_id}"
@@ -95,14 +115,16 @@ warmup_candles = {warmup}
 candle_poll_s = 0.05
 exchange_poll_s = 0.05
 end_ms = {end_ms}
-[live.retry]
+[live.streams]
+{st}[live.retry]
 base_delay_s = 0.01
 max_delay_s = 0.1
 [live.exchange]
 id = "binanceusdm"
-timeout_ms = 1500
+timeout_ms = {timeout_ms}
 rate_limit_ms = 0
 urls = {{ {urls} }}
+ws_urls = {{ {ws} }}
 """)
     return path
 
@@ -193,9 +215,12 @@ def settle(db: Path, run_id: str, last_open_ms: int, proc: LiveProcess | None = 
     if fx is None:
         return
     t_end = time.monotonic() + timeout
+    streaming = STREAMING.get(Path(db), False)
     while proc is None or proc.alive():
         traded = len(fx.trades())
-        marks = _mark_polls(fx) + 3  # the one in flight, then two whole cycles
+        # polling: the one in flight, then two whole cycles; streaming: fills come as
+        # they happen, the REST reconciliation runs on its own clock
+        marks = _mark_polls(fx) + (0 if streaming else 3)
         while _mark_polls(fx) < marks and time.monotonic() < t_end:
             if proc is not None and not proc.alive():
                 return

@@ -51,6 +51,9 @@ class ExchangeConfig(_Model):
         rate limiter itself is always on.
     options : dict
         Extra ccxt ``options``.
+    ws_urls : dict[str, str]
+        Overrides of ccxt.pro's ``urls["api"]["ws"]`` entries, e.g. ``{"linear":
+        "ws://127.0.0.1:9001/ws"}`` (the local test exchange).
     """
 
     id: str = "binanceusdm"
@@ -61,6 +64,45 @@ class ExchangeConfig(_Model):
     timeout_ms: int = Field(10_000, ge=100, le=120_000)
     rate_limit_ms: int | None = Field(None, ge=0, le=60_000)
     options: dict[str, Any] = Field(default_factory=dict)
+    ws_urls: dict[str, str] = Field(default_factory=dict)
+
+
+class StreamsConfig(_Model):
+    """Where the live flow gets its exchange data: websocket streams (ccxt.pro) or REST
+    polling, per stream.
+
+    Attributes
+    ----------
+    candles : "websocket" or "poll"
+        Closed candles: ``watch_ohlcv`` (a candle is closed once a newer one streams in
+        or the exchange's clock passed its close), or ``fetch_ohlcv`` every
+        ``live.candle_poll_s``. Missed candles are fetched by REST either way.
+    account : "websocket" or "poll"
+        Fills, order updates and mark prices: ``watch_my_trades``, ``watch_orders`` and
+        ``watch_mark_prices``, with a REST reconciliation (trades since the cursor, open
+        orders, positions, balance, funding) every ``reconcile_s``; or all of it by REST
+        every ``live.exchange_poll_s``.
+    reconcile_s : float
+        Seconds between two REST reconciliations while the streams are healthy (the
+        venue's request-weight budget sets how often: one cycle costs about
+        ``5 * symbols + 2 * symbols + 10`` Binance USDⓈ-M weight).
+    stale_s : float
+        A market stream (candles, marks) silent this long, in wall seconds, is declared
+        stale: journaled, alerted, and polled by REST until it streams again.
+    fill_lag_s : float
+        A fill that the REST reconciliation found and that the user stream has not
+        delivered this many wall seconds later makes the user stream stale.
+    reconnect_max_s : float
+        Cap of the exponential reconnect backoff (from 0.1 s): after an outage the REST
+        catch-up starts within this many seconds of the exchange being back.
+    """
+
+    candles: Literal["websocket", "poll"] = "websocket"
+    account: Literal["websocket", "poll"] = "websocket"
+    reconcile_s: float = Field(60.0, gt=0.0, le=3_600.0, allow_inf_nan=False)
+    stale_s: float = Field(30.0, gt=0.0, le=3_600.0, allow_inf_nan=False)
+    fill_lag_s: float = Field(5.0, ge=0.0, le=3_600.0, allow_inf_nan=False)
+    reconnect_max_s: float = Field(5.0, gt=0.0, le=600.0, allow_inf_nan=False)
 
 
 class LiveConfig(_Model):
@@ -96,6 +138,8 @@ class LiveConfig(_Model):
         carrying gridflow's client-id prefix (never somebody else's).
     end_ms : int or None
         Stop after the candle closing at this exchange time (ms UTC): demos and tests.
+    streams : StreamsConfig
+        Websocket or REST polling per stream, reconciliation and staleness bounds.
     """
 
     mode: Literal["paper", "live"] = "paper"
@@ -111,6 +155,7 @@ class LiveConfig(_Model):
     orphan_policy: Literal["alert", "cancel_ours"] = "cancel_ours"
     retry: RetryConfig = RetryConfig()
     end_ms: int | None = None
+    streams: StreamsConfig = StreamsConfig()
 
     def without_secrets(self) -> "LiveConfig":
         """This config with the exchange credentials removed: what pure operators keep

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gridflow.config.candles import CandleRules
+from gridflow.config.live import StreamsConfig
 from gridflow.config.models import GridflowConfig
 from gridflow.config.preset_source import preset
 from gridflow.config.renamed import with_old_names
@@ -72,8 +73,23 @@ def _absolute_paths(items: Any, base: Path) -> None:
                     item["path"] = str((base / q).resolve())
 
 
-#: Top-level settings added after runs were journaled -> their default (as JSON).
-_ADDED_LATER: dict[str, object] = {"candles": CandleRules().model_dump(mode="json")}
+#: Settings added after runs were journaled (dotted path) -> their default (as JSON).
+_ADDED_LATER: dict[str, object] = {
+    "candles": CandleRules().model_dump(mode="json"),
+    "live.streams": StreamsConfig().model_dump(mode="json"),
+    "live.exchange.ws_urls": {},
+}
+
+
+def _pop_default(doc: dict, dotted: str, default: object) -> None:
+    """Remove the setting at ``dotted`` from ``doc`` when it equals ``default``."""
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        doc = doc.get(key)
+        if not isinstance(doc, dict):
+            return
+    if doc.get(leaf) == default:
+        doc.pop(leaf)
 
 
 def config_hash(cfg: GridflowConfig) -> str:
@@ -91,8 +107,7 @@ def config_hash(cfg: GridflowConfig) -> str:
     """
     doc = with_old_names(cfg.model_dump(mode="json"))
     for added, default in _ADDED_LATER.items():  # hashed only when not the default
-        if doc.get(added) == default:
-            doc.pop(added)
+        _pop_default(doc, added, default)
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
                      "run_id", "command_poll_s"):
         doc.pop(volatile, None)

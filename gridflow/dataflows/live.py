@@ -30,8 +30,8 @@ from gridflow.dataflows.replay import engine_records, journal_and_alerts
 def build_flow(plan: RunPlan) -> Dataflow:
     """The live (or paper) dataflow of a plan built with ``plan_run(cfg, mode)``."""
     from gridflow.dataflows.broker_sink import BrokerSink
-    from gridflow.dataflows.live_sources import LiveCandleSource
-    from gridflow.dataflows.live_state import ExchangeStateSource
+    from gridflow.dataflows.candle_source import LiveCandleSource
+    from gridflow.dataflows.account_source import ExchangeStateSource
     from gridflow.dataflows.outcome_source import OutcomeSource
 
     cfg = plan.cfg
@@ -40,13 +40,14 @@ def build_flow(plan: RunPlan) -> Dataflow:
     symbols = sorted(plan.timeframes)
     chunks = op.input("candles", flow, LiveCandleSource(
         live.exchange, symbols, live.timeframe, live.warmup_candles, live.candle_poll_s,
-        end_ms=live.end_ms))
+        end_ms=live.end_ms, streams=live.streams))
     # CandleChunk per symbol: the warm-up history (never traded), then each closed candle
     extra = []
     if plan.mode == "live":
         for acct, syms in sorted(plan.account_symbols.items()):
             upd = op.input(f"exchange_{acct}", flow, ExchangeStateSource(
-                acct, live.exchange, list(syms), live.exchange_poll_s, end_ms=live.end_ms))
+                acct, live.exchange, list(syms), live.exchange_poll_s, end_ms=live.end_ms,
+                streams=live.streams))
             # ExchangeUpdate: new fills, open orders, positions, balance, watermark
             extra.append(op.map(f"key_exchange_{acct}", upd,
                                 lambda u: (u.account, (u.account, u))))

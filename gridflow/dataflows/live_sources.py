@@ -11,33 +11,32 @@ The account-state source (fills, open orders, positions) is
 Error handling: every ccxt error (``NetworkError``, ``RateLimitExceeded``,
 ``ExchangeNotAvailable``, ``ExchangeError``...) is counted, logged with its class and a
 redacted message (never the exchange object, never keys), and retried at the next
-awake after a backoff of ``min(poll_s * 2**k, max(60 s, poll_s))`` for the ``k``-th
-error in a row (:func:`gridflow.exchange.retry.backoff_s`). The next successful poll
+awake after a backoff of ``min(poll_s * 2**k, max(5 s, poll_s))`` (60 s after a
+rate-limit error) for the ``k``-th error in a row (:func:`gridflow.exchange.retry.backoff_s`). The next successful poll
 fetches every candle missed meanwhile.
 
-Websockets (``ccxt.pro.watch_ohlcv``) are not implemented: polling only.
+The Bytewax input choosing between this and the websocket partition is
+:class:`gridflow.dataflows.candle_source.LiveCandleSource`. The websocket variant (``ccxt.pro`` ``watch_ohlcv``, REST for the warm-up and every
+catch-up) is :class:`gridflow.dataflows.ws_candles.WsCandlePartition`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import ccxt
 import numpy as np
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import StatefulSourcePartition
 
 from gridflow.chunks import CandleChunk
-from gridflow.config.live import ExchangeConfig
-from gridflow.exchange.client import ccxt_symbol, make_exchange
-from gridflow.exchange.retry import backoff_s, redact
+
+from gridflow.exchange.retry import backoff_cap_s, backoff_s, redact
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
     "LiveCandlePartition",
-    "LiveCandleSource",
     "LiveResumeState",
     "backoff_s",
     "describe_error",
@@ -304,7 +303,7 @@ class LiveCandlePartition(StatefulSourcePartition[CandleChunk, LiveResumeState])
         self.error_count += 1
         name = type(exc).__name__
         self.error_counts[name] = self.error_counts.get(name, 0) + 1
-        wait = backoff_s(self.poll_s, self._errors_in_row)
+        wait = backoff_s(self.poll_s, self._errors_in_row, backoff_cap_s(exc))
         log.warning("live candles %s: %s (error %d in a row, retry in %.1f s)", self.symbol,
                     describe_error(exc, self.ex), self._errors_in_row, wait)
         self._awake = _utcnow() + timedelta(seconds=wait)
@@ -320,89 +319,3 @@ def _rows(raw: list) -> np.ndarray:
         return _empty_rows()
     return np.array([[np.nan if v is None else v for v in r[:6]] for r in raw],
                     dtype=np.float64).reshape(-1, 6)
-
-
-class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
-    """Closed candles of ``symbols`` from a ccxt exchange, one partition per symbol.
-
-    Parameters
-    ----------
-    exchange_cfg : ExchangeConfig
-        Each partition builds its own exchange with ``exchange_factory`` on the worker
-        that owns it.
-    symbols : list of str
-        Config symbols (``"BTC/USDT"``: partition keys and chunk symbols); the market
-        polled is :func:`~gridflow.exchange.client.ccxt_symbol` of it.
-    timeframe : str
-    warmup_candles : int
-        Closed candles before the start sent first as one ``warmup=True`` chunk.
-    poll_s : float
-        Wall seconds between two polls of a partition.
-    end_ms : int, optional
-        Stop after the candle closing at this exchange time (ms UTC).
-    exchange_factory : callable
-        ``ExchangeConfig -> ccxt.Exchange``; :func:`~gridflow.exchange.client.make_exchange`.
-    use_websocket : bool
-        Must be False: websockets are not implemented.
-
-    Notes
-    -----
-    Items per partition are ordered by candle time, each candle once. Resume state is
-    a :class:`LiveResumeState` (plain tuple, picklable). See
-    :class:`LiveCandlePartition` for the rules.
-
-    Raises
-    ------
-    ValueError
-        No symbol or a duplicate, bad timeframe, ``warmup_candles < 0``,
-        ``poll_s <= 0``.
-    NotImplementedError
-        ``use_websocket=True``.
-    """
-
-    def __init__(
-        self,
-        exchange_cfg: ExchangeConfig,
-        symbols: list[str],
-        timeframe: str,
-        warmup_candles: int,
-        poll_s: float,
-        end_ms: int | None = None,
-        exchange_factory: Callable[[ExchangeConfig], Any] = make_exchange,
-        use_websocket: bool = False,
-    ) -> None:
-        if use_websocket:
-            raise NotImplementedError("websocket candles are not implemented; poll instead")
-        if not symbols or len(set(symbols)) != len(symbols):
-            raise ValueError(f"symbols must be non-empty and unique, got {symbols!r}")
-        timeframe_to_ms(timeframe)
-        if warmup_candles < 0:
-            raise ValueError(f"warmup_candles must be >= 0, got {warmup_candles}")
-        if not poll_s > 0:
-            raise ValueError(f"poll_s must be > 0, got {poll_s}")
-        self.exchange_cfg = exchange_cfg
-        self.symbols = list(symbols)
-        self.timeframe = timeframe
-        self.warmup_candles = int(warmup_candles)
-        self.poll_s = float(poll_s)
-        self.end_ms = end_ms
-        self.exchange_factory = exchange_factory
-
-    def list_parts(self) -> list[str]:
-        """All config symbols (partition keys)."""
-        return list(self.symbols)
-
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: LiveResumeState | None
-    ) -> LiveCandlePartition:
-        """A partition polling ``for_part`` with its own exchange instance."""
-        return LiveCandlePartition(
-            self.exchange_factory(self.exchange_cfg),
-            for_part,
-            ccxt_symbol(for_part, self.exchange_cfg.market_type),
-            self.timeframe,
-            self.warmup_candles,
-            self.poll_s,
-            self.end_ms,
-            resume_state,
-        )

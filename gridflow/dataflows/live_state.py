@@ -33,16 +33,16 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import ccxt
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import StatefulSourcePartition
 
 from gridflow.chunks import ExchangeUpdate
-from gridflow.config.live import ExchangeConfig
 from gridflow.dataflows.exchange_records import as_float, id_key, order_dict
 from gridflow.dataflows.live_sources import _utcnow, backoff_s, describe_error
+from gridflow.exchange.retry import backoff_cap_s
 from gridflow.events import ExecutionReport
-from gridflow.exchange.client import ccxt_symbol, config_symbol, make_exchange
+from gridflow.exchange.client import ccxt_symbol, config_symbol
 
-__all__ = ["ExchangeStatePartition", "ExchangeStateSource", "StateResumeState"]
+__all__ = ["ExchangeStatePartition", "StateResumeState", "check_args"]
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         end_grace_ms: int | None = None,
         resume_state: StateResumeState | tuple | None = None,
     ) -> None:
-        _check(poll_s, symbols, trade_overlap_ms)
+        check_args(poll_s, symbols, trade_overlap_ms)
         self.ex = exchange
         self.account = account
         self.symbols = list(symbols)
@@ -148,6 +148,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         self._funding_since: dict[str, int] = dict(st.funding or {})
         self._awake: datetime | None = None
         self._errors_in_row = 0
+        self._limited: BaseException | None = None  # a rate-limit error this cycle
         self.error_count = 0
         """Total ccxt errors met."""
 
@@ -169,6 +170,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 raise ccxt.ExchangeError("fetch_time returned no serverTime")
             server_ms = int(server_ms)
         except ccxt.BaseError as e:
+            self._note(e)
             wait = self._schedule(1)
             log.warning("exchange state %s: fetch_time: %s (retry in %.1f s)", self.account,
                         describe_error(e, self.ex), wait)
@@ -220,14 +222,22 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         """Count ``errors`` of a cycle and set the next awake (backoff if any); the wait."""
         self._errors_in_row = self._errors_in_row + 1 if errors else 0
         self.error_count += errors
-        wait = backoff_s(self.poll_s, self._errors_in_row) if errors else self.poll_s
+        cap = backoff_cap_s(self._limited)
+        self._limited = None
+        wait = backoff_s(self.poll_s, self._errors_in_row, cap) if errors else self.poll_s
         self._awake = _utcnow() + timedelta(seconds=wait)
         return wait
+
+    def _note(self, exc: BaseException) -> None:
+        """Remember a rate-limit error of this cycle (it sets a longer backoff)."""
+        if backoff_cap_s(exc) > backoff_cap_s(self._limited):
+            self._limited = exc
 
     def _part(self, name: str, fn: Callable[[], Any], errors: list[str]) -> Any:
         try:
             return fn()
         except ccxt.BaseError as e:
+            self._note(e)
             msg = describe_error(e, self.ex)
             log.warning("exchange state %s: %s: %s", self.account, name, msg)
             errors.append(f"{name}: {msg}")
@@ -247,6 +257,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         try:
             trades = self._fetch_trades(self.markets[sym], cursor, server_ms)
         except ccxt.BaseError as e:
+            self._note(e)
             msg = describe_error(e, self.ex)
             log.warning("exchange state %s: trades %s: %s", self.account, sym, msg)
             return [], msg
@@ -305,7 +316,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             symbol=sym, ts_ms=int(t["timestamp"]), side=t["side"], price=price, amount=amount,
             status="filled" if full or entry[1] <= 0 else "partially_filled", fee=fee,
             liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
-            realized_pnl=as_float(info.get("realizedPnl"), 0.0),
+            realized_pnl=as_float(info.get("realizedPnl", info.get("rp")), 0.0),
         )
 
     def _order(self, sym: str, oid: str) -> list:
@@ -418,62 +429,10 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         return sorted(out, key=lambda r: r["ts_ms"])
 
 
-def _check(poll_s: float, symbols: list[str], overlap_ms: int) -> None:
+def check_args(poll_s: float, symbols: list[str], overlap_ms: int) -> None:
     if not poll_s > 0:
         raise ValueError(f"poll_s must be > 0, got {poll_s}")
     if not symbols:
         raise ValueError("symbols must not be empty")
     if overlap_ms < 0:
         raise ValueError(f"trade_overlap_ms must be >= 0, got {overlap_ms}")
-
-
-class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeState]):
-    """The exchange state of one account, one :class:`ExchangeUpdate` per poll.
-
-    ``account`` is the only partition key; the partition builds its own exchange from
-    ``exchange_cfg`` with ``exchange_factory`` (``ExchangeConfig -> ccxt.Exchange``,
-    keys included) on the worker that owns it. ``symbols`` are config symbols,
-    ``poll_s`` wall seconds between cycles; ``end_ms``, ``since_ms`` and
-    ``trade_overlap_ms`` (exchange ms) are as in :class:`ExchangeStatePartition`:
-    the update with ``server_ms >= end_ms + poll_s * 1000`` is the last one.
-
-    Raises
-    ------
-    ValueError
-        ``poll_s <= 0``, no symbol, ``trade_overlap_ms < 0``.
-    """
-
-    def __init__(
-        self,
-        account: str,
-        exchange_cfg: ExchangeConfig,
-        symbols: list[str],
-        poll_s: float,
-        end_ms: int | None = None,
-        exchange_factory: Callable[[ExchangeConfig], Any] = make_exchange,
-        since_ms: int | None = None,
-        trade_overlap_ms: int = 60_000,
-    ) -> None:
-        _check(poll_s, symbols, trade_overlap_ms)
-        self.account = account
-        self.exchange_cfg = exchange_cfg
-        self.symbols = list(symbols)
-        self.poll_s = float(poll_s)
-        self.end_ms = end_ms
-        self.exchange_factory = exchange_factory
-        self.since_ms = since_ms
-        self.trade_overlap_ms = int(trade_overlap_ms)
-
-    def list_parts(self) -> list[str]:
-        """The account (one partition)."""
-        return [self.account]
-
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: StateResumeState | None
-    ) -> ExchangeStatePartition:
-        """The account's partition with its own exchange instance."""
-        return ExchangeStatePartition(
-            self.exchange_factory(self.exchange_cfg), for_part, self.symbols,
-            self.exchange_cfg.market_type, self.poll_s, self.end_ms, self.since_ms,
-            self.trade_overlap_ms, resume_state=resume_state,
-        )

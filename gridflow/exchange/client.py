@@ -52,19 +52,8 @@ def _guard_logs(secrets: list[str]) -> None:
         h.addFilter(f)
 
 
-def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
-    """A synchronous ccxt exchange with its rate limiter on.
-
-    Keys are read from the SecretStr fields only here, straight into ccxt; the returned
-    object must never be logged whole.
-
-    Raises
-    ------
-    ValueError
-        Unknown ccxt exchange id.
-    """
-    if cfg.id not in ccxt.exchanges:
-        raise ValueError(f"unknown ccxt exchange id {cfg.id!r}")
+def _params(cfg: ExchangeConfig) -> dict:
+    """ccxt constructor parameters of ``cfg`` (keys included: never log them)."""
     params: dict = {
         "enableRateLimit": True,
         "timeout": cfg.timeout_ms,
@@ -80,11 +69,61 @@ def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
     if cfg.secret is not None:
         params["secret"] = cfg.secret.get_secret_value()
     _guard_logs([params.get("apiKey", ""), params.get("secret", "")])
-    ex = getattr(ccxt, cfg.id)(params)
-    if cfg.urls:
+    return params
+
+
+def _override_urls(ex: ccxt.Exchange, cfg: ExchangeConfig) -> None:
+    if cfg.urls or cfg.ws_urls:
         api = dict(ex.urls.get("api", {}))
         api.update(cfg.urls)
+        if cfg.ws_urls:
+            api["ws"] = {**(api.get("ws") or {}), **cfg.ws_urls}
         ex.urls["api"] = api
         if cfg.id == "binanceusdm":
             _use_linear_error_map(ex)
+
+
+def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
+    """A synchronous ccxt exchange with its rate limiter on.
+
+    Keys are read from the SecretStr fields only here, straight into ccxt; the returned
+    object must never be logged whole.
+
+    Raises
+    ------
+    ValueError
+        Unknown ccxt exchange id.
+    """
+    if cfg.id not in ccxt.exchanges:
+        raise ValueError(f"unknown ccxt exchange id {cfg.id!r}")
+    ex = getattr(ccxt, cfg.id)(_params(cfg))
+    _override_urls(ex, cfg)
+    return ex
+
+
+def supports_streams(cfg: ExchangeConfig) -> bool:
+    """Whether ccxt.pro has a websocket client for ``cfg.id``."""
+    import ccxt.pro
+
+    return cfg.id in ccxt.pro.exchanges
+
+
+def make_pro_exchange(cfg: ExchangeConfig):
+    """The asynchronous ccxt.pro (websocket) exchange of ``cfg``: same options, keys,
+    rate limiter and URL overrides as :func:`make_exchange`, plus ``cfg.ws_urls``.
+    Create and use it on one asyncio event loop only; ``await ex.close()`` at the end.
+
+    Raises
+    ------
+    ValueError
+        ccxt.pro has no client for ``cfg.id``.
+    """
+    import ccxt.pro
+
+    if cfg.id not in ccxt.pro.exchanges:
+        raise ValueError(f"ccxt.pro has no websocket client for {cfg.id!r}")
+    params = _params(cfg)
+    params["options"]["newUpdates"] = True  # each watch returns only what is new
+    ex = getattr(ccxt.pro, cfg.id)(params)
+    _override_urls(ex, cfg)
     return ex

@@ -42,9 +42,14 @@ from gridflow.redaction import MIN_SECRET_LEN, REDACTED, redact
 _DUPLICATE_MARKERS = ("-4116", "duplicate")
 #: Binance codes / texts meaning "no such (open) order".
 _UNKNOWN_ORDER_MARKERS = ("-2011", "-2013", "unknown order", "order does not exist")
-MAX_BACKOFF_S = 60.0
+MAX_BACKOFF_S = 5.0
 """Upper bound of a polled source's error backoff, s (raised to ``poll_s`` when polling
-is slower)."""
+is slower): after an outage the catch-up starts within this long of the exchange being
+back."""
+RATE_LIMIT_BACKOFF_S = 60.0
+"""Upper bound of the backoff after the venue said "too many requests"
+(``RateLimitExceeded``, ``DDoSProtection``): polling on at the outage pace would get the
+IP banned."""
 
 T = TypeVar("T")
 
@@ -133,6 +138,12 @@ def backoff_s(poll_s: float, errors_in_row: int, cap_s: float = MAX_BACKOFF_S) -
     return min(poll_s * 2.0**k, max(cap_s, poll_s))
 
 
+def backoff_cap_s(exc: BaseException | None) -> float:
+    """:data:`RATE_LIMIT_BACKOFF_S` after a rate-limit error, else :data:`MAX_BACKOFF_S`."""
+    limited = isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection))
+    return RATE_LIMIT_BACKOFF_S if limited else MAX_BACKOFF_S
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True when the request may be sent again after a backoff.
 
@@ -191,6 +202,6 @@ def error_text(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
     return redact(f"{type(exc).__name__}: {exc}", secrets)
 
 
-__all__ = ["MAX_BACKOFF_S", "MIN_SECRET_LEN", "REDACTED", "backoff_delays", "backoff_s",
+__all__ = ["MAX_BACKOFF_S", "RATE_LIMIT_BACKOFF_S", "backoff_cap_s", "MIN_SECRET_LEN", "REDACTED", "backoff_delays", "backoff_s",
            "error_text", "is_duplicate_error", "is_rate_limit", "is_retryable", "is_unknown_order_error",
            "outcome_unknown", "redact", "retry_call"]

@@ -35,6 +35,34 @@ Conventions: a triggered algo order places a MARKET (or LIMIT) order whose
 order's ``actualOrderId``. A client id used once, by any order in any status, is
 refused as duplicate (-4116).
 
+Websockets (:mod:`gridflow.fakex.ws`, bodies in :mod:`gridflow.fakex.ws_events`):
+``start()`` also serves Binance USDⓈ-M streams on ``fx.ws_url``. Real ccxt.pro::
+
+    ex = ccxt.pro.binanceusdm({"apiKey": key, "secret": secret, "options": {
+        "fetchCurrencies": False, "adjustForTimeDifference": False, "defaultType": "swap"}})
+    ex.urls["api"] = {**ex.urls["api"], **fx.ccxt_urls(),
+                      "ws": {**ex.urls["api"]["ws"], **fx.ccxt_ws_urls()}}
+
+(``gridflow.exchange.client.make_pro_exchange`` with ``ws_urls=fx.ccxt_ws_urls()`` does
+the same). ccxt then dials ``/market/ws/<n>`` (klines, mark price) and
+``/private/ws?listenKey=K`` after ``POST /fapi/v1/listenKey`` (API key, no signature).
+Market events come on every clock move: the forming kline (``x: false``), a final one
+(``x: true``, the REST kline's numbers) per closed candle, the mark price (REST
+``premiumIndex``'s); ``E`` is the simulated clock. User events: ``ORDER_TRADE_UPDATE``
+(NEW, TRADE with ``t`` = the REST ``userTrades`` id, CANCELED, EXPIRED),
+``ALGO_UPDATE`` (NEW, TRIGGERED, FINISHED, CANCELED, EXPIRED) and ``ACCOUNT_UPDATE``
+(after each trade and funding payment), in exchange-time order; a clock move's user
+events are sent before its market events (on one connection subscribing the listen key
+too, strictly in that order). A new user-data connection makes ccxt fetch positions by
+REST (``positionRisk``) unless ``options["watchPositions"]["fetchPositionsSnapshot"]``
+is False. The listen key lives until ``fx.expire_listen_key()`` (the ``listenKeyExpired``
+event, then close: ccxt's pending watch raises ``NetworkError``; ``await
+ex.keep_alive_listen_key()`` then gets ``-1125`` and makes ccxt forget the key, so the
+next watch authenticates anew) or ``DELETE``. Faults: ``fx.ws_drop(stream)``,
+``fx.ws_silence(stream, on)``, ``FaultPlan(ws_duplicate=p, ws_reorder=q)``; each in
+``fx.fault_log``. ``fx.rest_weight()`` sums Binance's request weights of the REST
+requests logged (:mod:`gridflow.fakex.weights`).
+
 >>> fx = FakeExchange(candles={"BTC/USDT": arr}, start_ms=ts)   # doctest: +SKIP
 >>> url = fx.start(); urls = fx.ccxt_urls()                      # doctest: +SKIP
 """

@@ -3,7 +3,8 @@
 ``python -m gridflow.fakex --symbols BTC/USDT ETH/USDT --start 2024-01-01
 --seconds-per-candle 0.5 --port 8765``
 
-Prints the base URL and the ccxt ``urls["api"]`` entries as JSON, then serves until
+Prints the base URLs and the ccxt ``urls["api"]`` (and ``["ws"]``) entries as JSON, then
+serves until
 interrupted. ``--clock manual`` leaves time to ``POST /_fakex/step?n=1``;
 ``POST /_fakex/substep?k=1&of=12`` moves it inside the forming candle;
 ``GET /_fakex/state`` shows orders, trades, positions and balance. ``--funding`` settles
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                       funding={s: read_funding(p) for s, p in bundled_funding_files().items()
                                if s in args.symbols} if args.funding else None)
     url = fx.start(port=args.port, host=args.host)
-    print(json.dumps({"url": url, "ccxt_urls": fx.ccxt_urls(), "start_ms": start}), flush=True)
+    print(json.dumps({"url": url, "ccxt_urls": fx.ccxt_urls(), "ws_url": fx.ws_url,
+                      "ccxt_ws_urls": fx.ccxt_ws_urls(), "start_ms": start}), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

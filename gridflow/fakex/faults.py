@@ -30,6 +30,14 @@ down to the step, at least one step) fills now; the rest keeps resting.
 DELETE of ``/order`` and ``/algoOrder``) and/or ``"read"`` (every GET, public ones
 included). The ``/_fakex/`` control endpoints are never faulted.
 
+Websocket faults (one draw per data message sent on a connection, from an RNG of their
+own, so REST draws are the same with or without them): ``ws_duplicate`` -- the message
+is sent twice; ``ws_reorder`` -- the message is held and sent after the next message of
+the same connection (the two are swapped; a message with no follower in its batch is
+sent in place). Replies to SUBSCRIBE-type requests are never faulted. Other websocket
+faults are called from Python (``FakeExchange.ws_drop``, ``ws_silence``,
+``expire_listen_key``; see :mod:`gridflow.fakex.ws`).
+
 ``script`` entries ``(kind, substring)`` come before any random draw and are consumed
 strictly in order: request kinds from one queue, ``partial_fill`` from another. A
 request entry hits the next request whose ``"METHOD /path"`` contains the substring
@@ -44,10 +52,11 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["REQUEST_KINDS", "FaultInjector", "FaultPlan"]
+__all__ = ["REQUEST_KINDS", "WS_KINDS", "FaultInjector", "FaultPlan"]
 
 REQUEST_KINDS = ("timeout_after", "timeout_before", "rate_limit", "server_error",
                  "drop_after", "drop_before", "reject")
+WS_KINDS = ("ws_duplicate", "ws_reorder")
 _SCOPES = ("order_write", "read")
 
 
@@ -64,6 +73,8 @@ class FaultPlan:
         Per-request probabilities (their sum must not exceed 1).
     partial_fill : float
         Per-fill probability of a partial fill.
+    ws_duplicate, ws_reorder : float
+        Per-websocket-message probabilities (their sum must not exceed 1).
     apply_to : tuple of str
         ``"order_write"`` and/or ``"read"``.
     hang_s : float
@@ -81,16 +92,20 @@ class FaultPlan:
     drop_before: float = 0.0
     reject: float = 0.0
     partial_fill: float = 0.0
+    ws_duplicate: float = 0.0
+    ws_reorder: float = 0.0
     apply_to: tuple[str, ...] = ("order_write",)
     hang_s: float = 3.0
     script: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        probs = [getattr(self, k) for k in REQUEST_KINDS] + [self.partial_fill]
+        probs = [getattr(self, k) for k in (*REQUEST_KINDS, *WS_KINDS)] + [self.partial_fill]
         if any(not 0.0 <= p <= 1.0 for p in probs):
             raise ValueError("fault probabilities must lie in [0, 1]")
         if sum(getattr(self, k) for k in REQUEST_KINDS) > 1.0 + 1e-12:
             raise ValueError("request fault probabilities must sum to at most 1")
+        if self.ws_duplicate + self.ws_reorder > 1.0 + 1e-12:
+            raise ValueError("websocket fault probabilities must sum to at most 1")
         scopes = (self.apply_to,) if isinstance(self.apply_to, str) else tuple(self.apply_to)
         if any(s not in _SCOPES for s in scopes):
             raise ValueError(f"apply_to entries must be among {_SCOPES}, got {self.apply_to!r}")
@@ -115,6 +130,7 @@ class FaultInjector:
         self.plan = plan
         self._rng = random.Random(plan.seed)
         self._fill_rng = random.Random(plan.seed * 7919 + 1)
+        self._ws_rng = random.Random(plan.seed * 104_729 + 2)
         self._req_script = deque(e for e in plan.script if e[0] != "partial_fill")
         self._fill_script = deque(e for e in plan.script if e[0] == "partial_fill")
 
@@ -150,3 +166,13 @@ class FaultInjector:
         if self.plan.partial_fill <= 0.0:
             return False
         return self._fill_rng.random() < self.plan.partial_fill
+
+    def on_ws_send(self) -> str | None:
+        """``"ws_duplicate"``, ``"ws_reorder"`` or None for the next websocket message
+        (one draw per call; call from one thread only)."""
+        u = self._ws_rng.random()
+        if u < self.plan.ws_duplicate:
+            return "ws_duplicate"
+        if u < self.plan.ws_duplicate + self.plan.ws_reorder:
+            return "ws_reorder"
+        return None

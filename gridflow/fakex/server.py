@@ -1,4 +1,5 @@
-"""``FakeExchange``: a local Binance USDⓈ-M futures REST server for tests.
+"""``FakeExchange``: a local Binance USDⓈ-M futures REST server for tests (its
+websocket streams: :mod:`gridflow.fakex.ws`).
 
 Real ccxt (``binanceusdm``) talks to it over HTTP on 127.0.0.1: request signing, JSON
 parsing, precision and error mapping all run for real. Prices are in quote currency
@@ -36,13 +37,16 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from gridflow.fakex.book import Book
-from gridflow.fakex.clock import advance_to, substep_target
+from gridflow.fakex.clock import substep_target
 from gridflow.fakex.faults import FaultInjector, FaultPlan
 from gridflow.fakex.feed import Feed
 from gridflow.fakex.funding import Funding
 from gridflow.fakex.markets import BinanceError, build_specs
 from gridflow.fakex.rest import ROUTES
 from gridflow.fakex.views import algo_record, order_record, trade_record
+from gridflow.fakex.weights import request_weight
+from gridflow.fakex.ws import LISTEN_KEY_PATH, WsHub
+from gridflow.fakex.ws_api import WsApi
 
 __all__ = ["FakeExchange"]
 
@@ -52,8 +56,8 @@ _RATE_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 2400 requests
              "Please use the websocket for live updates to avoid polling the API.")
 
 
-class FakeExchange:
-    """A simulated Binance USDⓈ-M account served over HTTP.
+class FakeExchange(WsApi):
+    """A simulated Binance USDⓈ-M account served over HTTP and websockets.
 
     Parameters
     ----------
@@ -118,14 +122,18 @@ class FakeExchange:
         self._injector = FaultInjector(faults) if faults else None
         self.fault_log: list[dict[str, Any]] = []
         self.request_log: list[dict[str, Any]] = []
+        self._hub = WsHub(self._book, self._lock, self.fault_log, lambda: self._injector,
+                          api_key)
+        self.ws_url: str | None = None
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.url: str | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
-        """Serve in a background thread; returns ``"http://127.0.0.1:PORT"``."""
+    def start(self, port: int = 0, host: str = "127.0.0.1", ws_port: int = 0) -> str:
+        """Serve REST and (on ``ws_port``, :attr:`ws_url`) websockets in background
+        threads; returns ``"http://127.0.0.1:PORT"``."""
         if self._server is not None:
             raise RuntimeError("already started")
         server = ThreadingHTTPServer((host, port), _Handler)
@@ -137,6 +145,7 @@ class FakeExchange:
                              name="fakex-http", daemon=True)
         t.start()
         self._threads.append(t)
+        self.ws_url = self._hub.start(host, ws_port)
         if self._clock == "realtime":
             c = threading.Thread(target=self._run_clock, name="fakex-clock", daemon=True)
             c.start()
@@ -146,6 +155,7 @@ class FakeExchange:
     def stop(self) -> None:
         """Stop serving and the realtime clock (idempotent)."""
         self._stopping.set()
+        self._hub.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -184,7 +194,7 @@ class FakeExchange:
             for _ in range(int(n)):
                 if feed.left() == 0:
                     break
-                advance_to(self._book, feed.open_ms + feed.tf_ms)
+                self._hub.advance(feed.open_ms + feed.tf_ms)
             return feed.left()
 
     def substep(self, k: int = 1, of: int = 12) -> int:
@@ -200,8 +210,7 @@ class FakeExchange:
         """
         with self._lock:
             feed = self._book.feed
-            advance_to(self._book, substep_target(feed.open_ms, feed.offset, feed.tf_ms,
-                                                  k, of))
+            self._hub.advance(substep_target(feed.open_ms, feed.offset, feed.tf_ms, k, of))
             return feed.left()
 
     def advance_ms(self, ms: int) -> int:
@@ -210,7 +219,7 @@ class FakeExchange:
         if int(ms) < 0:
             raise ValueError(f"ms must be >= 0, got {ms}")
         with self._lock:
-            advance_to(self._book, self._book.feed.now + int(ms))
+            self._hub.advance(self._book.feed.now + int(ms))
             return self._book.feed.left()
 
     def now_ms(self) -> int:
@@ -303,11 +312,17 @@ class FakeExchange:
         path, qs = parts.path, parts.query
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length).decode() if length else ""
+        h.weight = 0  # type: ignore[attr-defined]
+        h.extra = {"wall": time.time()}  # type: ignore[attr-defined]  # arrival
         if path.startswith("/_fakex/"):
             self._control(h, method, path, qs)
             return
         params = dict(parse_qsl(qs, keep_blank_values=True))
         params.update(parse_qsl(body, keep_blank_values=True))
+        h.weight = request_weight(method, path, params)  # type: ignore[attr-defined]
+        h.extra["client_order_id"] = next(  # type: ignore[attr-defined]
+            (params[k] for k in ("newClientOrderId", "clientAlgoId", "origClientOrderId",
+                                 "clientOrderId") if params.get(k)), None)
         with self._lock:
             kind = self._injector.on_request(method, path) if self._injector else None
             if kind:
@@ -339,14 +354,22 @@ class FakeExchange:
     def _dispatch(self, method: str, path: str, qs: str, body: str, params: dict[str, str],
                   headers: Any) -> tuple[int, Any]:
         route = ROUTES.get((method, path))
-        if route is None:
+        user_stream = path == LISTEN_KEY_PATH and method in ("POST", "PUT", "DELETE")
+        if route is None and not user_stream:
             return 404, {"code": -5000, "msg": f"fakex does not serve {method} {path}"}
-        handler, signed = route
         try:
+            if user_stream:  # API key only, no signature (as Binance and ccxt do)
+                self._check_api_key(headers)
+                with self._lock:
+                    return 200, self._hub.listen_key_request(method)
+            handler, signed = route
             if signed:
                 self._authenticate(qs, body, params, headers)
             with self._lock:
-                return 200, handler(self._book, params)
+                try:
+                    return 200, handler(self._book, params)
+                finally:
+                    self._hub.publish()
         except BinanceError as e:
             return e.http, {"code": e.code, "msg": e.msg}
         except Exception:  # a bug in the fake: say so like Binance's unknown error
@@ -354,12 +377,15 @@ class FakeExchange:
             return 500, {"code": -1000, "msg": "An unknown error occured while processing "
                                                "the request."}
 
-    def _authenticate(self, qs: str, body: str, params: dict[str, str], headers: Any) -> None:
+    def _check_api_key(self, headers: Any) -> None:
         key = headers.get("X-MBX-APIKEY")
         if not key:
             raise BinanceError(-2014, "API-key format invalid.", 401)
         if key != self._api_key:
             raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+
+    def _authenticate(self, qs: str, body: str, params: dict[str, str], headers: Any) -> None:
+        self._check_api_key(headers)
         sig = None
         payload = []
         for part in (qs, body):
@@ -380,19 +406,23 @@ class FakeExchange:
         if not hmac.compare_digest(want, sig.lower()):
             raise BinanceError(-1022, "Signature for this request is not valid.", 400)
 
-    def _log(self, method: str, path: str, status: int, kind: str | None) -> None:
+    def _log(self, method: str, path: str, status: int, kind: str | None,
+             weight: int = 0, extra: dict | None = None) -> None:
+        """One ``request_log`` row: also ``wall`` (arrival, ``time.time()``) and the
+        request's ``client_order_id`` (None if it names none)."""
         with self._lock:
             self.request_log.append({"method": method, "path": path, "status": status,
-                                     "fault": kind})
+                                     "fault": kind, "weight": weight, **(extra or {})})
 
     def _drop(self, h: BaseHTTPRequestHandler, method: str, path: str, kind: str) -> None:
-        self._log(method, path, 0, kind)
+        self._log(method, path, 0, kind, getattr(h, "weight", 0), getattr(h, "extra", None))
         h.close_connection = True
 
     def _send(self, h: BaseHTTPRequestHandler, method: str, path: str, status: int,
               payload: Any, kind: str | None = None, extra: dict[str, str] | None = None
               ) -> None:
-        self._log(method, path, status, kind)
+        self._log(method, path, status, kind, getattr(h, "weight", 0),
+                  getattr(h, "extra", None))
         text = isinstance(payload, str)
         data = (payload if text else json.dumps(payload)).encode()
         try:

@@ -231,6 +231,8 @@ _LIVE = {
     EventKind.ORDER_FAILED: ("critical", "order not sent after every retry"),
     EventKind.ORDER_VANISHED: ("warning", "order left the book without our cancel or a fill"),
     EventKind.EXCHANGE_ERROR: ("warning", "exchange poll failed"),
+    EventKind.STREAM_STALE: ("warning", "exchange stream not trusted; polling by REST"),
+    EventKind.STREAM_RESTORED: ("info", "exchange stream caught up and trusted again"),
     EventKind.FILL_INCONSISTENT: ("critical", "fill inconsistent with the engine's position"),
     EventKind.ENGINE_STARTED: ("info", "live engine started"),
     EventKind.POSITION_ADOPTED: ("warning", "exchange position adopted at start; stop placed"),

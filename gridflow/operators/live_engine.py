@@ -137,6 +137,12 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
         for k, err in enumerate(upd.errors):
             out.events.append(event(self.account.name, EventKind.EXCHANGE_ERROR, Reason.POLL_FAILED,
                                     ts, self.next_seq(), error=str(err)[:500]))
+        for ch in upd.streams:
+            kind = EventKind.STREAM_RESTORED if ch.get("status") == "restored" \
+                else EventKind.STREAM_STALE
+            out.events.append(event(self.account.name, kind, Reason(ch.get("reason", "")),
+                                    ts, self.next_seq(), stream=str(ch.get("stream", "")),
+                                    detail=str(ch.get("detail", ""))[:500]))
         waiting = {r.report_id for r in self.deferred}
         fresh = [r for r in upd.reports if r.report_id not in self.seen
                  and r.report_id not in waiting]

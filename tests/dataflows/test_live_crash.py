@@ -90,8 +90,11 @@ def test_a_crash_inside_one_candle_trips_between_closes_and_cancels_every_entry(
     fx = start_exchange(START, symbols=("BTC/USDT",), rows={"BTC/USDT": rows}, leverage=3)
     db = tmp_path / "j.db"
     end = START + (CRASH_AT + 4) * H
+    # polling: the test counts the flow's exchange-state cycles (each ends with the
+    # mark-price request) to know the engine saw each sub-step; the streamed marks' trip
+    # is measured by benchmarks/live_latency.py
     cfg = write_live_config(tmp_path / "live.toml", db, fx, end, symbols=("BTC/USDT",),
-                            strategy=GRID, risk=RISK, leverage=3.0)
+                            strategy=GRID, risk=RISK, leverage=3.0, streams="poll")
     proc = LiveProcess(cfg, db, tmp_path, recovery=False)
     equity: list[tuple[int, float]] = []
     try:
@@ -175,7 +178,7 @@ def test_a_cold_restart_adopts_protects_and_announces(tmp_path):
     end = START + (CRASH_AT + 4) * H
     cfg = write_live_config(tmp_path / "live.toml", db, fx, end, symbols=("BTC/USDT",),
                             strategy=GRID, risk=RISK, leverage=3.0,
-                            extra="restore_from_journal = true")
+                            extra="restore_from_journal = true", streams="poll")
     proc = LiveProcess(cfg, db, tmp_path, recovery=True)
     url = f"sqlite:///{db}"
     try:

@@ -34,16 +34,25 @@ START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 RUN = "live-test"
 
 
+WS_FAULTS = ("user", "market", "expire", "all")
+"""Websocket faults ``drive`` injects in turn: drop the user data stream, the market
+streams, expire the listen key, drop every connection."""
+
+
 def drive(fx, db, proc: LiveProcess, steps: int, check_stops: bool = True,
           kill_at: set[int] = frozenset(), rng: random.Random | None = None,
-          kill_after_close: set[int] = frozenset()) -> list[int]:
+          kill_after_close: set[int] = frozenset(),
+          ws_faults_at: set[int] = frozenset(), on_step=None) -> list[int]:
     """Close ``steps`` candles one at a time, each once the flow has caught up; SIGKILL
     and restart the flow at the steps in ``kill_at`` (at a random moment of that step,
     caught up) and ``kill_after_close`` (0-1 s after that step's candle closed, while the
-    flow decides on it). Returns the steps at which a position was found without a
-    covering stop."""
+    flow decides on it); at the steps in ``ws_faults_at`` a websocket fault of
+    :data:`WS_FAULTS` (in turn) hits the streams just before the candle closes;
+    ``on_step(k)`` runs just before candle ``k`` closes. Returns the steps at which a
+    position was found without a covering stop."""
     bad = []
     proc.start()
+    n_ws = 0
     for k in range(steps):
         if not proc.alive():
             proc.start()
@@ -61,6 +70,12 @@ def drive(fx, db, proc: LiveProcess, steps: int, check_stops: bool = True,
             bad.append((k, round(time.monotonic() - t0, 3), fx.positions(),
                         [(o["symbol"], o["type"], o["status"], o["origQty"]) for o in fx.orders()
                          if o.get("algo")][-4:], story(db, fx.now_ms() - 3 * H)))
+        if on_step is not None:
+            on_step(k)
+        if k in ws_faults_at:
+            kind = WS_FAULTS[n_ws % len(WS_FAULTS)]
+            n_ws += 1
+            fx.expire_listen_key() if kind == "expire" else fx.ws_drop(kind)
         fx.step()
         if k in kill_after_close:
             time.sleep(rng.uniform(0.0, 1.0))
@@ -134,30 +149,38 @@ def test_live_flow_trades_a_grid_and_the_journal_matches_the_exchange(uninterrup
                              for s in summaries)
 
 
-@pytest.mark.parametrize("seed,faults", [(7, False), (8, False), (9, True)])
-def test_sigkill_restarts_are_exact(uninterrupted, tmp_path, seed, faults):
+@pytest.mark.parametrize("seed,faults,streams", [(7, False, "websocket"), (8, False, "poll"),
+                                                  (9, True, "websocket")])
+def test_sigkill_restarts_are_exact(uninterrupted, tmp_path, seed, faults, streams):
     """10 SIGKILLs a run over 3 runs (30 in all), half of them within a second after a
-    candle close, the third run under a storm of transport faults on a third of the order
-    requests (timeouts before and after execution, 429, 5xx, dropped connections: the
-    kills land while orders are looked up and retried): nothing reaches the exchange twice, no fill of the
-    engine's own orders is an orphan, no position is without an exchange-side stop at any
-    candle close, no write-ahead row is left ``sending``, and the positions and the wallet
-    balance end equal to the uninterrupted, fault-free run's (to 1e-6 USDT)."""
+    candle close; the second run polls the exchange by REST instead of streaming; the
+    third run under a storm of transport faults on a third of the order requests
+    (timeouts before and after execution, 429, 5xx, dropped connections: the kills land
+    while orders are looked up and retried) and of websocket faults (duplicated and
+    swapped messages, dropped streams, an expired listen key): nothing reaches the
+    exchange twice, no fill of the engine's own orders is an orphan, no position is
+    without an exchange-side stop at any candle close, no write-ahead row is left
+    ``sending``, and the positions and the wallet balance end equal to the uninterrupted,
+    fault-free, streaming run's (to 1e-6 USDT)."""
     from gridflow.fakex import FaultPlan
 
     ref_fx, ref_db, _, _ = uninterrupted
     plan = FaultPlan(seed=seed, timeout_after=0.06, timeout_before=0.05, rate_limit=0.06,
                      server_error=0.06, drop_after=0.06, drop_before=0.05,
-                     apply_to=("order_write",), hang_s=1.8) if faults else None
+                     apply_to=("order_write",), hang_s=0.8, ws_duplicate=0.05,
+                     ws_reorder=0.05) if faults else None
     fx = start_exchange(START, faults=plan)
     db = tmp_path / "j.db"
-    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + 40 * H)
+    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + 40 * H, streams=streams,
+                            timeout_ms=600)
     proc = LiveProcess(cfg, db, tmp_path)
     rng = random.Random(seed)
     kills = rng.sample(range(2, 40), 10)
+    ws_faults = set(rng.sample([k for k in range(2, 40) if k not in kills], 6)) \
+        if faults else set()
     try:
         bad = drive(fx, db, proc, 41, kill_at=set(kills[:5]), kill_after_close=set(kills[5:]),
-                    rng=rng)
+                    rng=rng, ws_faults_at=ws_faults)
         assert proc.n >= 11
         orders, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
         assert max(accepted.values()) == 1  # no order reached the exchange twice
@@ -170,10 +193,24 @@ def test_sigkill_restarts_are_exact(uninterrupted, tmp_path, seed, faults):
                    for s in read_summaries(f"sqlite:///{db}", RUN))  # the transition table
         if faults:
             assert len([f for f in fx.fault_log if f["kind"] != "partial_fill"]) >= 30
-        assert fx.positions() == ref_fx.positions()
-        assert abs(fx.balance() - ref_fx.balance()) <= 1e-6
+        if faults:
+            assert {"ws_duplicate", "ws_reorder", "ws_drop", "listen_key_expired"} <= {
+                f["kind"] for f in fx.fault_log}, Counter(f["kind"] for f in fx.fault_log)
+        assert fx.positions() == ref_fx.positions(), _fills_diff(fx, ref_fx)
+        assert abs(fx.balance() - ref_fx.balance()) <= 1e-6, _fills_diff(fx, ref_fx)
     finally:
         fx.stop()
+
+
+def _fills_diff(fx, ref_fx) -> str:
+    """The exchange trades of two runs side by side (client id, side, price, amount,
+    exchange time), so a mismatch explains itself."""
+    def rows(x):
+        return [(t["clientOrderId"][:10], t["side"], t["price"], t["qty"], t["time"])
+                for t in x.trades()]
+    a, b = rows(fx), rows(ref_fx)
+    return "this run only: %s\nreference only: %s" % ([r for r in a if r not in b],
+                                                        [r for r in b if r not in a])
 
 
 def test_secret_never_in_logs_journal_snapshots_cache_or_exceptions(uninterrupted,
@@ -205,22 +242,68 @@ def test_secret_never_in_logs_journal_snapshots_cache_or_exceptions(uninterrupte
     assert SECRET not in str(cfg.live.exchange)
 
 
+def test_a_silent_user_stream_is_found_stale_caught_up_by_rest_and_trusted_again(tmp_path):
+    """The exchange keeps the user data stream open but sends nothing on it for 12 candles
+    while entries and take profits fill: the next REST reconciliation finds the fills the
+    stream never sent (``stream_stale`` / ``MISSED_FILLS``) before the next candle closes,
+    the flow polls by REST meanwhile, trusts the stream again once it delivers
+    (``stream_restored``), and the journal equals the exchange one to one."""
+    fx = start_exchange(START)
+    db = tmp_path / "j.db"
+    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + 24 * H,
+                            stream_opts={"reconcile_s": 0.5, "fill_lag_s": 1.0})
+    proc = LiveProcess(cfg, db, tmp_path, recovery=False)
+    url = f"sqlite:///{db}"
+    seen: list[tuple[int, int]] = []
+
+    def silence(k):
+        if k == 10:
+            fx.ws_silence("user", True)
+        if 10 < k <= 22 and len(fx.trades()) > (seen[-1][1] if seen else 0):
+            # fills happened in candle k - 1 and the flow has journaled them (REST found
+            # them): fill_lag_s later the stream is stale, before candle k closes
+            t_end = time.monotonic() + 10.0  # bounds the wait; the bound is 1 s + a poll
+            while not (stale := [e for e in read_events(url, RUN)
+                                 if (e["kind"], e["reason"]) == ("stream_stale",
+                                                                 "MISSED_FILLS")]) \
+                    and time.monotonic() < t_end:
+                time.sleep(0.05)
+            seen.append((k, len(fx.trades()), bool(stale)))
+        if k == 22:
+            fx.ws_silence("user", False)
+
+    try:
+        bad = drive(fx, db, proc, 25, on_step=silence)
+        orders, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
+        assert seen and seen[0][2], seen  # stale as soon as the missed fills were found
+        assert fills == trades and set(accepted) == sent and bad == []
+        events = [(e["kind"], e["reason"]) for e in read_events(url, RUN)
+                  if e["kind"].startswith("stream_")]
+        assert ("stream_stale", "MISSED_FILLS") in events
+        stale = events.index(("stream_stale", "MISSED_FILLS"))
+        assert ("stream_restored", "CAUGHT_UP") in events[stale:]
+    finally:
+        fx.stop()
+
+
 def test_faults_over_500_orders_nothing_twice_stops_kept_every_fault_journaled(tmp_path):
     """Timeouts (order executed, answer lost), 429s, 503s, dropped connections before and
-    after execution, rejections and partial fills on the order endpoints."""
+    after execution, rejections and partial fills on the order endpoints; duplicated and
+    swapped websocket messages, dropped streams and expired listen keys."""
     import json
 
     from gridflow.fakex import FaultPlan
 
     plan = FaultPlan(seed=11, timeout_after=0.03, timeout_before=0.02, rate_limit=0.03,
                      server_error=0.03, drop_after=0.03, drop_before=0.02, reject=0.02,
-                     partial_fill=0.15, apply_to=("order_write",), hang_s=1.8)
+                     partial_fill=0.15, apply_to=("order_write",), hang_s=0.8,
+                     ws_duplicate=0.05, ws_reorder=0.05)
     fx = start_exchange(START, faults=plan)
     db = tmp_path / "j.db"
-    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + 110 * H)
+    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + 110 * H, timeout_ms=600)
     proc = LiveProcess(cfg, db, tmp_path, recovery=False)
     try:
-        bad = drive(fx, db, proc, 111)
+        bad = drive(fx, db, proc, 111, ws_faults_at=set(range(5, 111, 9)))
         orders, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
         places = [r for r in broker if r["action"] == "place"]
         assert len(places) >= 500, len(places)

@@ -27,8 +27,10 @@ from gridflow.chunks import CandleChunk, ExchangeUpdate
 from gridflow.config.live import ExchangeConfig
 from gridflow.data import CANDLES_DIR
 from gridflow.data.candle_files import read_candle_file
-from gridflow.dataflows.live_sources import LiveCandleSource, backoff_s, describe_error
-from gridflow.dataflows.live_state import ExchangeStateSource
+from gridflow.dataflows.candle_source import LiveCandleSource
+from gridflow.dataflows.live_sources import backoff_s, describe_error
+from gridflow.exchange.retry import RATE_LIMIT_BACKOFF_S
+from gridflow.dataflows.account_source import ExchangeStateSource
 from gridflow.exchange.client import make_exchange
 from gridflow.exchange.retry import redact
 from gridflow.fakex import FakeExchange, FaultPlan
@@ -172,7 +174,8 @@ def test_partition_errors_backoff_and_gap_fill(fx: FakeExchange) -> None:
     (chunk,) = part.next_batch()
     np.testing.assert_array_equal(as_rows([chunk]), file_rows(START, START + 7 * H))
     assert not chunk.warmup and not chunk.last
-    assert backoff_s(0.5, 20) == 60.0 and backoff_s(100.0, 3) == 100.0
+    assert backoff_s(0.5, 20) == 5.0 and backoff_s(100.0, 3) == 100.0
+    assert backoff_s(0.5, 20, RATE_LIMIT_BACKOFF_S) == 60.0
 
 
 def test_pages_after_a_long_outage(fx: FakeExchange) -> None:
@@ -248,8 +251,12 @@ def test_bytewax_recovery_neither_loses_nor_doubles(fx: FakeExchange, tmp_path) 
 
 def test_source_arguments_and_redaction() -> None:
     c = ExchangeConfig()
-    with pytest.raises(NotImplementedError, match="websocket"):
-        LiveCandleSource(c, [SYM], "1h", 0, 1.0, use_websocket=True)
+    from gridflow.config.live import StreamsConfig
+    assert LiveCandleSource(c, [SYM], "1h", 0, 1.0, streams=StreamsConfig()).websocket
+    assert not LiveCandleSource(c, [SYM], "1h", 0, 1.0,
+                                streams=StreamsConfig(candles="poll")).websocket
+    assert not LiveCandleSource(c.model_copy(update={"id": "nosuchvenue"}), [SYM], "1h", 0,
+                                1.0, streams=StreamsConfig()).websocket
     for bad in ({"symbols": []}, {"symbols": [SYM, SYM]}, {"timeframe": "1x"},
                 {"warmup_candles": -1}, {"poll_s": 0}):
         kw = {"symbols": [SYM], "timeframe": "1h", "warmup_candles": 0, "poll_s": 1.0} | bad

@@ -1,0 +1,294 @@
+"""Live latency and REST budget against the local exchange, websocket vs polling mode.
+
+A live flow (``python -m bytewax.run dataflows.live:build(...)``, live mode, real ccxt /
+ccxt.pro) trades a grid on the 5 bundled symbols at the in-process local exchange
+(:mod:`gridflow.fakex`). The benchmark walks the exchange's clock through each candle in
+``--sub`` pieces, ``--pause`` wall seconds apart, and records the wall time at which each
+piece was published (fills, kline closes and mark prices go out on the websockets then).
+The exchange logs the wall time at which each REST request arrived. Measured:
+
+(a) candle close -> the first entry order of that candle and symbol received;
+(b) entry fill -> both its take profit and its stop received (the later of the two);
+(c) mark price crossing a kill-switch limit (``session_loss_grid``; the benchmark resets
+    the switch 0.3 s after each trip) -> every resting entry's cancel received.
+
+p50 / p99 / max (ms) and counts per mode. The REST budget: Binance USDⓈ-M request weight
+per minute of wall time in the steady state, at 5 symbols here and at ``--budget-symbols``
+(20) symbols in a quiet run (no fill: what each mode costs to know the market and the
+account; order requests counted apart), from the exchange's request counter
+(:mod:`gridflow.fakex.weights`), against Binance's 2,400 per minute. JSON in ``benchmarks/results/live_latency.json``.
+
+    python benchmarks/live_latency.py [--candles 240] [--poll-candles 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psutil
+from _env import AT_START
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from live_harness import (  # noqa: E402  (the tests' live harness)
+    H,
+    MARKETS,
+    LiveProcess,
+    caught_up,
+    candles,
+    start_exchange,
+    write_live_config,
+)
+
+from gridflow.fakex.faults import is_order_write  # noqa: E402
+from gridflow.journal.store import read_events, read_orders  # noqa: E402
+
+START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
+SYMBOLS = tuple(MARKETS)
+RUN = "live-test"
+BINANCE_WEIGHT_PER_MIN = 2400
+GRID = {"levels": 5, "atr_start": 0.2, "atr_step": 0.4, "sl_pct": 0.03, "sma_period": 12}
+
+
+def stats(ms: list[float]) -> dict:
+    if not ms:
+        return {"n": 0}
+    a = np.asarray(ms)
+    return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 2),
+            "p99_ms": round(float(np.percentile(a, 99)), 2), "max_ms": round(float(a.max()), 2)}
+
+
+class Clock:
+    """Walks the exchange through candles in pieces and remembers when each piece was
+    published: exchange ms -> wall s."""
+
+    def __init__(self, fx, sub: int, pause: float) -> None:
+        self.fx, self.sub, self.pause = fx, sub, pause
+        self.walls: dict[int, float] = {}
+        self.closes: dict[int, float] = {}  # candle open ms -> wall of its close
+
+    def candle(self) -> None:
+        opened = self.fx.now_ms() // H * H
+        for _ in range(self.sub):
+            self.fx.substep(1, self.sub)
+            now = self.fx.now_ms()
+            self.walls[now] = time.time()
+            time.sleep(self.pause)
+        self.closes[opened] = self.walls[opened + H]
+
+    def wall_at(self, ts: int) -> float | None:
+        """Wall time of the piece whose walk reached exchange time ``ts``."""
+        later = [t for t in self.walls if t >= ts]
+        return self.walls[min(later)] if later else None
+
+
+def resetter(db: Path, stop: threading.Event, resets: list[float]) -> None:
+    """Reset every kill switch 0.3 s after a trip is journaled."""
+    from gridflow.journal.commands import issue_command
+
+    url, seen = f"sqlite:///{db}", 0
+    while not stop.wait(0.02):
+        try:
+            trips = [e for e in read_events(url, RUN) if e["kind"] == "kill_switch_tripped"]
+        except Exception:  # noqa: BLE001 - tables not created yet
+            continue
+        if len(trips) > seen:
+            seen = len(trips)
+            time.sleep(0.3)
+            resets.append(time.time())
+            issue_command(url, "live", "reset_kill_switch", {}, "bench")
+
+
+def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path) -> dict:
+    rows = {s: candles(s) for s in SYMBOLS}
+    fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=3)
+    db = workdir / f"{mode}.db"
+    cfg = write_live_config(workdir / f"{mode}.toml", db, fx, START + n_candles * H,
+                            symbols=SYMBOLS, streams=mode, strategy=GRID, leverage=3.0,
+                            risk={"session_loss_grid": 0.01, "max_margin_ratio": 0.9},
+                            stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
+    if mode == "poll":  # the defaults of a real deployment, not the tests' fast polls
+        text = cfg.read_text()
+        text = text.replace("candle_poll_s = 0.05", "candle_poll_s = 5.0")
+        text = text.replace("exchange_poll_s = 0.05", "exchange_poll_s = 2.0")
+        cfg.write_text(text)
+    (workdir / mode).mkdir()
+    proc = LiveProcess(cfg, db, workdir / mode, recovery=False)
+    clock = Clock(fx, sub, pause)
+    stop, resets = threading.Event(), []
+    watcher = threading.Thread(target=resetter, args=(db, stop, resets), daemon=True)
+    try:
+        proc.start()
+        t0 = time.monotonic()
+        while not caught_up(db, RUN, fx.now_ms() - H):  # warm-up done, engine up
+            if time.monotonic() - t0 > 120:
+                raise SystemExit("the live flow did not start:\n" + proc.logs()[-3000:])
+            time.sleep(0.05)
+        time.sleep(1.0)
+        watcher.start()
+        w0, n0 = time.time(), len(fx.request_log)
+        for _ in range(n_candles):
+            clock.candle()
+        wall = time.time() - w0
+        weight = fx.rest_weight(n0)
+        time.sleep(3.0)
+        stop.set()
+        proc.kill()
+        log = list(fx.request_log[n0:])
+        trades = fx.trades()
+    finally:
+        stop.set()
+        proc.kill()
+        fx.stop()
+    return measure(db, clock, log, trades, resets, wall, weight, mode)
+
+
+def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
+    url = f"sqlite:///{db}"
+    orders = read_orders(url, RUN)
+    by_cid = {o["client_order_id"]: o for o in orders}
+    arrival: dict[str, float] = {}
+    deletes: list[tuple[float, str]] = []
+    for r in log:
+        cid = r.get("client_order_id")
+        if not cid:
+            continue
+        if r["method"] == "POST" and r["path"] in ("/fapi/v1/order", "/fapi/v1/algoOrder"):
+            arrival.setdefault(cid, r["wall"])
+        elif r["method"] == "DELETE":
+            deletes.append((r["wall"], cid))
+    # (a) candle close -> first entry of (candle, symbol)
+    first: dict[tuple[int, str], float] = {}
+    for o in orders:
+        if o["tag"].startswith("L") and o["client_order_id"] in arrival:
+            key = (o["ts_ms"], o["symbol"])
+            first[key] = min(first.get(key, 1e18), arrival[o["client_order_id"]])
+    a = [(w - clock.closes[ts - H]) * 1000 for (ts, _), w in first.items()
+         if ts - H in clock.closes]
+    # (b) entry fill -> TP and stop (decided at the fill's time) received
+    answers: dict[tuple[str, int], dict[str, float]] = {}
+    for o in orders:
+        if o["tag"] in ("TP", "SL") and o["client_order_id"] in arrival:
+            answers.setdefault((o["symbol"], o["ts_ms"]), {})[o["tag"]] = arrival[
+                o["client_order_id"]]
+    b = []
+    for t in trades:
+        o = by_cid.get(t["clientOrderId"])
+        if o is None or not o["tag"].startswith("L"):
+            continue
+        got = answers.get((o["symbol"], int(t["time"])), {})
+        w = clock.wall_at(int(t["time"]))
+        if w is not None and {"TP", "SL"} <= set(got):
+            b.append((max(got.values()) - w) * 1000)
+    # (c) kill-switch trip at a mark -> the entries' cancels received (before the reset)
+    entries = {c for c, o in by_cid.items() if o["tag"].startswith("L")}
+    trips = [e for e in read_events(url, RUN) if e["kind"] == "kill_switch_tripped"]
+    c = []
+    for i, e in enumerate(trips):
+        w = clock.wall_at(int(e["ts_ms"]))
+        until = resets[i] if i < len(resets) else float("inf")
+        got = [t for t, cid in deletes if cid in entries and w is not None and w <= t < until]
+        if got:
+            c.append((max(got) - w) * 1000)
+    return {"mode": mode, "candle_close_to_entry": stats(a), "fill_to_tp_and_stop": stats(b),
+            "mark_to_kill_switch_cancels": stats(c), "trips": len(trips),
+            "wall_s": round(wall, 1), "rest_weight": weight,
+            "rest_weight_per_min": round(weight / wall * 60, 1),
+            "requests_per_min": round(len(log) / wall * 60, 1)}
+
+
+def quiet_budget(mode: str, n_symbols: int, seconds: float, workdir: Path) -> dict:
+    """REST weight per minute of a quiet account at ``n_symbols`` symbols (live mode, no
+    fill: entries far below the price; the clock walks one exchange minute per wall
+    second): the market-data and account requests' weight against Binance's limit, and
+    the order requests (placing and cancelling the resting levels) counted apart."""
+    base = {s: candles(s) for s in SYMBOLS}
+    names = [f"S{i:02d}/USDT" for i in range(n_symbols)]
+    rows = {n: base[SYMBOLS[i % len(SYMBOLS)]] for i, n in enumerate(names)}
+    specs = {n: MARKETS[SYMBOLS[i % len(SYMBOLS)]] for i, n in enumerate(names)}
+    MARKETS.update(specs)
+    try:
+        fx = start_exchange(START, symbols=tuple(names), rows=rows)
+        db = workdir / f"quiet-{mode}.db"
+        cfg = write_live_config(workdir / f"quiet-{mode}.toml", db, fx, START + 1000 * H,
+                                symbols=tuple(names), streams=mode,
+                                strategy={"atr_start": 50.0},
+                                stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
+        text = cfg.read_text()
+        if mode == "poll":
+            text = text.replace("candle_poll_s = 0.05", "candle_poll_s = 5.0")
+            text = text.replace("exchange_poll_s = 0.05", "exchange_poll_s = 2.0")
+        cfg.write_text(text)
+        (workdir / f"quiet-{mode}").mkdir()
+        proc = LiveProcess(cfg, db, workdir / f"quiet-{mode}", recovery=False)
+        proc.start()
+        t0 = time.monotonic()
+        while not caught_up(db, RUN, fx.now_ms() - H):
+            if time.monotonic() - t0 > 180:
+                raise SystemExit("the quiet flow did not start:\n" + proc.logs()[-3000:])
+            time.sleep(0.1)
+        time.sleep(5.0)  # past the start's catch-up
+        n0, w0 = len(fx.request_log), time.time()
+        ps = psutil.Process(proc.proc.pid)
+        cpu0 = ps.cpu_times()
+        end = time.time() + seconds
+        while time.time() < end:
+            fx.advance_ms(60_000)  # one exchange minute per wall second
+            time.sleep(1.0)
+        wall = time.time() - w0
+        cpu1 = ps.cpu_times()
+        cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
+        log = list(fx.request_log[n0:])
+        proc.kill()
+        fx.stop()
+    finally:
+        for n in specs:
+            MARKETS.pop(n, None)
+    orders = [r for r in log if is_order_write(r["method"], r["path"])]
+    data = [r for r in log if not is_order_write(r["method"], r["path"])]
+    per_min = sum(r.get("weight", 0) for r in data) / wall * 60
+    return {"mode": mode, "symbols": n_symbols, "wall_s": round(wall, 1),
+            "data_weight_per_min": round(per_min, 1),
+            "share_of_binance_limit": round(per_min / BINANCE_WEIGHT_PER_MIN, 4),
+            "data_requests_per_min": round(len(data) / wall * 60, 1),
+            "order_requests_per_min": round(len(orders) / wall * 60, 1),
+            "flow_cpu_share_of_one_core": round(cpu, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--candles", type=int, default=240, help="websocket mode")
+    ap.add_argument("--poll-candles", type=int, default=40, help="polling mode")
+    ap.add_argument("--sub", type=int, default=12, help="pieces per candle")
+    ap.add_argument("--pause", type=float, default=0.03, help="wall s between pieces (ws)")
+    ap.add_argument("--poll-pause", type=float, default=1.0, help="wall s between pieces")
+    ap.add_argument("--budget-symbols", type=int, default=20)
+    ap.add_argument("--budget-s", type=float, default=90.0)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "live_latency.json")
+    args = ap.parse_args()
+    out = {"environment": AT_START, "symbols": list(SYMBOLS), "pieces_per_candle": args.sub}
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        out["websocket"] = run_mode("websocket", args.candles, args.sub, args.pause, work)
+        print(json.dumps(out["websocket"], indent=1), flush=True)
+        out["poll"] = run_mode("poll", args.poll_candles, args.sub, args.poll_pause, work)
+        print(json.dumps(out["poll"], indent=1), flush=True)
+        out["budget"] = [quiet_budget(m, args.budget_symbols, args.budget_s, work)
+                         for m in ("websocket", "poll")]
+        print(json.dumps(out["budget"], indent=1), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
