@@ -40,7 +40,7 @@ AlertKind = Literal["kill_switch_tripped", "kill_switch_reset", "grid_level_open
                     "stop_missing", "slippage", "order_rejected", "order_failed",
                     "order_vanished", "exchange_error", "fill_inconsistent",
                     "engine_started", "position_adopted", "kill_switch_restored",
-                    "equity_drift"]
+                    "equity_drift", "stream_stale", "stream_restored"]
 Severity = Literal["info", "warning", "critical"]
 
 #: Kinds whose cooldown defaults to 0 ms (never suppressed) in :class:`AlertThrottle`.

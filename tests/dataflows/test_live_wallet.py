@@ -1,4 +1,4 @@
-"""The live account equals the exchange's wallet: a 60-candle live run against the local
+"""The live account equals the exchange's wallet: a 100-candle live run against the local
 exchange with Binance's real BTC and ETH funding rates settling every 8 h.
 
 The engine compares its equity (cash + unrealized at the exchange's marks) with the
@@ -19,7 +19,7 @@ from gridflow.journal.store import read_events, read_summaries, read_trades
 
 START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 RUN = "live-test"
-CANDLES = 60
+CANDLES = 100
 
 
 def test_engine_equity_equals_the_exchange_wallet_with_funding_at_every_poll(tmp_path):

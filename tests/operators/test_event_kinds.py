@@ -30,11 +30,12 @@ from gridflow.operators.validation import REASONS
 PACKAGE = Path(gridflow.__file__).resolve().parent
 
 #: The strings journaled before the enums (kinds, reasons, exit reasons, commands), and
-#: the ones added since (``no_candles`` / ``NO_VALID_CANDLES``).
+#: the ones added since (``no_candles`` / ``NO_VALID_CANDLES``; the websocket streams'
+#: ``stream_stale`` / ``stream_restored`` and their reasons).
 KINDS_BEFORE = [
     "candle_rejected", "data_gap", "price_reanchored", "order_denied", "kill_switch_tripped", "kill_switch_reset",
     "funding", "no_candles", "command_applied", "command_rejected", "engine_started", "kill_switch_restored",
-    "position_adopted", "exchange_error", "orphan_fill", "fill_inconsistent", "slippage",
+    "position_adopted", "exchange_error", "stream_stale", "stream_restored", "orphan_fill", "fill_inconsistent", "slippage",
     "dust_position", "stop_missing", "order_rejected", "order_failed", "order_vanished",
     "order_rebuilt", "order_superseded", "orphan_order", "orphan_position", "position_mismatch",
     "equity_drift"
@@ -48,7 +49,7 @@ REASONS_BEFORE = [
     "SESSION_LOSS_SINGLE", "DAILY_LOSS", "ROLLING_DRAWDOWN", "MAX_DRAWDOWN", "UNKNOWN_ACCOUNT",
     "UNKNOWN_SYMBOL", "UNKNOWN_REASON", "UNKNOWN_KIND", "BAD_COMMAND", "BAD_PAYLOAD", "AMBIGUOUS",
     "INVALID_PARAMS", "INDICATORS_CHANGED", "TOO_MANY_LEVELS", "LIVE", "EXCHANGE_POSITION",
-    "POLL_FAILED", "UNKNOWN_ORDER", "ENTRY_AGAINST_POSITION", "EXIT_WITHOUT_POSITION",
+    "POLL_FAILED", "DISCONNECTED", "SILENT", "MISSED_FILLS", "CAUGHT_UP", "UNKNOWN_ORDER", "ENTRY_AGAINST_POSITION", "EXIT_WITHOUT_POSITION",
     "BELOW_MIN_AMOUNT", "NO_LIVE_STOP", "REJECTED", "FAILED", "NOT_OPEN", "WRITE_AHEAD_TABLE",
     "GRIDFLOW_ID", "FOREIGN", "NOT_TRADED_BY_ACCOUNT", "EXCHANGE_DIFFERS"
 ]
