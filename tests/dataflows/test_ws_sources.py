@@ -46,6 +46,7 @@ def pump(part, until, timeout: float = 10.0, what: str = "") -> list:
         got += part.next_batch()
         if until(got):
             return got
+    what = what() if callable(what) else what
     raise AssertionError(f"not within {timeout} s: {what}; got {len(got)} items")
 
 
@@ -155,6 +156,12 @@ def state_part(fx, streams: StreamsConfig | None = None):
     return src.build_part("state", "acct", None)
 
 
+def _state(part) -> str:
+    """The partition's trust state, for a failure message."""
+    return (f"proof={part._proof} trusted={part._trusted} gen={part._gen} feeds="
+            f"{[(f.key, f.status, f.generation, f.last_error) for f in (part.trades_feed, part.orders_feed)]}")
+
+
 def reports(updates) -> list[str]:
     return [r.report_id for u in updates for r in u.reports]
 
@@ -218,12 +225,13 @@ def test_a_silent_user_stream_is_stale_caught_up_by_rest_and_trusted_again(fx):
         assert reports(got) == [f"trade-{fx.trades()[-1]['id']}"]  # by REST, once
         fx.ws_silence("user", False)
         # the stale stream was reset: it reconnects, yet is trusted only once it delivers
-        got += pump(part, lambda g: part.trades_feed.generation >= 1
-                    and part.trades_feed.status == "up", what="reconnected")
+        feeds = (part.trades_feed, part.orders_feed)
+        got += pump(part, lambda g: all(f.generation >= 1 and f.status == "up" for f in feeds),
+                    timeout=20, what="reconnected")
         assert ("restored", "CAUGHT_UP") not in changes(got)
         below(fx, ex, "gf-silent-2")
-        got += pump(part, lambda g: ("restored", "CAUGHT_UP") in changes(g), timeout=10,
-                    what="trusted again once the stream delivers")
+        got += pump(part, lambda g: ("restored", "CAUGHT_UP") in changes(g), timeout=20,
+                    what=lambda: f"trusted again once the stream delivers; {_state(part)}")
         assert Counter(reports(got)) == Counter(f"trade-{t['id']}" for t in fx.trades())
     finally:
         part.close()
