@@ -76,9 +76,12 @@ def live_cfg(fx: FakeExchange, api_key: str = "test-key", secret: str = "test-se
 
 
 def gateway(fx: FakeExchange) -> OrderGateway:
+    """Order requests time out after 200 ms; the markets load with a generous timeout
+    (a busy machine must not fail the setup)."""
     live = live_cfg(fx)
-    ex = make_exchange(live.exchange)
+    ex = make_exchange(live.exchange.model_copy(update={"timeout_ms": 10_000}))
     ex.load_markets()
+    ex.timeout = live.exchange.timeout_ms
     return OrderGateway(ex, "swap", FAST, rng=random.Random(2))
 
 

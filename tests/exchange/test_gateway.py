@@ -43,9 +43,12 @@ def fx():
 
 
 def gateway(fx: FakeExchange, timeout_ms: int = 200, retry: RetryConfig = FAST) -> OrderGateway:
+    """A gateway whose order requests time out after ``timeout_ms`` (the markets load
+    with a generous timeout: a busy machine must not fail the setup)."""
     ex = make_exchange(ExchangeConfig(api_key="test-key", secret="test-secret",
-                                      urls=fx.ccxt_urls(), timeout_ms=timeout_ms, rate_limit_ms=0))
+                                      urls=fx.ccxt_urls(), timeout_ms=10_000, rate_limit_ms=0))
     ex.load_markets()
+    ex.timeout = timeout_ms
     return OrderGateway(ex, "swap", retry, secrets=("test-key", "test-secret"),
                         rng=random.Random(1))
 
