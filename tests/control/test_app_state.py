@@ -86,9 +86,11 @@ def test_an_idle_poll_changes_nothing_and_a_stale_one_is_dropped(crash_db: str) 
     assert state.status["run_id"] == state.runs[0]
 
 
-def test_a_repeated_click_issues_one_command(crash_db: str, tmp_path: Path) -> None:
-    """A double click (the same action while its command waits for the engine) issues
-    nothing more; another action waits its turn; the answer is heard at once."""
+def test_a_repeated_click_issues_one_command(crash_db: str, tmp_path: Path,
+                                            monkeypatch) -> None:
+    """A double click (the same action while its command waits for the engine, or just
+    after its answer) issues nothing more; another action waits its turn; the answer is
+    heard at once."""
     db = f"sqlite:///{tmp_path / 'copy.db'}"
     shutil.copy(make_url(crash_db).database, make_url(db).database)
     state = ControlState(db_url=db, user="alice", ack_timeout_s=0.5)  # no engine: times out
@@ -105,6 +107,11 @@ def test_a_repeated_click_issues_one_command(crash_db: str, tmp_path: Path) -> N
     assert state.pending == "" and state.last_ack["status"] == "timeout"
     assert len(state.last_ack["request_id"]) == 32
     assert [c["kind"] for c in read_commands(db, 0)] == ["pause"]
+    # the second click of a double click that reaches the server after the answer
+    assert state.pause() is first and state.pending == ""
+    import gridflow.control.app.state as app_state
+
+    monkeypatch.setattr(app_state, "REPEAT_WINDOW_S", 0.0)
     second = state.pause()  # a later click is a new command
     assert second is not first and isinstance(second.exception(timeout=30), TimeoutError)
     assert [c["kind"] for c in read_commands(db, 0)] == ["pause", "pause"]

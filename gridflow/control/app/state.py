@@ -16,6 +16,7 @@ repeated click on the same action while it waits (a double click) issues nothing
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +31,9 @@ from gridflow.control.app.params_form import InvalidParams
 from gridflow.control.client import GridflowClient, ReplayJob
 
 LATEST = "(latest)"
+REPEAT_WINDOW_S = 1.0
+"""A command repeated this soon (wall seconds) after the same one was answered is the
+same gesture (a double click), not a new command."""
 
 
 @dataclass
@@ -89,6 +93,7 @@ class ControlState(param.Parameterized):
         self._configs: dict[str, dict[str, Any]] = {}
         self._future: Future | None = None
         self._future_of: dict[str, str] = {}
+        self._done: tuple[str, str, float, Future] | None = None  # last answered command
         self._executor: ThreadPoolExecutor | None = None
         self.backtest = BacktestState(self.client)
         self._equity_key: tuple | None = None
@@ -220,7 +225,9 @@ class ControlState(param.Parameterized):
         """Issue a command on a worker thread; :meth:`collect_ack` shows the ack.
 
         Idempotent while it waits: the same action on the same account again (a double
-        click, a resent click) returns the command in flight and issues nothing. Each
+        click, a resent click) returns the command in flight and issues nothing; so does
+        a repeat within :data:`REPEAT_WINDOW_S` after its answer (a double click whose
+        second click reaches the server after a fast acknowledgement). Each
         issued command gets a ``request_id`` (uuid4, in :attr:`last_ack`).
 
         Raises
@@ -241,6 +248,10 @@ class ControlState(param.Parameterized):
                 return self._future
             self.message = f"{action}: wait for the acknowledgement of {self.pending}"
             raise RuntimeError(self.message)
+        done = self._done
+        if done is not None and done[:2] == (action, account) \
+                and time.monotonic() - done[2] < REPEAT_WINDOW_S:
+            return done[3]  # the second click of a double click the engine already answered
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="gridflow-app-cmd")
         self.message = ""
@@ -268,6 +279,7 @@ class ControlState(param.Parameterized):
             return
         self._future = None
         info = dict(self._future_of)
+        self._done = (info.get("action", ""), info.get("account", ""), time.monotonic(), fut)
         exc = fut.exception() if not fut.cancelled() else RuntimeError("cancelled")
         if exc is None:
             ack = fut.result()
