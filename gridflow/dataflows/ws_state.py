@@ -95,7 +95,6 @@ class WsStatePartition(ExchangeStatePartition):
         self._proof = False  # stale by missed fills: the stream must deliver again
         self._rest_only: dict[str, float] = {}  # report id -> when REST found it (wall)
         self._funding_slot: int | None = None
-        self._marks_live = False
         self._marks_ok: bool | None = None  # the mark stream's health last seen
         self._born = time.monotonic()
         self._ending = False
@@ -161,7 +160,6 @@ class WsStatePartition(ExchangeStatePartition):
                    user_up: bool) -> ExchangeUpdate:
         """Run the REST cycle; merge it with what the streams delivered."""
         self.rest_cycles += 1
-        self._marks_live = self.marks_feed.healthy(self.cfg.stale_s)
         rest = super().next_batch()
         if not rest:  # fetch_time failed: try again after the backoff
             self._next_rest = time.monotonic() + max(
@@ -193,7 +191,7 @@ class WsStatePartition(ExchangeStatePartition):
 
     def _marks(self) -> dict[str, float]:
         """REST marks only while the mark stream is not healthy (one request)."""
-        return {} if self._marks_live else super()._marks()
+        return {} if self._marks_ok else super()._marks()
 
     def _funding(self, server_ms: int) -> list[dict]:
         """Funding history only when a funding time passed since the last fetch (or
@@ -323,8 +321,7 @@ async def _reset_private(ex: Any) -> None:
     """Close the exchange's private (user data) websocket connections: the watches
     fail, reconnect with a fresh subscription and the feeds' generations move on."""
     for url, client in list(getattr(ex, "clients", {}).items()):
-        if "listenKey" in url or "private" in url or "/ws/" in url and "market" not in url \
-                and "public" not in url:
+        if "listenKey" in url or "/private/" in url:
             try:  # as a transport error: the watches fail with it and reconnect
                 client.on_error(ccxt.NetworkError("stream reset by gridflow: stale"))
             except Exception as e:  # noqa: BLE001 - already closing

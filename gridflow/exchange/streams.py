@@ -28,7 +28,7 @@ from typing import Any
 
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange.client import make_pro_exchange
-from gridflow.redaction import redact
+from gridflow.exchange.retry import error_text
 
 __all__ = ["StreamFeed", "StreamHub", "hub_for", "release_hub"]
 
@@ -167,9 +167,10 @@ class StreamHub:
             return feed
 
     def describe(self, exc: BaseException) -> str:
-        """``"ClassName: message"`` with the keys masked."""
-        text = redact(str(exc), self._secrets)
-        return f"{type(exc).__name__}: {text if len(text) <= 300 else text[:297] + '...'}"
+        """``"ClassName: message"`` with the keys masked (:func:`~gridflow.exchange.retry.
+        error_text`), at most 300 characters."""
+        text = error_text(exc, self._secrets)
+        return text if len(text) <= 300 else text[:297] + "..."
 
     async def _repeat(self, feed: StreamFeed, fn: WatchFn) -> None:
         """Call ``fn`` again as soon as it returned: no other callback runs in between, so
