@@ -10,7 +10,10 @@ The exchange logs the wall time at which each REST request arrived. Measured:
 (a) candle close -> the first entry order of that candle and symbol received;
 (b) entry fill -> both its take profit and its stop received (the later of the two);
 (c) mark price crossing a kill-switch limit (``session_loss_grid``; the benchmark resets
-    the switch 0.3 s after each trip) -> every resting entry's cancel received.
+    the switch ``--ks-reset-s`` after each trip) -> every resting entry's cancel
+    received (the last of them, over all symbols). Trips are rare on market candles, so
+    (c) has its own run on :func:`sawtooth` candles: every hour falls 8 % and comes back,
+    fills entries on each symbol and trips the switch with entries still resting.
 
 p50 / p99 / max (ms) and counts per mode. The REST budget: Binance USDⓈ-M request weight
 per minute of wall time in the steady state, at 5 symbols here and at ``--budget-symbols``
@@ -18,13 +21,14 @@ per minute of wall time in the steady state, at 5 symbols here and at ``--budget
 account; order requests counted apart), from the exchange's request counter
 (:mod:`gridflow.fakex.weights`), against Binance's 2,400 per minute. JSON in ``benchmarks/results/live_latency.json``.
 
-    python benchmarks/live_latency.py [--candles 240] [--poll-candles 40]
+    python benchmarks/live_latency.py [--candles 500] [--ks-candles 1100] [--poll-candles 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -50,7 +54,7 @@ from live_harness import (  # noqa: E402  (the tests' live harness)
 )
 
 from gridflow.fakex.faults import is_order_write  # noqa: E402
-from gridflow.journal.store import read_events, read_orders  # noqa: E402
+from gridflow.journal.store import read_orders  # noqa: E402
 
 START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 SYMBOLS = tuple(MARKETS)
@@ -91,29 +95,62 @@ class Clock:
         return self.walls[min(later)] if later else None
 
 
-def resetter(db: Path, stop: threading.Event, resets: list[float]) -> None:
-    """Reset every kill switch 0.3 s after a trip is journaled."""
+def sawtooth(symbol: str, n_before: int, n_after: int, depth: float) -> np.ndarray:
+    """Hourly candles that fall ``depth`` (a fraction) from the open to the low in the
+    first third of each hour and come back to the open (the fake exchange walks open ->
+    low -> high -> close): every hour fills entries and trips a session-loss switch.
+    Around the bundled price of ``symbol`` at ``START``."""
+    real = candles(symbol)
+    base = float(real[np.searchsorted(real[:, 0], START), 1])
+    ts = START + np.arange(-n_before, n_after, dtype=np.float64) * H
+    n = ts.size
+    return np.column_stack([ts, np.full(n, base), np.full(n, base * 1.002),
+                            np.full(n, base * (1.0 - depth)), np.full(n, base),
+                            np.full(n, 100.0)])
+
+
+def trip_times(db: Path) -> list[int]:
+    """Exchange times (ms) of the kill-switch trips journaled so far, one per moment
+    (several switches tripping on one mark are one trip)."""
+    with sqlite3.connect(db, timeout=5) as conn:
+        rows = conn.execute("SELECT DISTINCT ts_ms FROM events WHERE run_id = ? AND kind = ?"
+                            " ORDER BY ts_ms", (RUN, "kill_switch_tripped")).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: float) -> None:
+    """Reset every kill switch ``after_s`` after a trip is journaled; ``resets`` gets
+    the wall time of the reset of each trip (in :func:`trip_times` order)."""
     from gridflow.journal.commands import issue_command
 
     url, seen = f"sqlite:///{db}", 0
     while not stop.wait(0.02):
         try:
-            trips = [e for e in read_events(url, RUN) if e["kind"] == "kill_switch_tripped"]
-        except Exception:  # noqa: BLE001 - tables not created yet
+            n = len(trip_times(db))
+        except sqlite3.Error:  # tables not created yet
             continue
-        if len(trips) > seen:
-            seen = len(trips)
-            time.sleep(0.3)
-            resets.append(time.time())
+        if n > seen:
+            time.sleep(after_s)
+            resets.extend([time.time()] * (n - seen))
+            seen = n
             issue_command(url, "live", "reset_kill_switch", {}, "bench")
 
 
-def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path) -> dict:
-    rows = {s: candles(s) for s in SYMBOLS}
+def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
+             scenario: str = "market", reset_after_s: float = 0.3) -> dict:
+    """One live flow in ``mode`` over ``n_candles``: on the bundled candles
+    (``scenario="market"``) or on :func:`sawtooth` candles (``"sawtooth"``: a
+    kill-switch trip every hour)."""
+    if scenario == "sawtooth":
+        rows = {s: sawtooth(s, 300, n_candles + 5, 0.08) for s in SYMBOLS}
+    else:
+        rows = {s: candles(s) for s in SYMBOLS}
     fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=3)
-    db = workdir / f"{mode}.db"
-    cfg = write_live_config(workdir / f"{mode}.toml", db, fx, START + n_candles * H,
-                            symbols=SYMBOLS, streams=mode, strategy=GRID, leverage=3.0,
+    name = f"{mode}-{scenario}"
+    db = workdir / f"{name}.db"
+    cfg = write_live_config(workdir / f"{name}.toml", db, fx, START + n_candles * H,
+                            symbols=SYMBOLS, streams=mode, leverage=3.0,
+                            strategy=GRID if scenario == "market" else {**GRID, "sl_pct": 0.2},
                             risk={"session_loss_grid": 0.01, "max_margin_ratio": 0.9},
                             stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
     if mode == "poll":  # the defaults of a real deployment, not the tests' fast polls
@@ -121,11 +158,12 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path) -
         text = text.replace("candle_poll_s = 0.05", "candle_poll_s = 5.0")
         text = text.replace("exchange_poll_s = 0.05", "exchange_poll_s = 2.0")
         cfg.write_text(text)
-    (workdir / mode).mkdir()
-    proc = LiveProcess(cfg, db, workdir / mode, recovery=False)
+    (workdir / name).mkdir()
+    proc = LiveProcess(cfg, db, workdir / name, recovery=False)
     clock = Clock(fx, sub, pause)
     stop, resets = threading.Event(), []
-    watcher = threading.Thread(target=resetter, args=(db, stop, resets), daemon=True)
+    watcher = threading.Thread(target=resetter, args=(db, stop, resets, reset_after_s),
+                               daemon=True)
     try:
         proc.start()
         t0 = time.monotonic()
@@ -149,7 +187,7 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path) -
         stop.set()
         proc.kill()
         fx.stop()
-    return measure(db, clock, log, trades, resets, wall, weight, mode)
+    return {"scenario": scenario, **measure(db, clock, log, trades, resets, wall, weight, mode)}
 
 
 def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
@@ -191,10 +229,10 @@ def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
             b.append((max(got.values()) - w) * 1000)
     # (c) kill-switch trip at a mark -> the entries' cancels received (before the reset)
     entries = {c for c, o in by_cid.items() if o["tag"].startswith("L")}
-    trips = [e for e in read_events(url, RUN) if e["kind"] == "kill_switch_tripped"]
+    trips = trip_times(db)
     c = []
-    for i, e in enumerate(trips):
-        w = clock.wall_at(int(e["ts_ms"]))
+    for i, ts in enumerate(trips):
+        w = clock.wall_at(ts)
         until = resets[i] if i < len(resets) else float("inf")
         got = [t for t, cid in deletes if cid in entries and w is not None and w <= t < until]
         if got:
@@ -266,11 +304,17 @@ def quiet_budget(mode: str, n_symbols: int, seconds: float, workdir: Path) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--candles", type=int, default=240, help="websocket mode")
+    ap.add_argument("--candles", type=int, default=500, help="websocket mode")
     ap.add_argument("--poll-candles", type=int, default=40, help="polling mode")
     ap.add_argument("--sub", type=int, default=12, help="pieces per candle")
     ap.add_argument("--pause", type=float, default=0.03, help="wall s between pieces (ws)")
     ap.add_argument("--poll-pause", type=float, default=1.0, help="wall s between pieces")
+    ap.add_argument("--ks-candles", type=int, default=1100,
+                    help="sawtooth candles (a kill-switch trip each), websocket mode")
+    ap.add_argument("--ks-sub", type=int, default=6)
+    ap.add_argument("--ks-pause", type=float, default=0.05)
+    ap.add_argument("--ks-reset-s", type=float, default=0.12,
+                    help="wall s from a trip to its reset")
     ap.add_argument("--budget-symbols", type=int, default=20)
     ap.add_argument("--budget-s", type=float, default=90.0)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "live_latency.json")
@@ -280,6 +324,10 @@ def main() -> None:
         work = Path(d)
         out["websocket"] = run_mode("websocket", args.candles, args.sub, args.pause, work)
         print(json.dumps(out["websocket"], indent=1), flush=True)
+        out["websocket_kill_switch"] = run_mode(
+            "websocket", args.ks_candles, args.ks_sub, args.ks_pause, work, "sawtooth",
+            args.ks_reset_s)
+        print(json.dumps(out["websocket_kill_switch"], indent=1), flush=True)
         out["poll"] = run_mode("poll", args.poll_candles, args.sub, args.poll_pause, work)
         print(json.dumps(out["poll"], indent=1), flush=True)
         out["budget"] = [quiet_budget(m, args.budget_symbols, args.budget_s, work)

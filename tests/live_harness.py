@@ -188,7 +188,8 @@ class LiveProcess:
 def caught_up(db: Path, run_id: str, last_open_ms: int) -> bool:
     """The engine journaled candle ``last_open_ms`` and the broker answered every
     intent (no write-ahead row is still ``sending``)."""
-    from gridflow.journal.store import read_broker, read_summaries
+    from gridflow.journal.broker_rows import read_broker
+    from gridflow.journal.store import read_summaries
 
     url = f"sqlite:///{db}"
     try:
@@ -253,7 +254,8 @@ def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,
     """Caught up and the broker table unchanged for ``quiet_s``; with ``drained`` also
     every order decided since ``last_open_ms`` placed or refused by the broker (none
     queued behind a request the exchange holds, none ``sending``)."""
-    from gridflow.journal.store import read_broker, read_orders
+    from gridflow.journal.broker_rows import read_broker
+    from gridflow.journal.store import read_orders
 
     url = f"sqlite:///{db}"
     t_end = time.monotonic() + timeout

@@ -140,6 +140,10 @@ class LiveConfig(_Model):
         Stop after the candle closing at this exchange time (ms UTC): demos and tests.
     streams : StreamsConfig
         Websocket or REST polling per stream, reconciliation and staleness bounds.
+    broker_lanes : int
+        Most order lanes (1-32): the broker sends each symbol's intents in order on one
+        lane and symbols side by side, one ccxt client per lane, one shared rate limit
+        (:mod:`gridflow.dataflows.broker_lanes`). 1 = every order one after the other.
     """
 
     mode: Literal["paper", "live"] = "paper"
@@ -156,6 +160,7 @@ class LiveConfig(_Model):
     retry: RetryConfig = RetryConfig()
     end_ms: int | None = None
     streams: StreamsConfig = StreamsConfig()
+    broker_lanes: int = Field(8, ge=1, le=32)
 
     def without_secrets(self) -> "LiveConfig":
         """This config with the exchange credentials removed: what pure operators keep

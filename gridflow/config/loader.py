@@ -78,6 +78,7 @@ _ADDED_LATER: dict[str, object] = {
     "candles": CandleRules().model_dump(mode="json"),
     "live.streams": StreamsConfig().model_dump(mode="json"),
     "live.exchange.ws_urls": {},
+    "live.broker_lanes": 8,
 }
 
 

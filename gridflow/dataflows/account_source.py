@@ -12,7 +12,7 @@ from bytewax.inputs import FixedPartitionedSource
 from gridflow.chunks import ExchangeUpdate
 from gridflow.config.live import ExchangeConfig, StreamsConfig
 from gridflow.dataflows.live_state import ExchangeStatePartition, StateResumeState, check_args
-from gridflow.exchange.client import make_exchange, supports_streams
+from gridflow.exchange.client import ccxt_symbol, make_exchange, supports_streams
 
 __all__ = ["ExchangeStateSource"]
 
@@ -27,8 +27,10 @@ class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeStat
     ``trade_overlap_ms`` (exchange ms) are as in :class:`ExchangeStatePartition`:
     the update with ``server_ms >= end_ms + poll_s * 1000`` is the last one. With
     ``streams.account == "websocket"`` (and a ccxt.pro client for the exchange) the
-    partition is a :class:`~gridflow.dataflows.ws_state.WsStatePartition`. Bad
-    arguments raise ``ValueError`` as :class:`ExchangeStatePartition` does.
+    partition is a :class:`~gridflow.dataflows.ws_state.WsStatePartition`; with
+    ``streams.candles == "websocket"`` too, it also journals the health of the kline
+    streams at ``timeframe``. Bad arguments raise ``ValueError`` as
+    :class:`ExchangeStatePartition` does.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeStat
         since_ms: int | None = None,
         trade_overlap_ms: int = 60_000,
         streams: StreamsConfig | None = None,
+        timeframe: str | None = None,
     ) -> None:
         check_args(poll_s, symbols, trade_overlap_ms)
         self.streams = streams
@@ -55,6 +58,7 @@ class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeStat
         self.exchange_factory = exchange_factory
         self.since_ms = since_ms
         self.trade_overlap_ms = int(trade_overlap_ms)
+        self.timeframe = timeframe
 
     def list_parts(self) -> list[str]:
         """The account (one partition)."""
@@ -66,15 +70,19 @@ class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeStat
         """The account's partition (streaming or polling) with its own REST exchange."""
         if self.websocket:
             from gridflow.dataflows.ws_state import WsStatePartition
-            from gridflow.exchange.streams import hub_for, release_hub
+            from gridflow.exchange.streams import hub_for, ohlcv_key, release_hub
 
             assert self.streams is not None
+            mt = self.exchange_cfg.market_type
+            candle_keys = {s: ohlcv_key(ccxt_symbol(s, mt), self.timeframe)
+                           for s in self.symbols} \
+                if self.streams.candles == "websocket" and self.timeframe else None
             return WsStatePartition(
                 self.exchange_factory(self.exchange_cfg), for_part, self.symbols,
                 self.exchange_cfg.market_type, self.poll_s,
                 hub_for(self.exchange_cfg, self.streams.reconnect_max_s), self.streams,
                 self.end_ms, self.since_ms, self.trade_overlap_ms,
-                resume_state=resume_state, release=release_hub)
+                resume_state=resume_state, release=release_hub, candle_keys=candle_keys)
         return ExchangeStatePartition(
             self.exchange_factory(self.exchange_cfg), for_part, self.symbols,
             self.exchange_cfg.market_type, self.poll_s, self.end_ms, self.since_ms,

@@ -27,10 +27,17 @@ from sqlalchemy import Engine
 
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
-from gridflow.exchange.client import make_exchange
+from gridflow.dataflows.broker_lanes import LaneError, LaneRunner
+from gridflow.exchange.client import SharedThrottle, make_exchange
 from gridflow.exchange.gateway import OrderGateway
 from gridflow.exchange.retry import error_text, retry_call
-from gridflow.journal.store import BROKER_TERMINAL, broker_begin, broker_finish, open_store
+from gridflow.journal.broker_rows import (
+    BROKER_TERMINAL,
+    broker_begin,
+    broker_begin_many,
+    broker_finish_many,
+)
+from gridflow.journal.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +52,15 @@ class BrokerSinkConfig(Protocol):
     live: LiveConfig
 
 
-def build_gateway(live: LiveConfig, sleep: Any = time.sleep) -> OrderGateway:
+def build_gateway(live: LiveConfig, sleep: Any = time.sleep,
+                  markets_from: OrderGateway | None = None) -> OrderGateway:
     """A ccxt exchange from ``live.exchange`` with its markets loaded, in a gateway.
 
-    ``load_markets`` is retried on transport errors like orders are.
+    ``load_markets`` is retried on transport errors like orders are. With
+    ``markets_from`` (another lane's gateway of the same account) the markets are
+    copied from it instead of loaded, and both clients pace their requests through one
+    :class:`~gridflow.exchange.client.SharedThrottle` (the venue's budget is the
+    account's, not the client's).
 
     Raises
     ------
@@ -60,15 +72,21 @@ def build_gateway(live: LiveConfig, sleep: Any = time.sleep) -> OrderGateway:
     cfg = live.exchange
     secrets = tuple(s.get_secret_value() for s in (cfg.api_key, cfg.secret) if s is not None)
     exchange = make_exchange(cfg)
+    if markets_from is not None:
+        source = markets_from.exchange
+        exchange.set_markets_from_exchange(source)
+        exchange.throttle = source.throttle
+    else:
+        SharedThrottle(exchange.rateLimit).attach(exchange)
 
-    def warn(exc: BaseException, _wait_s: float) -> None:
-        log.warning("load_markets failed (%s), retrying", error_text(exc, secrets))
+        def warn(exc: BaseException, _wait_s: float) -> None:
+            log.warning("load_markets failed (%s), retrying", error_text(exc, secrets))
 
-    try:
-        retry_call(exchange.load_markets, live.retry, sleep=sleep, on_retry=warn)
-    except Exception as exc:  # noqa: BLE001 - ccxt errors and transport failures
-        text = error_text(exc, secrets)
-        raise RuntimeError(f"cannot load the markets of {cfg.id}: {text}") from None
+        try:
+            retry_call(exchange.load_markets, live.retry, sleep=sleep, on_retry=warn)
+        except Exception as exc:  # noqa: BLE001 - ccxt errors and transport failures
+            text = error_text(exc, secrets)
+            raise RuntimeError(f"cannot load the markets of {cfg.id}: {text}") from None
     return OrderGateway(exchange, cfg.market_type, live.retry, secrets=secrets, sleep=sleep,
                         stop_limit_offset=live.stop_limit_offset)
 
@@ -89,9 +107,19 @@ def _merge(pre: OrderOutcome | None, out: OrderOutcome) -> OrderOutcome:
                                   "error": out.error or pre.error})
 
 
+#: A replacement whose old order's cancel row was not begun with it (recovery).
+_NOT_BEGUN = "not-begun"
+
+
 class BrokerWriter:
     """Carries intents out idempotently and journals their outcomes (the body of the
     sink partition; usable without Bytewax).
+
+    A batch costs two journal commits whatever its size: the write-ahead rows of all
+    its intents (and of the replacements' cancels) before anything is sent, and the
+    outcomes after. In between, the intents run on lanes
+    (:mod:`gridflow.dataflows.broker_lanes`): a symbol's intents in order on one lane,
+    symbols side by side, each lane with its own exchange client.
 
     Parameters
     ----------
@@ -99,9 +127,12 @@ class BrokerWriter:
         Journal URL or engine; the ``broker_outcomes`` table is created if missing.
     run_id : str
     gateway : OrderGateway, optional
-        Ready gateway (tests); otherwise built on first use by ``gateway_factory``.
+        Ready gateway (tests): one lane.
     gateway_factory : callable, optional
-        ``() -> OrderGateway``, called once, lazily.
+        ``(markets_from: OrderGateway | None) -> OrderGateway``: the first lane's
+        gateway (``None``), then each further lane's from the first; called lazily.
+    lanes : int
+        Most lanes (≥ 1) when built by ``gateway_factory``.
 
     Raises
     ------
@@ -110,30 +141,41 @@ class BrokerWriter:
     """
 
     def __init__(self, store: str | Engine, run_id: str, gateway: OrderGateway | None = None,
-                 gateway_factory: Any = None) -> None:
+                 gateway_factory: Any = None, lanes: int = 1) -> None:
         if gateway is None and gateway_factory is None:
             raise ValueError("BrokerWriter needs a gateway or a gateway_factory")
         self._own_engine = not isinstance(store, Engine)
         self.engine: Engine = open_store(store) if self._own_engine else store
         self.run_id = run_id
-        self._gateway = gateway
+        self._gateways: dict[int, OrderGateway] = {} if gateway is None else {0: gateway}
         self._factory = gateway_factory
+        self._runner = LaneRunner(1 if gateway is not None else lanes)
 
     @property
     def gateway(self) -> OrderGateway:
-        """The gateway, built on first access."""
-        if self._gateway is None:
-            self._gateway = self._factory()
-        return self._gateway
+        """The first lane's gateway, built on first access."""
+        return self._lane_gateway(0)
+
+    def _lane_gateway(self, lane: int) -> OrderGateway:
+        gw = self._gateways.get(lane)
+        if gw is None:
+            first = self._lane_gateway(0) if lane else None
+            gw = self._gateways[lane] = self._factory(first)
+        return gw
 
     def handle(self, intent: OrderIntent) -> list[OrderOutcome]:
-        """Carry one intent out unless its journal row says it was done.
+        """:meth:`handle_batch` of one intent."""
+        return self.handle_batch([intent])
+
+    def handle_batch(self, intents: list[OrderIntent]) -> list[OrderOutcome]:
+        """Carry out the intents whose journal rows do not say they were done.
 
         Returns
         -------
         list[OrderOutcome]
-            The outcomes journaled by this call (empty when every step was already
-            done): the replaced order's cancel first for a ``cancel_first`` place.
+            The outcomes journaled by this call, in batch order (empty for an intent
+            already done): a replacement's cancel before its place. An intent given
+            twice in the batch (a replay) runs at its first place only.
 
         Raises
         ------
@@ -142,56 +184,87 @@ class BrokerWriter:
         RuntimeError
             From the lazy gateway build (markets cannot be loaded).
         """
+        firsts: dict[str, OrderIntent] = {}
+        for it in intents:
+            firsts.setdefault(it.intent_id, it)
+        intents = list(firsts.values())
+        if not intents:
+            return []
+        follows = {i: _sending(OrderGateway.replaced_cancel(it))
+                   for i, it in enumerate(intents) if it.cancel_first is not None}
+        statuses, cancel_rows = broker_begin_many(
+            self.engine, self.run_id, [_sending(it) for it in intents], follows)
+        pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
+        if not pending:
+            return []
+        for lane in sorted({self._runner.lane_of(intents[i].symbol) for i in pending}):
+            self._lane_gateway(lane)  # built here, in order, not on the lane threads
+        todo = [intents[i] for i in pending]
+
+        def work(lane: int, k: int, intent: OrderIntent) -> list[OrderOutcome]:
+            i = pending[k]
+            return self._carry(self._gateways[lane], intent, statuses[i],
+                               cancel_rows.get(i, _NOT_BEGUN))
+
+        try:
+            results = self._runner.run(todo, work)
+        except LaneError as err:
+            self._finish([o for r in err.results if r for o in r])
+            raise err.__cause__ from None
+        return self._finish([o for r in results if r for o in r])
+
+    def _carry(self, gw: OrderGateway, intent: OrderIntent, status: str | None,
+               cancel_status: str | None) -> list[OrderOutcome]:
+        """Send one begun intent (``status`` from its write-ahead); the outcomes, not
+        yet journaled."""
         done: list[OrderOutcome] = []
-        status = broker_begin(self.engine, self.run_id, _sending(intent))
-        if status in BROKER_TERMINAL:
-            return done
-        gw = self.gateway
         pre = gw.recover(intent) if status == "sending" else None
         if pre is not None and pre.status != "sending":
             # resolved by the lookup, or "failed" (lookups failed: never send blind)
-            return self._finish(done, pre)
+            return [pre]
         if intent.action == "cancel":
             out = gw.cancel(intent)
         elif intent.cancel_first is None:
             out = gw.place(intent)
         else:
-            cancel_status = self._step_cancel(gw.replaced_cancel(intent), done)
-            out = gw.after_cancel(intent, cancel_status)
-        return self._finish(done, _merge(pre, out))
-
-    def _step_cancel(self, cancel: OrderIntent, done: list[OrderOutcome]) -> str:
-        """The replaced order's cancel, journaled under its own ``{cid}:cancel`` row;
-        returns its status (the stored one if it was done before)."""
-        status = broker_begin(self.engine, self.run_id, _sending(cancel))
-        if status in BROKER_TERMINAL:
-            return status
-        gw = self.gateway
-        pre = gw.recover(cancel) if status == "sending" else None
-        out = pre if pre is not None and pre.status != "sending" else _merge(pre, gw.cancel(cancel))
-        self._finish(done, out)
-        return out.status
-
-    def _finish(self, done: list[OrderOutcome], out: OrderOutcome) -> list[OrderOutcome]:
-        broker_finish(self.engine, self.run_id, out)
-        done.append(out)
+            cancel = gw.replaced_cancel(intent)
+            if cancel_status == _NOT_BEGUN:  # a recovered replacement: begin it now
+                cancel_status = broker_begin(self.engine, self.run_id, _sending(cancel))
+            out = gw.after_cancel(intent, self._step_cancel(gw, cancel, cancel_status, done))
+        done.append(_merge(pre, out))
         return done
 
+    @staticmethod
+    def _step_cancel(gw: OrderGateway, cancel: OrderIntent, status: str | None,
+                     done: list[OrderOutcome]) -> str:
+        """The replaced order's cancel (its ``{cid}:cancel`` row begun with ``status``);
+        returns its status (the stored one if it was done before)."""
+        if status in BROKER_TERMINAL:
+            return status
+        pre = gw.recover(cancel) if status == "sending" else None
+        out = pre if pre is not None and pre.status != "sending" else _merge(pre, gw.cancel(cancel))
+        done.append(out)
+        return out.status
+
+    def _finish(self, outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
+        broker_finish_many(self.engine, self.run_id, outcomes)
+        return outcomes
+
     def close(self) -> None:
-        """Release the journal engine if this writer opened it."""
+        """Stop the lanes; release the journal engine if this writer opened it."""
+        self._runner.close()
         if self._own_engine:
             self.engine.dispose()
 
 
 class _BrokerPartition(StatefulSinkPartition[OrderIntent, None]):
-    """The single broker partition: one ccxt client, intents in arrival order."""
+    """The single broker partition: the intents of a batch on the writer's lanes."""
 
     def __init__(self, writer: BrokerWriter) -> None:
         self._writer = writer
 
     def write_batch(self, values: list[OrderIntent]) -> None:
-        for intent in values:
-            self._writer.handle(intent)
+        self._writer.handle_batch(values)
 
     def snapshot(self) -> None:
         return None
@@ -209,17 +282,19 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
         ``db_url`` (journal), ``run_id``, ``live`` (exchange, retry,
         ``stop_limit_offset``).
     gateway : OrderGateway, optional
-        A ready gateway (tests). Without it each worker building the partition makes
-        its ccxt exchange lazily, on the first batch, with
-        :func:`~gridflow.exchange.client.make_exchange` and loads the markets once.
+        A ready gateway (tests; one lane). Without it the partition makes its ccxt
+        exchanges lazily, on the first batch, with :func:`build_gateway`: one per lane
+        (``live.broker_lanes`` at most, one per symbol until then), the markets loaded
+        once and the rate limit shared.
     run_id : str, optional
         The run's id when ``cfg.run_id`` is empty (the default id of the plan).
 
     Notes
     -----
-    One partition, ``"broker"``: every item goes to one worker, in order, so there is
-    one exchange client and the journal has one writer (like
-    :class:`~gridflow.dataflows.sinks.JournalSink`). The routing key is ignored.
+    One partition, ``"broker"``: every item goes to one worker, in order, so the
+    journal's broker rows have one writer (like
+    :class:`~gridflow.dataflows.sinks.JournalSink`) and each batch is planned whole
+    (:mod:`gridflow.dataflows.broker_lanes`). The routing key is ignored.
     ``snapshot`` returns None: the journal rows are the state (see the module
     docstring), so replayed intents are recognised there, not by a resume position.
     """
@@ -243,8 +318,8 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
         """Open the journal; the gateway is built on the first batch."""
         live = self.live
         return _BrokerPartition(BrokerWriter(
-            self.db_url, self.run_id, gateway=self.gateway,
-            gateway_factory=lambda: build_gateway(live)))
+            self.db_url, self.run_id, gateway=self.gateway, lanes=live.broker_lanes,
+            gateway_factory=lambda first: build_gateway(live, markets_from=first)))
 
 
 __all__ = ["BROKER_PART", "BrokerSink", "BrokerSinkConfig", "BrokerWriter", "build_gateway"]

@@ -47,7 +47,7 @@ def build_flow(plan: RunPlan) -> Dataflow:
         for acct, syms in sorted(plan.account_symbols.items()):
             upd = op.input(f"exchange_{acct}", flow, ExchangeStateSource(
                 acct, live.exchange, list(syms), live.exchange_poll_s, end_ms=live.end_ms,
-                streams=live.streams))
+                streams=live.streams, timeframe=live.timeframe))
             # ExchangeUpdate: new fills, open orders, positions, balance, watermark
             extra.append(op.map(f"key_exchange_{acct}", upd,
                                 lambda u: (u.account, (u.account, u))))

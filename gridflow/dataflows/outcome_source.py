@@ -42,7 +42,7 @@ class _Partition(StatefulSourcePartition):
         return bool(rows) and all(r.get("complete") for r in rows)
 
     def next_batch(self) -> list[OrderOutcome | OutcomesReplayed]:
-        from gridflow.journal.store import read_broker
+        from gridflow.journal.broker_rows import read_broker
 
         finished = self.until and self._complete()
         out = []

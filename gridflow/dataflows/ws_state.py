@@ -53,6 +53,37 @@ FUNDING_EVERY_MS = 8 * 3_600_000
 """Funding settles on this grid (Binance USDⓈ-M: 00:00, 08:00, 16:00 UTC)."""
 
 
+class FeedHealth:
+    """Changes of one stream's health: up and heard from within ``stale_s`` wall seconds
+    (:meth:`~gridflow.exchange.streams.StreamFeed.healthy`). At the start a stream is
+    stale only once ``stale_s`` passed without it coming up.
+
+    Attributes
+    ----------
+    ok : bool or None
+        The health last reported; None before the first verdict.
+    """
+
+    def __init__(self, stale_s: float) -> None:
+        self.stale_s = float(stale_s)
+        self.ok: bool | None = None
+        self._born = time.monotonic()
+
+    def change(self, feed: Any) -> bool | None:
+        """The new health of ``feed`` when it changed since the last call (False =
+        stale, True = healthy again); None when nothing changed."""
+        ok = feed.healthy(self.stale_s)
+        if self.ok is None:
+            if not ok and time.monotonic() - self._born <= self.stale_s:
+                return None
+            self.ok = ok
+            return None if ok else False
+        if ok == self.ok:
+            return None
+        self.ok = ok
+        return ok
+
+
 class WsStatePartition(ExchangeStatePartition):
     """One account's fills, orders and marks from websockets; see the module docstring.
 
@@ -66,6 +97,11 @@ class WsStatePartition(ExchangeStatePartition):
         Called with ``hub`` by :meth:`close`.
     tick_s : float
         Wall seconds between drains of the streams.
+    candle_keys : dict[str, str], optional
+        Symbol -> hub key of its kline stream (the candle partitions' feeds, watched
+        here only for their health: a kline stream silent for ``stale_s`` is journaled
+        as ``stream_stale`` ``"candles <symbol>"``, and ``stream_restored`` after). A
+        feed no partition of this process watches is not judged.
 
     Other parameters are :class:`ExchangeStatePartition`'s (``poll_s``: the REST cycle's
     period while the streams are not trusted).
@@ -75,7 +111,8 @@ class WsStatePartition(ExchangeStatePartition):
                  poll_s: float, hub: Any, streams: Any, end_ms: int | None = None,
                  since_ms: int | None = None, trade_overlap_ms: int = 60_000,
                  end_grace_ms: int | None = None, resume_state: Any = None,
-                 release: Any = None, tick_s: float = TICK_S) -> None:
+                 release: Any = None, tick_s: float = TICK_S,
+                 candle_keys: dict[str, str] | None = None) -> None:
         super().__init__(exchange, account, symbols, market_type, poll_s, end_ms, since_ms,
                          trade_overlap_ms, end_grace_ms, resume_state)
         self.hub, self.cfg, self.tick_s, self._release = hub, streams, float(tick_s), release
@@ -95,8 +132,9 @@ class WsStatePartition(ExchangeStatePartition):
         self._proof = False  # stale by missed fills: the stream must deliver again
         self._rest_only: dict[str, float] = {}  # report id -> when REST found it (wall)
         self._funding_slot: int | None = None
-        self._marks_ok: bool | None = None  # the mark stream's health last seen
-        self._born = time.monotonic()
+        self._marks_health = FeedHealth(streams.stale_s)
+        self._candle_keys = dict(candle_keys or {})
+        self._candle_health = {s: FeedHealth(streams.stale_s) for s in self._candle_keys}
         self._ending = False
         self.rest_cycles = 0
         """REST cycles run (reconciliations and catch-ups)."""
@@ -128,15 +166,10 @@ class WsStatePartition(ExchangeStatePartition):
             self._proof = True
             self._rest_only.clear()
             self.hub.run(_reset_private)  # a silent stream is reconnected
-        marks_ok = self.marks_feed.healthy(self.cfg.stale_s)
-        if self._marks_ok is None:  # the start: stale only if never up within stale_s
-            if marks_ok or time.monotonic() - self._born > self.cfg.stale_s:
-                if not marks_ok:
-                    changes.append(self._mark_change(False))
-                self._marks_ok = marks_ok
-        elif marks_ok != self._marks_ok:
+        marks_ok = self._marks_health.change(self.marks_feed)
+        if marks_ok is not None:
             changes.append(self._mark_change(marks_ok))
-            self._marks_ok = marks_ok
+        changes += self._candle_changes()
         if self.end_ms is not None and self._wm >= self.end_ms + self.end_grace_ms \
                 and not self._ending:
             self._ending = True  # the last update is a whole REST cycle
@@ -179,7 +212,7 @@ class WsStatePartition(ExchangeStatePartition):
         if self._trusted is None:
             self._trusted = False  # the start: untrusted until caught up
         # REST at the poll pace while a stream is not trusted (the fallback)
-        period = self.cfg.reconcile_s if self._trusted and self._marks_ok is not False \
+        period = self.cfg.reconcile_s if self._trusted and self._marks_health.ok is not False \
             else self.poll_s
         self._next_rest = time.monotonic() + period
         self._awake = _utcnow() + timedelta(seconds=self.tick_s)
@@ -191,7 +224,7 @@ class WsStatePartition(ExchangeStatePartition):
 
     def _marks(self) -> dict[str, float]:
         """REST marks only while the mark stream is not healthy (one request)."""
-        return {} if self._marks_ok else super()._marks()
+        return {} if self._marks_health.ok else super()._marks()
 
     def _funding(self, server_ms: int) -> list[dict]:
         """Funding history only when a funding time passed since the last fetch (or
@@ -214,15 +247,29 @@ class WsStatePartition(ExchangeStatePartition):
     def _mark_change(self, ok: bool) -> dict:
         """The mark-price stream became silent for ``stale_s`` (REST marks meanwhile, in
         every REST cycle) or streams again."""
-        f = self.marks_feed
-        reason = "CAUGHT_UP" if ok else ("SILENT" if f.status == "up" else "DISCONNECTED")
-        detail = "" if ok else (f.last_error if f.status != "up" else
-                                f"no mark price for {self.cfg.stale_s:g} s")
         if not ok:
             self._next_rest = 0.0
-        log.log(logging.INFO if ok else logging.WARNING, "mark stream %s %s (%s)",
+        return self._health_entry("marks", self.marks_feed, ok, "mark price")
+
+    def _candle_changes(self) -> list[dict]:
+        """Health changes of the kline streams this process watches (the candle
+        partitions fall back to REST on their own)."""
+        out = []
+        for sym, key in self._candle_keys.items():
+            feed = self.hub.feed(key)
+            ok = None if feed is None else self._candle_health[sym].change(feed)
+            if ok is not None:
+                out.append(self._health_entry(f"candles {sym}", feed, ok, "kline"))
+        return out
+
+    def _health_entry(self, stream: str, feed: Any, ok: bool, what: str) -> dict:
+        """The ``streams`` entry (and log line) of a stream found stale or healthy."""
+        reason = "CAUGHT_UP" if ok else ("SILENT" if feed.status == "up" else "DISCONNECTED")
+        detail = "" if ok else (feed.last_error if feed.status != "up" else
+                                f"no {what} for {self.cfg.stale_s:g} s")
+        log.log(logging.INFO if ok else logging.WARNING, "%s stream %s %s (%s)", stream,
                 self.account, "restored" if ok else "stale", reason)
-        return {"stream": "marks", "status": "restored" if ok else "stale", "reason": reason,
+        return {"stream": stream, "status": "restored" if ok else "stale", "reason": reason,
                 "detail": detail}
 
     def _change(self, trusted: bool, reason: str, detail: str) -> dict:

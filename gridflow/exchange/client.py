@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 
 import ccxt
 
@@ -99,6 +102,47 @@ def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:
     ex = getattr(ccxt, cfg.id)(_params(cfg))
     _override_urls(ex, cfg)
     return ex
+
+
+class SharedThrottle:
+    """One request pacing for several synchronous ccxt clients of one account (the
+    broker's lanes), in place of each client's own ``throttle``.
+
+    ccxt's synchronous limiter spaces a client's requests ``rateLimit × cost`` ms
+    apart; clients side by side would each do so and together exceed the venue's
+    budget. Attached to every lane's client (:meth:`attach`), the spacing holds across
+    all of them: each request reserves the next free slot under a lock and sleeps
+    outside it until its slot.
+
+    Parameters
+    ----------
+    rate_limit_ms : float
+        ms per unit of request cost (ccxt's ``rateLimit``); 0 = no pacing.
+    sleep : callable
+        ``seconds -> None`` (tests).
+    """
+
+    def __init__(self, rate_limit_ms: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate_limit_ms = float(rate_limit_ms)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0  # monotonic s of the next free slot
+
+    def __call__(self, cost: float | None = None) -> None:
+        """Wait for this request's slot (ccxt calls ``throttle(cost)`` before each)."""
+        step = self.rate_limit_ms * (1.0 if cost is None else float(cost)) / 1000.0
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + step
+        if start > now:
+            self._sleep(start - now)
+
+    def attach(self, exchange: ccxt.Exchange) -> ccxt.Exchange:
+        """Make ``exchange`` pace its requests through this throttle; returns it."""
+        exchange.throttle = self
+        return exchange
 
 
 def supports_streams(cfg: ExchangeConfig) -> bool:

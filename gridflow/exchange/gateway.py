@@ -118,6 +118,11 @@ class OrderGateway:
     def __repr__(self) -> str:  # never show the exchange (it holds the keys)
         return f"OrderGateway(market_type={self.market_type!r})"
 
+    @property
+    def exchange(self) -> Any:
+        """The ccxt exchange the gateway sends through (never log it: it holds keys)."""
+        return self._ex
+
     # --- public API -------------------------------------------------------------------
 
     def execute(self, intent: OrderIntent) -> list[OrderOutcome]:

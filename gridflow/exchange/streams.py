@@ -30,7 +30,7 @@ from gridflow.config.live import ExchangeConfig
 from gridflow.exchange.client import make_pro_exchange
 from gridflow.exchange.retry import error_text
 
-__all__ = ["StreamFeed", "StreamHub", "hub_for", "release_hub"]
+__all__ = ["StreamFeed", "StreamHub", "hub_for", "ohlcv_key", "release_hub"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,12 @@ class StreamHub:
             return await fn(self.ex)
         return self._call(once(), timeout)
 
+    def feed(self, key: str) -> StreamFeed | None:
+        """The feed of ``key`` if some partition of this process watches it (started by
+        :meth:`watch`), else None; looking does not start it or drain it."""
+        with self._lock:
+            return self._feeds.get(key)
+
     def watch(self, key: str, fn: WatchFn) -> StreamFeed:
         """The feed of ``fn`` repeated forever (started on the first call for ``key``;
         later calls with the same key share it)."""
@@ -262,6 +268,11 @@ def _hub_key(cfg: ExchangeConfig) -> str:
     # the dump holds the keys in memory only; the key is never logged
     return cfg.model_dump_json() + "|" + "|".join(
         s.get_secret_value() for s in (cfg.api_key, cfg.secret) if s)
+
+
+def ohlcv_key(market: str, timeframe: str) -> str:
+    """The hub key of the kline stream of ``market`` (ccxt symbol) at ``timeframe``."""
+    return f"ohlcv:{market}:{timeframe}"
 
 
 def hub_for(cfg: ExchangeConfig, reconnect_max_s: float = 5.0) -> StreamHub:

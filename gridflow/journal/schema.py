@@ -168,8 +168,8 @@ class BrokerRow(SQLModel, table=True):
     ``(run_id, intent_id)``.
 
     Written ahead as ``status = "sending"`` before the request and updated once the
-    outcome is known (:func:`gridflow.journal.store.broker_begin` /
-    :func:`~gridflow.journal.store.broker_finish`). ``faults`` is JSON text (a list of
+    outcome is known (:func:`gridflow.journal.broker_rows.broker_begin` /
+    :func:`~gridflow.journal.broker_rows.broker_finish`). ``faults`` is JSON text (a list of
     ccxt error class names); ``ts_ms`` is wall-clock ms UTC of the last update.
     """
 

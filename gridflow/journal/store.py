@@ -11,7 +11,6 @@ are built with the dialect of the engine).
 
 from __future__ import annotations
 
-import json
 import operator
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,6 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from gridflow.chunks import JournalBatch
-from gridflow.events import OrderOutcome
 from gridflow.journal.schema import (
     JSON_SERIALIZER,
     TABLES,
@@ -357,83 +355,7 @@ def latest_run_id(url: str | Engine) -> str | None:
 # --- broker outcomes (write-ahead journal of the broker sink) -------------------------
 
 #: Broker statuses after which an intent is never sent again.
-BROKER_TERMINAL = frozenset(
-    {"sent", "duplicate", "rejected", "failed", "canceled", "not_found", "skipped"})
-
-
-def _broker_params(run_id: str, outcome: OrderOutcome, **override: Any) -> dict[str, Any]:
-    row = {"run_id": run_id, **outcome.model_dump(), **override}
-    row["faults"] = json.dumps(list(row["faults"]))
-    return row
-
-
-def broker_begin(url: str | Engine, run_id: str, outcome: OrderOutcome) -> str | None:
-    """Write ahead: insert ``outcome`` as a ``"sending"`` row unless the intent has one.
-
-    Parameters
-    ----------
-    url : str or sqlalchemy.Engine
-        Journal URL (see :func:`open_store`) or an open engine (cheaper per call).
-    run_id : str
-    outcome : OrderOutcome
-        Identifies the intent (``intent_id``) and fills the row; its ``status`` is
-        replaced by ``"sending"``.
-
-    Returns
-    -------
-    str or None
-        None when the row was inserted now (the caller owns the request); otherwise
-        the stored status of the existing row (``"sending"`` = a previous attempt
-        crashed with its outcome unknown, or one of :data:`BROKER_TERMINAL`).
-
-    Raises
-    ------
-    sqlalchemy.exc.SQLAlchemyError
-        The journal cannot be written.
-    """
-    table = BrokerRow.__table__
-    with connect(url) as conn:
-        insert = insert_fn(conn.engine)(table).on_conflict_do_nothing(
-            index_elements=["run_id", "intent_id"])
-        inserted = conn.execute(insert, _broker_params(run_id, outcome, status="sending")).rowcount
-        status = None
-        if not inserted:
-            status = conn.execute(select(table.c.status).where(
-                table.c.run_id == run_id, table.c.intent_id == outcome.intent_id)).scalar_one()
-        conn.commit()
-    return status
-
-
-def broker_finish(url: str | Engine, run_id: str, outcome: OrderOutcome) -> None:
-    """Store the final ``outcome`` of an intent: status, exchange id, attempts, error
-    and faults (inserted if :func:`broker_begin` was skipped)."""
-    table = BrokerRow.__table__
-    key = ["run_id", "intent_id"]
-    with connect(url) as conn:
-        stmt = insert_fn(conn.engine)(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=key,
-            set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in key})
-        conn.execute(stmt, _broker_params(run_id, outcome))
-        conn.commit()
-
-
-def read_broker(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
-    """Broker outcomes of a run as dicts of :class:`~gridflow.events.OrderOutcome`
-    fields (``faults`` decoded to a list), sorted by ``(ts_ms, intent_id)``."""
-    table = BrokerRow.__table__
-    with connect(url) as conn:
-        rows = [dict(m) for m in conn.execute(
-            select(table).where(table.c.run_id == run_id)).mappings()]
-    for r in rows:
-        del r["run_id"]
-        r["faults"] = json.loads(r["faults"] or "[]")
-    rows.sort(key=lambda r: (r["ts_ms"], r["intent_id"]))
-    return rows
-
-
 __all__ = [
-    "BROKER_TERMINAL",
     "SORT_KEYS",
     "TABLES",
     "BrokerRow",
@@ -446,12 +368,9 @@ __all__ = [
     "SummaryRow",
     "TradeRow",
     "batch_rows",
-    "broker_begin",
-    "broker_finish",
     "latest_run_id",
     "list_runs",
     "open_store",
-    "read_broker",
     "read_equity",
     "read_events",
     "read_fills",

@@ -21,13 +21,13 @@ from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import make_exchange
 from gridflow.exchange.gateway import OrderGateway
 from gridflow.fakex import FakeExchange, FaultPlan
-from gridflow.journal.store import (
+from gridflow.journal.broker_rows import (
     BROKER_TERMINAL,
     broker_begin,
     broker_finish,
-    open_store,
     read_broker,
 )
+from gridflow.journal.store import open_store
 
 H = 3_600_000
 T0 = 1_699_992_000_000
@@ -268,20 +268,29 @@ def soak_intents(rng: random.Random, fx: FakeExchange, seed: int, open_orders: l
     return out
 
 
-def test_soak_random_faults(tmp_path) -> None:
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_soak_random_faults(tmp_path, lanes) -> None:
+    """≥ 500 random intents under request faults: one at a time on one lane, or in
+    batches of 40 on three lanes (one per symbol, side by side)."""
     fx = make_fx(seed=11)
     try:
         gw = gateway(fx)  # markets loaded before the faults start
+        live = live_cfg(fx)
+        writer = BrokerWriter(f"sqlite:///{tmp_path / 'soak.db'}", RUN, lanes=lanes,
+                              gateway_factory=lambda first: gw if first is None else
+                              build_gateway(live, markets_from=first))
         fx.set_faults(FaultPlan(seed=5, timeout_after=0.05, timeout_before=0.04,
                                 rate_limit=0.06, server_error=0.06, drop_after=0.06,
                                 drop_before=0.06, reject=0.05, partial_fill=0.1,
                                 apply_to=("order_write", "read"), hang_s=0.4))
-        writer = BrokerWriter(f"sqlite:///{tmp_path / 'soak.db'}", RUN, gateway=gw)
         rng, open_orders, sent = random.Random(9), [], []
         for k in range(0, 520, 40):
             batch = soak_intents(rng, fx, 11, open_orders, k, 40)
-            for it in batch:
-                writer.handle(it)
+            if lanes == 1:
+                for it in batch:
+                    writer.handle(it)
+            else:
+                writer.handle_batch(batch)
             sent += batch
             fx.step()
         writer.close()

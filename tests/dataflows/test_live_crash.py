@@ -24,7 +24,8 @@ from live_harness import (
     write_live_config,
 )
 
-from gridflow.journal.store import read_broker, read_events, read_orders
+from gridflow.journal.broker_rows import read_broker
+from gridflow.journal.store import read_events, read_orders
 
 START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 RUN = "live-test"

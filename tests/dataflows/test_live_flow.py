@@ -22,8 +22,8 @@ from live_harness import (
     write_live_config,
 )
 
+from gridflow.journal.broker_rows import read_broker
 from gridflow.journal.store import (
-    read_broker,
     read_events,
     read_fills,
     read_orders,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gridflow.dataflows.outcome_source import OutcomeSource
 from gridflow.events import OrderOutcome, OutcomesReplayed
-from gridflow.journal.store import broker_begin, broker_finish
+from gridflow.journal.broker_rows import broker_begin, broker_finish
 
 
 def outcome(n: int, status: str, account: str = "a") -> OrderOutcome:

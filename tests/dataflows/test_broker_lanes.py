@@ -1,0 +1,179 @@
+"""Broker lanes: symbols side by side, each symbol's intents in order, no opening order
+ahead of an earlier margin-freeing one; the shared rate limit; a batch in two commits
+(real ccxt against the local exchange)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event
+
+from gridflow.dataflows.broker_lanes import LaneError, LaneRunner, frees_margin, opens, plan_lanes
+from gridflow.dataflows.broker_sink import BrokerWriter, build_gateway
+from gridflow.events import OrderIntent
+from gridflow.exchange.client import SharedThrottle
+from gridflow.journal.broker_rows import BROKER_TERMINAL, read_broker
+from gridflow.journal.store import open_store
+
+from test_broker_sink import RUN, assert_once, gateway, intent, live_cfg, make_fx
+
+SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+KINDS = ("entry", "tp", "stop", "cancel", "replace")
+
+
+def make(i: int, symbol: str, kind: str) -> OrderIntent:
+    """A small intent of each kind, for the planning tests (never sent)."""
+    kw = {"symbol": symbol}
+    if kind == "tp":
+        kw.update(side="sell", reduce_only=True, tag="TP")
+    elif kind == "stop":
+        kw.update(side="sell", type="stop_market", price=None, stop_price=1.0, reduce_only=True,
+                  tag="SL")
+    elif kind == "cancel":
+        kw.update(action="cancel")
+    elif kind == "replace":
+        kw.update(cancel_first=f"old{i}")
+    return intent(f"c{i}", **kw)
+
+
+batches = st.lists(st.tuples(st.sampled_from(SYMBOLS), st.sampled_from(KINDS)), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=batches, n_lanes=st.integers(1, 4))
+def test_plan_keeps_symbol_order_and_margin_order(batch, n_lanes) -> None:
+    intents = [make(i, s, k) for i, (s, k) in enumerate(batch)]
+    runner = LaneRunner(n_lanes)
+    plan = plan_lanes(intents, runner.lane_of)
+    placed = sorted(i for idx in plan.lanes.values() for i in idx)
+    assert placed == list(range(len(intents)))
+    lane = {i: k for k, idx in plan.lanes.items() for i in idx}
+    for k, idx in plan.lanes.items():
+        assert list(idx) == sorted(idx)
+        assert len({runner.lane_of(intents[i].symbol) for i in idx}) == 1
+    for s in SYMBOLS:
+        assert len({lane[i] for i, it in enumerate(intents) if it.symbol == s}) <= 1
+    for i, it in enumerate(intents):
+        waits = set(plan.waits.get(i, ()))
+        if not opens(it):
+            assert not waits
+            continue
+        # the latest earlier margin-freeing intent of every other lane, and only those
+        want = {}
+        for j in range(i):
+            if lane[j] != lane[i] and frees_margin(intents[j]):
+                want[lane[j]] = j
+        assert waits == set(want.values())
+
+
+def test_runner_runs_lanes_side_by_side_and_orders_margin() -> None:
+    """Two symbols' entries meet at a barrier: only lanes running at once pass it. The
+    ETH entry after a BTC cancel starts only after that cancel ended."""
+    meet = threading.Barrier(2, timeout=10)
+    log: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def work(lane: int, k: int, it: OrderIntent) -> str:
+        with lock:
+            log.append(("start", it.client_order_id))
+        if it.client_order_id in ("c0", "c1"):
+            meet.wait()  # a BrokenBarrierError if the two lanes ran one after the other
+        with lock:
+            log.append(("end", it.client_order_id))
+        return it.client_order_id
+
+    runner = LaneRunner(4)
+    batch = [make(0, "BTC/USDT", "entry"), make(1, "ETH/USDT", "entry"),
+             make(2, "BTC/USDT", "cancel"), make(3, "ETH/USDT", "entry"),
+             make(4, "SOL/USDT", "tp")]
+    try:
+        assert runner.run(batch, work) == ["c0", "c1", "c2", "c3", "c4"]
+    finally:
+        runner.close()
+    assert log.index(("end", "c2")) < log.index(("start", "c3"))
+
+
+def test_a_failing_lane_releases_the_others_and_reports() -> None:
+    def work(lane: int, k: int, it: OrderIntent) -> str:
+        if it.client_order_id == "c0":
+            raise OSError("journal gone")
+        return it.client_order_id
+
+    runner = LaneRunner(3)
+    batch = [make(0, "BTC/USDT", "cancel"), make(1, "BTC/USDT", "entry"),
+             make(2, "ETH/USDT", "entry"), make(3, "SOL/USDT", "tp")]
+    with pytest.raises(LaneError) as err:
+        runner.run(batch, work)
+    runner.close()
+    assert isinstance(err.value.__cause__, OSError)
+    assert err.value.results[0] is None and err.value.results[1] is None  # BTC lane stopped
+    assert err.value.results[3] in ("c3", None)  # ran unless it came after the failure
+    with pytest.raises(ValueError, match="max_lanes"):
+        LaneRunner(0)
+
+
+def test_shared_throttle_spaces_requests_of_all_clients() -> None:
+    slept: list[float] = []
+    throttle = SharedThrottle(100.0, sleep=slept.append)
+    for cost in (1, 1, 2, 1):
+        throttle(cost)
+    # each request reserves rateLimit × its cost after the previous one's slot
+    assert len(slept) == 3
+    assert slept[0] == pytest.approx(0.1, abs=0.02)
+    assert slept[1] == pytest.approx(0.2, abs=0.02)
+    assert slept[2] == pytest.approx(0.4, abs=0.02)
+    free = SharedThrottle(0.0, sleep=slept.append)
+    free(5)
+    assert len(slept) == 3
+
+
+def test_writer_sends_a_multi_symbol_batch_on_lanes_in_two_commits(tmp_path) -> None:
+    fx = make_fx()
+    live = live_cfg(fx)
+    first = gateway(fx)
+
+    def factory(source):
+        return first if source is None else build_gateway(live, markets_from=source)
+
+    url = f"sqlite:///{tmp_path / 'lanes.db'}"
+    engine = open_store(url)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    writer = BrokerWriter(engine, RUN, gateway_factory=factory, lanes=3)
+    prices = {"BTC/USDT": 20_000.0, "ETH/USDT": 1_000.0, "SOL/USDT": 30.0}
+    amounts = {"BTC/USDT": 0.01, "ETH/USDT": 0.1, "SOL/USDT": 2.0}
+    batch = []
+    for s in SYMBOLS:
+        tag = s.split("/")[0]
+        batch += [intent(f"{tag}1", symbol=s, price=prices[s], amount=amounts[s]),
+                  intent(f"{tag}2", symbol=s, price=prices[s] * 0.99, amount=amounts[s]),
+                  intent(f"{tag}3", symbol=s, price=prices[s] * 0.98, amount=amounts[s],
+                         cancel_first=f"{tag}1")]
+    batch.append(batch[0])  # a replayed intent inside the batch
+    try:
+        commits.clear()
+        outs = writer.handle_batch(batch)
+        assert len(commits) == 2  # the write-ahead rows, then the outcomes
+        assert len({id(writer._lane_gateway(k)) for k in range(3)}) == 3
+        assert writer.handle_batch(batch) == []  # all done: nothing sent again
+    finally:
+        writer.close()
+        engine.dispose()
+        fx.stop()
+    rows = {r["intent_id"]: r["status"] for r in read_broker(url, RUN)}
+    want = {}
+    for s in SYMBOLS:
+        tag = s.split("/")[0]
+        want |= {f"{tag}1:place": "sent", f"{tag}2:place": "sent", f"{tag}1:cancel": "canceled",
+                 f"{tag}3:place": "sent"}
+    assert rows == want
+    assert Counter(o.status for o in outs) == Counter(want.values())
+    assert all(st in BROKER_TERMINAL for st in rows.values())
+    assert_once(fx)
+    status = {o["clientOrderId"]: o["status"] for o in fx.orders()}
+    assert {status[c] for c in ("BTC1", "ETH1", "SOL1")} == {"CANCELED"}
+    assert {status[c] for c in ("BTC2", "BTC3", "ETH2", "ETH3", "SOL2", "SOL3")} == {"NEW"}
