@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from gridflow import metrics
 from gridflow.journal.runs import resolve_run
 from gridflow.journal.schema import EquityRow, EventRow, FillRow, OrderRow, TradeRow, open_store
+from gridflow.journal.schema import strict_json  # noqa: F401  (re-exported: one NaN rule)
 from gridflow.journal.store import (
     read_equity,
     read_events,
@@ -293,17 +294,3 @@ def build_report(url: str | Engine, run_id: str | None = None) -> dict[str, Any]
         if engine is not url:
             engine.dispose()
     return rep
-
-
-def strict_json(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, +-inf) replaced by None, in nested
-    dicts and lists too (strict JSON has no NaN / Infinity); numpy scalars as Python."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    return value

@@ -5,13 +5,15 @@ Every table carries ``run_id`` plus the fields of its pydantic model in
 again (``OrderRequest(**row)``). Primary keys are the records' natural keys, which is
 what makes journal writes idempotent (:class:`gridflow.journal.store.Journal`).
 Integer columns are BIGINT (ms timestamps overflow PostgreSQL INTEGER); dict fields
-are JSON, serialised with sorted keys.
+are JSON, serialised by :data:`JSON_SERIALIZER`: sorted keys, strict JSON (a NaN or
+infinite float is stored as null), so every backend accepts it.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,57 @@ for _np_type, _py in ((np.int64, int), (np.int32, int), (np.float32, float), (np
     sqlite3.register_adapter(_np_type, _py)
 
 
-#: Serializer of JSON columns: sorted keys, so stored text is deterministic.
-JSON_SERIALIZER = functools.partial(json.dumps, sort_keys=True)
+_strict_dumps = functools.partial(json.dumps, sort_keys=True, allow_nan=False)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None, in nested
+    dicts and lists too (strict JSON has no NaN / Infinity); numpy scalars as Python,
+    tuples as lists. The one such rule: journal JSON columns (:func:`json_serializer`)
+    and the ``--json`` output of the reports (:mod:`gridflow.control.report`) use it."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def json_serializer(value: Any) -> str:
+    """Text of a JSON column: sorted keys (deterministic text) and strict JSON.
+
+    Python's ``json.dumps`` writes NaN and infinities as the bare tokens ``NaN`` /
+    ``Infinity``, which SQLite stores but PostgreSQL refuses (``Token "NaN" is
+    invalid``); here they become ``null`` (:func:`strict_json`), on every backend alike,
+    and numpy scalars plain numbers. This is the one serializer of JSON columns: the
+    engines of :func:`open_store` and the raw SQLite insert of
+    :mod:`gridflow.journal.store` use it.
+
+    Parameters
+    ----------
+    value : Any
+        A JSON-able value (dicts, lists, str, int, float, bool, None).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        For a value ``json`` cannot encode (e.g. a numpy array, a set).
+    """
+    try:
+        return _strict_dumps(value)
+    except (ValueError, TypeError):  # a non-finite float or a numpy scalar: walk the value
+        return _strict_dumps(strict_json(value))
+
+
+#: Serializer of JSON columns (:func:`json_serializer`).
+JSON_SERIALIZER = json_serializer
 
 
 class RunRow(SQLModel, table=True):

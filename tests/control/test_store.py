@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg_helpers import pg_schema
 from sqlalchemy import func, select, text
 
 from gridflow.chunks import JournalBatch
@@ -322,21 +322,17 @@ def test_random_redelivery_ends_with_the_distinct_rows(batches, data) -> None:
                 assert {tuple(d[k] for k in key) for d in got} == set(distinct), attr
 
 
-@pytest.mark.skipif(
-    not os.environ.get("GRIDFLOW_TEST_PG_URL"),
-    reason="set GRIDFLOW_TEST_PG_URL=postgresql+psycopg://... to test PostgreSQL",
-)
 def test_postgresql_upserts() -> None:
-    url = os.environ["GRIDFLOW_TEST_PG_URL"]
-    run = f"pg-{time.time_ns()}"
-    batch = full_batch()
-    batch.summaries += [summary(9), summary(4)]  # same key twice in one statement
-    with Journal(url) as journal:
-        journal.upsert_run(run, "h", "{}", "{}", "replay")
-        journal.write(run, batch)
-        journal.write(run, batch)
-    assert counts(url, run)["orders"] == 12
-    assert read_summaries(url, run)[0] == summary(9).model_dump()
-    assert read_events(url, run) == sorted(
-        (e.model_dump() for e in batch.events), key=lambda d: (d["ts_ms"], d["seq"])
-    )
+    with pg_schema() as url:
+        run = f"pg-{time.time_ns()}"
+        batch = full_batch()
+        batch.summaries += [summary(9), summary(4)]  # same key twice in one statement
+        with Journal(url) as journal:
+            journal.upsert_run(run, "h", "{}", "{}", "replay")
+            journal.write(run, batch)
+            journal.write(run, batch)
+        assert counts(url, run)["orders"] == 12
+        assert read_summaries(url, run)[0] == summary(9).model_dump()
+        assert read_events(url, run) == sorted(
+            (e.model_dump() for e in batch.events), key=lambda d: (d["ts_ms"], d["seq"])
+        )

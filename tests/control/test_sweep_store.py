@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from pg_helpers import pg_schema
 from sqlalchemy import func, select, text
 
 from gridflow.journal.schema import open_store
@@ -249,28 +249,24 @@ def test_bad_rows_are_refused(db: str) -> None:
     assert read_results(db, "s").empty
 
 
-@pytest.mark.skipif(
-    not os.environ.get("GRIDFLOW_TEST_PG_URL"),
-    reason="set GRIDFLOW_TEST_PG_URL=postgresql+psycopg://... to test PostgreSQL",
-)
 def test_postgresql_round_trip() -> None:
-    url = os.environ["GRIDFLOW_TEST_PG_URL"]
-    sid = f"pg-{time.time_ns()}"
-    create_sweep(url, sid, "wfo", "grid_atr", SYMBOLS, {"grid": GRID}, len(COMBOS))
-    create_sweep(url, sid, "wfo", "grid_atr", SYMBOLS, {"grid": GRID}, len(COMBOS))
-    rs = rows(sid, "BTC/USDT", 0, "is") + rows(sid, "BTC/USDT", 0, "is", bump=1.0)
-    rs[-1].update(score=math.nan, sharpe=-math.inf)
-    assert write_results(url, rs) == len(COMBOS)  # one statement, each key once
-    write_results(url, rs)
-    df = read_results(url, sid)
-    assert len(df) == len(COMBOS) and df["sma_period"].dtype == np.int64
-    assert math.isnan(df["score"].iloc[-1]) and df["sharpe"].iloc[-1] == -math.inf
-    assert df["net_pnl"].iloc[0] == pytest.approx(metrics(COMBOS[0], window=0, phase="is",
-                                                          bump=1.0)["net_pnl"])
-    write_wfo(url, sid, "BTC/USDT", windows(3), {"dsr": math.nan, "x": [math.inf]}, "B")
-    write_wfo(url, sid, "BTC/USDT", windows(2), {"dsr": math.nan, "x": [math.inf]}, "B")
-    frame, summaries = read_wfo(url, sid)
-    assert frame["window"].tolist() == [0, 1]
-    assert math.isnan(summaries["BTC/USDT"]["dsr"]) and summaries["BTC/USDT"]["x"] == [math.inf]
-    finish_sweep(url, sid, 1.0)
-    assert next(s for s in list_sweeps(url) if s["sweep_id"] == sid)["status"] == "done"
+    with pg_schema() as url:
+        sid = f"pg-{time.time_ns()}"
+        create_sweep(url, sid, "wfo", "grid_atr", SYMBOLS, {"grid": GRID}, len(COMBOS))
+        create_sweep(url, sid, "wfo", "grid_atr", SYMBOLS, {"grid": GRID}, len(COMBOS))
+        rs = rows(sid, "BTC/USDT", 0, "is") + rows(sid, "BTC/USDT", 0, "is", bump=1.0)
+        rs[-1].update(score=math.nan, sharpe=-math.inf)
+        assert write_results(url, rs) == len(COMBOS)  # one statement, each key once
+        write_results(url, rs)
+        df = read_results(url, sid)
+        assert len(df) == len(COMBOS) and df["sma_period"].dtype == np.int64
+        assert math.isnan(df["score"].iloc[-1]) and df["sharpe"].iloc[-1] == -math.inf
+        assert df["net_pnl"].iloc[0] == pytest.approx(metrics(COMBOS[0], window=0, phase="is",
+                                                              bump=1.0)["net_pnl"])
+        write_wfo(url, sid, "BTC/USDT", windows(3), {"dsr": math.nan, "x": [math.inf]}, "B")
+        write_wfo(url, sid, "BTC/USDT", windows(2), {"dsr": math.nan, "x": [math.inf]}, "B")
+        frame, summaries = read_wfo(url, sid)
+        assert frame["window"].tolist() == [0, 1]
+        assert math.isnan(summaries["BTC/USDT"]["dsr"]) and summaries["BTC/USDT"]["x"] == [math.inf]
+        finish_sweep(url, sid, 1.0)
+        assert next(s for s in list_sweeps(url) if s["sweep_id"] == sid)["status"] == "done"
