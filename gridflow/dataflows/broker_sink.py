@@ -220,8 +220,14 @@ class BrokerWriter:
         done: list[OrderOutcome] = []
         pre = gw.recover(intent) if status == "sending" else None
         if pre is not None and pre.status != "sending":
-            # resolved by the lookup, or "failed" (lookups failed: never send blind)
-            return [pre]
+            # resolved by the lookup, or "failed" (lookups failed: never send blind). A
+            # replacement found on the exchange was placed after its old order's cancel,
+            # whose outcome the same crash may have lost: resolved now, not left "sending".
+            if intent.cancel_first is not None and pre.status == "sent":
+                cancel = gw.replaced_cancel(intent)
+                self._step_cancel(gw, cancel, broker_begin(
+                    self.engine, self.run_id, _sending(cancel)), done)
+            return [*done, pre]
         if intent.action == "cancel":
             out = gw.cancel(intent)
         elif intent.cancel_first is None:

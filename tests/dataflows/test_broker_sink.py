@@ -208,6 +208,29 @@ def test_sending_cancel_row_and_half_done_replacement(fx, tmp_path) -> None:
     assert_once(fx)
 
 
+def test_replacement_found_sent_resolves_its_cancel_row(fx, tmp_path) -> None:
+    """The crash came after the replacement was sent, before the batch's outcomes were
+    journaled: both rows say ``sending``. The lookup finds the replacement, and the old
+    order's cancel row is resolved too (not left ``sending`` forever)."""
+    gw = gateway(fx)
+    c = cfg(tmp_path, live_cfg(fx))
+    assert gw.place(intent("o1")).status == "sent"
+    assert gw.cancel(intent("o1", action="cancel")).status == "canceled"
+    repl = intent("o2", price=19_500.0, cancel_first="o1")
+    assert gw.place(repl).status == "sent"
+    engine = open_store(c.db_url)
+    for it in (repl, gw.replaced_cancel(repl)):
+        broker_begin(engine, RUN, OrderOutcome(
+            intent_id=it.intent_id, client_order_id=it.client_order_id, action=it.action,
+            account="acc", symbol=it.symbol, status="sending"))
+    engine.dispose()
+    before = len(writes(fx))
+    run_sink(BrokerSink(c, gateway=gw), [repl])
+    assert statuses(c.db_url) == {"o1:cancel": "canceled", "o2:place": "sent"}
+    assert writes(fx)[before:] == []  # lookups only
+    assert_once(fx)
+
+
 def test_replacement_of_a_filled_order_is_skipped(fx, tmp_path) -> None:
     gw = gateway(fx)
     c = cfg(tmp_path, live_cfg(fx))
