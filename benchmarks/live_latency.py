@@ -53,6 +53,7 @@ from live_harness import (  # noqa: E402  (the tests' live harness)
     write_live_config,
 )
 
+from gridflow.config.live import LiveConfig  # noqa: E402
 from gridflow.fakex.faults import is_order_write  # noqa: E402
 from gridflow.journal.store import read_orders  # noqa: E402
 
@@ -142,14 +143,16 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     (``scenario="market"``) or on :func:`sawtooth` candles (``"sawtooth"``: a
     kill-switch trip every hour)."""
     if scenario == "sawtooth":
-        rows = {s: sawtooth(s, 300, n_candles + 5, 0.08) for s in SYMBOLS}
+        # leverage 10: the unrealized loss at each low outweighs the previous hour's take
+        # profits, so the session-loss switch trips every hour
+        rows, lev = {s: sawtooth(s, 300, n_candles + 5, 0.08) for s in SYMBOLS}, 10
     else:
-        rows = {s: candles(s) for s in SYMBOLS}
-    fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=3)
+        rows, lev = {s: candles(s) for s in SYMBOLS}, 3
+    fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=lev)
     name = f"{mode}-{scenario}"
     db = workdir / f"{name}.db"
     cfg = write_live_config(workdir / f"{name}.toml", db, fx, START + n_candles * H,
-                            symbols=SYMBOLS, streams=mode, leverage=3.0,
+                            symbols=SYMBOLS, streams=mode, leverage=float(lev),
                             strategy=GRID if scenario == "market" else {**GRID, "sl_pct": 0.2},
                             risk={"session_loss_grid": 0.01, "max_margin_ratio": 0.9},
                             stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
@@ -317,22 +320,33 @@ def main() -> None:
                     help="wall s from a trip to its reset")
     ap.add_argument("--budget-symbols", type=int, default=20)
     ap.add_argument("--budget-s", type=float, default=90.0)
+    ap.add_argument("--parts", default="websocket,websocket_kill_switch,poll,budget",
+                    help="comma-separated runs to make")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="keep the journals and logs here (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "live_latency.json")
     args = ap.parse_args()
-    out = {"environment": AT_START, "symbols": list(SYMBOLS), "pieces_per_candle": args.sub}
+    parts = set(args.parts.split(","))
+    out = {"environment": AT_START, "symbols": list(SYMBOLS), "pieces_per_candle": args.sub,
+           "broker_lanes": LiveConfig().broker_lanes}
     with tempfile.TemporaryDirectory() as d:
-        work = Path(d)
-        out["websocket"] = run_mode("websocket", args.candles, args.sub, args.pause, work)
-        print(json.dumps(out["websocket"], indent=1), flush=True)
-        out["websocket_kill_switch"] = run_mode(
-            "websocket", args.ks_candles, args.ks_sub, args.ks_pause, work, "sawtooth",
-            args.ks_reset_s)
-        print(json.dumps(out["websocket_kill_switch"], indent=1), flush=True)
-        out["poll"] = run_mode("poll", args.poll_candles, args.sub, args.poll_pause, work)
-        print(json.dumps(out["poll"], indent=1), flush=True)
-        out["budget"] = [quiet_budget(m, args.budget_symbols, args.budget_s, work)
-                         for m in ("websocket", "poll")]
-        print(json.dumps(out["budget"], indent=1), flush=True)
+        work = args.workdir or Path(d)
+        work.mkdir(parents=True, exist_ok=True)
+        runs = {
+            "websocket": lambda: run_mode("websocket", args.candles, args.sub, args.pause,
+                                          work),
+            "websocket_kill_switch": lambda: run_mode(
+                "websocket", args.ks_candles, args.ks_sub, args.ks_pause, work, "sawtooth",
+                args.ks_reset_s),
+            "poll": lambda: run_mode("poll", args.poll_candles, args.sub, args.poll_pause,
+                                     work),
+            "budget": lambda: [quiet_budget(m, args.budget_symbols, args.budget_s, work)
+                               for m in ("websocket", "poll")],
+        }
+        for name, run in runs.items():
+            if name in parts:
+                out[name] = run()
+                print(json.dumps(out[name], indent=1), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.out}")

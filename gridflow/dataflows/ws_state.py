@@ -120,11 +120,11 @@ class WsStatePartition(ExchangeStatePartition):
         self.trades_feed = hub.watch("my_trades", _private(lambda ex: ex.watch_my_trades()))
         self.orders_feed = hub.watch("orders", _private(lambda ex: ex.watch_orders()))
         if market_type == "swap":
-            self.marks_feed = hub.watch("marks:" + ",".join(markets),
-                                        lambda ex: ex.watch_mark_prices(markets))
+            self.marks_feed = hub.watch("marks:" + ",".join(markets), _latest(
+                lambda ex: ex.watch_mark_prices(markets), markets))
         else:
-            self.marks_feed = hub.watch("tickers:" + ",".join(markets),
-                                        lambda ex: ex.watch_tickers(markets))
+            self.marks_feed = hub.watch("tickers:" + ",".join(markets), _latest(
+                lambda ex: ex.watch_tickers(markets), markets))
         self._wm = -1  # the watermark, exchange ms
         self._next_rest = 0.0  # time.monotonic() of the next REST cycle
         self._gen: tuple[int, int] | None = None  # user-feed generations caught up with
@@ -347,6 +347,19 @@ class WsStatePartition(ExchangeStatePartition):
                 if tk.get("timestamp") is not None:
                     self._wm = max(self._wm, int(tk["timestamp"]))
         return out or None
+
+
+def _latest(watch: Any, markets: list[str]) -> Any:
+    """``watch`` of several symbols' tickers (mark prices), returning the newest ticker
+    of every one of ``markets`` that ccxt has cached, not only those of the message
+    that resolved the watch: ccxt.pro resolves a multi-symbol ticker watch with the
+    first message's symbols, and the messages of the other symbols that arrive before
+    the watch is armed again reach only its cache (5 marks published at once: 1 seen)."""
+    async def run(ex: Any) -> Any:
+        got = await watch(ex)
+        cached = getattr(ex, "tickers", None) or {}
+        return {**(got or {}), **{m: cached[m] for m in markets if m in cached}}
+    return run
 
 
 def _private(watch: Any) -> Any:

@@ -90,11 +90,6 @@ class WsApi:
         ``user_connections`` (connections ever opened)."""
         return self._hub.stats()
 
-    def ws_streams(self) -> list[str]:
-        """Market streams some websocket connection is subscribed to, sorted (e.g.
-        ``"btcusdt@kline_1h"``): a client is subscribed once its stream is listed."""
-        return self._hub.streams()
-
     def rest_weight(self, start: int = 0) -> int:
         """Binance request weight of the REST requests logged from index ``start`` of
         ``request_log`` on (see :mod:`gridflow.fakex.weights`)."""

@@ -157,7 +157,7 @@ class ExchangeStateMixin:
         the exchange's marks) and check every kill switch on that equity
         (:mod:`~gridflow.operators.live_risk`). While a switch is on, every resting entry
         of the account is cancelled at once; take profits and stops stay."""
-        prices = marked_prices(self.state, self.marks, fill)
+        prices = marked_prices(self.state, self.marks, fill, ts if fill else None)
         bi, bf, n = check_marked(self.state, self.pf, self.mp, prices, ts)
         if n:
             out.extend(decode(bi, bf, self.account.name, self.symbols, self.strategy_names,

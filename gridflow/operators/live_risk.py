@@ -29,19 +29,25 @@ _ROWS = 8  # at most one row per kill-switch bit (5) per call
 
 
 def marked_prices(st: kl.KernelState, marks: dict[int, tuple[int, float]],
-                  override: dict[int, float] | None = None) -> np.ndarray:
-    """Mark price of every symbol (float64 (S,), quote): ``override`` first (a fill's
-    price), then an exchange mark newer than the symbol's last processed candle close,
-    else that close.
+                  override: dict[int, float] | None = None,
+                  override_ms: int | None = None) -> np.ndarray:
+    """Mark price of every symbol (float64 (S,), quote): the newest known of ``override``
+    (a fill's price, at exchange time ``override_ms``) and the exchange's mark, if newer
+    than the symbol's last processed candle close; else that close.
 
-    ``marks`` maps a symbol index to ``(exchange time ms, price)``.
+    ``marks`` maps a symbol index to ``(exchange time ms, price)``. A fill that arrives
+    after a later mark of its symbol (the market and user streams are separate
+    connections) is checked at that mark: the risk check uses the newest price.
     """
     prices = st.sf[:, kl.SF_LAST_CLOSE].copy()
+    newer: set[int] = set()
     for s, (ts, px) in marks.items():
         if ts >= st.si[s, kl.SI_QTS] and math.isfinite(px) and px > 0:
             prices[s] = px
+            if override_ms is not None and ts > override_ms:
+                newer.add(s)
     for s, px in (override or {}).items():
-        if math.isfinite(px) and px > 0:
+        if s not in newer and math.isfinite(px) and px > 0:
             prices[s] = px
     return prices
 

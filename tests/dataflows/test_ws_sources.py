@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import ccxt
 import numpy as np
 import pytest
-from live_harness import KEY, SECRET, H, candles, start_exchange
+from live_harness import KEY, MARKETS, SECRET, H, candles, start_exchange
 from pydantic import SecretStr
 
 from gridflow.config.live import ExchangeConfig, StreamsConfig
@@ -265,6 +265,38 @@ def test_a_lost_user_stream_reconnects_and_rest_catches_up(fx, fault):
         assert Counter(reports(got)) == Counter(f"trade-{t['id']}" for t in fx.trades())
     finally:
         part.close()
+
+
+def test_every_symbols_mark_comes_through_when_published_at_once():
+    """The exchange publishes five symbols' marks in one instant; ccxt resolves the
+    watch with the first message's symbol only (the others reach its ticker cache), so
+    the partition reads that cache: after each step every mark is the exchange's new
+    price, from the stream (no REST). Reading only what the watch returned, 2 of 5
+    marks came through at the first step."""
+    syms = tuple(MARKETS)
+    ex = start_exchange(START, symbols=syms)
+    src = ExchangeStateSource("acct", cfg(ex), list(syms), 0.05,
+                              streams=StreamsConfig(reconcile_s=30.0, stale_s=30.0))
+    part = src.build_part("state", "acct", None)
+    try:
+        pump(part, lambda g: ("restored", "CAUGHT_UP") in changes(g), what="trusted")
+        premium = requests(ex, "/fapi/v1/premiumIndex")
+        for k in range(4):
+            ex.substep(1, 12)
+            want = {s: ex.price(s) for s in syms}
+            seen: dict[str, float] = {}
+
+            def every(g, want=want, seen=seen) -> bool:
+                for u in g:
+                    seen.update(u.marks or {})
+                return all(abs(seen.get(s, 0.0) - px) <= 1e-9 * px for s, px in want.items())
+
+            pump(part, every, timeout=5.0,
+                 what=lambda: f"step {k}: marks {seen}, exchange {want}")
+        assert requests(ex, "/fapi/v1/premiumIndex") == premium
+    finally:
+        part.close()
+        ex.stop()
 
 
 def test_silent_mark_and_kline_streams_are_stale_and_rest_fills_in(fx):
