@@ -1,10 +1,9 @@
-"""``gridflow`` command line: replay, report, runs, journal, sweep, wfo."""
+"""``gridflow`` command line: replay, report, runs, journal, sweep, wfo, live, status."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from datetime import timedelta
@@ -77,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--db", required=True)
     rep.add_argument("--run", help="run id or name (default: the latest)")
     rep.add_argument("--json", action="store_true", help="print JSON")
+    rep.add_argument("--daily", action="store_true",
+                     help="the daily report of one UTC day: PnL per account, strategy and "
+                          "symbol, trades, positions, switches, data gaps")
+    rep.add_argument("--date", help="the UTC day of --daily, YYYY-MM-DD (default: yesterday)")
 
     runs = sub.add_parser("runs", help="list, show or delete the journal's runs")
     runs_sub = runs.add_subparsers(dest="runs_cmd", required=True)
@@ -98,6 +101,21 @@ def _parser() -> argparse.ArgumentParser:
 
     app_arguments(sub.add_parser(
         "app", help="Panel control app: live status, kill switch reset, backtests, compare"))
+
+    lv = sub.add_parser("live", help="preflight checks of the venue, then the live (or "
+                        "paper) flow with a recovery folder")
+    lv.add_argument("--config", required=True, help="TOML preset with [live] (paper unless "
+                    "live.mode = 'live'; keys from GRIDFLOW_LIVE__EXCHANGE__API_KEY / _SECRET)")
+    lv.add_argument("--recovery", type=Path, help="Bytewax recovery folder (default: "
+                    "./live-state/RUN_ID; created when new, resumed when it holds state)")
+    lv.add_argument("--dry-run", action="store_true", help="stop after the preflight")
+
+    stp = sub.add_parser("status", help="the running accounts: equity, positions, kill "
+                         "switches, last candle, last heartbeat")
+    stp.add_argument("--db", required=True)
+    stp.add_argument("--run", help="run id or name: its accounts (default: every run "
+                     "not complete)")
+    stp.add_argument("--json", action="store_true", help="print JSON")
 
     j = sub.add_parser("journal", help="orders and fills as JSON lines, deterministic fields")
     j.add_argument("--db", required=True)
@@ -146,6 +164,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from gridflow.dataflows.plan import plan_run
     from gridflow.dataflows.replay import build_flow
     from gridflow.isotime import iso_utc
+    from gridflow.logs import setup_for
 
     overrides = {}
     if args.db:
@@ -160,6 +179,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             overrides[f"{name}_ms"] = int(v) if v.isdigit() else v
     path = PRESETS / f"{args.preset}.toml" if args.preset else args.config
     cfg = load_config(path, **overrides)
+    setup_for(cfg)  # [logging], its secrets masked
     plan = plan_run(cfg)
     if args.name:  # a name another run has: refused before anything runs
         from gridflow.journal.names import check_name_free
@@ -214,9 +234,28 @@ def _existing_journal(url: str) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """The run's report, or with ``--daily`` the report of one UTC day (``--date``)."""
     from gridflow.control.report import build_report
 
+    if args.daily or args.date is not None:
+        return _daily_report(args)
     _print_report(build_report(_existing_journal(args.db), args.run), args.json)
+    return 0
+
+
+def _daily_report(args: argparse.Namespace) -> int:
+    """``report --daily [--date DAY]``: :mod:`gridflow.control.daily_report` as text or
+    strict JSON; a bad date or a day without journal rows is an error (exit 2)."""
+    from gridflow.control.daily_report import daily_report, parse_day
+    from gridflow.control.daily_report_text import render_daily_text
+    from gridflow.control.report import strict_json
+
+    if not args.daily:
+        raise ValueError("--date needs --daily (the run's report has no date)")
+    day = parse_day(args.date)
+    rep = daily_report(_existing_journal(args.db), args.run, day)
+    print(json.dumps(strict_json(rep.model_dump(mode="json")), indent=2, sort_keys=True)
+          if args.json else render_daily_text(rep))
     return 0
 
 
@@ -268,14 +307,60 @@ def cmd_app(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    """Preflight (:mod:`gridflow.ops.preflight`), exit 2 on a failed check; else, unless
+    ``--dry-run``, replace this process with the live flow (:mod:`gridflow.ops.launch`:
+    same process id, so SIGTERM / SIGINT reach the flow as with ``bytewax.run``)."""
+    from gridflow.config import load_config
+    from gridflow.dataflows.plan import plan_run
+    from gridflow.ops.launch import (
+        default_recovery_dir,
+        flow_argv,
+        prepare_recovery,
+    )
+    from gridflow.ops.preflight import preflight
+
+    cfg = load_config(args.config)  # live mode without keys: refused here, naming them
+    plan = plan_run(cfg, mode=cfg.live.mode)
+    report = preflight(cfg, plan.account_symbols)
+    print(report.render(), flush=True)
+    if not report.ok:
+        for c in report.failures:
+            print(f"gridflow live: error: {c.name}: {c.message}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        return 0
+    folder = args.recovery or default_recovery_dir(plan.run_id)
+    new = prepare_recovery(folder)
+    argv = flow_argv(args.config, folder)
+    print(f"run {plan.run_id} ({cfg.live.mode}), recovery {folder} "
+          f"({'new' if new else 'resumed'}): {' '.join(argv[1:])}", flush=True)
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+    return 1  # not reached
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The running accounts (:mod:`gridflow.ops.status`) as text or strict JSON."""
+    from gridflow.control.report import strict_json
+    from gridflow.ops.status import account_status, render_status
+
+    rows = account_status(_existing_journal(args.db), args.run)
+    print(json.dumps(strict_json(rows), indent=2) if args.json else render_status(rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gridflow`` console script."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from gridflow.logs import setup_logging
+
+    setup_logging()  # console, WARNING; a command with a config applies its [logging]
     from gridflow.sweep_cli import cmd_sweep, cmd_wfo
 
     args = _parser().parse_args(argv)
     handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal,
-               "runs": cmd_runs, "app": cmd_app, "sweep": cmd_sweep, "wfo": cmd_wfo}[args.cmd]
+               "runs": cmd_runs, "app": cmd_app, "sweep": cmd_sweep, "wfo": cmd_wfo,
+               "live": cmd_live, "status": cmd_status}[args.cmd]
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, DatabaseError
 

@@ -64,6 +64,13 @@ class EventKind(StrEnum):
     ORPHAN_POSITION = "orphan_position"
     POSITION_MISMATCH = "position_mismatch"
     EQUITY_DRIFT = "equity_drift"
+    # running unattended (gridflow.operators.live_watch, the live flow's shutdown)
+    HEARTBEAT = "heartbeat"  # every live.ops.heartbeat_s of exchange time
+    DAILY_HEARTBEAT = "daily_heartbeat"  # once a day at live.ops.daily_at (UTC)
+    DATA_STALE = "data_stale"  # no closed candle of a symbol for stale_candles x timeframe
+    DATA_FRESH = "data_fresh"  # closed candles of that symbol again
+    EXCHANGE_ERROR_RATE = "exchange_error_rate"  # exchange errors over the configured rate
+    SHUTDOWN = "shutdown"  # a graceful stop (signal), or the start's view of the last one
 
 
 #: The kind journaled for a place the broker refused or gave up on, by
@@ -150,6 +157,14 @@ class Reason(StrEnum):
     FOREIGN = "FOREIGN"  # orphan_order of somebody else
     NOT_TRADED_BY_ACCOUNT = "NOT_TRADED_BY_ACCOUNT"  # orphan_position
     EXCHANGE_DIFFERS = "EXCHANGE_DIFFERS"  # position_mismatch / equity_drift
+    ALIVE = "ALIVE"  # heartbeat
+    SCHEDULED = "SCHEDULED"  # daily_heartbeat
+    NO_CLOSED_CANDLE = "NO_CLOSED_CANDLE"  # data_stale
+    CANDLES_BACK = "CANDLES_BACK"  # data_fresh
+    ERRORS_OVER_RATE = "ERRORS_OVER_RATE"  # exchange_error_rate
+    SIGNAL = "SIGNAL"  # shutdown: SIGTERM / SIGINT (the signal's name in the detail)
+    CLEAN = "CLEAN"  # engine_started detail / shutdown: the previous stop was graceful
+    UNCLEAN = "UNCLEAN"  # the previous run ended without a shutdown event
 
 
 class ExitReason(StrEnum):

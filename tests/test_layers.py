@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("what people touch", ("cli", "sweep_cli", "control", "fakex")),
     ("flows, sources and sinks", ("dataflows",)),
     ("research engines", ("sweep", "wfo")),
+    ("operations: preflight, status", ("ops",)),
     ("exchange adapters", ("exchange",)),
     ("pure logic", ("operators",)),
     ("journal", ("journal",)),

@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 
 from gridflow.dataflows import alert_sink
 from gridflow.exchange import client, retry
-from gridflow.redaction import MIN_SECRET_LEN, REDACTED, SecretFilter, redact
+from gridflow.redaction import (
+    MIN_SECRET_LEN,
+    REDACTED,
+    SECRET_FILTER,
+    SecretFilter,
+    error_text,
+    forget_secrets,
+    redact,
+)
 
 SECRET = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=MIN_SECRET_LEN,
                  max_size=80)
@@ -54,19 +62,15 @@ def test_the_filter_masks_message_arguments_and_traceback():
 
 
 def test_every_path_uses_the_one_redactor():
-    assert retry.redact is redact
+    assert retry.redact is redact and retry.error_text is error_text
     assert isinstance(alert_sink._REDACTOR, SecretFilter)
     logger = logging.getLogger("ccxt")
-    before = list(logger.filters)
     try:
         client._guard_logs(["an-api-key-12345"])
-        added = [f for f in logger.filters if f not in before]
-        assert added and all(isinstance(f, SecretFilter) for f in added)
+        assert SECRET_FILTER in logger.filters
+        client._guard_logs(["an-api-key-12345"])  # once, however many exchanges
+        assert logger.filters.count(SECRET_FILTER) == 1
+        assert redact("key an-api-key-12345 sent") == "key *** sent"  # every path
     finally:
-        for f in list(logger.filters):
-            if f not in before:
-                logger.removeFilter(f)
-        for h in logging.getLogger().handlers:
-            for f in list(h.filters):
-                if isinstance(f, SecretFilter):
-                    h.removeFilter(f)
+        forget_secrets(["an-api-key-12345"])
+    assert redact("key an-api-key-12345 sent") == "key an-api-key-12345 sent"

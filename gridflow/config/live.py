@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gridflow.config.ops import OpsConfig
+from gridflow.config.preflight import PreflightConfig
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -144,6 +147,13 @@ class LiveConfig(_Model):
         Most order lanes (1-32): the broker sends each symbol's intents in order on one
         lane and symbols side by side, one ccxt client per lane, one shared rate limit
         (:mod:`gridflow.dataflows.broker_lanes`). 1 = every order one after the other.
+    ops : OpsConfig
+        Heartbeat, daily notice, data freshness, error rate, shutdown
+        (:class:`~gridflow.config.ops.OpsConfig`).
+    preflight : PreflightConfig
+        What ``gridflow live`` checks before the flow starts: margin mode, whether it
+        may set margin mode and leverage, clock skew bound
+        (:class:`~gridflow.config.preflight.PreflightConfig`).
     """
 
     mode: Literal["paper", "live"] = "paper"
@@ -161,6 +171,8 @@ class LiveConfig(_Model):
     end_ms: int | None = None
     streams: StreamsConfig = StreamsConfig()
     broker_lanes: int = Field(8, ge=1, le=32)
+    ops: OpsConfig = OpsConfig()
+    preflight: PreflightConfig = PreflightConfig()
 
     def without_secrets(self) -> "LiveConfig":
         """This config with the exchange credentials removed: what pure operators keep

@@ -10,6 +10,8 @@ from typing import Any
 
 from gridflow.config.candles import CandleRules
 from gridflow.config.live import StreamsConfig
+from gridflow.config.ops import OpsConfig
+from gridflow.config.preflight import PreflightConfig
 from gridflow.config.models import GridflowConfig
 from gridflow.config.preset_source import preset
 from gridflow.config.renamed import with_old_names
@@ -79,6 +81,8 @@ _ADDED_LATER: dict[str, object] = {
     "live.streams": StreamsConfig().model_dump(mode="json"),
     "live.exchange.ws_urls": {},
     "live.broker_lanes": 8,
+    "live.ops": OpsConfig().model_dump(mode="json"),
+    "live.preflight": PreflightConfig().model_dump(mode="json"),
 }
 
 
@@ -98,7 +102,8 @@ def config_hash(cfg: GridflowConfig) -> str:
 
     Data paths are reduced to file names and sizes, so the hash does not depend on
     where the repo lives. Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
-    ``run_id`` and the replay window (``start_ms``, ``end_ms``) — where the journal is,
+    ``logging`` (how a run logs is not what it does), ``run_id`` and the replay window
+    (``start_ms``, ``end_ms``) — where the journal is,
     how fast it is paced and which slice of the candles one process covers do not change
     the strategy, so a process continuing a run over later candles has the same hash.
     The default run id (:func:`default_run_id`) does include the window. Renamed fields
@@ -110,7 +115,7 @@ def config_hash(cfg: GridflowConfig) -> str:
     for added, default in _ADDED_LATER.items():  # hashed only when not the default
         _pop_default(doc, added, default)
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
-                     "run_id", "command_poll_s"):
+                     "run_id", "command_poll_s", "logging"):
         doc.pop(volatile, None)
     files = []
     for f in cfg.data:

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gridflow.config.candles import CandleRules
 from gridflow.config.live import LiveConfig
+from gridflow.config.logging_config import LoggingConfig
 from gridflow.config.preset_source import TomlPresetSource
 from gridflow.config.renamed import renamed_keys
 from gridflow.config.strategies import (
@@ -313,6 +314,9 @@ class GridflowConfig(BaseSettings):
     live flow takes ``live.warmup_candles``."""
     live: LiveConfig = LiveConfig()
     """Live / paper trading through ccxt (:mod:`gridflow.dataflows.live`)."""
+    logging: LoggingConfig = LoggingConfig()
+    """Levels per logger, JSON lines, a size-rotated gzip-archived file
+    (:mod:`gridflow.logs`); not part of the run's identity."""
 
     def apprise_url_list(self) -> list[SecretStr]:
         """The Apprise URLs, one SecretStr each."""

@@ -43,7 +43,8 @@ class RunData:
     fills : list of dict
         ``account, symbol, ts_ms, fee, realized_pnl`` per execution report.
     funding : list of dict
-        ``account, symbol, payment`` (quote, positive = paid) per funding settlement.
+        ``account, symbol, payment`` (quote, positive = paid), ``ts_ms`` per funding
+        settlement.
     equity : list of tuple
         ``(ts_ms, account, equity)`` snapshots.
     events : list of dict
@@ -102,7 +103,7 @@ def load_run(engine: Engine, rid: str) -> RunData:
                              .where(od.c.run_id == rid).distinct()).all()
     trades.sort(key=lambda t: (t["close_ts_ms"], t["account"], t["symbol"]))
     events.sort(key=lambda e: (e["ts_ms"], e["account"], e["seq"]))
-    funding = [{"account": e["account"], "symbol": e["symbol"],
+    funding = [{"account": e["account"], "symbol": e["symbol"], "ts_ms": e["ts_ms"],
                 "payment": float((e["detail"] or {}).get("payment") or 0.0)}
                for e in events if e["kind"] == EventKind.FUNDING]
     strategies: dict[tuple[str, str], str] = {}

@@ -30,18 +30,17 @@ from __future__ import annotations
 import logging
 import math
 import queue
-import re
 import threading
 import uuid
 from collections.abc import Sequence
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import apprise
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from pydantic import SecretStr
 
 from gridflow.operators.alerts import Alert
-from gridflow.redaction import SecretFilter
+from gridflow.redaction import SecretFilter, register_secrets, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +58,16 @@ SCRUBBED_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.connection",
 _REDACTOR = SecretFilter(min_len=4, ignore_case=True)
 
 
-def _url_secrets(url: str) -> set[str]:
-    """Every piece of ``url`` that may be a credential (raw and percent-decoded)."""
-    _, _, rest = url.partition("://")
-    rest, _, fragment = rest.partition("#")
-    rest, _, query = rest.partition("?")
-    netloc, _, path = rest.partition("/")
-    pieces = {url, url.partition("?")[0], netloc, fragment, path, *path.split("/")}
-    userinfo, _, hostport = netloc.rpartition("@")
-    pieces |= {userinfo, hostport, *re.split(r"[:@]", netloc)}
-    pieces |= {v for _, v in parse_qsl(query, keep_blank_values=True)}
-    return {p for s in pieces for p in (s, unquote(s))}
-
-
 def _protect(urls: Sequence[str]) -> None:
+    """Every piece of each URL masked on :data:`SCRUBBED_LOGGERS`; its credential pieces
+    (8+ characters, no host names) registered with the one redactor for every log."""
     for name in SCRUBBED_LOGGERS:
         logger = logging.getLogger(name)
         if _REDACTOR not in logger.filters:
             logger.addFilter(_REDACTOR)
     for u in urls:
-        _REDACTOR.add(_url_secrets(u))
+        _REDACTOR.add(url_secrets(u))
+        register_secrets(url_secrets(u, hosts=False))
 
 
 def with_timeouts(url: str, timeout_s: float) -> str:

@@ -25,6 +25,7 @@ from bytewax.dataflow import Dataflow
 from gridflow.config import GridflowConfig, load_config
 from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.replay import engine_records, journal_and_alerts
+from gridflow.logs import setup_for
 
 
 def build_flow(plan: RunPlan) -> Dataflow:
@@ -71,6 +72,7 @@ def build(config: str | Path | GridflowConfig | None = None, **overrides: Any) -
     """Build the live flow from a TOML preset (default preset when None) or a loaded
     config; the mode is ``live.mode`` (``paper`` unless armed)."""
     cfg = config if isinstance(config, GridflowConfig) else load_config(config, **overrides)
+    setup_for(cfg)  # the process's logging: [logging], its secrets masked
     return build_flow(plan_run(cfg, mode=cfg.live.mode))
 
 

@@ -32,7 +32,7 @@ from bytewax.inputs import StatefulSourcePartition
 
 from gridflow.chunks import CandleChunk
 
-from gridflow.exchange.retry import backoff_cap_s, backoff_s, redact
+from gridflow.exchange.retry import backoff_cap_s, backoff_s, error_text
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
@@ -53,8 +53,7 @@ def describe_error(exc: BaseException, exchange: Any = None) -> str:
     The exchange's ``apiKey`` and ``secret`` are read only to mask them.
     """
     secrets = (getattr(exchange, "apiKey", None), getattr(exchange, "secret", None))
-    text = redact(str(exc), secrets)
-    return f"{type(exc).__name__}: {text if len(text) <= 400 else text[:397] + '...'}"
+    return error_text(exc, secrets, limit=400)
 
 
 def _utcnow() -> datetime:

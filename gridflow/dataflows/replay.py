@@ -26,6 +26,7 @@ from gridflow.dataflows.steps import (
     make_indicator_step,
     validate_step,
 )
+from gridflow.logs import setup_for
 
 
 def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -> Dataflow:
@@ -119,6 +120,7 @@ def build(config: str | Path | GridflowConfig | None = None, **overrides: Any) -
     """Build the replay flow from a TOML preset path (default preset when None), or an
     already loaded config. ``overrides`` beat the environment and the preset."""
     cfg = config if isinstance(config, GridflowConfig) else load_config(config, **overrides)
+    setup_for(cfg)  # the process's logging: [logging], its secrets masked
     return build_flow(plan_run(cfg))
 
 
@@ -131,7 +133,9 @@ def from_json(path: str) -> Dataflow:
 
     with open(path) as fh:
         doc = json.load(fh)
-    return build_flow(plan_run(config_from_dict(doc)))
+    cfg = config_from_dict(doc)
+    setup_for(cfg)
+    return build_flow(plan_run(cfg))
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import ccxt
 
 from gridflow.config.live import ExchangeConfig
-from gridflow.redaction import SecretFilter
+from gridflow.redaction import SECRET_FILTER, register_secrets
 
 
 def ccxt_symbol(symbol: str, market_type: str) -> str:
@@ -46,13 +46,16 @@ def _use_linear_error_map(ex: ccxt.Exchange) -> None:
 
 
 def _guard_logs(secrets: list[str]) -> None:
-    """Install the one redactor's filter (:class:`gridflow.redaction.SecretFilter`) with
-    the API key and secret on the ``ccxt`` logger and on the root handlers
-    (a filter on a logger does not see its children's records; handler filters do)."""
-    f = SecretFilter(secrets)
-    logging.getLogger("ccxt").addFilter(f)
-    for h in logging.getLogger().handlers:
-        h.addFilter(f)
+    """Register the API key and secret with the one redactor
+    (:func:`gridflow.redaction.register_secrets`) and put its process-wide filter
+    (:data:`gridflow.redaction.SECRET_FILTER`) on the ``ccxt`` logger and on the root
+    handlers, once (a filter on a logger does not see its children's records; handler
+    filters do)."""
+    register_secrets(secrets)
+    targets = [logging.getLogger("ccxt"), *logging.getLogger().handlers]
+    for t in targets:
+        if SECRET_FILTER not in t.filters:
+            t.addFilter(SECRET_FILTER)
 
 
 def _params(cfg: ExchangeConfig) -> dict:

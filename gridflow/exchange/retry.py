@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 
 import ccxt
 import tenacity
 
 from gridflow.config.live import RetryConfig
-from gridflow.redaction import MIN_SECRET_LEN, REDACTED, redact
+from gridflow.redaction import MIN_SECRET_LEN, REDACTED, error_text, redact
 
 #: Binance codes / texts meaning "this client id was used already".
 _DUPLICATE_MARKERS = ("-4116", "duplicate")
@@ -194,12 +194,6 @@ def is_unknown_order_error(exc: BaseException) -> bool:
         return False
     msg = str(exc).lower()
     return any(m in msg for m in _UNKNOWN_ORDER_MARKERS)
-
-
-def error_text(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
-    """``"ClassName: message"`` of an exception, redacted
-    (:func:`gridflow.redaction.redact`)."""
-    return redact(f"{type(exc).__name__}: {exc}", secrets)
 
 
 __all__ = ["MAX_BACKOFF_S", "RATE_LIMIT_BACKOFF_S", "backoff_cap_s", "MIN_SECRET_LEN", "REDACTED", "backoff_delays", "backoff_s",

@@ -133,6 +133,7 @@ class Book:
     positions: dict[str, _Position] = field(default_factory=dict)
     accepted: Counter = field(default_factory=Counter)
     leverages: dict[str, int] = field(default_factory=dict)
+    margin_types: dict[str, str] = field(default_factory=dict)  # sym -> ISOLATED / CROSSED
     mark: dict[str, float] = field(default_factory=dict)
     walks: dict[str, Any] = field(default_factory=dict)
     funding: Any = None

@@ -15,6 +15,7 @@ from typing import Any
 from gridflow.fakex import views
 from gridflow.fakex.book import ALGO_TYPES, OPEN, Book
 from gridflow.fakex.markets import BinanceError, MarketSpec, exchange_info
+from gridflow.fakex.symbol_config import ROUTES as SYMBOL_CONFIG_ROUTES
 
 __all__ = ["ROUTES"]
 
@@ -379,4 +380,5 @@ ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("GET", "/fapi/v1/leverageBracket"): (get_leverage_bracket, True),
     ("POST", "/fapi/v1/leverage"): (post_leverage, True),
     ("GET", "/fapi/v1/positionSide/dual"): (get_dual_side, True),
+    **SYMBOL_CONFIG_ROUTES,  # symbolConfig, marginType
 }

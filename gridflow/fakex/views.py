@@ -10,6 +10,7 @@ from typing import Any
 
 from gridflow.fakex.book import AlgoOrder, Book, Order, Trade
 from gridflow.fakex.markets import MarketSpec, fmt, fmt_num
+from gridflow.fakex.symbol_config import margin_type
 
 __all__ = ["account_json", "algo_json", "algo_record", "bracket_json", "incomes",
            "mark_json", "order_json", "order_record", "position_json", "ticker_json",
@@ -84,7 +85,9 @@ def position_json(book: Book, spec: MarketSpec, v2: bool) -> dict[str, Any]:
         "adl": 0, "bidNotional": "0", "askNotional": "0", "updateTime": pos.update_time,
     }
     if v2:
-        row.update({"leverage": str(int(book.lev(spec.symbol))), "marginType": "cross",
+        iso = margin_type(book, spec.symbol) == "ISOLATED"
+        row.update({"leverage": str(int(book.lev(spec.symbol))),
+                    "marginType": "isolated" if iso else "cross",
                     "isAutoAddMargin": "false", "maxNotionalValue": "1000000000"})
     return row
 

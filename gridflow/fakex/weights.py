@@ -53,6 +53,8 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int | None]] = {
     ("GET", "/fapi/v3/positionRisk"): (5, None),
     ("GET", "/fapi/v1/leverageBracket"): (1, None),
     ("POST", "/fapi/v1/leverage"): (1, None),
+    ("GET", "/fapi/v1/symbolConfig"): (5, None),
+    ("POST", "/fapi/v1/marginType"): (1, None),
     ("GET", "/fapi/v1/positionSide/dual"): (30, None),
     ("POST", "/fapi/v1/listenKey"): (1, None),
     ("PUT", "/fapi/v1/listenKey"): (1, None),

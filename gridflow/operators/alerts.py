@@ -40,7 +40,10 @@ AlertKind = Literal["kill_switch_tripped", "kill_switch_reset", "grid_level_open
                     "stop_missing", "slippage", "order_rejected", "order_failed",
                     "order_vanished", "exchange_error", "fill_inconsistent",
                     "engine_started", "position_adopted", "kill_switch_restored",
-                    "equity_drift", "stream_stale", "stream_restored"]
+                    "equity_drift", "stream_stale", "stream_restored",
+                    # running unattended (gridflow.operators.live_watch)
+                    "daily_heartbeat", "data_stale", "data_fresh", "exchange_error_rate",
+                    "shutdown"]
 Severity = Literal["info", "warning", "critical"]
 
 #: Kinds whose cooldown defaults to 0 ms (never suppressed) in :class:`AlertThrottle`.
@@ -240,6 +243,11 @@ _LIVE = {
     EventKind.EQUITY_DRIFT: ("critical", "engine equity differs from the exchange's"),
     EventKind.PRICE_REANCHORED: ("warning", "candles moved beyond the price-jump band and "
                                  "agree with each other; the band follows them"),
+    EventKind.DAILY_HEARTBEAT: ("info", "daily heartbeat: the flow is running"),
+    EventKind.DATA_STALE: ("critical", "no closed candle for longer than its bound"),
+    EventKind.DATA_FRESH: ("info", "closed candles again"),
+    EventKind.EXCHANGE_ERROR_RATE: ("critical", "exchange errors over the configured rate"),
+    EventKind.SHUTDOWN: ("warning", "live flow stopped"),
 }
 
 

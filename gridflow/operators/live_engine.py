@@ -54,6 +54,7 @@ from gridflow.operators.engine import AccountEngine
 from gridflow.operators.engine_decode import decode
 from gridflow.operators.entry_gate import gate_and_log
 from gridflow.operators.live_exchange_state import ExchangeStateMixin
+from gridflow.operators.live_watch import WatchMixin
 from gridflow.operators.live_orders import (
     EXIT_REASON,
     SIDE,
@@ -79,7 +80,7 @@ CANDLE_WAIT_MS = 60_000
 before it that has not arrived yet."""
 
 
-class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
+class LiveAccountEngine(WatchMixin, ExchangeStateMixin, AccountEngine):
     """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
     exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`;
     the engine keeps it without credentials: nothing secret is in engine state).
@@ -166,6 +167,7 @@ class LiveAccountEngine(ExchangeStateMixin, AccountEngine):
             self._check_equity(float(upd.equity), ts, out)
         for s in range(len(self.symbols)):
             self._sync(s, self._decided(s), out, entries=False)
+        self._watch(ts, len(upd.errors), out)
         out.summaries.append(self.summary())
         return out
 

@@ -38,8 +38,8 @@ KINDS_BEFORE = [
     "position_adopted", "exchange_error", "stream_stale", "stream_restored", "orphan_fill", "fill_inconsistent", "slippage",
     "dust_position", "stop_missing", "order_rejected", "order_failed", "order_vanished",
     "order_rebuilt", "order_superseded", "orphan_order", "orphan_position", "position_mismatch",
-    "equity_drift"
-]
+    "equity_drift", "heartbeat", "daily_heartbeat", "data_stale", "data_fresh",
+    "exchange_error_rate", "shutdown"]
 REASONS_BEFORE = [
     "MALFORMED_ROW", "TS_OUT_OF_RANGE", "NON_POSITIVE_PRICE", "IMPLAUSIBLE_PRICE",
     "NEGATIVE_VOLUME", "HIGH_BELOW_BODY", "LOW_ABOVE_BODY", "MISALIGNED_TS", "DUPLICATE_TS",
@@ -51,8 +51,9 @@ REASONS_BEFORE = [
     "INVALID_PARAMS", "INDICATORS_CHANGED", "TOO_MANY_LEVELS", "LIVE", "EXCHANGE_POSITION",
     "POLL_FAILED", "DISCONNECTED", "SILENT", "MISSED_FILLS", "CAUGHT_UP", "UNKNOWN_ORDER", "ENTRY_AGAINST_POSITION", "EXIT_WITHOUT_POSITION",
     "BELOW_MIN_AMOUNT", "NO_LIVE_STOP", "REJECTED", "FAILED", "NOT_OPEN", "WRITE_AHEAD_TABLE",
-    "GRIDFLOW_ID", "FOREIGN", "NOT_TRADED_BY_ACCOUNT", "EXCHANGE_DIFFERS"
-]
+    "GRIDFLOW_ID", "FOREIGN", "NOT_TRADED_BY_ACCOUNT", "EXCHANGE_DIFFERS", "ALIVE",
+    "SCHEDULED", "NO_CLOSED_CANDLE", "CANDLES_BACK", "ERRORS_OVER_RATE", "SIGNAL", "CLEAN",
+    "UNCLEAN"]
 
 #: Calls that make a journal event or an alert, and where their kind / reason go:
 #: (positional index of kind, positional index of reason); None = keyword only.
