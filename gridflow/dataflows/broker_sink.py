@@ -253,6 +253,13 @@ class BrokerWriter:
         return out.status
 
     def _finish(self, outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
+        """Journal the outcomes, each stamped with the time it is journaled (``ts_ms``,
+        ms UTC, never earlier than its own): rows become visible in the order of their
+        times, so a reader polling the table reads only the newest
+        (:mod:`gridflow.dataflows.outcome_source`)."""
+        now = time.time_ns() // 1_000_000
+        outcomes = [o if o.ts_ms >= now else o.model_copy(update={"ts_ms": now})
+                    for o in outcomes]
         broker_finish_many(self.engine, self.run_id, outcomes)
         return outcomes
 

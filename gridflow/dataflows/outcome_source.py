@@ -12,6 +12,7 @@ on a live engine started without recovery state knows every order the broker pla
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -20,6 +21,14 @@ from gridflow.events import OrderOutcome, OutcomesReplayed
 
 PART = "broker_outcomes"
 TERMINAL = {"sent", "duplicate", "rejected", "failed", "canceled", "not_found", "skipped"}
+SLACK_MS = 2_000
+"""A poll reads the rows whose outcome time is at most this much before the newest one
+seen: the broker stamps each outcome with the time it journals it
+(:class:`~gridflow.dataflows.broker_sink.BrokerWriter`), so rows appear in time order;
+the slack covers rows of one millisecond and small clock steps."""
+FULL_READ_S = 300.0
+"""Wall seconds between two reads of the whole table (the first read, and a safety net
+for an outcome committed more than ``SLACK_MS`` after its time)."""
 
 
 class _Partition(StatefulSourcePartition):
@@ -34,6 +43,8 @@ class _Partition(StatefulSourcePartition):
         self.until = until_complete
         self._awake: datetime | None = None
         self._announce = tuple(accounts)  # the markers, after the first read
+        self._newest: int | None = None  # newest outcome time seen (ms); None: read all
+        self._next_full = 0.0  # time.monotonic() of the next whole-table read
 
     def _complete(self) -> bool:
         from gridflow.journal.store import read_summaries
@@ -42,12 +53,24 @@ class _Partition(StatefulSourcePartition):
         return bool(rows) and all(r.get("complete") for r in rows)
 
     def next_batch(self) -> list[OrderOutcome | OutcomesReplayed]:
-        from gridflow.journal.broker_rows import read_broker
+        from gridflow.journal.broker_rows import broker_ids, read_broker
 
         finished = self.until and self._complete()
         out = []
-        for row in read_broker(self.url, self.run_id):
-            if row["status"] not in TERMINAL or row["intent_id"] in self.done:
+        now = time.monotonic()
+        full = self._newest is None or now >= self._next_full
+        since = None if full else self._newest - SLACK_MS
+        if full:
+            self._next_full = now + FULL_READ_S
+        if full:
+            rows = read_broker(self.url, self.run_id, statuses=frozenset(TERMINAL))
+        else:  # the ids of the last moments first; whole rows only of the new ones
+            fresh = [i for i, _ in broker_ids(self.url, self.run_id, since, frozenset(TERMINAL))
+                     if i not in self.done]
+            rows = read_broker(self.url, self.run_id, intent_ids=fresh) if fresh else []
+        for row in rows:
+            self._newest = max(self._newest or 0, int(row.get("ts_ms") or 0))
+            if row["intent_id"] in self.done:
                 continue
             self.done.add(row["intent_id"])
             faults = row.get("faults") or []

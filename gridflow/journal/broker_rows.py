@@ -134,13 +134,45 @@ def broker_finish_many(url: str | Engine, run_id: str, outcomes: list[OrderOutco
         conn.commit()
 
 
-def read_broker(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
-    """Broker outcomes of a run as dicts of :class:`~gridflow.events.OrderOutcome`
-    fields (``faults`` decoded to a list), sorted by ``(ts_ms, intent_id)``."""
+def broker_ids(url: str | Engine, run_id: str, since_ms: int,
+               statuses: frozenset[str]) -> list[tuple[str, int]]:
+    """``(intent_id, ts_ms)`` of the rows in ``statuses`` whose ``ts_ms`` is at or after
+    ``since_ms``: what a poller looks at before reading the rows it has not seen
+    (:func:`read_broker` with ``intent_ids``)."""
     table = BrokerRow.__table__
     with connect(url) as conn:
-        rows = [dict(m) for m in conn.execute(
-            select(table).where(table.c.run_id == run_id)).mappings()]
+        return [(r[0], int(r[1])) for r in conn.execute(
+            select(table.c.intent_id, table.c.ts_ms).where(
+                table.c.run_id == run_id, table.c.ts_ms >= since_ms,
+                table.c.status.in_(sorted(statuses))))]
+
+
+def read_broker(url: str | Engine, run_id: str, since_ms: int | None = None,
+                statuses: frozenset[str] | None = None,
+                intent_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Broker outcomes of a run as dicts of :class:`~gridflow.events.OrderOutcome`
+    fields (``faults`` decoded to a list), sorted by ``(ts_ms, intent_id)``.
+
+    Parameters
+    ----------
+    since_ms : int, optional
+        Only rows whose ``ts_ms`` (ms UTC, the time of the outcome) is at or after it:
+        a reader polling the table reads what changed, not the whole run.
+    statuses : frozenset[str], optional
+        Only rows in these statuses (e.g. :data:`BROKER_TERMINAL`).
+    intent_ids : list[str], optional
+        Only these intents.
+    """
+    table = BrokerRow.__table__
+    where = [table.c.run_id == run_id]
+    if since_ms is not None:
+        where.append(table.c.ts_ms >= since_ms)
+    if statuses is not None:
+        where.append(table.c.status.in_(sorted(statuses)))
+    if intent_ids is not None:
+        where.append(table.c.intent_id.in_(intent_ids))
+    with connect(url) as conn:
+        rows = [dict(m) for m in conn.execute(select(table).where(*where)).mappings()]
     for r in rows:
         del r["run_id"]
         r["faults"] = json.loads(r["faults"] or "[]")
@@ -148,5 +180,5 @@ def read_broker(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["BROKER_TERMINAL", "broker_begin", "broker_begin_many", "broker_finish",
+__all__ = ["BROKER_TERMINAL", "broker_begin", "broker_ids", "broker_begin_many", "broker_finish",
            "broker_finish_many", "read_broker"]
