@@ -297,3 +297,17 @@ def unprotected(fx) -> list[str]:
             stops[o["symbol"]] = stops.get(o["symbol"], 0.0) + left
     return [s for s, p in fx.positions().items()
             if abs(p["amount"]) > 0 and stops.get(s, 0.0) + 1e-9 < abs(p["amount"])]
+
+
+def wait_until(cond, timeout: float, what: str, logs=None):
+    """Poll ``cond()`` every 50 ms until it returns a truthy value (returned) or
+    ``timeout`` wall seconds pass: AssertionError naming ``what``, the last value and
+    the tail of ``logs()`` (e.g. ``LiveProcess.logs``)."""
+    t_end, last = time.monotonic() + timeout, None
+    while time.monotonic() < t_end:
+        last = cond()
+        if last:
+            return last
+        time.sleep(0.05)
+    tail = logs()[-3000:] if logs is not None else ""
+    raise AssertionError(f"{what} not within {timeout} s (last: {last!r})\n{tail}")

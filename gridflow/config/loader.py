@@ -10,7 +10,7 @@ from typing import Any
 
 from gridflow.config.candles import CandleRules
 from gridflow.config.live import StreamsConfig
-from gridflow.config.ops import OpsConfig
+from gridflow.config.ops import NOT_IDENTITY as OPS_NOT_IDENTITY, OpsConfig
 from gridflow.config.preflight import PreflightConfig
 from gridflow.config.models import GridflowConfig
 from gridflow.config.preset_source import preset
@@ -81,7 +81,7 @@ _ADDED_LATER: dict[str, object] = {
     "live.streams": StreamsConfig().model_dump(mode="json"),
     "live.exchange.ws_urls": {},
     "live.broker_lanes": 8,
-    "live.ops": OpsConfig().model_dump(mode="json"),
+    "live.ops": OpsConfig().model_dump(mode="json", exclude=set(OPS_NOT_IDENTITY)),
     "live.preflight": PreflightConfig().model_dump(mode="json"),
 }
 
@@ -102,7 +102,8 @@ def config_hash(cfg: GridflowConfig) -> str:
 
     Data paths are reduced to file names and sizes, so the hash does not depend on
     where the repo lives. Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
-    ``logging`` (how a run logs is not what it does), ``run_id`` and the replay window
+    ``logging`` (how a run logs is not what it does), the metrics endpoint
+    (``live.ops.metrics_port`` / ``metrics_host``), ``run_id`` and the replay window
     (``start_ms``, ``end_ms``) — where the journal is,
     how fast it is paced and which slice of the candles one process covers do not change
     the strategy, so a process continuing a run over later candles has the same hash.
@@ -112,6 +113,9 @@ def config_hash(cfg: GridflowConfig) -> str:
     only when they differ from their default: an upgrade changes no run's identity.
     """
     doc = with_old_names(cfg.model_dump(mode="json"))
+    ops = doc.get("live", {}).get("ops")
+    for watch_only in OPS_NOT_IDENTITY if isinstance(ops, dict) else ():
+        ops.pop(watch_only, None)  # the metrics endpoint is not what a run does
     for added, default in _ADDED_LATER.items():  # hashed only when not the default
         _pop_default(doc, added, default)
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",

@@ -8,7 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["OpsConfig"]
+__all__ = ["NOT_IDENTITY", "OpsConfig"]
+
+#: ``[live.ops]`` fields that are not part of a run's identity (how a run is watched
+#: is not what it does): left out of :func:`gridflow.config.loader.config_hash`.
+NOT_IDENTITY = ("metrics_port", "metrics_host")
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -40,6 +44,13 @@ class OpsConfig(BaseModel):
         profits always stay on the exchange.
     shutdown_timeout_s : float
         Wall seconds the flow has to stop after the signal.
+    metrics_port : int or None
+        TCP port of the Prometheus endpoint (``/metrics``) and of ``/health``
+        (:mod:`gridflow.dataflows.metrics_sink`); None (default): no endpoint. Not part
+        of the run's identity.
+    metrics_host : str
+        Address the endpoint listens on (``"127.0.0.1"``: this machine only;
+        ``"0.0.0.0"`` for every interface). Not part of the run's identity.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -51,6 +62,8 @@ class OpsConfig(BaseModel):
     error_window_s: float = Field(300.0, gt=0.0, le=86_400.0, allow_inf_nan=False)
     on_shutdown: Literal["cancel_entries", "keep"] = "cancel_entries"
     shutdown_timeout_s: float = Field(10.0, gt=0.0, le=600.0, allow_inf_nan=False)
+    metrics_port: int | None = Field(None, ge=1, le=65_535)
+    metrics_host: str = Field("127.0.0.1", min_length=1)
 
     @field_validator("daily_at")
     @classmethod

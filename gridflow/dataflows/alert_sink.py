@@ -23,17 +23,36 @@ exist in Apprise 1.x and 2.x. An unresponsive target thus costs about ``cto`` or
 ``rto`` per alert (``rto`` bounds each socket read, not a trickling answer), plus any
 rate limit the Apprise plugin imposes between messages (``request_rate_per_sec``).
 All of it is spent on the delivery thread, never on the dataflow.
+
+The daily report
+----------------
+Given the journal (``journal=(db_url, run_id)``), the sink also sends the daily report
+when it has delivered a ``daily_heartbeat`` alert: the report of the UTC day named by
+the alert's ``report_day_ms`` (the day before the heartbeat), once per day and sink
+(every account journals its own daily heartbeat; the report covers the run). It is
+built and sent by another process, ``python -m`` :data:`DAILY_REPORT_MODULE`
+(:mod:`gridflow.control.daily_notice`), started from the delivery thread and waited
+for on a thread of its own: building it reads the whole run from the journal, which
+must not hold this process's interpreter lock while the flow trades, and the report
+lives in a layer above the flows. The request (journal URL, Apprise URLs) goes to it
+on stdin, never on its command line. A day without journal rows (the run's first)
+gets a short "no data" notice instead. Outcomes are counted (:meth:`AlertSink.report_stats`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
-from urllib.parse import parse_qsl
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -136,12 +155,96 @@ def stats(sink: AlertSink | None = None) -> dict[str, int]:
     return total
 
 
+#: Module run with ``python -m`` to build and send one daily report (request on stdin).
+DAILY_REPORT_MODULE = "gridflow.control.daily_notice"
+#: Alert kind whose delivery triggers the daily report.
+DAILY_KIND = "daily_heartbeat"
+
+
+class _DailyReports:
+    """The daily reports of one sink: one child process per UTC day, each waited for
+    on its own daemon thread (see the module doc).
+
+    ``db_url`` and ``urls`` are secrets (never logged); ``timeout_s`` bounds each
+    child (wall s, then it is killed and counted failed); ``apprise_timeout_s`` is the
+    child's connect / read timeout per target.
+    """
+
+    def __init__(self, db_url: SecretStr, run_id: str, urls: Sequence[SecretStr],
+                 apprise_timeout_s: float, timeout_s: float) -> None:
+        self._db_url, self._run_id, self._urls = db_url, run_id, tuple(urls)
+        self._apprise_timeout_s, self.timeout_s = apprise_timeout_s, timeout_s
+        self._lock = threading.Lock()
+        self._days: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self.counts = {"sent": 0, "no_data": 0, "failed": 0}
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.counts[name] += 1
+
+    def request(self, alert: Alert) -> str | None:
+        """Start the report of ``alert.detail["report_day_ms"]``'s UTC day unless this
+        sink started it already. Returns the day (``YYYY-MM-DD``) started, else None. A
+        missing or bad ``report_day_ms`` is logged and counted ``failed``."""
+        day_ms = alert.detail.get("report_day_ms")
+        if isinstance(day_ms, bool) or not isinstance(day_ms, int) or day_ms < 0:
+            self._count("failed")
+            log.warning("daily heartbeat %s without a valid report_day_ms (%r): no report",
+                        alert.alert_id, day_ms)
+            return None
+        day = datetime.fromtimestamp(day_ms / 1000, UTC).date().isoformat()
+        with self._lock:
+            if day in self._days:
+                return None
+            self._days.add(day)
+            t = threading.Thread(target=self._run, args=(day,), daemon=True,
+                                 name=f"gridflow-daily-report-{day}")
+            self._threads.append(t)
+        t.start()
+        return day
+
+    def _run(self, day: str) -> None:
+        request = json.dumps({
+            "db_url": self._db_url.get_secret_value(), "run_id": self._run_id, "day": day,
+            "urls": [u.get_secret_value() for u in self._urls],
+            "timeout_s": self._apprise_timeout_s})
+        try:
+            done = subprocess.run([sys.executable, "-m", DAILY_REPORT_MODULE], input=request,
+                                  stdout=subprocess.PIPE, text=True, timeout=self.timeout_s,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            self._count("failed")
+            log.warning("daily report %s of run %s not sent (%s)", day, self._run_id,
+                        type(e).__name__)
+            return
+        outcome = (done.stdout or "").strip().splitlines()[-1:] or [""]
+        if done.returncode == 0 and outcome[0] in ("report", "no_data"):
+            self._count("sent" if outcome[0] == "report" else "no_data")
+            log.info("daily report %s of run %s sent (%s)", day, self._run_id, outcome[0])
+            return
+        self._count("failed")
+        log.warning("daily report %s of run %s not delivered (exit %d)", day, self._run_id,
+                    done.returncode)
+
+    def join(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` in all for the reports started so far (tests)."""
+        end = time.monotonic() + timeout_s
+        for t in list(self._threads):
+            t.join(max(0.0, end - time.monotonic()))
+
+
+_REPORTS: dict[str, _DailyReports] = {}
+
+
 class _AlertPartition(StatelessSinkPartition[Alert]):
     """Queue writer on the dataflow thread, Apprise sender on a daemon thread."""
 
     def __init__(self, notifier: apprise.Apprise, n_targets: int, timeout_s: float,
-                 queue_size: int, counters: _Counters, name: str) -> None:
+                 queue_size: int, counters: _Counters, name: str,
+                 reports: _DailyReports | None = None) -> None:
         self._notifier = notifier
+        self._reports = reports
         self._n_targets = n_targets
         self._timeout_s = timeout_s
         self._counters = counters
@@ -185,8 +288,10 @@ class _AlertPartition(StatelessSinkPartition[Alert]):
                 continue
             if self._abort.is_set():
                 self._counters.add("dropped")
-            else:
-                self._deliver(alert)
+                continue
+            self._deliver(alert)
+            if alert.kind == DAILY_KIND and self._reports is not None:
+                self._reports.request(alert)  # starts a child process, never waits
 
     def _deliver(self, alert: Alert) -> None:
         error = ""
@@ -241,6 +346,11 @@ class AlertSink(DynamicSink[Alert]):
         longest :meth:`close` waits for the queue to drain, s.
     queue_size : int
         Alerts buffered per worker; beyond that, new alerts are dropped and counted.
+    journal : (str, str), optional
+        ``(db_url, run_id)`` of the run: with it, a delivered ``daily_heartbeat`` alert
+        also sends the daily report of its ``report_day_ms`` day (module doc).
+    report_timeout_s : float
+        Wall seconds one daily report may take before its process is killed.
 
     Notes
     -----
@@ -250,7 +360,8 @@ class AlertSink(DynamicSink[Alert]):
     """
 
     def __init__(self, urls: Sequence[str | SecretStr], timeout_s: float = 5.0,
-                 queue_size: int = 1000) -> None:
+                 queue_size: int = 1000, journal: tuple[str, str] | None = None,
+                 report_timeout_s: float = 300.0) -> None:
         if isinstance(urls, (str, SecretStr)) or not urls:
             raise ValueError("urls must be a non-empty list of Apprise URLs")
         if not (math.isfinite(timeout_s) and timeout_s > 0):
@@ -262,10 +373,25 @@ class AlertSink(DynamicSink[Alert]):
         self.queue_size = int(queue_size)
         self.sink_id = uuid.uuid4().hex
         _build_apprise(self._urls, self.timeout_s)  # fail fast, before the flow starts
+        if not (math.isfinite(report_timeout_s) and report_timeout_s > 0):
+            raise ValueError(f"report_timeout_s must be finite and > 0 s, "
+                             f"got {report_timeout_s!r}")
+        self.report_timeout_s = float(report_timeout_s)
+        self._journal = None
+        if journal is not None:
+            db_url, run_id = journal
+            if not db_url or not run_id:
+                raise ValueError("journal must be (db_url, run_id), both non-empty")
+            self._journal = (SecretStr(str(db_url)), str(run_id))
+            try:
+                register_secrets([urlsplit(str(db_url)).password])
+            except ValueError:  # not a URL: the journal refuses it
+                pass
 
     def __repr__(self) -> str:
+        journal = ", journal=<hidden>" if self._journal is not None else ""
         return (f"AlertSink(urls=<{len(self._urls)} hidden>, timeout_s={self.timeout_s}, "
-                f"queue_size={self.queue_size})")
+                f"queue_size={self.queue_size}{journal})")
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _AlertPartition:
         """One Apprise instance and one delivery thread for this worker."""
@@ -275,8 +401,33 @@ class AlertSink(DynamicSink[Alert]):
         return _AlertPartition(
             _build_apprise(self._urls, self.timeout_s), len(self._urls), self.timeout_s,
             self.queue_size, counters, name=f"gridflow-alerts-{worker_index}",
+            reports=self._daily_reports(),
         )
+
+    def _daily_reports(self) -> _DailyReports | None:
+        """The sink's one report sender (shared by its partitions: one report a day)."""
+        if self._journal is None:
+            return None
+        with _REGISTRY_LOCK:
+            if self.sink_id not in _REPORTS:
+                _REPORTS[self.sink_id] = _DailyReports(
+                    self._journal[0], self._journal[1], self._urls, self.timeout_s,
+                    self.report_timeout_s)
+            return _REPORTS[self.sink_id]
 
     def stats(self) -> dict[str, int]:
         """``sent``/``failed``/``dropped`` summed over this sink's partitions."""
         return stats(self)
+
+    def report_stats(self, wait_s: float = 0.0) -> dict[str, int]:
+        """Daily reports of this sink: ``sent`` (a report delivered), ``no_data`` (the
+        notice of a day without rows delivered), ``failed``; after waiting up to
+        ``wait_s`` for the ones running. All 0 without ``journal``."""
+        with _REGISTRY_LOCK:
+            rep = _REPORTS.get(self.sink_id)
+        if rep is None:
+            return {"sent": 0, "no_data": 0, "failed": 0}
+        if wait_s > 0:
+            rep.join(wait_s)
+        with rep._lock:
+            return dict(rep.counts)

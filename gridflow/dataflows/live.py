@@ -34,33 +34,48 @@ def build_flow(plan: RunPlan) -> Dataflow:
     from gridflow.dataflows.candle_source import LiveCandleSource
     from gridflow.dataflows.account_source import ExchangeStateSource
     from gridflow.dataflows.outcome_source import OutcomeSource
+    from gridflow.dataflows.shutdown import shutdown_streams, stoppable
 
     cfg = plan.cfg
     live = cfg.live
+    stop = stoppable(plan)  # live: every input ends on SIGTERM / SIGINT (dataflows.shutdown)
     flow = Dataflow(f"gridflow_{plan.mode}")
     symbols = sorted(plan.timeframes)
-    chunks = op.input("candles", flow, LiveCandleSource(
+    chunks = op.input("candles", flow, stop(LiveCandleSource(
         live.exchange, symbols, live.timeframe, live.warmup_candles, live.candle_poll_s,
-        end_ms=live.end_ms, streams=live.streams))
+        end_ms=live.end_ms, streams=live.streams)))
     # CandleChunk per symbol: the warm-up history (never traded), then each closed candle
-    extra = []
+    extra, outcomes, started = [], None, None
     if plan.mode == "live":
         for acct, syms in sorted(plan.account_symbols.items()):
-            upd = op.input(f"exchange_{acct}", flow, ExchangeStateSource(
+            upd = op.input(f"exchange_{acct}", flow, stop(ExchangeStateSource(
                 acct, live.exchange, list(syms), live.exchange_poll_s, end_ms=live.end_ms,
-                streams=live.streams, timeframe=live.timeframe))
+                streams=live.streams, timeframe=live.timeframe)))
             # ExchangeUpdate: new fills, open orders, positions, balance, watermark
             extra.append(op.map(f"key_exchange_{acct}", upd,
                                 lambda u: (u.account, (u.account, u))))
-        outcomes = op.input("broker_outcomes", flow, OutcomeSource(
+        outcomes = op.input("broker_outcomes", flow, stop(OutcomeSource(
             cfg.db_url, plan.run_id, live.exchange_poll_s / 2, until_run_complete=True,
-            accounts=plan.account_symbols))
+            accounts=plan.account_symbols)))
         # OrderOutcome (terminal): the broker's answers fed back to the engines, then
         # OutcomesReplayed per account once the journal's were all read
         extra.append(op.map("key_outcomes", outcomes, lambda o: (o.account, (o.account, o))))
-    records, side = engine_records(flow, plan, chunks, *extra)
+        to_engines, started = shutdown_streams(flow, plan)
+        # ShutdownRequest per account after a signal; the start's shutdown events
+        extra.append(to_engines)
+    records, side = engine_records(flow, plan, chunks, *extra, wrap=stop)
+    side += [started] if started is not None else []
     # (account, JournalBatch)
     journal_and_alerts(plan, records, side)
+    if live.ops.metrics_port is not None:  # Prometheus /metrics and /health
+        from gridflow.dataflows.metrics_sink import MetricsSink
+
+        fed = [*side, op.key_rm("metrics_records", records)]
+        fed += [outcomes] if outcomes is not None else []
+        op.output("metrics", op.key_on("key_metrics", op.merge("metrics_in", *fed),
+                                       lambda _x: "metrics"),
+                  MetricsSink(live.ops.metrics_host, live.ops.metrics_port))
+        # JournalBatch | OrderOutcome | OutcomesReplayed -> one registry, one port
     if plan.mode == "live":
         intents = op.flat_map("intents", records, lambda kv: [(kv[0], i) for i in kv[1].intents])
         # (account, OrderIntent), in decision order per account

@@ -51,12 +51,14 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
     return flow
 
 
-def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs):
+def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, wrap=None):
     """Candle chunks -> validation -> indicators -> the account engines (with the
     command stream and any ``extra_inputs`` of ``(account, (account, item))``).
 
     Returns the engines' ``(account, JournalBatch)`` stream and the list of side
-    journal streams (refused candles, refused commands). Shared by replay and live.
+    journal streams (refused candles, refused commands). Shared by replay and live
+    (``wrap``: what wraps the command source, :func:`gridflow.dataflows.shutdown.
+    stoppable`).
     """
     cfg = plan.cfg
     by_symbol = op.key_on("key_symbol", chunks, lambda c: c.symbol)
@@ -71,8 +73,9 @@ def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs):
     # (symbol, IndicatorChunk)
     routed = op.flat_map("to_accounts", with_ind, make_fanout(plan))
     # (account, (account, IndicatorChunk))
-    commands = op.input("commands", flow, CommandSource(
-        cfg.db_url, plan.account_symbols, cfg.command_poll_s, until_run_complete=plan.run_id))
+    commands = CommandSource(cfg.db_url, plan.account_symbols, cfg.command_poll_s,
+                             until_run_complete=plan.run_id)
+    commands = op.input("commands", flow, wrap(commands) if wrap else commands)
     # ("command", Command) | ("rejected", JournalBatch)
     cmd_ok = op.filter_map("valid_commands", commands,
                            lambda t: (t[1].account, (t[1].account, t[1])) if t[0] == "command"
@@ -111,9 +114,11 @@ def journal_and_alerts(plan: RunPlan, records, side_journal) -> None:
         op.output(
             "notify",
             op.flat_map("unkey_alerts", alerts, lambda kv: kv[1]),
-            AlertSink(urls, cfg.alerts.timeout_s, cfg.alerts.queue_size),
+            AlertSink(urls, cfg.alerts.timeout_s, cfg.alerts.queue_size,
+                      journal=(cfg.db_url, plan.run_id)),
         )
-        # Alert -> Apprise, on a background thread (never blocks the flow)
+        # Alert -> Apprise, on a background thread (never blocks the flow); a daily
+        # heartbeat also sends the daily report (a child process, alert_sink's doc)
 
 
 def build(config: str | Path | GridflowConfig | None = None, **overrides: Any) -> Dataflow:

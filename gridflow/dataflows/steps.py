@@ -17,6 +17,7 @@ from gridflow.dataflows.plan import RunPlan
 from gridflow.events import OrderOutcome, OutcomesReplayed
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import IndicatorBank
+from gridflow.operators.live_shutdown import ShutdownRequest
 from gridflow.operators.validation import CandleValidator
 
 
@@ -91,6 +92,8 @@ class AccountStep(StatefulBatchLogic):
                 out.extend(self.engine.on_outcome(item))
             elif isinstance(item, OutcomesReplayed):  # live: every earlier outcome is in
                 self.engine.on_outcomes_replayed()
+            elif isinstance(item, ShutdownRequest):  # live: SIGTERM / SIGINT
+                out.extend(self.engine.on_shutdown(item))
             else:  # a Command, applied at the engine's current event time
                 out.extend(self.engine.apply_command(item))
         return ([out] if out else []), StatefulBatchLogic.RETAIN

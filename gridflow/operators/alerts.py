@@ -48,6 +48,9 @@ Severity = Literal["info", "warning", "critical"]
 
 #: Kinds whose cooldown defaults to 0 ms (never suppressed) in :class:`AlertThrottle`.
 KILL_SWITCH_KINDS = frozenset({EventKind.KILL_SWITCH_TRIPPED, EventKind.KILL_SWITCH_RESET})
+#: Same default (0 ms): those, and ``shutdown`` (a stop and the next start's view of it
+#: come at nearly the same exchange time; each must be told).
+UNTHROTTLED_KINDS = KILL_SWITCH_KINDS | {EventKind.SHUTDOWN}
 
 
 class Alert(BaseModel):
@@ -305,9 +308,9 @@ class AlertThrottle:
         Cooldown per alert kind, ms of event time.
     default_ms : int
         Cooldown of kinds missing from ``cooldown_ms``, ms (default 5 minutes),
-        **except** the kill-switch kinds (:data:`KILL_SWITCH_KINDS`): same rule, but
-        their default cooldown is 0 ms, so they are never suppressed unless
-        ``cooldown_ms`` names them.
+        **except** the kill-switch and shutdown kinds (:data:`UNTHROTTLED_KINDS`):
+        same rule, but their default cooldown is 0 ms, so they are never suppressed
+        unless ``cooldown_ms`` names them.
 
     Attributes
     ----------
@@ -342,7 +345,7 @@ class AlertThrottle:
         """Cooldown of ``kind`` in ms (explicit, else 0 for kill-switch kinds, else default)."""
         if kind in self.cooldown_ms:
             return self.cooldown_ms[kind]
-        return 0 if kind in KILL_SWITCH_KINDS else self.default_ms
+        return 0 if kind in UNTHROTTLED_KINDS else self.default_ms
 
     def admit(self, alerts: list[Alert]) -> tuple[list[Alert], int]:
         """Filter ``alerts`` in order, updating the state.

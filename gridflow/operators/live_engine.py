@@ -3,7 +3,8 @@ exchange, positions from the exchange's fills.
 
 Pure: candles (:class:`~gridflow.chunks.IndicatorChunk`), exchange state
 (:class:`~gridflow.chunks.ExchangeUpdate`), broker outcomes
-(:class:`~gridflow.events.OrderOutcome`) and commands in; journal records and
+(:class:`~gridflow.events.OrderOutcome`), commands and a graceful stop's request
+(:mod:`~gridflow.operators.live_shutdown`) in; journal records and
 :class:`~gridflow.events.OrderIntent` items for the broker sink out. No I/O, no clock:
 every time is exchange time, so a replay of the same inputs after a crash emits the
 same intents with the same client order ids, which the broker recognises.
@@ -47,13 +48,12 @@ from gridflow.chunks import ExchangeUpdate, JournalBatch
 from gridflow.config.live import LiveConfig
 from gridflow.event_kinds import EventKind, ExitReason, Reason
 from gridflow.events import ExecutionReport, OrderOutcome
-from gridflow.operators import candle_close
-from gridflow.operators import grid_kernel as gk
-from gridflow.operators import kernel_layout as kl
+from gridflow.operators import candle_close, grid_kernel as gk, kernel_layout as kl
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.engine_decode import decode
 from gridflow.operators.entry_gate import gate_and_log
 from gridflow.operators.live_exchange_state import ExchangeStateMixin
+from gridflow.operators.live_shutdown import ShutdownMixin
 from gridflow.operators.live_watch import WatchMixin
 from gridflow.operators.live_orders import (
     EXIT_REASON,
@@ -80,7 +80,7 @@ CANDLE_WAIT_MS = 60_000
 before it that has not arrived yet."""
 
 
-class LiveAccountEngine(WatchMixin, ExchangeStateMixin, AccountEngine):
+class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEngine):
     """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
     exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`;
     the engine keeps it without credentials: nothing secret is in engine state).
@@ -330,7 +330,7 @@ class LiveAccountEngine(WatchMixin, ExchangeStateMixin, AccountEngine):
                           buf_i, buf_f, 0)
         out.extend(decode(buf_i[:n], buf_f[:n], self.account.name, self.symbols,
                           self.strategy_names, self.counters))
-        if a["warm"][lo]:
+        if a["warm"][lo] or self.stopping_for() is not None:  # no entry once stopping
             return
         ctx = {"used": self._used_margin({int(x) for x in a["sym"][lo:hi]})}
         for e in range(lo, hi):
