@@ -147,7 +147,7 @@ def check_row(world, row: dict) -> tuple[str, str]:
 
 
 def test_any_row_is_a_command_or_a_rejection_with_a_reason(world) -> None:
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.function_scoped_fixture])
     @given(row=rows())
