@@ -147,17 +147,13 @@ def broker_ids(url: str | Engine, run_id: str, since_ms: int,
                 table.c.status.in_(sorted(statuses))))]
 
 
-def read_broker(url: str | Engine, run_id: str, since_ms: int | None = None,
-                statuses: frozenset[str] | None = None,
+def read_broker(url: str | Engine, run_id: str, statuses: frozenset[str] | None = None,
                 intent_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Broker outcomes of a run as dicts of :class:`~gridflow.events.OrderOutcome`
     fields (``faults`` decoded to a list), sorted by ``(ts_ms, intent_id)``.
 
     Parameters
     ----------
-    since_ms : int, optional
-        Only rows whose ``ts_ms`` (ms UTC, the time of the outcome) is at or after it:
-        a reader polling the table reads what changed, not the whole run.
     statuses : frozenset[str], optional
         Only rows in these statuses (e.g. :data:`BROKER_TERMINAL`).
     intent_ids : list[str], optional
@@ -165,8 +161,6 @@ def read_broker(url: str | Engine, run_id: str, since_ms: int | None = None,
     """
     table = BrokerRow.__table__
     where = [table.c.run_id == run_id]
-    if since_ms is not None:
-        where.append(table.c.ts_ms >= since_ms)
     if statuses is not None:
         where.append(table.c.status.in_(sorted(statuses)))
     if intent_ids is not None:

@@ -17,11 +17,8 @@ import ccxt
 import ccxt.pro
 import pytest
 from helpers import bundled_window
-from hypothesis import given
-from hypothesis import strategies as st
 
 from gridflow.fakex import FakeExchange, FaultPlan
-from gridflow.fakex.weights import request_weight
 
 START = 1704067200000  # 2024-01-01 00:00 UTC: open of the first forming candle
 HOUR = 3_600_000
@@ -478,13 +475,6 @@ def test_duplicate_and_reorder_faults_at_seeded_rates(make):
 
 
 # ------------------------------------------------------------------ REST weight
-@given(st.integers(1, 1500), st.integers(1, 1500))
-def test_klines_weight_grows_with_limit(a, b):
-    lo, hi = sorted((a, b))
-    w = lambda n: request_weight("GET", "/fapi/v1/klines", {"limit": str(n)})
-    assert w(lo) <= w(hi) and w(lo) in (1, 2, 5, 10)
-
-
 def test_rest_weight_counts_binance_weights(make):
     fx = make()
     ex = rest_client(fx, fetchOpenOrders={"warnWithoutSymbol": False})
