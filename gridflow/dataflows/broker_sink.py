@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.dataflows.broker_lanes import LaneError, LaneRunner
+from gridflow.dataflows.broker_sweep import ABANDON_AFTER_S, abandoned, resolve
 from gridflow.exchange.client import SharedThrottle, make_exchange
 from gridflow.exchange.gateway import OrderGateway
 from gridflow.exchange.retry import error_text, retry_call
@@ -107,6 +108,18 @@ def _merge(pre: OrderOutcome | None, out: OrderOutcome) -> OrderOutcome:
                                   "error": out.error or pre.error})
 
 
+def _one_per_intent(outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
+    """One outcome per intent id, at its first place: a cancel met twice in a batch (its
+    own intent and a replacement of the same order, whose cancel then only looks it up)
+    keeps the last status and every attempt and fault of both, so the row records each
+    request the exchange saw."""
+    by_id: dict[str, OrderOutcome] = {}
+    for o in outcomes:
+        seen = by_id.get(o.intent_id)
+        by_id[o.intent_id] = o if seen is None else _merge(seen, o)
+    return list(by_id.values())
+
+
 #: A replacement whose old order's cancel row was not begun with it (recovery).
 _NOT_BEGUN = "not-begun"
 
@@ -133,6 +146,11 @@ class BrokerWriter:
         gateway (``None``), then each further lane's from the first; called lazily.
     lanes : int
         Most lanes (≥ 1) when built by ``gateway_factory``.
+    abandon_after_s : float
+        Wall seconds after the start before the rows an earlier process left
+        ``sending``, whose intents did not come again, are resolved
+        (:mod:`gridflow.dataflows.broker_sweep`); swept again at that period while any
+        remain, at the start of a batch.
 
     Raises
     ------
@@ -141,7 +159,8 @@ class BrokerWriter:
     """
 
     def __init__(self, store: str | Engine, run_id: str, gateway: OrderGateway | None = None,
-                 gateway_factory: Any = None, lanes: int = 1) -> None:
+                 gateway_factory: Any = None, lanes: int = 1,
+                 abandon_after_s: float = ABANDON_AFTER_S) -> None:
         if gateway is None and gateway_factory is None:
             raise ValueError("BrokerWriter needs a gateway or a gateway_factory")
         self._own_engine = not isinstance(store, Engine)
@@ -150,6 +169,9 @@ class BrokerWriter:
         self._gateways: dict[int, OrderGateway] = {} if gateway is None else {0: gateway}
         self._factory = gateway_factory
         self._runner = LaneRunner(1 if gateway is not None else lanes)
+        self._started_ms = time.time_ns() // 1_000_000
+        self._abandon_after_s = float(abandon_after_s)
+        self._sweep_at: float | None = time.monotonic() + self._abandon_after_s
 
     @property
     def gateway(self) -> OrderGateway:
@@ -184,6 +206,7 @@ class BrokerWriter:
         RuntimeError
             From the lazy gateway build (markets cannot be loaded).
         """
+        self.sweep()
         firsts: dict[str, OrderIntent] = {}
         for it in intents:
             firsts.setdefault(it.intent_id, it)
@@ -212,6 +235,18 @@ class BrokerWriter:
             self._finish([o for r in err.results if r for o in r])
             raise err.__cause__ from None
         return self._finish([o for r in results if r for o in r])
+
+    def sweep(self, now: float | None = None) -> list[OrderOutcome]:
+        """Resolve the rows an earlier process left ``sending`` whose intents did not
+        come again, when a sweep is due (``now``: ``time.monotonic()``); the outcomes
+        journaled."""
+        now = time.monotonic() if now is None else now
+        if self._sweep_at is None or now < self._sweep_at:
+            return []
+        rows = abandoned(self.engine, self.run_id, self._started_ms)
+        outs = [o for o in (resolve(self.gateway, r) for r in rows) if o is not None]
+        self._sweep_at = now + self._abandon_after_s if len(outs) < len(rows) else None
+        return self._finish(outs) if outs else []
 
     def _carry(self, gw: OrderGateway, intent: OrderIntent, status: str | None,
                cancel_status: str | None) -> list[OrderOutcome]:
@@ -259,7 +294,7 @@ class BrokerWriter:
         (:mod:`gridflow.dataflows.outcome_source`)."""
         now = time.time_ns() // 1_000_000
         outcomes = [o if o.ts_ms >= now else o.model_copy(update={"ts_ms": now})
-                    for o in outcomes]
+                    for o in _one_per_intent(outcomes)]
         broker_finish_many(self.engine, self.run_id, outcomes)
         return outcomes
 

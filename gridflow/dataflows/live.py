@@ -66,7 +66,7 @@ def build_flow(plan: RunPlan) -> Dataflow:
     records, side = engine_records(flow, plan, chunks, *extra, wrap=stop)
     side += [started] if started is not None else []
     # (account, JournalBatch)
-    journal_and_alerts(plan, records, side)
+    journal_and_alerts(plan, records, side, background=True)
     if live.ops.metrics_port is not None:  # Prometheus /metrics and /health
         from gridflow.dataflows.metrics_sink import MetricsSink
 

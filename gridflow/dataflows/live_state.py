@@ -81,6 +81,20 @@ class StateResumeState(NamedTuple):
     """Config symbol to the funding-history cursor (ms UTC)."""
 
 
+class Fetched(NamedTuple):
+    """What the requests of one cycle returned (:meth:`ExchangeStatePartition.
+    _fetch_cycle`), before any state changed."""
+
+    server_ms: int
+    trades: dict  # config symbol -> (cursor used, trades oldest first | error text)
+    open_orders: list | None
+    positions: dict | None
+    balance: tuple  # (wallet, equity), either None
+    marks: dict | None
+    funding: tuple  # (rows, {symbol: moved cursor})
+    errors: list
+
+
 class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResumeState]):
     """Poll one account; see the module docstring for the cycle.
 
@@ -164,6 +178,17 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         """
         if self._done:
             raise StopIteration
+        fetched = self._fetch_cycle()
+        if fetched is None:
+            self._schedule(1)
+            return []
+        return [self._apply_cycle(fetched)]
+
+    def _fetch_cycle(self) -> Fetched | None:
+        """The requests of a cycle (None when ``fetch_time`` failed). Reads the cursors,
+        changes no state but the rate-limit note: a subclass may run it on another
+        thread while the deduplication state is in use, and apply the result after
+        (:meth:`_apply_cycle`)."""
         try:
             server_ms = self.ex.fetch_time()
             if server_ms is None:
@@ -171,29 +196,53 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             server_ms = int(server_ms)
         except ccxt.BaseError as e:
             self._note(e)
-            wait = self._schedule(1)
-            log.warning("exchange state %s: fetch_time: %s (retry in %.1f s)", self.account,
-                        describe_error(e, self.ex), wait)
-            return []
+            log.warning("exchange state %s: fetch_time: %s", self.account,
+                        describe_error(e, self.ex))
+            return None
         errors: list[str] = []
-        reports: list[ExecutionReport] = []
+        trades: dict[str, tuple[int, list[dict] | str]] = {}
         for sym in self.symbols:
-            got, err = self._trades(sym, server_ms)
-            reports.extend(got)
-            if err:
-                errors.append(f"trades {sym}: {err}")
-        reports.sort(key=lambda r: r.ts_ms)  # stable: per-symbol order kept
+            cursor = self._cursors.get(sym)
+            if cursor is None:
+                cursor = self.since_ms if self.since_ms is not None \
+                    else server_ms - self.overlap_ms
+            try:
+                trades[sym] = (cursor, self._fetch_trades(self.markets[sym], cursor, server_ms))
+            except ccxt.BaseError as e:
+                self._note(e)
+                msg = describe_error(e, self.ex)
+                log.warning("exchange state %s: trades %s: %s", self.account, sym, msg)
+                trades[sym] = (cursor, msg)
         open_orders = self._part("open_orders", self._open_orders, errors)
         positions = self._part("positions", self._positions, errors)
         balance = self._part("balance", self._balance, errors) or (None, None)
         marks = self._part("marks", self._marks, errors)
-        funding = (self._part("funding", lambda: self._funding(server_ms), errors) or []
-                   if self.market_type == "swap" else [])
+        funding = (self._part("funding", lambda: self._funding(server_ms), errors)
+                   if self.market_type == "swap" else None) or ([], {})
+        return Fetched(server_ms, trades, open_orders, positions, balance, marks, funding,
+                       errors)
+
+    def _apply_cycle(self, f: Fetched) -> ExchangeUpdate:
+        """The update of fetched cycle ``f``: new trades reported (deduplicated by id,
+        cursors moved), funding cursors moved, the next cycle scheduled."""
+        errors: list[str] = []
+        reports: list[ExecutionReport] = []
+        for sym, (cursor, trades) in f.trades.items():
+            self._cursors.setdefault(sym, cursor)
+            got, err = (([], trades) if isinstance(trades, str)
+                        else self._new_trades(sym, trades, cursor, f.server_ms))
+            reports.extend(got)
+            if err:
+                errors.append(f"trades {sym}: {err}")
+        reports.sort(key=lambda r: r.ts_ms)  # stable: per-symbol order kept
+        errors += f.errors
+        rows, cursors = f.funding
+        self._funding_since.update(cursors)
         self._schedule(len(errors))
-        if self.end_ms is not None and server_ms >= self.end_ms + self.end_grace_ms:
+        if self.end_ms is not None and f.server_ms >= self.end_ms + self.end_grace_ms:
             self._done = True
-        return [ExchangeUpdate(self.account, server_ms, reports, open_orders, positions,
-                               balance[0], errors, marks, balance[1], funding)]
+        return ExchangeUpdate(self.account, f.server_ms, reports, f.open_orders, f.positions,
+                              f.balance[0], errors, f.marks, f.balance[1], rows)
 
     def next_awake(self) -> datetime | None:
         """Wall time of the next cycle (None: at once)."""
@@ -243,24 +292,15 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             errors.append(f"{name}: {msg}")
             return None
 
-    def _trades(self, sym: str, server_ms: int) -> tuple[list[ExecutionReport], str]:
-        """New reports of ``sym`` oldest first, and an error text ("" if none).
+    def _new_trades(self, sym: str, trades: list[dict], cursor: int,
+                    server_ms: int) -> tuple[list[ExecutionReport], str]:
+        """New reports of ``sym`` (``trades`` fetched from ``cursor`` to ``server_ms``,
+        oldest first) and an error text ("" if none).
 
         Trades are reported in time order up to the first one whose client id cannot be
         resolved; the cursor moves only when all were fetched and resolved.
         """
-        cursor = self._cursors.get(sym)
-        if cursor is None:
-            cursor = self.since_ms if self.since_ms is not None else server_ms - self.overlap_ms
-            self._cursors[sym] = cursor
         recent = self._recent.setdefault(sym, {})
-        try:
-            trades = self._fetch_trades(self.markets[sym], cursor, server_ms)
-        except ccxt.BaseError as e:
-            self._note(e)
-            msg = describe_error(e, self.ex)
-            log.warning("exchange state %s: trades %s: %s", self.account, sym, msg)
-            return [], msg
         out: list[ExecutionReport] = []
         for t in trades:
             tid = str(t["id"])
@@ -273,7 +313,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 log.warning("exchange state %s: order of trade %s: %s", self.account, tid, msg)
                 return out, msg
             recent[tid] = int(t["timestamp"])
-        new_cursor = max(cursor, server_ms - self.overlap_ms)
+        new_cursor = max(self._cursors.get(sym, cursor), server_ms - self.overlap_ms)
         self._cursors[sym] = new_cursor
         for tid in [k for k, ts in recent.items() if ts < new_cursor]:
             del recent[tid]
@@ -411,10 +451,11 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 return float(a["walletBalance"]), equity
         return equity, equity
 
-    def _funding(self, server_ms: int) -> list[dict]:
+    def _funding(self, server_ms: int) -> tuple[list[dict], dict[str, int]]:
         """Funding settlements since each symbol's cursor (``fetch_funding_history``;
-        at-least-once: the engine drops ids it has seen)."""
-        out = []
+        at-least-once: the engine drops ids it has seen), oldest first, and the moved
+        cursors (set by :meth:`_apply_cycle`)."""
+        out, cursors = [], {}
         for sym, market in self.markets.items():
             since = self._funding_since.get(sym)
             if since is None:
@@ -425,8 +466,8 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 out.append({"id": str(r.get("id") or f"{sym}:{ts}"), "symbol": sym,
                             "ts_ms": ts, "paid": -as_float(r.get("amount"), 0.0)})
                 since = max(since, ts)
-            self._funding_since[sym] = since
-        return sorted(out, key=lambda r: r["ts_ms"])
+            cursors[sym] = since
+        return sorted(out, key=lambda r: r["ts_ms"]), cursors
 
 
 def check_args(poll_s: float, symbols: list[str], overlap_ms: int) -> None:

@@ -91,16 +91,17 @@ def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, wrap=No
     return records, [refused, cmd_bad]
 
 
-def journal_and_alerts(plan: RunPlan, records, side_journal) -> None:
-    """Write every batch to the journal (one writer) and send its alerts (Apprise,
-    per-kind cooldown in event time) when URLs are configured."""
+def journal_and_alerts(plan: RunPlan, records, side_journal, background: bool = False) -> None:
+    """Write every batch to the journal (one writer; committed on a thread of its own
+    with ``background``, see :class:`~gridflow.dataflows.sinks.JournalSink`) and send its
+    alerts (Apprise, per-kind cooldown in event time) when URLs are configured."""
     cfg = plan.cfg
     journal = op.merge("journal", *side_journal, op.key_rm("records", records))
     # JournalBatch
     op.output(
         "journal_out",
         op.key_on("key_journal", journal, lambda _b: "journal"),
-        JournalSink(cfg.db_url, plan.run_id, run_row=plan.run_row()),
+        JournalSink(cfg.db_url, plan.run_id, run_row=plan.run_row(), background=background),
     )
     # ("journal", JournalBatch) -> one writer
     urls = cfg.apprise_url_list()

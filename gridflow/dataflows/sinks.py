@@ -2,10 +2,14 @@
 
 :class:`JournalSink` writes :class:`~gridflow.chunks.JournalBatch` items to the
 journal (:class:`gridflow.journal.store.Journal`), retrying while another writer holds
-the database lock (:class:`gridflow.journal.busy.LockRetry`).
+the database lock (:class:`gridflow.journal.busy.LockRetry`); in the live flow on a
+thread of its own (``background=True``), so a commit never holds up an order.
 """
 
 from __future__ import annotations
+
+import queue
+import threading
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
@@ -18,29 +22,101 @@ JOURNAL_PART = "journal"
 
 class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
     """The one writer of the journal: one transaction per Bytewax batch, retried while
-    the database is locked (``self.retry.retries`` counts the retries)."""
+    the database is locked (``self.retry.retries`` counts the retries).
+
+    With ``background``, :meth:`write_batch` only queues the batch (at most
+    ``BACKLOG`` wait; a full queue makes it wait) and a writer thread commits it, the
+    batches queued meanwhile merged into one transaction. :meth:`snapshot` (the end of
+    a Bytewax epoch, before its state is committed) and :meth:`close` wait until every
+    queued batch is written: an epoch Bytewax has committed is in the journal, so a
+    crash loses nothing that recovery does not replay. A write error is raised on the
+    worker at the next call, like a synchronous one.
+    """
+
+    BACKLOG = 256
 
     def __init__(self, url: str, run_id: str, run_row: dict | None,
-                 retry: LockRetry | None = None) -> None:
+                 retry: LockRetry | None = None, background: bool = False) -> None:
         self.retry = retry if retry is not None else LockRetry("journal sink")
         self._journal = Journal(url)
         self._run_id = run_id
         if run_row is not None:
             self.retry(self._journal.upsert_run, **run_row)
+        self._queue: queue.Queue[JournalBatch | None] | None = None
+        self._error: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(self.BACKLOG)
+            self._thread = threading.Thread(target=self._drain, name="journal-writer",
+                                            daemon=True)
+            self._thread.start()
 
     def write_batch(self, values: list[JournalBatch]) -> None:
         # Bytewax strips the routing key: ``values`` are the batches themselves.
         merged = JournalBatch()
         for batch in values:
             merged.extend(batch)
-        if merged:  # a write is idempotent: a retried one lands once
-            self.retry(self._journal.write, self._run_id, merged)
+        if not merged:
+            return
+        if self._queue is None:
+            self._write(merged)
+            return
+        self._raise()
+        self._queue.put(merged)
+
+    def _write(self, batch: JournalBatch) -> None:
+        """One transaction (a write is idempotent: a retried one lands once)."""
+        self.retry(self._journal.write, self._run_id, batch)
+
+    def _drain(self) -> None:
+        """The writer thread: each queued batch, with those queued behind it, at once."""
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            taken = 1
+            merged = JournalBatch()
+            stop = item is None
+            if item is not None:
+                merged.extend(item)
+            while not stop:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                taken += 1
+                if more is None:
+                    stop = True
+                else:
+                    merged.extend(more)
+            try:
+                if merged and self._error is None:
+                    self._write(merged)
+            except BaseException as exc:  # noqa: BLE001 - raised on the worker
+                self._error = exc
+            finally:
+                for _ in range(taken):
+                    self._queue.task_done()
+            if stop:
+                return
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
     def snapshot(self) -> None:
+        if self._queue is not None:
+            self._queue.join()
+            self._raise()
         return None
 
     def close(self) -> None:
-        self._journal.close()
+        try:
+            if self._queue is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._raise()
+        finally:
+            self._journal.close()
 
 
 class JournalSink(FixedPartitionedSink[JournalBatch, None]):
@@ -58,6 +134,9 @@ class JournalSink(FixedPartitionedSink[JournalBatch, None]):
         JSON, mode): the run is registered when the partition opens.
     lock_wait_s : float
         Longest time, seconds, a write is retried while the database is locked.
+    background : bool
+        Commit on a writer thread (see :class:`_JournalPartition`): the live flow's
+        worker never waits for the database but at the end of an epoch.
 
     Notes
     -----
@@ -79,8 +158,9 @@ class JournalSink(FixedPartitionedSink[JournalBatch, None]):
     """
 
     def __init__(self, url: str, run_id: str, run_row: dict | None = None,
-                 lock_wait_s: float = 30.0) -> None:
+                 lock_wait_s: float = 30.0, background: bool = False) -> None:
         self.url = url
+        self.background = bool(background)
         self.run_id = run_id
         self.run_row = run_row
         self.lock_wait_s = float(lock_wait_s)
@@ -94,4 +174,5 @@ class JournalSink(FixedPartitionedSink[JournalBatch, None]):
     ) -> StatefulSinkPartition[JournalBatch, None]:
         """Open the journal for the partition (``resume_state`` is always None)."""
         return _JournalPartition(self.url, self.run_id, self.run_row,
-                                 LockRetry("journal sink", max_s=self.lock_wait_s))
+                                 LockRetry("journal sink", max_s=self.lock_wait_s),
+                                 background=self.background)

@@ -31,7 +31,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import timedelta
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import ccxt
@@ -136,22 +138,31 @@ class WsStatePartition(ExchangeStatePartition):
         self._candle_keys = dict(candle_keys or {})
         self._candle_health = {s: FeedHealth(streams.stale_s) for s in self._candle_keys}
         self._ending = False
+        self._rest_pool: ThreadPoolExecutor | None = None
+        self._rest: Future | None = None  # the REST requests running on the REST thread
+        self._tick: datetime | None = None  # wall time of the next drain
+        self._rest_gen: tuple[int, int] | None = None  # user-feed generations at its start
+        self._user_msgs = 0  # drains that brought user-stream messages
+        self._rest_msgs = 0  # ... when the running REST cycle began
         self.rest_cycles = 0
         """REST cycles run (reconciliations and catch-ups)."""
 
     # ------------------------------------------------------------------ Bytewax
     def next_batch(self) -> list[ExchangeUpdate]:
-        """At most one update: what the streams delivered, merged with a REST cycle
-        when one is due; ``StopIteration`` after the final update (``end_ms``)."""
-        if self._done:
+        """At most one update: what the streams delivered, merged with the result of a
+        REST cycle when one has ended; ``StopIteration`` after the final update
+        (``end_ms``). A due REST cycle runs on a thread of its own, so a slow
+        reconciliation never holds up a fill or a mark behind it."""
+        if self._done and self._rest is None:
             raise StopIteration
-        self._awake = _utcnow() + timedelta(seconds=self.tick_s)
+        self._tick = _utcnow() + timedelta(seconds=self.tick_s)
         delivered = self._drain_orders()
         reports = self._drain_trades()
         delivered = delivered or bool(reports)
         marks = self._drain_marks()
         if delivered:
             self._proof = False
+            self._user_msgs += 1
         changes: list[dict] = []
         gen = (self.trades_feed.generation, self.orders_feed.generation)
         user_up = self.trades_feed.healthy() and self.orders_feed.healthy()
@@ -174,33 +185,61 @@ class WsStatePartition(ExchangeStatePartition):
                 and not self._ending:
             self._ending = True  # the last update is a whole REST cycle
             self._next_rest = 0.0
-        if time.monotonic() >= self._next_rest:
-            return [self._with_rest(reports, marks, changes, gen, user_up)]
+        if self._rest is not None and self._rest.done():
+            return [self._with_rest(reports, marks, changes, user_up)]
+        if self._rest is None and not self._done and time.monotonic() >= self._next_rest:
+            self._start_rest(gen)
         if not (reports or marks or changes):
             return []
         return [ExchangeUpdate(self.account, self._wm, reports, None, None, None, [], marks,
                                None, [], changes)]
 
+    def next_awake(self) -> datetime | None:
+        """The next drain of the streams (every ``tick_s``)."""
+        return self._tick
+
     def close(self) -> None:
-        """Release the stream hub and close the REST session."""
+        """Wait for a running REST cycle; release the stream hub and close the REST
+        session."""
+        if self._rest_pool is not None:
+            self._rest_pool.shutdown(wait=True)
+            self._rest_pool = None
         if self._release is not None:
             self._release(self.hub)
             self._release = None
         super().close()
 
     # ------------------------------------------------------------------ REST
-    def _with_rest(self, reports: list, marks: dict | None, changes: list, gen: tuple,
-                   user_up: bool) -> ExchangeUpdate:
-        """Run the REST cycle; merge it with what the streams delivered."""
+    def _start_rest(self, gen: tuple) -> None:
+        """Begin a REST cycle's requests on the REST thread; they change no state, the
+        worker applies their result (:meth:`_with_rest`)."""
+        if self._rest_pool is None:
+            self._rest_pool = ThreadPoolExecutor(1, thread_name_prefix=f"rest-{self.account}")
         self.rest_cycles += 1
-        rest = super().next_batch()
-        if not rest:  # fetch_time failed: try again after the backoff
-            self._next_rest = time.monotonic() + max(
-                0.0, (self._awake - _utcnow()).total_seconds())
-            self._awake = _utcnow() + timedelta(seconds=self.tick_s)
+        self._rest_gen, self._rest_msgs = gen, self._user_msgs
+        self._rest = self._rest_pool.submit(self._fetch_cycle)
+
+    def _with_rest(self, reports: list, marks: dict | None, changes: list,
+                   user_up: bool) -> ExchangeUpdate:
+        """Apply the ended REST cycle and merge it with what the streams delivered.
+
+        The cycle's snapshot parts (open orders, positions, balance) are left out when
+        the user stream delivered anything while it ran, and the next cycle starts at
+        once: they may predate fills and orders the engine has already applied from the
+        stream (a position closed by a streamed take-profit fill would come back as
+        open and be adopted at a start); the next cycle comes at the poll pace
+        (``poll_s``). Its trades are kept (deduplicated by id)."""
+        fut, self._rest = self._rest, None
+        gen = self._rest_gen
+        fetched = fut.result()  # ccxt errors are in it; a bug is raised here
+        if fetched is None:  # fetch_time failed: try again after the backoff
+            self._next_rest = time.monotonic() + self._schedule(1)
             return ExchangeUpdate(self.account, self._wm, reports, None, None, None, [], marks,
                                   None, [], changes)
-        upd = rest[0]  # its reports are the fills the streams had not delivered
+        upd = self._apply_cycle(fetched)  # its reports: fills the streams had not delivered
+        stale = self._user_msgs != self._rest_msgs
+        if stale:  # see the docstring
+            upd = replace(upd, open_orders=None, positions=None, balance=None, equity=None)
         now = time.monotonic()
         for r in upd.reports:  # found by REST first: the stream owes them
             self._rest_only.setdefault(r.report_id, now)
@@ -214,8 +253,7 @@ class WsStatePartition(ExchangeStatePartition):
         # REST at the poll pace while a stream is not trusted (the fallback)
         period = self.cfg.reconcile_s if self._trusted and self._marks_health.ok is not False \
             else self.poll_s
-        self._next_rest = time.monotonic() + period
-        self._awake = _utcnow() + timedelta(seconds=self.tick_s)
+        self._next_rest = time.monotonic() + (self.poll_s if stale else period)
         self._wm = max(self._wm, int(upd.server_ms))
         merged = sorted(reports + list(upd.reports), key=lambda r: r.ts_ms)
         return ExchangeUpdate(self.account, self._wm, merged, upd.open_orders, upd.positions,
@@ -226,12 +264,12 @@ class WsStatePartition(ExchangeStatePartition):
         """REST marks only while the mark stream is not healthy (one request)."""
         return {} if self._marks_health.ok else super()._marks()
 
-    def _funding(self, server_ms: int) -> list[dict]:
+    def _funding(self, server_ms: int) -> tuple[list[dict], dict[str, int]]:
         """Funding history only when a funding time passed since the last fetch (or
         before the stream is trusted): one request per symbol is Binance weight 30."""
         slot = server_ms // FUNDING_EVERY_MS
         if self._trusted and slot == self._funding_slot:
-            return []
+            return [], {}
         out = super()._funding(server_ms)
         self._funding_slot = slot
         return out

@@ -9,6 +9,7 @@ engine's state, book and journal helpers); pure, no I/O.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,17 @@ class ExchangeStateMixin:
         if "book" in state and "counters" not in state["book"].__dict__:
             state["book"].counters = state["counters"]  # refused order moves count here
         self.__dict__.update(state)
+
+    def live_time(self) -> int:
+        """The engine's newest exchange time (ms UTC): the close of the last processed
+        candle or the exchange-state watermark, whichever is later; 0 before either."""
+        return max(int(self.watermark), int(self.event_time()), 0)
+
+    def apply_command(self, cmd: Any, ts_ms: int | None = None) -> JournalBatch:
+        """:meth:`AccountEngine.apply_command` at :meth:`live_time` by default: a reset
+        between two candle closes is journaled after the trip it resets, not at the
+        last close."""
+        return super().apply_command(cmd, self.live_time() if ts_ms is None else ts_ms)
 
     def restore(self, summary: dict) -> None:
         """:meth:`AccountEngine.restore`, and the account's money from the journaled

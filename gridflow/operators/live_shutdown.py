@@ -72,7 +72,7 @@ class ShutdownRequest:
 class ShutdownMixin:
     """The engine's side of a graceful stop (see the module docstring). Needs the
     engine's ``book``, ``state``, ``symbols``, ``watermark``, ``account``,
-    ``event_time()``, ``next_seq()``, ``positions()``, ``summary()``."""
+    ``live_time()``, ``next_seq()``, ``positions()``, ``summary()``."""
 
     def __setstate__(self, state: dict) -> None:
         """A restored engine (Bytewax snapshot, deep copy) is never stopping."""
@@ -91,7 +91,7 @@ class ShutdownMixin:
         if self.stopping_for() is not None:
             return out
         self.stopping = req.signal
-        ts = max(int(self.watermark), int(self.event_time()), 0)
+        ts = self.live_time()
         cancelled, kept, protective = [], [], []
         for w in list(self.book.orders.values()):
             if w.state not in (OrderState.PENDING, OrderState.OPEN):

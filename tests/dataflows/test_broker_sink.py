@@ -186,6 +186,53 @@ def test_sending_row_of_an_order_the_exchange_has_is_not_resent(fx, tmp_path) ->
     assert_once(fx)
 
 
+def test_rows_an_earlier_process_left_sending_are_resolved_when_not_asked_again(
+        fx, tmp_path) -> None:
+    """A restarted engine may not decide again what it had decided before the crash: the
+    write-ahead rows of those intents are looked up by client id once the writer has
+    run ``abandon_after_s`` and resolved as the exchange says (``sent`` / ``skipped``
+    for a place, ``canceled`` / ``skipped`` for a cancel), never sent; a row whose
+    intent does come again is carried out as usual first."""
+    import time
+
+    gw = gateway(fx)
+    c = cfg(tmp_path, live_cfg(fx))
+    have = intent("a1")
+    have_stop = intent("a2", tag="SL", type="stop_market", side="sell", price=None,
+                       stop_price=20_000.0)
+    lost = intent("a3")
+    still_open, gone = intent("a4"), intent("a5")
+    again = intent("a6")
+    for it in (have, have_stop, still_open, gone):
+        assert gw.place(it).status == "sent"
+    assert gw.cancel(intent("a5", action="cancel")).status == "canceled"
+    engine = open_store(c.db_url)
+    rows = [(it, "place") for it in (have, have_stop, lost, again)] + [
+        (still_open, "cancel"), (gone, "cancel")]
+    for it, action in rows:
+        broker_begin(engine, RUN, OrderOutcome(
+            intent_id=f"{it.client_order_id}:{action}", client_order_id=it.client_order_id,
+            action=action, account="acc", symbol=it.symbol, tag=it.tag, status="sending",
+            ts_ms=1))
+    engine.dispose()
+    writer = BrokerWriter(c.db_url, RUN, gateway=gw, abandon_after_s=30.0)
+    try:
+        before = len(writes(fx))
+        writer.handle_batch([again])  # the replay asks for a6 again: placed now
+        assert writer.sweep() == []  # not due yet
+        outs = writer.sweep(now=time.monotonic() + 31.0)
+        assert writer.sweep(now=time.monotonic() + 62.0) == []  # nothing left
+    finally:
+        writer.close()
+    assert writes(fx)[before:] == [("POST", "/fapi/v1/order")]  # a6 only
+    got = statuses(c.db_url)
+    assert got == {"a1:place": "sent", "a2:place": "sent", "a3:place": "skipped",
+                   "a6:place": "sent", "a4:cancel": "skipped", "a5:cancel": "canceled"}
+    assert {o.intent_id for o in outs} == set(got) - {"a6:place"}
+    assert all("abandoned" in o.error for o in outs if o.status == "skipped")
+    assert_once(fx)
+
+
 def test_sending_cancel_row_and_half_done_replacement(fx, tmp_path) -> None:
     gw = gateway(fx)
     c = cfg(tmp_path, live_cfg(fx))
@@ -386,3 +433,26 @@ def test_no_secret_in_rows_logs_or_errors(tmp_path, caplog) -> None:
     assert "AuthenticationError" in caplog.text
     for s in (key, secret, secret[::-1]):
         assert s not in blob
+
+
+def test_a_cancel_met_twice_in_a_batch_keeps_every_fault_in_its_row(fx, tmp_path) -> None:
+    """A batch with a cancel of an order and a replacement of the same order: the cancel
+    runs once on the exchange (faulted twice here), the replacement only looks it up;
+    the one row of that cancel keeps the faults of both requests."""
+    gw = gateway(fx)
+    c = cfg(tmp_path, live_cfg(fx))
+    assert gw.place(intent("d1")).status == "sent"
+    fx.set_faults(FaultPlan(script=[("server_error", "DELETE /fapi/v1/order"),
+                                    ("rate_limit", "DELETE /fapi/v1/order")]))
+    writer = BrokerWriter(c.db_url, RUN, gateway=gw)
+    try:
+        outs = writer.handle_batch([intent("d1", action="cancel"),
+                                    intent("d2", price=19_000.0, cancel_first="d1")])
+    finally:
+        writer.close()
+    row = {r["intent_id"]: r for r in read_broker(c.db_url, RUN)}["d1:cancel"]
+    assert row["status"] == "canceled"
+    assert Counter(row["faults"]) == Counter({"ExchangeNotAvailable": 1, "DDoSProtection": 1})
+    assert [o.intent_id for o in outs].count("d1:cancel") == 1
+    assert statuses(c.db_url)["d2:place"] == "sent"
+    assert_once(fx)

@@ -112,3 +112,41 @@ def test_lock_retry_counts_episodes_and_gives_back_the_result() -> None:
     assert retry(lambda: 1) == 1 and retry.episodes == 1
     with pytest.raises(ValueError):
         retry(lambda: (_ for _ in ()).throw(ValueError("not a lock")))
+
+
+def test_a_background_sink_queues_while_locked_and_an_epoch_end_waits_for_the_rows(
+        tmp_path) -> None:
+    """``background=True`` (the live flow): a batch written while another connection
+    holds the lock is queued and the worker goes on; the end of the epoch
+    (``snapshot``) returns only once every queued batch is committed, merged batches
+    included, each row once."""
+    path = tmp_path / "j.db"
+    part = JournalSink(f"sqlite:///{path}", "run", run_row=RUN_ROW,
+                       background=True).build_part("out", "journal", None)
+    try:
+        part.write_batch([batch(0)])
+        part.snapshot()
+        timer = locked_for(path, 1.0)
+        for k in (1, 2, 1, 3):
+            part.write_batch([batch(k)])
+        assert timer.is_alive()  # the worker did not wait for the lock
+        part.snapshot()
+        assert not timer.is_alive()  # ... the epoch's end did
+        timer.join()
+        orders = read_orders(f"sqlite:///{path}", "run")
+        assert sorted(o["client_order_id"] for o in orders) == sorted(
+            f"acc-{k}-{lvl}" for k in range(4) for lvl in range(2))
+    finally:
+        part.close()
+
+
+def test_a_background_write_error_is_raised_on_the_worker(tmp_path) -> None:
+    path = tmp_path / "j.db"
+    part = JournalSink(f"sqlite:///{path}", "run", run_row=RUN_ROW,
+                       background=True).build_part("out", "journal", None)
+    with sqlite3.connect(path) as con:
+        con.execute("DROP TABLE orders")
+    part.write_batch([batch(1)])  # queued: the error comes from the writer thread
+    with pytest.raises(OperationalError, match="no such table"):
+        part.snapshot()
+    part.close()

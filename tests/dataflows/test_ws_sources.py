@@ -27,9 +27,10 @@ START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 
 
-def cfg(fx) -> ExchangeConfig:
+def cfg(fx, timeout_ms: int = 2000) -> ExchangeConfig:
     return ExchangeConfig(urls=fx.ccxt_urls(), ws_urls=fx.ccxt_ws_urls(), rate_limit_ms=0,
-                          api_key=SecretStr(KEY), secret=SecretStr(SECRET), timeout_ms=2000)
+                          api_key=SecretStr(KEY), secret=SecretStr(SECRET),
+                          timeout_ms=timeout_ms)
 
 
 def pump(part, until, timeout: float = 10.0, what: str = "") -> list:
@@ -89,6 +90,7 @@ def test_closed_candles_stream_in_once_each_and_equal_rest(fx):
         assert warm.warmup and list(warm.ts) == [START - 3 * H, START - 2 * H, START - H]
         pump(part, lambda g: subscribed(fx, part), what="subscribed")
         klines = requests(fx, "/fapi/v1/klines")
+        catchups = part.rest_catchups  # REST polls while the stream was connecting
         got = []
         for k in range(6):
             fx.step()
@@ -97,7 +99,7 @@ def test_closed_candles_stream_in_once_each_and_equal_rest(fx):
         ref = candles(BTC)
         want = ref[(ref[:, 0] >= START) & (ref[:, 0] < START + 6 * H)]
         np.testing.assert_allclose(rows_of(got), want, rtol=1e-9)
-        assert [len(c.ts) for c in got] == [1] * 6 and part.rest_catchups == 0
+        assert [len(c.ts) for c in got] == [1] * 6 and part.rest_catchups == catchups
     finally:
         part.close()
 
@@ -158,8 +160,9 @@ def below(fx, rest_ex, cid: str, symbol: str = BTC, frac: float = 0.0, amount: f
                          {"clientOrderId": cid})
 
 
-def state_part(fx, streams: StreamsConfig | None = None, timeframe: str | None = None):
-    src = ExchangeStateSource("acct", cfg(fx), [BTC, ETH], 0.05,
+def state_part(fx, streams: StreamsConfig | None = None, timeframe: str | None = None,
+               timeout_ms: int = 2000):
+    src = ExchangeStateSource("acct", cfg(fx, timeout_ms), [BTC, ETH], 0.05,
                               streams=streams or StreamsConfig(reconcile_s=30.0),
                               timeframe=timeframe)
     assert src.websocket
@@ -334,4 +337,31 @@ def test_silent_mark_and_kline_streams_are_stale_and_rest_fills_in(fx):
         assert not [s for s in seen if s[0] == f"candles {ETH}"]
     finally:
         candles_part.close()
+        part.close()
+
+
+def test_a_held_reconciliation_does_not_hold_up_a_streamed_fill(fx):
+    """The REST cycle's requests run on a thread of their own: while the exchange holds
+    its ``positionRisk`` answer, a fill on the user stream is reported at once (and is
+    in the resume state at once); the cycle, whose trade query may have found the same
+    fill, reports it no second time, and its positions and open orders, which may
+    predate that fill, are left out and asked again."""
+    part, ex = state_part(fx, timeout_ms=20_000), rest(fx)
+    try:
+        pump(part, lambda g: ("restored", "CAUGHT_UP") in changes(g), what="trusted")
+        fx.set_faults(FaultPlan(script=[("timeout_after", "positionRisk")], hang_s=6.0))
+        part._next_rest = 0.0
+        pump(part, lambda g: part._rest is not None, what="reconciliation started")
+        below(fx, ex, "gf-ws-held")
+        ups = pump(part, lambda g: reports(g), what="streamed fill")
+        assert part._rest is not None and not part._rest.done()  # the cycle still runs
+        assert all(u.positions is None for u in ups)
+        (tid,) = [r.report_id.removeprefix("trade-") for u in ups for r in u.reports]
+        assert tid in part.snapshot().recent[BTC]
+        ups = pump(part, lambda g: part._rest is None, what="reconciled", timeout=15.0)
+        assert reports(ups) == [] and ups[-1].open_orders is None and ups[-1].positions is None
+        ups = pump(part, lambda g: any(u.positions is not None for u in g), what="again")
+        assert ups[-1].positions[BTC]["amount"] == pytest.approx(0.01)
+        assert any(f["kind"] == "timeout_after" for f in fx.fault_log)
+    finally:
         part.close()
