@@ -213,8 +213,9 @@ def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
         if o["tag"].startswith("L") and o["client_order_id"] in arrival:
             key = (o["ts_ms"], o["symbol"])
             first[key] = min(first.get(key, 1e18), arrival[o["client_order_id"]])
-    a = [(w - clock.closes[ts - H]) * 1000 for (ts, _), w in first.items()
-         if ts - H in clock.closes]
+    a_at = sorted(((w - clock.closes[ts - H]) * 1000, ts, sym) for (ts, sym), w in first.items()
+                  if ts - H in clock.closes)
+    a = [ms for ms, _, _ in a_at]
     # (b) entry fill -> TP and stop (decided at the fill's time) received
     answers: dict[tuple[str, int], dict[str, float]] = {}
     for o in orders:
@@ -244,7 +245,9 @@ def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
             "mark_to_kill_switch_cancels": stats(c), "trips": len(trips),
             "wall_s": round(wall, 1), "rest_weight": weight,
             "rest_weight_per_min": round(weight / wall * 60, 1),
-            "requests_per_min": round(len(log) / wall * 60, 1)}
+            "requests_per_min": round(len(log) / wall * 60, 1),
+            # the slowest (a) events: a pattern (one symbol, one moment) names the cause
+            "slowest_entries": [[round(ms, 1), ts, sym] for ms, ts, sym in a_at[-8:]]}
 
 
 def quiet_budget(mode: str, n_symbols: int, seconds: float, workdir: Path) -> dict:

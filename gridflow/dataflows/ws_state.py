@@ -227,8 +227,10 @@ class WsStatePartition(ExchangeStatePartition):
         the user stream delivered anything while it ran, and the next cycle starts at
         once: they may predate fills and orders the engine has already applied from the
         stream (a position closed by a streamed take-profit fill would come back as
-        open and be adopted at a start); the next cycle comes at the poll pace
-        (``poll_s``). Its trades are kept (deduplicated by id)."""
+        open and be adopted at a start). The next cycle comes at the usual period: at
+        the start the streams are not trusted yet, so it comes at the poll pace; later a
+        reconciliation skipped once is harmless, and retrying at once would cost a
+        busy account a REST storm. Its trades are kept (deduplicated by id)."""
         fut, self._rest = self._rest, None
         gen = self._rest_gen
         fetched = fut.result()  # ccxt errors are in it; a bug is raised here
@@ -253,7 +255,7 @@ class WsStatePartition(ExchangeStatePartition):
         # REST at the poll pace while a stream is not trusted (the fallback)
         period = self.cfg.reconcile_s if self._trusted and self._marks_health.ok is not False \
             else self.poll_s
-        self._next_rest = time.monotonic() + (self.poll_s if stale else period)
+        self._next_rest = time.monotonic() + period
         self._wm = max(self._wm, int(upd.server_ms))
         merged = sorted(reports + list(upd.reports), key=lambda r: r.ts_ms)
         return ExchangeUpdate(self.account, self._wm, merged, upd.open_orders, upd.positions,

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from gridflow.dataflows.broker_lanes import LaneError, LaneRunner, frees_margin, opens, plan_lanes
+from gridflow.dataflows.broker_lanes import (
+    LaneError,
+    LaneRunner,
+    frees_margin,
+    plan_lanes,
+    waits_for_margin,
+)
 from gridflow.dataflows.broker_sink import BrokerWriter, build_gateway
 from gridflow.events import OrderIntent
 from gridflow.exchange.client import SharedThrottle
@@ -59,7 +65,7 @@ def test_plan_keeps_symbol_order_and_margin_order(batch, n_lanes) -> None:
         assert len({lane[i] for i, it in enumerate(intents) if it.symbol == s}) <= 1
     for i, it in enumerate(intents):
         waits = set(plan.waits.get(i, ()))
-        if not opens(it):
+        if not waits_for_margin(it):  # a cancel, a reduce-only place, a replacement
             assert not waits
             continue
         # the latest earlier margin-freeing intent of every other lane, and only those
@@ -95,6 +101,36 @@ def test_runner_runs_lanes_side_by_side_and_orders_margin() -> None:
     finally:
         runner.close()
     assert log.index(("end", "c2")) < log.index(("start", "c3"))
+
+
+def test_replacements_of_several_symbols_run_side_by_side() -> None:
+    """A candle close that moves every level: each symbol's replacements (old order
+    cancelled first on its own lane) run at once with the other symbols'; a new entry
+    after them still waits for the other lanes' margin-freeing intents."""
+    meet = threading.Barrier(3, timeout=10)
+    log: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def work(lane: int, k: int, it: OrderIntent) -> str:
+        with lock:
+            log.append(("start", it.client_order_id))
+        if it.client_order_id in ("c1", "c3", "c5"):
+            meet.wait()  # the second replacement of each symbol, all at once
+        with lock:
+            log.append(("end", it.client_order_id))
+        return it.client_order_id
+
+    runner = LaneRunner(4)
+    batch = [make(i, s, "replace") for i, s in enumerate(
+        ["BTC/USDT", "BTC/USDT", "ETH/USDT", "ETH/USDT", "SOL/USDT", "SOL/USDT"])]
+    batch.append(make(6, "SOL/USDT", "entry"))
+    batch.append(make(7, "ETH/USDT", "entry"))
+    try:
+        assert runner.run(batch, work) == [f"c{i}" for i in range(8)]
+    finally:
+        runner.close()
+    assert log.index(("end", "c5")) < log.index(("start", "c7"))  # ETH's entry waited
+    assert log.index(("end", "c1")) < log.index(("start", "c7"))
 
 
 def test_a_failing_lane_releases_the_others_and_reports() -> None:

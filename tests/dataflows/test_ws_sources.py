@@ -345,7 +345,7 @@ def test_a_held_reconciliation_does_not_hold_up_a_streamed_fill(fx):
     its ``positionRisk`` answer, a fill on the user stream is reported at once (and is
     in the resume state at once); the cycle, whose trade query may have found the same
     fill, reports it no second time, and its positions and open orders, which may
-    predate that fill, are left out and asked again."""
+    predate that fill, are left out until the next reconciliation."""
     part, ex = state_part(fx, timeout_ms=20_000), rest(fx)
     try:
         pump(part, lambda g: ("restored", "CAUGHT_UP") in changes(g), what="trusted")
@@ -360,6 +360,8 @@ def test_a_held_reconciliation_does_not_hold_up_a_streamed_fill(fx):
         assert tid in part.snapshot().recent[BTC]
         ups = pump(part, lambda g: part._rest is None, what="reconciled", timeout=15.0)
         assert reports(ups) == [] and ups[-1].open_orders is None and ups[-1].positions is None
+        assert part._next_rest > time.monotonic() + 20  # the next at the usual period
+        part._next_rest = 0.0
         ups = pump(part, lambda g: any(u.positions is not None for u in g), what="again")
         assert ups[-1].positions[BTC]["amount"] == pytest.approx(0.01)
         assert any(f["kind"] == "timeout_after" for f in fx.fault_log)
