@@ -12,7 +12,7 @@ The exchange logs the wall time at which each REST request arrived. Measured:
 (c) mark price crossing a kill-switch limit (``session_loss_grid``; the benchmark resets
     the switch ``--ks-reset-s`` after each trip) -> every resting entry's cancel
     received (the last of them, over all symbols). Trips are rare on market candles, so
-    (c) has its own run on :func:`sawtooth` candles: every hour falls 8 % and comes back,
+    (c) has its own run on :func:`sawtooth` candles: every hour falls 12 % and comes back,
     fills entries on each symbol and trips the switch with entries still resting.
 
 p50 / p99 / max (ms) and counts per mode. The REST budget: Binance USDⓈ-M request weight
@@ -143,9 +143,10 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     (``scenario="market"``) or on :func:`sawtooth` candles (``"sawtooth"``: a
     kill-switch trip every hour)."""
     if scenario == "sawtooth":
-        # leverage 10: the unrealized loss at each low outweighs the previous hour's take
-        # profits, so the session-loss switch trips every hour
-        rows, lev = {s: sawtooth(s, 300, n_candles + 5, 0.08) for s in SYMBOLS}, 10
+        # leverage 10 and levels sized on equity (risk sizing): the unrealized loss at
+        # each low (12 % under the open) passes the session-loss limit (1 % of equity)
+        # every hour, however much the take profits have added
+        rows, lev = {s: sawtooth(s, 300, n_candles + 5, 0.12) for s in SYMBOLS}, 10
     else:
         rows, lev = {s: candles(s) for s in SYMBOLS}, 3
     fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=lev)
@@ -156,6 +157,9 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
                             strategy=GRID if scenario == "market" else {**GRID, "sl_pct": 0.2},
                             risk={"session_loss_grid": 0.01, "max_margin_ratio": 0.9},
                             stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
+    if scenario == "sawtooth":  # sized on equity: profits do not outgrow the loss limit
+        cfg.write_text(cfg.read_text().replace(
+            "[live]\n", '[accounts.sizing]\nmode = "risk"\nrisk_per_trade = 0.1\n[live]\n', 1))
     if mode == "poll":  # the defaults of a real deployment, not the tests' fast polls
         text = cfg.read_text()
         text = text.replace("candle_poll_s = 0.05", "candle_poll_s = 5.0")
