@@ -30,7 +30,9 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
     a Bytewax epoch, before its state is committed) and :meth:`close` wait until every
     queued batch is written: an epoch Bytewax has committed is in the journal, so a
     crash loses nothing that recovery does not replay. A write error is raised on the
-    worker at the next call, like a synchronous one.
+    worker at the next call, like a synchronous one. Without recovery (no ``-r``), a
+    SIGKILL can lose the rows still queued (the last milliseconds; the broker's own
+    write-ahead rows are written by the broker and never queued here).
     """
 
     BACKLOG = 256
