@@ -138,7 +138,7 @@ def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: floa
 
 
 def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
-             scenario: str = "market", reset_after_s: float = 0.3) -> dict:
+             scenario: str = "market", reset_after_s: float = 0.3, tag: str = "") -> dict:
     """One live flow in ``mode`` over ``n_candles``: on the bundled candles
     (``scenario="market"``) or on :func:`sawtooth` candles (``"sawtooth"``: a
     kill-switch trip every hour)."""
@@ -150,7 +150,7 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     else:
         rows, lev = {s: candles(s) for s in SYMBOLS}, 3
     fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=lev)
-    name = f"{mode}-{scenario}"
+    name = f"{mode}-{scenario}{tag}"
     db = workdir / f"{name}.db"
     cfg = write_live_config(workdir / f"{name}.toml", db, fx, START + n_candles * H,
                             symbols=SYMBOLS, streams=mode, leverage=float(lev),
@@ -250,8 +250,22 @@ def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
             "wall_s": round(wall, 1), "rest_weight": weight,
             "rest_weight_per_min": round(weight / wall * 60, 1),
             "requests_per_min": round(len(log) / wall * 60, 1),
+            "samples": {"a": a, "b": b, "c": c},  # popped by main (pooled over runs)
             # the slowest (a) events: a pattern (one symbol, one moment) names the cause
             "slowest_entries": [[round(ms, 1), ts, sym] for ms, ts, sym in a_at[-8:]]}
+
+
+def pooled(results: list[dict]) -> dict:
+    """Several runs of one scenario as one: the events of all pooled into the
+    percentiles, the trips and walls listed per run."""
+    out = {k: v for k, v in results[0].items() if k in ("scenario", "mode")}
+    for key, name in (("a", "candle_close_to_entry"), ("b", "fill_to_tp_and_stop"),
+                      ("c", "mark_to_kill_switch_cancels")):
+        out[name] = stats([x for r in results for x in r["samples"][key]])
+    out["runs"] = [{k: r[k] for k in ("trips", "wall_s", "rest_weight_per_min")}
+                   for r in results]
+    out["trips"] = sum(r["trips"] for r in results)
+    return out
 
 
 def quiet_budget(mode: str, n_symbols: int, seconds: float, workdir: Path) -> dict:
@@ -321,6 +335,8 @@ def main() -> None:
     ap.add_argument("--poll-pause", type=float, default=1.0, help="wall s between pieces")
     ap.add_argument("--ks-candles", type=int, default=1100,
                     help="sawtooth candles (a kill-switch trip each), websocket mode")
+    ap.add_argument("--ks-runs", type=int, default=1,
+                    help="sawtooth runs, each a fresh account (their events pooled)")
     ap.add_argument("--ks-sub", type=int, default=6)
     ap.add_argument("--ks-pause", type=float, default=0.05)
     ap.add_argument("--ks-reset-s", type=float, default=0.12,
@@ -342,9 +358,9 @@ def main() -> None:
         runs = {
             "websocket": lambda: run_mode("websocket", args.candles, args.sub, args.pause,
                                           work),
-            "websocket_kill_switch": lambda: run_mode(
+            "websocket_kill_switch": lambda: pooled([run_mode(
                 "websocket", args.ks_candles, args.ks_sub, args.ks_pause, work, "sawtooth",
-                args.ks_reset_s),
+                args.ks_reset_s, tag=f"-{k}") for k in range(args.ks_runs)]),
             "poll": lambda: run_mode("poll", args.poll_candles, args.sub, args.poll_pause,
                                      work),
             "budget": lambda: [quiet_budget(m, args.budget_symbols, args.budget_s, work)
@@ -353,6 +369,8 @@ def main() -> None:
         for name, run in runs.items():
             if name in parts:
                 out[name] = run()
+                if isinstance(out[name], dict):
+                    out[name].pop("samples", None)
                 print(json.dumps(out[name], indent=1), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
