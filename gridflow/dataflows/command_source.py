@@ -143,11 +143,9 @@ class _Partition(StatefulSourcePartition):
         self._awake: datetime | None = None
 
     def _complete(self) -> bool:
-        from gridflow.journal.store import read_summaries
+        from gridflow.journal.store import complete_accounts
 
-        rows = read_summaries(self.url, self.until)
-        done = {r["account"] for r in rows if r.get("complete")}
-        return self.accounts <= done
+        return self.accounts <= complete_accounts(self.url, self.until)
 
     def next_batch(self) -> list:
         self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)

@@ -228,7 +228,7 @@ class _ShutdownPartition(StatefulSourcePartition):
     def _complete(self) -> bool:
         """Every account's summary of the run is complete (looked up every
         :data:`COMPLETE_POLL_S` at most)."""
-        from gridflow.journal.store import read_summaries
+        from gridflow.journal.store import complete_accounts
 
         now = time.monotonic()
         if self.until is None or now < self._look_ms:
@@ -239,11 +239,10 @@ class _ShutdownPartition(StatefulSourcePartition):
                 from gridflow.journal.schema import open_store
 
                 self._store = open_store(self.until[0])
-            rows = read_summaries(self._store, self.until[1])
+            done = complete_accounts(self._store, self.until[1])
         except Exception as exc:  # noqa: BLE001 (locked or not created yet: look again)
             log.debug("shutdown source: summaries not read: %s", type(exc).__name__)
             return False
-        done = {r["account"] for r in rows if r.get("complete")}
         return set(self.accounts) <= done
 
     def next_batch(self) -> list:

@@ -70,34 +70,29 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
         self.retry(self._journal.write, self._run_id, batch)
 
     def _drain(self) -> None:
-        """The writer thread: each queued batch, with those queued behind it, at once."""
+        """The writer thread: each queued batch, with those queued behind it, at once;
+        ends at the ``None`` that :meth:`close` queues."""
         assert self._queue is not None
         while True:
-            item = self._queue.get()
-            taken = 1
-            merged = JournalBatch()
-            stop = item is None
-            if item is not None:
-                merged.extend(item)
-            while not stop:
+            items = [self._queue.get()]
+            while True:
                 try:
-                    more = self._queue.get_nowait()
+                    items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-                taken += 1
-                if more is None:
-                    stop = True
-                else:
-                    merged.extend(more)
+            merged = JournalBatch()
+            for item in items:
+                if item is not None:
+                    merged.extend(item)
             try:
                 if merged and self._error is None:
                     self._write(merged)
             except BaseException as exc:  # noqa: BLE001 - raised on the worker
                 self._error = exc
             finally:
-                for _ in range(taken):
+                for _ in items:
                     self._queue.task_done()
-            if stop:
+            if any(item is None for item in items):
                 return
 
     def _raise(self) -> None:

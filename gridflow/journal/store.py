@@ -328,6 +328,11 @@ def read_summaries(url: str | Engine, run_id: str) -> list[dict[str, Any]]:
     return _read(url, run_id, "summaries")
 
 
+def complete_accounts(url: str | Engine, run_id: str) -> set[str]:
+    """Accounts of a run whose latest summary says the run is complete."""
+    return {r["account"] for r in read_summaries(url, run_id) if r.get("complete")}
+
+
 def list_runs(url: str | Engine) -> list[dict[str, Any]]:
     """Every registered run, oldest first.
 
@@ -368,6 +373,7 @@ __all__ = [
     "SummaryRow",
     "TradeRow",
     "batch_rows",
+    "complete_accounts",
     "latest_run_id",
     "list_runs",
     "open_store",

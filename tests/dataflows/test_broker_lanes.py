@@ -76,22 +76,30 @@ def test_plan_keeps_symbol_order_and_margin_order(batch, n_lanes) -> None:
         assert waits == set(want.values())
 
 
-def test_runner_runs_lanes_side_by_side_and_orders_margin() -> None:
-    """Two symbols' entries meet at a barrier: only lanes running at once pass it. The
-    ETH entry after a BTC cancel starts only after that cancel ended."""
-    meet = threading.Barrier(2, timeout=10)
-    log: list[tuple[str, str]] = []
+def meeting(ids: tuple[str, ...], log: list[tuple[str, str]]):
+    """A lane ``work`` that logs each intent's start and end and makes the intents
+    ``ids`` meet at a barrier: it breaks unless they run at the same time."""
+    meet = threading.Barrier(len(ids), timeout=10)
     lock = threading.Lock()
 
     def work(lane: int, k: int, it: OrderIntent) -> str:
         with lock:
             log.append(("start", it.client_order_id))
-        if it.client_order_id in ("c0", "c1"):
-            meet.wait()  # a BrokenBarrierError if the two lanes ran one after the other
+        if it.client_order_id in ids:
+            meet.wait()
         with lock:
             log.append(("end", it.client_order_id))
         return it.client_order_id
 
+    return work
+
+
+def test_runner_runs_lanes_side_by_side_and_orders_margin() -> None:
+    """Two symbols' entries meet at a barrier: only lanes running at once pass it. The
+    ETH entry after a BTC cancel starts only after that cancel ended."""
+    log: list[tuple[str, str]] = []
+    # a BrokenBarrierError if the two lanes ran one after the other
+    work = meeting(("c0", "c1"), log)
     runner = LaneRunner(4)
     batch = [make(0, "BTC/USDT", "entry"), make(1, "ETH/USDT", "entry"),
              make(2, "BTC/USDT", "cancel"), make(3, "ETH/USDT", "entry"),
@@ -107,19 +115,8 @@ def test_replacements_of_several_symbols_run_side_by_side() -> None:
     """A candle close that moves every level: each symbol's replacements (old order
     cancelled first on its own lane) run at once with the other symbols'; a new entry
     after them still waits for the other lanes' margin-freeing intents."""
-    meet = threading.Barrier(3, timeout=10)
     log: list[tuple[str, str]] = []
-    lock = threading.Lock()
-
-    def work(lane: int, k: int, it: OrderIntent) -> str:
-        with lock:
-            log.append(("start", it.client_order_id))
-        if it.client_order_id in ("c1", "c3", "c5"):
-            meet.wait()  # the second replacement of each symbol, all at once
-        with lock:
-            log.append(("end", it.client_order_id))
-        return it.client_order_id
-
+    work = meeting(("c1", "c3", "c5"), log)  # the second replacement of each symbol at once
     runner = LaneRunner(4)
     batch = [make(i, s, "replace") for i, s in enumerate(
         ["BTC/USDT", "BTC/USDT", "ETH/USDT", "ETH/USDT", "SOL/USDT", "SOL/USDT"])]
