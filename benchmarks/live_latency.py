@@ -138,21 +138,24 @@ def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: floa
 
 
 def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
-             scenario: str = "market", reset_after_s: float = 0.3, tag: str = "") -> dict:
-    """One live flow in ``mode`` over ``n_candles``: on the bundled candles
+             scenario: str = "market", reset_after_s: float = 0.3, tag: str = "",
+             settle: int = 0) -> dict:
+    """One live flow in ``mode`` over ``n_candles`` measured candles, after ``settle``
+    unmeasured ones (the flow's first seconds: streams subscribing, the start's
+    reconciliation and garbage collections of a fresh process): on the bundled candles
     (``scenario="market"``) or on :func:`sawtooth` candles (``"sawtooth"``: a
     kill-switch trip every hour)."""
     if scenario == "sawtooth":
         # leverage 10 and levels sized on equity (risk sizing): the unrealized loss at
         # each low (12 % under the open) passes the session-loss limit (1 % of equity)
         # every hour, however much the take profits have added
-        rows, lev = {s: sawtooth(s, 300, n_candles + 5, 0.12) for s in SYMBOLS}, 10
+        rows, lev = {s: sawtooth(s, 300, settle + n_candles + 5, 0.12) for s in SYMBOLS}, 10
     else:
         rows, lev = {s: candles(s) for s in SYMBOLS}, 3
     fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=lev)
     name = f"{mode}-{scenario}{tag}"
     db = workdir / f"{name}.db"
-    cfg = write_live_config(workdir / f"{name}.toml", db, fx, START + n_candles * H,
+    cfg = write_live_config(workdir / f"{name}.toml", db, fx, START + (settle + n_candles) * H,
                             symbols=SYMBOLS, streams=mode, leverage=float(lev),
                             strategy=GRID if scenario == "market" else {**GRID, "sl_pct": 0.2},
                             risk={"session_loss_grid": 0.01, "max_margin_ratio": 0.9},
@@ -180,6 +183,10 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
             time.sleep(0.05)
         time.sleep(1.0)
         watcher.start()
+        warm = Clock(fx, sub, pause)
+        for _ in range(settle):
+            warm.candle()
+        since = fx.now_ms()  # measured from here
         w0, n0 = time.time(), len(fx.request_log)
         for _ in range(n_candles):
             clock.candle()
@@ -189,15 +196,16 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
         stop.set()
         proc.kill()
         log = list(fx.request_log[n0:])
-        trades = fx.trades()
+        trades = [t for t in fx.trades() if int(t["time"]) >= since]
     finally:
         stop.set()
         proc.kill()
         fx.stop()
-    return {"scenario": scenario, **measure(db, clock, log, trades, resets, wall, weight, mode)}
+    return {"scenario": scenario, "settle_candles": settle,
+            **measure(db, clock, log, trades, resets, wall, weight, mode, since)}
 
 
-def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
+def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 0) -> dict:
     url = f"sqlite:///{db}"
     orders = read_orders(url, RUN)
     by_cid = {o["client_order_id"]: o for o in orders}
@@ -240,13 +248,15 @@ def measure(db, clock, log, trades, resets, wall, weight, mode) -> dict:
     trips = trip_times(db)
     c = []
     for i, ts in enumerate(trips):
+        if ts < since_ms:  # tripped while settling
+            continue
         w = clock.wall_at(ts)
         until = resets[i] if i < len(resets) else float("inf")
         got = [t for t, cid in deletes if cid in entries and w is not None and w <= t < until]
         if got:
             c.append((max(got) - w) * 1000)
     return {"mode": mode, "candle_close_to_entry": stats(a), "fill_to_tp_and_stop": stats(b),
-            "mark_to_kill_switch_cancels": stats(c), "trips": len(trips),
+            "mark_to_kill_switch_cancels": stats(c), "trips": sum(t >= since_ms for t in trips),
             "wall_s": round(wall, 1), "rest_weight": weight,
             "rest_weight_per_min": round(weight / wall * 60, 1),
             "requests_per_min": round(len(log) / wall * 60, 1),
@@ -341,6 +351,8 @@ def main() -> None:
     ap.add_argument("--ks-pause", type=float, default=0.05)
     ap.add_argument("--ks-reset-s", type=float, default=0.12,
                     help="wall s from a trip to its reset")
+    ap.add_argument("--settle", type=int, default=10,
+                    help="candles walked before measuring (each run)")
     ap.add_argument("--budget-symbols", type=int, default=20)
     ap.add_argument("--budget-s", type=float, default=90.0)
     ap.add_argument("--parts", default="websocket,websocket_kill_switch,poll,budget",
@@ -357,12 +369,13 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         runs = {
             "websocket": lambda: run_mode("websocket", args.candles, args.sub, args.pause,
-                                          work),
+                                          work, settle=args.settle),
             "websocket_kill_switch": lambda: pooled([run_mode(
                 "websocket", args.ks_candles, args.ks_sub, args.ks_pause, work, "sawtooth",
-                args.ks_reset_s, tag=f"-{k}") for k in range(args.ks_runs)]),
+                args.ks_reset_s, tag=f"-{k}", settle=args.settle)
+                for k in range(args.ks_runs)]),
             "poll": lambda: run_mode("poll", args.poll_candles, args.sub, args.poll_pause,
-                                     work),
+                                     work, settle=min(args.settle, 2)),
             "budget": lambda: [quiet_budget(m, args.budget_symbols, args.budget_s, work)
                                for m in ("websocket", "poll")],
         }

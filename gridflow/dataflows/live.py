@@ -23,47 +23,58 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from gridflow.config import GridflowConfig, load_config
+from gridflow.dataflows.merged_source import MergedSource, unmerge
 from gridflow.dataflows.plan import RunPlan, plan_run
-from gridflow.dataflows.replay import engine_records, journal_and_alerts
+from gridflow.dataflows.replay import command_source, engine_records, journal_and_alerts
 from gridflow.logs import setup_for
 
 
 def build_flow(plan: RunPlan) -> Dataflow:
     """The live (or paper) dataflow of a plan built with ``plan_run(cfg, mode)``."""
+    from gridflow.dataflows.account_source import ExchangeStateSource
     from gridflow.dataflows.broker_sink import BrokerSink
     from gridflow.dataflows.candle_source import LiveCandleSource
-    from gridflow.dataflows.account_source import ExchangeStateSource
     from gridflow.dataflows.outcome_source import OutcomeSource
-    from gridflow.dataflows.shutdown import shutdown_streams, stoppable
+    from gridflow.dataflows.shutdown import ShutdownSource, shutdown_streams, stoppable
 
     cfg = plan.cfg
     live = cfg.live
     stop = stoppable(plan)  # live: every input ends on SIGTERM / SIGINT (dataflows.shutdown)
     flow = Dataflow(f"gridflow_{plan.mode}")
     symbols = sorted(plan.timeframes)
-    chunks = op.input("candles", flow, stop(LiveCandleSource(
+    sources = {"candles": stop(LiveCandleSource(
         live.exchange, symbols, live.timeframe, live.warmup_candles, live.candle_poll_s,
-        end_ms=live.end_ms, streams=live.streams)))
+        end_ms=live.end_ms, streams=live.streams))}
+    if plan.mode == "live":
+        for acct, syms in sorted(plan.account_symbols.items()):
+            sources[f"exchange_{acct}"] = stop(ExchangeStateSource(
+                acct, live.exchange, list(syms), live.exchange_poll_s, end_ms=live.end_ms,
+                streams=live.streams, timeframe=live.timeframe))
+        sources["broker_outcomes"] = stop(OutcomeSource(
+            cfg.db_url, plan.run_id, live.exchange_poll_s / 2, until_run_complete=True,
+            accounts=plan.account_symbols))
+        sources["shutdown"] = ShutdownSource(
+            cfg.db_url, plan.run_id, plan.account_symbols, live.ops.on_shutdown,
+            until_run_complete=live.end_ms is not None)
+    sources["commands"] = stop(command_source(plan))
+    inputs = unmerge("inputs", op.input("inputs", flow, MergedSource(sources)), sources)
+    # one input, so that the epochs of all move together (dataflows.merged_source)
+    chunks = inputs["candles"]
     # CandleChunk per symbol: the warm-up history (never traded), then each closed candle
     extra, outcomes, started = [], None, None
     if plan.mode == "live":
-        for acct, syms in sorted(plan.account_symbols.items()):
-            upd = op.input(f"exchange_{acct}", flow, stop(ExchangeStateSource(
-                acct, live.exchange, list(syms), live.exchange_poll_s, end_ms=live.end_ms,
-                streams=live.streams, timeframe=live.timeframe)))
+        for acct in sorted(plan.account_symbols):
             # ExchangeUpdate: new fills, open orders, positions, balance, watermark
-            extra.append(op.map(f"key_exchange_{acct}", upd,
+            extra.append(op.map(f"key_exchange_{acct}", inputs[f"exchange_{acct}"],
                                 lambda u: (u.account, (u.account, u))))
-        outcomes = op.input("broker_outcomes", flow, stop(OutcomeSource(
-            cfg.db_url, plan.run_id, live.exchange_poll_s / 2, until_run_complete=True,
-            accounts=plan.account_symbols)))
+        outcomes = inputs["broker_outcomes"]
         # OrderOutcome (terminal): the broker's answers fed back to the engines, then
         # OutcomesReplayed per account once the journal's were all read
         extra.append(op.map("key_outcomes", outcomes, lambda o: (o.account, (o.account, o))))
-        to_engines, started = shutdown_streams(flow, plan)
+        to_engines, started = shutdown_streams(inputs["shutdown"])
         # ShutdownRequest per account after a signal; the start's shutdown events
         extra.append(to_engines)
-    records, side = engine_records(flow, plan, chunks, *extra, wrap=stop)
+    records, side = engine_records(flow, plan, chunks, *extra, commands=inputs["commands"])
     side += [started] if started is not None else []
     # (account, JournalBatch)
     journal_and_alerts(plan, records, side, background=True)

@@ -15,6 +15,7 @@ from bytewax.dataflow import Dataflow
 from gridflow.config import GridflowConfig, load_config
 from gridflow.dataflows.alert_sink import AlertSink
 from gridflow.dataflows.command_source import CommandSource
+from gridflow.dataflows.merged_source import MergedSource, unmerge
 from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.sinks import JournalSink
 from gridflow.dataflows.sources import CandleFileSource
@@ -37,28 +38,37 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
     """
     cfg = plan.cfg
     flow = Dataflow("gridflow_replay")
-    chunks = op.input(
-        "candles", flow, CandleFileSource(
+    sources = {
+        "candles": CandleFileSource(
             plan.files, cfg.chunk_size, cfg.pace_s, start_ms=cfg.start_ms, end_ms=cfg.end_ms,
-            warmup=cfg.warmup_candles,
-        ),
-    )
-    # CandleChunk (one symbol, up to chunk_size candles)
-    records, side_journal = engine_records(flow, plan, chunks)
+            warmup=cfg.warmup_candles),
+        "commands": command_source(plan),
+    }
+    inputs = unmerge("inputs", op.input("inputs", flow, MergedSource(sources)), sources)
+    # one input, so that the epochs of both move together (dataflows.merged_source)
+    # candles: CandleChunk (one symbol, up to chunk_size candles); commands: see below
+    records, side_journal = engine_records(flow, plan, inputs["candles"],
+                                           commands=inputs["commands"])
     if progress is not None:
         op.inspect("progress", records, ProgressTap(progress))
     journal_and_alerts(plan, records, side_journal)
     return flow
 
 
-def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, wrap=None):
+def command_source(plan: RunPlan) -> CommandSource:
+    """The control-plane commands of the run of ``plan``, read from its journal."""
+    cfg = plan.cfg
+    return CommandSource(cfg.db_url, plan.account_symbols, cfg.command_poll_s,
+                         until_run_complete=plan.run_id)
+
+
+def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, commands):
     """Candle chunks -> validation -> indicators -> the account engines (with the
-    command stream and any ``extra_inputs`` of ``(account, (account, item))``).
+    ``commands`` stream, the items of :func:`command_source`, and any ``extra_inputs``
+    of ``(account, (account, item))``).
 
     Returns the engines' ``(account, JournalBatch)`` stream and the list of side
-    journal streams (refused candles, refused commands). Shared by replay and live
-    (``wrap``: what wraps the command source, :func:`gridflow.dataflows.shutdown.
-    stoppable`).
+    journal streams (refused candles, refused commands). Shared by replay and live.
     """
     cfg = plan.cfg
     by_symbol = op.key_on("key_symbol", chunks, lambda c: c.symbol)
@@ -73,10 +83,7 @@ def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, wrap=No
     # (symbol, IndicatorChunk)
     routed = op.flat_map("to_accounts", with_ind, make_fanout(plan))
     # (account, (account, IndicatorChunk))
-    commands = CommandSource(cfg.db_url, plan.account_symbols, cfg.command_poll_s,
-                             until_run_complete=plan.run_id)
-    commands = op.input("commands", flow, wrap(commands) if wrap else commands)
-    # ("command", Command) | ("rejected", JournalBatch)
+    # commands: ("command", Command) | ("rejected", JournalBatch)
     cmd_ok = op.filter_map("valid_commands", commands,
                            lambda t: (t[1].account, (t[1].account, t[1])) if t[0] == "command"
                            else None)

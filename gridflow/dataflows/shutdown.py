@@ -330,15 +330,12 @@ def stoppable(plan) -> Any:
     return Stoppable
 
 
-def shutdown_streams(flow, plan) -> tuple[Any, Any]:
-    """The :class:`ShutdownSource` of a live ``plan`` in ``flow``: returns the stream for
-    the account engines (``(account, (account, ShutdownRequest))``) and the journal
+def shutdown_streams(items) -> tuple[Any, Any]:
+    """The streams of a :class:`ShutdownSource`'s ``items`` (the flow's input of it):
+    for the account engines (``(account, (account, ShutdownRequest))``) and the journal
     stream of the start's ``shutdown`` events (``JournalBatch``)."""
     import bytewax.operators as op
 
-    items = op.input("shutdown", flow, ShutdownSource(
-        plan.cfg.db_url, plan.run_id, plan.account_symbols, plan.cfg.live.ops.on_shutdown,
-        until_run_complete=plan.cfg.live.end_ms is not None))
     # ("journal", JournalBatch) at start | ("engine", ShutdownRequest) after a signal
     to_engines = op.filter_map("key_shutdown", items, lambda t: (
         t[1].account, (t[1].account, t[1])) if t[0] == "engine" else None)
