@@ -20,21 +20,24 @@ every request of the four before it). An account within a fraction of a percent 
 exchange's margin limit may see a larger replacement refused (``-2019``): journaled as
 ``order_rejected``, its slot is decided again at the next update.
 
-:func:`plan_lanes` is the pure part (which intent goes where, and who waits for whom);
-:class:`LaneRunner` runs a plan on threads.
+:func:`plan_lanes` is the pure part (which intent goes where, and who waits for whom,
+within one batch); :class:`LaneRunner` runs intents on lane threads by the same rules,
+across batches: a batch is queued behind the lanes' earlier work, not behind the whole
+earlier batch.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from gridflow.events import OrderIntent
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def frees_margin(intent: OrderIntent) -> bool:
@@ -52,6 +55,18 @@ def waits_for_margin(intent: OrderIntent) -> bool:
     """An opening place that replaces no order: it waits for the margin-freeing intents
     before it on other lanes (see the module docstring)."""
     return opens(intent) and intent.cancel_first is None
+
+
+def margin_waits(last_freeing: dict[int, T], lane: int, intent: OrderIntent,
+                 token: T) -> tuple[T, ...]:
+    """The margin rule, one intent at a time: what ``intent`` (on ``lane``, known by
+    ``token``) waits for (the latest margin-freeing intent of every other lane, from
+    ``last_freeing``: lane -> token), and ``last_freeing`` updated with it."""
+    waits = tuple(t for other, t in last_freeing.items()
+                  if other != lane) if waits_for_margin(intent) else ()
+    if frees_margin(intent):
+        last_freeing[lane] = token
+    return waits
 
 
 @dataclass(frozen=True)
@@ -88,17 +103,71 @@ def plan_lanes(intents: Sequence[OrderIntent], lane_of: Callable[[str], int]) ->
     for i, intent in enumerate(intents):
         lane = lane_of(intent.symbol)
         lanes.setdefault(lane, []).append(i)
-        if waits_for_margin(intent):
-            before = tuple(j for other, j in last_freeing.items() if other != lane)
-            if before:
-                waits[i] = before
-        if frees_margin(intent):
-            last_freeing[lane] = i
+        before = margin_waits(last_freeing, lane, intent, i)
+        if before:
+            waits[i] = before
     return LanePlan({k: tuple(v) for k, v in lanes.items()}, waits)
 
 
+class Batch:
+    """A batch handed to :meth:`LaneRunner.submit`: its results once every lane ran its
+    part (:meth:`wait`), or the first exception raised on a lane."""
+
+    def __init__(self, n: int, on_done: Callable[[Batch], None] | None) -> None:
+        self.results: list = [None] * n
+        self.error: BaseException | None = None
+        self.outcomes: list = []  # what ``on_done`` makes of the results, if anything
+        self._left = n
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._on_done = on_done
+        if n == 0:
+            self._finish()
+
+    def _one_done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        try:
+            if self._on_done is not None:
+                self._on_done(self)
+        except BaseException as exc:  # noqa: BLE001 - kept for the waiter
+            self.error = self.error or exc
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self) -> list:
+        """The results in batch order, once every intent ran (or was skipped).
+
+        Raises
+        ------
+        LaneError
+            When ``work`` (or ``on_done``) raised; ``.results`` holds the results so
+            far and ``__cause__`` the first exception.
+        """
+        self._done.wait()
+        if self.error is not None:
+            raise LaneError(self.results) from self.error
+        return self.results
+
+
 class LaneRunner:
-    """Runs batches of intents on up to ``max_lanes`` threads, a symbol on one lane.
+    """Runs intents on up to ``max_lanes`` lane threads, a symbol on one lane, batch
+    after batch without waiting for the batch before.
+
+    Each lane is a queue served by its own thread, so a symbol's intents run in the
+    order they were submitted, across batches; a fill's take profit submitted while an
+    earlier batch still runs waits only for the requests of its own lane. The margin
+    rule of :func:`plan_lanes` holds across batches too: an opening intent that
+    replaces no order waits for the latest margin-freeing intent submitted before it
+    on every other lane.
 
     Parameters
     ----------
@@ -107,10 +176,10 @@ class LaneRunner:
 
     Notes
     -----
-    A batch whose intents all fall on one lane runs on the caller's thread. An
-    exception on a lane stops that lane (its later intents are not run), releases the
-    intents waiting for it, and is raised by :meth:`run` after every lane has ended;
-    the results of the lanes that did run are returned with it (see :class:`LaneError`).
+    An exception on a lane fails its batch (:meth:`Batch.wait` raises it) and stops
+    the runner: every intent not yet run, of any batch, is skipped (its result None) and
+    the intents waiting for it are released; :meth:`submit` raises the exception from
+    then on. The flow stops on it and recovers from the journal's write-ahead rows.
     """
 
     def __init__(self, max_lanes: int) -> None:
@@ -118,7 +187,12 @@ class LaneRunner:
             raise ValueError(f"max_lanes must be >= 1, got {max_lanes}")
         self.max_lanes = max_lanes
         self._lane_of: dict[str, int] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._queues: dict[int, queue.SimpleQueue] = {}
+        self._threads: dict[int, threading.Thread] = {}
+        self._freeing: dict[int, threading.Event] = {}  # lane -> its latest freeing intent
+        self._pending: set[Batch] = set()
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
 
     def lane_of(self, symbol: str) -> int:
         """The lane of ``symbol`` (assigned at its first appearance)."""
@@ -127,14 +201,45 @@ class LaneRunner:
             lane = self._lane_of[symbol] = len(self._lane_of) % self.max_lanes
         return lane
 
+    def submit(self, intents: Sequence[OrderIntent], work: Callable[[int, int, OrderIntent], R],
+               on_done: Callable[[Batch], None] | None = None) -> Batch:
+        """Queue ``work(lane, index, intent)`` for each intent of the batch; returns at
+        once. ``on_done(batch)`` runs on the lane thread that ends the batch (before
+        :meth:`Batch.wait` returns).
+
+        Raises
+        ------
+        LaneError
+            The runner stopped on an earlier exception (``__cause__``).
+        """
+        if self.error is not None:
+            raise LaneError([None] * len(intents)) from self.error
+        batch = Batch(len(intents), self._forget(on_done))
+        if not intents:  # ended already
+            return batch
+        with self._lock:
+            self._pending.add(batch)
+        for i, intent in enumerate(intents):
+            lane = self.lane_of(intent.symbol)
+            done = threading.Event()
+            waits = margin_waits(self._freeing, lane, intent, done)
+            self._queue(lane).put((batch, i, intent, work, waits, done))
+        return batch
+
+    def _forget(self, on_done: Callable[[Batch], None] | None) -> Callable[[Batch], None]:
+        def finish(batch: Batch) -> None:
+            try:
+                if on_done is not None:
+                    on_done(batch)
+            finally:
+                with self._lock:
+                    self._pending.discard(batch)
+
+        return finish
+
     def run(self, intents: Sequence[OrderIntent],
             work: Callable[[int, int, OrderIntent], R]) -> list[R | None]:
-        """Run ``work(lane, index, intent)`` for each intent of the batch.
-
-        Returns
-        -------
-        list
-            ``work``'s results in batch order.
+        """:meth:`submit` and wait: ``work``'s results in batch order.
 
         Raises
         ------
@@ -142,46 +247,65 @@ class LaneRunner:
             When ``work`` raised on a lane; ``.results`` holds the results (None for
             the intents not run) and ``__cause__`` the first exception.
         """
-        plan = plan_lanes(intents, self.lane_of)
-        results: list[R | None] = [None] * len(intents)
-        done = {j: threading.Event() for js in plan.waits.values() for j in js}
-        errors: list[BaseException] = []
+        return self.submit(intents, work).wait()
 
-        def run_lane(lane: int, indices: tuple[int, ...]) -> None:
+    def drain(self) -> None:
+        """Wait until every batch submitted so far has ended.
+
+        Raises
+        ------
+        LaneError
+            The runner stopped on an exception (``__cause__``).
+        """
+        while True:
+            with self._lock:
+                left = list(self._pending)
+            if not left:
+                break
+            for b in left:
+                b._done.wait()
+        if self.error is not None:
+            raise LaneError([]) from self.error
+
+    def _queue(self, lane: int) -> queue.SimpleQueue:
+        q = self._queues.get(lane)
+        if q is None:
+            q = self._queues[lane] = queue.SimpleQueue()
+            t = self._threads[lane] = threading.Thread(
+                target=self._serve, args=(lane, q), daemon=True,
+                name=f"broker-lane-{lane}")
+            t.start()
+        return q
+
+    def _serve(self, lane: int, q: queue.SimpleQueue) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            batch, i, intent, work, waits, done = item
             try:
-                for i in indices:
-                    for j in plan.waits.get(i, ()):
-                        done[j].wait()
-                    if errors:  # another lane failed: stop at the next intent
-                        return
-                    results[i] = work(lane, i, intents[i])
-                    if i in done:
-                        done[i].set()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                errors.append(exc)
+                for e in waits:
+                    e.wait()
+                if self.error is None:
+                    batch.results[i] = work(lane, i, intent)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiters
+                with self._lock:
+                    self.error = self.error or exc
+                batch.error = batch.error or exc
             finally:
-                for i in indices:  # nobody waits forever on a stopped lane
-                    if i in done:
-                        done[i].set()
-
-        if len(plan.lanes) <= 1:
-            for lane, indices in plan.lanes.items():
-                run_lane(lane, indices)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_lanes, thread_name_prefix="broker-lane")
-            futures = [self._pool.submit(run_lane, lane, idx) for lane, idx in plan.lanes.items()]
-            for f in futures:
-                f.result()
-        if errors:
-            raise LaneError(results) from errors[0]
-        return results
+                if self.error is not None and batch.error is None:
+                    batch.error = self.error  # skipped after another batch failed
+                done.set()
+                batch._one_done()
 
     def close(self) -> None:
-        """Stop the lane threads (after the running batch)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Stop the lane threads after the intents queued so far."""
+        for q in self._queues.values():
+            q.put(None)
+        for t in self._threads.values():
+            t.join()
+        self._queues.clear()
+        self._threads.clear()
 
 
 class LaneError(RuntimeError):
@@ -192,5 +316,5 @@ class LaneError(RuntimeError):
         self.results = results
 
 
-__all__ = ["LaneError", "LanePlan", "LaneRunner", "frees_margin", "opens", "plan_lanes",
-           "waits_for_margin"]
+__all__ = ["Batch", "LaneError", "LanePlan", "LaneRunner", "frees_margin", "margin_waits",
+           "opens", "plan_lanes", "waits_for_margin"]

@@ -19,6 +19,7 @@ The deterministic client id is the second guard: an exchange that refuses a reus
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from sqlalchemy import Engine
 
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
-from gridflow.dataflows.broker_lanes import LaneError, LaneRunner
+from gridflow.dataflows.broker_lanes import Batch, LaneError, LaneRunner
 from gridflow.dataflows.broker_sweep import ABANDON_AFTER_S, abandoned, resolve
 from gridflow.exchange.client import SharedThrottle, make_exchange
 from gridflow.exchange.gateway import OrderGateway
@@ -172,6 +173,7 @@ class BrokerWriter:
         self._started_ms = time.time_ns() // 1_000_000
         self._abandon_after_s = float(abandon_after_s)
         self._sweep_at: float | None = time.monotonic() + self._abandon_after_s
+        self._finish_lock = threading.Lock()
 
     @property
     def gateway(self) -> OrderGateway:
@@ -190,12 +192,13 @@ class BrokerWriter:
         return self.handle_batch([intent])
 
     def handle_batch(self, intents: list[OrderIntent]) -> list[OrderOutcome]:
-        """Carry out the intents whose journal rows do not say they were done.
+        """Carry out the intents whose journal rows do not say they were done, and wait
+        for them (:meth:`submit_batch`, then the batch's end).
 
         Returns
         -------
         list[OrderOutcome]
-            The outcomes journaled by this call, in batch order (empty for an intent
+            The outcomes journaled for this batch, in batch order (empty for an intent
             already done): a replacement's cancel before its place. An intent given
             twice in the batch (a replay) runs at its first place only.
 
@@ -206,35 +209,73 @@ class BrokerWriter:
         RuntimeError
             From the lazy gateway build (markets cannot be loaded).
         """
+        batch = self.submit_batch(intents)
+        try:
+            batch.wait()
+        except LaneError as err:
+            raise err.__cause__ from None
+        return batch.outcomes
+
+    def submit_batch(self, intents: list[OrderIntent]) -> Batch:
+        """Write the intents' write-ahead rows (on the caller's thread: nothing is sent
+        without one) and queue the pending ones on the lanes; returns at once. When the
+        batch has ended its outcomes are journaled, in one commit, and set as
+        ``batch.outcomes``.
+
+        Raises
+        ------
+        sqlalchemy.exc.SQLAlchemyError
+            The write-ahead rows cannot be written (nothing queued).
+        RuntimeError
+            From the lazy gateway build (markets cannot be loaded).
+        Exception
+            What stopped the lanes in an earlier batch (the flow must stop and recover).
+        """
+        if self._runner.error is not None:
+            raise self._runner.error
         self.sweep()
         firsts: dict[str, OrderIntent] = {}
         for it in intents:
             firsts.setdefault(it.intent_id, it)
         intents = list(firsts.values())
-        if not intents:
-            return []
-        follows = {i: _sending(OrderGateway.replaced_cancel(it))
-                   for i, it in enumerate(intents) if it.cancel_first is not None}
-        statuses, cancel_rows = broker_begin_many(
-            self.engine, self.run_id, [_sending(it) for it in intents], follows)
-        pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
-        if not pending:
-            return []
+        pending: list[int] = []
+        statuses: list[str | None] = []
+        cancel_rows: dict[int, str | None] = {}
+        if intents:
+            follows = {i: _sending(OrderGateway.replaced_cancel(it))
+                       for i, it in enumerate(intents) if it.cancel_first is not None}
+            statuses, cancel_rows = broker_begin_many(
+                self.engine, self.run_id, [_sending(it) for it in intents], follows)
+            pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
         for lane in sorted({self._runner.lane_of(intents[i].symbol) for i in pending}):
             self._lane_gateway(lane)  # built here, in order, not on the lane threads
-        todo = [intents[i] for i in pending]
 
         def work(lane: int, k: int, intent: OrderIntent) -> list[OrderOutcome]:
             i = pending[k]
             return self._carry(self._gateways[lane], intent, statuses[i],
                                cancel_rows.get(i, _NOT_BEGUN))
 
+        def journal(batch: Batch) -> None:  # a lane thread, at the batch's end
+            outs = [o for r in batch.results if r for o in r]
+            batch.outcomes = self._finish(outs) if outs else []
+
         try:
-            results = self._runner.run(todo, work)
+            return self._runner.submit([intents[i] for i in pending], work, journal)
         except LaneError as err:
-            self._finish([o for r in err.results if r for o in r])
             raise err.__cause__ from None
-        return self._finish([o for r in results if r for o in r])
+
+    def drain(self) -> None:
+        """Wait until every submitted batch has ended and been journaled.
+
+        Raises
+        ------
+        Exception
+            What stopped a lane (from its batch's ``work`` or journal commit).
+        """
+        try:
+            self._runner.drain()
+        except LaneError as err:
+            raise err.__cause__ from None
 
     def sweep(self, now: float | None = None) -> list[OrderOutcome]:
         """Resolve the rows an earlier process left ``sending`` whose intents did not
@@ -292,33 +333,45 @@ class BrokerWriter:
         ms UTC, never earlier than its own): rows become visible in the order of their
         times, so a reader polling the table reads only the newest
         (:mod:`gridflow.dataflows.outcome_source`)."""
-        now = time.time_ns() // 1_000_000
-        outcomes = [o if o.ts_ms >= now else o.model_copy(update={"ts_ms": now})
-                    for o in _one_per_intent(outcomes)]
-        broker_finish_many(self.engine, self.run_id, outcomes)
+        with self._finish_lock:  # lanes end batches side by side: stamp and commit in turn
+            now = time.time_ns() // 1_000_000
+            outcomes = [o if o.ts_ms >= now else o.model_copy(update={"ts_ms": now})
+                        for o in _one_per_intent(outcomes)]
+            broker_finish_many(self.engine, self.run_id, outcomes)
         return outcomes
 
     def close(self) -> None:
-        """Stop the lanes; release the journal engine if this writer opened it."""
+        """Stop the lanes (after the batches queued); release the journal engine if this
+        writer opened it."""
         self._runner.close()
         if self._own_engine:
             self.engine.dispose()
 
 
 class _BrokerPartition(StatefulSinkPartition[OrderIntent, None]):
-    """The single broker partition: the intents of a batch on the writer's lanes."""
+    """The single broker partition: the intents of a batch on the writer's lanes;
+    with ``background``, queued there without waiting for the requests (each epoch's
+    snapshot waits for them)."""
 
-    def __init__(self, writer: BrokerWriter) -> None:
+    def __init__(self, writer: BrokerWriter, background: bool = False) -> None:
         self._writer = writer
+        self._background = background
 
     def write_batch(self, values: list[OrderIntent]) -> None:
-        self._writer.handle_batch(values)
+        if self._background:
+            self._writer.submit_batch(values)
+        else:
+            self._writer.handle_batch(values)
 
     def snapshot(self) -> None:
+        self._writer.drain()  # an epoch ends once its intents were sent and journaled
         return None
 
     def close(self) -> None:
-        self._writer.close()
+        try:
+            self._writer.drain()
+        finally:
+            self._writer.close()
 
 
 class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
@@ -336,6 +389,14 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
         once and the rate limit shared.
     run_id : str, optional
         The run's id when ``cfg.run_id`` is empty (the default id of the plan).
+    background : bool
+        ``write_batch`` returns once the batch's write-ahead rows are committed and its
+        intents queued on the lanes (the live flow): the dataflow goes on deciding
+        while requests run, so a fill's take profit and stop wait only for their own
+        lane's requests, not for a whole earlier batch; each epoch's ``snapshot`` waits
+        until every queued intent was sent and journaled, and an exception on a lane
+        is raised on the worker at the next batch or snapshot. Without it
+        ``write_batch`` waits for its batch.
 
     Notes
     -----
@@ -348,7 +409,8 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
     """
 
     def __init__(self, cfg: BrokerSinkConfig, gateway: OrderGateway | None = None,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, background: bool = False) -> None:
+        self.background = background
         self.db_url = cfg.db_url
         self.run_id = run_id or cfg.run_id
         self.live = cfg.live
@@ -367,7 +429,8 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
         live = self.live
         return _BrokerPartition(BrokerWriter(
             self.db_url, self.run_id, gateway=self.gateway, lanes=live.broker_lanes,
-            gateway_factory=lambda first: build_gateway(live, markets_from=first)))
+            gateway_factory=lambda first: build_gateway(live, markets_from=first)),
+            background=self.background)
 
 
 __all__ = ["BROKER_PART", "BrokerSink", "BrokerSinkConfig", "BrokerWriter", "build_gateway"]

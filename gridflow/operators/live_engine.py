@@ -230,7 +230,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
     def _fill(self, rep: ExecutionReport, out: JournalBatch) -> None:
         seq = self.next_seq()
         out.fills.append(rep.model_copy(update={"seq": seq, "account": self.account.name}))
-        w = self.book.orders.get(rep.client_order_id)
+        w = self.book.find(rep.client_order_id)
         if w is None or rep.symbol not in self.index:
             out.events.append(event(self.account.name, EventKind.ORPHAN_FILL, Reason.UNKNOWN_ORDER,
                                     rep.ts_ms, self.next_seq(), rep.symbol,

@@ -8,7 +8,7 @@ and the risk numbers live in the same place as in replay and paper mode.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from gridflow.event_kinds import EventKind, ExitReason, Reason
@@ -20,6 +20,8 @@ from gridflow.operators.order_state import LIVE_STATES, OrderState, move
 from gridflow.operators.position import book_entry, book_exit, end_cycle
 
 SIDE = {1: "buy", -1: "sell"}
+#: Orders a :class:`LiveBook` remembers after forgetting them, for late fills.
+RETIRED_MAX = 4096
 #: The exit reason of a cycle closed by an order of each exit slot (a market ``CLOSE``
 #: after a crossed or refused stop counts as a stop).
 EXIT_REASON = {"TP": ExitReason.TP, "SL": ExitReason.SL, "TRAIL": ExitReason.TRAIL,
@@ -169,10 +171,33 @@ class LiveBook:
                         del self.slots[(w.symbol, w.slot)]
 
     def forget(self, coid: str) -> None:
-        """Drop a finished order from the book (its fills can no longer arrive)."""
+        """Drop an order no longer open on the exchange from the book. It stays among
+        the :data:`RETIRED_MAX` most recently retired, so a fill the exchange reports
+        late (a trade stream behind the order stream, a REST catch-up after an outage)
+        is still booked to it (:meth:`find`), not an orphan."""
         w = self.orders.pop(coid, None)
-        if w is not None and self.slots.get((w.symbol, w.slot)) == coid:
+        if w is None:
+            return
+        if self.slots.get((w.symbol, w.slot)) == coid:
             del self.slots[(w.symbol, w.slot)]
+        retired = self._retired()
+        retired[coid] = w
+        while len(retired) > RETIRED_MAX:
+            retired.popitem(last=False)
+
+    def find(self, coid: str) -> Working | None:
+        """The order ``coid`` of the book, or a retired one brought back into it (its
+        slot stays with whatever holds it now); None if unknown."""
+        w = self.orders.get(coid)
+        if w is None:
+            w = self._retired().pop(coid, None)
+            if w is not None:
+                self.orders[coid] = w
+        return w
+
+    def _retired(self) -> OrderedDict[str, Working]:
+        # a book pickled before retired orders were kept has no such attribute
+        return self.__dict__.setdefault("retired", OrderedDict())
 
 
 def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionReport,

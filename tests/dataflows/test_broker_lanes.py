@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -130,6 +131,65 @@ def test_replacements_of_several_symbols_run_side_by_side() -> None:
     assert log.index(("end", "c1")) < log.index(("start", "c7"))
 
 
+def test_a_later_batch_does_not_wait_for_an_earlier_one_on_other_lanes() -> None:
+    """A fill's take profit (batch 2, SOL) goes out while the candle's batch (1) still
+    runs on the BTC lane; a later BTC intent still waits for BTC's earlier ones, and a
+    new ETH entry of batch 2 for the BTC cancel of batch 1 (the margin rule across
+    batches)."""
+    held, log = threading.Event(), []
+    lock = threading.Lock()
+
+    def work(lane: int, k: int, it: OrderIntent) -> str:
+        with lock:
+            log.append(("start", it.client_order_id))
+        if it.client_order_id == "c0":
+            assert held.wait(10)
+        with lock:
+            log.append(("end", it.client_order_id))
+        return it.client_order_id
+
+    runner = LaneRunner(4)
+    try:
+        first = runner.submit([make(0, "BTC/USDT", "cancel"), make(1, "BTC/USDT", "replace")],
+                              work)
+        second = runner.submit([make(2, "SOL/USDT", "tp"), make(3, "BTC/USDT", "tp"),
+                                make(4, "ETH/USDT", "entry")], work)
+        for _ in range(200):  # the SOL take profit ends while c0 is held
+            if ("end", "c2") in log:
+                break
+            threading.Event().wait(0.01)
+        assert ("end", "c2") in log and not first.done() and not second.done()
+        assert ("start", "c3") not in log and ("start", "c4") not in log
+        held.set()
+        assert first.wait() == ["c0", "c1"]
+        assert second.wait() == ["c2", "c3", "c4"]
+        runner.drain()
+    finally:
+        held.set()
+        runner.close()
+    assert log.index(("end", "c1")) < log.index(("start", "c3"))  # BTC's order kept
+    assert log.index(("end", "c0")) < log.index(("start", "c4"))  # margin order kept
+
+
+def test_after_a_lane_failed_later_batches_are_refused_and_drain_raises() -> None:
+    def work(lane: int, k: int, it: OrderIntent) -> str:
+        if it.client_order_id == "c0":
+            raise OSError("journal gone")
+        return it.client_order_id
+
+    runner = LaneRunner(2)
+    try:
+        with pytest.raises(LaneError):
+            runner.submit([make(0, "BTC/USDT", "entry")], work).wait()
+        with pytest.raises(LaneError) as err:
+            runner.drain()
+        assert isinstance(err.value.__cause__, OSError)
+        with pytest.raises(LaneError):
+            runner.submit([make(1, "ETH/USDT", "entry")], work)
+    finally:
+        runner.close()
+
+
 def test_a_failing_lane_releases_the_others_and_reports() -> None:
     def work(lane: int, k: int, it: OrderIntent) -> str:
         if it.client_order_id == "c0":
@@ -210,3 +270,28 @@ def test_writer_sends_a_multi_symbol_batch_on_lanes_in_two_commits(tmp_path) -> 
     status = {o["clientOrderId"]: o["status"] for o in fx.orders()}
     assert {status[c] for c in ("BTC1", "ETH1", "SOL1")} == {"CANCELED"}
     assert {status[c] for c in ("BTC2", "BTC3", "ETH2", "ETH3", "SOL2", "SOL3")} == {"NEW"}
+
+
+def test_background_partition_returns_before_the_exchange_answers(tmp_path) -> None:
+    """The live flow's broker partition: ``write_batch`` returns once the write-ahead
+    row is committed, while the exchange (held) has not answered; the epoch's snapshot
+    waits for the answer and its journaled outcome."""
+    from gridflow.dataflows.broker_sink import BrokerSink
+
+    fx = make_fx()
+    url = f"sqlite:///{tmp_path / 'bg.db'}"
+    sink = BrokerSink(SimpleNamespace(db_url=url, run_id=RUN, live=live_cfg(fx)),
+                      gateway=gateway(fx), background=True)
+    part = sink.build_part("broker", "broker", None)
+    try:
+        with fx._lock:  # the exchange cannot answer an order while this is held
+            part.write_batch([intent("bg1")])
+            assert {r["intent_id"]: r["status"] for r in read_broker(url, RUN)} == {
+                "bg1:place": "sending"}
+        part.snapshot()
+        assert {r["intent_id"]: r["status"] for r in read_broker(url, RUN)} == {
+            "bg1:place": "sent"}
+        assert fx.accepted_client_ids() == Counter({"bg1": 1})
+    finally:
+        part.close()
+        fx.stop()

@@ -363,3 +363,23 @@ def test_funding_is_booked_and_an_equity_drift_is_journaled_once():
     assert len(events) == 1 and abs(events[0].detail["drift"] - 0.02 * mine) < 1e-6
     # reconciled: the engine's equity is the exchange's (less the start's reference) now
     assert abs(eng.equity() - 1.02 * mine) < 1e-6
+
+
+def test_a_late_fill_of_a_replaced_take_profit_is_booked_not_orphaned():
+    """The take profit of the first level is replaced after the second fills, but it
+    fills on the exchange before the cancel: the order stream says it left the book
+    (three snapshots without it: forgotten) before the trade stream reports the fill
+    (streams apart, a REST catch-up after an outage). The fill is still the engine's:
+    booked to the position, no ``orphan_fill``."""
+    eng, (l0, l1), first, second = two_levels_filled("TP")
+    assert second.cancel_first == first.client_order_id
+    rest = [{"client_order_id": i.client_order_id, "symbol": SYM}
+            for i in (l0, l1, second)]
+    for k in range(4):  # the replaced TP is missing from every snapshot: forgotten
+        eng.on_exchange(upd(2 * H + 130_000 + k, open_orders=rest))
+    assert first.client_order_id not in eng.book.orders
+    amount = eng.positions()[SYM]["amount"]
+    out = eng.on_exchange(upd(2 * H + 140_000, [fill(first.client_order_id, "sell", 100.0,
+                                                      first.amount, 2 * H + 100_000, "t3")]))
+    assert not [e for e in out.events if e.kind == "orphan_fill"]
+    assert abs(eng.positions()[SYM]["amount"] - (amount - first.amount)) < 1e-9
