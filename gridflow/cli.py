@@ -31,7 +31,16 @@ def _positive_int(text: str) -> int:
 
 
 def _data_arg(text: str) -> DataFile:
-    """``FILE`` or ``FILE@SYMBOL`` or ``FILE@SYMBOL@TIMEFRAME``."""
+    """``FILE`` or ``FILE@SYMBOL`` or ``FILE@SYMBOL@TIMEFRAME``, or a series of the
+    market-data store ``exchange:symbol@timeframe`` (:mod:`gridflow.series_spec`)."""
+    from gridflow.series_spec import is_spec, parse_spec
+
+    if is_spec(text):
+        try:
+            parse_spec(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return DataFile(path=text)
     parts = text.split("@")
     if len(parts) > 3:
         raise argparse.ArgumentTypeError(f"--data takes FILE[@SYMBOL[@TIMEFRAME]], got {text!r}")
@@ -59,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--db", help="journal URL, e.g. sqlite:///gridflow.db (or GRIDFLOW_DB_URL)")
     r.add_argument("--workers", type=_positive_int, default=1, help="Bytewax workers in this process")
     r.add_argument(
-        "--data", nargs="+", type=_data_arg, metavar="FILE[@SYMBOL[@TF]]",
+        "--data", nargs="+", type=_data_arg, metavar="FILE[@SYMBOL[@TF]]|EXCHANGE:SYMBOL@TF",
         help="candle files (timestamp,open,high,low,close,volume; gzip or plain CSV)",
     )
     r.add_argument("--run-id", help="journal run id (default: derived from config and data)")
@@ -124,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     from gridflow.sweep_cli import add_arguments as sweep_arguments
 
     sweep_arguments(sub)  # sweep, wfo
+    from gridflow.data_cli import add_arguments as data_arguments
+
+    data_arguments(sub)  # data download / import / list / check
     return p
 
 
@@ -355,12 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     from gridflow.logs import setup_logging
 
     setup_logging()  # console, WARNING; a command with a config applies its [logging]
+    from gridflow.data_cli import cmd_data
     from gridflow.sweep_cli import cmd_sweep, cmd_wfo
 
     args = _parser().parse_args(argv)
     handler = {"replay": cmd_replay, "report": cmd_report, "journal": cmd_journal,
                "runs": cmd_runs, "app": cmd_app, "sweep": cmd_sweep, "wfo": cmd_wfo,
-               "live": cmd_live, "status": cmd_status}[args.cmd]
+               "live": cmd_live, "status": cmd_status, "data": cmd_data}[args.cmd]
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, DatabaseError
 

@@ -90,6 +90,11 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--set", action="append", type=_assignment, default=[],
                        metavar="NAME=VALUE", help="fixed strategy parameter")
         p.add_argument("--symbols", nargs="+", help="symbols (default BTC/USDT)")
+        p.add_argument("--data", nargs="+", metavar="FILE|EXCHANGE:SYMBOL@TF",
+                       help="candle files or market-data store series (default: bundled)")
+        p.add_argument("--exchange", help="read the --symbols from the market-data store's "
+                       "series of this exchange (ccxt id), at --timeframe")
+        p.add_argument("--timeframe", default="1h", help="with --exchange (default 1h)")
         p.add_argument("--start", help="first traded candle: ISO date (UTC) or ms")
         p.add_argument("--end", help="candles before this open time: ISO date (UTC) or ms")
         p.add_argument("--db", help="store URL, e.g. sqlite:///sweeps.db")
@@ -115,6 +120,22 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
                            help="in-sample selection objective (default score)")
 
 
+def _data_files(args: argparse.Namespace) -> list[dict[str, str]] | None:
+    """``--data`` (files made absolute, store specs as they are) or ``--exchange``
+    (the store's series of ``--symbols`` at ``--timeframe``); None when neither."""
+    from gridflow.series_spec import SeriesKey, is_spec
+
+    if args.data and args.exchange:
+        raise ValueError("give --data or --exchange, not both")
+    if args.data:
+        return [{"path": d if is_spec(d) else str(Path(d).expanduser().resolve())}
+                for d in args.data]
+    if args.exchange:
+        syms = args.symbols or ["BTC/USDT"]
+        return [{"path": SeriesKey(args.exchange, s, args.timeframe).spec} for s in syms]
+    return None
+
+
 def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The spec fields of ``--config`` with the flags applied."""
     from gridflow.dataflows.sweep_spec import read_spec_file
@@ -133,6 +154,9 @@ def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         v = getattr(args, flag)
         if v is not None:
             doc[f"{flag}_ms"] = int(v) if v.isdigit() else v
+    data = _data_files(args)
+    if data is not None:
+        doc["data"] = data
     if kind == "sweep":
         doc.pop("wfo", None)  # a [wfo] table is for `gridflow wfo`
     else:

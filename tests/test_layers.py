@@ -20,7 +20,7 @@ PACKAGE = Path(gridflow.__file__).resolve().parent
 
 #: Top to bottom: (layer name, its modules as prefixes of the dotted name below gridflow).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("what people touch", ("cli", "sweep_cli", "control", "fakex")),
+    ("what people touch", ("cli", "sweep_cli", "data_cli", "control", "fakex")),
     ("flows, sources and sinks", ("dataflows",)),
     ("research engines", ("sweep", "wfo")),
     ("operations: preflight, status", ("ops",)),
@@ -30,7 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("market data files", ("data",)),
     ("settings, records, names", ("config", "events", "event_kinds", "ids", "timeframes",
                                   "chunks", "indicator_names", "metrics", "isotime", "redaction",
-                                  "command_payloads", "candle_rules", "_numba_cache", "")),
+                                  "command_payloads", "candle_rules", "_numba_cache",
+                                  "series_spec", "")),
 ]
 
 

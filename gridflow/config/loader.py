@@ -15,6 +15,7 @@ from gridflow.config.preflight import PreflightConfig
 from gridflow.config.models import GridflowConfig
 from gridflow.config.preset_source import preset
 from gridflow.config.renamed import with_old_names
+from gridflow.series_spec import is_spec
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -63,10 +64,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> GridflowCon
 
 
 def _absolute_paths(items: Any, base: Path) -> None:
-    """Make the relative ``path`` of each table of ``items`` relative to ``base``."""
+    """Make the relative ``path`` of each table of ``items`` relative to ``base`` (a
+    market-data spec, :mod:`gridflow.series_spec`, is no path)."""
     if isinstance(items, list):
         for item in items:
-            if isinstance(item, dict) and "path" in item:
+            if isinstance(item, dict) and "path" in item and not is_spec(item["path"]):
                 try:
                     q = Path(str(item["path"])).expanduser()
                 except RuntimeError as exc:  # "~someone/..." of nobody known
@@ -123,6 +125,9 @@ def config_hash(cfg: GridflowConfig) -> str:
         doc.pop(volatile, None)
     files = []
     for f in cfg.data:
+        if is_spec(f.path):  # a store series: its spec names it
+            files.append({"name": f.path, "symbol": f.symbol, "timeframe": f.timeframe})
+            continue
         fp = Path(f.path)
         size = fp.stat().st_size if fp.exists() else -1
         files.append({"name": fp.name, "size": size, "symbol": f.symbol, "timeframe": f.timeframe})

@@ -27,6 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from gridflow.config.models import DataFile
+from gridflow.data.store import (
+    CandleStore,
+    is_series_dir,
+    is_spec,
+    parse_spec,
+    read_manifest,
+    read_series_dir,
+)
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
@@ -191,7 +199,9 @@ def read_candle_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     ----------
     path : str or PathLike
         File with header ``timestamp,open,high,low,close,volume``. Gzip is detected
-        by its magic bytes, not by the extension. Blank lines are ignored.
+        by its magic bytes, not by the extension. Blank lines are ignored. A directory
+        is read as a series of the market-data store
+        (:func:`gridflow.data.store.read_series_dir`).
 
     Returns
     -------
@@ -219,6 +229,8 @@ def read_candle_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     Python fallback run (about 10x slower).
     """
     p = Path(path)
+    if p.is_dir():  # a series of the market-data store (gridflow.data.store)
+        return read_series_dir(p)
     body = _split_header(p, _read_bytes(p))
     if not body.strip():
         table = np.empty(0, dtype=_DTYPE)
@@ -242,7 +254,9 @@ def resolve_data_files(
         the name is parsed (:func:`parse_candle_file_name`) only for what is not
         overridden. A plain path is taken as ``DataFile(path=...)``. Relative paths
         are relative to the current directory (the config loader makes preset paths
-        absolute).
+        absolute). A path ``exchange:symbol@timeframe`` names a series of the
+        market-data store (``$GRIDFLOW_STORE``, :mod:`gridflow.data.store`): its
+        directory is returned, with the spec's symbol and timeframe unless overridden.
 
     Returns
     -------
@@ -252,9 +266,10 @@ def resolve_data_files(
     Raises
     ------
     FileNotFoundError
-        Naming the path, if a file does not exist.
+        Naming the path, if a file does not exist (or the spec, if the store has no
+        such series).
     ValueError
-        If a name cannot be parsed and has no override, if an override timeframe is
+        If a spec is malformed, if a name cannot be parsed and has no override, if an override timeframe is
         invalid, if a path starts with ``~user`` of an unknown user, or if two files
         give the same symbol (each symbol is one source
         partition and one ordered stream).
@@ -263,13 +278,27 @@ def resolve_data_files(
     seen: dict[str, Path] = {}
     for f in files:
         df = f if isinstance(f, DataFile) else DataFile(path=os.fspath(f))
-        try:
-            p = Path(df.path).expanduser()
-        except RuntimeError as exc:  # "~someone/..." of nobody known
-            raise ValueError(f"candle file {df.path!r}: {exc}") from None
-        if not p.is_file():
-            raise FileNotFoundError(f"candle file not found: {p}")
         symbol, tf = df.symbol, df.timeframe
+        if is_spec(df.path):
+            key = parse_spec(df.path)
+            store = CandleStore()
+            p = store.series_dir(key)
+            if not is_series_dir(p):
+                raise FileNotFoundError(f"{key.spec} is not in the market-data store "
+                                        f"{store.root} (gridflow data download / import)")
+            symbol = symbol if symbol is not None else key.symbol
+            tf = tf if tf is not None else key.timeframe
+        else:
+            try:
+                p = Path(df.path).expanduser()
+            except RuntimeError as exc:  # "~someone/..." of nobody known
+                raise ValueError(f"candle file {df.path!r}: {exc}") from None
+            if is_series_dir(p):  # a series directory of the store, named by its manifest
+                m = read_manifest(p)
+                symbol = symbol if symbol is not None else m.symbol
+                tf = tf if tf is not None else m.timeframe
+            elif not p.is_file():
+                raise FileNotFoundError(f"candle file not found: {p}")
         if symbol is None or tf is None:
             _, name_symbol, name_tf = parse_candle_file_name(p.name)
             symbol = symbol if symbol is not None else name_symbol

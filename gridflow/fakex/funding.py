@@ -109,6 +109,23 @@ class Funding:
             self.payments.append(Payment(_TRAN0 + len(self.payments), sym, t, rate, mark,
                                          pos.amount, paid))
 
+    def history(self, sym: str, now: int, start: int | None, end: int | None,
+                limit: int) -> list[tuple[int, float]]:
+        """Settlements of ``sym`` up to ``now`` as Binance's ``/fapi/v1/fundingRate``
+        pages them: ``(time ms, rate)``, the first ``limit`` at or after ``start`` (and
+        at or before ``end``), else the last ``limit`` at or before ``end`` (or now)."""
+        ts = self._ts.get(sym)
+        if ts is None:
+            return []
+        top = min(now, end) if end is not None else now
+        lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+        hi = int(np.searchsorted(ts, top, side="right"))
+        if start is not None:
+            hi = min(hi, lo + limit)
+        else:
+            lo = max(lo, hi - limit)
+        return [(int(t), float(r)) for t, r in zip(ts[lo:hi], self._rate[sym][lo:hi])]
+
     def last_rate(self, sym: str, now: int) -> float:
         """Rate of the latest settlement at or before ``now`` (0 if none)."""
         ts = self._ts.get(sym)

@@ -148,6 +148,18 @@ def get_ticker_price(book: Book, p: Params) -> Any:
     return out[0] if one else out
 
 
+def get_funding_rate(book: Book, p: Params) -> Any:
+    """Funding rate history (``symbol`` required here; Binance also lists all)."""
+    spec = _spec(book, p)
+    limit = _limit(p, 100, 1000)
+    if book.funding is None:
+        return []
+    rows = book.funding.history(spec.symbol, book.feed.now, _int(p, "startTime"),
+                                _int(p, "endTime"), limit)
+    return [{"symbol": spec.id, "fundingTime": t, "fundingRate": f"{r:.8f}",
+             "markPrice": ""} for t, r in rows]
+
+
 def get_premium_index(book: Book, p: Params) -> Any:
     specs, one = _specs_for(book, p)
     out = [views.mark_json(book, s) for s in specs]
@@ -357,6 +369,7 @@ ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("GET", "/fapi/v1/ticker/price"): (get_ticker_price, False),
     ("GET", "/fapi/v2/ticker/price"): (get_ticker_price, False),
     ("GET", "/fapi/v1/premiumIndex"): (get_premium_index, False),
+    ("GET", "/fapi/v1/fundingRate"): (get_funding_rate, False),
     ("POST", "/fapi/v1/order"): (post_order, True),
     ("DELETE", "/fapi/v1/order"): (delete_order, True),
     ("GET", "/fapi/v1/order"): (get_order, True),

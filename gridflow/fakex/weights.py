@@ -31,6 +31,7 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int | None]] = {
     ("GET", "/fapi/v1/ticker/price"): (1, 2),
     ("GET", "/fapi/v2/ticker/price"): (1, 2),
     ("GET", "/fapi/v1/premiumIndex"): (1, 10),
+    ("GET", "/fapi/v1/fundingRate"): (1, None),  # shares a 500/5min/IP limit on Binance
     ("POST", "/fapi/v1/order"): (1, None),
     ("DELETE", "/fapi/v1/order"): (1, None),
     ("GET", "/fapi/v1/order"): (1, None),

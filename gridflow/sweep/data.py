@@ -11,6 +11,7 @@ from gridflow.chunks import CandleChunk
 from gridflow.config.candles import CandleRules
 from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
 from gridflow.data.funding import funding_per_candle, read_funding
+from gridflow.data.store import is_series_dir, read_manifest
 from gridflow.operators.validation import NO_TS, validate_chunk
 from gridflow.timeframes import is_hour_mark, timeframe_to_ms, utc_day
 
@@ -104,7 +105,10 @@ class SweepData:
             A missing or unreadable file, or no valid candle.
         """
         p = Path(path)
-        if not p.is_file():
+        if is_series_dir(p):  # a series of the market-data store
+            m = read_manifest(p)
+            symbol, timeframe = symbol or m.symbol, timeframe or m.timeframe
+        elif not p.is_file():
             raise FileNotFoundError(f"candle file not found: {p}")
         if symbol is None or timeframe is None:
             _, s, tf = parse_candle_file_name(p.name)
