@@ -9,6 +9,9 @@ reading the gzip files to the committed journal rows in a fresh SQLite file:
 * ``plain_loop``: a ``for`` loop calling the same source partitions, validation,
   indicator bank, account engine and journal writer, chunk by chunk.
 * ``plain_loop_no_journal``: the same loop without the journal writes (information).
+* ``*_store``: the same, reading the candles from the market-data store
+  (:mod:`gridflow.data.store`, the files imported into a temporary one) instead of the
+  gzip files; ``load_*``: the reading alone (CSV parse vs Parquet memory map).
 
 Each figure is the median of ``--repeat`` runs measured in this one process after a
 warm-up run (numba kernels compiled and cached). Prints a table and writes JSON to
@@ -35,7 +38,7 @@ SHARED = HERE.parent.parent / "shared" / "data" / "candles"
 DEFAULT_FILES = [SHARED / "binance_BTC_USDT_1m.csv.gz", SHARED / "binance_ETH_USDT_1m.csv.gz"]
 
 
-def make_config(files: list[Path], db_url: str, chunk_size: int):
+def make_config(files: list, db_url: str, chunk_size: int):
     from gridflow.config import load_config
     from gridflow.config.models import AccountConfig, DataFile, GridAtrParams
 
@@ -49,7 +52,7 @@ def make_config(files: list[Path], db_url: str, chunk_size: int):
     return load_config(
         None,
         db_url=db_url,
-        data=tuple(DataFile(path=str(f)) for f in files),
+        data=tuple(DataFile(path=str(f)) for f in files),  # files or store specs
         accounts=(acct,),
         chunk_size=chunk_size,
         start_ms=None,
@@ -123,6 +126,35 @@ def run_plain(files: list[Path], chunk_size: int, journal: bool) -> tuple[float,
     return elapsed, candles
 
 
+def import_to_store(files: list[Path], root: Path) -> list[str]:
+    """The files imported into a store at ``root``; their specs."""
+    from gridflow.data.store import CandleStore
+    from gridflow.ops.market_data import import_candle_file
+
+    store = CandleStore(root)
+    return [import_candle_file(store, f, "binance")["series"] for f in files]
+
+
+def load_times(files: list[Path], specs: list[str], repeat: int) -> dict[str, float]:
+    """Median seconds to read all ``files`` (CSV) and all ``specs`` (store)."""
+    from gridflow.data.candle_files import read_candle_file
+    from gridflow.data.store import CandleStore
+    from gridflow.series_spec import parse_spec
+
+    store = CandleStore()
+    out: dict[str, list[float]] = {"load_csv": [], "load_store": []}
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for f in files:
+            read_candle_file(f)
+        out["load_csv"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for sp in specs:
+            store.read(parse_spec(sp))
+        out["load_store"].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", type=Path, default=DEFAULT_FILES)
@@ -135,21 +167,37 @@ def main() -> None:
         if not f.exists():
             raise SystemExit(f"missing candle file {f} (expected ../shared beside the repo)")
 
+    import os
+
+    store_dir = tempfile.TemporaryDirectory()
+    os.environ["GRIDFLOW_STORE"] = store_dir.name
+    specs = import_to_store(files, Path(store_dir.name))
+
     # warm-up: compile / load the numba kernels, page in the files
     _, rep = run_bytewax(files, args.chunk_size, 1)
     n = rep["candles"]
     _, n_plain = run_plain(files, args.chunk_size, True)
     assert n_plain == n, (n_plain, n)
+    _, rep_store = run_bytewax(specs, args.chunk_size, 1)
+    assert rep_store["candles"] == n and rep_store["fills"] == rep["fills"], "store != files"
 
     times: dict[str, list[float]] = {"bytewax_w1": [], "bytewax_w2": [], "plain_loop": [],
-                                     "plain_loop_no_journal": []}
+                                     "plain_loop_no_journal": [], "bytewax_w1_store": [],
+                                     "plain_loop_store": [], "plain_loop_no_journal_store": []}
     for _ in range(args.repeat):  # interleaved, so drift hits every variant alike
         times["bytewax_w1"].append(run_bytewax(files, args.chunk_size, 1)[0])
+        times["bytewax_w1_store"].append(run_bytewax(specs, args.chunk_size, 1)[0])
         times["plain_loop"].append(run_plain(files, args.chunk_size, True)[0])
+        times["plain_loop_store"].append(run_plain(specs, args.chunk_size, True)[0])
         times["plain_loop_no_journal"].append(run_plain(files, args.chunk_size, False)[0])
+        times["plain_loop_no_journal_store"].append(run_plain(specs, args.chunk_size, False)[0])
         times["bytewax_w2"].append(run_bytewax(files, args.chunk_size, 2)[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     rate = {k: n / v for k, v in med.items()}
+    loads = load_times(files, specs, max(args.repeat, 5))
+    med.update(loads)
+    rate.update({k: n / v for k, v in loads.items()})
+    store_dir.cleanup()
     result = {
         "benchmark": "replay_throughput",
         "files": [f.name for f in files],
@@ -162,6 +210,8 @@ def main() -> None:
         "median_seconds": med,
         "candles_per_s": rate,
         "ratio_bytewax_w1_to_plain_loop": rate["bytewax_w1"] / rate["plain_loop"],
+        "ratio_store_to_csv_end_to_end": rate["bytewax_w1_store"] / rate["bytewax_w1"],
+        "journal_share_store": 1 - med["plain_loop_no_journal_store"] / med["plain_loop_store"],
         "target_candles_per_s": 200_000,
         "target_ratio": 0.6,
         "python": platform.python_version(),
@@ -172,6 +222,9 @@ def main() -> None:
     for k in times:
         print(f"  {k:<24} {med[k]:7.3f} s  {rate[k]:>12,.0f} candles/s")
     print(f"  bytewax (1 worker) / plain loop = {result['ratio_bytewax_w1_to_plain_loop']:.2f}")
+    print(f"  store / CSV end to end (bytewax, 1 worker) = "
+          f"{result['ratio_store_to_csv_end_to_end']:.2f}; journal share of the store loop = "
+          f"{result['journal_share_store']:.1%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({**result, "environment": AT_START}, indent=2))
     print(json.dumps(result))

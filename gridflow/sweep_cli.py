@@ -31,6 +31,8 @@ WFO_REPORT_KEYS = ("grade", "grade_reasons", "oos_sharpe", "consistency", "oos_i
                    "dsr", "mc_pvalue", "stability", "regimes", "oos_total_return",
                    "oos_net_pnl", "oos_net_pnl_windows", "oos_max_drawdown", "oos_trades",
                    "n_windows", "n_combos")
+TRANSFER_KEYS = ("transfer_venue", "transfer_sharpe_research", "transfer_sharpe_live",
+                 "transfer_ratio", "transfer_trades_research", "transfer_trades_live")
 WFO_NOTE = ("oos_sharpe, oos_total_return, oos_net_pnl, oos_max_drawdown: the stitched OOS "
             "curve (compounded from the capital); oos_net_pnl_windows: the windows' net PnL "
             "summed, each from the capital. Per window, a phase's Sharpe and net PnL come from "
@@ -118,6 +120,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--step-days", type=int, help="window step days (default oos)")
             p.add_argument("--metric", choices=OBJECTIVES,
                            help="in-sample selection objective (default score)")
+            p.add_argument("--transfer", action="append", type=_assignment, default=[],
+                           metavar="SYMBOL=SOURCE",
+                           help="the symbol's candles on the venue that will trade it (file "
+                                "or exchange:symbol@tf): the chosen parameters replayed there")
+            p.add_argument("--transfer-days", type=int,
+                           help="days of that replay (default --oos-days)")
 
 
 def _data_files(args: argparse.Namespace) -> list[dict[str, str]] | None:
@@ -161,9 +169,11 @@ def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         doc.pop("wfo", None)  # a [wfo] table is for `gridflow wfo`
     else:
         wfo = dict(doc.get("wfo") or {})
-        for flag in ("is_days", "oos_days", "step_days", "metric"):
+        for flag in ("is_days", "oos_days", "step_days", "metric", "transfer_days"):
             if getattr(args, flag) is not None:
                 wfo[flag] = getattr(args, flag)
+        if args.transfer:
+            wfo["transfer"] = {**wfo.get("transfer", {}), **{k: v for k, v in args.transfer}}
         doc["wfo"] = wfo
     if not doc.get("strategy"):
         raise ValueError("give --strategy (or strategy in --config)")
@@ -437,8 +447,9 @@ def cmd_wfo(args: argparse.Namespace) -> int:
     print(WFO_NOTE)
     for sym, rep in reports.items():
         print(f"\n== {sym}: grade {rep['grade']}")
-        width = max(len(k) for k in WFO_REPORT_KEYS)
-        for k in WFO_REPORT_KEYS[2:]:
+        keys = [*WFO_REPORT_KEYS[2:], *(k for k in TRANSFER_KEYS if k in rep)]
+        width = max(len(k) for k in keys)
+        for k in keys:
             print(f"{k:<{width}}  {_fmt(rep.get(k))}")
         for reason in rep.get("grade_reasons") or ():
             print(f"  - {reason}")

@@ -81,6 +81,19 @@ def symbol_data(spec: SweepSpec, symbol: str) -> SweepData:
         return slot["data"]
 
 
+def transfer_data(spec: SweepSpec, symbol: str) -> SweepData | None:
+    """The candles of ``symbol`` on its live venue (``spec.wfo.transfer``: a file or a
+    store spec), validated like the research data, with the same funding; None when
+    none is given."""
+    from gridflow.data.candle_files import resolve_data_files
+
+    source = spec.wfo.transfer.get(symbol) if spec.wfo is not None else None
+    if not source:
+        return None
+    ((path, _, tf),) = resolve_data_files([source])
+    return SweepData.from_file(path, symbol, tf, spec.funding_file(symbol))
+
+
 def first_candle(spec: SweepSpec, data: SweepData) -> int:
     """Index of the first candle read (indicator warm-up start): 0 without
     ``warmup_ms``, else the first candle at or after ``start_ms - warmup_ms``."""
@@ -251,7 +264,9 @@ def collect_windows(spec: SweepSpec, state: dict[int, Any] | None, item: dict[st
     if len(state) < len(wfo_windows(spec, symbol)):
         return state, out
     wfo = assemble(symbol_data(spec, symbol), spec.wfo, list(state.values()), spec.account,
-                   spec.strategy, spec.grid()[1], spec.invalid_combos)
+                   spec.strategy, spec.grid()[1], spec.invalid_combos,
+                   live=transfer_data(spec, symbol), fees=spec.fees,
+                   market=spec.market(symbol), base=spec.base)
     keep = set(WfoWindowRow.model_fields) - {"sweep_id", "symbol"}
     wins = [{k: v for k, v in w.items() if k in keep} for w in wfo.windows]
     out.append({"symbol": symbol, "chunk": -1, "rows": [],

@@ -60,6 +60,13 @@ class WfoConfig(BaseModel):
         Block-bootstrap resamples and seed of the OOS p-value.
     metric : str
         Selection objective, one of :data:`OBJECTIVES` (maximised; NaN is worst).
+    transfer : dict[str, str]
+        Symbol -> the same symbol's candles on the venue that will trade it (a candle
+        file or a market-data store spec ``exchange:symbol@timeframe``): the chosen
+        parameters are replayed on its last ``transfer_days`` and on the research data's
+        same days, and the grade counts the transfer (:mod:`gridflow.wfo.transfer`).
+    transfer_days : int or None
+        Length of that window, days; default ``oos_days``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -74,6 +81,8 @@ class WfoConfig(BaseModel):
     n_boot: int = Field(2000, ge=1)
     seed: int = 0
     metric: Objective = "score"
+    transfer: dict[str, str] = Field(default_factory=dict)
+    transfer_days: int | None = Field(None, ge=1)
 
     @field_validator("start_ms", "end_ms", mode="before")
     @classmethod

@@ -14,7 +14,12 @@ Grade rules (``GRADE_RULES``); a NaN input fails its rule:
  7   ``oos_sharpe``        >= 1.0    annualised Sharpe of the stitched OOS equity
 ===  ====================  ========  ================================================
 
-Letter from the number of passed rules: A = 7, B = 6, C = 5, D = 3–4, F = 0–2.
+When the walk-forward measured the cross-venue transfer (:mod:`gridflow.wfo.transfer`)
+an eighth rule counts (:data:`TRANSFER_RULE`): ``transfer_ratio`` (live-venue Sharpe /
+research-venue Sharpe of the chosen parameters over the live venue's recent window)
+>= 0.5, the roadmap's transfer bar (house rule).
+
+Letter from the number of failed rules: A = none, B = 1, C = 2, D = 3–4, F = 5 or more.
 Hard fails (``HARD_FAILS``) force F whatever the count: ``oos_sharpe <= 0`` and
 ``oos_trades < 10`` (a NaN counts as failing). The thresholds follow the usual
 conventions: DSR 0.95 and p 0.05 are the 5 % significance level of Bailey & López de
@@ -79,8 +84,12 @@ HARD_FAILS = (
 )
 """Checks whose failure forces grade F (``op`` here states the *passing* condition)."""
 
-LETTERS = {7: "A", 6: "B", 5: "C", 4: "D", 3: "D"}
-"""Letter by number of passed rules; anything not listed is F."""
+TRANSFER_RULE = GradeRule(8, "transfer_ratio", ">=", 0.5,
+                          "live-venue Sharpe / research-venue Sharpe")
+"""Counted only when the report holds ``transfer_ratio``."""
+
+LETTERS = {0: "A", 1: "B", 2: "C", 3: "D", 4: "D"}
+"""Letter by number of failed rules; anything not listed is F."""
 
 REPORT_KEYS = tuple(r.key for r in GRADE_RULES) + ("oos_trades",)
 
@@ -94,7 +103,7 @@ def grade(report: dict) -> tuple[str, list[str]]:
         Must hold the floats ``dsr``, ``mc_pvalue``, ``consistency`` (fractions 0..1),
         ``oos_is_ratio``, ``stability`` (fraction 0..1), ``oos_max_drawdown``
         (fraction), ``oos_sharpe`` (annualised) and ``oos_trades`` (count). Extra keys
-        are ignored.
+        are ignored; ``transfer_ratio``, when present, is rule 8.
 
     Returns
     -------
@@ -109,7 +118,8 @@ def grade(report: dict) -> tuple[str, list[str]]:
         raise ValueError(f"report is missing {missing}")
     reasons: list[str] = []
     passed = 0
-    for rule in GRADE_RULES:
+    rules = GRADE_RULES + ((TRANSFER_RULE,) if "transfer_ratio" in report else ())
+    for rule in rules:
         value = float(report[rule.key])
         if rule.passes(value):
             passed += 1
@@ -127,9 +137,11 @@ def grade(report: dict) -> tuple[str, list[str]]:
                 f"hard fail ({rule.meaning}): {rule.key} = {value:.4g}, "
                 f"needs {rule.op} {rule.threshold:g}"
             )
-    letter = "F" if hard else LETTERS.get(passed, "F")
-    if passed < 3:
-        reasons.append(f"only {passed} of {len(GRADE_RULES)} rules passed (F below 3)")
+    failed = len(rules) - passed
+    letter = "F" if hard else LETTERS.get(failed, "F")
+    if failed > max(LETTERS):
+        reasons.append(f"only {passed} of {len(rules)} rules passed "
+                       f"(F below {len(rules) - max(LETTERS)})")
     return letter, reasons
 
 

@@ -277,7 +277,8 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
                     space: dict[str, Sequence[Any]], cfg: WfoConfig | None = None,
                     fees: FeesConfig | None = None, market: MarketSpec | None = None,
                     base: dict[str, Any] | None = None,
-                    progress: Progress | None = None) -> WfoResult:
+                    progress: Progress | None = None,
+                    live: SweepData | None = None) -> WfoResult:
     """Walk-forward optimisation of ``strategy`` over the grid ``space``.
 
     Per window: an IS sweep of every combination (:func:`run_sweep`, each a fresh account
@@ -310,6 +311,9 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
     progress : callable(done_steps, total_steps), optional
         Called after each sweep; steps are candles x combinations. ``total_steps`` is
         planned with every possible neighbour and shrinks when some are skipped.
+    live : SweepData, optional
+        The symbol on the venue that will trade it: the cross-venue transfer is
+        measured and graded (see :func:`assemble`).
 
     Returns
     -------
@@ -358,12 +362,15 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
 
     results = [run_window(data, account, strategy, space, cfg, w, combos, params, table, fees,
                           market, base, tick=tick) for w in wins]
-    return assemble(data, cfg, results, account, strategy, params, invalid, started=wall)
+    return assemble(data, cfg, results, account, strategy, params, invalid, started=wall,
+                    live=live, fees=fees, market=market, base=base)
 
 
 def assemble(data: SweepData, cfg: WfoConfig | None, results: list[WindowResult],
              account: AccountConfig, strategy: str, params: list[dict], invalid: int = 0,
-             started: float | None = None) -> WfoResult:
+             started: float | None = None, *, live: SweepData | None = None,
+             fees: FeesConfig | None = None, market: MarketSpec | None = None,
+             base: dict[str, Any] | None = None) -> WfoResult:
     """The :class:`WfoResult` of a run from its windows (:func:`run_window`, run here or
     anywhere else): the stitched OOS curve, the report and its grade, exactly as
     :func:`run_walkforward`.
@@ -385,6 +392,11 @@ def assemble(data: SweepData, cfg: WfoConfig | None, results: list[WindowResult]
     started : float, optional
         ``time.perf_counter()`` at the start of the run: ``wall_seconds`` is measured from
         it; without it, the windows' wall seconds summed plus this assembly's.
+    live : SweepData, optional
+        The symbol on the venue that will trade it (``cfg.transfer``): the last window's
+        parameters (with ``base``, ``fees``, ``market``) are replayed on its last
+        ``cfg.transfer_days`` (default ``oos_days``) and the report gets the
+        :func:`~gridflow.wfo.transfer.transfer_report` figures, graded.
 
     Raises
     ------
@@ -415,6 +427,13 @@ def assemble(data: SweepData, cfg: WfoConfig | None, results: list[WindowResult]
         "symbol": data.symbol, "timeframe": data.timeframe, "strategy": strategy,
         "config": cfg.model_dump(mode="json"),
     })
+    if live is not None:
+        from gridflow.wfo.transfer import transfer_report
+
+        report.update(transfer_report(
+            data, live, account, strategy, win_rows[-1]["params"],
+            cfg.transfer_days or cfg.oos_days, cfg.transfer.get(data.symbol, live.symbol),
+            fees, market, base))
     report["grade"], report["grade_reasons"] = grade(report)
     return WfoResult(report, win_rows, [row for r in results for row in r.rows],
                      [dict(p) for p in params], (stitched_ts, equity.astype(np.float64)))

@@ -173,3 +173,18 @@ def test_window_score_array_matches_scalars(n, data):
     # broadcasting a scalar against the arrays
     assert window_score(0.1, 0.2, trades, 1.5).tolist() == [
         window_score(0.1, 0.2, int(c), 1.5) for c in trades]
+
+
+def test_the_transfer_rule_counts_only_when_measured():
+    from gridflow.wfo.grade import TRANSFER_RULE
+
+    assert (TRANSFER_RULE.number, TRANSFER_RULE.key, TRANSFER_RULE.op,
+            TRANSFER_RULE.threshold) == (8, "transfer_ratio", ">=", 0.5)
+    assert grade(report())[0] == "A"
+    assert grade(report(transfer_ratio=0.9))[0] == "A"
+    letter, reasons = grade(report(transfer_ratio=0.2))
+    assert letter == "B" and reasons[0].startswith("rule 8 ")
+    assert grade(report(transfer_ratio=math.nan))[0] == "B"  # research Sharpe <= 0
+    # eight rules: F once five fail
+    assert grade(failing("stability", "dsr", "mc_pvalue", "consistency") | {
+        "transfer_ratio": 0.1})[0] == "F"
