@@ -323,6 +323,14 @@ class GridflowConfig(BaseSettings):
         raw = self.apprise_urls.get_secret_value().replace(",", " ").split()
         return [SecretStr(u) for u in raw]
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_paths(cls, v: object) -> object:
+        """A plain string entry is a path (or a store spec ``exchange:symbol@tf``)."""
+        if isinstance(v, (list, tuple)):
+            return tuple({"path": x} if isinstance(x, str) else x for x in v)
+        return v
+
     @field_validator("start_ms", "end_ms", mode="before")
     @classmethod
     def _date(cls, v: object) -> object:

@@ -183,3 +183,40 @@ def test_app_assembles_outside_a_server(crash_db: str) -> None:
 
 
 # ---- browser -----------------------------------------------------------------------------
+
+
+def test_backtest_reads_the_market_data_store_when_chosen(tmp_path: Path, monkeypatch) -> None:
+    """The Backtest page's "Candles" source: an exchange of the store lists its symbols,
+    and the replay it launches reads the store's series (exchange:symbol@timeframe),
+    charted like a file."""
+    import time
+
+    from gridflow.data import bundled_candle_files
+    from gridflow.data.store import CandleStore
+    from gridflow.ops.market_data import import_candle_file
+
+    monkeypatch.setenv("GRIDFLOW_STORE", str(tmp_path / "store"))
+    store = CandleStore()
+    for f in bundled_candle_files():
+        if f.name.split("_")[1] in ("BTC", "ETH"):
+            import_candle_file(store, f, "binance")
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    state = ControlState(db_url=db, user="alice")
+    bt = state.backtest
+    assert bt.param.source.objects == ["bundled files", "binance"]
+    bt.source = "binance"
+    assert bt.param.symbols.objects == ["BTC/USDT", "ETH/USDT"]
+    assert bt.symbols == ["BTC/USDT", "ETH/USDT"]  # the preset's, where the store has them
+    assert [f.path for f in bt.data(["BTC/USDT"])] == ["binance:BTC/USDT@1h"]
+    bt.symbols = ["BTC/USDT"]
+    job = state.launch_backtest()
+    deadline = time.monotonic() + 120
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.done and job.process.returncode == 0, job.errors()
+    bt.poll()  # the results: metrics, equity and the chart from the store's candles
+    assert bt.status == "done" and bt.report["trades"] >= 1
+    assert [d["path"] for d in bt._config["data"]] == ["binance:BTC/USDT@1h"]
+    assert bt.chart_symbol == "BTC/USDT" and bt.chart is not None and not bt.chart_error
+    bt.source = "bundled files"
+    assert bt.param.symbols.objects == bundled_symbols()

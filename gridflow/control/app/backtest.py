@@ -66,8 +66,19 @@ def candle_sources(cfg: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
     from the file name when unset (None if the name does not say)."""
     from gridflow.data.candle_files import parse_candle_file_name
 
+    from gridflow.data.store import CandleStore
+    from gridflow.series_spec import is_spec, parse_spec
+
     out = {}
     for f in cfg.get("data", []):
+        if is_spec(f.get("path")):  # a series of the market-data store: its directory
+            try:
+                key = parse_spec(f["path"])
+            except ValueError:
+                continue
+            out[f.get("symbol") or key.symbol] = (str(CandleStore().series_dir(key)),
+                                                  f.get("timeframe") or key.timeframe)
+            continue
         try:
             parsed = parse_candle_file_name(f["path"])
         except (KeyError, ValueError):
@@ -91,11 +102,34 @@ def account_of(cfg: dict[str, Any], symbol: str) -> AccountConfig | None:
     return None
 
 
+BUNDLED = "bundled files"
+
+
+def store_series() -> dict[str, dict[str, list[str]]]:
+    """Exchange -> symbol -> timeframes of the market-data store's candle series
+    (``$GRIDFLOW_STORE``); empty when there is none."""
+    from gridflow.data.store import CandleStore
+    from gridflow.series_spec import FUNDING
+
+    out: dict[str, dict[str, list[str]]] = {}
+    try:
+        keys = CandleStore().keys()
+    except (OSError, ValueError):  # no store, or a manifest that does not read
+        return out
+    for k in keys:
+        if k.timeframe != FUNDING:
+            out.setdefault(k.exchange, {}).setdefault(k.symbol, []).append(k.timeframe)
+    return out
+
+
 class BacktestState(param.Parameterized):
-    """Preset, symbols, strategy parameters, window, the running replay and the
-    finished run's results."""
+    """Preset, data source, symbols, strategy parameters, window, the running replay
+    and the finished run's results."""
 
     preset = param.Selector(default="default", objects=list(presets()))
+    source = param.Selector(default=BUNDLED, objects=[BUNDLED],
+                            doc="Where the candles come from: the bundled files, or an "
+                            "exchange of the market-data store (gridflow data download).")
     symbols = param.ListSelector(default=[], objects=bundled_symbols(),
                                  doc="Symbols to trade; the preset's by default.")
     strategy_forms = param.List(default=[], doc="Per strategy of the preset's account: "
@@ -125,7 +159,43 @@ class BacktestState(param.Parameterized):
         self._data: tuple[DataFile, ...] = ()
         self.values: list[dict[str, Any]] = []
         self._charted: tuple[str, str | None] = ("", None)
+        self._series = store_series()
+        self.param.source.objects = [BUNDLED, *sorted(self._series)]
         self._load_preset()
+
+    @param.depends("source", watch=True)
+    def _source_symbols(self) -> None:
+        """The symbols the chosen source has; the chosen ones it lacks are dropped."""
+        known = (bundled_symbols() if self.source == BUNDLED
+                 else sorted(self._series.get(self.source, {})))
+        self.param.symbols.objects = known
+        self.symbols = [s for s in self.symbols if s in known]
+
+    def data(self, symbols: list[str] | tuple[str, ...]) -> tuple[DataFile, ...]:
+        """The candle sources of ``symbols``: the preset's files, or the store's series
+        of the chosen exchange (at the preset's timeframe of the symbol when the store
+        has it, else the first it has)."""
+        if self.source == BUNDLED:
+            return data_for(self._data, symbols)
+        from gridflow.data.candle_files import parse_candle_file_name
+        from gridflow.series_spec import SeriesKey
+
+        preset_tf = {}
+        for f in self._data:
+            try:
+                preset_tf[f.symbol or parse_candle_file_name(f.path)[1]] = (
+                    f.timeframe or parse_candle_file_name(f.path)[2])
+            except ValueError:
+                continue
+        have = self._series.get(self.source, {})
+        out = []
+        for sym in symbols:
+            tfs = have.get(sym, [])
+            if not tfs:
+                raise InvalidParams(f"{sym}: not in the store for {self.source}")
+            tf = preset_tf.get(sym) if preset_tf.get(sym) in tfs else tfs[0]
+            out.append(DataFile(path=SeriesKey(self.source, sym, tf).spec))
+        return tuple(out)
 
     @param.depends("preset", watch=True)
     def _load_preset(self) -> None:
@@ -188,7 +258,7 @@ class BacktestState(param.Parameterized):
         account = self.account()
         try:
             job = self.client.launch_replay(presets()[self.preset], accounts=(account,),
-                                            data=data_for(self._data, account.symbols),
+                                            data=self.data(account.symbols),
                                             start_ms=date_to_ms(self.start_date),
                                             end_ms=date_to_ms(self.end_date))
         except Exception as exc:

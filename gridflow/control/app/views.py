@@ -289,6 +289,8 @@ def backtest_page(state: ControlState) -> pn.viewable.Viewable:
     return pn.Column(
         controls(pn.widgets.Select.from_param(bt.param.preset, name="Preset", width=200,
                                               css_classes=["gf-preset"]),
+                 pn.widgets.Select.from_param(bt.param.source, name="Candles", width=160,
+                                              css_classes=["gf-source"]),
                  pn.widgets.DatePicker.from_param(bt.param.start_date, name="Start (UTC)",
                                                   width=150, css_classes=["gf-start"]),
                  pn.widgets.DatePicker.from_param(bt.param.end_date, name="End (UTC)",
