@@ -30,6 +30,11 @@ from gridflow.dataflows.steps import (
 from gridflow.logs import setup_for
 
 
+JOURNAL_GATHER_S = 0.2
+"""A replay commits its journal rows at most every 0.2 s (or 50,000 records): a 1m replay
+makes an engine batch every few milliseconds and SQLite's commit costs about one."""
+
+
 def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -> Dataflow:
     """The replay dataflow of a resolved :class:`RunPlan`.
 
@@ -51,7 +56,7 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
                                            commands=inputs["commands"])
     if progress is not None:
         op.inspect("progress", records, ProgressTap(progress))
-    journal_and_alerts(plan, records, side_journal)
+    journal_and_alerts(plan, records, side_journal, gather_s=JOURNAL_GATHER_S)
     return flow
 
 
@@ -98,17 +103,20 @@ def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, command
     return records, [refused, cmd_bad]
 
 
-def journal_and_alerts(plan: RunPlan, records, side_journal, background: bool = False) -> None:
+def journal_and_alerts(plan: RunPlan, records, side_journal, background: bool = False,
+                       gather_s: float = 0.0) -> None:
     """Write every batch to the journal (one writer; committed on a thread of its own
-    with ``background``, see :class:`~gridflow.dataflows.sinks.JournalSink`) and send its
-    alerts (Apprise, per-kind cooldown in event time) when URLs are configured."""
+    with ``background``, batches gathered for ``gather_s`` seconds into a transaction,
+    see :class:`~gridflow.dataflows.sinks.JournalSink`) and send its alerts (Apprise,
+    per-kind cooldown in event time) when URLs are configured."""
     cfg = plan.cfg
     journal = op.merge("journal", *side_journal, op.key_rm("records", records))
     # JournalBatch
     op.output(
         "journal_out",
         op.key_on("key_journal", journal, lambda _b: "journal"),
-        JournalSink(cfg.db_url, plan.run_id, run_row=plan.run_row(), background=background),
+        JournalSink(cfg.db_url, plan.run_id, run_row=plan.run_row(), background=background,
+                    gather_s=gather_s),
     )
     # ("journal", JournalBatch) -> one writer
     urls = cfg.apprise_url_list()
