@@ -391,12 +391,15 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
         The run's id when ``cfg.run_id`` is empty (the default id of the plan).
     background : bool
         ``write_batch`` returns once the batch's write-ahead rows are committed and its
-        intents queued on the lanes (the live flow): the dataflow goes on deciding
-        while requests run, so a fill's take profit and stop wait only for their own
-        lane's requests, not for a whole earlier batch; each epoch's ``snapshot`` waits
-        until every queued intent was sent and journaled, and an exception on a lane
-        is raised on the worker at the next batch or snapshot. Without it
-        ``write_batch`` waits for its batch.
+        intents queued on the lanes: the dataflow goes on deciding while requests run,
+        so a fill's take profit and stop wait only for their own lane's requests, not
+        for a whole earlier batch; each epoch's ``snapshot`` waits until every queued
+        intent was sent and journaled, and an exception on a lane is raised on the
+        worker at the next batch or snapshot. Without it (the live flow's choice)
+        ``write_batch`` waits for its batch: measured on a 2-core machine against the
+        local exchange, the worker deciding while the lanes send made every request
+        wait for the GIL (candle close -> entry p50 36 -> 64 ms, fill -> protection
+        41 -> 93 ms) and the fill tail did not shrink.
 
     Notes
     -----
