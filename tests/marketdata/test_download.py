@@ -123,3 +123,30 @@ def test_missing_runs_cuts_the_grid_around_what_is_held_and_known():
     known = np.array([8], np.int64) * 10
     assert missing_runs(have, known, 0, 100, 10) == [(30, 50), (70, 80), (90, 100)]
     assert missing_runs(have, known, 50, 50, 10) == []
+
+
+def test_the_command_downloads_lists_and_checks(tmp_path, capsys):
+    import json
+
+    from gridflow.cli import main
+
+    fx = FakeExchange({"BTC/USDT": load_bundled(["BTC/USDT"])["BTC/USDT"]}, timeframe="1h",
+                      start_ms=NOW, clock="manual")
+    fx.start()
+    try:
+        urls = [f"{k}={v}" for k, v in fx.ccxt_urls().items()]
+        argv = ["data", "download", "--exchange", "binanceusdm", "--symbols", "BTC/USDT:USDT",
+                "--since", "2023-12-01", "--store", str(tmp_path), "--json",
+                *(a for u in urls for a in ("--api-url", u))]
+        assert main(argv) == 0
+        (rep,) = json.loads(capsys.readouterr().out)
+        assert rep["series"] == "binanceusdm:BTC/USDT:USDT@1h" and rep["added"] == 31 * 24
+        assert main(argv) == 0  # nothing new
+        assert json.loads(capsys.readouterr().out)[0]["requests"] == 0
+    finally:
+        fx.stop()
+    assert main(["data", "list", "--store", str(tmp_path), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["rows"] == 31 * 24 and row["first"] == "2023-12-01T00:00:00Z"
+    assert main(["data", "check", "--store", str(tmp_path), row["series"]]) == 0
+    assert "ok=True" in capsys.readouterr().out
