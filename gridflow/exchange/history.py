@@ -34,6 +34,7 @@ from gridflow.chunks import CandleChunk
 from gridflow.config.candles import CandleRules
 from gridflow.config.live import RetryConfig
 from gridflow.data.store import CandleStore, Gap, Provenance, SeriesKey
+from gridflow.event_kinds import EventKind
 from gridflow.exchange.retry import error_text, retry_call
 from gridflow.operators.validation import NO_TS, validate_chunk
 from gridflow.series_spec import FUNDING
@@ -144,7 +145,7 @@ def validate_new_rows(store_cols: dict[str, np.ndarray], new: dict[str, np.ndarr
     pos = order[is_new] - n_old
     keep[pos] = np.fromiter((t in ok_ts for t in cols["ts"][is_new].tolist()), bool,
                             count=int(is_new.sum()))
-    refused = Counter(str(e.reason) for e in events if e.kind == "candle_rejected"
+    refused = Counter(str(e.reason) for e in events if e.kind == EventKind.CANDLE_REJECTED
                       and 0 <= int(e.seq) < cols["ts"].size and is_new[int(e.seq)])
     return keep, refused
 
