@@ -197,7 +197,8 @@ def download_candles(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
     report = DownloadReport(key.spec)
     m = store.manifest(key)
     known = m.known_missing() if m is not None else np.empty(0, np.int64)
-    stored = store.read(key)["ts"] if m is not None else np.empty(0, np.int64)
+    held = store.read(key) if m is not None else None  # read once: gaps, then validation
+    stored = held["ts"] if held is not None else np.empty(0, np.int64)
     runs = missing_runs(stored, known, start, end, step)
     report.wanted = sum((b - a) // step for a, b in runs)
     rows: list[list] = []
@@ -217,7 +218,7 @@ def download_candles(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
         arr, ts = arr[first], ts[first]
         new = {"ts": ts, "open": arr[:, 1], "high": arr[:, 2], "low": arr[:, 3],
                "close": arr[:, 4], "volume": arr[:, 5]}
-        old = store.read(key) if m is not None else {k: v[:0] for k, v in new.items()}
+        old = held if held is not None else {k: v[:0] for k, v in new.items()}
         keep, refused = validate_new_rows(old, new, key, rules)
         report.refused = dict(refused)
         good = {k: v[keep] for k, v in new.items()}

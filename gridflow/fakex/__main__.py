@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import threading
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -25,17 +24,8 @@ from gridflow.data import bundled_candle_files
 from gridflow.data.candle_files import read_candle_file, resolve_data_files
 from gridflow.data.funding import bundled_funding_files, read_funding
 from gridflow.fakex.server import FakeExchange
+from gridflow.isotime import parse_time_ms
 from gridflow.timeframes import timeframe_to_ms
-
-
-def _parse_start(s: str) -> int:
-    """``"2024-01-01"``, an ISO time (UTC unless it says otherwise) or integer ms."""
-    if s.isdigit():
-        return int(s)
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
 
 
 def load_bundled(symbols: list[str], timeframe: str = "1h") -> dict[str, np.ndarray]:
@@ -75,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--funding", action="store_true",
                     help="settle the bundled funding rates of the symbols")
     args = ap.parse_args(argv)
-    start = _parse_start(args.start)
+    start = parse_time_ms(args.start)
     tf = timeframe_to_ms(args.timeframe)
     start -= start % tf
     fx = FakeExchange(load_bundled(args.symbols, args.timeframe), timeframe=args.timeframe,

@@ -171,36 +171,33 @@ def test_a_later_batch_does_not_wait_for_an_earlier_one_on_other_lanes() -> None
     assert log.index(("end", "c0")) < log.index(("start", "c4"))  # margin order kept
 
 
-def test_after_a_lane_failed_later_batches_are_refused_and_drain_raises() -> None:
-    def work(lane: int, k: int, it: OrderIntent) -> str:
-        if it.client_order_id == "c0":
-            raise OSError("journal gone")
-        return it.client_order_id
+def fail_at_c0(lane: int, k: int, it: OrderIntent) -> str:
+    """A lane's work that fails on intent ``c0`` (the journal gone)."""
+    if it.client_order_id == "c0":
+        raise OSError("journal gone")
+    return it.client_order_id
 
+
+def test_after_a_lane_failed_later_batches_are_refused_and_drain_raises() -> None:
     runner = LaneRunner(2)
     try:
         with pytest.raises(LaneError):
-            runner.submit([make(0, "BTC/USDT", "entry")], work).wait()
+            runner.submit([make(0, "BTC/USDT", "entry")], fail_at_c0).wait()
         with pytest.raises(LaneError) as err:
             runner.drain()
         assert isinstance(err.value.__cause__, OSError)
         with pytest.raises(LaneError):
-            runner.submit([make(1, "ETH/USDT", "entry")], work)
+            runner.submit([make(1, "ETH/USDT", "entry")], fail_at_c0)
     finally:
         runner.close()
 
 
 def test_a_failing_lane_releases_the_others_and_reports() -> None:
-    def work(lane: int, k: int, it: OrderIntent) -> str:
-        if it.client_order_id == "c0":
-            raise OSError("journal gone")
-        return it.client_order_id
-
     runner = LaneRunner(3)
     batch = [make(0, "BTC/USDT", "cancel"), make(1, "BTC/USDT", "entry"),
              make(2, "ETH/USDT", "entry"), make(3, "SOL/USDT", "tp")]
     with pytest.raises(LaneError) as err:
-        runner.run(batch, work)
+        runner.run(batch, fail_at_c0)
     runner.close()
     assert isinstance(err.value.__cause__, OSError)
     assert err.value.results[0] is None and err.value.results[1] is None  # BTC lane stopped
