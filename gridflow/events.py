@@ -210,6 +210,12 @@ class OrderIntent(_Frozen):
         For a place that replaces a resting order: that order's client id. The broker
         cancels it first and places only when the cancel succeeded (an order already
         filled or gone is not replaced).
+    cancel_after : str or None
+        For a place that takes over from a resting order that must stay until its
+        successor rests (a moved stop): that order's client id. The broker places this
+        one first and cancels the old one only when the place was accepted (``sent`` /
+        ``duplicate``); otherwise the old order's cancel is ``skipped`` and it keeps
+        resting. Never set together with ``cancel_first``.
     """
 
     intent_id: str
@@ -228,6 +234,19 @@ class OrderIntent(_Frozen):
     amount: float = Field(ge=0, allow_inf_nan=False)
     reduce_only: bool = False
     cancel_first: str | None = None
+    cancel_after: str | None = None
+
+    @model_validator(mode="after")
+    def _one_replacement(self) -> "OrderIntent":
+        if self.cancel_first is not None and self.cancel_after is not None:
+            raise ValueError("an intent sets cancel_first or cancel_after, not both")
+        return self
+
+    @property
+    def replaces(self) -> str | None:
+        """The client id of the order this place takes over from (``cancel_first`` or
+        ``cancel_after``), or None."""
+        return self.cancel_first if self.cancel_first is not None else self.cancel_after
 
 
 class OutcomesReplayed(_Frozen):

@@ -243,7 +243,7 @@ class BrokerWriter:
         cancel_rows: dict[int, str | None] = {}
         if intents:
             follows = {i: _sending(OrderGateway.replaced_cancel(it))
-                       for i, it in enumerate(intents) if it.cancel_first is not None}
+                       for i, it in enumerate(intents) if it.replaces is not None}
             statuses, cancel_rows = broker_begin_many(
                 self.engine, self.run_id, [_sending(it) for it in intents], follows)
             pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
@@ -297,24 +297,44 @@ class BrokerWriter:
         pre = gw.recover(intent) if status == "sending" else None
         if pre is not None and pre.status != "sending":
             # resolved by the lookup, or "failed" (lookups failed: never send blind). A
-            # replacement found on the exchange was placed after its old order's cancel,
-            # whose outcome the same crash may have lost: resolved now, not left "sending".
-            if intent.cancel_first is not None and pre.status == "sent":
-                cancel = gw.replaced_cancel(intent)
-                self._step_cancel(gw, cancel, broker_begin(
-                    self.engine, self.run_id, _sending(cancel)), done)
-            return [*done, pre]
+            # cancel_first replacement found on the exchange was placed after its old
+            # order's cancel, whose outcome the same crash may have lost: resolved now,
+            # not left "sending". A cancel_after place found on the exchange still owes
+            # its old order's cancel (sent now if it was not); one not placed, a skip.
+            if intent.replaces is not None and (pre.status == "sent"
+                                                or intent.cancel_after is not None):
+                self._follow_up(gw, intent, pre.status, broker_begin(
+                    self.engine, self.run_id, _sending(gw.replaced_cancel(intent))), done)
+            return [pre, *done] if intent.cancel_after is not None else [*done, pre]
         if intent.action == "cancel":
             out = gw.cancel(intent)
-        elif intent.cancel_first is None:
+        elif intent.replaces is None:
             out = gw.place(intent)
         else:
-            cancel = gw.replaced_cancel(intent)
             if cancel_status == _NOT_BEGUN:  # a recovered replacement: begin it now
-                cancel_status = broker_begin(self.engine, self.run_id, _sending(cancel))
-            out = gw.after_cancel(intent, self._step_cancel(gw, cancel, cancel_status, done))
+                cancel_status = broker_begin(self.engine, self.run_id,
+                                             _sending(gw.replaced_cancel(intent)))
+            if intent.cancel_after is not None:
+                out = _merge(pre, gw.place(intent))
+                self._follow_up(gw, intent, out.status, cancel_status, done)
+                return [out, *done]
+            cancel_status = self._step_cancel(gw, gw.replaced_cancel(intent), cancel_status,
+                                              done)
+            out = gw.after_cancel(intent, cancel_status)
         done.append(_merge(pre, out))
         return done
+
+    def _follow_up(self, gw: OrderGateway, intent: OrderIntent, place_status: str,
+                   cancel_status: str | None, done: list[OrderOutcome]) -> None:
+        """The old order's cancel of a replacement whose place is known (``cancel_after``:
+        carried when the place was accepted, else skipped; ``cancel_first``: the cancel
+        that came before the place, resolved), unless its row is already terminal."""
+        if cancel_status in BROKER_TERMINAL:
+            return
+        if intent.cancel_after is not None and place_status not in ("sent", "duplicate"):
+            done.append(gw.after_place(intent, place_status))
+            return
+        self._step_cancel(gw, gw.replaced_cancel(intent), cancel_status, done)
 
     @staticmethod
     def _step_cancel(gw: OrderGateway, cancel: OrderIntent, status: str | None,

@@ -126,12 +126,17 @@ class OrderGateway:
     # --- public API -------------------------------------------------------------------
 
     def execute(self, intent: OrderIntent) -> list[OrderOutcome]:
-        """Carry out one intent; returns its outcome, or ``[cancel, place]`` outcomes for
-        a ``place`` with ``cancel_first``: that order is cancelled first (see
-        :meth:`replaced_cancel`) and the place is sent only if the cancel returned
-        ``canceled``, else it is ``skipped`` (never sent)."""
+        """Carry out one intent; returns its outcome, or two outcomes for a place that
+        replaces an order: ``[cancel, place]`` for ``cancel_first`` (the place is sent
+        only if the cancel returned ``canceled``, else it is ``skipped``, see
+        :meth:`after_cancel`), ``[place, cancel]`` for ``cancel_after`` (the old order is
+        cancelled only if the place was accepted, else its cancel is ``skipped``, see
+        :meth:`after_place`)."""
         if intent.action == "cancel":
             return [self.cancel(intent)]
+        if intent.cancel_after is not None:
+            placed = self.place(intent)
+            return [placed, self.after_place(intent, placed)]
         if intent.cancel_first is None:
             return [self.place(intent)]
         cancel_out = self.cancel(self.replaced_cancel(intent))
@@ -146,22 +151,39 @@ class OrderGateway:
         return self._done(intent, "skipped", _Trace(
             error=f"replaced order {intent.cancel_first} was not canceled ({status})"))
 
+    def after_place(self, intent: OrderIntent, place_status: OrderOutcome | str) -> OrderOutcome:
+        """The cancel half of a ``cancel_after`` place once the place is known: the old
+        order is cancelled when the place was accepted (``sent`` / ``duplicate``),
+        otherwise its cancel is ``skipped`` without any request and it keeps resting."""
+        status = place_status if isinstance(place_status, str) else place_status.status
+        cancel = self.replaced_cancel(intent)
+        if status in ("sent", "duplicate"):
+            return self.cancel(cancel)
+        return self._done(cancel, "skipped", _Trace(
+            error=f"its successor {intent.client_order_id} was not placed ({status})"))
+
     @staticmethod
     def replaced_cancel(intent: OrderIntent) -> OrderIntent:
-        """The cancel intent of a replacement's old order (``intent.cancel_first``),
-        same symbol, side, type family and tag; its ``intent_id`` is
-        ``"{cancel_first}:cancel"``.
+        """The cancel intent of the order a place replaces (``intent.cancel_first`` or
+        ``intent.cancel_after``), same symbol, side, type family and tag. Its
+        ``intent_id`` is ``"{old}:cancel"`` for ``cancel_first``; for ``cancel_after``
+        it names the successor too, ``"{old}:cancel-after:{new}"`` (client ids): a
+        cancel skipped because one successor was refused does not stand in the way of
+        the next successor's.
 
         Raises
         ------
         ValueError
-            If ``intent`` has no ``cancel_first``.
+            If ``intent`` replaces no order.
         """
-        if intent.cancel_first is None:
+        old = intent.replaces
+        if old is None:
             raise ValueError(f"intent {intent.intent_id} replaces no order")
+        iid = (f"{old}:cancel" if intent.cancel_first is not None
+               else f"{old}:cancel-after:{intent.client_order_id}")
         return intent.model_copy(update={
-            "intent_id": f"{intent.cancel_first}:cancel", "action": "cancel",
-            "client_order_id": intent.cancel_first, "cancel_first": None})
+            "intent_id": iid, "action": "cancel", "client_order_id": old,
+            "cancel_first": None, "cancel_after": None})
 
     def place(self, intent: OrderIntent) -> OrderOutcome:
         """Place one order, at most once per client id.

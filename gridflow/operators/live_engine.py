@@ -70,6 +70,7 @@ from gridflow.operators.live_reconcile import (
     apply_outcome,
     reconcile_orders,
     reconcile_positions,
+    settle_strays,
 )
 from gridflow.operators.order_state import OrderState
 from gridflow.operators.strategies.base import round_to_tick
@@ -377,6 +378,8 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             if pos != 0:
                 self._market_close(s, tag, ts, out)
             return
+        if self.book.strays():
+            settle_strays(self, sym, ts, out)
         if self.book.slot(sym, "FLATTEN") or self.book.slot(sym, "FLIP") \
                 or self.book.slot(sym, "CLOSE"):
             return  # a market close is on its way
@@ -430,12 +433,14 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             if cur is not None and slot.startswith("L") and cur.filled > 0:
                 continue  # a partly filled level keeps its price
             seq = self.next_seq()
-            if slot == "SL":  # never a moment without a stop: place, then cancel the old
+            if slot == "SL":  # never a moment without a stop: the old one is cancelled
+                # only once the broker saw its successor accepted (``cancel_after``)
                 self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side,
                                 type=typ, amount=amount, ts=ts, seq=seq, price=price,
-                                stop_price=stop, reduce_only=reduce)
+                                stop_price=stop, reduce_only=reduce,
+                                cancel_after=cur.coid if cur else None)
                 if cur is not None:
-                    self.book.cancel(out, cur, ts, self.next_seq())
+                    self.book.cancel(out, cur, ts, self.next_seq(), emit=False)
                 continue
             self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side, type=typ,
                             amount=amount, ts=ts, seq=seq, price=price, stop_price=stop,

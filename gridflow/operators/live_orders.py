@@ -38,7 +38,9 @@ class Working:
     ``"done"``: fully filled; ``"gone"``: rejected, skipped, cancelled, vanished).
     ``filled`` is the base amount filled so far; ``unseen`` counts consecutive
     exchange snapshots that did not list an order once seen; ``replaces`` is the client
-    id of the order the broker cancels before placing this one (``cancel_first``).
+    id of the order the broker cancels before placing this one (``cancel_first``);
+    ``after`` the client id of the order the broker cancels once this one is accepted
+    (``cancel_after``: a moved stop).
     """
 
     coid: str
@@ -57,6 +59,7 @@ class Working:
     unseen: int = 0
     intent_reduce: bool = False
     replaces: str | None = None
+    after: str | None = None
 
     @property
     def live(self) -> bool:
@@ -113,7 +116,8 @@ class LiveBook:
     def place(self, out, *, symbol: str, strategy: str, slot: str, side: str, type: str,
               amount: float, ts: int, seq: int, price: float | None = None,
               stop_price: float | None = None, reduce_only: bool = False,
-              cancel_first: str | None = None, ref_price: float | None = None) -> Working:
+              cancel_first: str | None = None, cancel_after: str | None = None,
+              ref_price: float | None = None) -> Working:
         """Record a new order and append its intent and journal row to ``out``
         (a :class:`~gridflow.chunks.JournalBatch`). The client id hashes the slot, the
         count of orders placed in that slot so far and the decision time: unique, and
@@ -124,14 +128,15 @@ class LiveBook:
         self.placed[(symbol, slot)] = k
         coid = client_order_id(self.account, strategy, symbol, f"{slot}#{k}", ts)
         w = Working(coid, symbol, slot, side, type, price, stop_price, amount, ts, seq,
-                    strategy, intent_reduce=reduce_only, replaces=cancel_first)
+                    strategy, intent_reduce=reduce_only, replaces=cancel_first,
+                    after=cancel_after)
         self.orders[coid] = w
         self.slots[(symbol, slot)] = coid
         out.intents.append(OrderIntent(
             intent_id=f"{coid}:place", action="place", account=self.account, strategy=strategy,
             symbol=symbol, client_order_id=coid, tag=slot, ts_ms=ts, seq=seq, side=side,
             type=type, price=price, stop_price=stop_price, amount=amount,
-            reduce_only=reduce_only, cancel_first=cancel_first,
+            reduce_only=reduce_only, cancel_first=cancel_first, cancel_after=cancel_after,
         ))
         out.orders.append(OrderRequest(
             client_order_id=coid, account=self.account, strategy=strategy, symbol=symbol,
@@ -143,7 +148,7 @@ class LiveBook:
 
     def cancel(self, out, w: Working, ts: int, seq: int, emit: bool = True) -> None:
         """Mark ``w`` as being cancelled; emit a cancel intent unless a replacement's
-        ``cancel_first`` already carries it."""
+        ``cancel_first`` / ``cancel_after`` already carries it."""
         self.move(w, OrderState.CANCELING)
         if self.slots.get((w.symbol, w.slot)) == w.coid:
             del self.slots[(w.symbol, w.slot)]
@@ -194,6 +199,11 @@ class LiveBook:
             if w is not None:
                 self.orders[coid] = w
         return w
+
+    def strays(self) -> set[str]:
+        """Client ids of orders that rest outside their slot (see
+        :func:`~gridflow.operators.live_reconcile.settle_strays`)."""
+        return self.__dict__.setdefault("stray", set())
 
     def _retired(self) -> OrderedDict[str, Working]:
         # a book pickled before retired orders were kept has no such attribute

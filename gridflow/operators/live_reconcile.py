@@ -51,12 +51,57 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
                                     o.error.split(":")[0][:64] or Reason(o.status.upper()),
                                     max(self.watermark, 0), self.next_seq(), w.symbol,
                                     client_order_id=w.coid, tag=w.slot, error=o.error[:500]))
+        _restore_predecessor(self, w)
     elif o.action == "cancel" and o.status in ("canceled", "not_found"):
         if w.state == OrderState.CANCELING:
             self.book.move(w, OrderState.GONE)
+    elif o.action == "cancel" and o.status == "skipped" and w.state == OrderState.CANCELING:
+        self.book.move(w, OrderState.OPEN)  # its successor was refused: it still rests
+        _restore_predecessor(self, w)
     if out:
         out.summaries.append(self.summary())
     return out
+
+
+def _restore_predecessor(self: "LiveAccountEngine", w) -> None:
+    """Give a slot back to the order that still rests in it: ``w`` itself when its cancel
+    was skipped, or the order ``w`` was to take over from (``cancel_after``) when ``w``
+    was refused after that skip (the two outcomes of one replacement may come in either
+    order). While a newer live order holds the slot the rested one is kept aside, as a
+    stray, for :func:`settle_strays`."""
+    old = w if w.state == OrderState.OPEN else self.book.orders.get(w.after or "")
+    if old is None or old.state != OrderState.OPEN:
+        return
+    holder = self.book.slot(old.symbol, old.slot)
+    if holder is None:
+        self.book.slots[(old.symbol, old.slot)] = old.coid
+    if holder is None or holder is old:
+        self.book.strays().discard(old.coid)
+    else:
+        self.book.strays().add(old.coid)
+
+
+def settle_strays(self: "LiveAccountEngine", symbol: str, ts: int, out: JournalBatch) -> None:
+    """Orders of ``symbol`` that still rest outside their slot (a stop kept because its
+    successor was refused, while a newer successor was on its way): back into the slot
+    if it is empty, cancelled once the slot's order rests on the exchange (``open``),
+    kept while it is still ``pending``. Called at every sync; the set is nearly always
+    empty."""
+    strays = self.book.strays()
+    for coid in list(strays):
+        w = self.book.orders.get(coid)
+        if w is None or w.state != OrderState.OPEN:
+            strays.discard(coid)
+            continue
+        if w.symbol != symbol:
+            continue
+        holder = self.book.slot(symbol, w.slot)
+        if holder is None or holder is w:
+            self.book.slots[(symbol, w.slot)] = coid
+            strays.discard(coid)
+        elif holder.state == OrderState.OPEN:
+            self.book.cancel(out, w, ts, self.next_seq())
+            strays.discard(coid)
 
 
 def _explainable(self: "LiveAccountEngine", created_ms: int | None) -> bool:

@@ -58,18 +58,20 @@ _P, _O, _C, _D, _G = (OrderState.PENDING, OrderState.OPEN, OrderState.CANCELING,
 #: * ``open -> gone``: vanished from the book without a cancel or a fill, or its place
 #:   was refused after it was seen.
 #: * ``canceling -> gone``: the cancel was confirmed (or found nothing).
+#: * ``canceling -> open``: a conditional cancel the broker skipped: the order's
+#:   successor (a moved stop, ``cancel_after``) was refused, so the order still rests.
 #: * ``gone -> done``: a fill the exchange reports after the order left its book (a
 #:   cancel that found the order already filled; a vanished order whose trades came
 #:   late).
 #: * ``gone -> gone``: a second report that it is gone (a skip after the fill of the
 #:   order it replaced was seen).
 #:
-#: Never: back to ``pending``; ``open`` again; anything after ``done`` but another
+#: Never: back to ``pending``; ``open`` again but from ``canceling``; anything after ``done`` but another
 #: fill (a refused place reported after the order filled leaves it ``done``).
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     _P: frozenset({_O, _C, _D, _G}),
     _O: frozenset({_C, _D, _G}),
-    _C: frozenset({_C, _D, _G}),
+    _C: frozenset({_O, _C, _D, _G}),
     _D: frozenset({_D}),
     _G: frozenset({_D, _G}),
 }

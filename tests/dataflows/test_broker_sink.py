@@ -289,6 +289,57 @@ def test_replacement_of_a_filled_order_is_skipped(fx, tmp_path) -> None:
     assert "f2" not in fx.accepted_client_ids()
 
 
+STOP = {"type": "stop_market", "side": "sell", "price": None, "amount": 0.01,
+        "reduce_only": True, "tag": "SL"}
+
+
+def test_a_refused_stop_move_leaves_the_old_stop_resting(fx, tmp_path) -> None:
+    gw = gateway(fx)
+    c = cfg(tmp_path, live_cfg(fx))
+    assert gw.place(intent("pos", type="market", price=None)).status == "sent"
+    run_sink(BrokerSink(c, gateway=gw), [intent("s1", stop_price=15_000.0, **STOP)])
+    fx.set_faults(FaultPlan(seed=1, script=[("reject", "/algoOrder")]))
+    before = len(writes(fx))
+    run_sink(BrokerSink(c, gateway=gw), [intent("s2", stop_price=16_000.0, cancel_after="s1",
+                                                **STOP)])
+    assert statuses(c.db_url) == {"s1:place": "sent", "s2:place": "rejected",
+                                  "s1:cancel-after:s2": "skipped"}
+    assert [m for m, _ in writes(fx)[before:]] == ["POST"]  # the refused place, no DELETE
+    assert {o["clientOrderId"]: o["status"] for o in fx.orders()}["s1"] == "NEW"
+    # accepted the next time: then, and only then, the old stop is cancelled
+    run_sink(BrokerSink(c, gateway=gw), [intent("s3", stop_price=16_000.0, cancel_after="s1",
+                                                **STOP)])
+    orders = {o["clientOrderId"]: o["status"] for o in fx.orders()}
+    assert (orders["s1"], orders["s3"]) == ("CANCELED", "NEW")
+    assert [m for m, _ in writes(fx)[before + 1:]] == ["POST", "DELETE"]
+    assert_once(fx)
+
+
+def test_a_stop_move_sent_before_a_crash_still_cancels_the_old_stop(fx, tmp_path) -> None:
+    """The crash came after the new stop was placed, before its old one was cancelled
+    and before any outcome was journaled: both rows ``sending``. The lookup finds the
+    new stop, and the old one is cancelled now."""
+    gw = gateway(fx)
+    c = cfg(tmp_path, live_cfg(fx))
+    assert gw.place(intent("pos", type="market", price=None)).status == "sent"
+    assert gw.place(intent("m1", stop_price=15_000.0, **STOP)).status == "sent"
+    move = intent("m2", stop_price=16_000.0, cancel_after="m1", **STOP)
+    assert gw.place(move).status == "sent"
+    engine = open_store(c.db_url)
+    for it in (move, gw.replaced_cancel(move)):
+        broker_begin(engine, RUN, OrderOutcome(
+            intent_id=it.intent_id, client_order_id=it.client_order_id, action=it.action,
+            account="acc", symbol=it.symbol, status="sending"))
+    engine.dispose()
+    before = len(writes(fx))
+    run_sink(BrokerSink(c, gateway=gw), [move])
+    assert statuses(c.db_url) == {"m2:place": "sent", "m1:cancel-after:m2": "canceled"}
+    assert [m for m, _ in writes(fx)[before:]] == ["DELETE"]
+    orders = {o["clientOrderId"]: o["status"] for o in fx.orders()}
+    assert (orders["m1"], orders["m2"]) == ("CANCELED", "NEW")
+    assert_once(fx)
+
+
 def test_sink_builds_its_exchange_from_config(fx, tmp_path) -> None:
     c = cfg(tmp_path, live_cfg(fx))
     sink = BrokerSink(c)

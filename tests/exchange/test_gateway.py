@@ -299,6 +299,38 @@ def test_replace_of_a_filled_order_is_skipped(fx) -> None:
     assert len(order_posts(fx)) == n_req + 1  # the DELETE only
 
 
+# --- a moved stop (cancel_after) ------------------------------------------------------
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_moved_stop_cancels_the_old_one_only_once_the_new_one_rests(fx, refused) -> None:
+    gw = gateway(fx)
+    stop = {"type": "stop_market", "side": "sell", "price": None, "amount": 0.01,
+            "reduce_only": True}
+    assert gw.place(intent("pos", type="market", price=None)).status == "sent"
+    assert gw.place(intent("sl1", stop_price=28_000.0, **stop)).status == "sent"
+    if refused:  # the exchange refuses the new stop (-2019): the old one must stay
+        fx.set_faults(FaultPlan(seed=1, script=[("reject", "/algoOrder")]))
+    n_req = len(order_posts(fx))
+    place, cancel = gw.execute(intent("sl2", stop_price=28_500.0, cancel_after="sl1", **stop))
+    assert (cancel.intent_id, cancel.client_order_id, cancel.action) == (
+        "sl1:cancel-after:sl2", "sl1", "cancel")
+    orders = by_cid(fx)
+    if refused:
+        assert place.status == "rejected" and "InsufficientFunds" in place.error
+        assert cancel.status == "skipped" and cancel.attempts == 0 and "sl2" in cancel.error
+        assert orders["sl1"]["status"] == "NEW" and "sl2" not in orders
+        assert len(order_posts(fx)) == n_req + 1  # the refused POST only, no DELETE
+    else:
+        assert (place.status, cancel.status) == ("sent", "canceled")
+        assert orders["sl1"]["status"] == "CANCELED" and orders["sl2"]["status"] == "NEW"
+    assert_once(fx)
+
+
+def test_an_intent_replaces_one_way_only() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        intent("x", cancel_first="a", cancel_after="b")
+
+
 def test_gateway_repr_hides_the_exchange(fx) -> None:
     gw = gateway(fx)
     assert "test-key" not in repr(gw) and "test-secret" not in repr(gw)

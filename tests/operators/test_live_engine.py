@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 from test_engine import NOFEES, chunk
 
 from gridflow.chunks import ExchangeUpdate, IndicatorChunk
@@ -100,13 +101,14 @@ def test_entry_fill_places_the_stop_at_once_and_it_follows_the_average():
         ("stop_market", "sell", 45.0, l0.amount, True)]
     assert [(i.price, i.amount) for i in tp] == [(100.0, l0.amount)]
     assert eng.positions()[SYM]["amount"] == l0.amount
-    # a second level fills: the stop moves to the new average, placed before the old
-    # one is cancelled; the take profit is replaced (cancel first)
+    # a second level fills: the stop moves to the new average; the old one is cancelled
+    # by the broker only once the new one is accepted (cancel after); the take profit
+    # is replaced (cancel first)
     out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, l1.amount,
                                                       2 * H + 90_000, "trade-2")]))
-    acts = [(i.action, i.tag) for i in out.intents]
-    assert acts.index(("place", "SL")) < acts.index(("cancel", "SL"))
+    assert ("cancel", "SL") not in [(i.action, i.tag) for i in out.intents]
     new_sl = next(i for i in out.intents if i.action == "place" and i.tag == "SL")
+    assert (new_sl.cancel_after, new_sl.cancel_first) == (sl[0].client_order_id, None)
     avg = (90.0 * l0.amount + 80.0 * l1.amount) / (l0.amount + l1.amount)
     assert new_sl.amount == l0.amount + l1.amount
     assert abs(new_sl.stop_price - avg * 0.5) <= 0.1
@@ -174,6 +176,73 @@ def test_rejected_stop_is_replaced_and_journaled_as_missing_then_closed_at_marke
     # a second refusal: the position is closed at market rather than left unprotected
     assert [(i.tag, i.type, i.reduce_only) for i in opened(out.intents)] == [
         ("CLOSE", "market", True)]
+
+
+def outcome(i, action: str, status: str, error: str = "") -> OrderOutcome:
+    coid = i.client_order_id if action == "place" else i.cancel_after
+    iid = f"{coid}:place" if action == "place" else f"{coid}:cancel-after:{i.client_order_id}"
+    return OrderOutcome(intent_id=iid, client_order_id=coid, action=action,
+                        account="t", symbol=SYM, tag=i.tag, status=status, error=error)
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_refused_stop_move_keeps_the_old_stop_whatever_order_the_outcomes_come_in(
+        cancel_first):
+    eng, out = started()
+    l0, l1 = opened(out.intents)[:2]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 30_000, "trade-1")]))
+    sl1 = next(i for i in out.intents if i.tag == "SL")
+    eng.on_outcome(outcome(sl1, "place", "sent"))
+    eng.on_exchange(upd(2 * H + 61_000, open_orders=[{"client_order_id": sl1.client_order_id}]))
+    out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, l1.amount,
+                                                      2 * H + 90_000, "trade-2")]))
+    sl2 = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+    refused = [outcome(sl2, "place", "rejected", "InsufficientFunds: -2019"),
+               outcome(sl2, "cancel", "skipped")]
+    for o in (refused[::-1] if cancel_first else refused):
+        eng.on_outcome(o)
+    assert eng.book.slot(SYM, "SL").coid == sl1.client_order_id
+    # the next update sees the old stop resting (no stop_missing) and moves it again
+    out = eng.on_exchange(upd(2 * H + 121_000, open_orders=[
+        {"client_order_id": sl1.client_order_id}]))
+    assert "stop_missing" not in [e.kind for e in out.events]
+    again = [i for i in out.intents if i.tag == "SL"]
+    assert [(i.action, i.cancel_after, i.amount) for i in again] == [
+        ("place", sl1.client_order_id, sl2.amount)]
+
+
+def test_a_stop_kept_while_a_newer_successor_is_on_its_way_is_cancelled_once_that_rests():
+    eng, out = started()
+    l0, l1 = opened(out.intents)[:2]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 30_000, "trade-1")]))
+    sl1 = next(i for i in out.intents if i.tag == "SL")
+    eng.on_outcome(outcome(sl1, "place", "sent"))
+    seen = [{"client_order_id": sl1.client_order_id}]
+    eng.on_exchange(upd(2 * H + 61_000, open_orders=seen))
+    half = round(l1.amount / 2, 3)  # the second level fills in two parts
+    out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, half,
+                                                      2 * H + 90_000, "trade-2")]))
+    sl2 = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+    out = eng.on_exchange(upd(2 * H + 130_000, [fill(l1.client_order_id, "buy", 80.0,
+                                                      round(l1.amount - half, 3),
+                                                      2 * H + 125_000, "trade-3")],
+                              open_orders=seen))
+    sl3 = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+    assert sl3.cancel_after == sl2.client_order_id
+    # sl2 refused, so sl1's cancel is skipped while sl3 is on its way: sl1 rests aside
+    eng.on_outcome(outcome(sl2, "place", "rejected", "InsufficientFunds: -2019"))
+    eng.on_outcome(outcome(sl2, "cancel", "skipped"))
+    assert eng.book.slot(SYM, "SL").coid == sl3.client_order_id
+    out = eng.on_exchange(upd(2 * H + 131_000, open_orders=seen))
+    assert not [i for i in out.intents if i.tag == "SL"]  # sl3 not yet resting: sl1 stays
+    eng.on_outcome(outcome(sl3, "place", "sent"))
+    eng.on_outcome(outcome(sl3, "cancel", "not_found"))  # sl2 never rested
+    out = eng.on_exchange(upd(2 * H + 132_000, open_orders=[
+        *seen, {"client_order_id": sl3.client_order_id}]))
+    assert [(i.action, i.client_order_id) for i in out.intents if i.tag == "SL"] == [
+        ("cancel", sl1.client_order_id)]
 
 
 def test_reconciliation_orphans_and_position_mismatch():
