@@ -7,7 +7,8 @@ reading the gzip files to the committed journal rows in a fresh SQLite file:
 * ``bytewax``: the replay dataflow (:func:`gridflow.dataflows.replay.build_flow`) run
   by Bytewax's ``cli_main`` in this process, one worker (and two, for information).
 * ``plain_loop``: a ``for`` loop calling the same source partitions, validation,
-  indicator bank, account engine and journal writer, chunk by chunk.
+  indicator bank, account engine and journal sink partition (the replay's, gathering
+  rows into one transaction per ``JOURNAL_GATHER_S``), chunk by chunk.
 * ``plain_loop_no_journal``: the same loop without the journal writes (information).
 * ``*_store``: the same, reading the candles from the market-data store
   (:mod:`gridflow.data.store`, the files imported into a temporary one) instead of the
@@ -80,8 +81,9 @@ def run_bytewax(files: list[Path], chunk_size: int, workers: int) -> tuple[float
 def run_plain(files: list[Path], chunk_size: int, journal: bool) -> tuple[float, int]:
     from gridflow.chunks import IndicatorChunk, JournalBatch
     from gridflow.dataflows.plan import plan_run
+    from gridflow.dataflows.replay import JOURNAL_GATHER_S
+    from gridflow.dataflows.sinks import JournalSink
     from gridflow.dataflows.sources import CandleFilePartition
-    from gridflow.journal.store import Journal
     from gridflow.operators.indicators import IndicatorBank
     from gridflow.operators.validation import CandleValidator
 
@@ -90,9 +92,10 @@ def run_plain(files: list[Path], chunk_size: int, journal: bool) -> tuple[float,
         t0 = time.perf_counter()
         cfg = make_config(files, url, chunk_size)
         plan = plan_run(cfg)
-        jr = Journal(url) if journal else None
-        if jr is not None:
-            jr.upsert_run(**plan.run_row())
+        # the replay's own journal writer (the sink's partition: run registered, batches
+        # gathered into one transaction per JOURNAL_GATHER_S, the rest written at close)
+        jr = JournalSink(url, plan.run_id, run_row=plan.run_row(), gather_s=JOURNAL_GATHER_S
+                         ).build_part("journal", "journal", None) if journal else None
         parts = [CandleFilePartition(p, s, tf, chunk_size) for p, s, tf in plan.files]
         validators = {s: CandleValidator() for _, s, _ in plan.files}
         banks = {s: IndicatorBank(list(plan.indicators[s])) for _, s, _ in plan.files}
@@ -115,11 +118,11 @@ def run_plain(files: list[Path], chunk_size: int, journal: bool) -> tuple[float,
                     out.extend(engines[acct].on_chunk(IndicatorChunk(ok, v)))
                 candles += len(ok)
                 if jr is not None and out:
-                    jr.write(plan.run_id, out)
+                    jr.write_batch([out])
         for eng in engines.values():
             out = eng.flush()
             if jr is not None and out:
-                jr.write(plan.run_id, out)
+                jr.write_batch([out])
         if jr is not None:
             jr.close()
         elapsed = time.perf_counter() - t0

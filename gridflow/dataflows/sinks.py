@@ -34,7 +34,10 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
     :data:`FLUSH_RECORDS` records or ``gather_s`` seconds since the last commit, then
     written in one transaction; :meth:`snapshot` and :meth:`close` write what is
     gathered. A commit costs about a millisecond whatever its size (``synchronous=FULL``
-    on SQLite), and a 1m replay makes a batch every few milliseconds.
+    on SQLite), and a 1m replay makes a batch every few milliseconds. A batch carrying a
+    completed account summary is written at once: the replay's command source ends when
+    the journal says the run is complete, and the flow with it (gathered until the
+    epoch's end, a 1m replay waited up to a whole epoch, 10 s, for it).
 
     With ``background``, :meth:`write_batch` only queues the batch (at most
     ``BACKLOG`` wait; a full queue makes it wait) and a writer thread commits it, the
@@ -81,7 +84,8 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
             self._gathered.extend(merged)
             self._gathered_n += _records(merged)
             if (self._gathered_n >= self.FLUSH_RECORDS
-                    or time.monotonic() - self._flushed_at >= self.gather_s):
+                    or time.monotonic() - self._flushed_at >= self.gather_s
+                    or any(s.complete for s in merged.summaries)):
                 self._flush()
             return
         self._raise()

@@ -80,7 +80,9 @@ class RawInsert:
 
     Used for SQLite, where SQLAlchemy's per-row parameter processing costs twice the
     insert itself. Parameters need no conversion there except JSON columns, which are
-    serialised here with the engine's serializer (sorted keys).
+    serialised here with the engine's serializer (sorted keys). :meth:`params` takes
+    dict rows; :meth:`records` takes journal records (pydantic models whose fields are
+    the table's columns but ``run_id``) without building a dict per row.
     """
 
     def __init__(self, engine: Engine, stmt: Any) -> None:
@@ -92,6 +94,11 @@ class RawInsert:
         self.getter = operator.itemgetter(*names)
         table = stmt.table
         self.json_cols = [n for n in names if isinstance(table.c[n].type, JSON)]
+        # records: run_id first, then the record's fields in statement order
+        self._fields = names[1:] if names[:1] == ["run_id"] else None
+        if self._fields:
+            self._attrs = operator.attrgetter(*self._fields)
+            self._json_at = [i for i, n in enumerate(self._fields) if n in self.json_cols]
 
     def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         for col in self.json_cols:
@@ -101,47 +108,60 @@ class RawInsert:
         getter = self.getter
         return [getter(r) for r in rows]
 
+    def records(self, run_id: str, records: list[Any]) -> list[tuple[Any, ...]]:
+        """Parameter tuples of ``records`` for ``run_id``.
 
-def batch_rows(run_id: str, batch: JournalBatch) -> dict[str, list[dict[str, Any]]]:
-    """Turn a batch into parameter rows per table, deduplicated by natural key.
+        Raises
+        ------
+        ValueError
+            If the statement does not start with ``run_id`` (use :meth:`params`).
+        """
+        if not self._fields:
+            raise ValueError("records() needs an INSERT whose first column is run_id")
+        get = self._attrs
+        if len(self._fields) == 1:
+            return [(run_id, get(r)) for r in records]
+        if not self._json_at:
+            return [(run_id, *get(r)) for r in records]
+        dumps, at, out = JSON_SERIALIZER, self._json_at, []
+        for r in records:
+            v = list(get(r))
+            for i in at:
+                v[i] = dumps(v[i])
+            out.append((run_id, *v))
+        return out
 
-    Deterministic records keep their first occurrence (what insert-or-ignore does);
-    summaries keep the largest ``candles`` (the last one on ties, matching the ``>=``
-    of the upsert). Deduplicating here also keeps PostgreSQL's multi-row
-    ``INSERT .. ON CONFLICT`` from touching one row twice in a statement.
 
-    Parameters
-    ----------
-    run_id : str
-    batch : JournalBatch
+def kept_records(batch: JournalBatch) -> dict[str, list[Any]]:
+    """The records of a batch per table, deduplicated by natural key: deterministic
+    records keep their first occurrence (what insert-or-ignore does); summaries keep
+    the largest ``candles`` (the last one on ties, matching the ``>=`` of the upsert).
+    Deduplicating here also keeps PostgreSQL's multi-row ``INSERT .. ON CONFLICT`` from
+    touching one row twice in a statement.
 
     Returns
     -------
-    dict[str, list[dict]]
-        ``JournalBatch`` attribute name to rows, only for non-empty attributes.
+    dict[str, list]
+        ``JournalBatch`` attribute name to records, only for non-empty attributes.
     """
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[Any]] = {}
     for attr, (_model, key) in TABLES.items():
         records = getattr(batch, attr)
         if not records:
             continue
-        rows: dict[Any, dict[str, Any]] = {}
         if attr == "summaries":
+            best: dict[Any, Any] = {}
             for rec in records:
-                d = {"run_id": run_id, **rec.__dict__}
-                old = rows.get(d["account"])
-                if old is None or d["candles"] >= old["candles"]:
-                    rows[d["account"]] = d
-        elif len(key) == 1:
-            (k,) = key
-            for rec in records:
-                d = {"run_id": run_id, **rec.__dict__}
-                rows.setdefault(d[k], d)
-        else:
-            for rec in records:
-                d = {"run_id": run_id, **rec.__dict__}
-                rows.setdefault(tuple(d[k] for k in key), d)
-        out[attr] = list(rows.values())
+                old = best.get(rec.account)
+                if old is None or rec.candles >= old.candles:
+                    best[rec.account] = rec
+            out[attr] = list(best.values())
+            continue
+        keyf = operator.attrgetter(*key)
+        kept: dict[Any, Any] = {}
+        for rec in records:
+            kept.setdefault(keyf(rec), rec)
+        out[attr] = list(kept.values()) if len(kept) < len(records) else list(records)
     return out
 
 
@@ -222,17 +242,18 @@ class Journal:
             Rows sent after in-batch deduplication (rows already in the journal are
             sent and ignored by the database).
         """
-        rows = batch_rows(run_id, batch)
-        if not rows:
+        kept = kept_records(batch)
+        if not kept:
             return 0
         with self.engine.begin() as conn:
-            for attr, params in rows.items():
+            for attr, recs in kept.items():
                 raw = self._raw.get(attr)
                 if raw is None:
-                    conn.execute(self._stmts[attr], params)
+                    conn.execute(self._stmts[attr],
+                                 [{"run_id": run_id, **rec.__dict__} for rec in recs])
                 else:
-                    conn.exec_driver_sql(raw.sql, raw.params(params))
-        return sum(len(p) for p in rows.values())
+                    conn.exec_driver_sql(raw.sql, raw.records(run_id, recs))
+        return sum(len(p) for p in kept.values())
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -372,8 +393,8 @@ __all__ = [
     "RunRow",
     "SummaryRow",
     "TradeRow",
-    "batch_rows",
     "complete_accounts",
+    "kept_records",
     "latest_run_id",
     "list_runs",
     "open_store",
