@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -53,6 +54,7 @@ from live_harness import (  # noqa: E402  (the tests' live harness)
     write_live_config,
 )
 
+from gridflow import latency_trace  # noqa: E402
 from gridflow.config.live import LiveConfig  # noqa: E402
 from gridflow.fakex.faults import is_order_write  # noqa: E402
 from gridflow.journal.store import read_orders  # noqa: E402
@@ -61,6 +63,8 @@ START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 SYMBOLS = tuple(MARKETS)
 RUN = "live-test"
 BINANCE_WEIGHT_PER_MIN = 2400
+BROKER_WAIT = True  # --broker-wait: live.broker_wait of the flows started
+TRACE = False  # --trace: the flow marks its stages, the results break the time down
 GRID = {"levels": 5, "atr_start": 0.2, "atr_step": 0.4, "sl_pct": 0.03, "sma_period": 12}
 
 
@@ -163,19 +167,25 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     if scenario == "sawtooth":  # sized on equity: profits do not outgrow the loss limit
         cfg.write_text(cfg.read_text().replace(
             "[live]\n", '[accounts.sizing]\nmode = "risk"\nrisk_per_trade = 0.1\n[live]\n', 1))
+    if not BROKER_WAIT:  # the flow decides on while the lanes send
+        cfg.write_text(cfg.read_text().replace("[live]\n", "[live]\nbroker_wait = false\n", 1))
     if mode == "poll":  # the defaults of a real deployment, not the tests' fast polls
         text = cfg.read_text()
         text = text.replace("candle_poll_s = 0.05", "candle_poll_s = 5.0")
         text = text.replace("exchange_poll_s = 0.05", "exchange_poll_s = 2.0")
         cfg.write_text(text)
     (workdir / name).mkdir()
+    trace = workdir / f"{name}.trace" if TRACE else None
     proc = LiveProcess(cfg, db, workdir / name, recovery=False)
     clock = Clock(fx, sub, pause)
     stop, resets = threading.Event(), []
     watcher = threading.Thread(target=resetter, args=(db, stop, resets, reset_after_s),
                                daemon=True)
     try:
+        if trace is not None:  # the flow process marks its stages (gridflow.latency_trace)
+            os.environ[latency_trace.ENV] = str(trace)
         proc.start()
+        os.environ.pop(latency_trace.ENV, None)
         t0 = time.monotonic()
         while not caught_up(db, RUN, fx.now_ms() - H):  # warm-up done, engine up
             if time.monotonic() - t0 > 120:
@@ -201,8 +211,100 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
         stop.set()
         proc.kill()
         fx.stop()
-    return {"scenario": scenario, "settle_candles": settle,
-            **measure(db, clock, log, trades, resets, wall, weight, mode, since)}
+    result = {"scenario": scenario, "settle_candles": settle,
+              **measure(db, clock, log, trades, resets, wall, weight, mode, since)}
+    if trace is not None and trace.exists():
+        result["breakdown"] = breakdown(trace, db, clock, log, trades, since)
+    return result
+
+
+FILL_STAGES = ("fill_recv", "fill_emit", "engine_in", "engine_out", "broker_in", "broker_wa",
+               "lane_start", "lane_go", "send", "received")
+CANDLE_STAGES = ("candle_emit", "broker_in", "broker_wa", "lane_start", "lane_go", "send",
+                 "received")
+
+
+def _stage_table(events: list[dict], stages: tuple[str, ...]) -> dict:
+    """Per stage, the wall ms from the previous stage (the first from the exchange's
+    publication): median over all events and mean over the slowest 5 % by total."""
+    rows = [e for e in events if all(st in e for st in stages)]
+    if not rows:
+        return {"n": 0}
+    rows.sort(key=lambda e: e["received"])
+    tail = rows[-max(1, len(rows) // 20):]
+
+    def gaps(e: dict) -> list[float]:
+        prev, out = 0.0, []
+        for st in stages:
+            out.append(e[st] - prev)
+            prev = e[st]
+        return out
+
+    all_gaps, tail_gaps = np.array([gaps(e) for e in rows]), np.array([gaps(e) for e in tail])
+    return {"n": len(rows), "tail_n": len(tail),
+            "median_ms": dict(zip(stages, np.round(np.median(all_gaps, 0), 2).tolist())),
+            "tail_mean_ms": dict(zip(stages, np.round(tail_gaps.mean(0), 2).tolist()))}
+
+
+def breakdown(trace: Path, db: Path, clock, log, trades, since_ms: int) -> dict:
+    """Where the time of (a) and (b) goes: the flow's stage marks (wall ns) joined with
+    the exchange's publication and arrival times, in ms after the publication."""
+    marks: dict[str, float] = {}
+    for line in trace.read_text().splitlines():
+        ns, stage, key = line.split(" ", 2)
+        key = key.replace(":USDT@", "@")  # ccxt's perpetual symbol -> the config's
+        marks.setdefault(f"{stage} {key}", int(ns) / 1e9)
+    arrival = {}
+    for r in log:
+        if r.get("client_order_id") and r["method"] == "POST":
+            arrival.setdefault(r["client_order_id"], r["wall"])
+    orders = read_orders(f"sqlite:///{db}", RUN)
+    by_cid = {o["client_order_id"]: o for o in orders}
+    answers: dict[str, list[str]] = {}
+    for o in orders:
+        answers.setdefault(f"{o['symbol']}@{o['ts_ms']}", []).append(o["tag"])
+
+    def event(key: str, w: float, tags: list[str], first: bool) -> dict:
+        """Stage times of the answer to ``key``: of its first order to arrive (``first``,
+        the entries of a candle) or of the later of its orders (take profit and stop);
+        ``lane_go`` (after margin waits) defaults to ``lane_start`` (none)."""
+        e: dict = {}
+        for st in ("fill_recv", "fill_emit", "engine_in", "engine_out", "candle_emit"):
+            if f"{st} {key}" in marks:
+                e[st] = (marks[f"{st} {key}"] - w) * 1000
+        by_tag = {o["tag"]: arrival.get(o["client_order_id"]) for o in orders_at.get(key, [])
+                  if o["tag"] in tags}
+        if not by_tag or None in by_tag.values():
+            return e
+        pick = (min if first else max)(by_tag, key=by_tag.get)
+        e["received"] = (by_tag[pick] - w) * 1000
+        for st in ("broker_in", "broker_wa", "lane_start", "lane_go", "send"):
+            m = marks.get(f"{st} {key}:{pick}", marks.get(f"lane_start {key}:{pick}")
+                          if st == "lane_go" else None)
+            if m is not None:
+                e[st] = (m - w) * 1000
+        return e
+
+    orders_at: dict[str, list[dict]] = {}
+    for o in orders:
+        orders_at.setdefault(f"{o['symbol']}@{o['ts_ms']}", []).append(o)
+    fills = []
+    for t in trades:
+        o = by_cid.get(t["clientOrderId"])
+        w = clock.wall_at(int(t["time"]))
+        key = f"{o['symbol']}@{int(t['time'])}" if o else ""
+        if o and o["tag"].startswith("L") and w is not None \
+                and {"TP", "SL"} <= set(answers.get(key, [])):
+            fills.append(event(key, w, ["TP", "SL"], first=False))
+    closes = []
+    for opened, w in clock.closes.items():
+        for sym in SYMBOLS:
+            key = f"{sym}@{opened + H}"
+            tags = [t for t in answers.get(key, []) if t.startswith("L")]
+            if tags and opened + H > since_ms:
+                closes.append(event(key, w, tags, first=True))
+    return {"fill_to_tp_and_stop": _stage_table(fills, FILL_STAGES),
+            "candle_close_to_entry": _stage_table(closes, CANDLE_STAGES)}
 
 
 def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 0) -> dict:
@@ -360,10 +462,16 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="keep the journals and logs here (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "live_latency.json")
+    ap.add_argument("--trace", action="store_true",
+                    help="break (a) and (b) down by the flow's stages (gridflow.latency_trace)")
+    ap.add_argument("--broker-wait", choices=("true", "false"), default="true",
+                    help="live.broker_wait of the flows (false: decide on while sending)")
     args = ap.parse_args()
+    global TRACE, BROKER_WAIT
+    TRACE, BROKER_WAIT = args.trace, args.broker_wait == "true"
     parts = set(args.parts.split(","))
     out = {"environment": AT_START, "symbols": list(SYMBOLS), "pieces_per_candle": args.sub,
-           "broker_lanes": LiveConfig().broker_lanes}
+           "broker_lanes": LiveConfig().broker_lanes, "broker_wait": BROKER_WAIT}
     with tempfile.TemporaryDirectory() as d:
         work = args.workdir or Path(d)
         work.mkdir(parents=True, exist_ok=True)

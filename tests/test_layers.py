@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("settings, records, names", ("config", "events", "event_kinds", "ids", "timeframes",
                                   "chunks", "indicator_names", "metrics", "isotime", "redaction",
                                   "command_payloads", "candle_rules", "_numba_cache",
-                                  "series_spec", "")),
+                                  "series_spec", "latency_trace", "")),
 ]
 
 

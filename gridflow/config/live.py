@@ -147,6 +147,12 @@ class LiveConfig(_Model):
         Most order lanes (1-32): the broker sends each symbol's intents in order on one
         lane and symbols side by side, one ccxt client per lane, one shared rate limit
         (:mod:`gridflow.dataflows.broker_lanes`). 1 = every order one after the other.
+    broker_wait : bool
+        True: the flow waits for each batch of orders to be answered before it decides
+        again; False: it goes on deciding while the lanes send, a fill's take profit
+        and stop overtaking the entries queued on their lane
+        (:class:`~gridflow.dataflows.broker_sink.BrokerSink` ``background``). Either
+        way an epoch ends only once its orders were sent and journaled.
     ops : OpsConfig
         Heartbeat, daily notice, data freshness, error rate, shutdown
         (:class:`~gridflow.config.ops.OpsConfig`).
@@ -171,6 +177,7 @@ class LiveConfig(_Model):
     end_ms: int | None = None
     streams: StreamsConfig = StreamsConfig()
     broker_lanes: int = Field(8, ge=1, le=32)
+    broker_wait: bool = True
     ops: OpsConfig = OpsConfig()
     preflight: PreflightConfig = PreflightConfig()
 

@@ -28,12 +28,14 @@ earlier batch.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from gridflow import latency_trace
 from gridflow.events import OrderIntent
 
 R = TypeVar("R")
@@ -55,6 +57,13 @@ def waits_for_margin(intent: OrderIntent) -> bool:
     """An opening place that replaces no order: it waits for the margin-freeing intents
     before it on other lanes (see the module docstring)."""
     return opens(intent) and intent.cancel_first is None
+
+
+def protective(intent: OrderIntent) -> bool:
+    """A resting reduce-only order's place or cancel (take profit, stop, their moves):
+    served before the other intents queued on its lane (see :class:`LaneRunner`). A
+    market close is not: it stays behind the cancels the engine emitted before it."""
+    return intent.reduce_only and intent.type != "market"
 
 
 def margin_waits(last_freeing: dict[int, T], lane: int, intent: OrderIntent,
@@ -164,7 +173,10 @@ class LaneRunner:
 
     Each lane is a queue served by its own thread, so a symbol's intents run in the
     order they were submitted, across batches; a fill's take profit submitted while an
-    earlier batch still runs waits only for the requests of its own lane. The margin
+    earlier batch still runs waits only for the requests of its own lane, and not even
+    for those queued that are not :func:`protective`: a lane serves its protective
+    intents first, each class in submission order (an order and its replacements and
+    cancel are always of one class, so they keep their order). The margin
     rule of :func:`plan_lanes` holds across batches too: an opening intent that
     replaces no order waits for the latest margin-freeing intent submitted before it
     on every other lane.
@@ -187,7 +199,8 @@ class LaneRunner:
             raise ValueError(f"max_lanes must be >= 1, got {max_lanes}")
         self.max_lanes = max_lanes
         self._lane_of: dict[str, int] = {}
-        self._queues: dict[int, queue.SimpleQueue] = {}
+        self._queues: dict[int, queue.PriorityQueue] = {}
+        self._seq = itertools.count()  # submission order within a priority class
         self._threads: dict[int, threading.Thread] = {}
         self._freeing: dict[int, threading.Event] = {}  # lane -> its latest freeing intent
         self._pending: set[Batch] = set()
@@ -223,7 +236,8 @@ class LaneRunner:
             lane = self.lane_of(intent.symbol)
             done = threading.Event()
             waits = margin_waits(self._freeing, lane, intent, done)
-            self._queue(lane).put((batch, i, intent, work, waits, done))
+            self._queue(lane).put((0 if protective(intent) else 1, next(self._seq),
+                                   (batch, i, intent, work, waits, done)))
         return batch
 
     def _forget(self, on_done: Callable[[Batch], None] | None) -> Callable[[Batch], None]:
@@ -267,25 +281,29 @@ class LaneRunner:
         if self.error is not None:
             raise LaneError([]) from self.error
 
-    def _queue(self, lane: int) -> queue.SimpleQueue:
+    def _queue(self, lane: int) -> queue.PriorityQueue:
         q = self._queues.get(lane)
         if q is None:
-            q = self._queues[lane] = queue.SimpleQueue()
+            q = self._queues[lane] = queue.PriorityQueue()
             t = self._threads[lane] = threading.Thread(
                 target=self._serve, args=(lane, q), daemon=True,
                 name=f"broker-lane-{lane}")
             t.start()
         return q
 
-    def _serve(self, lane: int, q: queue.SimpleQueue) -> None:
+    def _serve(self, lane: int, q: queue.PriorityQueue) -> None:
         while True:
-            item = q.get()
+            _, _, item = q.get()
             if item is None:
                 return
             batch, i, intent, work, waits, done = item
             try:
+                if latency_trace.enabled():
+                    latency_trace.mark("lane_start", f"{intent.symbol}@{intent.ts_ms}:{intent.tag}")
                 for e in waits:
                     e.wait()
+                if waits and latency_trace.enabled():
+                    latency_trace.mark("lane_go", f"{intent.symbol}@{intent.ts_ms}:{intent.tag}")
                 if self.error is None:
                     batch.results[i] = work(lane, i, intent)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiters
@@ -301,7 +319,7 @@ class LaneRunner:
     def close(self) -> None:
         """Stop the lane threads after the intents queued so far."""
         for q in self._queues.values():
-            q.put(None)
+            q.put((2, next(self._seq), None))  # after everything queued
         for t in self._threads.values():
             t.join()
         self._queues.clear()
@@ -317,4 +335,4 @@ class LaneError(RuntimeError):
 
 
 __all__ = ["Batch", "LaneError", "LanePlan", "LaneRunner", "frees_margin", "margin_waits",
-           "opens", "plan_lanes", "waits_for_margin"]
+           "opens", "plan_lanes", "protective", "waits_for_margin"]

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from sqlalchemy import Engine
 
+from gridflow import latency_trace
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.dataflows.broker_lanes import Batch, LaneError, LaneRunner
@@ -123,6 +124,13 @@ def _one_per_intent(outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
 
 #: A replacement whose old order's cancel row was not begun with it (recovery).
 _NOT_BEGUN = "not-begun"
+
+
+def _trace(stage: str, intents: list[OrderIntent]) -> None:
+    """Latency marks of ``intents`` (:mod:`gridflow.latency_trace`)."""
+    if latency_trace.enabled():
+        for it in intents:
+            latency_trace.mark(stage, f"{it.symbol}@{it.ts_ms}:{it.tag}")
 
 
 class BrokerWriter:
@@ -244,8 +252,10 @@ class BrokerWriter:
         if intents:
             follows = {i: _sending(OrderGateway.replaced_cancel(it))
                        for i, it in enumerate(intents) if it.replaces is not None}
+            _trace("broker_in", intents)
             statuses, cancel_rows = broker_begin_many(
                 self.engine, self.run_id, [_sending(it) for it in intents], follows)
+            _trace("broker_wa", intents)
             pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
         for lane in sorted({self._runner.lane_of(intents[i].symbol) for i in pending}):
             self._lane_gateway(lane)  # built here, in order, not on the lane threads

@@ -90,7 +90,8 @@ def build_flow(plan: RunPlan) -> Dataflow:
     if plan.mode == "live":
         intents = op.flat_map("intents", records, lambda kv: [(kv[0], i) for i in kv[1].intents])
         # (account, OrderIntent), in decision order per account
-        op.output("broker", intents, BrokerSink(cfg, run_id=plan.run_id))
+        op.output("broker", intents, BrokerSink(cfg, run_id=plan.run_id,
+                                                background=not live.broker_wait))
     return flow
 
 

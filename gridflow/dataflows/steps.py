@@ -11,6 +11,7 @@ from typing import Iterable
 
 from bytewax.operators import StatefulBatchLogic
 
+from gridflow import latency_trace
 from gridflow.chunks import CandleChunk, ExchangeUpdate, IndicatorChunk, JournalBatch
 from gridflow.config.candles import CandleRules
 from gridflow.dataflows.plan import RunPlan
@@ -64,6 +65,13 @@ def make_fanout(plan: RunPlan):
     return fanout
 
 
+def _trace(stage: str, upd: ExchangeUpdate) -> None:
+    """Latency marks of the fills of ``upd`` (:mod:`gridflow.latency_trace`)."""
+    if latency_trace.enabled():
+        for r in upd.reports:
+            latency_trace.mark(stage, f"{r.symbol}@{r.ts_ms}")
+
+
 class AccountStep(StatefulBatchLogic):
     """Bytewax logic around one :class:`AccountEngine` (one per account key).
 
@@ -87,7 +95,9 @@ class AccountStep(StatefulBatchLogic):
             if isinstance(item, IndicatorChunk):
                 out.extend(self.engine.on_chunk(item))
             elif isinstance(item, ExchangeUpdate):  # live: fills, open orders, positions
+                _trace("engine_in", item)
                 out.extend(self.engine.on_exchange(item))
+                _trace("engine_out", item)
             elif isinstance(item, OrderOutcome):  # live: what the broker did
                 out.extend(self.engine.on_outcome(item))
             elif isinstance(item, OutcomesReplayed):  # live: every earlier outcome is in

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from gridflow import latency_trace
 from gridflow.chunks import CandleChunk
 from gridflow.dataflows.live_sources import LiveCandlePartition, _utcnow
 from gridflow.exchange.streams import ohlcv_key
@@ -95,6 +96,9 @@ class WsCandlePartition(LiveCandlePartition):
         if healthy and self._gen == self.feed.generation:
             out = self._from_stream()
             if out is not None:
+                for c in out if latency_trace.enabled() else ():
+                    if len(c.ts):
+                        latency_trace.mark("candle_emit", f"{c.symbol}@{int(c.ts[-1]) + self.tf_ms}")
                 self._trust(True)
                 self._awake = _utcnow() + timedelta(seconds=self.tick_s)
                 return out

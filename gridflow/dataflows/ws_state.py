@@ -38,6 +38,7 @@ from typing import Any
 
 import ccxt
 
+from gridflow import latency_trace
 from gridflow.chunks import ExchangeUpdate
 from gridflow.dataflows.exchange_records import as_float
 from gridflow.dataflows.live_sources import _utcnow
@@ -191,6 +192,8 @@ class WsStatePartition(ExchangeStatePartition):
             self._start_rest(gen)
         if not (reports or marks or changes):
             return []
+        for r in reports if latency_trace.enabled() else ():
+            latency_trace.mark("fill_emit", f"{r.symbol}@{r.ts_ms}")
         return [ExchangeUpdate(self.account, self._wm, reports, None, None, None, [], marks,
                                None, [], changes)]
 

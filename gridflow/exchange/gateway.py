@@ -21,6 +21,7 @@ from typing import Any
 
 import ccxt
 
+from gridflow import latency_trace
 from gridflow.config.live import RetryConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import ccxt_symbol
@@ -205,6 +206,7 @@ class OrderGateway:
         cid, sym, cond = intent.client_order_id, prep.symbol, prep.conditional
 
         def send() -> tuple[str, dict]:
+            latency_trace.mark("send", f"{intent.symbol}@{intent.ts_ms}:{intent.tag}")
             return "sent", self._call(trace, self._ex.create_order, sym, prep.ccxt_type,
                                       intent.side, prep.amount, prep.price, dict(prep.params))
 

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gridflow import latency_trace
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange.client import make_pro_exchange
 from gridflow.exchange.retry import error_text
@@ -92,6 +93,9 @@ class StreamFeed:
 
     # -- called on the hub's loop -------------------------------------------------
     def _push(self, item: Any) -> None:
+        if latency_trace.enabled() and self.key == "my_trades":
+            for t in item or []:
+                latency_trace.mark("fill_recv", f"{t.get('symbol')}@{t.get('timestamp')}")
         with self._lock:
             self._pending = False
             self._items.append(item)

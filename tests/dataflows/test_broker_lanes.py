@@ -18,6 +18,7 @@ from gridflow.dataflows.broker_lanes import (
     LaneRunner,
     frees_margin,
     plan_lanes,
+    protective,
     waits_for_margin,
 )
 from gridflow.dataflows.broker_sink import BrokerWriter, build_gateway
@@ -133,9 +134,10 @@ def test_replacements_of_several_symbols_run_side_by_side() -> None:
 
 def test_a_later_batch_does_not_wait_for_an_earlier_one_on_other_lanes() -> None:
     """A fill's take profit (batch 2, SOL) goes out while the candle's batch (1) still
-    runs on the BTC lane; a later BTC intent still waits for BTC's earlier ones, and a
-    new ETH entry of batch 2 for the BTC cancel of batch 1 (the margin rule across
-    batches)."""
+    runs on the BTC lane; a later BTC take profit waits for the BTC request in flight
+    but goes before BTC's queued replacement of an entry (protective intents first), and
+    a new ETH entry of batch 2 waits for the BTC cancel of batch 1 (the margin rule
+    across batches)."""
     held, log = threading.Event(), []
     lock = threading.Lock()
 
@@ -167,8 +169,43 @@ def test_a_later_batch_does_not_wait_for_an_earlier_one_on_other_lanes() -> None
     finally:
         held.set()
         runner.close()
-    assert log.index(("end", "c1")) < log.index(("start", "c3"))  # BTC's order kept
+    assert log.index(("end", "c0")) < log.index(("start", "c3"))  # one request at a time
+    assert log.index(("end", "c3")) < log.index(("start", "c1"))  # the take profit first
     assert log.index(("end", "c0")) < log.index(("start", "c4"))  # margin order kept
+
+
+def test_a_lane_serves_protective_intents_first_each_class_in_order() -> None:
+    """Queued behind a held entry: entries and a stop's chain (place, replacement,
+    cancel) of one symbol. The stop's chain goes first, in its order; the entries after,
+    in theirs; a market close stays with the entries (behind the cancels before it)."""
+    held, started, log = threading.Event(), threading.Event(), []
+
+    def work(lane: int, k: int, it: OrderIntent) -> str:
+        if it.client_order_id == "e0":
+            started.set()
+            assert held.wait(10)
+        log.append(it.client_order_id)
+        return it.client_order_id
+
+    stop = {"side": "sell", "type": "stop_market", "price": None, "stop_price": 1.0,
+            "reduce_only": True, "tag": "SL"}
+    runner = LaneRunner(2)
+    try:
+        runner.submit([intent("e0")], work)
+        assert started.wait(10)
+        runner.submit([intent("e1"), intent("s1", **stop)], work)
+        runner.submit([intent("e1", action="cancel"),
+                       intent("s2", cancel_after="s1", **stop),
+                       intent("close", type="market", price=None, side="sell",
+                              reduce_only=True, tag="CLOSE"),
+                       intent("s2", action="cancel", **stop)], work)
+        held.set()
+        runner.drain()
+    finally:
+        held.set()
+        runner.close()
+    assert log == ["e0", "s1", "s2", "s2", "e1", "e1", "close"]
+    assert [protective(intent("x", **stop)), protective(intent("x"))] == [True, False]
 
 
 def fail_at_c0(lane: int, k: int, it: OrderIntent) -> str:
