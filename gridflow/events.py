@@ -216,6 +216,11 @@ class OrderIntent(_Frozen):
         one first and cancels the old one only when the place was accepted (``sent`` /
         ``duplicate``); otherwise the old order's cancel is ``skipped`` and it keeps
         resting. Never set together with ``cancel_first``.
+    margin_held : bool
+        For an opening place: the engine counted every order resting on the exchange
+        (those it is cancelling too) and the account's equity still holds this one's
+        margin, so the broker need not wait for the cancels sent before it
+        (:func:`~gridflow.dataflows.broker_lanes.waits_for_margin`).
     """
 
     intent_id: str
@@ -235,6 +240,7 @@ class OrderIntent(_Frozen):
     reduce_only: bool = False
     cancel_first: str | None = None
     cancel_after: str | None = None
+    margin_held: bool = False
 
     @model_validator(mode="after")
     def _one_replacement(self) -> "OrderIntent":

@@ -54,9 +54,10 @@ def opens(intent: OrderIntent) -> bool:
 
 
 def waits_for_margin(intent: OrderIntent) -> bool:
-    """An opening place that replaces no order: it waits for the margin-freeing intents
-    before it on other lanes (see the module docstring)."""
-    return opens(intent) and intent.cancel_first is None
+    """An opening place that replaces no order and whose margin the account does not
+    hold already (``margin_held``): it waits for the margin-freeing intents before it
+    on other lanes (see the module docstring)."""
+    return opens(intent) and intent.cancel_first is None and not intent.margin_held
 
 
 def protective(intent: OrderIntent) -> bool:

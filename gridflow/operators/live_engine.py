@@ -65,6 +65,7 @@ from gridflow.operators.live_orders import (
     apply_exit,
     close_cycle,
     event,
+    same_order,
 )
 from gridflow.operators.live_reconcile import (
     apply_outcome,
@@ -76,6 +77,11 @@ from gridflow.operators.order_state import OrderState
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
+EXCHANGE_MARGIN_SHARE = 0.95
+"""A new entry is sent without waiting for the cancels before it
+(:attr:`~gridflow.events.OrderIntent.margin_held`) while every resting order's margin
+and its own stay within this share of equity: what the exchange holds before any of
+those cancels lands, with room for its own margin rules."""
 CANDLE_WAIT_MS = 60_000
 """How long (exchange time after its close) a fill waits for a candle closing at or
 before it that has not arrived yet."""
@@ -333,7 +339,8 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
                           self.strategy_names, self.counters))
         if a["warm"][lo] or self.stopping_for() is not None:  # no entry once stopping
             return
-        ctx = {"used": self._used_margin({int(x) for x in a["sym"][lo:hi]})}
+        ctx = {"used": self._used_margin({int(x) for x in a["sym"][lo:hi]}),
+               "held": self._used_margin(set()), "no_wait": set()}
         for e in range(lo, hi):
             self._sync(int(a["sym"][e]), close_ts, out, entries=True, ctx=ctx,
                        corr=ev_corr[e])
@@ -428,7 +435,8 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         strat = self.strategy_names[s]
         for slot, (side, typ, price, stop, amount, reduce) in want.items():
             cur = self.book.slot(sym, slot)
-            if cur is not None and self._same(s, cur, price, stop, amount):
+            if cur is not None and same_order(cur, price, stop, amount, self.ticks[s],
+                                              self.mp[s, kl.M_STEP]):
                 continue
             if cur is not None and slot.startswith("L") and cur.filled > 0:
                 continue  # a partly filled level keeps its price
@@ -444,22 +452,10 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
                 continue
             self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side, type=typ,
                             amount=amount, ts=ts, seq=seq, price=price, stop_price=stop,
-                            reduce_only=reduce, cancel_first=cur.coid if cur else None)
+                            reduce_only=reduce, cancel_first=cur.coid if cur else None,
+                            margin_held=ctx is not None and (sym, slot) in ctx["no_wait"])
             if cur is not None:
                 self.book.cancel(out, cur, ts, seq, emit=False)
-
-    def _same(self, s: int, w: Working, price, stop, amount) -> bool:
-        """Whether live order ``w`` already is the wanted one: same prices (within half a
-        tick) and amount (within half a step; the remaining amount for exits)."""
-        half_tick = (self.ticks[s] or 1e-12) * 0.5
-        half_step = (self.mp[s, kl.M_STEP] or 1e-12) * 0.5
-
-        def eq(x, y):
-            return (x is None and y is None) or (
-                x is not None and y is not None and abs(x - y) < half_tick)
-
-        have = w.amount if w.slot.startswith("L") else w.amount - w.filled
-        return eq(w.price, price) and eq(w.stop_price, stop) and abs(have - amount) < half_step
 
     def _entries(self, s, pos, ts, out, want, ctx, corr) -> None:
         """The quoted levels of ``s`` through the one entry gate
@@ -485,8 +481,12 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
                 out.extend(decode(bi, bf, self.account.name, self.symbols,
                                   self.strategy_names, self.counters))
             if amount > 0.0:
-                ctx["used"] += amount * px / self.pf[kl.P_LEVERAGE]
+                margin = amount * px / self.pf[kl.P_LEVERAGE]
+                ctx["used"] += margin
                 want[f"L{i}"] = (SIDE[d], "limit", px, None, amount, False)
+                if cur is None and ctx["held"] + margin <= equity * EXCHANGE_MARGIN_SHARE:
+                    ctx["held"] += margin  # held beside every order resting now
+                    ctx["no_wait"].add((sym, f"L{i}"))
 
     def _cancel_slots(self, sym: str, ts: int, out: JournalBatch, keep=()) -> None:
         for w in self.book.of_symbol(sym):

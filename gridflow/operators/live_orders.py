@@ -67,6 +67,21 @@ class Working:
         return self.state in LIVE_STATES
 
 
+def same_order(w: Working, price: float | None, stop: float | None, amount: float,
+               tick: float, step: float) -> bool:
+    """Whether live order ``w`` already is the wanted one: same prices (within half a
+    ``tick``, quote) and amount (within half a ``step``, base; the remaining amount for
+    exits)."""
+    half_tick, half_step = (tick or 1e-12) * 0.5, (step or 1e-12) * 0.5
+
+    def eq(x, y):
+        return (x is None and y is None) or (
+            x is not None and y is not None and abs(x - y) < half_tick)
+
+    have = w.amount if w.slot.startswith("L") else w.amount - w.filled
+    return eq(w.price, price) and eq(w.stop_price, stop) and abs(have - amount) < half_step
+
+
 @dataclass
 class Cycle:
     """The open position cycle of one symbol: totals for its trade record."""
@@ -117,7 +132,7 @@ class LiveBook:
               amount: float, ts: int, seq: int, price: float | None = None,
               stop_price: float | None = None, reduce_only: bool = False,
               cancel_first: str | None = None, cancel_after: str | None = None,
-              ref_price: float | None = None) -> Working:
+              ref_price: float | None = None, margin_held: bool = False) -> Working:
         """Record a new order and append its intent and journal row to ``out``
         (a :class:`~gridflow.chunks.JournalBatch`). The client id hashes the slot, the
         count of orders placed in that slot so far and the decision time: unique, and
@@ -137,6 +152,7 @@ class LiveBook:
             symbol=symbol, client_order_id=coid, tag=slot, ts_ms=ts, seq=seq, side=side,
             type=type, price=price, stop_price=stop_price, amount=amount,
             reduce_only=reduce_only, cancel_first=cancel_first, cancel_after=cancel_after,
+            margin_held=margin_held,
         ))
         out.orders.append(OrderRequest(
             client_order_id=coid, account=self.account, strategy=strategy, symbol=symbol,

@@ -208,6 +208,14 @@ def test_a_lane_serves_protective_intents_first_each_class_in_order() -> None:
     assert [protective(intent("x", **stop)), protective(intent("x"))] == [True, False]
 
 
+def test_an_entry_whose_margin_is_held_does_not_wait_for_other_lanes() -> None:
+    batch = [make(0, "BTC/USDT", "cancel"), intent("c1", symbol="ETH/USDT"),
+             intent("c2", symbol="ETH/USDT", margin_held=True)]
+    plan = plan_lanes(batch, {"BTC/USDT": 0, "ETH/USDT": 1}.__getitem__)
+    assert plan.waits == {1: (0,)}
+    assert [waits_for_margin(i) for i in batch] == [False, True, False]
+
+
 def fail_at_c0(lane: int, k: int, it: OrderIntent) -> str:
     """A lane's work that fails on intent ``c0`` (the journal gone)."""
     if it.client_order_id == "c0":

@@ -90,6 +90,17 @@ def test_warmup_is_never_traded_and_candles_wait_for_the_watermark():
     assert eng.summary().candles == 2
 
 
+def test_new_entries_say_whether_the_account_holds_their_margin_beside_every_resting_order():
+    """Each level costs a third of the capital: the first two fit within 95 % of equity
+    beside what rests, the third does not and must wait for the cancels before it."""
+    eng = live_engine(risk={"max_margin_ratio": 1.0})
+    eng.on_chunk(warm(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0)))
+    eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=1))
+    out = eng.on_exchange(upd(2 * H, positions={}))
+    assert [(i.tag, i.margin_held) for i in opened(out.intents)] == [
+        ("L0", True), ("L1", True), ("L2", False)]
+
+
 def test_entry_fill_places_the_stop_at_once_and_it_follows_the_average():
     eng, out = started()
     l0, l1 = opened(out.intents)[:2]
