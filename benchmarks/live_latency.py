@@ -10,7 +10,8 @@ The exchange logs the wall time at which each REST request arrived. Measured:
 (a) candle close -> the first entry order of that candle and symbol received;
 (b) entry fill -> both its take profit and its stop received (the later of the two);
 (c) mark price crossing a kill-switch limit (``session_loss_grid``; the benchmark resets
-    the switch ``--ks-reset-s`` after each trip) -> every resting entry's cancel
+    the switch ``--ks-reset-s`` after each trip, at the earliest when the candle of the
+    trip has closed) -> every resting entry's cancel
     received (the last of them, over all symbols). Trips are rare on market candles, so
     (c) has its own run on :func:`sawtooth` candles: every hour falls 12 % and comes back,
     fills entries on each symbol and trips the switch with entries still resting.
@@ -80,10 +81,11 @@ class Clock:
     """Walks the exchange through candles in pieces and remembers when each piece was
     published: exchange ms -> wall s."""
 
-    def __init__(self, fx, sub: int, pause: float) -> None:
+    def __init__(self, fx, sub: int, pause: float, ended: list[int] | None = None) -> None:
         self.fx, self.sub, self.pause = fx, sub, pause
         self.walls: dict[int, float] = {}
         self.closes: dict[int, float] = {}  # candle open ms -> wall of its close
+        self.ended = ended if ended is not None else [0]  # candles walked (shared)
 
     def candle(self) -> None:
         opened = self.fx.now_ms() // H * H
@@ -93,6 +95,7 @@ class Clock:
             self.walls[now] = time.time()
             time.sleep(self.pause)
         self.closes[opened] = self.walls[opened + H]
+        self.ended[0] += 1
 
     def wall_at(self, ts: int) -> float | None:
         """Wall time of the piece whose walk reached exchange time ``ts``."""
@@ -123,9 +126,14 @@ def trip_times(db: Path) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: float) -> None:
-    """Reset every kill switch ``after_s`` after a trip is journaled; ``resets`` gets
-    the wall time of the reset of each trip (in :func:`trip_times` order)."""
+def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: float,
+             ended: list[int]) -> None:
+    """Reset every kill switch once a trip is journaled, ``after_s`` later and not before
+    the candle it tripped in has been walked to its close (``ended``: candles walked):
+    the session then restarts at the recovered price, so the next hour's fall trips
+    again (reset at the low, the session counted the recovery as a gain and the falls
+    after it stopped tripping). ``resets`` gets the wall time of the reset of each trip
+    (in :func:`trip_times` order)."""
     from gridflow.journal.commands import issue_command
 
     url, seen = f"sqlite:///{db}", 0
@@ -135,7 +143,10 @@ def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: floa
         except sqlite3.Error:  # tables not created yet
             continue
         if n > seen:
+            walked = ended[0]
             time.sleep(after_s)
+            while ended[0] == walked and not stop.wait(0.01):
+                pass
             resets.extend([time.time()] * (n - seen))
             seen = n
             issue_command(url, "live", "reset_kill_switch", {}, "bench")
@@ -177,9 +188,10 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     (workdir / name).mkdir()
     trace = workdir / f"{name}.trace" if TRACE else None
     proc = LiveProcess(cfg, db, workdir / name, recovery=False)
-    clock = Clock(fx, sub, pause)
+    ended = [0]  # candles walked, by either clock (the resetter waits for a close)
+    clock = Clock(fx, sub, pause, ended)
     stop, resets = threading.Event(), []
-    watcher = threading.Thread(target=resetter, args=(db, stop, resets, reset_after_s),
+    watcher = threading.Thread(target=resetter, args=(db, stop, resets, reset_after_s, ended),
                                daemon=True)
     try:
         if trace is not None:  # the flow process marks its stages (gridflow.latency_trace)
@@ -193,7 +205,7 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
             time.sleep(0.05)
         time.sleep(1.0)
         watcher.start()
-        warm = Clock(fx, sub, pause)
+        warm = Clock(fx, sub, pause, ended)
         for _ in range(settle):
             warm.candle()
         since = fx.now_ms()  # measured from here
