@@ -163,6 +163,12 @@ def _undo(root: logging.Logger) -> None:
     _STATE.handlers, _STATE.levels, _STATE.root_level, _STATE.cfg = [], {}, None, None
 
 
+QUIET_LOGGERS: dict[str, str] = {"numba": "WARNING"}
+"""Loggers kept at a level of their own unless ``[logging] levels`` names them: numba's
+compiler logs every pass of every kernel at DEBUG (123 MB for one cold-cache replay,
+which with a rotated log file took minutes of renames)."""
+
+
 def setup_logging(cfg: LoggingConfig | None = None,
                   secrets: Iterable[str | None] = ()) -> list[logging.Handler]:
     """Configure the root logger from ``cfg`` (defaults: console, WARNING).
@@ -209,7 +215,7 @@ def setup_logging(cfg: LoggingConfig | None = None,
             handlers.append(file_handler)
         _STATE.root_level = root.level
         root.setLevel(cfg.level)
-        for name, level in cfg.levels.items():
+        for name, level in {**QUIET_LOGGERS, **cfg.levels}.items():
             logger = logging.getLogger(name)
             _STATE.levels[name] = logger.level
             logger.setLevel(level)
@@ -249,6 +255,6 @@ def setup_for(config: GridflowConfig) -> list[logging.Handler]:
     return setup_logging(config.logging, config_secrets(config))
 
 
-__all__ = ["CONSOLE_FORMAT", "FILE_FORMAT", "JsonLinesFormatter", "UtcTextFormatter",
-           "config_secrets", "reset_logging", "rotating_gzip_handler", "setup_for",
+__all__ = ["CONSOLE_FORMAT", "FILE_FORMAT", "QUIET_LOGGERS", "JsonLinesFormatter",
+           "UtcTextFormatter", "config_secrets", "reset_logging", "rotating_gzip_handler", "setup_for",
            "setup_logging"]

@@ -124,6 +124,23 @@ def test_levels_per_logger_apply_and_a_second_setup_replaces_the_first(tmp_path)
     assert len(first.read_text().splitlines()) == 3  # the old file got nothing more
 
 
+def test_numba_compiler_logs_stay_at_warning_unless_named(tmp_path):
+    """numba logs every compiler pass at DEBUG (123 MB for a cold-cache replay, whose
+    rotated log file then took minutes of renames: a CI timeout)."""
+    log_file = tmp_path / "g.log"
+    (h,) = setup_logging(LoggingConfig(file=log_file, console=False, level="DEBUG"))
+    logging.getLogger("numba.core.ssa").debug("a compiler pass")
+    logging.getLogger("gridflow.x").debug("ours")
+    logging.getLogger("numba.core.ssa").warning("a numba warning")
+    h.flush()
+    assert [ln.split(": ", 1)[1] for ln in log_file.read_text().splitlines()] == [
+        "ours", "a numba warning"]
+    setup_logging(LoggingConfig(console=False, level="DEBUG", levels={"numba": "DEBUG"}))
+    assert logging.getLogger("numba.core.ssa").getEffectiveLevel() == logging.DEBUG
+    reset_logging()
+    assert logging.getLogger("numba").level == logging.NOTSET  # restored
+
+
 def test_console_is_stderr_text_as_before_and_carries_the_redactor():
     code = ("import logging; from gridflow.logs import setup_logging; "
             "setup_logging(); setup_logging(); log = logging.getLogger('gridflow.x'); "

@@ -31,7 +31,9 @@ class LoggingConfig(BaseModel):
         Level of the root logger (``"WARNING"``: what the command line showed so far).
     levels : dict of str to str
         Level per logger name, overriding ``level`` for that logger and its children
-        (``{"ccxt" = "DEBUG", "gridflow.dataflows.broker_sink" = "INFO"}``).
+        (``{"ccxt" = "DEBUG", "gridflow.dataflows.broker_sink" = "INFO"}``). ``numba``
+        is at ``WARNING`` unless named here (its compiler's DEBUG output is megabytes
+        per kernel; :data:`gridflow.logs.QUIET_LOGGERS`).
     json : bool
         One JSON object per line (``ts`` ISO 8601 UTC with ms, ``level``, ``logger``,
         ``message`` with any traceback, ``extra``: the record's extra fields) instead of
