@@ -244,6 +244,10 @@ class BrokerRow(SQLModel, table=True):
     ts_ms: int = big(default=0)
 
 
+_RUN_TS_INDEX = next(i for i in BrokerRow.__table__.indexes
+                     if i.name == "ix_broker_outcomes_run_ts")
+
+
 class NameRow(SQLModel, table=True):
     """A name a person gave a journal run (``kind = "run"``) or a sweep / walk-forward
     run (``kind = "sweep"``); key ``(kind, target_id)``, ``name`` unique per kind.
@@ -313,8 +317,7 @@ def open_store(url: str) -> Engine:
             engine = create_engine(u, json_serializer=serializer)
         event.listen(engine, "connect", _sqlite_pragmas)
     SQLModel.metadata.create_all(engine)
-    for index in BrokerRow.__table__.indexes:  # a journal made before the index had it not
-        index.create(engine, checkfirst=True)
+    _RUN_TS_INDEX.create(engine, checkfirst=True)  # a journal made before it lacks it
     return engine
 
 

@@ -60,7 +60,6 @@ from gridflow.operators.live_orders import (
     SIDE,
     Cycle,
     LiveBook,
-    Working,
     apply_entry,
     apply_exit,
     close_cycle,
@@ -69,6 +68,7 @@ from gridflow.operators.live_orders import (
 )
 from gridflow.operators.live_reconcile import (
     apply_outcome,
+    check_slippage,
     reconcile_orders,
     reconcile_positions,
     settle_strays,
@@ -250,7 +250,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         if w.filled >= w.amount * (1 - 1e-9):
             self.book.move(w, OrderState.DONE)
             self.book.filled_out(w.coid)
-        self._slippage(w, rep, out)
+        check_slippage(self, w, rep, out)
         if w.slot.startswith("L"):
             d = 1 if rep.side == "buy" else -1
             if st.sf[s, kl.SF_AMT] > 0 and st.si[s, kl.SI_SIDE] != d:
@@ -281,18 +281,6 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             for other in self.book.of_symbol(rep.symbol):
                 if other.state != OrderState.DONE:
                     self.book.cancel(out, other, rep.ts_ms, self.next_seq())
-
-    def _slippage(self, w: Working, rep: ExecutionReport, out: JournalBatch) -> None:
-        ref = w.stop_price if w.stop_price else w.price
-        if not ref or not rep.price:
-            return
-        worse = (rep.price - ref) / ref if w.side == "buy" else (ref - rep.price) / ref
-        if worse > self.live.slippage_alert:
-            # the reason is the order's slot ("L0", "SL" ...), not a Reason member
-            out.events.append(event(self.account.name, EventKind.SLIPPAGE, w.slot, rep.ts_ms,
-                                    self.next_seq(), w.symbol, client_order_id=w.coid,
-                                    order_price=ref, fill_price=rep.price, slippage=worse,
-                                    threshold=self.live.slippage_alert))
 
     # ---- candles -------------------------------------------------------------------
     def _process(self, frontier: int | None) -> JournalBatch:

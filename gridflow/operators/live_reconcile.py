@@ -63,6 +63,21 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     return out
 
 
+def check_slippage(self: "LiveAccountEngine", w, rep, out: JournalBatch) -> None:
+    """A fill of order ``w`` worse than its limit or trigger by more than
+    ``live.slippage_alert`` (a fraction): a ``slippage`` event (reason: the order's slot,
+    ``"L0"``, ``"SL"`` ..., not a Reason member)."""
+    ref = w.stop_price if w.stop_price else w.price
+    if not ref or not rep.price:
+        return
+    worse = (rep.price - ref) / ref if w.side == "buy" else (ref - rep.price) / ref
+    if worse > self.live.slippage_alert:
+        out.events.append(event(self.account.name, EventKind.SLIPPAGE, w.slot, rep.ts_ms,
+                                self.next_seq(), w.symbol, client_order_id=w.coid,
+                                order_price=ref, fill_price=rep.price, slippage=worse,
+                                threshold=self.live.slippage_alert))
+
+
 def _restore_predecessor(self: "LiveAccountEngine", w) -> None:
     """Give a slot back to the order that still rests in it: ``w`` itself when its cancel
     was skipped, or the order ``w`` was to take over from (``cancel_after``) when ``w``

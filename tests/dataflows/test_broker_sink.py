@@ -112,6 +112,22 @@ def statuses(db_url: str) -> dict[str, str]:
     return {r["intent_id"]: r["status"] for r in read_broker(db_url, RUN)}
 
 
+def begun_before_a_crash(db_url: str, intents: list[OrderIntent]) -> None:
+    """Write-ahead rows ``sending`` for ``intents``, as a process killed mid-send left
+    them."""
+    engine = open_store(db_url)
+    for it in intents:
+        broker_begin(engine, RUN, OrderOutcome(
+            intent_id=it.intent_id, client_order_id=it.client_order_id, action=it.action,
+            account="acc", symbol=it.symbol, status="sending"))
+    engine.dispose()
+
+
+def order_statuses(fx: FakeExchange) -> dict[str, str]:
+    """The exchange's orders: client id -> status."""
+    return {o["clientOrderId"]: o["status"] for o in fx.orders()}
+
+
 def assert_once(fx: FakeExchange) -> None:
     counts = fx.accepted_client_ids()
     assert not counts or max(counts.values()) == 1, counts.most_common(3)
@@ -170,12 +186,7 @@ def test_sending_row_of_an_order_the_exchange_has_is_not_resent(fx, tmp_path) ->
     lost = intent("h3")  # the crash came before the request left
     for it in (have, have_stop):
         assert gw.place(it).status == "sent"
-    engine = open_store(c.db_url)
-    for it in (have, have_stop, lost):
-        broker_begin(engine, RUN, OrderOutcome(
-            intent_id=it.intent_id, client_order_id=it.client_order_id, action="place",
-            account="acc", symbol=it.symbol, status="sending"))
-    engine.dispose()
+    begun_before_a_crash(c.db_url, [have, have_stop, lost])
     before = len(writes(fx))
     run_sink(BrokerSink(c, gateway=gw), [have, have_stop, lost])
     rows = {r["intent_id"]: r for r in read_broker(c.db_url, RUN)}
@@ -242,12 +253,8 @@ def test_sending_cancel_row_and_half_done_replacement(fx, tmp_path) -> None:
     assert gw.cancel(intent("k1", action="cancel")).status == "canceled"
     assert gw.cancel(intent("r1", action="cancel")).status == "canceled"
     repl = intent("r2", price=19_000.0, cancel_first="r1")
-    engine = open_store(c.db_url)
-    for it in (intent("k1", action="cancel"), repl, gw.replaced_cancel(repl)):
-        broker_begin(engine, RUN, OrderOutcome(
-            intent_id=it.intent_id, client_order_id=it.client_order_id, action=it.action,
-            account="acc", symbol=it.symbol, status="sending"))
-    engine.dispose()
+    begun_before_a_crash(c.db_url, [intent("k1", action="cancel"), repl,
+                                     gw.replaced_cancel(repl)])
     run_sink(BrokerSink(c, gateway=gw), [intent("k1", action="cancel"), repl])
     assert statuses(c.db_url) == {"k1:cancel": "canceled", "r1:cancel": "canceled",
                                   "r2:place": "sent"}
@@ -265,12 +272,7 @@ def test_replacement_found_sent_resolves_its_cancel_row(fx, tmp_path) -> None:
     assert gw.cancel(intent("o1", action="cancel")).status == "canceled"
     repl = intent("o2", price=19_500.0, cancel_first="o1")
     assert gw.place(repl).status == "sent"
-    engine = open_store(c.db_url)
-    for it in (repl, gw.replaced_cancel(repl)):
-        broker_begin(engine, RUN, OrderOutcome(
-            intent_id=it.intent_id, client_order_id=it.client_order_id, action=it.action,
-            account="acc", symbol=it.symbol, status="sending"))
-    engine.dispose()
+    begun_before_a_crash(c.db_url, [repl, gw.replaced_cancel(repl)])
     before = len(writes(fx))
     run_sink(BrokerSink(c, gateway=gw), [repl])
     assert statuses(c.db_url) == {"o1:cancel": "canceled", "o2:place": "sent"}
@@ -287,57 +289,6 @@ def test_replacement_of_a_filled_order_is_skipped(fx, tmp_path) -> None:
     assert statuses(c.db_url) == {"f1:place": "sent", "f1:cancel": "not_found",
                                   "f2:place": "skipped"}
     assert "f2" not in fx.accepted_client_ids()
-
-
-STOP = {"type": "stop_market", "side": "sell", "price": None, "amount": 0.01,
-        "reduce_only": True, "tag": "SL"}
-
-
-def test_a_refused_stop_move_leaves_the_old_stop_resting(fx, tmp_path) -> None:
-    gw = gateway(fx)
-    c = cfg(tmp_path, live_cfg(fx))
-    assert gw.place(intent("pos", type="market", price=None)).status == "sent"
-    run_sink(BrokerSink(c, gateway=gw), [intent("s1", stop_price=15_000.0, **STOP)])
-    fx.set_faults(FaultPlan(seed=1, script=[("reject", "/algoOrder")]))
-    before = len(writes(fx))
-    run_sink(BrokerSink(c, gateway=gw), [intent("s2", stop_price=16_000.0, cancel_after="s1",
-                                                **STOP)])
-    assert statuses(c.db_url) == {"s1:place": "sent", "s2:place": "rejected",
-                                  "s1:cancel-after:s2": "skipped"}
-    assert [m for m, _ in writes(fx)[before:]] == ["POST"]  # the refused place, no DELETE
-    assert {o["clientOrderId"]: o["status"] for o in fx.orders()}["s1"] == "NEW"
-    # accepted the next time: then, and only then, the old stop is cancelled
-    run_sink(BrokerSink(c, gateway=gw), [intent("s3", stop_price=16_000.0, cancel_after="s1",
-                                                **STOP)])
-    orders = {o["clientOrderId"]: o["status"] for o in fx.orders()}
-    assert (orders["s1"], orders["s3"]) == ("CANCELED", "NEW")
-    assert [m for m, _ in writes(fx)[before + 1:]] == ["POST", "DELETE"]
-    assert_once(fx)
-
-
-def test_a_stop_move_sent_before_a_crash_still_cancels_the_old_stop(fx, tmp_path) -> None:
-    """The crash came after the new stop was placed, before its old one was cancelled
-    and before any outcome was journaled: both rows ``sending``. The lookup finds the
-    new stop, and the old one is cancelled now."""
-    gw = gateway(fx)
-    c = cfg(tmp_path, live_cfg(fx))
-    assert gw.place(intent("pos", type="market", price=None)).status == "sent"
-    assert gw.place(intent("m1", stop_price=15_000.0, **STOP)).status == "sent"
-    move = intent("m2", stop_price=16_000.0, cancel_after="m1", **STOP)
-    assert gw.place(move).status == "sent"
-    engine = open_store(c.db_url)
-    for it in (move, gw.replaced_cancel(move)):
-        broker_begin(engine, RUN, OrderOutcome(
-            intent_id=it.intent_id, client_order_id=it.client_order_id, action=it.action,
-            account="acc", symbol=it.symbol, status="sending"))
-    engine.dispose()
-    before = len(writes(fx))
-    run_sink(BrokerSink(c, gateway=gw), [move])
-    assert statuses(c.db_url) == {"m2:place": "sent", "m1:cancel-after:m2": "canceled"}
-    assert [m for m, _ in writes(fx)[before:]] == ["DELETE"]
-    orders = {o["clientOrderId"]: o["status"] for o in fx.orders()}
-    assert (orders["m1"], orders["m2"]) == ("CANCELED", "NEW")
-    assert_once(fx)
 
 
 def test_sink_builds_its_exchange_from_config(fx, tmp_path) -> None:

@@ -196,9 +196,9 @@ def outcome(i, action: str, status: str, error: str = "") -> OrderOutcome:
                         account="t", symbol=SYM, tag=i.tag, status=status, error=error)
 
 
-@pytest.mark.parametrize("cancel_first", [False, True])
-def test_a_refused_stop_move_keeps_the_old_stop_whatever_order_the_outcomes_come_in(
-        cancel_first):
+def stop_resting():
+    """Level 0 filled, its stop placed, accepted and seen resting; the engine, the
+    second level and that stop."""
     eng, out = started()
     l0, l1 = opened(out.intents)[:2]
     out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
@@ -206,6 +206,13 @@ def test_a_refused_stop_move_keeps_the_old_stop_whatever_order_the_outcomes_come
     sl1 = next(i for i in out.intents if i.tag == "SL")
     eng.on_outcome(outcome(sl1, "place", "sent"))
     eng.on_exchange(upd(2 * H + 61_000, open_orders=[{"client_order_id": sl1.client_order_id}]))
+    return eng, l1, sl1
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_refused_stop_move_keeps_the_old_stop_whatever_order_the_outcomes_come_in(
+        cancel_first):
+    eng, l1, sl1 = stop_resting()
     out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, l1.amount,
                                                       2 * H + 90_000, "trade-2")]))
     sl2 = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
@@ -224,14 +231,8 @@ def test_a_refused_stop_move_keeps_the_old_stop_whatever_order_the_outcomes_come
 
 
 def test_a_stop_kept_while_a_newer_successor_is_on_its_way_is_cancelled_once_that_rests():
-    eng, out = started()
-    l0, l1 = opened(out.intents)[:2]
-    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
-                                                      2 * H + 30_000, "trade-1")]))
-    sl1 = next(i for i in out.intents if i.tag == "SL")
-    eng.on_outcome(outcome(sl1, "place", "sent"))
+    eng, l1, sl1 = stop_resting()
     seen = [{"client_order_id": sl1.client_order_id}]
-    eng.on_exchange(upd(2 * H + 61_000, open_orders=seen))
     half = round(l1.amount / 2, 3)  # the second level fills in two parts
     out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, half,
                                                       2 * H + 90_000, "trade-2")]))
