@@ -144,8 +144,9 @@ class LiveConfig(_Model):
     streams : StreamsConfig
         Websocket or REST polling per stream, reconciliation and staleness bounds.
     broker_lanes : int
-        Most order lanes (1-32): the broker sends each symbol's intents in order on one
-        lane and symbols side by side, one ccxt client per lane, one shared rate limit
+        Most order lanes (1-32, default 16): the broker sends each order chain's intents
+        in order on one lane (a symbol's entries, its take profit, its stop: three
+        chains) and chains side by side, one ccxt client per lane, one shared rate limit
         (:mod:`gridflow.dataflows.broker_lanes`). 1 = every order one after the other.
     broker_wait : bool
         True: the flow waits for each batch of orders to be answered before it decides
@@ -176,7 +177,7 @@ class LiveConfig(_Model):
     retry: RetryConfig = RetryConfig()
     end_ms: int | None = None
     streams: StreamsConfig = StreamsConfig()
-    broker_lanes: int = Field(8, ge=1, le=32)
+    broker_lanes: int = Field(16, ge=1, le=32)
     broker_wait: bool = True
     ops: OpsConfig = OpsConfig()
     preflight: PreflightConfig = PreflightConfig()

@@ -5,8 +5,11 @@ A candle close can give a dozen intents per symbol; sent one after the other, th
 symbol's entries and a fill's take profit wait for every request before them. Lanes
 run the symbols side by side, each lane with its own exchange client, under two rules:
 
-* the intents of one symbol stay in their order, on one lane (a replacement after the
-  order it replaces, a cancel after its place);
+* the intents of one order chain stay in their order, on one lane (a replacement after
+  the order it replaces, a cancel after its place): a symbol's entries and market
+  closes on one lane, its take profit's chain on another and its stop's on a third
+  (:func:`lane_key`: the three are independent, and a fill's take profit and stop then
+  go out side by side);
 * an intent that opens new exposure (a place that is not reduce-only and replaces no
   order) never overtakes an earlier intent of the batch that frees margin (a cancel, a
   reduce-only place, a replacement, whose old order is cancelled first), on any lane:
@@ -67,6 +70,12 @@ def protective(intent: OrderIntent) -> bool:
     return intent.reduce_only and intent.type != "market"
 
 
+def lane_key(intent: OrderIntent) -> str:
+    """What picks an intent's lane: its symbol, or for a take profit or a stop (their
+    chains are independent of each other and of the entries) the symbol and the slot."""
+    return f"{intent.symbol}|{intent.tag}" if intent.tag in ("TP", "SL") else intent.symbol
+
+
 def margin_waits(last_freeing: dict[int, T], lane: int, intent: OrderIntent,
                  token: T) -> tuple[T, ...]:
     """The margin rule, one intent at a time: what ``intent`` (on ``lane``, known by
@@ -111,7 +120,7 @@ def plan_lanes(intents: Sequence[OrderIntent], lane_of: Callable[[str], int]) ->
     last_freeing: dict[int, int] = {}  # lane -> index of its latest margin-freeing intent
     waits: dict[int, tuple[int, ...]] = {}
     for i, intent in enumerate(intents):
-        lane = lane_of(intent.symbol)
+        lane = lane_of(lane_key(intent))
         lanes.setdefault(lane, []).append(i)
         before = margin_waits(last_freeing, lane, intent, i)
         if before:
@@ -234,7 +243,7 @@ class LaneRunner:
         with self._lock:
             self._pending.add(batch)
         for i, intent in enumerate(intents):
-            lane = self.lane_of(intent.symbol)
+            lane = self.lane_of(lane_key(intent))
             done = threading.Event()
             waits = margin_waits(self._freeing, lane, intent, done)
             self._queue(lane).put((0 if protective(intent) else 1, next(self._seq),

@@ -29,8 +29,9 @@ from sqlalchemy import Engine
 from gridflow import latency_trace
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
-from gridflow.dataflows.broker_lanes import Batch, LaneError, LaneRunner
+from gridflow.dataflows.broker_lanes import Batch, LaneError, LaneRunner, lane_key
 from gridflow.dataflows.broker_sweep import ABANDON_AFTER_S, abandoned, resolve
+from gridflow.dataflows.db_poller import notify, outcomes_key
 from gridflow.exchange.client import SharedThrottle, make_exchange
 from gridflow.exchange.gateway import OrderGateway
 from gridflow.exchange.retry import error_text, retry_call
@@ -257,7 +258,7 @@ class BrokerWriter:
                 self.engine, self.run_id, [_sending(it) for it in intents], follows)
             _trace("broker_wa", intents)
             pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
-        for lane in sorted({self._runner.lane_of(intents[i].symbol) for i in pending}):
+        for lane in sorted({self._runner.lane_of(lane_key(intents[i])) for i in pending}):
             self._lane_gateway(lane)  # built here, in order, not on the lane threads
 
         def work(lane: int, k: int, intent: OrderIntent) -> list[OrderOutcome]:
@@ -362,12 +363,13 @@ class BrokerWriter:
         """Journal the outcomes, each stamped with the time it is journaled (``ts_ms``,
         ms UTC, never earlier than its own): rows become visible in the order of their
         times, so a reader polling the table reads only the newest
-        (:mod:`gridflow.dataflows.outcome_source`)."""
+        (:mod:`gridflow.dataflows.outcome_source`), woken at once in this process."""
         with self._finish_lock:  # lanes end batches side by side: stamp and commit in turn
             now = time.time_ns() // 1_000_000
             outcomes = [o if o.ts_ms >= now else o.model_copy(update={"ts_ms": now})
                         for o in _one_per_intent(outcomes)]
             broker_finish_many(self.engine, self.run_id, outcomes)
+        notify(outcomes_key(self.run_id))  # the outcome source of this process reads now
         return outcomes
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from gridflow.chunks import JournalBatch
 from gridflow.command_payloads import error_text, json_object
+from gridflow.dataflows.db_poller import BackgroundReader
 from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import Command, JournalEvent
 from gridflow.journal.busy import is_locked
@@ -38,6 +39,8 @@ MAX_NAME_CHARS = 64
 """Longest account or command-id text in a rejection's event id."""
 _FIELDS = ("command_id", "account", "kind", "payload", "issued_at_ms", "issued_by")
 _INT64 = (-(2**63), 2**63 - 1)
+TICK_S = 0.005
+"""With a background reader: wall seconds between two looks at what it has read."""
 
 log = logging.getLogger(__name__)
 
@@ -129,29 +132,33 @@ def rejection(row: dict[str, Any], reason: Reason, error: str) -> JournalEvent:
 
 class _Partition(StatefulSourcePartition):
     def __init__(self, url: str, accounts: set[str], poll_s: float, after_seq: int,
-                 until_run_complete: str | None, limit: int) -> None:
+                 until_run_complete: str | None, limit: int, background: bool = False) -> None:
         from gridflow.journal.schema import open_store
 
         self.url = open_store(url)  # one SQLAlchemy engine for every poll
         self.accounts = accounts
         self.poll_s = poll_s
-        self.after_seq = after_seq
+        self.after_seq = after_seq  # emitted up to here (the resume state; the worker's)
+        self._cursor = after_seq  # read up to here (the reader's)
         self.until = until_run_complete
         self.limit = limit
         self.rejected = 0
         self.locked_polls = 0
         self._awake: datetime | None = None
+        self._reader = BackgroundReader(self._poll, poll_s, "command-reader") \
+            if background else None
 
     def _complete(self) -> bool:
         from gridflow.journal.store import complete_accounts
 
         return self.accounts <= complete_accounts(self.url, self.until)
 
-    def next_batch(self) -> list:
-        self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
+    def _poll(self) -> tuple[list[dict[str, Any]], bool]:
+        """One read: the rows after the last one read, and whether the run was complete
+        before it (nothing, not complete, when another writer holds the lock)."""
         try:
             finished = self.until is not None and self._complete()
-            rows = read_commands(self.url, self.after_seq, self.limit)
+            rows = read_commands(self.url, self._cursor, self.limit)
         except Exception as exc:
             if not is_locked(exc):
                 raise
@@ -159,18 +166,32 @@ class _Partition(StatefulSourcePartition):
             if self.locked_polls == 1 or self.locked_polls % 100 == 0:
                 log.warning("command source: database locked (%d polls so far): %s",
                             self.locked_polls, exc)
-            return []
+            return [], False
+        if rows:
+            self._cursor = int(rows[-1]["seq"])
+        return rows, finished
+
+    def next_batch(self) -> list:
+        if self._reader is None:
+            self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
+            polls = [self._poll()]
+        else:
+            self._awake = datetime.now(timezone.utc) + timedelta(seconds=TICK_S)
+            polls = self._reader.take()
+            if not polls:
+                return []
         out = []
-        for row in rows:
-            self.after_seq = int(row["seq"])  # past the row before looking at it
-            item = parse_command(row, self.accounts)
-            if item[0] == "rejected":
-                self.rejected += 1
-                ev = item[1].events[0]
-                log.warning("command %s rejected: %s %s", ev.detail["command_id"], ev.reason,
-                            ev.detail["error"])
-            out.append(item)
-        if finished and not rows:
+        for rows, _ in polls:
+            for row in rows:
+                self.after_seq = int(row["seq"])  # past the row before looking at it
+                item = parse_command(row, self.accounts)
+                if item[0] == "rejected":
+                    self.rejected += 1
+                    ev = item[1].events[0]
+                    log.warning("command %s rejected: %s %s", ev.detail["command_id"],
+                                ev.reason, ev.detail["error"])
+                out.append(item)
+        if polls[-1][1] and not out:
             raise StopIteration
         return out
 
@@ -179,6 +200,10 @@ class _Partition(StatefulSourcePartition):
 
     def snapshot(self) -> dict[str, int]:
         return {"seq": self.after_seq}
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
 
 class CommandSource(FixedPartitionedSource):
@@ -197,6 +222,10 @@ class CommandSource(FixedPartitionedSource):
         Run id whose completion ends the source (replays); None polls forever (live).
     limit : int
         Most rows read per poll (one Bytewax batch).
+    background : bool
+        Poll on a thread of its own (:class:`~gridflow.dataflows.db_poller.BackgroundReader`),
+        the worker only taking what was read: a slow or locked journal never holds up
+        the flow's other inputs. False polls in ``next_batch``.
 
     Notes
     -----
@@ -207,8 +236,10 @@ class CommandSource(FixedPartitionedSource):
     """
 
     def __init__(self, url: str, accounts, poll_s: float = 0.05,
-                 until_run_complete: str | None = None, limit: int = 1000) -> None:
+                 until_run_complete: str | None = None, limit: int = 1000,
+                 background: bool = False) -> None:
         self.url = url
+        self.background = bool(background)
         self.accounts = set(accounts)
         self.poll_s = float(poll_s)
         self.until = until_run_complete
@@ -227,4 +258,4 @@ class CommandSource(FixedPartitionedSource):
         else:  # the last command id, as snapshotted before commands had a seq
             after = seq_after_id(self.url, int(resume_state))
         return _Partition(self.url, self.accounts, self.poll_s, after, self.until,
-                          self.limit)
+                          self.limit, self.background)

@@ -28,6 +28,10 @@ from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.replay import command_source, engine_records, journal_and_alerts
 from gridflow.logs import setup_for
 
+OUTCOME_SAFETY_POLL_S = 1.0
+"""Seconds between the outcome source's reads when the broker sink (which wakes it after
+each commit) wrote nothing: the safety net."""
+
 
 def build_flow(plan: RunPlan) -> Dataflow:
     """The live (or paper) dataflow of a plan built with ``plan_run(cfg, mode)``."""
@@ -51,8 +55,9 @@ def build_flow(plan: RunPlan) -> Dataflow:
                 acct, live.exchange, list(syms), live.exchange_poll_s, end_ms=live.end_ms,
                 streams=live.streams, timeframe=live.timeframe))
         sources["broker_outcomes"] = stop(OutcomeSource(
-            cfg.db_url, plan.run_id, live.exchange_poll_s / 2, until_run_complete=True,
-            accounts=plan.account_symbols))
+            cfg.db_url, plan.run_id, max(live.exchange_poll_s / 2, OUTCOME_SAFETY_POLL_S),
+            until_run_complete=True, accounts=plan.account_symbols, background=True))
+        # read off the worker thread, at once after each of the broker's commits
         sources["shutdown"] = ShutdownSource(
             cfg.db_url, plan.run_id, plan.account_symbols, live.ops.on_shutdown,
             until_run_complete=live.end_ms is not None)

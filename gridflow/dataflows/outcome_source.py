@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from gridflow.dataflows.db_poller import BackgroundReader, outcomes_key
 from gridflow.events import OrderOutcome, OutcomesReplayed
 
 PART = "broker_outcomes"
@@ -26,6 +27,8 @@ SLACK_MS = 2_000
 seen: the broker stamps each outcome with the time it journals it
 (:class:`~gridflow.dataflows.broker_sink.BrokerWriter`), so rows appear in time order;
 the slack covers rows of one millisecond and small clock steps."""
+TICK_S = 0.005
+"""With a background reader: wall seconds between two looks at what it has read."""
 FULL_READ_S = 300.0
 """Wall seconds between two reads of the whole table (the first read, and a safety net
 for an outcome committed more than ``SLACK_MS`` after its time)."""
@@ -33,18 +36,22 @@ for an outcome committed more than ``SLACK_MS`` after its time)."""
 
 class _Partition(StatefulSourcePartition):
     def __init__(self, url: str, run_id: str, poll_s: float, done: set[str] | None,
-                 until_complete: bool, accounts: tuple[str, ...] = ()) -> None:
+                 until_complete: bool, accounts: tuple[str, ...] = (),
+                 background: bool = False) -> None:
         from gridflow.journal.schema import open_store
 
         self.url = open_store(url)
         self.run_id = run_id
         self.poll_s = poll_s
-        self.done = set(done or ())
+        self.done = set(done or ())  # emitted (the resume state; the worker's)
         self.until = until_complete
         self._awake: datetime | None = None
         self._announce = tuple(accounts)  # the markers, after the first read
+        self._seen = set(self.done)  # read (the reader's)
         self._newest: int | None = None  # newest outcome time seen (ms); None: read all
         self._next_full = 0.0  # time.monotonic() of the next whole-table read
+        self._reader = BackgroundReader(self._poll, poll_s, "outcome-reader",
+                                        wake_on=outcomes_key(run_id)) if background else None
 
     def _complete(self) -> bool:
         from gridflow.journal.store import read_summaries
@@ -52,27 +59,28 @@ class _Partition(StatefulSourcePartition):
         rows = read_summaries(self.url, self.run_id)
         return bool(rows) and all(r.get("complete") for r in rows)
 
-    def next_batch(self) -> list[OrderOutcome | OutcomesReplayed]:
+    def _poll(self) -> tuple[list[OrderOutcome], bool]:
+        """One read of the table: the terminal outcomes not read before, and whether the
+        run was complete before the read."""
         from gridflow.journal.broker_rows import broker_ids, read_broker
 
         finished = self.until and self._complete()
-        out = []
         now = time.monotonic()
         full = self._newest is None or now >= self._next_full
-        since = None if full else self._newest - SLACK_MS
         if full:
             self._next_full = now + FULL_READ_S
-        if full:
             rows = read_broker(self.url, self.run_id, statuses=frozenset(TERMINAL))
         else:  # the ids of the last moments first; whole rows only of the new ones
-            fresh = [i for i, _ in broker_ids(self.url, self.run_id, since, frozenset(TERMINAL))
-                     if i not in self.done]
+            fresh = [i for i, _ in broker_ids(self.url, self.run_id,
+                                                self._newest - SLACK_MS, frozenset(TERMINAL))
+                     if i not in self._seen]
             rows = read_broker(self.url, self.run_id, intent_ids=fresh) if fresh else []
+        out = []
         for row in rows:
             self._newest = max(self._newest or 0, int(row.get("ts_ms") or 0))
-            if row["intent_id"] in self.done:
+            if row["intent_id"] in self._seen:
                 continue
-            self.done.add(row["intent_id"])
+            self._seen.add(row["intent_id"])
             faults = row.get("faults") or []
             if isinstance(faults, str):
                 faults = json.loads(faults or "[]")
@@ -83,12 +91,29 @@ class _Partition(StatefulSourcePartition):
                 exchange_order_id=row.get("exchange_order_id") or "",
                 attempts=int(row.get("attempts") or 0), error=row.get("error") or "",
                 faults=list(faults), ts_ms=int(row.get("ts_ms") or 0)))
+        return out, finished
+
+    def next_batch(self) -> list[OrderOutcome | OutcomesReplayed]:
+        if self._reader is None:
+            polls = [self._poll()]
+            self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
+        else:
+            polls = self._reader.take()
+            self._awake = datetime.now(timezone.utc) + timedelta(seconds=TICK_S)
+            if not polls:
+                return []
+        out: list[OrderOutcome | OutcomesReplayed] = []
+        for outcomes, _ in polls:
+            for o in outcomes:
+                if o.intent_id not in self.done:
+                    self.done.add(o.intent_id)
+                    out.append(o)
+        finished = polls[-1][1]
         if self._announce:
             out += [OutcomesReplayed(account=a) for a in self._announce]
             self._announce = ()
         elif finished and not out:
             raise StopIteration
-        self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
         return out
 
     def next_awake(self) -> datetime | None:
@@ -96,6 +121,10 @@ class _Partition(StatefulSourcePartition):
 
     def snapshot(self) -> set[str]:
         return set(self.done)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
 
 class OutcomeSource(FixedPartitionedSource):
@@ -113,11 +142,17 @@ class OutcomeSource(FixedPartitionedSource):
     accounts : iterable of str
         Accounts that get an :class:`~gridflow.events.OutcomesReplayed` marker after the
         first read.
+    background : bool
+        Read on a thread of its own (:class:`~gridflow.dataflows.db_poller.BackgroundReader`,
+        woken at once by the broker sink of this process after each commit of outcomes;
+        ``poll_s`` is then only the safety net), the worker only taking what was read;
+        False reads in ``next_batch`` (one read per call, at most every ``poll_s``).
     """
 
     def __init__(self, url: str, run_id: str, poll_s: float = 0.5,
-                 until_run_complete: bool = True, accounts=()) -> None:
+                 until_run_complete: bool = True, accounts=(), background: bool = False) -> None:
         self.url = url
+        self.background = bool(background)
         self.run_id = run_id
         self.poll_s = float(poll_s)
         self.until = bool(until_run_complete)
@@ -128,4 +163,4 @@ class OutcomeSource(FixedPartitionedSource):
 
     def build_part(self, step_id: str, for_part: str, resume_state) -> _Partition:
         return _Partition(self.url, self.run_id, self.poll_s, resume_state, self.until,
-                          self.accounts)
+                          self.accounts, self.background)

@@ -64,7 +64,7 @@ def command_source(plan: RunPlan) -> CommandSource:
     """The control-plane commands of the run of ``plan``, read from its journal."""
     cfg = plan.cfg
     return CommandSource(cfg.db_url, plan.account_symbols, cfg.command_poll_s,
-                         until_run_complete=plan.run_id)
+                         until_run_complete=plan.run_id, background=True)
 
 
 def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, commands):

@@ -140,6 +140,8 @@ class Book:
     _by_cid: dict[str, int] = field(default_factory=dict)
     _algo_by_cid: dict[str, int] = field(default_factory=dict)
     _used_cids: set[str] = field(default_factory=set)
+    _maybe_open: dict[int, None] = field(default_factory=dict)  # ids, pruned when read
+    _maybe_waiting: dict[int, None] = field(default_factory=dict)
     _next_order: int = 1_000_001
     _next_algo: int = 5_000_001
     _next_trade: int = 1
@@ -169,8 +171,34 @@ class Book:
 
     def order_margin(self) -> float:
         return sum(o.remaining * (o.price or self.price(o.symbol)) / self.lev(o.symbol)
-                   for o in self.orders.values()
-                   if o.status in OPEN and not o.reduce_only and o.algo_id is None)
+                   for o in self.open_orders() if not o.reduce_only and o.algo_id is None)
+
+    def open_orders(self, sym: str | None = None) -> list[Order]:
+        """Resting orders (``NEW`` / ``PARTIALLY_FILLED``), of ``sym`` or all, by id.
+
+        Without walking the orders that are done: a filled, cancelled or expired order
+        never rests again, so the ids of orders that once rested are kept in creation
+        (= id) order and those found done are dropped for good."""
+        return self._live(self._maybe_open, self.orders, OPEN, sym)
+
+    def open_algos(self, sym: str | None = None) -> list[AlgoOrder]:
+        """Conditional orders waiting for their trigger (``NEW``), of ``sym`` or all,
+        by id (as :meth:`open_orders`)."""
+        return self._live(self._maybe_waiting, self.algos, ("NEW",), sym)
+
+    @staticmethod
+    def _live(maybe: dict[int, None], rows: dict, statuses: tuple[str, ...],
+              sym: str | None) -> list:
+        out, done = [], []
+        for i in maybe:
+            x = rows.get(i)
+            if x is None or x.status not in statuses:
+                done.append(i)
+            elif sym is None or x.symbol == sym:
+                out.append(x)
+        for i in done:
+            del maybe[i]
+        return out
 
     def _check_cid(self, cid: str | None) -> str:
         if cid is None or cid == "":
@@ -271,6 +299,7 @@ class Book:
 
     def _accept(self, o: Order) -> None:
         self.orders[o.order_id] = o
+        self._maybe_open[o.order_id] = None
         self._by_cid[o.client_id] = o.order_id
         self._used_cids.add(o.client_id)
         self.accepted[o.client_id] += 1
@@ -303,6 +332,7 @@ class Book:
                       now, now)
         self._next_algo += 1
         self.algos[a.algo_id] = a
+        self._maybe_waiting[a.algo_id] = None
         self._algo_by_cid[cid] = a.algo_id
         self._used_cids.add(cid)
         self.accepted[cid] += 1
@@ -343,6 +373,7 @@ class Book:
                   stop_price=a.trigger, close_position=a.close_position, algo_id=a.algo_id)
         self._next_order += 1
         self.orders[o.order_id] = o
+        self._maybe_open[o.order_id] = None
         self._by_cid[o.client_id] = o.order_id
         a.status, a.trigger_time, a.update_time = "TRIGGERED", t, t
         a.actual_order_id = o.order_id

@@ -105,13 +105,11 @@ def _triggers_up(a: AlgoOrder) -> bool:
 
 
 def _resting(book: Book, sym: str) -> list[Order]:
-    return sorted((o for o in book.orders.values() if o.symbol == sym and o.status in OPEN),
-                  key=lambda o: o.order_id)
+    return book.open_orders(sym)
 
 
 def _waiting(book: Book, sym: str) -> list[AlgoOrder]:
-    return sorted((a for a in book.algos.values() if a.symbol == sym and a.status == "NEW"),
-                  key=lambda a: a.algo_id)
+    return book.open_algos(sym)
 
 
 def _at_open(book: Book, sym: str, px: float, t: int) -> None:

@@ -207,8 +207,8 @@ def get_order(book: Book, p: Params) -> Any:
 
 def get_open_orders(book: Book, p: Params) -> Any:
     spec = _spec(book, p, required=False)
-    return [views.order_json(o, book.specs[o.symbol]) for o in book.orders.values()
-            if o.status in OPEN and (spec is None or o.symbol == spec.symbol)]
+    return [views.order_json(o, book.specs[o.symbol])
+            for o in book.open_orders(None if spec is None else spec.symbol)]
 
 
 def get_all_orders(book: Book, p: Params) -> Any:
@@ -220,8 +220,8 @@ def get_all_orders(book: Book, p: Params) -> Any:
 
 def delete_all_open_orders(book: Book, p: Params) -> Any:
     spec = _spec(book, p)
-    for o in list(book.orders.values()):
-        if o.symbol == spec.symbol and o.status in OPEN:
+    for o in book.open_orders(spec.symbol):
+        if o.status in OPEN:
             book.cancel(o)
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
@@ -269,8 +269,8 @@ def get_algo_order(book: Book, p: Params) -> Any:
 
 def get_open_algo_orders(book: Book, p: Params) -> Any:
     spec = _spec(book, p, required=False)
-    return [views.algo_json(book, a, book.specs[a.symbol]) for a in book.algos.values()
-            if a.status == "NEW" and (spec is None or a.symbol == spec.symbol)]
+    return [views.algo_json(book, a, book.specs[a.symbol])
+            for a in book.open_algos(None if spec is None else spec.symbol)]
 
 
 def get_all_algo_orders(book: Book, p: Params) -> Any:
@@ -282,8 +282,8 @@ def get_all_algo_orders(book: Book, p: Params) -> Any:
 
 def delete_algo_open_orders(book: Book, p: Params) -> Any:
     spec = _spec(book, p)
-    for a in list(book.algos.values()):
-        if a.symbol == spec.symbol and a.status == "NEW":
+    for a in book.open_algos(spec.symbol):
+        if a.status == "NEW":
             book.cancel_algo(a)
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gridflow.fakex.book import OPEN, Book
+from gridflow.fakex.book import Book
 from gridflow.fakex.markets import BinanceError, MarketSpec
 
 __all__ = ["ROUTES", "margin_type"]
@@ -62,8 +62,7 @@ def post_margin_type(book: Book, p: Params) -> Any:
         raise BinanceError(-1130, "Data sent for parameter 'marginType' is not valid.")
     if want == margin_type(book, spec.symbol):
         raise BinanceError(-4046, "No need to change margin type.")
-    if any(o.symbol == spec.symbol and o.status in OPEN for o in book.orders.values()) \
-            or any(a.symbol == spec.symbol and a.status == "NEW" for a in book.algos.values()):
+    if book.open_orders(spec.symbol) or book.open_algos(spec.symbol):
         raise BinanceError(-4047, "Margin type cannot be changed if there exists open orders.")
     if book.position(spec.symbol).amount != 0:
         raise BinanceError(-4048, "Margin type cannot be changed if there exists position.")

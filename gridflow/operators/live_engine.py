@@ -349,8 +349,8 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         st = self.state
         lev = self.pf[kl.P_LEVERAGE]
         used = float(gk._marks(st.sf, st.si, self.mp, -1, 0.0)[1]) / lev
-        for w in self.book.orders.values():
-            if w.live and w.slot.startswith("L") and self.index.get(w.symbol) not in deciding:
+        for w in self.book.live():
+            if w.slot.startswith("L") and self.index.get(w.symbol) not in deciding:
                 used += (w.amount - w.filled) * (w.price or 0.0) / lev
         return used
 

@@ -176,6 +176,6 @@ class ExchangeStateMixin:
                               self.counters))
         if not self.state.ai[kl.AI_KILL]:
             return
-        for w in list(self.book.orders.values()):
+        for w in self.book.live():
             if w.slot.startswith("L") and w.state in (OrderState.PENDING, OrderState.OPEN):
                 self.book.cancel(out, w, ts, self.next_seq())

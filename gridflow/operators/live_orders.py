@@ -82,6 +82,41 @@ def same_order(w: Working, price: float | None, stop: float | None, amount: floa
     return eq(w.price, price) and eq(w.stop_price, stop) and abs(have - amount) < half_step
 
 
+class OrderMap(dict):
+    """``coid -> Working``, a dict that also keeps, in insertion order, the orders that
+    may still fill: :meth:`live` lists them without walking the orders that are done or
+    gone (kept in the book until the exchange's open orders have not listed them a few
+    times, which in websocket mode is a few REST reconciliations: thousands of orders at
+    a high order rate, walked at every fill before).
+
+    Sound because ``done`` and ``gone`` are final as far as being live goes
+    (:data:`~gridflow.operators.order_state.TRANSITIONS`): an order found not live is
+    dropped from the list for good, unless it is put into the map again."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.maybe_live: dict[str, None] = dict.fromkeys(self)
+
+    def __setitem__(self, coid: str, w: Working) -> None:
+        super().__setitem__(coid, w)
+        # unpickling sets the items before it restores the attributes
+        self.__dict__.setdefault("maybe_live", {})[coid] = None
+
+    def live(self) -> list[Working]:
+        """The live orders (:attr:`Working.live`), oldest insertion first."""
+        maybe = self.maybe_live
+        out, dead = [], []
+        for coid in maybe:
+            w = self.get(coid)
+            if w is not None and w.live:
+                out.append(w)
+            else:
+                dead.append(coid)
+        for coid in dead:
+            del maybe[coid]
+        return out
+
+
 @dataclass
 class Cycle:
     """The open position cycle of one symbol: totals for its trade record."""
@@ -100,7 +135,7 @@ class LiveBook:
     :func:`~gridflow.operators.order_state.move` refused."""
 
     account: str
-    orders: dict[str, Working] = field(default_factory=dict)
+    orders: OrderMap = field(default_factory=OrderMap)
     slots: dict[tuple[str, str], str] = field(default_factory=dict)
     cycles: dict[str, Cycle] = field(default_factory=dict)
     placed: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -126,7 +161,13 @@ class LiveBook:
 
     def of_symbol(self, symbol: str) -> list[Working]:
         """Live orders of ``symbol``."""
-        return [w for w in self.orders.values() if w.symbol == symbol and w.live]
+        return [w for w in self.live() if w.symbol == symbol]
+
+    def live(self) -> list[Working]:
+        """The orders that may still fill, oldest first (:meth:`OrderMap.live`)."""
+        if not isinstance(self.orders, OrderMap):  # a book pickled before OrderMap
+            self.orders = OrderMap(self.orders)
+        return self.orders.live()
 
     def place(self, out, *, symbol: str, strategy: str, slot: str, side: str, type: str,
               amount: float, ts: int, seq: int, price: float | None = None,
@@ -184,7 +225,7 @@ class LiveBook:
         gone = [coid]
         while gone:  # and a replacement of a dropped replacement, whose cancel finds nothing
             old = gone.pop()
-            for w in self.orders.values():
+            for w in self.live():
                 if w.replaces == old and w.state in (OrderState.PENDING, OrderState.CANCELING):
                     self.move(w, OrderState.GONE)  # never placed
                     gone.append(w.coid)

@@ -93,7 +93,7 @@ class ShutdownMixin:
         self.stopping = req.signal
         ts = self.live_time()
         cancelled, kept, protective = [], [], []
-        for w in list(self.book.orders.values()):
+        for w in self.book.live():
             if w.state not in (OrderState.PENDING, OrderState.OPEN):
                 continue
             if not w.slot.startswith("L"):

@@ -17,6 +17,7 @@ from gridflow.dataflows.broker_lanes import (
     LaneError,
     LaneRunner,
     frees_margin,
+    lane_key,
     plan_lanes,
     protective,
     waits_for_margin,
@@ -62,9 +63,9 @@ def test_plan_keeps_symbol_order_and_margin_order(batch, n_lanes) -> None:
     lane = {i: k for k, idx in plan.lanes.items() for i in idx}
     for k, idx in plan.lanes.items():
         assert list(idx) == sorted(idx)
-        assert len({runner.lane_of(intents[i].symbol) for i in idx}) == 1
-    for s in SYMBOLS:
-        assert len({lane[i] for i, it in enumerate(intents) if it.symbol == s}) <= 1
+        assert len({runner.lane_of(lane_key(intents[i])) for i in idx}) == 1
+    for key in {lane_key(it) for it in intents}:  # one chain, one lane
+        assert len({lane[i] for i, it in enumerate(intents) if lane_key(it) == key}) == 1
     for i, it in enumerate(intents):
         waits = set(plan.waits.get(i, ()))
         if not waits_for_margin(it):  # a cancel, a reduce-only place, a replacement
@@ -134,10 +135,9 @@ def test_replacements_of_several_symbols_run_side_by_side() -> None:
 
 def test_a_later_batch_does_not_wait_for_an_earlier_one_on_other_lanes() -> None:
     """A fill's take profit (batch 2, SOL) goes out while the candle's batch (1) still
-    runs on the BTC lane; a later BTC take profit waits for the BTC request in flight
-    but goes before BTC's queued replacement of an entry (protective intents first), and
-    a new ETH entry of batch 2 waits for the BTC cancel of batch 1 (the margin rule
-    across batches)."""
+    runs on the BTC lane, and so does BTC's own take profit (a lane of its own); BTC's
+    replacement of an entry waits for BTC's cancel before it, and a new ETH entry of
+    batch 2 for that BTC cancel of batch 1 (the margin rule across batches)."""
     held, log = threading.Event(), []
     lock = threading.Lock()
 
@@ -156,12 +156,13 @@ def test_a_later_batch_does_not_wait_for_an_earlier_one_on_other_lanes() -> None
                               work)
         second = runner.submit([make(2, "SOL/USDT", "tp"), make(3, "BTC/USDT", "tp"),
                                 make(4, "ETH/USDT", "entry")], work)
-        for _ in range(200):  # the SOL take profit ends while c0 is held
-            if ("end", "c2") in log:
+        for _ in range(200):  # the take profits end while c0 is held
+            if ("end", "c2") in log and ("end", "c3") in log:
                 break
             threading.Event().wait(0.01)
-        assert ("end", "c2") in log and not first.done() and not second.done()
-        assert ("start", "c3") not in log and ("start", "c4") not in log
+        assert ("end", "c2") in log and ("end", "c3") in log
+        assert not first.done() and not second.done()
+        assert ("start", "c1") not in log and ("start", "c4") not in log
         held.set()
         assert first.wait() == ["c0", "c1"]
         assert second.wait() == ["c2", "c3", "c4"]
@@ -169,8 +170,7 @@ def test_a_later_batch_does_not_wait_for_an_earlier_one_on_other_lanes() -> None
     finally:
         held.set()
         runner.close()
-    assert log.index(("end", "c0")) < log.index(("start", "c3"))  # one request at a time
-    assert log.index(("end", "c3")) < log.index(("start", "c1"))  # the take profit first
+    assert log.index(("end", "c0")) < log.index(("start", "c1"))  # BTC's entries in order
     assert log.index(("end", "c0")) < log.index(("start", "c4"))  # margin order kept
 
 
@@ -188,7 +188,7 @@ def test_a_lane_serves_protective_intents_first_each_class_in_order() -> None:
         return it.client_order_id
 
     stop = {"side": "sell", "type": "stop_market", "price": None, "stop_price": 1.0,
-            "reduce_only": True, "tag": "SL"}
+            "reduce_only": True, "tag": "PROTECT"}  # a stop that shares the symbol's lane
     runner = LaneRunner(2)
     try:
         runner.submit([intent("e0")], work)
