@@ -3,7 +3,7 @@ sequence per symbol.
 
 A candle close can give a dozen intents per symbol; sent one after the other, the last
 symbol's entries and a fill's take profit wait for every request before them. Lanes
-run the symbols side by side, each lane with its own exchange client, under two rules:
+run the symbols side by side, each lane with its own exchange client, under three rules:
 
 * the intents of one order chain stay in their order, on one lane (a replacement after
   the order it replaces, a cancel after its place): a symbol's entries and market
@@ -14,6 +14,10 @@ run the symbols side by side, each lane with its own exchange client, under two 
   order) never overtakes an earlier intent of the batch that frees margin (a cancel, a
   reduce-only place, a replacement, whose old order is cancelled first), on any lane:
   the exchange sees the margin the engine counted on when it decided.
+
+* a market close (:func:`closes`) goes after the intents of its symbol's take-profit
+  and stop chains submitted before it (the cancels of a flatten or a flip): the close
+  never reaches the exchange while the take profit it cancels still rests.
 
 A replacement itself does not wait for other lanes: its own cancel goes first and frees
 about the margin it needs (a moved grid level, the same amount at a nearby price). So a
@@ -66,7 +70,8 @@ def waits_for_margin(intent: OrderIntent) -> bool:
 def protective(intent: OrderIntent) -> bool:
     """A resting reduce-only order's place or cancel (take profit, stop, their moves):
     served before the other intents queued on its lane (see :class:`LaneRunner`). A
-    market close is not: it stays behind the cancels the engine emitted before it."""
+    market close is not: it stays behind the cancels the engine emitted before it (on
+    its lane, and on its take profit's and stop's lanes by :func:`chain_waits`)."""
     return intent.reduce_only and intent.type != "market"
 
 
@@ -74,6 +79,28 @@ def lane_key(intent: OrderIntent) -> str:
     """What picks an intent's lane: its symbol, or for a take profit or a stop (their
     chains are independent of each other and of the entries) the symbol and the slot."""
     return f"{intent.symbol}|{intent.tag}" if intent.tag in ("TP", "SL") else intent.symbol
+
+
+def closes(intent: OrderIntent) -> bool:
+    """A market close (a reduce-only market order: flatten, flip, time or kill-switch
+    close): sent after the intents of its symbol's take-profit and stop chains submitted
+    before it (their cancels), which run on lanes of their own."""
+    return intent.reduce_only and intent.type == "market"
+
+
+def chain_waits(last_of: dict[str, tuple[int, T]], lane: int, intent: OrderIntent,
+                token: T) -> tuple[T, ...]:
+    """The close rule, one intent at a time: what ``intent`` (on ``lane``, known by
+    ``token``) waits for (if it :func:`closes`: the latest intent of its symbol's
+    take-profit and stop chains, from ``last_of``: lane key -> (lane, token), when on
+    another lane; on its own lane those are served first anyway), and ``last_of``
+    updated with it. Those chains never wait themselves: no cycle."""
+    waits: tuple[T, ...] = ()
+    if closes(intent):
+        waits = tuple(x[1] for x in (last_of.get(f"{intent.symbol}|{tag}") for tag in
+                                     ("TP", "SL")) if x is not None and x[0] != lane)
+    last_of[lane_key(intent)] = (lane, token)
+    return waits
 
 
 def margin_waits(last_freeing: dict[int, T], lane: int, intent: OrderIntent,
@@ -99,7 +126,8 @@ class LanePlan:
     waits : dict[int, tuple[int, ...]]
         Index of an opening intent that replaces no order -> the indices it waits
         for: on every other lane, the last margin-freeing intent that came before it
-        in the batch.
+        in the batch; index of a market close -> the last intents of its symbol's
+        take-profit and stop chains before it, on other lanes (:func:`chain_waits`).
     """
 
     lanes: dict[int, tuple[int, ...]]
@@ -118,11 +146,13 @@ def plan_lanes(intents: Sequence[OrderIntent], lane_of: Callable[[str], int]) ->
     """
     lanes: dict[int, list[int]] = {}
     last_freeing: dict[int, int] = {}  # lane -> index of its latest margin-freeing intent
+    last_of: dict[str, tuple[int, int]] = {}  # lane key -> (lane, index) of its latest
     waits: dict[int, tuple[int, ...]] = {}
     for i, intent in enumerate(intents):
         lane = lane_of(lane_key(intent))
         lanes.setdefault(lane, []).append(i)
-        before = margin_waits(last_freeing, lane, intent, i)
+        before = margin_waits(last_freeing, lane, intent, i) + chain_waits(
+            last_of, lane, intent, i)
         if before:
             waits[i] = before
     return LanePlan({k: tuple(v) for k, v in lanes.items()}, waits)
@@ -213,6 +243,7 @@ class LaneRunner:
         self._seq = itertools.count()  # submission order within a priority class
         self._threads: dict[int, threading.Thread] = {}
         self._freeing: dict[int, threading.Event] = {}  # lane -> its latest freeing intent
+        self._last_of: dict[str, tuple[int, threading.Event]] = {}  # lane key -> latest
         self._pending: set[Batch] = set()
         self._lock = threading.Lock()
         self.error: BaseException | None = None
@@ -245,7 +276,8 @@ class LaneRunner:
         for i, intent in enumerate(intents):
             lane = self.lane_of(lane_key(intent))
             done = threading.Event()
-            waits = margin_waits(self._freeing, lane, intent, done)
+            waits = margin_waits(self._freeing, lane, intent, done) + chain_waits(
+                self._last_of, lane, intent, done)
             self._queue(lane).put((0 if protective(intent) else 1, next(self._seq),
                                    (batch, i, intent, work, waits, done)))
         return batch
@@ -345,4 +377,4 @@ class LaneError(RuntimeError):
 
 
 __all__ = ["Batch", "LaneError", "LanePlan", "LaneRunner", "frees_margin", "margin_waits",
-           "opens", "plan_lanes", "protective", "waits_for_margin"]
+           "chain_waits", "closes", "opens", "plan_lanes", "protective", "waits_for_margin"]

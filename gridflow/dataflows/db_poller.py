@@ -102,14 +102,15 @@ class BackgroundReader(Generic[T]):
         BaseException
             What ``read`` raised, once the results before it were taken.
         """
+        error = self._error  # before the queue: a result queued before it is taken
         out = []
         while True:
             try:
                 out.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        if not out and self._error is not None:
-            raise self._error
+        if not out and error is not None:
+            raise error
         return out
 
     def wake(self) -> None:
@@ -127,7 +128,7 @@ class BackgroundReader(Generic[T]):
                 if not listeners:
                     _wakers.pop(self._key, None)
         if self._thread is not threading.current_thread():
-            self._thread.join(timeout=10.0)
+            self._thread.join(timeout=1.0)  # a read waiting on a lock ends on its own
 
 
 __all__ = ["BackgroundReader", "notify", "outcomes_key"]

@@ -98,9 +98,13 @@ class OrderMap(dict):
         self.maybe_live: dict[str, None] = dict.fromkeys(self)
 
     def __setitem__(self, coid: str, w: Working) -> None:
+        new = coid not in self
         super().__setitem__(coid, w)
         # unpickling sets the items before it restores the attributes
-        self.__dict__.setdefault("maybe_live", {})[coid] = None
+        maybe = self.__dict__.setdefault("maybe_live", {})
+        if new:  # a key put back after a pop goes last, as in the dict itself
+            maybe.pop(coid, None)
+        maybe[coid] = None
 
     def live(self) -> list[Working]:
         """The live orders (:attr:`Working.live`), oldest insertion first."""

@@ -16,6 +16,7 @@ from sqlalchemy import event
 from gridflow.dataflows.broker_lanes import (
     LaneError,
     LaneRunner,
+    closes,
     frees_margin,
     lane_key,
     plan_lanes,
@@ -31,7 +32,7 @@ from gridflow.journal.store import open_store
 from test_broker_sink import RUN, assert_once, gateway, intent, live_cfg, make_fx
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
-KINDS = ("entry", "tp", "stop", "cancel", "replace")
+KINDS = ("entry", "tp", "stop", "cancel", "replace", "tp_cancel", "close")
 
 
 def make(i: int, symbol: str, kind: str) -> OrderIntent:
@@ -44,6 +45,10 @@ def make(i: int, symbol: str, kind: str) -> OrderIntent:
                   tag="SL")
     elif kind == "cancel":
         kw.update(action="cancel")
+    elif kind == "tp_cancel":
+        kw.update(action="cancel", side="sell", reduce_only=True, tag="TP")
+    elif kind == "close":
+        kw.update(side="sell", type="market", price=None, reduce_only=True, tag="CLOSE")
     elif kind == "replace":
         kw.update(cancel_first=f"old{i}")
     return intent(f"c{i}", **kw)
@@ -68,6 +73,13 @@ def test_plan_keeps_symbol_order_and_margin_order(batch, n_lanes) -> None:
         assert len({lane[i] for i, it in enumerate(intents) if lane_key(it) == key}) == 1
     for i, it in enumerate(intents):
         waits = set(plan.waits.get(i, ()))
+        if closes(it):  # the latest earlier intent of its TP and SL chains, other lanes
+            want = {}
+            for j in range(i):
+                if lane_key(intents[j]) in (f"{it.symbol}|TP", f"{it.symbol}|SL"):
+                    want[lane_key(intents[j])] = j
+            assert waits == {j for j in want.values() if lane[j] != lane[i]}
+            continue
         if not waits_for_margin(it):  # a cancel, a reduce-only place, a replacement
             assert not waits
             continue
@@ -337,3 +349,29 @@ def test_background_partition_returns_before_the_exchange_answers(tmp_path) -> N
     finally:
         part.close()
         fx.stop()
+
+
+def test_a_market_close_waits_for_the_take_profit_cancel_on_its_own_lane() -> None:
+    """Flatten: the take profit's cancel (its chain's lane) is held at the exchange; the
+    market close (the symbol's lane) starts only once it ended."""
+    held, log = threading.Event(), []
+
+    def work(lane: int, k: int, it: OrderIntent) -> str:
+        if it.tag == "TP":
+            held.wait(10)
+        log.append(it.client_order_id)
+        return it.client_order_id
+
+    runner = LaneRunner(4)
+    try:
+        tp_cancel = make(0, "BTC/USDT", "tp_cancel")
+        close = make(1, "BTC/USDT", "close")
+        assert runner.lane_of(lane_key(tp_cancel)) != runner.lane_of(lane_key(close))
+        batch = runner.submit([tp_cancel, close], work)
+        assert not batch._done.wait(0.3) and log == []  # the close waits
+        held.set()
+        assert batch.wait() == ["c0", "c1"]
+    finally:
+        held.set()
+        runner.close()
+    assert log == ["c0", "c1"]
