@@ -18,7 +18,7 @@ flows pass ``until_run_complete=None`` and poll forever.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from gridflow.chunks import JournalBatch
 from gridflow.command_payloads import error_text, json_object
-from gridflow.dataflows.db_poller import BackgroundReader
+from gridflow.dataflows.db_poller import BackgroundReader, next_polls
 from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import Command, JournalEvent
 from gridflow.journal.busy import is_locked
@@ -39,8 +39,6 @@ MAX_NAME_CHARS = 64
 """Longest account or command-id text in a rejection's event id."""
 _FIELDS = ("command_id", "account", "kind", "payload", "issued_at_ms", "issued_by")
 _INT64 = (-(2**63), 2**63 - 1)
-TICK_S = 0.005
-"""With a background reader: wall seconds between two looks at what it has read."""
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +170,9 @@ class _Partition(StatefulSourcePartition):
         return rows, finished
 
     def next_batch(self) -> list:
-        if self._reader is None:
-            self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
-            polls = [self._poll()]
-        else:
-            self._awake = datetime.now(timezone.utc) + timedelta(seconds=TICK_S)
-            polls = self._reader.take()
-            if not polls:
-                return []
+        polls, self._awake = next_polls(self._reader, self._poll, self.poll_s)
+        if not polls:
+            return []
         out = []
         for rows, _ in polls:
             for row in rows:

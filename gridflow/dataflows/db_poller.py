@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -29,6 +30,20 @@ log = logging.getLogger(__name__)
 
 _wakers: dict[str, set[threading.Event]] = {}
 _wakers_lock = threading.Lock()
+
+
+TICK_S = 0.005
+"""With a background reader: wall seconds between two looks at what it has read."""
+
+
+def next_polls(reader: "BackgroundReader | None", read: Callable[[], T],
+               poll_s: float) -> tuple[list[T], datetime]:
+    """A partition's ``next_batch`` step: the reads to emit and its next awake time.
+    Without a reader, one read now and the next in ``poll_s``; with one, what it has
+    read so far (maybe nothing) and a look again in :data:`TICK_S`."""
+    if reader is None:
+        return [read()], datetime.now(timezone.utc) + timedelta(seconds=poll_s)
+    return reader.take(), datetime.now(timezone.utc) + timedelta(seconds=TICK_S)
 
 
 def notify(key: str) -> None:
@@ -131,4 +146,4 @@ class BackgroundReader(Generic[T]):
             self._thread.join(timeout=1.0)  # a read waiting on a lock ends on its own
 
 
-__all__ = ["BackgroundReader", "notify", "outcomes_key"]
+__all__ = ["TICK_S", "BackgroundReader", "next_polls", "notify", "outcomes_key"]

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from gridflow.dataflows.db_poller import BackgroundReader, outcomes_key
+from gridflow.dataflows.db_poller import BackgroundReader, next_polls, outcomes_key
 from gridflow.events import OrderOutcome, OutcomesReplayed
 
 PART = "broker_outcomes"
@@ -27,8 +27,6 @@ SLACK_MS = 2_000
 seen: the broker stamps each outcome with the time it journals it
 (:class:`~gridflow.dataflows.broker_sink.BrokerWriter`), so rows appear in time order;
 the slack covers rows of one millisecond and small clock steps."""
-TICK_S = 0.005
-"""With a background reader: wall seconds between two looks at what it has read."""
 FULL_READ_S = 300.0
 """Wall seconds between two reads of the whole table (the first read, and a safety net
 for an outcome committed more than ``SLACK_MS`` after its time)."""
@@ -48,6 +46,7 @@ class _Partition(StatefulSourcePartition):
         self._awake: datetime | None = None
         self._announce = tuple(accounts)  # the markers, after the first read
         self._seen = set(self.done)  # read (the reader's)
+        self._busy = False  # the last read found outcomes (the reader's)
         self._newest: int | None = None  # newest outcome time seen (ms); None: read all
         self._next_full = 0.0  # time.monotonic() of the next whole-table read
         self._reader = BackgroundReader(self._poll, poll_s, "outcome-reader",
@@ -64,7 +63,9 @@ class _Partition(StatefulSourcePartition):
         run was complete before the read."""
         from gridflow.journal.broker_rows import broker_ids, read_broker
 
-        finished = self.until and self._complete()
+        # the summaries are read only after a read that found nothing new: woken at each
+        # of the broker's commits, a busy run is not complete
+        finished = self.until and not self._busy and self._complete()
         now = time.monotonic()
         full = self._newest is None or now >= self._next_full
         if full:
@@ -91,17 +92,13 @@ class _Partition(StatefulSourcePartition):
                 exchange_order_id=row.get("exchange_order_id") or "",
                 attempts=int(row.get("attempts") or 0), error=row.get("error") or "",
                 faults=list(faults), ts_ms=int(row.get("ts_ms") or 0)))
+        self._busy = bool(out)
         return out, finished
 
     def next_batch(self) -> list[OrderOutcome | OutcomesReplayed]:
-        if self._reader is None:
-            polls = [self._poll()]
-            self._awake = datetime.now(timezone.utc) + timedelta(seconds=self.poll_s)
-        else:
-            polls = self._reader.take()
-            self._awake = datetime.now(timezone.utc) + timedelta(seconds=TICK_S)
-            if not polls:
-                return []
+        polls, self._awake = next_polls(self._reader, self._poll, self.poll_s)
+        if not polls:
+            return []
         out: list[OrderOutcome | OutcomesReplayed] = []
         for outcomes, _ in polls:
             for o in outcomes:
