@@ -50,8 +50,10 @@ def breakdown(trace: Path, orders: list[dict], clock, log, trades, since_ms: int
         marks.setdefault(f"{stage} {key}", int(ns) / 1e9)
     arrival = {}
     for r in log:
-        if r.get("client_order_id") and r["method"] == "POST":
-            arrival.setdefault(r["client_order_id"], r["wall"])
+        if r["method"] == "POST":  # a batch names its orders in client_order_ids
+            for cid in r.get("client_order_ids") or [r.get("client_order_id")]:
+                if cid:
+                    arrival.setdefault(cid, r["wall"])
     by_cid = {o["client_order_id"]: o for o in orders}
     answers: dict[str, list[str]] = {}
     for o in orders:

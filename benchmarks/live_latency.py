@@ -65,6 +65,7 @@ START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp() * 1000)
 SYMBOLS = tuple(MARKETS)
 RUN = "live-test"
 BINANCE_WEIGHT_PER_MIN = 2400
+ORDER_POSTS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
 BROKER_WAIT = True  # --broker-wait: live.broker_wait of the flows started
 TRACE = False  # --trace: the flow marks its stages, the results break the time down
 GRID = {"levels": 5, "atr_start": 0.2, "atr_step": 0.4, "sl_pct": 0.03, "sma_period": 12}
@@ -238,14 +239,14 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
     by_cid = {o["client_order_id"]: o for o in orders}
     arrival: dict[str, float] = {}
     deletes: list[tuple[float, str]] = []
-    for r in log:
-        cid = r.get("client_order_id")
-        if not cid:
-            continue
-        if r["method"] == "POST" and r["path"] in ("/fapi/v1/order", "/fapi/v1/algoOrder"):
-            arrival.setdefault(cid, r["wall"])
-        elif r["method"] == "DELETE":
-            deletes.append((r["wall"], cid))
+    for r in log:  # a batch request names its orders in client_order_ids
+        for cid in r.get("client_order_ids") or [r.get("client_order_id")]:
+            if not cid:
+                continue
+            if r["method"] == "POST" and r["path"] in ORDER_POSTS:
+                arrival.setdefault(cid, r["wall"])
+            elif r["method"] == "DELETE":
+                deletes.append((r["wall"], cid))
     # (a) candle close -> first entry of (candle, symbol)
     first: dict[tuple[int, str], float] = {}
     for o in orders:
@@ -261,7 +262,7 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
         if o["tag"] in ("TP", "SL") and o["client_order_id"] in arrival:
             answers.setdefault((o["symbol"], o["ts_ms"]), {})[o["tag"]] = arrival[
                 o["client_order_id"]]
-    b = []
+    b_at = []
     for t in trades:
         o = by_cid.get(t["clientOrderId"])
         if o is None or not o["tag"].startswith("L"):
@@ -269,7 +270,9 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
         got = answers.get((o["symbol"], int(t["time"])), {})
         w = clock.wall_at(int(t["time"]))
         if w is not None and {"TP", "SL"} <= set(got):
-            b.append((max(got.values()) - w) * 1000)
+            b_at.append(((max(got.values()) - w) * 1000, int(t["time"]), o["symbol"]))
+    b_at.sort()
+    b = [ms for ms, _, _ in b_at]
     # (c) kill-switch trip at a mark -> the entries' cancels received (before the reset)
     entries = {c for c, o in by_cid.items() if o["tag"].startswith("L")}
     trips = trip_times(db)
@@ -289,7 +292,11 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
             "requests_per_min": round(len(log) / wall * 60, 1),
             "samples": {"a": a, "b": b, "c": c},  # popped by main (pooled over runs)
             # the slowest (a) events: a pattern (one symbol, one moment) names the cause
-            "slowest_entries": [[round(ms, 1), ts, sym] for ms, ts, sym in a_at[-8:]]}
+            "slowest_entries": [[round(ms, 1), ts, sym] for ms, ts, sym in a_at[-8:]],
+            # the slowest (b) events, with the piece of its candle the fill came in
+            # (1 = the first piece after the candle's open, when its entries go out)
+            "slowest_fills": [[round(ms, 1), ts, sym, -(-(ts % H) * clock.sub // H)]
+                              for ms, ts, sym in b_at[-max(8, len(b_at) // 50):]]}
 
 
 def pooled(results: list[dict]) -> dict:

@@ -39,7 +39,7 @@ import itertools
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gridflow import latency_trace
@@ -207,6 +207,18 @@ class Batch:
         return self.results
 
 
+@dataclass
+class _Group:
+    """Intents of one batch that run together on a lane (one alone, or gathered)."""
+
+    key: str
+    most: int
+    done: threading.Event
+    idx: list[int] = field(default_factory=list)
+    intents: list[OrderIntent] = field(default_factory=list)
+    waits: tuple = ()
+
+
 class LaneRunner:
     """Runs intents on up to ``max_lanes`` lane threads, a symbol on one lane, batch
     after batch without waiting for the batch before.
@@ -256,10 +268,19 @@ class LaneRunner:
         return lane
 
     def submit(self, intents: Sequence[OrderIntent], work: Callable[[int, int, OrderIntent], R],
-               on_done: Callable[[Batch], None] | None = None) -> Batch:
+               on_done: Callable[[Batch], None] | None = None,
+               gather: Callable[[int, OrderIntent], tuple[str, int] | None] | None = None,
+               work_group: Callable[[int, list[int], list[OrderIntent]], list[R]] | None = None,
+               ) -> Batch:
         """Queue ``work(lane, index, intent)`` for each intent of the batch; returns at
         once. ``on_done(batch)`` runs on the lane thread that ends the batch (before
         :meth:`Batch.wait` returns).
+
+        With ``gather`` and ``work_group``: intents that follow each other on one lane
+        with the same key ``gather(index, intent) -> (key, most)`` (None: alone) run as
+        one ``work_group(lane, indices, intents)`` call (a batch request), at most
+        ``most`` together; it returns one result per intent. A group waits for what any
+        of its intents waits for, and what waits for one of them waits for the group.
 
         Raises
         ------
@@ -273,14 +294,33 @@ class LaneRunner:
             return batch
         with self._lock:
             self._pending.add(batch)
+        open_groups: dict[int, _Group] = {}
         for i, intent in enumerate(intents):
             lane = self.lane_of(lane_key(intent))
-            done = threading.Event()
-            waits = margin_waits(self._freeing, lane, intent, done) + chain_waits(
-                self._last_of, lane, intent, done)
-            self._queue(lane).put((0 if protective(intent) else 1, next(self._seq),
-                                   (batch, i, intent, work, waits, done)))
+            key = gather(i, intent) if gather is not None and work_group is not None else None
+            g = open_groups.get(lane)
+            if g is not None and (key is None or key[0] != g.key or len(g.idx) >= g.most):
+                self._put(lane, batch, open_groups.pop(lane), work, work_group)
+                g = None
+            if g is None:
+                g = _Group("" if key is None else key[0], 1 if key is None else key[1],
+                           threading.Event())
+            g.idx.append(i)
+            g.intents.append(intent)
+            g.waits += margin_waits(self._freeing, lane, intent, g.done) + chain_waits(
+                self._last_of, lane, intent, g.done)
+            if key is None:
+                self._put(lane, batch, g, work, work_group)
+            else:
+                open_groups[lane] = g
+        for lane, g in open_groups.items():
+            self._put(lane, batch, g, work, work_group)
         return batch
+
+    def _put(self, lane: int, batch: Batch, g: _Group, work: Callable, work_group: Callable | None
+             ) -> None:
+        self._queue(lane).put((0 if protective(g.intents[0]) else 1, next(self._seq),
+                               (batch, g, work, work_group)))
 
     def _forget(self, on_done: Callable[[Batch], None] | None) -> Callable[[Batch], None]:
         def finish(batch: Batch) -> None:
@@ -338,16 +378,23 @@ class LaneRunner:
             _, _, item = q.get()
             if item is None:
                 return
-            batch, i, intent, work, waits, done = item
+            batch, g, work, work_group = item
             try:
                 if latency_trace.enabled():
-                    latency_trace.mark("lane_start", f"{intent.symbol}@{intent.ts_ms}:{intent.tag}")
-                for e in waits:
+                    for it in g.intents:
+                        latency_trace.mark("lane_start", f"{it.symbol}@{it.ts_ms}:{it.tag}")
+                for e in g.waits:
                     e.wait()
-                if waits and latency_trace.enabled():
-                    latency_trace.mark("lane_go", f"{intent.symbol}@{intent.ts_ms}:{intent.tag}")
+                if g.waits and latency_trace.enabled():
+                    for it in g.intents:
+                        latency_trace.mark("lane_go", f"{it.symbol}@{it.ts_ms}:{it.tag}")
                 if self.error is None:
-                    batch.results[i] = work(lane, i, intent)
+                    if len(g.idx) == 1:
+                        batch.results[g.idx[0]] = work(lane, g.idx[0], g.intents[0])
+                    else:
+                        results = work_group(lane, list(g.idx), list(g.intents))
+                        for i, r in zip(g.idx, results, strict=True):
+                            batch.results[i] = r
             except BaseException as exc:  # noqa: BLE001 - handed to the waiters
                 with self._lock:
                     self.error = self.error or exc
@@ -355,8 +402,9 @@ class LaneRunner:
             finally:
                 if self.error is not None and batch.error is None:
                     batch.error = self.error  # skipped after another batch failed
-                done.set()
-                batch._one_done()
+                g.done.set()
+                for _ in g.idx:
+                    batch._one_done()
 
     def close(self) -> None:
         """Stop the lane threads after the intents queued so far."""

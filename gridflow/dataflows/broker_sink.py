@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from gridflow import latency_trace
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
+from gridflow.dataflows.broker_batch import carry_gathered, gather_key
 from gridflow.dataflows.broker_lanes import Batch, LaneError, LaneRunner, lane_key
 from gridflow.dataflows.broker_sweep import ABANDON_AFTER_S, abandoned, resolve
 from gridflow.dataflows.db_poller import notify, outcomes_key
@@ -270,8 +271,18 @@ class BrokerWriter:
             outs = [o for r in batch.results if r for o in r]
             batch.outcomes = self._finish(outs) if outs else []
 
+        def gather(k: int, intent: OrderIntent) -> tuple[str, int] | None:
+            i = pending[k]
+            fresh = statuses[i] is None and cancel_rows.get(i) is None
+            return gather_key(self.gateway, intent) if fresh else None
+
+        def work_group(lane: int, _ks: list[int], group: list[OrderIntent]
+                       ) -> list[list[OrderOutcome]]:
+            return carry_gathered(self._gateways[lane], group)
+
         try:
-            return self._runner.submit([intents[i] for i in pending], work, journal)
+            return self._runner.submit([intents[i] for i in pending], work, journal,
+                                       gather, work_group)
         except LaneError as err:
             raise err.__cause__ from None
 

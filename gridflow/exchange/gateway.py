@@ -16,7 +16,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
@@ -25,7 +24,9 @@ from gridflow import latency_trace
 from gridflow.config.live import RetryConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import ccxt_symbol
+from gridflow.exchange.order_trace import Prepared, Trace
 from gridflow.exchange.retry import (
+    backoff_delays,
     error_text,
     is_duplicate_error,
     is_retryable,
@@ -49,25 +50,6 @@ def is_conditional(order_type: str) -> bool:
 class PreSendReject(ValueError):
     """A local check refused the order before any request (precision, minimum amount,
     minimum notional, missing price)."""
-
-
-@dataclass(slots=True)
-class _Trace:
-    """Requests and errors met while handling one intent."""
-
-    attempts: int = 0
-    faults: list[str] = field(default_factory=list)
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    symbol: str
-    ccxt_type: str
-    amount: float
-    price: float | None
-    params: dict[str, Any]
-    conditional: bool
 
 
 class OrderGateway:
@@ -149,7 +131,7 @@ class OrderGateway:
         status = cancel_status if isinstance(cancel_status, str) else cancel_status.status
         if status == "canceled":
             return self.place(intent)
-        return self._done(intent, "skipped", _Trace(
+        return self.done(intent, "skipped", Trace(
             error=f"replaced order {intent.cancel_first} was not canceled ({status})"))
 
     def after_place(self, intent: OrderIntent, place_status: OrderOutcome | str) -> OrderOutcome:
@@ -160,7 +142,7 @@ class OrderGateway:
         cancel = self.replaced_cancel(intent)
         if status in ("sent", "duplicate"):
             return self.cancel(cancel)
-        return self._done(cancel, "skipped", _Trace(
+        return self.done(cancel, "skipped", Trace(
             error=f"its successor {intent.client_order_id} was not placed ({status})"))
 
     @staticmethod
@@ -186,8 +168,13 @@ class OrderGateway:
             "intent_id": iid, "action": "cancel", "client_order_id": old,
             "cancel_first": None, "cancel_after": None})
 
-    def place(self, intent: OrderIntent) -> OrderOutcome:
+    def place(self, intent: OrderIntent, *, unknown: bool = False,
+              trace: Trace | None = None) -> OrderOutcome:
         """Place one order, at most once per client id.
+
+        ``unknown``: an earlier request (a batch, :mod:`gridflow.exchange.batch`) may
+        have carried it, so the first round looks it up before sending; ``trace``: the
+        requests and faults met so far, counted in the outcome.
 
         Returns
         -------
@@ -197,12 +184,12 @@ class OrderGateway:
             client id), ``rejected`` (a local check or the exchange said no: no
             retry), ``failed`` (retries exhausted). Never raises for ccxt errors.
         """
-        trace = _Trace()
+        trace = trace if trace is not None else Trace()
         try:
-            prep = self._prepare(intent, trace)
+            prep = self.prepare(intent, trace)
         except PreSendReject as exc:
             trace.error = f"PreSendReject: {exc}"
-            return self._done(intent, "rejected", trace)
+            return self.done(intent, "rejected", trace)
         cid, sym, cond = intent.client_order_id, prep.symbol, prep.conditional
 
         def send() -> tuple[str, dict]:
@@ -212,15 +199,16 @@ class OrderGateway:
 
         def refused(exc: ccxt.BaseError) -> tuple[str, dict | None]:
             if is_duplicate_error(exc):
-                return "duplicate", self._find_quiet(trace, cid, sym, cond)
+                return "duplicate", self.find_quiet(trace, cid, sym, cond)
             return "rejected", None
 
         return self._rounds(intent, trace, sym, cond, lambda f: None if f is None else "sent",
-                            send, refused)
+                            send, refused, unknown)
 
-    def cancel(self, intent: OrderIntent) -> OrderOutcome:
+    def cancel(self, intent: OrderIntent, *, unknown: bool = False,
+               trace: Trace | None = None) -> OrderOutcome:
         """Cancel the order ``intent.client_order_id`` (conditional when
-        ``intent.type`` is ``stop_*``).
+        ``intent.type`` is ``stop_*``); ``unknown`` and ``trace`` as for :meth:`place`.
 
         Returns
         -------
@@ -229,12 +217,12 @@ class OrderGateway:
             unknown outcome shows it filled); ``rejected`` (other exchange error);
             ``failed`` (retries exhausted). Never raises for ccxt errors.
         """
-        trace = _Trace()
+        trace = trace if trace is not None else Trace()
         try:
             symbol = self._symbol(intent.symbol)
         except PreSendReject as exc:
             trace.error = f"PreSendReject: {exc}"
-            return self._done(intent, "rejected", trace)
+            return self.done(intent, "rejected", trace)
         cid, cond = intent.client_order_id, is_conditional(intent.type)
 
         def send() -> tuple[str, dict]:
@@ -244,17 +232,19 @@ class OrderGateway:
         def refused(exc: ccxt.BaseError) -> tuple[str, None]:
             return ("not_found" if is_unknown_order_error(exc) else "rejected"), None
 
-        return self._rounds(intent, trace, symbol, cond, self.lookup_status, send, refused)
+        return self._rounds(intent, trace, symbol, cond, self.lookup_status, send, refused,
+                            unknown)
 
-    def _rounds(self, intent: OrderIntent, trace: _Trace, symbol: str, cond: bool,
+    def _rounds(self, intent: OrderIntent, trace: Trace, symbol: str, cond: bool,
                 judge: Callable[[dict | None], str | None], send: Callable[[], tuple[str, dict]],
-                refused: Callable[[ccxt.BaseError], tuple[str, dict | None]]) -> OrderOutcome:
+                refused: Callable[[ccxt.BaseError], tuple[str, dict | None]],
+                unknown: bool = False) -> OrderOutcome:
         """Up to ``max_attempts`` rounds (:meth:`_retry`). A round after an unknown
-        outcome starts with a lookup (``judge(found)`` gives the final status, or None
-        to send again); a non-retryable error ends with ``refused(exc)``, a
-        non-retryable lookup error with ``failed``. A round raises only a retryable
-        error, which starts the next round after the backoff."""
-        unknown = False
+        outcome (the first one too with ``unknown``) starts with a lookup
+        (``judge(found)`` gives the final status, or None to send again); a
+        non-retryable error ends with ``refused(exc)``, a non-retryable lookup error
+        with ``failed``. A round raises only a retryable error, which starts the next
+        round after the backoff."""
 
         def one_round() -> OrderOutcome:
             nonlocal unknown
@@ -264,10 +254,10 @@ class OrderGateway:
                 except ccxt.BaseError as exc:
                     if is_retryable(exc):
                         raise
-                    return self._done(intent, "failed", trace)
+                    return self.done(intent, "failed", trace)
                 status = judge(found)
                 if status is not None:
-                    return self._done(intent, status, trace, found)
+                    return self.done(intent, status, trace, found)
                 unknown = False
             try:
                 status, order = send()
@@ -276,14 +266,14 @@ class OrderGateway:
                     unknown = unknown or outcome_unknown(exc)
                     raise
                 status, order = refused(exc)
-            return self._done(intent, status, trace, order)
+            return self.done(intent, status, trace, order)
 
         try:
             return self._retry(one_round)
         except ccxt.BaseError:  # every round ended on a transport error
             if unknown:
                 trace.error = f"outcome unknown (the order may exist); last {trace.error}"
-            return self._done(intent, "failed", trace)
+            return self.done(intent, "failed", trace)
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
         """``fn()`` under :func:`~gridflow.exchange.retry.retry_call` with this gateway's
@@ -306,23 +296,23 @@ class OrderGateway:
             lookups are counted in ``attempts`` / ``faults``. Never raises for ccxt
             errors.
         """
-        trace = _Trace()
+        trace = Trace()
         try:
             symbol = self._symbol(intent.symbol)
         except PreSendReject as exc:
             trace.error = f"PreSendReject: {exc}"
-            return self._done(intent, "rejected", trace)
+            return self.done(intent, "rejected", trace)
         cid, cond = intent.client_order_id, is_conditional(intent.type)
         try:
             found = self._retry(lambda: self._find(trace, cid, symbol, cond))
         except ccxt.BaseError:  # a non-retryable error, or every lookup failed
             trace.error = f"outcome unknown, lookups failed; last {trace.error}"
-            return self._done(intent, "failed", trace)
+            return self.done(intent, "failed", trace)
         if intent.action == "place":
             status = "sending" if found is None else "sent"
         else:
             status = self.lookup_status(found) or "sending"
-        return self._done(intent, status, trace, found)
+        return self.done(intent, status, trace, found)
 
     @staticmethod
     def lookup_status(found: dict | None) -> str | None:
@@ -383,27 +373,40 @@ class OrderGateway:
             params["trigger"] = True
         return params
 
-    def _call(self, trace: _Trace, fn: Callable[..., Any], *args: Any) -> Any:
+    def redact(self, exc: BaseException) -> str:
+        """``"ClassName: message"`` of ``exc`` with this gateway's secrets masked."""
+        return error_text(exc, self._secrets)
+
+    def pause_before_resend(self) -> bool:
+        """Sleep the first backoff delay of the retry policy before an intent refused
+        by a busy venue is sent again; False (no sleep) when the policy allows no retry."""
+        delays = backoff_delays(self.retry, self._rng)
+        if delays:
+            self._sleep(delays[0])
+        return bool(delays)
+
+    def _call(self, trace: Trace, fn: Callable[..., Any], *args: Any) -> Any:
         """One request, counted; a ccxt error is recorded (redacted) and re-raised."""
         trace.attempts += 1
         try:
             return fn(*args)
         except ccxt.BaseError as exc:
             trace.faults.append(type(exc).__name__)
-            trace.error = error_text(exc, self._secrets)
+            trace.error = self.redact(exc)
             raise
 
-    def _find(self, trace: _Trace, cid: str, symbol: str, conditional: bool) -> dict | None:
+    def _find(self, trace: Trace, cid: str, symbol: str, conditional: bool) -> dict | None:
         return self._call(trace, self.find, cid, symbol, conditional)
 
-    def _find_quiet(self, trace: _Trace, cid: str, symbol: str, conditional: bool) -> dict | None:
+    def find_quiet(self, trace: Trace, cid: str, symbol: str, conditional: bool) -> dict | None:
         """A lookup whose failure is only recorded (the answer is already known)."""
         try:
             return self._find(trace, cid, symbol, conditional)
         except ccxt.BaseError:
             return None
 
-    def _prepare(self, intent: OrderIntent, trace: _Trace) -> _Prepared:
+    def prepare(self, intent: OrderIntent, trace: Trace) -> Prepared:
+        """The ccxt arguments of a place, checked locally (raises :class:`PreSendReject`)."""
         sym = self._symbol(intent.symbol)
         market = self._ex.market(sym)
         if intent.action != "place" or intent.amount <= 0:
@@ -443,10 +446,10 @@ class OrderGateway:
         if not intent.reduce_only:
             self._check_notional(sym, market, amount, price or stop or intent.price, trace)
         ccxt_type = "limit" if kind in ("limit", "stop_limit") else "market"
-        return _Prepared(sym, ccxt_type, amount, price, params, is_conditional(kind))
+        return Prepared(sym, ccxt_type, amount, price, params, is_conditional(kind))
 
     def _check_notional(self, sym: str, market: dict, amount: float, ref: float | None,
-                        trace: _Trace) -> None:
+                        trace: Trace) -> None:
         min_cost = ((market.get("limits") or {}).get("cost") or {}).get("min")
         if not min_cost:
             return
@@ -461,7 +464,7 @@ class OrderGateway:
             raise PreSendReject(f"MIN_NOTIONAL: {amount} x {ref} = {amount * ref:.8g} below the "
                                 f"minimum {min_cost} of {sym} (not reduce-only)")
 
-    def _done(self, intent: OrderIntent, status: str, trace: _Trace,
+    def done(self, intent: OrderIntent, status: str, trace: Trace,
               order: dict | None = None) -> OrderOutcome:
         """The outcome, logged (ids, status, fault classes, redacted error only)."""
         oid = (order or {}).get("id")

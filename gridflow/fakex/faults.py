@@ -119,8 +119,9 @@ class FaultPlan:
 
 
 def is_order_write(method: str, path: str) -> bool:
-    """POST or DELETE of a single order or algo order."""
-    return method in ("POST", "DELETE") and path.rsplit("/", 1)[-1] in ("order", "algoOrder")
+    """POST or DELETE of an order, an algo order or a batch of orders."""
+    return method in ("POST", "DELETE") and path.rsplit("/", 1)[-1] in (
+        "order", "algoOrder", "batchOrders")
 
 
 class FaultInjector:

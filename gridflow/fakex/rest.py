@@ -9,6 +9,7 @@ JSON builders live in :mod:`gridflow.fakex.views`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -184,6 +185,83 @@ def post_order(book: Book, p: Params) -> Any:
     o = book.place(spec, side, typ, qty, price, tif, _bool(p, "reduceOnly"),
                    p.get("newClientOrderId"))
     return views.order_json(o, spec)
+
+
+BATCH_PLACE_MAX = 5
+"""Binance USDⓈ-M ``POST /fapi/v1/batchOrders``: at most 5 orders."""
+BATCH_CANCEL_MAX = 10
+"""Binance USDⓈ-M ``DELETE /fapi/v1/batchOrders``: at most 10 ids."""
+
+
+def _json_list(p: Params, name: str, most: int) -> list:
+    raw = p.get(name)
+    if raw is None or raw == "":
+        raise _missing(name)
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        raise BinanceError(-1130, f"Data sent for parameter '{name}' is not valid.") from None
+    if not isinstance(items, list) or not items:
+        raise BinanceError(-1130, f"Data sent for parameter '{name}' is not valid.")
+    if len(items) > most:
+        raise BinanceError(-1130, f"Data sent for parameter '{name}' is not valid: more "
+                                  f"than {most} items.")
+    return items
+
+
+def _text(v: Any) -> str:
+    """A JSON value of a batch item as the string a query parameter would be."""
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def _one(handler: Handler, book: Book, item: Params) -> Any:
+    """One item of a batch: its answer, or the error object Binance puts in its place."""
+    try:
+        return handler(book, item)
+    except BinanceError as e:
+        return {"code": e.code, "msg": e.msg}
+
+
+def batch_client_ids(p: Params) -> list[str]:
+    """The client ids a batch request names, in order (for the request log; ``[]``
+    when its lists do not parse: the handler refuses the request)."""
+    lower = {k.lower(): v for k, v in p.items()}
+    raw = lower.get("batchorders") or lower.get("origclientorderidlist")
+    try:
+        items = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    if not isinstance(items, list):
+        return []
+    return [str(i.get("newClientOrderId") or "") if isinstance(i, dict) else str(i)
+            for i in items]
+
+
+def post_batch_orders(book: Book, p: Params) -> Any:
+    """``POST /fapi/v1/batchOrders``: each order as ``POST /fapi/v1/order`` would take
+    it, in the list's order; a refused one leaves an error object in its place and does
+    not stop the others."""
+    items = _json_list(p, "batchOrders", BATCH_PLACE_MAX)
+    return [_one(post_order, book, {k: _text(v) for k, v in item.items()})
+            if isinstance(item, dict) else {"code": -1130, "msg": "Data sent is not valid."}
+            for item in items]
+
+
+def delete_batch_orders(book: Book, p: Params) -> Any:
+    """``DELETE /fapi/v1/batchOrders``: ``symbol`` and ``orderIdList`` or
+    ``origClientOrderIdList`` (a JSON list); an answer or an error object per id."""
+    spec = _spec(book, p)
+    lower = {k.lower(): k for k in p}  # ccxt sends them lower-cased; Binance takes both
+    p = {**p, **{name: p[lower[name.lower()]] for name in ("orderIdList", "origClientOrderIdList")
+                 if name.lower() in lower}}
+    if p.get("orderIdList"):
+        key, ids = "orderId", _json_list(p, "orderIdList", BATCH_CANCEL_MAX)
+    elif p.get("origClientOrderIdList"):
+        key, ids = "origClientOrderId", _json_list(p, "origClientOrderIdList",
+                                                   BATCH_CANCEL_MAX)
+    else:
+        raise BinanceError(-1102, "Either orderIdList or origClientOrderIdList must be sent.")
+    return [_one(delete_order, book, {"symbol": spec.id, key: str(i)}) for i in ids]
 
 
 def _order_ref(p: Params) -> tuple[str | None, str | None]:
@@ -376,6 +454,8 @@ ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("GET", "/fapi/v1/openOrders"): (get_open_orders, True),
     ("GET", "/fapi/v1/allOrders"): (get_all_orders, True),
     ("DELETE", "/fapi/v1/allOpenOrders"): (delete_all_open_orders, True),
+    ("POST", "/fapi/v1/batchOrders"): (post_batch_orders, True),
+    ("DELETE", "/fapi/v1/batchOrders"): (delete_batch_orders, True),
     ("POST", "/fapi/v1/algoOrder"): (post_algo_order, True),
     ("DELETE", "/fapi/v1/algoOrder"): (delete_algo_order, True),
     ("GET", "/fapi/v1/algoOrder"): (get_algo_order, True),

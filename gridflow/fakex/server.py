@@ -42,7 +42,7 @@ from gridflow.fakex.faults import FaultInjector, FaultPlan
 from gridflow.fakex.feed import Feed
 from gridflow.fakex.funding import Funding
 from gridflow.fakex.markets import BinanceError, build_specs
-from gridflow.fakex.rest import ROUTES
+from gridflow.fakex.rest import ROUTES, batch_client_ids
 from gridflow.fakex.views import algo_record, order_record, trade_record
 from gridflow.fakex.weights import request_weight
 from gridflow.fakex.ws import LISTEN_KEY_PATH, WsHub
@@ -323,6 +323,8 @@ class FakeExchange(WsApi):
         h.extra["client_order_id"] = next(  # type: ignore[attr-defined]
             (params[k] for k in ("newClientOrderId", "clientAlgoId", "origClientOrderId",
                                  "clientOrderId") if params.get(k)), None)
+        if path.endswith("/batchOrders"):
+            h.extra["client_order_ids"] = batch_client_ids(params)  # type: ignore[attr-defined]
         with self._lock:
             kind = self._injector.on_request(method, path) if self._injector else None
             if kind:
@@ -330,7 +332,9 @@ class FakeExchange(WsApi):
                                                 "origClientOrderId", "clientOrderId")
                             if params.get(k)), None)
                 self.fault_log.append({"time_ms": self._book.feed.now, "method": method,
-                                       "path": path, "kind": kind, "client_order_id": cid})
+                                       "path": path, "kind": kind, "client_order_id": cid,
+                                       **({"client_order_ids": h.extra["client_order_ids"]}
+                                          if "client_order_ids" in h.extra else {})})
             hang = self._injector.plan.hang_s if self._injector else 0.0
         if kind in ("drop_before", "timeout_before"):
             if kind == "timeout_before":
@@ -409,7 +413,8 @@ class FakeExchange(WsApi):
     def _log(self, method: str, path: str, status: int, kind: str | None,
              weight: int = 0, extra: dict | None = None) -> None:
         """One ``request_log`` row: also ``wall`` (arrival, ``time.time()``) and the
-        request's ``client_order_id`` (None if it names none)."""
+        request's ``client_order_id`` (None if it names none; a batch's, in order, in
+        ``client_order_ids``)."""
         with self._lock:
             self.request_log.append({"method": method, "path": path, "status": status,
                                      "fault": kind, "weight": weight, **(extra or {})})

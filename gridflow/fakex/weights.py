@@ -38,6 +38,8 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int | None]] = {
     ("GET", "/fapi/v1/openOrders"): (1, 40),
     ("GET", "/fapi/v1/allOrders"): (5, None),
     ("DELETE", "/fapi/v1/allOpenOrders"): (1, None),
+    ("POST", "/fapi/v1/batchOrders"): (5, None),
+    ("DELETE", "/fapi/v1/batchOrders"): (1, None),
     ("POST", "/fapi/v1/algoOrder"): (1, None),
     ("DELETE", "/fapi/v1/algoOrder"): (1, None),
     ("GET", "/fapi/v1/algoOrder"): (1, None),

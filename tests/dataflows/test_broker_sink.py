@@ -383,9 +383,11 @@ def test_soak_random_faults(tmp_path, lanes) -> None:
     for r in rows:
         journaled.setdefault(r["client_order_id"], Counter()).update(r["faults"])
     injected: dict[str, Counter] = {}
-    for f in fault_log:
-        injected.setdefault(f["client_order_id"], Counter())[FAULT_CLASS[f["kind"]]] += 1
+    for f in fault_log:  # a batch request's fault is every one of its orders'
+        for cid in f.get("client_order_ids") or [f["client_order_id"]]:
+            injected.setdefault(cid, Counter())[FAULT_CLASS[f["kind"]]] += 1
     assert None not in injected
+    assert any(f.get("client_order_ids") for f in fault_log) == (lanes > 1)  # batches met
     for cid, want in injected.items():
         assert want <= journaled.get(cid, Counter()), (cid, want, journaled.get(cid))
     kinds = Counter(f["kind"] for f in fault_log)

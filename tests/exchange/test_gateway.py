@@ -33,11 +33,17 @@ def candles(price: float, n: int = 60) -> np.ndarray:
     return np.column_stack([ts, c, c * 1.005, c * 0.995, c, np.full(n, 100.0)])
 
 
-@pytest.fixture
-def fx():
+def start_fx() -> FakeExchange:
+    """The local exchange on flat :data:`PRICES` candles, manual clock, started."""
     ex = FakeExchange(candles={s: candles(p) for s, p in PRICES.items()}, timeframe="1h",
                       start_ms=START, api_key="test-key", secret="test-secret", clock="manual")
     ex.start()
+    return ex
+
+
+@pytest.fixture
+def fx():
+    ex = start_fx()
     yield ex
     ex.stop()
 

@@ -1,0 +1,138 @@
+"""The broker gathers a symbol's grid-level moves and cancels into batch requests
+(:mod:`gridflow.dataflows.broker_batch`): which intents run together on a lane, and a
+candle's moves sent as two requests per symbol with the journal rows and exchange
+orders a request per order gives (real ccxt against the local exchange)."""
+
+from __future__ import annotations
+
+import threading
+
+from test_broker_lanes import make
+from test_broker_sink import RUN, assert_once, gateway, intent, live_cfg, make_fx
+
+from gridflow.dataflows.broker_lanes import LaneRunner
+from gridflow.dataflows.broker_sink import BrokerWriter, build_gateway
+from gridflow.journal.broker_rows import read_broker
+from gridflow.fakex import FaultPlan
+
+BATCH = "/fapi/v1/batchOrders"
+
+
+def lane_writer(fx, url: str, lanes: int):
+    """``(first lane's gateway, writer)``: a writer on ``lanes`` lanes of real ccxt."""
+    live, first = live_cfg(fx), gateway(fx)
+    return first, BrokerWriter(url, RUN, lanes=lanes, gateway_factory=lambda src: first
+                               if src is None else build_gateway(live, markets_from=src))
+
+
+def test_runner_gathers_runs_of_one_key_on_a_lane_up_to_the_most() -> None:
+    """Moves of one symbol follow each other on its lane (another symbol's in between
+    in the batch): gathered three at most; a plain entry ends a run; a later entry of
+    another symbol waits for the whole group that freed margin before it."""
+    groups: list[list[str]] = []
+    log: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def gather(_i, it):
+        return (f"move|{it.symbol}", 3) if it.cancel_first is not None else None
+
+    def work(_lane, _i, it):
+        with lock:
+            log.append(("one", it.client_order_id))
+        return it.client_order_id
+
+    def work_group(_lane, _idx, its):
+        with lock:
+            groups.append([it.client_order_id for it in its])
+            log.append(("group", its[-1].client_order_id))
+        return [it.client_order_id for it in its]
+
+    batch = [make(0, "BTC/USDT", "replace"), make(1, "ETH/USDT", "replace"),
+             make(2, "BTC/USDT", "replace"), make(3, "BTC/USDT", "replace"),
+             make(4, "BTC/USDT", "replace"), make(5, "BTC/USDT", "entry"),
+             make(6, "BTC/USDT", "replace"), make(7, "ETH/USDT", "replace"),
+             make(8, "SOL/USDT", "entry")]
+    runner = LaneRunner(4)
+    try:
+        out = runner.submit(batch, work, gather=gather, work_group=work_group).wait()
+    finally:
+        runner.close()
+    assert out == [f"c{i}" for i in range(9)]
+    assert sorted(groups) == [["c0", "c2", "c3"], ["c1", "c7"]]
+    assert ("one", "c4") in log and ("one", "c6") in log  # the fourth move and after the entry
+    assert log.index(("group", "c7")) < log.index(("one", "c8"))  # SOL's entry waited
+
+
+def test_writer_sends_a_candles_level_moves_as_two_requests_per_symbol(tmp_path) -> None:
+    """Five levels moved on each of two symbols (each old order cancelled first) and two
+    levels removed: one batch cancel and one batch place per symbol for the moves, one
+    batch cancel for the removals; one of the old orders is already gone, so its
+    successor is skipped as when sent alone. The journal rows and the exchange's orders
+    are those of one request per order."""
+    fx = make_fx()
+    first, writer = lane_writer(fx, f"sqlite:///{tmp_path / 'b.db'}", 2)
+    px = {"BTC/USDT": 20_000.0, "ETH/USDT": 1_000.0}
+    amt = {"BTC/USDT": 0.01, "ETH/USDT": 0.1}
+    try:
+        old = [intent(f"{s[:3]}o{k}", symbol=s, price=px[s] * (0.99 - 0.01 * k), amount=amt[s])
+               for s in px for k in range(6)]
+        writer.handle_batch(old)
+        first.cancel(intent("ETHo4", action="cancel", symbol="ETH/USDT"))  # gone already
+        before = len(fx.request_log)
+        moves = [intent(f"{s[:3]}n{k}", symbol=s, price=px[s] * (0.985 - 0.01 * k),
+                        amount=amt[s], cancel_first=f"{s[:3]}o{k}")
+                 for k in range(5) for s in px]  # interleaved, as the engine emits them
+        gone = [intent("BTCo5", action="cancel"), intent("ETHo5", action="cancel",
+                                                         symbol="ETH/USDT")]
+        outs = writer.handle_batch(moves + gone)
+        reqs = [(r["method"], r["path"], len(r.get("client_order_ids") or []))
+                for r in fx.request_log[before:] if r["method"] != "GET"]
+    finally:
+        writer.close()
+        fx.stop()
+    assert sorted(reqs) == sorted([("DELETE", BATCH, 5), ("POST", BATCH, 5),
+                                   ("DELETE", BATCH, 5), ("POST", BATCH, 4),
+                                   ("DELETE", "/fapi/v1/order", 0),
+                                   ("DELETE", "/fapi/v1/order", 0)])
+    rows = {r["intent_id"]: r["status"] for r in read_broker(f"sqlite:///{tmp_path / 'b.db'}",
+                                                             RUN)}
+    for s in px:
+        for k in range(5):
+            gone_k = s == "ETH/USDT" and k == 4
+            assert rows[f"{s[:3]}o{k}:cancel"] == ("not_found" if gone_k else "canceled")
+            assert rows[f"{s[:3]}n{k}:place"] == ("skipped" if gone_k else "sent")
+        assert rows[f"{s[:3]}o5:cancel"] == "canceled"
+    assert [(o.client_order_id, o.action) for o in outs][:2] == [("BTCo0", "cancel"),
+                                                                  ("BTCn0", "place")]
+    status = {o["clientOrderId"]: o["status"] for o in fx.orders()}
+    assert {c for c, st in status.items() if st == "NEW"} == {
+        f"{s[:3]}n{k}" for s in px for k in range(5)} - {"ETHn4"}
+    assert_once(fx)
+
+
+def test_writer_batches_under_request_faults_place_each_order_once(tmp_path) -> None:
+    """Every batch request of a candle's moves meets a fault (the answer lost after the
+    exchange acted, or a refusal before): each order still reaches the exchange once
+    and every row ends terminal with the fault journaled."""
+    fx = make_fx()
+    _, writer = lane_writer(fx, f"sqlite:///{tmp_path / 'f.db'}", 1)
+    try:
+        writer.handle_batch([intent(f"o{k}", price=19_800.0 - 10 * k) for k in range(5)])
+        fx.set_faults(FaultPlan(seed=3, hang_s=0.4, script=[
+            ("drop_after", f"DELETE {BATCH}"), ("timeout_before", f"POST {BATCH}")]))
+        writer.handle_batch([intent(f"n{k}", price=19_700.0 - 10 * k, cancel_first=f"o{k}")
+                             for k in range(5)])
+        rows = read_broker(f"sqlite:///{tmp_path / 'f.db'}", RUN)
+    finally:
+        writer.close()
+        fx.stop()
+    assert [f["kind"] for f in fx.fault_log] == ["drop_after", "timeout_before"]
+    by_id = {r["intent_id"]: r for r in rows}
+    for k in range(5):
+        assert by_id[f"o{k}:cancel"]["status"] == "canceled"
+        assert "NetworkError" in by_id[f"o{k}:cancel"]["faults"]
+        assert by_id[f"n{k}:place"]["status"] == "sent"
+        assert "RequestTimeout" in by_id[f"n{k}:place"]["faults"]
+    assert {o["clientOrderId"] for o in fx.orders() if o["status"] == "NEW"} == {
+        f"n{k}" for k in range(5)}
+    assert_once(fx)
