@@ -55,6 +55,17 @@ def _data_arg(text: str) -> DataFile:
     )
 
 
+def _preset_arg(text: str) -> Path:
+    """``--preset``: a bundled preset's name, or a path to a ``.toml`` preset."""
+    bundled = PRESETS / f"{text}.toml"
+    if bundled.is_file():
+        return bundled
+    if text.endswith(".toml") and Path(text).is_file():
+        return Path(text)
+    names = ", ".join(sorted(p.stem for p in PRESETS.glob("*.toml")))
+    raise argparse.ArgumentTypeError(f"no bundled preset {text!r} ({names}) and no file {text}")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gridflow", description=__doc__)
     p.add_argument("--version", action="version", version=f"gridflow {__version__}")
@@ -63,8 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="replay candle files through the strategy (paper)")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--config", help="TOML preset file (default: the bundled demo preset)")
-    src.add_argument("--preset", choices=sorted(p.stem for p in PRESETS.glob("*.toml")),
-                     help="a bundled strategy preset (gridflow/config/presets)")
+    src.add_argument("--preset", type=_preset_arg, metavar="NAME|FILE.toml",
+                     help="a bundled strategy preset (gridflow/config/presets: "
+                          f"{', '.join(sorted(p.stem for p in PRESETS.glob('*.toml')))}) or "
+                          "a preset file, e.g. one written by gridflow wfo --apply")
     r.add_argument("--db", help="journal URL, e.g. sqlite:///gridflow.db (or GRIDFLOW_DB_URL)")
     r.add_argument("--workers", type=_positive_int, default=1, help="Bytewax workers in this process")
     r.add_argument(
@@ -189,7 +202,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None:
             overrides[f"{name}_ms"] = int(v) if v.isdigit() else v
-    path = PRESETS / f"{args.preset}.toml" if args.preset else args.config
+    path = args.preset or args.config
     cfg = load_config(path, **overrides)
     setup_for(cfg)  # [logging], its secrets masked
     plan = plan_run(cfg)

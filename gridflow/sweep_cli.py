@@ -126,6 +126,9 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
                                 "or exchange:symbol@tf): the chosen parameters replayed there")
             p.add_argument("--transfer-days", type=int,
                            help="days of that replay (default --oos-days)")
+            p.add_argument("--apply", metavar="PRESET.toml",
+                           help="write the chosen parameters, graded, as a new preset "
+                                "(gridflow replay --preset PRESET.toml runs it)")
 
 
 def _data_files(args: argparse.Namespace) -> list[dict[str, str]] | None:
@@ -428,6 +431,17 @@ def cmd_wfo(args: argparse.Namespace) -> int:
     windows, reports = read_wfo(spec.db_url, spec.sweep_id)
     names = param_names(windows)
     per_symbol = {s: windows[windows["symbol"] == s].to_dict("records") for s in reports}
+    if args.apply:
+        from gridflow.ops.apply_preset import write_preset
+        from gridflow.wfo.apply import preset_doc
+
+        try:
+            write_preset(args.apply, preset_doc(spec, reports, per_symbol, names))
+        except (FileExistsError, ValueError) as exc:
+            print(f"gridflow wfo: error: --apply: {exc}", file=sys.stderr)
+            return 2
+        graded = ", ".join(f"{s} grade {r['grade']}" for s, r in reports.items())
+        print(f"wrote {args.apply}: {graded}", file=sys.stderr)
     if args.json:
         steps = sum(r.get("steps", 0) for r in reports.values())
         print(json.dumps(_plain({
@@ -446,7 +460,7 @@ def cmd_wfo(args: argparse.Namespace) -> int:
           f"store {spec.db_url}")
     print(WFO_NOTE)
     for sym, rep in reports.items():
-        print(f"\n== {sym}: grade {rep['grade']}")
+        print(f"\n== {sym}: grade {rep['grade']} ({_fmt(rep.get('grade_score'))} / 100)")
         keys = [*WFO_REPORT_KEYS[2:], *(k for k in TRANSFER_KEYS if k in rep)]
         width = max(len(k) for k in keys)
         for k in keys:

@@ -120,7 +120,7 @@ def _table(tmp: Path) -> list[tuple[list[str], str]]:
         (rp + ["--config", str(tmp / "syntax.toml")], r"syntax\.toml: not valid TOML"),
         (rp + ["--config", str(tmp / "unknown.toml")], r"bogus_field: Extra inputs"),
         (rp + ["--config", str(tmp / "value.toml")], r"accounts\.0\.leverage: .*greater"),
-        (rp + ["--preset", "nope"], r"--preset: invalid choice"),
+        (rp + ["--preset", "nope"], r"--preset: no bundled preset .nope. \(envelope_dca"),
         (rp + ["--data", str(tmp / "nope.csv")], r"candle file not found"),
         (rp + ["--data", str(tmp)], r"candle file not found"),
         (rp + ["--data", "a@b@c@d"], r"FILE\[@SYMBOL"),

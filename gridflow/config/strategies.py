@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from gridflow.config.renamed import renamed_keys
+from gridflow.config.validated import Validation
 
 Side = Literal["long", "short"]
 
@@ -37,6 +38,9 @@ class _Strategy(BaseModel):
     merged set is validated like the base parameters."""
     sl_frac: float = Field(0.10, gt=0.0, lt=1.0, allow_inf_nan=False)
     """Stop distance beyond the average entry, a fraction (0.10 = 10 %)."""
+    validated: Validation | None = None
+    """The walk-forward that chose these parameters (``gridflow wfo --apply``); None =
+    set by hand, not validated."""
 
     @model_validator(mode="before")
     @classmethod
@@ -89,7 +93,7 @@ class _Strategy(BaseModel):
         for sym, ov in self.overrides.items():
             if self.symbols and sym not in self.symbols:
                 raise ValueError(f"overrides: {sym} is not in this strategy's symbols")
-            bad = {"name", "symbols", "overrides"} & set(ov)
+            bad = {"name", "symbols", "overrides", "validated"} & set(ov)
             if bad:
                 raise ValueError(f"overrides[{sym}]: {sorted(bad)} cannot be overridden")
         for sym in self.overrides:

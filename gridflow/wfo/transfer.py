@@ -6,8 +6,8 @@ say); the live venue's prices differ by its own liquidity, wicks and fees. The r
 check: replay the chosen parameters (the last window's best: what would be deployed) on
 the live venue's most recent ``days`` and on the research venue's same days, and compare
 the annualised Sharpe ratios. ``transfer_ratio = live / research`` (NaN when the
-research Sharpe is not positive: nothing to transfer); the grade counts it as a rule
-(:data:`gridflow.wfo.grade.TRANSFER_RULE`) when it was measured.
+research Sharpe is not positive: nothing to transfer); the grade scores it (15 of its 100
+points, :data:`gridflow.wfo.grade.CRITERIA`; 0 when it was not measured).
 """
 
 from __future__ import annotations

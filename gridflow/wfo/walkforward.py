@@ -41,7 +41,7 @@ from gridflow.wfo.config import (
     window_combos,
     windows,
 )
-from gridflow.wfo.grade import grade, window_score
+from gridflow.wfo.grade import grade_score, window_score
 from gridflow.wfo.regimes import REGIMES, regime_label
 from gridflow.wfo.stats import (
     annualised_sharpe,
@@ -329,8 +329,9 @@ def run_walkforward(data: SweepData, account: AccountConfig, strategy: str,
         combinations of all windows), ``mc_pvalue``, ``stability`` (mean over windows,
         NaN ignored), ``regimes`` (count per label), ``n_windows``, ``n_combos``,
         ``invalid_combos``, ``steps``, ``seconds`` (kernel), ``wall_seconds``,
-        ``symbol``, ``timeframe``, ``strategy``, ``config``, ``grade``,
-        ``grade_reasons``. ``windows`` rows: ``index`` (= ``window``), the four bounds,
+        ``symbol``, ``timeframe``, ``strategy``, ``config``, ``grade`` (letter),
+        ``grade_score`` (0..100), ``grade_points`` (per criterion), ``grade_reasons``
+        (:func:`~gridflow.wfo.grade.grade_score`). ``windows`` rows: ``index`` (= ``window``), the four bounds,
         ``best_combo_id``, ``params``, ``regime``, ``is_/oos_sharpe`` and
         ``is_/oos_net_pnl`` (each phase's pair from the best's daily equity starting at
         the capital, see :func:`_curve_figures`), ``is_/oos_trades``,
@@ -434,7 +435,9 @@ def assemble(data: SweepData, cfg: WfoConfig | None, results: list[WindowResult]
             data, live, account, strategy, win_rows[-1]["params"],
             cfg.transfer_days or cfg.oos_days, cfg.transfer.get(data.symbol, live.symbol),
             fees, market, base))
-    report["grade"], report["grade_reasons"] = grade(report)
+    g = grade_score(report)
+    report.update(grade=g.letter, grade_reasons=g.reasons, grade_score=g.score,
+                  grade_points=g.points)
     return WfoResult(report, win_rows, [row for r in results for row in r.rows],
                      [dict(p) for p in params], (stitched_ts, equity.astype(np.float64)))
 

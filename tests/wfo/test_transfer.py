@@ -60,6 +60,6 @@ def test_wfo_reports_the_transfer_and_grades_it(store, tmp_path, capsys):
         assert math.isclose(ratio, want["live"] / want["research"], rel_tol=1e-9)
     else:
         assert ratio is None or not np.isfinite(ratio)
-    # the grade counts it: the stored letter is the 8-rule grade
+    # the grade scores it (15 of 100 points): the stored letter is the scored one
     assert rep["grade"] == grade({**rep, "transfer_ratio": ratio if ratio is not None
                                   else math.nan})[0]

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 import gridflow
 from gridflow.config.models import AccountConfig, GridAtrParams, GridflowConfig
 from gridflow.sweep import METRICS, IndicatorTable, SweepData, run_sweep
-from gridflow.wfo.grade import grade, window_score
+from gridflow.wfo.grade import grade, grade_score, window_score
 from gridflow.wfo.regimes import REGIMES, regime_label
 from gridflow.wfo.stats import (
     annualised_sharpe,
@@ -268,6 +268,8 @@ def test_grade_and_json(res):
     rep = res.report
     assert rep["grade"] in {"A", "B", "C", "D", "F"}
     assert grade(rep) == (rep["grade"], rep["grade_reasons"])
+    assert rep["grade_score"] == grade_score(rep).score
+    assert sum(rep["grade_points"].values()) >= rep["grade_score"]  # caps only lower it
     back = json.loads(json.dumps(rep))
     assert set(back) == set(rep) and back["config"]["start_ms"] == 1640995200000
     json.dumps(res.windows)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gridflow.config.models import AccountConfig, DataFile, StrategyParams
 
-SKIPPED = ("name", "symbols", "overrides")
+SKIPPED = ("name", "symbols", "overrides", "validated")
 """Strategy fields the form does not edit (identity, allow-list, per-asset overrides)."""
 
 
@@ -170,9 +170,13 @@ def build_account(account: AccountConfig, values: list[dict[str, Any]],
         doc["symbols"] = keep
         doc["overrides"] = {s: ov for s, ov in st.overrides.items() if s in chosen}
         try:
-            strategies.append(type(st).model_validate(doc))
+            new = type(st).model_validate(doc)
         except ValidationError as exc:
             raise InvalidParams(describe(exc, label)) from None
+        if new.validated is not None and new.model_copy(update={"symbols": st.symbols,
+                                                                "overrides": st.overrides}) != st:
+            new = new.model_copy(update={"validated": None})  # edited: no longer validated
+        strategies.append(new)
     if not strategies:
         raise InvalidParams(f"symbols: no strategy of account {account.name!r} trades "
                             f"{', '.join(chosen)}")

@@ -160,7 +160,7 @@ def summary_html(summary: dict[str, Any]) -> str:
     """The grade letter (big) and the walk-forward summary numbers."""
     if not summary:
         return '<div class="gf-sweep-nosummary">No walk-forward summary for this symbol.</div>'
-    shown, lines = {"grade"}, []
+    shown, lines = {"grade", "grade_score", "grade_points"}, []
     for label, keys in SUMMARY_FIELDS:
         key = next((k for k in keys if k in summary), None)
         if key is not None:
@@ -169,9 +169,12 @@ def summary_html(summary: dict[str, Any]) -> str:
     lines += [(k, v) for k, v in summary.items() if k not in shown]
     cells = "".join(f"<tr><td>{escape(str(k))}</td><td><b>{escape(fmt(v))}</b></td></tr>"
                     for k, v in lines if len(fmt(v)) <= 120)  # no configs dumped here
+    score = ("" if summary.get("grade_score") is None
+             else f", {escape(fmt(summary['grade_score']))} / 100 points")
     return (f'<div class="gf-sweep-grade" style="font-size:72px;font-weight:700;'
             f'line-height:1">{escape(str(summary.get("grade", "?")))}</div>'
-            f'<div style="color:#666">grade</div><table class="gf-sweep-summary">{cells}</table>')
+            f'<div style="color:#666">grade{score}</div>'
+            f'<table class="gf-sweep-summary">{cells}</table>')
 
 
 # ---- charts --------------------------------------------------------------------------
