@@ -135,8 +135,8 @@ def test_backtest_state_edits_symbols_and_parameters(tmp_path: Path) -> None:
     bt = state.backtest
     assert bt.preset == "default" and bt.symbols == bundled_symbols()
     assert [label for label, _ in bt.strategy_forms] == [
-        "grid_atr (long) on BTC/USDT, ETH/USDT, SOL/USDT",
-        "envelope_dca (long) on ADA/USDT, XRP/USDT"]
+        "grid_atr (long) on BTC/USDT, ETH/USDT, SOL/USDT · not validated",
+        "envelope_dca (long) on ADA/USDT, XRP/USDT · not validated"]
     grid = {f.name: f for f in bt.strategy_forms[0][1]}
     assert list(grid) == ["side", "sma_period", "atr_period", "levels", "atr_start",
                           "atr_step", "sl_frac"]

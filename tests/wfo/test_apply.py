@@ -16,7 +16,7 @@ import pytest
 from gridflow.config.loader import load_config
 from gridflow.config.strategies import GridAtrParams
 from gridflow.config.validated import Validation
-from gridflow.control.app.params_form import build_account
+from gridflow.control.app.params_form import build_account, validation_label
 from gridflow.journal.sweep_store import read_wfo
 
 
@@ -93,5 +93,9 @@ def test_editing_validated_parameters_in_the_app_drops_the_validation(applied) -
     (acct,) = load_config(tmp / "validated.toml").accounts
     same = build_account(acct, [{}], ["BTC/USDT"])
     assert isinstance(same.strategies[0].validated, Validation)
+    v = same.strategies[0].validated
+    assert validation_label(same.strategies[0]) == (
+        f"validated: grade {v.grade} ({v.score:g}/100), chosen on {v.chosen_from}..{v.chosen_to}")
     edited = build_account(acct, [{"atr_start": 2.5}], ["BTC/USDT"])
     assert edited.strategies[0].atr_start == 2.5 and edited.strategies[0].validated is None
+    assert validation_label(edited.strategies[0]) == "not validated"

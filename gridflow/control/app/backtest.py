@@ -29,6 +29,7 @@ from gridflow.control.app.params_form import (
     field_specs,
     load_preset,
     strategy_label,
+    validation_label,
 )
 from gridflow.control.client import GridflowClient, ReplayJob
 PRESETS_DIR = DEFAULT_CONFIG.parent / "presets"
@@ -211,7 +212,8 @@ class BacktestState(param.Parameterized):
         self._account = account
         self.values = [{} for _ in account.strategies]
         self.param.update(symbols=syms, params_error="", strategy_forms=[
-            (strategy_label(st), field_specs(st)) for st in account.strategies])
+            (f"{strategy_label(st)} · {validation_label(st)}", field_specs(st))
+            for st in account.strategies])
 
     def set_value(self, strategy: int, field: str, value: Any) -> None:
         """Edit one parameter of strategy ``strategy`` (checked at :meth:`account`)."""

@@ -117,6 +117,16 @@ def strategy_label(st: StrategyParams) -> str:
     return f"{st.name}{f' ({side})' if side else ''} on {on}"
 
 
+def validation_label(st: StrategyParams) -> str:
+    """``validated: grade C (61/100), chosen on 2025-09-28..2026-03-27`` for parameters a
+    walk-forward chose (``gridflow wfo --apply``), else ``not validated``."""
+    v = st.validated
+    if v is None:
+        return "not validated"
+    return (f"validated: grade {v.grade} ({v.score:g}/100), chosen on "
+            f"{v.chosen_from}..{v.chosen_to}")
+
+
 def _raw(spec: FieldSpec, value: Any) -> Any:
     if spec.kind == "floats":  # pydantic parses the pieces and names a bad one
         return [p.strip() for p in str(value or "").split(",") if p.strip()]
