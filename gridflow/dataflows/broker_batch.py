@@ -18,6 +18,7 @@ intent (a replacement's cancel before its place), and journaled the same way.
 
 from __future__ import annotations
 
+from gridflow.dataflows.broker_lanes import protective
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.batch import CANCEL_MAX, PLACE_MAX, batch_limit, cancel_many, place_many
 from gridflow.exchange.gateway import OrderGateway
@@ -28,8 +29,9 @@ def gather_key(gw: OrderGateway, intent: OrderIntent) -> tuple[str, int] | None:
     module docstring), None for one that goes alone."""
     if batch_limit(gw, intent) == 0:
         return None
-    if intent.action == "cancel":
-        return f"cancel|{intent.symbol}", CANCEL_MAX
+    if intent.action == "cancel":  # a take profit's cancel never rides with an entry's:
+        # the lanes serve the two classes in different orders (broker_lanes.protective)
+        return f"cancel|{intent.symbol}|{protective(intent)}", CANCEL_MAX
     if intent.cancel_first is not None and not intent.reduce_only:
         return f"move|{intent.symbol}", PLACE_MAX
     return None

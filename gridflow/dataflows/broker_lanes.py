@@ -289,15 +289,16 @@ class LaneRunner:
         """
         if self.error is not None:
             raise LaneError([None] * len(intents)) from self.error
+        keys = [gather(i, it) if gather is not None and work_group is not None else None
+                for i, it in enumerate(intents)]  # before anything is queued: may raise
         batch = Batch(len(intents), self._forget(on_done))
         if not intents:  # ended already
             return batch
         with self._lock:
             self._pending.add(batch)
         open_groups: dict[int, _Group] = {}
-        for i, intent in enumerate(intents):
+        for i, (intent, key) in enumerate(zip(intents, keys)):
             lane = self.lane_of(lane_key(intent))
-            key = gather(i, intent) if gather is not None and work_group is not None else None
             g = open_groups.get(lane)
             if g is not None and (key is None or key[0] != g.key or len(g.idx) >= g.most):
                 self._put(lane, batch, open_groups.pop(lane), work, work_group)

@@ -74,18 +74,19 @@ def batch_limit(gw: OrderGateway, intent: OrderIntent) -> int:
     return PLACE_MAX if intent.action == "place" else CANCEL_MAX
 
 
-def item_error(ex: ccxt.Exchange, item: dict) -> ccxt.BaseError:
-    """The ccxt error an error item of a batch answer stands for, found through the
-    exchange's own tables (exact code, then broad message), as ccxt maps the same error
-    on a single request; :class:`ccxt.ExchangeError` when neither knows it."""
-    code, msg = str(item.get("code")), str(item.get("msg") or "")
-    text = f"{ex.id} {json.dumps(item)}"
+def item_error(ex: ccxt.Exchange, item: dict, url: str | None = None) -> ccxt.BaseError:
+    """The ccxt error an error item of a batch answer stands for: the exchange's own
+    ``handle_errors`` run on it as the answer of a single request to ``url`` (default:
+    the venue's batch endpoint), so the venue's URL-specific tables (Binance USDⓈ-M's
+    ``-1008`` server busy, ``-2019``, ``-4116``, ...) map it as they map the same error
+    on a single request; :class:`ccxt.ExchangeError` when nothing matches."""
+    body = json.dumps(item)
+    url = url if url is not None else f"{ex.urls.get('api', {}).get('fapiPrivate', '')}/batchOrders"
     try:
-        ex.throw_exactly_matched_exception(ex.exceptions.get("exact", {}), code, text)
-        ex.throw_broadly_matched_exception(ex.exceptions.get("broad", {}), msg, text)
+        ex.handle_errors(400, "Bad Request", url, "POST", {}, body, item, None, None)
     except ccxt.BaseError as exc:
         return exc
-    return ccxt.ExchangeError(text)
+    return ccxt.ExchangeError(f"{ex.id} {body}")
 
 
 def _is_error(item: object) -> bool:
@@ -97,12 +98,23 @@ def _record(gw: OrderGateway, trace: Trace, exc: ccxt.BaseError) -> None:
     trace.error = gw.redact(exc)
 
 
-def _after_failure(gw: OrderGateway, exc: ccxt.BaseError) -> bool | None:
-    """What a failed batch request means for its items: True (outcome unknown: look each
-    up), False (nothing done: send each alone), None (nothing done, no retry left)."""
+def _whole_failure(gw: OrderGateway, exc: ccxt.BaseError) -> tuple[bool, bool]:
+    """What a failed batch request means for its items: ``(go on, unknown)``. Unknown
+    (a timeout, a lost answer, a 5xx, an unreadable answer): each item is looked up
+    before any resend. Retryable but known (a 429: nothing done): each is sent alone
+    after one backoff delay. Refused whole (nothing done): each is sent alone. No
+    retry left in the policy: no go (the items end ``failed``)."""
+    if isinstance(exc, ccxt.BadResponse):
+        return True, True
     if not is_retryable(exc):
-        return False
-    return outcome_unknown(exc) if gw.pause_before_resend() else None
+        return True, False
+    return gw.pause_before_resend(), outcome_unknown(exc)
+
+
+def _failed(gw: OrderGateway, it: OrderIntent, trace: Trace, unknown: bool) -> OrderOutcome:
+    if unknown:
+        trace.error = f"outcome unknown (the order may exist); last {trace.error}"
+    return gw.done(it, "failed", trace)
 
 
 def place_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderOutcome]:
@@ -122,9 +134,15 @@ def place_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderOu
             trace.error = f"PreSendReject: {exc}"
             outs[k] = gw.done(it, "rejected", trace)
             continue
+        try:
+            req = ex.create_order_request(prep.symbol, prep.ccxt_type, it.side, prep.amount,
+                                          prep.price, {**prep.params, "isAlgoOrder": False})
+        except ccxt.BaseError as exc:  # ccxt refused to build it: as a refused send
+            _record(gw, trace, exc)
+            outs[k] = gw.done(it, "rejected", trace)
+            continue
         ready.append((k, it, trace))
-        reqs.append(ex.create_order_request(prep.symbol, prep.ccxt_type, it.side, prep.amount,
-                                            prep.price, {**prep.params, "isAlgoOrder": False}))
+        reqs.append(req)
     if len(ready) < 2:  # nothing to gather
         for k, it, trace in ready:
             outs[k] = gw.place(it)
@@ -140,11 +158,11 @@ def place_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderOu
                                    f"{len(reqs)}" if isinstance(raw, list) else
                                    f"{ex.id} batchOrders answered no list")
     except ccxt.BaseError as exc:
-        unknown = True if isinstance(exc, ccxt.BadResponse) else _after_failure(gw, exc)
+        go, unknown = _whole_failure(gw, exc)
         for k, it, trace in ready:
             _record(gw, trace, exc)
-            outs[k] = gw.done(it, "failed", trace) if unknown is None else gw.place(
-                it, unknown=unknown, trace=trace)
+            outs[k] = gw.place(it, unknown=unknown, trace=trace) if go else _failed(
+                gw, it, trace, unknown)
         return [o for o in outs if o is not None]
     for (k, it, trace), item in zip(ready, raw):
         if not _is_error(item):
@@ -152,8 +170,8 @@ def place_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderOu
             continue
         exc = item_error(ex, item)
         _record(gw, trace, exc)
-        if is_retryable(exc):  # refused before it was handled: this one alone
-            outs[k] = gw.place(it, trace=trace)
+        if is_retryable(exc):  # busy (not done), or done with the answer lost (-1007)
+            outs[k] = gw.place(it, unknown=outcome_unknown(exc), trace=trace)
         elif is_duplicate_error(exc):
             outs[k] = gw.done(it, "duplicate", trace, gw.find_quiet(
                 trace, it.client_order_id, it.symbol, False))
@@ -183,12 +201,12 @@ def cancel_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderO
             raise ccxt.BadResponse(f"{ex.id} batchOrders answered no list of "
                                    f"{len(intents)} items")
     except ccxt.BaseError as exc:
-        unknown = True if isinstance(exc, ccxt.BadResponse) else _after_failure(gw, exc)
+        go, unknown = _whole_failure(gw, exc)
         out = []
         for it, trace in zip(intents, traces):
             _record(gw, trace, exc)
-            out.append(gw.done(it, "failed", trace) if unknown is None else gw.cancel(
-                it, unknown=unknown, trace=trace))
+            out.append(gw.cancel(it, unknown=unknown, trace=trace) if go else _failed(
+                gw, it, trace, unknown))
         return out
     out = []
     for it, trace, item in zip(intents, traces, raw):
@@ -198,7 +216,7 @@ def cancel_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderO
         exc = item_error(ex, item)
         _record(gw, trace, exc)
         if is_retryable(exc):
-            out.append(gw.cancel(it, trace=trace))
+            out.append(gw.cancel(it, unknown=outcome_unknown(exc), trace=trace))
         else:
             status = "not_found" if is_unknown_order_error(exc) else "rejected"
             out.append(gw.done(it, status, trace))

@@ -52,10 +52,14 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["REQUEST_KINDS", "WS_KINDS", "FaultInjector", "FaultPlan"]
+__all__ = ["REQUEST_KINDS", "SCRIPT_KINDS", "WS_KINDS", "FaultInjector", "FaultPlan"]
 
 REQUEST_KINDS = ("timeout_after", "timeout_before", "rate_limit", "server_error",
                  "drop_after", "drop_before", "reject")
+SCRIPT_KINDS = ("item_unknown",)
+"""Faults only a script asks for: ``item_unknown``, a batch request handled whole whose
+first item's answer is Binance's ``-1007`` ("send status unknown; execution status
+unknown") in place of what was done."""
 WS_KINDS = ("ws_duplicate", "ws_reorder")
 _SCOPES = ("order_write", "read")
 
@@ -113,9 +117,10 @@ class FaultPlan:
         if self.hang_s < 0:
             raise ValueError("hang_s must be >= 0")
         for entry in self.script:
-            if len(entry) != 2 or entry[0] not in (*REQUEST_KINDS, "partial_fill"):
+            kinds = (*REQUEST_KINDS, *SCRIPT_KINDS, "partial_fill")
+            if len(entry) != 2 or entry[0] not in kinds:
                 raise ValueError(f"bad script entry {entry!r}: (kind, substring) with kind in "
-                                 f"{(*REQUEST_KINDS, 'partial_fill')}")
+                                 f"{kinds}")
 
 
 def is_order_write(method: str, path: str) -> bool:

@@ -52,6 +52,8 @@ __all__ = ["FakeExchange"]
 
 log = logging.getLogger(__name__)
 _SIG_RE = re.compile(r"(^|&)signature=([^&]*)")
+_UNKNOWN_MSG = ("Timeout waiting for response from backend server. Send status unknown; "
+                "execution status unknown.")
 _RATE_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute. "
              "Please use the websocket for live updates to avoid polling the API.")
 
@@ -349,6 +351,8 @@ class FakeExchange(WsApi):
             return self._send(h, method, path, 400,
                               {"code": -2019, "msg": "Margin is insufficient."}, kind)
         status, payload = self._dispatch(method, path, qs, body, params, h.headers)
+        if kind == "item_unknown" and isinstance(payload, list) and payload:
+            payload[0] = {"code": -1007, "msg": _UNKNOWN_MSG}  # done, answer lost
         if kind == "drop_after":
             return self._drop(h, method, path, kind)
         if kind == "timeout_after":

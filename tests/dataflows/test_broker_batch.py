@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from test_broker_lanes import make
 from test_broker_sink import RUN, assert_once, gateway, intent, live_cfg, make_fx
 
+from gridflow.dataflows.broker_batch import gather_key
 from gridflow.dataflows.broker_lanes import LaneRunner
 from gridflow.dataflows.broker_sink import BrokerWriter, build_gateway
 from gridflow.journal.broker_rows import read_broker
@@ -61,6 +64,43 @@ def test_runner_gathers_runs_of_one_key_on_a_lane_up_to_the_most() -> None:
     assert sorted(groups) == [["c0", "c2", "c3"], ["c1", "c7"]]
     assert ("one", "c4") in log and ("one", "c6") in log  # the fourth move and after the entry
     assert log.index(("group", "c7")) < log.index(("one", "c8"))  # SOL's entry waited
+
+
+def test_a_gather_that_raises_queues_nothing_and_leaves_nothing_pending() -> None:
+    def gather(i, _it):
+        if i == 1:
+            raise ValueError("bad intent")
+        return None
+
+    runner = LaneRunner(2)
+    try:
+        with pytest.raises(ValueError, match="bad intent"):
+            runner.submit([make(0, "BTC/USDT", "replace"), make(1, "ETH/USDT", "replace")],
+                          lambda *_: None, gather=gather, work_group=lambda *_: [])
+        runner.drain()  # returns: nothing was left waiting
+        assert runner.run([make(2, "BTC/USDT", "entry")], lambda _l, _i, it: it.intent_id) == [
+            "c2:place"]
+    finally:
+        runner.close()
+
+
+def test_a_take_profits_cancel_never_rides_with_an_entrys() -> None:
+    """The lanes serve a take profit's or stop's intents before entries: a cancel of
+    each class is gathered only with its own class (else an entry's cancel could
+    overtake the place of the order it cancels)."""
+    fx = make_fx()
+    try:
+        gw = gateway(fx)
+        entry = gather_key(gw, intent("e1", action="cancel"))
+        tp = gather_key(gw, intent("t1", action="cancel", side="sell", reduce_only=True,
+                                   tag="TP"))
+        move = gather_key(gw, intent("e2", cancel_first="e1"))
+        stop = gather_key(gw, intent("s1", action="cancel", type="stop_market", price=None,
+                                     stop_price=1.0, reduce_only=True, tag="SL"))
+    finally:
+        fx.stop()
+    assert entry is not None and tp is not None and entry[0] != tp[0]
+    assert move is not None and move[0] not in (entry[0], tp[0]) and stop is None
 
 
 def test_writer_sends_a_candles_level_moves_as_two_requests_per_symbol(tmp_path) -> None:

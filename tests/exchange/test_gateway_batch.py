@@ -5,6 +5,7 @@ order would give, refused items judged one by one, and the whole request's fault
 
 from __future__ import annotations
 
+import ccxt
 import pytest
 from test_gateway import assert_once, by_cid, gateway, intent, start_fx
 
@@ -98,6 +99,36 @@ def test_a_failed_batch_cancel_is_looked_up_and_ends_with_every_order_canceled(f
     assert [o.status for o in outs] == ["canceled"] * 4
     assert all(o.faults == ["NetworkError"] and o.attempts == 2 for o in outs)
     assert {o["status"] for o in fx.orders()} == {"CANCELED"}
+
+
+def test_an_item_done_with_its_answer_lost_is_looked_up_never_sent_again(fx) -> None:
+    """Binance answers an item ``-1007`` (send status unknown, execution status unknown)
+    after it placed or cancelled it: the item is looked up by client id first, as after a
+    timeout of a single request, and found; nothing is sent twice."""
+    gw = gateway(fx)
+    fx.set_faults(FaultPlan(seed=1, script=[("item_unknown", f"POST {BATCH}"),
+                                            ("item_unknown", f"DELETE {BATCH}")]))
+    outs = place_many(gw, levels("u", 3))
+    assert [o.status for o in outs] == ["sent"] * 3
+    assert outs[0].faults == ["RequestTimeout"] and outs[0].attempts == 2  # batch + lookup
+    assert [r["method"] for r in fx.request_log if r["path"] == "/fapi/v1/order"] == ["GET"]
+    cancels = cancel_many(gw, [intent(f"u{i}", action="cancel") for i in range(3)])
+    assert [o.status for o in cancels] == ["canceled"] * 3
+    assert cancels[0].faults == ["RequestTimeout"] and cancels[0].attempts == 2
+    assert [r["method"] for r in fx.request_log if r["path"] == "/fapi/v1/order"] == [
+        "GET", "GET"]  # the cancel's lookup found it cancelled: no second DELETE
+    assert {o["status"] for o in fx.orders()} == {"CANCELED"}
+    assert_once(fx)
+
+
+def test_item_errors_map_as_ccxt_maps_them_on_binance_usdm() -> None:
+    """Against the venue's own URL ccxt's USDⓈ-M table comes first: a busy venue is
+    retryable, as on a single request (no network: only the error tables are used)."""
+    ex = ccxt.binanceusdm()
+    got = {c: type(item_error(ex, {"code": c, "msg": "x"})).__name__
+           for c in (-1008, -1007, -2019, -2011, -99999)}
+    assert got == {-1008: "OperationFailed", -1007: "RequestTimeout",
+                   -2019: "InsufficientFunds", -2011: "OrderNotFound", -99999: "ExchangeError"}
 
 
 def test_an_item_error_maps_to_the_class_ccxt_gives_the_same_code(fx) -> None:
