@@ -30,7 +30,9 @@ exchange's margin limit may see a larger replacement refused (``-2019``): journa
 :func:`plan_lanes` is the pure part (which intent goes where, and who waits for whom,
 within one batch); :class:`LaneRunner` runs intents on lane threads by the same rules,
 across batches: a batch is queued behind the lanes' earlier work, not behind the whole
-earlier batch.
+earlier batch. Given a ``gather`` rule, a lane runs a run of its intents as one group (one
+batch request: :mod:`gridflow.dataflows.broker_batch`); a group waits for what its
+intents wait for, and what waits for one of them waits for the group.
 """
 
 from __future__ import annotations
