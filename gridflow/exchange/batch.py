@@ -93,11 +93,6 @@ def _is_error(item: object) -> bool:
     return isinstance(item, dict) and item.get("code") is not None and "orderId" not in item
 
 
-def _record(gw: OrderGateway, trace: Trace, exc: ccxt.BaseError) -> None:
-    trace.faults.append(type(exc).__name__)
-    trace.error = gw.redact(exc)
-
-
 def _whole_failure(gw: OrderGateway, exc: ccxt.BaseError) -> tuple[bool, bool]:
     """What a failed batch request means for its items: ``(go on, unknown)``. Unknown
     (a timeout, a lost answer, a 5xx, an unreadable answer): each item is looked up
@@ -109,12 +104,6 @@ def _whole_failure(gw: OrderGateway, exc: ccxt.BaseError) -> tuple[bool, bool]:
     if not is_retryable(exc):
         return True, False
     return gw.pause_before_resend(), outcome_unknown(exc)
-
-
-def _failed(gw: OrderGateway, it: OrderIntent, trace: Trace, unknown: bool) -> OrderOutcome:
-    if unknown:
-        trace.error = f"outcome unknown (the order may exist); last {trace.error}"
-    return gw.done(it, "failed", trace)
 
 
 def place_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderOutcome]:
@@ -138,7 +127,7 @@ def place_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderOu
             req = ex.create_order_request(prep.symbol, prep.ccxt_type, it.side, prep.amount,
                                           prep.price, {**prep.params, "isAlgoOrder": False})
         except ccxt.BaseError as exc:  # ccxt refused to build it: as a refused send
-            _record(gw, trace, exc)
+            gw.record(trace, exc)
             outs[k] = gw.done(it, "rejected", trace)
             continue
         ready.append((k, it, trace))
@@ -160,16 +149,16 @@ def place_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderOu
     except ccxt.BaseError as exc:
         go, unknown = _whole_failure(gw, exc)
         for k, it, trace in ready:
-            _record(gw, trace, exc)
-            outs[k] = gw.place(it, unknown=unknown, trace=trace) if go else _failed(
-                gw, it, trace, unknown)
+            gw.record(trace, exc)
+            outs[k] = gw.place(it, unknown=unknown, trace=trace) if go else gw.failed(
+                it, trace, unknown)
         return [o for o in outs if o is not None]
     for (k, it, trace), item in zip(ready, raw):
         if not _is_error(item):
             outs[k] = gw.done(it, "sent", trace, {"id": item.get("orderId")})
             continue
         exc = item_error(ex, item)
-        _record(gw, trace, exc)
+        gw.record(trace, exc)
         if is_retryable(exc):  # busy (not done), or done with the answer lost (-1007)
             outs[k] = gw.place(it, unknown=outcome_unknown(exc), trace=trace)
         elif is_duplicate_error(exc):
@@ -204,9 +193,9 @@ def cancel_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderO
         go, unknown = _whole_failure(gw, exc)
         out = []
         for it, trace in zip(intents, traces):
-            _record(gw, trace, exc)
-            out.append(gw.cancel(it, unknown=unknown, trace=trace) if go else _failed(
-                gw, it, trace, unknown))
+            gw.record(trace, exc)
+            out.append(gw.cancel(it, unknown=unknown, trace=trace) if go else gw.failed(
+                it, trace, unknown))
         return out
     out = []
     for it, trace, item in zip(intents, traces, raw):
@@ -214,7 +203,7 @@ def cancel_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderO
             out.append(gw.done(it, "canceled", trace, {"id": item.get("orderId")}))
             continue
         exc = item_error(ex, item)
-        _record(gw, trace, exc)
+        gw.record(trace, exc)
         if is_retryable(exc):
             out.append(gw.cancel(it, unknown=outcome_unknown(exc), trace=trace))
         else:

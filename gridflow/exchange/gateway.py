@@ -271,9 +271,14 @@ class OrderGateway:
         try:
             return self._retry(one_round)
         except ccxt.BaseError:  # every round ended on a transport error
-            if unknown:
-                trace.error = f"outcome unknown (the order may exist); last {trace.error}"
-            return self.done(intent, "failed", trace)
+            return self.failed(intent, trace, unknown)
+
+    def failed(self, intent: OrderIntent, trace: Trace, unknown: bool) -> OrderOutcome:
+        """The ``failed`` outcome of an intent whose requests all failed; ``unknown``: the
+        last one may have reached the exchange (said in the error)."""
+        if unknown:
+            trace.error = f"outcome unknown (the order may exist); last {trace.error}"
+        return self.done(intent, "failed", trace)
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
         """``fn()`` under :func:`~gridflow.exchange.retry.retry_call` with this gateway's
@@ -391,9 +396,14 @@ class OrderGateway:
         try:
             return fn(*args)
         except ccxt.BaseError as exc:
-            trace.faults.append(type(exc).__name__)
-            trace.error = self.redact(exc)
+            self.record(trace, exc)
             raise
+
+    def record(self, trace: Trace, exc: ccxt.BaseError) -> None:
+        """``exc`` met by the intent of ``trace``: its class counted, its text (redacted)
+        kept as the last error."""
+        trace.faults.append(type(exc).__name__)
+        trace.error = self.redact(exc)
 
     def _find(self, trace: Trace, cid: str, symbol: str, conditional: bool) -> dict | None:
         return self._call(trace, self.find, cid, symbol, conditional)
