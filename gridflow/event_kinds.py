@@ -119,6 +119,7 @@ class Reason(StrEnum):
     CORRELATION = "CORRELATION"
     PAUSED = "PAUSED"
     DAILY_ENTRIES = "DAILY_ENTRIES"
+    SYMBOL_EXPOSURE = "SYMBOL_EXPOSURE"
     # kill_switch_tripped / _reset / _restored (gridflow.operators.risk.KILL_SWITCH_REASONS)
     SESSION_LOSS_GRID = "SESSION_LOSS_GRID"
     SESSION_LOSS_SINGLE = "SESSION_LOSS_SINGLE"
@@ -175,6 +176,8 @@ class ExitReason(StrEnum):
     TRAIL = "TRAIL"
     FLIP = "FLIP"
     FLATTEN = "FLATTEN"
+    TIME = "TIME"
+    """The strategy's time stop (``time_stop_candles``): closed at market."""
     CLOSE = "CLOSE"
     """A live cycle closed by an exit gridflow did not tag (never by the kernel)."""
 

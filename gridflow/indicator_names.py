@@ -70,6 +70,8 @@ SIGNATURES: dict[str, Signature] = {
     "donchian": Signature(_PERIOD, ("high", "low"), ("upper", "lower")),
     "hv": Signature((("window", int),), ("close",), (), ("timeframe_ms",)),
     "hvz": Signature((("window", int), ("z_window", int)), ("close",), (), ("timeframe_ms",)),
+    # market regime of the trailing window: 0 crash, 1 bull, 2 bear, 3 range
+    "regime": Signature((("window", int),), ("close",), (), ("timeframe_ms",)),
 }
 
 _NAME_RE = re.compile(r"([a-z][a-z0-9]*?)((?:_[0-9][0-9.]*)*)(?:@([0-9]+[mhd]))?")

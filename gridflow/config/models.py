@@ -80,6 +80,11 @@ class RiskConfig(_Model):
     max_daily_entries: int = Field(0, ge=0, le=1_000)
     """New positions a symbol may open per UTC day (the first fill of a cycle; further
     grid levels of the open position do not count); 0 turns the rule off."""
+    max_symbol_exposure: float = Field(0.0, ge=0.0, le=100.0, allow_inf_nan=False)
+    """Per-asset cap beside the account-wide margin cap: one symbol's notional (its
+    position at the average entry, its other resting entries live, plus the order) over
+    equity, after the order, a multiple of equity (0.5 = half the equity; above 1 only
+    with leverage); 0 turns the rule off."""
 
     @model_validator(mode="before")
     @classmethod

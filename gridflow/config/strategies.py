@@ -38,6 +38,9 @@ class _Strategy(BaseModel):
     merged set is validated like the base parameters."""
     sl_frac: float = Field(0.10, gt=0.0, lt=1.0, allow_inf_nan=False)
     """Stop distance beyond the average entry, a fraction (0.10 = 10 %)."""
+    time_stop_candles: int = Field(0, ge=0, le=100_000)
+    """Time stop: a position held through this many candle closes (its entry candle
+    counts as one) closes at market at the next open, whatever its PnL; 0 = off."""
     validated: Validation | None = None
     """The walk-forward that chose these parameters (``gridflow wfo --apply``); None =
     set by hand, not validated."""

@@ -56,6 +56,22 @@ def account_params(account: AccountConfig, fees: FeesConfig) -> np.ndarray:
     return pf
 
 
+def market_params(step: float, min_amount: float, min_notional: float, p,
+                  alloc_quote: float) -> np.ndarray:
+    """One symbol's row of the kernel's market parameters ``mp`` (float64 (M_W,), see
+    :mod:`~gridflow.operators.kernel_layout`): the venue's amount step (base), minimum
+    amount (base) and notional (quote), and from the strategy parameters ``p`` the stop
+    distance, grid flag, levels, allocation (quote) and time stop (candles)."""
+    row = np.zeros(kl.M_W)
+    row[kl.M_STEP], row[kl.M_MIN_AMOUNT], row[kl.M_MIN_NOTIONAL] = step, min_amount, min_notional
+    row[kl.M_SL] = p.sl_frac
+    row[kl.M_GRID] = 1.0 if p.is_grid else 0.0
+    row[kl.M_LEVELS] = p.levels_count
+    row[kl.M_ALLOC] = alloc_quote
+    row[kl.M_TIME_STOP] = p.time_stop_candles
+    return row
+
+
 class AccountEngine:
     """Positions, cash, margin, PnL, strategies and risk gate of one account.
 
@@ -114,8 +130,7 @@ class AccountEngine:
         self.mp = np.zeros((S, kl.M_W))
         for i, s in enumerate(self.symbols):
             m, p = markets.get(s, MarketSpec()), self.params[s]
-            self.mp[i] = (m.amount_step, m.min_amount, m.min_notional, p.sl_frac,
-                          1.0 if p.is_grid else 0.0, p.levels_count, alloc)
+            self.mp[i] = market_params(m.amount_step, m.min_amount, m.min_notional, p, alloc)
         self.state = kl.KernelState.new(S, self.levels, account.capital_quote,
                                         risk.rolling_window_hours)
         self.corr = None

@@ -17,8 +17,9 @@ _SIDE = {1: "buy", -1: "sell"}
 _POS = {1: "long", -1: "short"}
 EXIT_REASONS = {kl.EXIT_TP: ExitReason.TP, kl.EXIT_SL: ExitReason.SL,
                 kl.EXIT_TRAIL: ExitReason.TRAIL, kl.EXIT_FLIP: ExitReason.FLIP,
-                kl.EXIT_FLATTEN: ExitReason.FLATTEN}
-_TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP", kl.TAG_FLATTEN: "FLATTEN"}
+                kl.EXIT_FLATTEN: ExitReason.FLATTEN, kl.EXIT_TIME: ExitReason.TIME}
+_TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP", kl.TAG_FLATTEN: "FLATTEN",
+        kl.TAG_TIME: "TIME"}
 
 
 def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
@@ -38,8 +39,8 @@ def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],
             strat = strategies[s]
             dts, side = i[kl.I_DECISION_TS], _SIDE[i[kl.I_SIDE]]
             coid = client_order_id(account, strat, sym, tag, dts)
-            otype = ("limit" if tag[0] in "LT" else
-                     "market" if tag in ("FLIP", "FLATTEN") else "stop_market")
+            otype = ("limit" if entry or tag == "TP" else
+                     "stop_market" if tag == "SL" else "market")
             b.orders.append(OrderRequest(
                 client_order_id=coid, account=account, strategy=strat, symbol=sym, tag=tag,
                 ts_ms=dts, seq=seq, side=side, type=otype,

@@ -16,8 +16,10 @@ The risk chain, in this order (the first rule that fails names the denial):
 7. ``DAILY_ENTRIES``: a new position when ``max_daily_entries`` positions of the symbol
    were already opened this UTC day (0 = off);
 8. ``MIN_NOTIONAL``: below the exchange's minimum amount or notional;
-9. ``MAX_MARGIN_RATIO`` (``NO_EQUITY`` when equity <= 0): used margin plus the order's
-   over equity above ``max_margin_ratio``.
+9. ``SYMBOL_EXPOSURE`` (``NO_EQUITY`` when equity <= 0): the symbol's notional after
+   the order over equity above ``max_symbol_exposure`` (0 = off);
+10. ``MAX_MARGIN_RATIO`` (``NO_EQUITY`` when equity <= 0): used margin plus the order's
+    over equity above ``max_margin_ratio``.
 
 Rules 5-7 apply only to the first fill of a position ("a new position"); further grid
 levels of an open position pass them. Closing orders (take profit, stop, flip, flatten)
@@ -56,9 +58,11 @@ from gridflow.operators.kernel_layout import (
     P_MAX_DAILY,
     P_MAX_MR,
     P_MAX_POS,
+    P_MAX_SYM,
     P_RISK_PER_TRADE,
     P_RISK_SIZING,
     SF_AMT,
+    SF_AVG,
     SF_SIZE,
     SI_COOLDOWN,
     SI_DAY_OPENS,
@@ -81,6 +85,7 @@ from gridflow.operators.risk import (
     rule_margin_ratio,
     rule_min_notional,
     rule_price,
+    rule_symbol_exposure,
     utc_day,
 )
 
@@ -154,13 +159,16 @@ def count_open(s, ts, si):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def gate_level(s, ts, px, amount, equity, used, n_open, max_corr, sf, si, ai, pf, mp):
+def gate_level(s, ts, px, amount, equity, used, resting, n_open, max_corr, sf, si, ai, pf,
+               mp):
     """The risk chain (module docstring) for an opening order of ``amount`` (base) of
     symbol ``s`` at ``px`` (quote) at ``ts`` (ms UTC).
 
     ``equity`` (quote) and ``used`` margin (quote, every open position's and, live,
-    every resting entry's) are the account's; ``n_open`` its open positions,
-    ``max_corr`` the :func:`max_abs_corr` of ``s``.
+    every resting entry's) are the account's; ``resting`` the notional (quote) of the
+    symbol's other entries resting beside this one (live; 0 in the kernel, where a level
+    only counts once filled); ``n_open`` its open positions, ``max_corr`` the
+    :func:`max_abs_corr` of ``s``.
 
     Returns
     -------
@@ -187,6 +195,12 @@ def gate_level(s, ts, px, amount, equity, used, n_open, max_corr, sf, si, ai, pf
     r = rule_min_notional(px, amount, mp[s, M_MIN_AMOUNT], mp[s, M_MIN_NOTIONAL])
     if r != OK:
         return r, amount * px, mp[s, M_MIN_NOTIONAL]
+    sym_notional = sf[s, SF_AMT] * sf[s, SF_AVG] + resting
+    r = rule_symbol_exposure(equity, sym_notional, amount * px, pf[P_MAX_SYM])
+    if r == DENY_NO_EQUITY:
+        return r, equity, 0.0
+    if r != OK:
+        return r, (sym_notional + amount * px) / equity, pf[P_MAX_SYM]
     r = rule_margin_ratio(equity, used, amount * px / lev, pf[P_MAX_MR])
     if r == DENY_NO_EQUITY:
         return r, equity, 0.0
@@ -219,16 +233,17 @@ def deny_level(s, i, r, ts, d, px, amount, value, threshold, st, log, n):
 
 
 def gate_and_log(s: int, i: int, ts: int, px: float, d: int, equity: float, used: float,
-                 n_open: int, corr: np.ndarray, st, pf: np.ndarray, mp: np.ndarray
-                 ) -> tuple[float, np.ndarray, np.ndarray]:
+                 n_open: int, corr: np.ndarray, st, pf: np.ndarray, mp: np.ndarray,
+                 resting: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
     """One level through :func:`level_amount`, :func:`gate_level` and, when denied,
-    :func:`deny_level`, from Python (the live engine). Returns the amount to place (0.0
-    when denied) and the event rows to decode."""
+    :func:`deny_level`, from Python (the live engine; ``resting``: notional, quote, of
+    the symbol's entries already approved beside this one). Returns the amount to place
+    (0.0 when denied) and the event rows to decode."""
     log = EventLog(np.empty((1, OI_W), np.int64), np.empty((1, OF_W), np.float64))
     amount = level_amount(s, px, equity, st.sf, pf, mp)
     mc = max_abs_corr(s, corr, st.sf) if st.sf[s, SF_AMT] == 0.0 else 0.0
-    r, x1, x2 = gate_level(s, ts, px, amount, equity, used, n_open, mc, st.sf, st.si, st.ai,
-                           pf, mp)
+    r, x1, x2 = gate_level(s, ts, px, amount, equity, used, resting, n_open, mc, st.sf,
+                           st.si, st.ai, pf, mp)
     if r == OK:
         return amount, log.ints[:0], log.floats[:0]
     n = deny_level(s, i, r, ts, d, px, amount, x1, x2, st.arrays(), log, 0)

@@ -15,7 +15,8 @@ open time of the candle in which they happen; equity snapshots with close times.
 Intrabar rule (the same in replay and sweep)
 ---------------------------------------------
 A flip (quotes on the other side of an open position) closes it at the candle's open
-(market: taker fee and slippage). Orders the market already gapped through at the open
+(market: taker fee and slippage), and so does a due time stop (the strategy's
+``time_stop_candles``: :func:`~gridflow.operators.risk.time_stop_due`). Orders the market already gapped through at the open
 were marketable when placed at the previous close: they fill at the open as taker, the
 take profit first, then the gapped levels in price order, the stop checked before each
 level that lies beyond it and once more after them (recomputed from the average entry
@@ -56,6 +57,7 @@ from gridflow.operators.kernel_layout import (
     EXIT_FLATTEN,
     EXIT_FLIP,
     EXIT_SL,
+    EXIT_TIME,
     EXIT_TP,
     EXIT_TRAIL,
     F_AMOUNT,
@@ -94,6 +96,7 @@ from gridflow.operators.kernel_layout import (
     M_ALLOC,
     M_GRID,
     M_SL,
+    M_TIME_STOP,
     P_LEVERAGE,
     P_MAKER,
     P_SLIP,
@@ -118,6 +121,7 @@ from gridflow.operators.kernel_layout import (
     TAG_FLATTEN,
     TAG_FLIP,
     TAG_SL,
+    TAG_TIME,
     TAG_TP,
     EventLog,
     emit_event,
@@ -131,6 +135,7 @@ from gridflow.operators.risk import (
     mark_rolling,
     raise_peak,
     start_day,
+    time_stop_due,
     utc_day,
 )
 
@@ -272,8 +277,8 @@ def _try_entry(s, i, ts, px, d, taker, corr, st, prm, caps, log, n):
                             st.rw_ts, st.rw_eq, log.ints, log.floats, n)
     amount = level_amount(s, px, equity, sf, pf, mp)
     max_corr = max_abs_corr(s, corr, sf) if sf[s, SF_AMT] == 0.0 else 0.0
-    r, x1, x2 = gate_level(s, ts, px, amount, equity, notional / pf[P_LEVERAGE], n_open,
-                           max_corr, sf, si, ai, pf, mp)
+    r, x1, x2 = gate_level(s, ts, px, amount, equity, notional / pf[P_LEVERAGE], 0.0,
+                           n_open, max_corr, sf, si, ai, pf, mp)
     if r != 0:
         return deny_level(s, i, r, ts, d, px, amount, x1, x2, st, log, n)
     fee = amount * px * (pf[P_TAKER] if taker else pf[P_MAKER])
@@ -334,6 +339,9 @@ def _candle(s, ts, o, h, l, c, corr, st, prm, caps, log, n):
             return _close(s, ts, o, 1, slip, TAG_FLATTEN, EXIT_FLATTEN, st, prm, log, n)
     if pos != 0 and si[s, SI_QSIDE] == -pos:  # a flip: close at the open
         return _close(s, ts, o, 1, slip, TAG_FLIP, EXIT_FLIP, st, prm, log, n)
+    if pos != 0 and time_stop_due(ts, si[s, SI_OPEN_TS], prm.tf_ms[s],
+                                  prm.market[s, M_TIME_STOP]):  # the time stop: at the open
+        return _close(s, ts, o, 1, slip, TAG_TIME, EXIT_TIME, st, prm, log, n)
     d = pos if pos != 0 else si[s, SI_QSIDE]
     if d == 0:
         return n

@@ -17,8 +17,8 @@ import numpy as np
 
 # ---- event log -------------------------------------------------------------------------
 K_ENTRY, K_EXIT, K_TRADE, K_DENIED, K_KILL, K_EQUITY, K_KILL_RESET, K_FUNDING = 1, 2, 3, 4, 5, 6, 7, 8
-TAG_TP, TAG_SL, TAG_FLIP, TAG_FLATTEN = -1, -2, -3, -4
-EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP, EXIT_FLATTEN = 1, 2, 3, 4, 5
+TAG_TP, TAG_SL, TAG_FLIP, TAG_FLATTEN, TAG_TIME = -1, -2, -3, -4, -5
+EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP, EXIT_FLATTEN, EXIT_TIME = 1, 2, 3, 4, 5, 6
 OI_W = 9  # int64 columns of an event row (I_*)
 OF_W = 6  # float64 columns of an event row (F_*)
 # Each column constant names ONE quantity; several share a column when no kind uses two of
@@ -134,17 +134,18 @@ AI_W = 7
 # ---- account params ----------------------------------------------------------------------
 (P_LEVERAGE, P_MAKER, P_TAKER, P_SLIP, P_MAX_MR, P_SESSION_GRID, P_SESSION_SINGLE,
  P_DAILY, P_ROLLING_DD, P_ROLLING_MS, P_MAX_DD, P_MAX_POS, P_CORR, P_COOLDOWN,
- P_RISK_SIZING, P_RISK_PER_TRADE, P_MAX_DAILY) = range(17)
-P_W = 17
+ P_RISK_SIZING, P_RISK_PER_TRADE, P_MAX_DAILY, P_MAX_SYM) = range(18)
+P_W = 18
 #: Account parameters copied as they are from ``RiskConfig`` fields.
 RISK_PARAMS = ((P_MAX_MR, "max_margin_ratio"), (P_SESSION_GRID, "session_loss_grid"),
                (P_SESSION_SINGLE, "session_loss_single"), (P_DAILY, "daily_loss_limit"),
                (P_ROLLING_DD, "rolling_drawdown_frac"), (P_MAX_DD, "max_drawdown_frac"),
                (P_MAX_POS, "max_open_positions"), (P_CORR, "correlation_threshold"),
-               (P_COOLDOWN, "cooldown_candles"), (P_MAX_DAILY, "max_daily_entries"))
+               (P_COOLDOWN, "cooldown_candles"), (P_MAX_DAILY, "max_daily_entries"),
+               (P_MAX_SYM, "max_symbol_exposure"))
 # ---- per-symbol params -------------------------------------------------------------------
-M_STEP, M_MIN_AMOUNT, M_MIN_NOTIONAL, M_SL, M_GRID, M_LEVELS, M_ALLOC = range(7)
-M_W = 7
+M_STEP, M_MIN_AMOUNT, M_MIN_NOTIONAL, M_SL, M_GRID, M_LEVELS, M_ALLOC, M_TIME_STOP = range(8)
+M_W = 8
 
 
 # ---- the kernels' records ------------------------------------------------------------------
@@ -195,7 +196,7 @@ class Params(NamedTuple):
 
     account: np.ndarray  #: float64 (P_W,): leverage, fees, risk limits, sizing (P_*)
     #: float64 (S, M_W): per symbol amount step, minimums, stop distance, grid flag,
-    #: levels, allocation (M_*)
+    #: levels, allocation, time stop in candles (0 = off) (M_*)
     market: np.ndarray
     tf_ms: np.ndarray  #: int64 (S,): timeframe of each symbol, ms
     #: equity snapshots (K_EQUITY) at candle-time closes that are multiples of this (ms)

@@ -74,9 +74,13 @@ from gridflow.operators.live_reconcile import (
     settle_strays,
 )
 from gridflow.operators.order_state import OrderState
+from gridflow.operators.risk import time_stop_due
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
+MARKET_CLOSES = ("FLATTEN", "FLIP", "TIME", "CLOSE")
+"""Slots of the market orders that close a whole position (while one is on its way,
+nothing else is placed for the symbol)."""
 EXCHANGE_MARGIN_SHARE = 0.95
 """A new entry is sent without waiting for the cancels before it
 (:attr:`~gridflow.events.OrderIntent.margin_held`) while every resting order's margin
@@ -366,8 +370,11 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         st, sym = self.state, self.symbols[s]
         amt = float(st.sf[s, kl.SF_AMT])
         pos = int(st.si[s, kl.SI_SIDE]) if amt > 0 else 0
-        if st.si[s, kl.SI_FLATTEN] or (entries and pos != 0 and st.si[s, kl.SI_QSIDE] == -pos):
-            tag = "FLATTEN" if st.si[s, kl.SI_FLATTEN] else "FLIP"
+        flip = entries and pos != 0 and st.si[s, kl.SI_QSIDE] == -pos
+        timed = entries and pos != 0 and time_stop_due(  # at a close, as the kernel's open
+            ts, int(st.si[s, kl.SI_OPEN_TS]), int(self.tf_ms[s]), float(self.mp[s, kl.M_TIME_STOP]))
+        if st.si[s, kl.SI_FLATTEN] or flip or timed:  # the kernel's order of the three
+            tag = "FLATTEN" if st.si[s, kl.SI_FLATTEN] else "FLIP" if flip else "TIME"
             st.si[s, kl.SI_FLATTEN] = 0
             self._cancel_slots(sym, ts, out, keep=("SL",))
             if pos != 0:
@@ -375,8 +382,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             return
         if self.book.strays():
             settle_strays(self, sym, ts, out)
-        if self.book.slot(sym, "FLATTEN") or self.book.slot(sym, "FLIP") \
-                or self.book.slot(sym, "CLOSE"):
+        if any(self.book.slot(sym, tag) for tag in MARKET_CLOSES):
             return  # a market close is on its way
         want: dict[str, tuple] = {}
         if pos == 0 and sym in self.unexplained:  # the exchange holds what we do not
@@ -455,6 +461,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             return
         equity, n_open = self._equity()
         corr = np.full(len(self.symbols), 0.0) if corr is None or self.corr is None else corr
+        resting = 0.0  # notional of the levels approved so far (the per-asset cap)
         for i in range(int(self.params[sym].levels_count)):
             px = float(st.qlv[s, i])
             if st.filled[s, i] or not px > 0:
@@ -462,13 +469,15 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             cur = self.book.slot(sym, f"L{i}")
             if cur is not None and cur.filled > 0:
                 want[f"L{i}"] = (cur.side, "limit", cur.price, None, cur.amount, False)
+                resting += (cur.amount - cur.filled) * (cur.price or 0.0)
                 continue
             amount, bi, bf = gate_and_log(s, i, ts, px, d, equity, ctx["used"], n_open, corr,
-                                          st, self.pf, self.mp)
+                                          st, self.pf, self.mp, resting)
             if len(bi):
                 out.extend(decode(bi, bf, self.account.name, self.symbols,
                                   self.strategy_names, self.counters))
             if amount > 0.0:
+                resting += amount * px
                 margin = amount * px / self.pf[kl.P_LEVERAGE]
                 ctx["used"] += margin
                 want[f"L{i}"] = (SIDE[d], "limit", px, None, amount, False)

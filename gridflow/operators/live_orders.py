@@ -25,7 +25,8 @@ RETIRED_MAX = 4096
 #: The exit reason of a cycle closed by an order of each exit slot (a market ``CLOSE``
 #: after a crossed or refused stop counts as a stop).
 EXIT_REASON = {"TP": ExitReason.TP, "SL": ExitReason.SL, "TRAIL": ExitReason.TRAIL,
-               "FLIP": ExitReason.FLIP, "FLATTEN": ExitReason.FLATTEN, "CLOSE": ExitReason.SL}
+               "FLIP": ExitReason.FLIP, "FLATTEN": ExitReason.FLATTEN, "TIME": ExitReason.TIME,
+               "CLOSE": ExitReason.SL}
 
 
 @dataclass

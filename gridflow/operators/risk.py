@@ -63,7 +63,7 @@ from gridflow.timeframes import utc_day as _utc_day
 OK = 0
 DENY_KILL_SWITCH, DENY_MIN_NOTIONAL, DENY_MAX_MARGIN_RATIO, DENY_NO_EQUITY = 1, 2, 3, 4
 DENY_BAD_PRICE, DENY_COOLDOWN, DENY_MAX_POSITIONS, DENY_CORRELATION, DENY_PAUSED = 5, 6, 7, 8, 9
-DENY_DAILY_ENTRIES = 10
+DENY_DAILY_ENTRIES, DENY_SYMBOL_EXPOSURE = 10, 11
 
 DENY_REASONS = {
     DENY_KILL_SWITCH: Reason.KILL_SWITCH,
@@ -76,6 +76,7 @@ DENY_REASONS = {
     DENY_CORRELATION: Reason.CORRELATION,
     DENY_PAUSED: Reason.PAUSED,
     DENY_DAILY_ENTRIES: Reason.DAILY_ENTRIES,
+    DENY_SYMBOL_EXPOSURE: Reason.SYMBOL_EXPOSURE,
 }
 #: Names of the value and threshold a denial journals (``equity`` / ``none`` otherwise).
 DENY_DETAIL = {
@@ -86,6 +87,7 @@ DENY_DETAIL = {
     Reason.MAX_OPEN_POSITIONS: ("open_positions", "max_open_positions"),
     Reason.CORRELATION: ("max_abs_correlation", "correlation_threshold"),
     Reason.DAILY_ENTRIES: ("opened_today", "max_daily_entries"),
+    Reason.SYMBOL_EXPOSURE: ("symbol_exposure_after", "max_symbol_exposure"),
 }
 
 KS_SESSION_GRID, KS_SESSION_SINGLE, KS_DAILY, KS_ROLLING_DD, KS_MAX_DD = 1, 2, 4, 8, 16
@@ -153,6 +155,33 @@ def rule_min_notional(price: float, amount: float, min_amount: float, min_notion
 
 
 @njit(cache=True, _nrt=False)
+def rule_symbol_exposure(equity: float, symbol_notional: float, order_notional: float,
+                         max_exposure: float) -> int:
+    """Deny when one symbol's notional after the order, ``(symbol_notional +
+    order_notional) / equity``, exceeds ``max_exposure`` (a multiple of equity; 0 = off).
+
+    Notionals in quote currency at entry prices (the position's amount x average entry,
+    plus, live, the symbol's other resting entries); a non-positive or non-finite equity
+    denies with ``NO_EQUITY`` while the cap is on.
+    """
+    if max_exposure <= 0.0:
+        return OK
+    return _share_rule(equity, symbol_notional + order_notional, max_exposure,
+                       DENY_SYMBOL_EXPOSURE)
+
+
+@njit(cache=True, _nrt=False)
+def time_stop_due(ts: int, open_ts: int, tf_ms: int, candles: float) -> bool:
+    """The time stop of a position opened at ``open_ts`` (ms UTC; a fill time, or the
+    open time of the candle it filled in) is due at the candle opening at ``ts``: the
+    position has been held through ``candles`` candle closes (its entry candle counts as
+    one), ``ts - candle_open(open_ts) >= candles * tf_ms``. ``candles <= 0`` = off."""
+    if candles <= 0.0:
+        return False
+    return ts - (open_ts - open_ts % tf_ms) >= candles * tf_ms
+
+
+@njit(cache=True, _nrt=False)
 def rule_margin_ratio(equity: float, used_margin: float, order_margin: float,
                       max_margin_ratio: float) -> int:
     """Deny when ``(used_margin + order_margin) / equity > max_margin_ratio``.
@@ -160,10 +189,18 @@ def rule_margin_ratio(equity: float, used_margin: float, order_margin: float,
     Margins in quote currency (``notional / leverage``); a non-positive or non-finite
     equity denies with ``NO_EQUITY``.
     """
+    return _share_rule(equity, used_margin + order_margin, max_margin_ratio,
+                       DENY_MAX_MARGIN_RATIO)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _share_rule(equity, amount, cap, code):
+    """``NO_EQUITY`` for a non-positive or non-finite ``equity``, ``code`` when
+    ``amount / equity`` exceeds ``cap`` (1e-12 slack), else OK (quote amounts)."""
     if not math.isfinite(equity) or equity <= 0.0:
         return DENY_NO_EQUITY
-    if (used_margin + order_margin) / equity > max_margin_ratio + 1e-12:
-        return DENY_MAX_MARGIN_RATIO
+    if amount / equity > cap + 1e-12:
+        return code
     return OK
 
 

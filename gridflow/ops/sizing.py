@@ -16,7 +16,7 @@ import numpy as np
 from gridflow.config.models import AccountConfig, FeesConfig
 from gridflow.config.strategies import StrategyParams
 from gridflow.operators import kernel_layout as kl
-from gridflow.operators.engine import account_params
+from gridflow.operators.engine import account_params, market_params
 from gridflow.operators.entry_gate import level_amount, level_notional
 from gridflow.operators.risk import OK, rule_min_notional
 
@@ -106,9 +106,7 @@ def check_level(account: AccountConfig, fees: FeesConfig, params: StrategyParams
     levels = params.levels_count
     alloc = account.capital_quote / n_symbols
     sz = account.sizing
-    mp = np.zeros((1, kl.M_W))
-    mp[0] = (step, min_amount, min_notional, params.sl_frac, 1.0 if params.is_grid else 0.0,
-             levels, alloc)
+    mp = market_params(step, min_amount, min_notional, params, alloc)[None, :]
     sf = np.zeros((1, kl.SF_W))
     sf[0, kl.SF_SIZE] = level_notional(sz, alloc, levels, account.leverage)
     pf = account_params(account, fees)

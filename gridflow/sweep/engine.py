@@ -195,6 +195,7 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     sl = np.zeros(C)
     size_base = np.zeros(C)
     hv_row = np.full(C, -1, np.int64)
+    time_stop = np.array([float(p.time_stop_candles) for p in combos])
     for k, p in enumerate(combos):
         for j, key in enumerate(INPUTS[p.name](p)):
             xrows[k, j] = table.rows[key]
@@ -218,7 +219,7 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     prm = kl.Params(account_params(account, fees), mp0, np.array([data.tf_ms], np.int64),
                     sk.NO_EQUITY_SNAPSHOTS)
     t = time.perf_counter()
-    sk.sweep_kernel(candles, cal, sk.Combos(ind, xrows, qps, sl, size_base, hv_row, vol),
+    sk.sweep_kernel(candles, cal, sk.Combos(ind, xrows, qps, sl, size_base, hv_row, vol, time_stop),
                     sk.Window(first, t0, t1, float(account.capital_quote),
                               account.risk.rolling_window_hours), prm, out)
     seconds = time.perf_counter() - t

@@ -43,6 +43,7 @@ from gridflow.operators.risk import (
     raise_peak,
     skip_marks,
     start_day,
+    time_stop_due,
 )
 from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at, rounding_margin
 from gridflow.sweep.skip import position_may_change, scan_flat
@@ -90,6 +91,7 @@ class Combos(NamedTuple):
     size_base: np.ndarray  #: float64 (C,): notional per level before volatility scaling
     hv_row: np.ndarray  #: int64 (C,): row of the annualised volatility, or -1
     vol: np.ndarray  #: float64 (2,): target volatility and maximum scale (vol_parity)
+    time_stop: np.ndarray  #: float64 (C,): time stop in candles (0 = off)
 
 
 class Window(NamedTuple):
@@ -359,6 +361,7 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
         mp[0, kl.M_GRID] = 1.0 if nlv > 1 else 0.0
         mp[0, kl.M_LEVELS] = nlv
         mp[0, kl.M_ALLOC] = capital
+        mp[0, kl.M_TIME_STOP] = combos.time_stop[k]
         caps = _caps(mp)
         grid = nlv > 1
         # notional per level when it does not depend on the fill (NaN: it does)
@@ -407,6 +410,8 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                 if maybe == 2 and ai[kl.AI_KILL] == 0:  # only a level: refused for sure?
                     slow = not _entry_refused(raw, tick, pos, amt, l[t], h[t], size_c, grid,
                                               caps, sf, af, pf, mp)
+                if not slow:  # the time stop closes at this open
+                    slow = time_stop_due(ts[t], si[0, kl.SI_OPEN_TS], tf_ms, mp[0, kl.M_TIME_STOP])
                 if not slow:
                     stop, _ = _stop(0, sf, si, mp)
                     adv = l[t] if pos > 0 else h[t]

@@ -25,20 +25,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridflow.wfo.stats import DAY_MS, worst_drawdown
+# The thresholds and the classification have one definition, shared with the streaming
+# indicator ``regime_<window>``: gridflow.operators.indicators.regime.
+from gridflow.operators.indicators.regime import (
+    _EPS,  # noqa: F401 -- re-exported: the 1e-9 slack of the table above
+    CRASH_DAYS,
+    CRASH_DRAWDOWN,
+    REGIMES,
+    TREND_RETURN,
+    regime_code,
+)
+from gridflow.wfo.stats import worst_drawdown
 
-CRASH_DRAWDOWN = 0.30
-"""Minimum worst drawdown (fraction of the peak) of a crash."""
-CRASH_DAYS = 30
-"""Maximum peak-to-trough span (days) of a crash's worst drawdown."""
-TREND_RETURN = 0.15
-"""Minimum absolute total return (fraction) of a bull / bear window."""
-_EPS = 1e-9
+__all__ = ["CRASH_DAYS", "CRASH_DRAWDOWN", "REGIMES", "REGIME_RULES", "TREND_RETURN",
+           "regime_label", "regime_labels"]
 
 REGIME_RULES = __doc__
 """The rule table above, for reports."""
-
-REGIMES = ("crash", "bull", "bear", "range")
 
 
 def regime_label(close, tf_ms: int) -> str:
@@ -56,7 +59,9 @@ def regime_label(close, tf_ms: int) -> str:
     str
         The first matching rule of :data:`REGIME_RULES` (module docstring): crash by
         worst drawdown (:func:`gridflow.wfo.stats.worst_drawdown`) and its span, then
-        bull / bear by total return, else range.
+        bull / bear by total return, else range; classified by
+        :func:`gridflow.operators.indicators.regime.regime_code`, the rule the causal
+        indicator ``regime_<window>`` uses.
     """
     c = np.asarray(close, dtype=np.float64)
     if c.ndim != 1 or c.size == 0:
@@ -66,14 +71,7 @@ def regime_label(close, tf_ms: int) -> str:
     if not tf_ms > 0:
         raise ValueError(f"tf_ms must be > 0, got {tf_ms!r}")
     depth, peak, trough = worst_drawdown(c)
-    if depth >= CRASH_DRAWDOWN - _EPS and (trough - peak) * tf_ms <= CRASH_DAYS * DAY_MS:
-        return "crash"
-    total = float(c[-1] / c[0] - 1.0)
-    if total >= TREND_RETURN - _EPS:
-        return "bull"
-    if total <= -TREND_RETURN + _EPS:
-        return "bear"
-    return "range"
+    return REGIMES[regime_code(depth, (trough - peak) * tf_ms, float(c[-1] / c[0] - 1.0))]
 
 
 def regime_labels(ts_ms, close, windows, tf_ms: int | None = None) -> list[str]:

@@ -45,7 +45,7 @@ REASONS_BEFORE = [
     "NEGATIVE_VOLUME", "HIGH_BELOW_BODY", "LOW_ABOVE_BODY", "MISALIGNED_TS", "DUPLICATE_TS",
     "OUT_OF_ORDER", "PRICE_JUMP", "NO_VALID_CANDLES", "MISSING_CANDLES", "SETTLEMENT",
     "KILL_SWITCH", "MIN_NOTIONAL", "MAX_MARGIN_RATIO", "NO_EQUITY", "BAD_PRICE", "COOLDOWN",
-    "MAX_OPEN_POSITIONS", "CORRELATION", "PAUSED", "DAILY_ENTRIES", "SESSION_LOSS_GRID",
+    "MAX_OPEN_POSITIONS", "CORRELATION", "PAUSED", "DAILY_ENTRIES", "SYMBOL_EXPOSURE", "SESSION_LOSS_GRID",
     "SESSION_LOSS_SINGLE", "DAILY_LOSS", "ROLLING_DRAWDOWN", "MAX_DRAWDOWN", "UNKNOWN_ACCOUNT",
     "UNKNOWN_SYMBOL", "UNKNOWN_REASON", "UNKNOWN_KIND", "BAD_COMMAND", "BAD_PAYLOAD", "AMBIGUOUS",
     "INVALID_PARAMS", "INDICATORS_CHANGED", "TOO_MANY_LEVELS", "LIVE", "EXCHANGE_POSITION",
@@ -128,7 +128,8 @@ def test_no_kind_reason_or_order_state_is_compared_with_a_string_literal():
 def test_the_enum_values_are_the_strings_journaled_before():
     assert [k.value for k in EventKind] == KINDS_BEFORE
     assert [r.value for r in Reason] == REASONS_BEFORE
-    assert [e.value for e in ExitReason] == ["TP", "SL", "TRAIL", "FLIP", "FLATTEN", "CLOSE"]
+    assert [e.value for e in ExitReason] == ["TP", "SL", "TRAIL", "FLIP", "FLATTEN", "TIME",
+                                                  "CLOSE"]
     assert [c.value for c in CommandKind] == ["reset_kill_switch", "pause", "resume",
                                               "set_params", "flatten"]
     assert EventKind.ORDER_DENIED == "order_denied" and f"{EventKind.ORDER_DENIED}:x" \

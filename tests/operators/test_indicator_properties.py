@@ -15,7 +15,7 @@ from gridflow.operators.indicators import KINDS, IndicatorBank
 DEFAULTS = {
     "sma": (7,), "ema": (7,), "wma": (7,), "rsi": (7,), "atr": (7,), "trange": (),
     "adx": (7,), "macd": (3, 8, 4), "bbands": (7, 2.0), "donchian": (7,),
-    "supertrend": (7, 3.0), "hv": (7,), "hvz": (5, 6),
+    "supertrend": (7, 3.0), "hv": (7,), "hvz": (5, 6), "regime": (7,),
 }
 H = 3_600_000
 

@@ -167,7 +167,7 @@ def _gate(kill_mask: int, price: float, amount: float) -> int:
     eng = AccountEngine(acct, ["BTC/USDT"], {"BTC/USDT": "1h"}, FeesConfig(), {})
     st_ = eng.state
     st_.ai[kl.AI_KILL] = kill_mask
-    return int(gate_level(0, 0, price, amount, 1e9, 0.0, 0, 0.0, st_.sf, st_.si, st_.ai,
+    return int(gate_level(0, 0, price, amount, 1e9, 0.0, 0.0, 0, 0.0, st_.sf, st_.si, st_.ai,
                           eng.pf, eng.mp)[0])
 
 

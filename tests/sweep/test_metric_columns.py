@@ -16,4 +16,4 @@ def test_metric_columns_are_named_once_and_apart_from_market_parameters():
     assert not [k for k in vars(sk) if k.startswith("M_")]
     assert {k for k in vars(kl) if k.startswith("M_")} == {
         "M_STEP", "M_MIN_AMOUNT", "M_MIN_NOTIONAL", "M_SL", "M_GRID", "M_LEVELS", "M_ALLOC",
-        "M_W"}
+        "M_TIME_STOP", "M_W"}

@@ -1,6 +1,7 @@
 """The sweep engine equals the replay dataflow, combination by combination.
 
-For each strategy, 50 random parameter combinations (seeded) run two ways on the bundled
+For each strategy (and a fifth case with the protections of issue 18 on: time stop,
+per-asset exposure cap), 50 random parameter combinations (seeded) run two ways on the bundled
 real BTC/USDT 1h candles with BTC perpetual funding: as 50 accounts of **one Bytewax
 replay** (the journal's trades and final equity), and through :func:`run_sweep`. The
 round trips must be the same (times, side, entries, amounts, prices, exit reason; PnL,
@@ -96,6 +97,14 @@ def _trend(rng):
                            sl_pct=round(float(rng.uniform(0.01, 0.25)), 3))
 
 
+def _options(rng):
+    """Grid ATR and envelope DCA with the protections of issue 18 on: a time stop (or
+    none), under a per-asset exposure cap (the template's risk)."""
+    p = _grid_atr(rng) if rng.random() < 0.6 else _envelope(rng)
+    ts = int(rng.integers(2, 80)) if rng.random() < 0.8 else 0
+    return p.model_copy(update={"time_stop_candles": ts})
+
+
 # strategy -> (parameter draw, account template: leverage, risk, sizing)
 CASES = {
     "grid_atr": (_grid_atr, 2.0, RiskConfig(), SizingConfig(mode="equal")),
@@ -103,6 +112,8 @@ CASES = {
                                                            notional_per_level_quote=900.0)),
     "grid_multi_tf": (_multi_tf, 3.0, RELAXED, SizingConfig(mode="risk", risk_per_trade=0.02)),
     "grid_trend": (_trend, 2.0, DAILY_2, SizingConfig(mode="vol_parity", vol_window=48)),
+    "options": (_options, 2.0, RELAXED.model_copy(update={"max_symbol_exposure": 1.0}),
+                SizingConfig(mode="equal")),
 }
 
 
@@ -128,8 +139,11 @@ def parity(tmp_path_factory):
                    markets={SYMBOL: MARKET}, accounts=accounts, start_ms=START, end_ms=END,
                    warmup_candles=t0 - first, equity_every_ms=3_600_000))
     summaries = {r["account"]: r for r in read_summaries(db, "parity")}
-    daily = {e["account"] for e in read_events(db, "parity")
+    events = read_events(db, "parity")
+    daily = {e["account"] for e in events
              if e["kind"] == "order_denied" and e["reason"] == "DAILY_ENTRIES"}
+    capped = {e["account"] for e in events
+              if e["kind"] == "order_denied" and e["reason"] == "SYMBOL_EXPOSURE"}
     trades = defaultdict(list)
     for r in read_trades(db, "parity"):
         trades[r["account"]].append(r)
@@ -139,12 +153,12 @@ def parity(tmp_path_factory):
         acct = _account("sweep", combos[s][0], lev, risk, sizing)
         swept[s] = run_sweep(data, acct, combos[s], FEES, MARKET, start_ms=_ms(START),
                              end_ms=_ms(END), first=first, table=table, trades=True)
-    return combos, summaries, trades, swept, daily
+    return combos, summaries, trades, swept, daily, capped
 
 
 @pytest.mark.parametrize("strategy", list(CASES))
 def test_sweep_equals_replay_trades_and_net_pnl(parity, strategy):
-    combos, summaries, trades, swept, _daily = parity
+    combos, summaries, trades, swept, _daily, _capped = parity
     res = swept[strategy]
     traded = 0
     for i in range(N):
@@ -173,10 +187,18 @@ def test_sweep_equals_replay_trades_and_net_pnl(parity, strategy):
 
 
 def test_parity_exercises_funding_kill_switches_and_the_daily_entry_rule(parity):
-    _combos, summaries, trades, swept, daily = parity
+    _combos, summaries, trades, swept, daily, _capped = parity
     # the daily-entries rule refused new positions in accounts of both strategies using it
     assert {n[:6] for n in daily} == {"envelo", "grid_t"}, daily
     assert any(abs(s["funding_paid"]) > 0 for s in summaries.values())
     assert any(s["kill_switch"] for s in summaries.values())
     assert (swept["grid_atr"].raw[:, 16] > 0).sum() == sum(
         1 for n, s in summaries.items() if n.startswith("grid_a") and s["kill_switch"])
+
+
+def test_parity_exercises_the_time_stop_and_the_exposure_cap(parity):
+    _combos, _summaries, trades, swept, _daily, capped = parity
+    timed = {n for n, rows in trades.items() if any(r["exit_reason"] == "TIME" for r in rows)}
+    assert len({n for n in timed if n.startswith("option")}) >= 10, timed
+    assert len({n for n in capped if n.startswith("option")}) >= 10, capped
+    assert not {n for n in timed | capped if not n.startswith("option")}

@@ -3,8 +3,9 @@
 Families (one module each): ``moving_averages`` (SMA, EMA, WMA), ``volatility`` (true
 range, Wilder ATR), ``momentum`` (Wilder RSI), ``oscillators`` (MACD), ``trend`` (ADX
 with +DI/-DI, Supertrend), ``bands`` (Bollinger, Donchian), ``statistics`` (annualised
-historical volatility and its z-score), ``pairs`` (rolling correlation of two symbols'
-log returns). ``bank`` names them (``kind_params[@tf]``) and computes a symbol's set
+historical volatility and its z-score), ``regime`` (crash / bull / bear / range code
+of the trailing window; the rule shared with :mod:`gridflow.wfo.regimes`), ``pairs``
+(rolling correlation of two symbols' log returns). ``bank`` names them (``kind_params[@tf]``) and computes a symbol's set
 chunk by chunk, higher timeframes included (:mod:`gridflow.operators.resample`).
 
 Each indicator is one plain-Python *step* function on scalars (one closed candle in,
@@ -41,6 +42,13 @@ from gridflow.operators.indicators.moving_averages import (
 )
 from gridflow.operators.indicators.oscillators import MACDState, macd
 from gridflow.operators.indicators.pairs import CorrelationState, correlation
+from gridflow.operators.indicators.regime import (
+    REGIME_CODES,
+    RegimeState,
+    market_regime,
+    regime_code,
+    window_worst_drawdown,
+)
 from gridflow.operators.indicators.statistics import (
     HistVolState,
     HistVolZState,
@@ -55,5 +63,6 @@ __all__ = [
     "ATRState", "RSIState", "rsi", "ADXState", "adx", "SupertrendState", "supertrend",
     "HistVolState", "hist_vol", "HistVolZState", "hist_vol_zscore", "CorrelationState",
     "correlation", "WMAState", "wma", "MACDState", "macd", "BollingerState", "bbands",
-    "DonchianState", "donchian", "IndicatorBank", "IndicatorSpec", "KINDS", "indicator_name", "parse_indicator",
+    "DonchianState", "donchian", "REGIME_CODES", "RegimeState", "market_regime",
+    "regime_code", "window_worst_drawdown", "IndicatorBank", "IndicatorSpec", "KINDS", "indicator_name", "parse_indicator",
 ]

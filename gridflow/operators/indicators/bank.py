@@ -22,6 +22,7 @@ from gridflow.operators.indicators import (
     momentum,
     moving_averages,
     oscillators,
+    regime,
     statistics,
     trend,
     volatility,
@@ -31,7 +32,8 @@ from gridflow.operators.resample import Resampler
 from gridflow.timeframes import timeframe_to_ms
 
 KINDS: dict[str, IndicatorKind] = {}
-for _module in (moving_averages, volatility, momentum, trend, oscillators, bands, statistics):
+for _module in (moving_averages, volatility, momentum, trend, oscillators, bands, statistics,
+                regime):
     KINDS.update(_module.KINDS)
 if set(KINDS) != set(SIGNATURES):  # a kind named but not computed, or computed but unnamed
     raise ImportError(f"indicator kinds {sorted(set(KINDS) ^ set(SIGNATURES))} lack a state "
@@ -116,7 +118,8 @@ class IndicatorBank:
         canonicalisation) are computed once.
     timeframe : str, optional
         Timeframe of the candles fed to :meth:`update`; required for ``@tf`` names and
-        for kinds that need it (historical volatility's annualisation).
+        for kinds that need it (historical volatility's annualisation, the regime's
+        crash span).
 
     Raises
     ------
