@@ -88,6 +88,28 @@ _ADDED_LATER: dict[str, object] = {
 }
 
 
+#: Fields of every account's ``risk`` table and of every strategy entry added after runs
+#: were journaled -> their default (as JSON); hashed only when set to something else.
+_RISK_ADDED_LATER: dict[str, object] = {"max_symbol_exposure": 0.0}
+_STRATEGY_ADDED_LATER: dict[str, object] = {
+    "validated": None, "time_stop_candles": 0, "entry_filter": None, "regime_filter": None}
+
+
+def _pop_account_defaults(doc: dict) -> None:
+    """:func:`_pop_default` of :data:`_RISK_ADDED_LATER` and
+    :data:`_STRATEGY_ADDED_LATER` in each account of ``doc`` (lists of tables, which a
+    dotted path cannot name)."""
+    for acct in doc.get("accounts") or ():
+        if not isinstance(acct, dict):
+            continue
+        for field, default in _RISK_ADDED_LATER.items():
+            _pop_default(acct, f"risk.{field}", default)
+        for strat in acct.get("strategies") or ():
+            for field, default in _STRATEGY_ADDED_LATER.items():
+                if isinstance(strat, dict):
+                    _pop_default(strat, field, default)
+
+
 def _pop_default(doc: dict, dotted: str, default: object) -> None:
     """Remove the setting at ``dotted`` from ``doc`` when it equals ``default``."""
     *parents, leaf = dotted.split(".")
@@ -120,6 +142,7 @@ def config_hash(cfg: GridflowConfig) -> str:
         ops.pop(watch_only, None)  # the metrics endpoint is not what a run does
     for added, default in _ADDED_LATER.items():  # hashed only when not the default
         _pop_default(doc, added, default)
+    _pop_account_defaults(doc)
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
                      "run_id", "command_poll_s", "logging"):
         doc.pop(volatile, None)

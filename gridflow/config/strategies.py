@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from gridflow.config.filters import EntryFilter, RegimeFilter
 from gridflow.config.renamed import renamed_keys
 from gridflow.config.validated import Validation
 
@@ -41,6 +42,12 @@ class _Strategy(BaseModel):
     time_stop_candles: int = Field(0, ge=0, le=100_000)
     """Time stop: a position held through this many candle closes (its entry candle
     counts as one) closes at market at the next open, whatever its PnL; 0 = off."""
+    entry_filter: EntryFilter | None = None
+    """Indicator conditions for new entries (HV z-score, RSI, MACD histogram); None =
+    no filter (:mod:`gridflow.config.filters`)."""
+    regime_filter: RegimeFilter | None = None
+    """Market regimes (the walk-forward's labels, computed causally) without new
+    entries; None = trade in every regime."""
     validated: Validation | None = None
     """The walk-forward that chose these parameters (``gridflow wfo --apply``); None =
     set by hand, not validated."""

@@ -34,6 +34,7 @@ from gridflow.operators.strategies import (
     sizing_indicator,
     strategy_indicators,
 )
+from gridflow.operators.strategies.filters import entry_gate, gate_key
 from gridflow.operators.strategies.quote_kernel import Q_W, quote_params
 from gridflow.sweep import kernel as sk
 from gridflow.sweep.data import SweepData
@@ -116,6 +117,20 @@ class IndicatorTable:
             self.rows[key] = len(self.rows)
         self.matrix = new if self.matrix.size == 0 else np.vstack([self.matrix, new])
 
+    def gate_row(self, p) -> int:
+        """Row of the gate of ``p``'s entry and regime filters
+        (:func:`~gridflow.operators.strategies.filters.entry_gate` over the computed
+        indicator outputs; all 1.0 for no filter), computed once per distinct filter set.
+        The filters' indicators must be computed (:meth:`ensure`)."""
+        key = gate_key(p) or "gate:open"
+        if key not in self.rows:
+            T = len(self.data)
+            values = {k: self.matrix[r] for k, r in self.rows.items()}
+            gate = entry_gate(p, values, T)[None, :]
+            self.rows[key] = len(self.rows)
+            self.matrix = gate if self.matrix.size == 0 else np.vstack([self.matrix, gate])
+        return self.rows[key]
+
     def with_nan_row(self) -> tuple[np.ndarray, int]:
         """The matrix with one NaN row appended (for unused inputs) and its index."""
         T = len(self.data)
@@ -188,9 +203,11 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     sz = account.sizing
     hv_name = sizing_indicator(account)
     table.ensure([n for p in combos for n in strategy_indicators(account, p)])
+    gates = [table.gate_row(p) for p in combos]
     ind, nan_row = table.with_nan_row()
     C = len(combos)
-    xrows = np.full((C, 4), nan_row, np.int64)
+    xrows = np.full((C, 5), nan_row, np.int64)
+    xrows[:, 4] = gates
     qps = np.zeros((C, Q_W))
     sl = np.zeros(C)
     size_base = np.zeros(C)

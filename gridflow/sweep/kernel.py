@@ -85,7 +85,9 @@ class Combos(NamedTuple):
     #: float64 (K, T): distinct indicator series (computed once, shared); a row of NaN
     #: stands for an unused input
     ind: np.ndarray
-    xrows: np.ndarray  #: int64 (C, 4): rows of ``ind`` giving ``x0..x3`` (``quote_at``)
+    #: int64 (C, 5): rows of ``ind`` giving ``x0..x3`` and the filters' gate ``g``
+    #: (``quote_at``)
+    xrows: np.ndarray
     qps: np.ndarray  #: float64 (C, Q_W): quote parameters
     sl: np.ndarray  #: float64 (C,): stop distance (fraction)
     size_base: np.ndarray  #: float64 (C,): notional per level before volatility scaling
@@ -348,7 +350,7 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
     max_mr = pf[kl.P_MAX_MR]
     for k in range(C):
         qp = qps[k]
-        r0, r1, r2, r3 = xrows[k, 0], xrows[k, 1], xrows[k, 2], xrows[k, 3]
+        r0, r1, r2, r3, r4 = xrows[k, 0], xrows[k, 1], xrows[k, 2], xrows[k, 3], xrows[k, 4]
         tick = qp[Q_TICK]
         nlv = int(qp[Q_LEVELS])
         m = met[k]
@@ -383,7 +385,7 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                     _flat_stretch(t, t1, t1, af[kl.AF_CASH], ts, tf_ms, cal, st, acc)
                     break
                 if kill == 0:
-                    te = scan_flat(qp, tick, ind, r0, r1, r2, r3, l, h, t, t1, t0, size_c,
+                    te = scan_flat(qp, tick, ind, r0, r1, r2, r3, r4, l, h, t, t1, t0, size_c,
                                    mp0[kl.M_STEP], lev, max_mr, af[kl.AF_CASH],
                                    si[0, kl.SI_COOLDOWN])
                     if te > t:
@@ -392,18 +394,19 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                         t = te
                         continue
             # ---- candle t: may anything happen? ----------------------------------
-            x0 = x1 = x2 = x3 = np.nan
+            x0 = x1 = x2 = x3 = g = np.nan
             if t - 1 >= t0:
                 x0 = ind[r0, t - 1]
                 x1 = ind[r1, t - 1]
                 x2 = ind[r2, t - 1]
                 x3 = ind[r3, t - 1]
+                g = ind[r4, t - 1]
             slow = amt == 0.0  # flat here: scan_flat found a possible touch (or a switch)
             if pos != 0:
                 first_open = 0
                 while first_open < nlv and filled[0, first_open]:
                     first_open += 1
-                maybe, raw, trail = position_may_change(qp, tick, x0, x1, x2, x3, pos,
+                maybe, raw, trail = position_may_change(qp, tick, x0, x1, x2, x3, g, pos,
                                                         first_open, nlv, l[t], h[t])
                 sf[0, kl.SF_TRAIL] = trail
                 slow = maybe != 0
@@ -421,7 +424,7 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
             si[0, kl.SI_STOPPED_NOW] = 0
             if slow:
                 m[MET_EXACT] += 1
-                q_side, q_tp, q_trail = quote_at(qp, x0, x1, x2, x3, lvq)
+                q_side, q_tp, q_trail = quote_at(qp, x0, x1, x2, x3, g, lvq)
                 if t - 1 < t0:
                     q_side, q_tp = 0, np.nan
                     for i in range(nlv):

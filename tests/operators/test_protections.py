@@ -4,6 +4,7 @@ Exact orders, fill prices and denials, as the other engine tests."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from test_live_engine import H, SYM, fill, opened, upd, warm
 from test_strategies_engine import BTC, assert_orders, candles, make_engine, run
@@ -170,3 +171,86 @@ def test_live_time_stop_sends_a_reduce_only_market_close_at_the_due_close():
                                                      l0.amount, 4 * H + 2_000, "f2")]))
     (tr,) = out.trades
     assert tr.exit_reason == "TIME"
+
+
+# ------------------------------------------------------------- entry and regime filters
+DIP = [(100, 100, 100, 100), (100, 100, 85, 88), (92, 95, 78, 92), (92, 101, 91, 100)]
+
+
+def _filtered(values, **filters):
+    eng = make_engine(_atr(levels=1, **filters), capital=900.0, risk={"max_margin_ratio": 1.0})
+    return eng, run(eng, candles(BTC, DIP, {"sma_2": 100, "atr_1": 10, **values}))
+
+
+def test_rsi_filter_blocks_the_entries_quoted_at_a_close_outside_its_band():
+    # c0's RSI 25 (< 30): no level rests in c1, whose dip to 85 fills nothing; c1's RSI
+    # 45 opens the gate: L0 rests in c2 and fills at 90; the TP at 100 closes it in c3
+    eng, out = _filtered({"rsi_14": [25, 45, 45, 45]}, entry_filter={"rsi_band": (30, 70)})
+    assert_orders(out.orders, [("L0", "buy", "limit", 90.0, 10.0),
+                               ("TP", "sell", "limit", 100.0, 10.0)])
+    assert [f.ts_ms for f in out.fills] == [2 * H, 3 * H]
+    assert not [e for e in out.events if e.kind == "order_denied"]  # not a risk denial
+
+
+@pytest.mark.parametrize("filters, values, fills_at", [
+    # RSI bounds are included
+    ({"rsi_band": (30, 70)}, {"rsi_14": 30.0}, 1 * H),
+    ({"rsi_band": (30, 70)}, {"rsi_14": 70.000001}, None),
+    # HV z-score strictly inside (-1.5, 1.5)
+    ({"hvz_band": (-1.5, 1.5)}, {"hvz_24_168": 1.4999}, 1 * H),
+    ({"hvz_band": (-1.5, 1.5)}, {"hvz_24_168": -1.5}, None),
+    # MACD histogram strictly above the floor
+    ({"macd_hist_min": 0.0}, {"macd_12_26_9.hist": 0.5}, 1 * H),
+    ({"macd_hist_min": 0.0}, {"macd_12_26_9.hist": 0.0}, None),
+    # every filter set must pass; a NaN (warm-up) blocks
+    ({"rsi_band": (30, 70), "macd_hist_min": 0.0},
+     {"rsi_14": 50.0, "macd_12_26_9.hist": -1.0}, None),
+    ({"rsi_band": (30, 70)}, {"rsi_14": float("nan")}, None),
+])
+def test_entry_filter_thresholds(filters, values, fills_at):
+    _eng, out = _filtered(values, entry_filter=filters)
+    entries = [f.ts_ms for f in out.fills if f.side == "buy"]
+    assert entries == ([] if fills_at is None else [fills_at])
+
+
+@pytest.mark.parametrize("code, blocked", [(0.0, True), (1.0, False), (2.0, True), (3.0, False),
+                                           (float("nan"), True)])
+def test_regime_filter_blocks_entries_in_the_blocked_regimes_and_while_unknown(code, blocked):
+    _eng, out = _filtered({"regime_720": code},
+                          regime_filter={"crash": "block", "bear": "block"})
+    assert bool([f for f in out.fills if f.side == "buy"]) is not blocked
+
+
+def test_a_closed_gate_keeps_the_take_profit_and_the_stop_of_an_open_position():
+    # gate open at c0 (L0 fills in c1 at 90), closed from c1 on (bear): no new level,
+    # but the position still closes at its take profit (100) in c3; c2's dip to 78 takes
+    # no level 1 (80)
+    eng = make_engine(_atr(levels=2, regime_filter={"bear": "block"}), capital=900.0,
+                      risk={"max_margin_ratio": 1.0})
+    out = run(eng, candles(BTC, DIP, {"sma_2": 100, "atr_1": 10, "regime_720": [3, 2, 2, 2]}))
+    assert [(f.ts_ms, f.side, f.price) for f in out.fills] == [(1 * H, "buy", 90.0),
+                                                               (3 * H, "sell", 100.0)]
+    (tr,) = out.trades
+    assert tr.exit_reason == "TP" and tr.entries == 1
+
+
+def test_live_closed_gate_sends_no_entry_but_protects_the_position():
+    eng = _live(_atr(levels=2, entry_filter={"rsi_band": (30, 70)}), {"max_margin_ratio": 1.0})
+    eng.on_chunk(warm(_rsi_chunk([(100, 101, 99, 100)], 50.0, 0)))
+    eng.on_chunk(_rsi_chunk([(100, 101, 99, 100)], 50.0, 1))
+    out = eng.on_exchange(upd(2 * H, positions={}))
+    (l0, l1) = opened(out.intents)
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 30_000, "f1")]))
+    # candle 2 closes with RSI 80: the gate closes; L1 is cancelled, TP and SL stay
+    eng.on_chunk(_rsi_chunk([(90, 95, 88, 92)], 80.0, 2))
+    out = eng.on_exchange(upd(3 * H + 1, positions=_pos(l0.amount)))
+    assert not [i for i in out.intents if i.action == "place" and i.tag.startswith("L")]
+    assert [i.tag for i in out.intents if i.action == "cancel"] == ["L1"]
+    assert {"TP", "SL"} <= {w.slot for w in eng.book.live()}
+
+
+def _rsi_chunk(rows, rsi, start):
+    c = chunk(SYM, rows, 100.0, 10.0, start=start)
+    c.values["rsi_14"] = np.full(len(rows), rsi)
+    return c

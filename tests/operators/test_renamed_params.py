@@ -170,3 +170,26 @@ def test_a_setting_added_later_changes_no_run_identity_unless_set():
     assert config_hash(same) == without and default_run_id(same) == default_run_id(cfg)
     other = load_config(None, candles={"max_jump_factor": 20.0})
     assert config_hash(other) != without
+
+
+def test_strategy_and_risk_fields_added_by_issue_18_change_no_run_identity_unless_set():
+    """``validated``, ``time_stop_candles``, ``entry_filter``, ``regime_filter`` and
+    ``risk.max_symbol_exposure`` came after runs were journaled: at their defaults the
+    default config keeps the identity it had before them (the hash computed on the
+    commit before ``validated`` was added, d0f1ac2^); set, each changes it."""
+    from gridflow.config.loader import default_run_id
+
+    cfg = load_config(None)
+    assert config_hash(cfg) == "00d1a3ed3dcc2d88"
+    acct = cfg.accounts[0]
+    strat = acct.strategies[0]
+    for update in ({"time_stop_candles": 48}, {"regime_filter": {"bear": "block"}},
+                   {"entry_filter": {"rsi_band": (30.0, 70.0)}}):
+        doc = cfg.model_dump(mode="json")
+        doc["accounts"][0]["strategies"][0] = {**strat.model_dump(mode="json"), **update}
+        other = type(cfg).model_validate(doc)
+        assert config_hash(other) != config_hash(cfg), update
+        assert default_run_id(other) != default_run_id(cfg)
+    doc = cfg.model_dump(mode="json")
+    doc["accounts"][0]["risk"]["max_symbol_exposure"] = 0.5
+    assert config_hash(type(cfg).model_validate(doc)) != config_hash(cfg)

@@ -57,21 +57,26 @@ def quote_case(draw):
     x1 = draw(st.floats(0.0, 1e3))
     x2 = draw(st.sampled_from([-1.0, 1.0, 0.0])) if kind == qk.KIND_MULTI_TF else draw(price)
     x3 = draw(st.floats(0.0, 60.0))
-    return qp, x0, x1, x2, x3
+    g = draw(st.sampled_from([1.0, 0.0, math.nan]))  # the filters' gate: open, closed
+    return qp, x0, x1, x2, x3, g
 
 
 @settings(max_examples=300, deadline=None)
 @given(quote_case(), st.data())
 def test_quote_bound_never_misses_a_reached_quote(case, data):
-    qp, x0, x1, x2, x3 = case
+    qp, x0, x1, x2, x3, g = case
     L = int(qp[qk.Q_LEVELS])
     tick = qp[qk.Q_TICK]
     lv = np.full(L, np.nan)
-    side, tp, trail = qk.quote_at(qp, x0, x1, x2, x3, lv)
-    d, center, on, trail2 = qk.quote_shape(qp, x0, x1, x2, x3)
+    side, tp, trail = qk.quote_at(qp, x0, x1, x2, x3, g, lv)
+    d, center, on, trail2 = qk.quote_shape(qp, x0, x1, x2, x3, g)
     assert d == side and (trail == trail2 or (math.isnan(trail) and math.isnan(trail2)))
     assert math.isnan(tp) == math.isnan(center)
     assert on or np.isnan(lv).all()
+    if not g > 0.0:  # a closed gate quotes no level, and leaves the rest as it is
+        assert np.isnan(lv).all()
+        lv_open = np.full(L, np.nan)
+        assert qk.quote_at(qp, x0, x1, x2, x3, 1.0, lv_open)[:2] == (side, tp) or math.isnan(tp)
     kind = int(qp[qk.Q_KIND])
     eps = data.draw(st.sampled_from([0.0, 1e-12, 1e-9, 1e-6]))
     for i in range(L):

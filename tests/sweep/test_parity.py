@@ -1,7 +1,7 @@
 """The sweep engine equals the replay dataflow, combination by combination.
 
-For each strategy (and a fifth case with the protections of issue 18 on: time stop,
-per-asset exposure cap), 50 random parameter combinations (seeded) run two ways on the bundled
+For each strategy (and a fifth case with the options of issue 18 on: time stop, entry
+filters, regime filter, per-asset exposure cap), 50 random parameter combinations (seeded) run two ways on the bundled
 real BTC/USDT 1h candles with BTC perpetual funding: as 50 accounts of **one Bytewax
 replay** (the journal's trades and final equity), and through :func:`run_sweep`. The
 round trips must be the same (times, side, entries, amounts, prices, exit reason; PnL,
@@ -97,12 +97,37 @@ def _trend(rng):
                            sl_pct=round(float(rng.uniform(0.01, 0.25)), 3))
 
 
+def _entry_filter(rng):
+    f = {}
+    if rng.random() < 0.6:
+        f["rsi_band"] = (float(rng.integers(15, 45)), float(rng.integers(55, 90)))
+        f["rsi_period"] = int(rng.integers(5, 30))
+    if rng.random() < 0.5:
+        w = float(rng.uniform(0.8, 2.5))
+        f["hvz_band"] = (-w, w)
+        f["hv_window"], f["hvz_window"] = int(rng.integers(12, 72)), int(rng.integers(24, 300))
+    if rng.random() < 0.4 or not f:
+        f["macd_hist_min"] = float(rng.uniform(-60.0, 20.0))
+    return f
+
+
+def _regime_filter(rng):
+    blocked = [r for r in ("crash", "bull", "bear", "range") if rng.random() < 0.35]
+    return {"window": int(rng.integers(24, 720)), **{r: "block" for r in blocked}}
+
+
 def _options(rng):
-    """Grid ATR and envelope DCA with the protections of issue 18 on: a time stop (or
-    none), under a per-asset exposure cap (the template's risk)."""
+    """Grid ATR and envelope DCA with the options of issue 18 on: a time stop (or
+    none), entry filters, a regime filter, under a per-asset exposure cap (the
+    template's risk)."""
     p = _grid_atr(rng) if rng.random() < 0.6 else _envelope(rng)
     ts = int(rng.integers(2, 80)) if rng.random() < 0.8 else 0
-    return p.model_copy(update={"time_stop_candles": ts})
+    doc = {**p.model_dump(), "time_stop_candles": ts}
+    if rng.random() < 0.7:
+        doc["entry_filter"] = _entry_filter(rng)
+    if rng.random() < 0.6:
+        doc["regime_filter"] = _regime_filter(rng)
+    return type(p).model_validate(doc)
 
 
 # strategy -> (parameter draw, account template: leverage, risk, sizing)
@@ -196,8 +221,15 @@ def test_parity_exercises_funding_kill_switches_and_the_daily_entry_rule(parity)
         1 for n, s in summaries.items() if n.startswith("grid_a") and s["kill_switch"])
 
 
-def test_parity_exercises_the_time_stop_and_the_exposure_cap(parity):
-    _combos, _summaries, trades, swept, _daily, capped = parity
+def test_parity_exercises_the_time_stop_the_filters_and_the_exposure_cap(parity):
+    combos, _summaries, trades, swept, _daily, capped = parity
+    opts = combos["options"]
+    assert sum(p.entry_filter is not None for p in opts) >= 25
+    assert sum(p.regime_filter is not None and bool(p.regime_filter.blocked)
+               for p in opts) >= 15
+    # filtered combinations trade (the gate is not shut for good)
+    assert sum(bool(trades[f"option{i:02d}"]) for i, p in enumerate(opts)
+               if p.entry_filter is not None or p.regime_filter is not None) >= 20
     timed = {n for n, rows in trades.items() if any(r["exit_reason"] == "TIME" for r in rows)}
     assert len({n for n in timed if n.startswith("option")}) >= 10, timed
     assert len({n for n in capped if n.startswith("option")}) >= 10, capped

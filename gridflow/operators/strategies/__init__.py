@@ -12,6 +12,7 @@ from gridflow.operators.strategies.envelope_dca import (
     envelope_dca_inputs,
     envelope_dca_quotes,
 )
+from gridflow.operators.strategies.filters import filter_indicators
 from gridflow.operators.strategies.grid_atr import (
     grid_atr_indicators,
     grid_atr_inputs,
@@ -56,10 +57,13 @@ def sizing_indicator(account) -> str | None:
 def strategy_indicators(account, symbol_params) -> list[str]:
     """Indicator names one symbol needs in ``account`` (a
     :class:`~gridflow.config.models.AccountConfig`): its strategy's (``symbol_params``,
-    the symbol's strategy parameters) and its sizing's (:func:`sizing_indicator`)."""
+    the symbol's strategy parameters), its filters'
+    (:func:`~gridflow.operators.strategies.filters.filter_indicators`) and its sizing's
+    (:func:`sizing_indicator`), each once."""
     names = list(STRATEGIES[symbol_params.name][0](symbol_params))
+    names += [n for n in filter_indicators(symbol_params) if n not in names]
     hv = sizing_indicator(account)
-    return names + [hv] if hv else names
+    return names + [hv] if hv and hv not in names else names
 
 
 __all__ = ["INPUTS", "STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes",

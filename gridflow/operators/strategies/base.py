@@ -40,3 +40,25 @@ def round_to_tick(x: np.ndarray, tick: float, up: bool) -> np.ndarray:
     q = x / tick
     q = np.ceil(q - 1e-9) if up else np.floor(q + 1e-9)
     return q * tick
+
+
+def quotes_of(p, values: dict[str, np.ndarray], price_tick: float, inputs: list[str]
+              ) -> Quotes:
+    """The quotes of strategy parameters ``p`` at each candle close of a chunk: the
+    quote rule (:func:`~gridflow.operators.strategies.quote_kernel.quote_at`) over the
+    indicator outputs ``inputs`` (its ``x0, x1, ...``, float64 (n,) each in ``values``)
+    and the gate of ``p``'s entry and regime filters
+    (:func:`~gridflow.operators.strategies.filters.entry_gate`); ``price_tick`` in quote
+    (0 disables rounding).
+
+    Raises
+    ------
+    KeyError
+        ``values`` lacks an input or a filter's indicator.
+    """
+    from gridflow.operators.strategies.filters import entry_gate
+    from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
+
+    xs = [values[k] for k in inputs]
+    return Quotes(*quotes_array(quote_params(p, price_tick), *xs,
+                                gate=entry_gate(p, values, len(xs[0]))))

@@ -16,8 +16,7 @@ import numpy as np
 
 from gridflow.config.strategies import EnvelopeDcaParams
 from gridflow.operators.indicators import indicator_name
-from gridflow.operators.strategies.base import Quotes
-from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
+from gridflow.operators.strategies.base import Quotes, quotes_of
 
 
 def envelope_dca_indicators(p: EnvelopeDcaParams) -> list[str]:
@@ -49,8 +48,7 @@ def envelope_dca_quotes(p: EnvelopeDcaParams, values: dict[str, np.ndarray],
         rounded away from the grid (up for longs, down for shorts), NaN in warm-up;
         ``trail`` all NaN (no trailing stop).
     """
-    return Quotes(*quotes_array(quote_params(p, price_tick),
-                                *(values[k] for k in envelope_dca_inputs(p))))
+    return quotes_of(p, values, price_tick, envelope_dca_inputs(p))
 
 
 def envelope_dca_inputs(p: EnvelopeDcaParams) -> list[str]:

@@ -14,8 +14,7 @@ import numpy as np
 
 from gridflow.config.strategies import GridAtrParams
 from gridflow.operators.indicators import indicator_name
-from gridflow.operators.strategies.base import Quotes
-from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
+from gridflow.operators.strategies.base import Quotes, quotes_of
 
 
 def grid_atr_indicators(p: GridAtrParams) -> list[str]:
@@ -42,8 +41,7 @@ def grid_atr_quotes(p: GridAtrParams, values: dict[str, np.ndarray],
         No quotes (side 0, NaN levels) during warm-up; no trailing stop. Computed by
         :func:`~gridflow.operators.strategies.quote_kernel.quote_at`.
     """
-    return Quotes(*quotes_array(quote_params(p, price_tick),
-                                *(values[k] for k in grid_atr_inputs(p))))
+    return quotes_of(p, values, price_tick, grid_atr_inputs(p))
 
 
 def grid_atr_inputs(p: GridAtrParams) -> list[str]:

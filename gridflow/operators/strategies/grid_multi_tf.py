@@ -16,8 +16,7 @@ import numpy as np
 
 from gridflow.config.strategies import GridMultiTfParams
 from gridflow.operators.indicators import indicator_name
-from gridflow.operators.strategies.base import Quotes
-from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
+from gridflow.operators.strategies.base import Quotes, quotes_of
 
 
 def grid_multi_tf_indicators(p: GridMultiTfParams) -> list[str]:
@@ -55,8 +54,7 @@ def grid_multi_tf_quotes(p: GridMultiTfParams, values: dict[str, np.ndarray],
         NaN in warm-up; ``take_profit`` (n,) the SMA rounded away from the grid (up for longs, down for shorts), NaN in
         warm-up; ``trail`` all NaN.
     """
-    return Quotes(*quotes_array(quote_params(p, price_tick),
-                                *(values[k] for k in grid_multi_tf_inputs(p))))
+    return quotes_of(p, values, price_tick, grid_multi_tf_inputs(p))
 
 
 def grid_multi_tf_inputs(p: GridMultiTfParams) -> list[str]:

@@ -17,8 +17,7 @@ import numpy as np
 
 from gridflow.config.strategies import GridTrendParams
 from gridflow.operators.indicators import indicator_name
-from gridflow.operators.strategies.base import Quotes
-from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
+from gridflow.operators.strategies.base import Quotes, quotes_of
 
 
 def grid_trend_indicators(p: GridTrendParams) -> list[str]:
@@ -56,8 +55,7 @@ def grid_trend_quotes(p: GridTrendParams, values: dict[str, np.ndarray],
         ``ADX < adx_threshold``; ``take_profit`` all NaN; ``trail`` (n,)
         ``trail_atr * ATR`` (quote distance) after warm-up, NaN during it.
     """
-    return Quotes(*quotes_array(quote_params(p, price_tick),
-                                *(values[k] for k in grid_trend_inputs(p))))
+    return quotes_of(p, values, price_tick, grid_trend_inputs(p))
 
 
 def grid_trend_inputs(p: GridTrendParams) -> list[str]:

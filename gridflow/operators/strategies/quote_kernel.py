@@ -23,7 +23,9 @@ Q_MULT+i    level ``i``: ATR multiple ``atr_start + i * atr_step`` (ATR grids) o
 
 Inputs per kind, ``x0..x3`` (NaN in warm-up): grid ATR ``(SMA, ATR)``; envelope ``(SMA)``;
 multi-timeframe ``(SMA, ATR, Supertrend direction)``; trend ``(EMA fast, ATR, EMA slow,
-ADX)``. Levels are tick-rounded away from the market (down for buys, up for sells) and a
+ADX)``. Every kind also reads the gate ``g`` of its entry and regime filters
+(:func:`gridflow.operators.strategies.filters.entry_gate`: 1.0 open, 0.0 closed): a
+closed gate quotes no level (the side, the take profit and the trailing distance stay). Levels are tick-rounded away from the market (down for buys, up for sells) and a
 non-positive level is NaN; the take profit is the centre rounded in the profit direction,
 away from the grid (up for longs, down for shorts).
 
@@ -72,9 +74,10 @@ def _positive(x):
 
 
 @njit(cache=True, _nrt=False)
-def quote_shape(qp, x0, x1, x2, x3):
+def quote_shape(qp, x0, x1, x2, x3, g):
     """The decision of :func:`quote_at` without the level prices: side, take-profit
-    centre, whether levels are quoted and the trailing distance at one close.
+    centre, whether levels are quoted and the trailing distance at one close (``g``:
+    the filters' gate, levels only when ``g > 0``).
 
     The kind's branch trusts ``qp[Q_KIND]``: kinds are checked where they are encoded
     (:func:`kind_code`, :func:`check_kinds`), so the last branch is the trend grid.
@@ -85,6 +88,12 @@ def quote_shape(qp, x0, x1, x2, x3):
         Side +1 / -1 / 0 (warm-up or no direction), the unrounded take profit (quote;
         NaN for none), True when levels are quoted, trailing distance (quote; NaN for none).
     """
+    side, center, on, trail = _shape(qp, x0, x1, x2, x3)
+    return side, center, on and g > 0.0, trail
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _shape(qp, x0, x1, x2, x3):
     kind = int(qp[Q_KIND])
     nan = np.nan
     if kind == KIND_GRID_ATR:
@@ -117,7 +126,7 @@ def raw_level(qp, kind, d, x0, x1, i):
 
 
 @njit(cache=True, _nrt=False)
-def quote_at(qp, x0, x1, x2, x3, lv):
+def quote_at(qp, x0, x1, x2, x3, g, lv):
     """Quotes decided at one candle close.
 
     Parameters
@@ -126,6 +135,8 @@ def quote_at(qp, x0, x1, x2, x3, lv):
         Strategy parameters (:func:`quote_params`).
     x0, x1, x2, x3 : float
         Indicator values of the candle just closed (see the module docstring).
+    g : float
+        The filters' gate at that close (1.0 open, 0.0 closed: no level quoted).
     lv : float64 (>= L,)
         Receives the ``L`` level prices (quote; NaN = not quoted).
 
@@ -135,7 +146,7 @@ def quote_at(qp, x0, x1, x2, x3, lv):
         Side +1 / -1 / 0 (warm-up or no direction), take profit price (NaN for none),
         trailing-stop distance in quote (NaN for none).
     """
-    side, center, on, trail = quote_shape(qp, x0, x1, x2, x3)
+    side, center, on, trail = quote_shape(qp, x0, x1, x2, x3, g)
     kind = int(qp[Q_KIND])
     tick = qp[Q_TICK]
     for i in range(int(qp[Q_LEVELS])):
@@ -168,21 +179,24 @@ def may_touch(d, raw, tick, lo, hi):
 
 
 @njit(cache=True, _nrt=False)
-def _quotes_loop(qp, x0, x1, x2, x3, side, lv, tp, trail):
+def _quotes_loop(qp, x0, x1, x2, x3, g, side, lv, tp, trail):
     for t in range(x0.shape[0]):
-        s, p, r = quote_at(qp, x0[t], x1[t], x2[t], x3[t], lv[t])
+        s, p, r = quote_at(qp, x0[t], x1[t], x2[t], x3[t], g[t], lv[t])
         side[t] = s
         tp[t] = p
         trail[t] = r
 
 
-def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None):
+def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None, gate=None):
     """:func:`quote_at` over a chunk of ``n`` candle closes.
 
     Parameters
     ----------
     qp : float64 (Q_W,)
     x0, x1, x2, x3 : float64 (n,) or None (unused inputs of the kind)
+    gate : float64 (n,) or None
+        The filters' gate (:func:`~gridflow.operators.strategies.filters.entry_gate`);
+        None = always open.
 
     Returns
     -------
@@ -203,7 +217,8 @@ def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None):
     lv = np.full((n, L), np.nan)
     tp = np.full(n, np.nan)
     trail = np.full(n, np.nan)
-    _quotes_loop(qp, x0, xs[0], xs[1], xs[2], side, lv, tp, trail)
+    g = np.ones(n) if gate is None else np.ascontiguousarray(gate, dtype=np.float64)
+    _quotes_loop(qp, x0, xs[0], xs[1], xs[2], g, side, lv, tp, trail)
     return side, lv, tp, trail
 
 
