@@ -129,6 +129,10 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--apply", metavar="PRESET.toml",
                            help="write the chosen parameters, graded, as a new preset "
                                 "(gridflow replay --preset PRESET.toml runs it)")
+            p.add_argument("--apply-regime-filter", action="store_true",
+                           help="with --apply: block new entries in the regimes whose "
+                                "windows' mean OOS Sharpe was negative (a suggestion the "
+                                "preset marks as not validated)")
 
 
 def _data_files(args: argparse.Namespace) -> list[dict[str, str]] | None:
@@ -425,6 +429,9 @@ def cmd_wfo(args: argparse.Namespace) -> int:
     """Run a walk-forward optimisation; print each symbol's report and windows."""
     from gridflow.journal.sweep_store import param_names, read_wfo
 
+    if args.apply_regime_filter and not args.apply:  # refused before anything runs
+        print("gridflow wfo: error: --apply-regime-filter needs --apply", file=sys.stderr)
+        return 2
     spec, elapsed, _ = _execute(args, "wfo")
     if elapsed is None:
         return 1
@@ -436,7 +443,8 @@ def cmd_wfo(args: argparse.Namespace) -> int:
         from gridflow.wfo.apply import preset_doc
 
         try:
-            write_preset(args.apply, preset_doc(spec, reports, per_symbol, names))
+            write_preset(args.apply, preset_doc(spec, reports, per_symbol, names,
+                                                regime_filter=args.apply_regime_filter))
         except (FileExistsError, ValueError) as exc:
             print(f"gridflow wfo: error: --apply: {exc}", file=sys.stderr)
             return 2

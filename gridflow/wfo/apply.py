@@ -11,10 +11,12 @@ and every run's journaled config says which parameters were validated and how we
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any
 
 from gridflow.config.validated import Validation
+from gridflow.operators.indicators.regime import REGIMES
 
 
 def _day(ms: int) -> str:
@@ -48,14 +50,36 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def regime_filter_from(windows: list[dict], window: int = 720) -> dict | None:
+    """A ``regime_filter`` table (:class:`~gridflow.config.filters.RegimeFilter`) from
+    a walk-forward's windows: block the regimes whose windows' mean out-of-sample Sharpe
+    (``oos_sharpe``, NaN ignored) is negative; ``window`` candles of the causal label.
+    None when no regime is to be blocked.
+
+    The OOS record chose it, so it is not validated by that record: the preset says so
+    (:func:`preset_doc`), and a walk-forward with it in ``[base]`` validates it."""
+    by: dict[str, list[float]] = {}
+    for w in windows:
+        v = _plain(w.get("oos_sharpe"))
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            by.setdefault(str(w.get("regime")), []).append(float(v))
+    blocked = sorted(r for r, xs in by.items() if r in REGIMES and sum(xs) / len(xs) < 0.0)
+    if not blocked:
+        return None
+    return {"window": window, **{r: "block" for r in blocked}}
+
+
 def preset_doc(spec: Any, reports: dict[str, dict], windows: dict[str, list[dict]],
-               names: list[str], now: datetime | None = None) -> dict:
+               names: list[str], now: datetime | None = None,
+               regime_filter: bool = False) -> dict:
     """The preset of a walk-forward ``spec``
     (:class:`~gridflow.dataflows.sweep_spec.SweepSpec`): its account with one strategy
     entry per symbol of ``reports`` (``base`` parameters, then the last window's chosen
     ones: its columns ``names``, as :func:`gridflow.journal.sweep_store.read_wfo` gives the
     rows; ``symbols = [symbol]``, ``validated``), its fees, data, funding, markets and
-    time range.
+    time range. With ``regime_filter``, an entry without one in ``base`` gets
+    :func:`regime_filter_from` its windows, and its validation's reasons say that the
+    filter was chosen on the record that graded the unfiltered parameters.
 
     Raises
     ------
@@ -70,8 +94,17 @@ def preset_doc(spec: Any, reports: dict[str, dict], windows: dict[str, list[dict
             raise ValueError(f"{sym}: the walk-forward has no window to apply")
         v = validation(reports[sym], rows, spec.sweep_id, stamp)
         chosen = {n: _plain(rows[-1][n]) for n in names}
-        strategies.append({**spec.base, **chosen, "name": spec.strategy,
-                           "symbols": [sym], "validated": v.model_dump(mode="json")})
+        entry = {**spec.base, **chosen, "name": spec.strategy, "symbols": [sym]}
+        rf = regime_filter_from(rows) if regime_filter and "regime_filter" not in entry \
+            else None
+        if rf is not None:
+            entry["regime_filter"] = rf
+            blocked = ", ".join(k for k in rf if k != "window")
+            v = v.model_copy(update={"reasons": (*v.reasons, (
+                f"regime_filter (blocks {blocked}) set from this walk-forward's OOS "
+                "record, which graded the parameters without it: run a walk-forward "
+                "with it in [base] to validate it"))})
+        strategies.append({**entry, "validated": v.model_dump(mode="json")})
     account = spec.account.model_dump(mode="json", exclude={"strategies"})
     account.update(symbols=sorted(reports), strategies=strategies)
     doc: dict[str, Any] = {
@@ -85,4 +118,4 @@ def preset_doc(spec: Any, reports: dict[str, dict], windows: dict[str, list[dict
     return _clean(doc)
 
 
-__all__ = ["preset_doc", "validation"]
+__all__ = ["preset_doc", "regime_filter_from", "validation"]

@@ -99,3 +99,56 @@ def test_editing_validated_parameters_in_the_app_drops_the_validation(applied) -
     edited = build_account(acct, [{"atr_start": 2.5}], ["BTC/USDT"])
     assert edited.strategies[0].atr_start == 2.5 and edited.strategies[0].validated is None
     assert validation_label(edited.strategies[0]) == "not validated"
+
+
+def test_regime_filter_from_blocks_the_regimes_with_a_negative_mean_oos_sharpe() -> None:
+    from gridflow.wfo.apply import regime_filter_from
+
+    wins = [{"regime": "bear", "oos_sharpe": -1.0}, {"regime": "bear", "oos_sharpe": 0.4},
+            {"regime": "bull", "oos_sharpe": 1.2}, {"regime": "crash", "oos_sharpe": -0.1},
+            {"regime": "range", "oos_sharpe": float("nan")}]
+    assert regime_filter_from(wins, 480) == {"window": 480, "bear": "block", "crash": "block"}
+    assert regime_filter_from([{"regime": "bull", "oos_sharpe": 0.5}]) is None
+
+
+def test_apply_regime_filter_writes_the_suggestion_marked_as_not_validated(applied) -> None:
+    tmp, db, out = applied
+    from gridflow.wfo.apply import regime_filter_from
+
+    res = gridflow(*WFO, "--db", db, "--apply", str(tmp / "filtered.toml"),
+                   "--apply-regime-filter", cwd=tmp)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (st,) = load_config(tmp / "filtered.toml").accounts[0].strategies
+    want = regime_filter_from(out["windows"]["BTC/USDT"])
+    if want is None:  # every regime had a non-negative mean OOS Sharpe: nothing to block
+        assert st.regime_filter is None
+    else:
+        assert st.regime_filter.model_dump() == {**st.regime_filter.model_dump(), **want}
+        assert any("regime_filter" in r and "validate it" in r for r in st.validated.reasons)
+    bad = gridflow(*WFO, "--db", db, "--apply-regime-filter", cwd=tmp)
+    assert bad.returncode == 2 and "needs --apply" in bad.stderr
+
+
+def test_preset_doc_carries_the_suggested_regime_filter_with_its_reason() -> None:
+    from types import SimpleNamespace
+
+    from gridflow.config.models import AccountConfig
+    from gridflow.wfo.apply import preset_doc
+
+    spec = SimpleNamespace(
+        sweep_id="s1", strategy="grid_atr", base={"levels": 3}, start_ms=0, end_ms=10 ** 12,
+        account=AccountConfig(), fees=load_config(None).fees, markets={}, data=[],
+        funding=None)
+    rep = {"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "grid_atr", "grade": "F",
+           "grade_score": 12.0, "grade_reasons": ["few trades"]}
+    rows = [{"is_start_ms": 0, "is_end_ms": 86_400_000, "oos_start_ms": 86_400_000,
+             "oos_end_ms": 2 * 86_400_000, "regime": "bear", "oos_sharpe": -2.0,
+             "atr_start": 1.5}]
+    doc = preset_doc(spec, {"BTC/USDT": rep}, {"BTC/USDT": rows}, ["atr_start"],
+                     regime_filter=True)
+    (st,) = doc["accounts"][0]["strategies"]
+    assert st["regime_filter"] == {"window": 720, "bear": "block"}
+    assert st["validated"]["reasons"][0] == "few trades"
+    assert "blocks bear" in st["validated"]["reasons"][1]
+    plain = preset_doc(spec, {"BTC/USDT": rep}, {"BTC/USDT": rows}, ["atr_start"])
+    assert "regime_filter" not in plain["accounts"][0]["strategies"][0]
