@@ -56,6 +56,24 @@ def account_params(account: AccountConfig, fees: FeesConfig) -> np.ndarray:
     return pf
 
 
+def widen(a: np.ndarray, width: int) -> np.ndarray:
+    """``a`` (1-D, or 2-D by rows) with its last axis zero-padded to ``width`` columns
+    (the array itself when it already has them).
+
+    Raises
+    ------
+    ValueError
+        ``a`` has more columns than ``width`` (a snapshot of a newer version)."""
+    have = a.shape[-1]
+    if have == width:
+        return a
+    if have > width:
+        raise ValueError(f"state array has {have} columns, this version knows {width}: "
+                         "a snapshot of a newer gridflow")
+    pad = [(0, 0)] * (a.ndim - 1) + [(0, width - have)]
+    return np.ascontiguousarray(np.pad(a, pad))
+
+
 def market_params(step: float, min_amount: float, min_notional: float, p,
                   alloc_quote: float) -> np.ndarray:
     """One symbol's row of the kernel's market parameters ``mp`` (float64 (M_W,), see
@@ -142,6 +160,19 @@ class AccountEngine:
         self._idle_told = False  # no_candles journaled (absent in older snapshots)
         self.done: dict[str, bool] = {s: False for s in self.symbols}
         self.counters: Counter[str] = Counter()
+
+    def __setstate__(self, state: dict) -> None:
+        """Load a pickled engine (a Bytewax snapshot), also one pickled by an earlier
+        version whose parameter or state arrays had fewer columns: they are widened
+        to the current layout (:func:`widen`), the new columns at their neutral value
+        (0: a rule added later is off for a run that never set it). Without this the
+        kernels, which do not check bounds, would read past an old array's end."""
+        self.__dict__.update(state)
+        self.pf = widen(self.pf, kl.P_W)
+        self.mp = widen(self.mp, kl.M_W)
+        st = self.state
+        st.sf = widen(st.sf, kl.SF_W)
+        st.si = widen(st.si, kl.SI_W)
 
     # ---- streaming interface -------------------------------------------------------
     def on_chunk(self, chunk: IndicatorChunk) -> JournalBatch:

@@ -254,3 +254,29 @@ def _rsi_chunk(rows, rsi, start):
     c = chunk(SYM, rows, 100.0, 10.0, start=start)
     c.values["rsi_14"] = np.full(len(rows), rsi)
     return c
+
+
+# ---------------------------------------------------------- snapshots of earlier versions
+def test_an_engine_pickled_before_the_new_columns_loads_widened_and_trades_the_same():
+    """A Bytewax snapshot of an engine from before issue 18 has a 17-column account
+    parameter vector and 7-column market parameters: loaded now, they are widened with
+    the new rules off, and the engine decides exactly as a fresh one."""
+    import pickle
+
+    rows = [(100, 100, 100, 100), (100, 100, 75, 76), (76, 101, 76, 100)]
+    vals = {"sma_2": [100, 98, 98], "atr_1": 10}
+    fresh = make_engine(_atr())
+    old = make_engine(_atr())
+    old.pf = old.pf[:17].copy()
+    old.mp = old.mp[:, :7].copy()
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.pf.shape == (kl.P_W,) and loaded.mp.shape == (1, kl.M_W)
+    assert loaded.pf[kl.P_MAX_SYM] == 0.0 and loaded.mp[0, kl.M_TIME_STOP] == 0.0
+    a = run(fresh, candles(BTC, rows, vals))
+    b = run(loaded, candles(BTC, rows, vals))
+    assert [o.model_dump() for o in a.orders] == [o.model_dump() for o in b.orders]
+    assert [t.model_dump() for t in a.trades] == [t.model_dump() for t in b.trades]
+    newer = make_engine(_atr())
+    newer.pf = np.zeros(kl.P_W + 1)
+    with pytest.raises(ValueError, match="newer gridflow"):
+        pickle.loads(pickle.dumps(newer))
