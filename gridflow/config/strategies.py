@@ -39,6 +39,12 @@ class _Strategy(BaseModel):
     merged set is validated like the base parameters."""
     sl_frac: float = Field(0.10, gt=0.0, lt=1.0, allow_inf_nan=False)
     """Stop distance beyond the average entry, a fraction (0.10 = 10 %)."""
+    sl_atr: float = Field(0.0, ge=0.0, le=100.0, allow_inf_nan=False)
+    """k x ATR initial stop: a position also stops ``k`` ATRs (``atr_<sl_atr_period>``
+    of the close whose quotes it opened on, fixed for the cycle) beyond its average
+    entry, whichever of this and ``sl_frac`` is tighter; 0 = off."""
+    sl_atr_period: int = Field(14, ge=1, le=10_000)
+    """ATR period (candles, Wilder 1978) of the k x ATR stop."""
     time_stop_candles: int = Field(0, ge=0, le=100_000)
     """Time stop: a position held through this many candle closes (its entry candle
     counts as one) closes at market at the next open, whatever its PnL; 0 = off."""

@@ -19,6 +19,7 @@ from gridflow.operators.kernel_layout import (
     SF_BEST,
     SF_LAST_CLOSE,
     SF_SIZE,
+    SF_STOP_Q,
     SF_TP,
     SF_TRAIL,
     SI_COOLDOWN,
@@ -79,17 +80,19 @@ def raise_best(s, o, h, l, c, sf, si):
 
 
 @njit(cache=True, _nrt=False)
-def rest_quote(s, ts, side, levels, take_profit, trail, size, st):
+def rest_quote(s, ts, side, levels, take_profit, trail, size, stop, st):
     """Quotes decided at the close ``ts`` (ms UTC) rest during the next candle of ``s``:
     ``side`` (+1 / -1 / 0), ``levels`` float64 (<= L,) entry prices (quote; NaN = none),
     take profit and trailing distance (quote; NaN = none), ``size`` notional per level
-    (quote). The replay kernel, the sweep and the live engine call it."""
+    (quote), ``stop`` the k x ATR stop distance a position opening on them keeps (quote;
+    NaN = none). The replay kernel, the sweep and the live engine call it."""
     sf, si = st.sf, st.si
     si[s, SI_QSIDE] = side
     si[s, SI_QTS] = ts
     sf[s, SF_TP] = take_profit
     sf[s, SF_TRAIL] = trail
     sf[s, SF_SIZE] = size
+    sf[s, SF_STOP_Q] = stop
     for i in range(levels.shape[0]):
         st.qlv[s, i] = levels[i]
 

@@ -273,7 +273,7 @@ class AccountEngine:
         hv_name = sizing_indicator(self.account)
         if hv_name is not None:
             size = size * vol_parity_scale(sz.target_vol, vals[hv_name], sz.max_vol_scale)
-        return q.side, lv, q.take_profit, q.trail, size
+        return q.side, lv, q.take_profit, q.trail, size, q.stop
 
     def _assemble(self, parts) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Ready parts -> candle, quote and correlation arrays sorted by (ts, symbol).
@@ -281,7 +281,7 @@ class AccountEngine:
         Warm-up candles get neutral quotes (side 0, no levels): they feed indicators and
         marks but never trade."""
         cols: dict[str, list] = {k: [] for k in ("sym", "ts", *_OHLC, "warm", "side", "lv",
-                                                 "tp", "trail", "size", "fund")}
+                                                 "tp", "trail", "size", "stop", "fund")}
         for s, c, vals in parts:
             n = len(c["ts"])
             cols["sym"].append(np.full(n, self.index[s], np.int64))
@@ -292,13 +292,15 @@ class AccountEngine:
                 fund = funding_per_candle(c["ts"], int(self.tf_ms[self.index[s]]),
                                           *self.funding[s])
             cols["fund"].append(fund)
-            side, lv, tp, trail, size = self._quotes(s, vals, n)
+            side, lv, tp, trail, size, stop = self._quotes(s, vals, n)
             warm = c["warm"]
             if warm.any():
                 side = np.where(warm, 0, side)
                 lv = np.where(warm[:, None], np.nan, lv)
                 tp = np.where(warm, np.nan, tp)
-            for k, v in zip(("side", "lv", "tp", "trail", "size"), (side, lv, tp, trail, size)):
+                stop = np.where(warm, np.nan, stop)
+            for k, v in zip(("side", "lv", "tp", "trail", "size", "stop"),
+                            (side, lv, tp, trail, size, stop)):
                 cols[k].append(v)
         sym = np.concatenate(cols["sym"])
         ts = np.concatenate(cols["ts"])
@@ -333,7 +335,7 @@ class AccountEngine:
         n = gk.run_steps(
             kl.Candles(a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"], a["fund"]),
             kl.QuoteArrays(a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"],
-                      a["trail"], a["size"]),
+                           a["trail"], a["size"], a["stop"]),
             np.ascontiguousarray(ev_corr), self.state.arrays(),
             kl.Params(self.pf, self.mp, self.tf_ms, self.equity_every_ms), log,
         )

@@ -16,7 +16,8 @@ Intrabar rule (the same in replay and sweep)
 ---------------------------------------------
 A flip (quotes on the other side of an open position) closes it at the candle's open
 (market: taker fee and slippage), and so does a due time stop (the strategy's
-``time_stop_candles``: :func:`~gridflow.operators.risk.time_stop_due`). Orders the market already gapped through at the open
+``time_stop_candles``: :func:`~gridflow.operators.risk.time_stop_due`). Orders the
+market already gapped through at the open
 were marketable when placed at the previous close: they fill at the open as taker, the
 take profit first, then the gapped levels in price order, the stop checked before each
 level that lies beyond it and once more after them (recomputed from the average entry
@@ -25,9 +26,11 @@ when ``close >= open`` and ``open -> high -> low -> close`` otherwise. Along eac
 orders trigger in the order the price reaches them:
 
 * entries (limit, maker fee) fill at their level price;
-* the stop (stop-market, taker fee plus slippage) sits at the tighter of ``avg_entry *
-  (1 - sl_frac)`` and ``best - trail`` for a long (mirrored for a short), where ``best``
-  is the best price since entry up to the previous close; when a level and the stop are
+* the stop (stop-market, taker fee plus slippage) sits at the tightest of ``avg_entry *
+  (1 - sl_frac)``, the k x ATR initial stop ``avg_entry - k * ATR`` (ATR of the close
+  that quoted the opening level, fixed for the cycle; ``sl_atr``) and ``best - trail``
+  for a long (mirrored for a short), where ``best`` is the best price since entry up to
+  the previous close; when a level and the stop are
   at the same price the stop goes first (conservative);
 * the take profit (limit, maker fee) fills on a favourable leg.
 
@@ -108,6 +111,7 @@ from gridflow.operators.kernel_layout import (
     SF_CYCLE_FUNDING,
     SF_LAST_CLOSE,
     SF_SESSION_PNL,
+    SF_STOP_DIST,
     SF_TP,
     SF_TRAIL,
     SI_ENTRIES,
@@ -179,9 +183,16 @@ def _caps(mp):
 
 @njit(cache=True, _nrt=False, inline="always")
 def _stop(s, sf, si, mp):
-    """Stop price of the open position of ``s`` and whether the trailing leg sets it."""
+    """Stop price of the open position of ``s`` and whether the trailing leg sets it:
+    the tightest of ``avg * (1 - d * sl_frac)``, the k x ATR initial stop ``avg - d *
+    dist`` (when the cycle has one) and the trailing level ``best - d * trail``."""
     d = si[s, SI_SIDE]
     stop = sf[s, SF_AVG] * (1.0 - d * mp[s, M_SL])
+    dist = sf[s, SF_STOP_DIST]
+    if dist > 0.0:
+        atr_stop = sf[s, SF_AVG] - d * dist
+        if d * atr_stop > d * stop:
+            stop = atr_stop
     trail = sf[s, SF_TRAIL]
     if trail > 0.0 and sf[s, SF_BEST] > 0.0:
         ts_ = sf[s, SF_BEST] - d * trail
@@ -462,7 +473,7 @@ def run_steps(candles, quotes, corr, st, prm, log):
         if close_candle(s, c[e], fund[e], was_open, sf, si, st.filled, st.dn):
             n = _funding(s, close_ts, c[e], fund[e], st, log, n)
         rest_quote(s, close_ts, quotes.side[e], quotes.levels[e], quotes.take_profit[e],
-                   quotes.trail[e], quotes.size[e], st)
+                   quotes.trail[e], quotes.size[e], quotes.stop[e], st)
         ai[AI_CANDLES] += 1
         ai[AI_LAST_TS] = ts
         if e == N - 1 or ev_ts[e + 1] != ts:

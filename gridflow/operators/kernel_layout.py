@@ -119,8 +119,8 @@ def event_fields(ints_row, floats_row) -> dict:
 
 # ---- per-symbol float state --------------------------------------------------------------
 (SF_AMT, SF_AVG, SF_CYCLE_FEES, SF_LAST_CLOSE, SF_TP, SF_BEST, SF_TRAIL, SF_SESSION_PNL,
- SF_SIZE, SF_CYCLE_FUNDING) = range(10)
-SF_W = 10
+ SF_SIZE, SF_CYCLE_FUNDING, SF_STOP_Q, SF_STOP_DIST) = range(12)
+SF_W = 12
 # ---- per-symbol int state ----------------------------------------------------------------
 (SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW, SI_STOPPED_NOW,
  SI_PAUSED, SI_FLATTEN, SI_OPEN_DAY, SI_DAY_OPENS) = range(12)
@@ -173,6 +173,9 @@ class QuoteArrays(NamedTuple):
     take_profit: np.ndarray  #: float64 (N,): quote (NaN = none)
     trail: np.ndarray  #: float64 (N,): trailing-stop distance, quote (NaN = none)
     size: np.ndarray  #: float64 (N,): notional per level, quote
+    #: float64 (N,): the k x ATR initial stop's distance from the average entry a
+    #: position opening on these quotes keeps for its cycle, quote (NaN = none)
+    stop: np.ndarray
 
 
 class StateArrays(NamedTuple):
@@ -224,7 +227,8 @@ class KernelState:
         cycle, last close, resting take profit, best price since entry, resting trailing
         distance (quote), session PnL (realized minus fees and funding since the session
         start), resting notional per level (quote), funding paid in the open cycle (quote,
-        positive = paid).
+        positive = paid), the resting k x ATR stop distance and the open cycle's (fixed
+        when it opened; quote, 0 = none).
     si : int64 (S, SI_W)
         Per symbol: position side (+1 long, -1 short, 0 flat), first-entry time (ms),
         entries in the cycle, side of the resting quotes, decision time of the quotes,

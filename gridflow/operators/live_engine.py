@@ -319,7 +319,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             candle_close.close_candle(s, a["close"][e], 0.0, False, sf, si, st.filled, st.dn)
             si[s, kl.SI_STOPPED_NOW] = 0
             candle_close.rest_quote(s, close_ts, int(a["side"][e]), a["lv"][e], a["tp"][e],
-                          a["trail"][e], a["size"][e], arrays)
+                                    a["trail"][e], a["size"][e], a["stop"][e], arrays)
             st.ai[kl.AI_CANDLES] += 1
             st.ai[kl.AI_LAST_TS] = int(a["ts"][e])
         buf_i = np.empty((16, kl.OI_W), np.int64)

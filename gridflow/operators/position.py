@@ -29,6 +29,8 @@ from gridflow.operators.kernel_layout import (
     SF_CYCLE_FEES,
     SF_CYCLE_FUNDING,
     SF_SESSION_PNL,
+    SF_STOP_DIST,
+    SF_STOP_Q,
     SI_COOLDOWN,
     SI_ENTRIES,
     SI_OPEN_TS,
@@ -50,7 +52,8 @@ def on_step(x, step):
 def book_entry(s, ts, d, q, px, fee, step, sf, si, af):
     """Add ``q`` at ``px`` with ``fee`` to the position of ``s`` (side ``d``: +1 long,
     -1 short). A flat symbol opens a new cycle at ``ts`` (counted for the daily-entries
-    rule). ``step`` > 0 keeps the amount on the exchange's grid. Returns True when this
+    rule) whose k x ATR stop distance is the resting quotes' (kept for the cycle).
+    ``step`` > 0 keeps the amount on the exchange's grid. Returns True when this
     fill opened the position."""
     old = sf[s, SF_AMT]
     opened = old == 0.0
@@ -59,6 +62,8 @@ def book_entry(s, ts, d, q, px, fee, step, sf, si, af):
         si[s, SI_OPEN_TS] = ts
         si[s, SI_ENTRIES] = 0
         sf[s, SF_BEST] = px
+        dist = sf[s, SF_STOP_Q]
+        sf[s, SF_STOP_DIST] = dist if dist > 0.0 else 0.0
         count_open(s, ts, si)
     if q > 0.0:
         sf[s, SF_AVG] = (old * sf[s, SF_AVG] + q * px) / (old + q)
@@ -97,6 +102,7 @@ def end_cycle(s, reason, sf, si, pf):
     sf[s, SF_CYCLE_FEES] = 0.0
     sf[s, SF_CYCLE_FUNDING] = 0.0
     sf[s, SF_BEST] = 0.0
+    sf[s, SF_STOP_DIST] = 0.0
     si[s, SI_SIDE] = 0
     si[s, SI_ENTRIES] = 0
     si[s, SI_OPEN_TS] = 0

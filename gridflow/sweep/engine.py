@@ -36,6 +36,7 @@ from gridflow.operators.strategies import (
 )
 from gridflow.operators.strategies.filters import entry_gate, gate_key
 from gridflow.operators.strategies.quote_kernel import Q_W, quote_params
+from gridflow.operators.strategies.stops import stop_indicator
 from gridflow.sweep import kernel as sk
 from gridflow.sweep.data import SweepData
 from gridflow.sweep.metrics import finalize
@@ -213,6 +214,9 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     size_base = np.zeros(C)
     hv_row = np.full(C, -1, np.int64)
     time_stop = np.array([float(p.time_stop_candles) for p in combos])
+    sl_atr = np.array([float(p.sl_atr) for p in combos])
+    atr_row = np.array([table.rows[stop_indicator(p)] if p.sl_atr > 0.0 else nan_row
+                        for p in combos], np.int64)
     for k, p in enumerate(combos):
         for j, key in enumerate(INPUTS[p.name](p)):
             xrows[k, j] = table.rows[key]
@@ -236,7 +240,9 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     prm = kl.Params(account_params(account, fees), mp0, np.array([data.tf_ms], np.int64),
                     sk.NO_EQUITY_SNAPSHOTS)
     t = time.perf_counter()
-    sk.sweep_kernel(candles, cal, sk.Combos(ind, xrows, qps, sl, size_base, hv_row, vol, time_stop),
+    combos_rec = sk.Combos(ind, xrows, qps, sl, size_base, hv_row, vol, time_stop, sl_atr,
+                           atr_row)
+    sk.sweep_kernel(candles, cal, combos_rec,
                     sk.Window(first, t0, t1, float(account.capital_quote),
                               account.risk.rolling_window_hours), prm, out)
     seconds = time.perf_counter() - t

@@ -46,6 +46,7 @@ from gridflow.operators.risk import (
     time_stop_due,
 )
 from gridflow.operators.strategies.quote_kernel import Q_LEVELS, Q_TICK, quote_at, rounding_margin
+from gridflow.operators.strategies.stops import stop_distance
 from gridflow.sweep.skip import position_may_change, scan_flat
 from gridflow.timeframes import HOUR_MS
 
@@ -94,6 +95,8 @@ class Combos(NamedTuple):
     hv_row: np.ndarray  #: int64 (C,): row of the annualised volatility, or -1
     vol: np.ndarray  #: float64 (2,): target volatility and maximum scale (vol_parity)
     time_stop: np.ndarray  #: float64 (C,): time stop in candles (0 = off)
+    sl_atr: np.ndarray  #: float64 (C,): k of the k x ATR stop (0 = off)
+    atr_row: np.ndarray  #: int64 (C,): row of ``ind`` with that stop's ATR
 
 
 class Window(NamedTuple):
@@ -432,7 +435,10 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                 size = size_base[k]
                 if hv_row[k] >= 0:
                     size = size * vol_parity_scale_nb(vol[0], ind[hv_row[k], t - 1], vol[1])
-                rest_quote(0, ts[t], q_side, lvq[:nlv], q_tp, q_trail, size, st)
+                stop_d = np.nan
+                if t - 1 >= t0:
+                    stop_d = stop_distance(combos.sl_atr[k], ind[combos.atr_row[k], t - 1])
+                rest_quote(0, ts[t], q_side, lvq[:nlv], q_tp, q_trail, size, stop_d, st)
                 n = candle_step(0, ts[t], o[t], h[t], l[t], c[t], corr, st, kprm, caps, log, 0)
             elif pos != 0:  # what _candle does when nothing triggers: the best price
                 raise_best(0, o[t], h[t], l[t], c[t], sf, si)

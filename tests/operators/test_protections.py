@@ -280,3 +280,49 @@ def test_an_engine_pickled_before_the_new_columns_loads_widened_and_trades_the_s
     newer.pf = np.zeros(kl.P_W + 1)
     with pytest.raises(ValueError, match="newer gridflow"):
         pickle.loads(pickle.dumps(newer))
+
+
+# ------------------------------------------------------------------- k x ATR initial stop
+def test_atr_stop_is_k_atrs_of_the_opening_close_below_the_average_and_fixed_for_the_cycle():
+    fees = FeesConfig(maker_fee=0.0, taker_fee=0.001, slippage=0.002)
+    eng = make_engine(_atr(levels=1, sl_atr=2.0, sl_atr_period=1), capital=900.0, fees=fees,
+                      risk={"max_margin_ratio": 1.0})
+    # c0 (ATR 10) quotes L0 at 90 and an ATR stop distance of 2 x 10 = 20; c1 fills L0
+    # at 90: stop = max(90 x 0.5, 90 - 20) = 70. c1's ATR is 30, but the cycle keeps 20.
+    # c2 falls to 65: stopped at 70 (stop-market: taker fee and slippage).
+    rows = [(100, 100, 100, 100), (100, 100, 85, 88), (88, 89, 65, 66)]
+    out = run(eng, candles(BTC, rows, {"sma_2": 100, "atr_1": [10, 30, 30]}))
+    (tr,) = out.trades
+    px = 70 * (1 - 0.002)
+    assert tr.exit_reason == "SL" and out.fills[-1].price == pytest.approx(px)
+    assert [(o.tag, o.type, o.price) for o in out.orders][-1] == ("SL", "stop_market", 70.0)
+    assert tr.pnl == pytest.approx(10 * (px - 90) - 10 * px * 0.001)
+
+
+def test_atr_stop_follows_the_average_entry_and_the_pct_stop_wins_when_tighter():
+    # sl_frac 0.15, 2 x ATR 10: after L0 (90) the stop is max(76.5, 70) = 76.5, so L1
+    # (80) fills first; average 2000 / (q0 + q1): the % stop avg x 0.85 beats avg - 20
+    eng = make_engine(_atr(levels=2, sl_atr=2.0, sl_atr_period=1, sl_pct=0.15),
+                      capital=2000.0, risk={"max_margin_ratio": 1.0},
+                      sizing={"mode": "fixed_notional", "notional_per_level_quote": 800.0})
+    rows = [(100, 100, 100, 100), (100, 100, 79, 85), (85, 86, 60, 61)]
+    out = run(eng, candles(BTC, rows, {"sma_2": 100, "atr_1": 10}))
+    q0, q1 = 800 / 90, 800 / 80
+    avg = 1600 / (q0 + q1)
+    (tr,) = out.trades
+    assert tr.entries == 2 and tr.avg_entry == pytest.approx(avg)
+    assert out.orders[-1].tag == "SL" and out.orders[-1].price == pytest.approx(avg * 0.85)
+    # one level, 1 x ATR: the ATR stop (90 - 10 = 80) is tighter than 76.5
+    eng2 = make_engine(_atr(levels=1, sl_atr=1.0, sl_atr_period=1, sl_pct=0.15),
+                       capital=1000.0, risk={"max_margin_ratio": 1.0})
+    out2 = run(eng2, candles(BTC, rows, {"sma_2": 100, "atr_1": 10}))
+    assert [(o.tag, o.price) for o in out2.orders] == [("L0", 90.0), ("SL", 80.0)]
+
+
+def test_live_stop_order_is_the_atr_stop_of_the_opening_close():
+    eng = _live(_atr(levels=1, sl_atr=2.0, sl_atr_period=1), {"max_margin_ratio": 1.0})
+    (l0,) = opened(_start(eng).intents)[:1]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 30_000, "f1")]))
+    (sl,) = [i for i in out.intents if i.tag == "SL"]
+    assert (sl.type, sl.stop_price) == ("stop_market", 70.0)  # 90 - 2 x ATR 10, not 45

@@ -1,7 +1,7 @@
 """The sweep engine equals the replay dataflow, combination by combination.
 
-For each strategy (and a fifth case with the options of issue 18 on: time stop, entry
-filters, regime filter, per-asset exposure cap), 50 random parameter combinations (seeded) run two ways on the bundled
+For each strategy (and a fifth case with the options of issue 18 on: time stop, k x ATR
+stop, entry filters, regime filter, per-asset exposure cap), 50 random parameter combinations (seeded) run two ways on the bundled
 real BTC/USDT 1h candles with BTC perpetual funding: as 50 accounts of **one Bytewax
 replay** (the journal's trades and final equity), and through :func:`run_sweep`. The
 round trips must be the same (times, side, entries, amounts, prices, exit reason; PnL,
@@ -118,11 +118,14 @@ def _regime_filter(rng):
 
 def _options(rng):
     """Grid ATR and envelope DCA with the options of issue 18 on: a time stop (or
-    none), entry filters, a regime filter, under a per-asset exposure cap (the
-    template's risk)."""
+    none), a k x ATR stop, entry filters, a regime filter, under a per-asset exposure cap
+    (the template's risk)."""
     p = _grid_atr(rng) if rng.random() < 0.6 else _envelope(rng)
     ts = int(rng.integers(2, 80)) if rng.random() < 0.8 else 0
     doc = {**p.model_dump(), "time_stop_candles": ts}
+    if rng.random() < 0.5:
+        doc.update(sl_atr=round(float(rng.uniform(0.5, 8.0)), 2),
+                   sl_atr_period=int(rng.integers(5, 50)))
     if rng.random() < 0.7:
         doc["entry_filter"] = _entry_filter(rng)
     if rng.random() < 0.6:
@@ -225,6 +228,7 @@ def test_parity_exercises_the_time_stop_the_filters_and_the_exposure_cap(parity)
     combos, _summaries, trades, swept, _daily, capped = parity
     opts = combos["options"]
     assert sum(p.entry_filter is not None for p in opts) >= 25
+    assert sum(p.sl_atr > 0 for p in opts) >= 15
     assert sum(p.regime_filter is not None and bool(p.regime_filter.blocked)
                for p in opts) >= 15
     # filtered combinations trade (the gate is not shut for good)

@@ -166,8 +166,8 @@ def _resting(x: np.ndarray) -> np.ndarray:
 
 def position_lines(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray,
                    c: np.ndarray, fills: list[dict[str, Any]], sl_frac: float,
-                   take_profit: np.ndarray, trail: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   take_profit: np.ndarray, trail: np.ndarray,
+                   stop_dist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Take profit and stop resting during each candle a position was open.
 
     Parameters
@@ -183,6 +183,9 @@ def position_lines(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray,
     take_profit, trail : np.ndarray
         (n,) quoted take profit and trailing distance (quote) resting during each
         candle, NaN for none.
+    stop_dist : np.ndarray, optional
+        (n,) resting k x ATR stop distance (quote), NaN for none (the strategy's
+        ``sl_atr``); None = no ATR stop.
 
     Returns
     -------
@@ -221,6 +224,7 @@ def position_lines(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray,
         if sf[0, kl.SF_AMT] == 0.0 and not fl:
             continue
         si[0, kl.SI_OPENED_NOW] = 0
+        sf[0, kl.SF_STOP_Q] = np.nan if stop_dist is None else stop_dist[i]
         for f in fl:
             if f["kind"] == "entry":
                 d = 1 if f["side"] == "buy" else -1
@@ -285,7 +289,7 @@ def build_chart(account: AccountConfig | None, symbol: str, candles: dict[str, n
     params = account.assignment([symbol]).get(symbol) if account is not None else None
     values: dict[str, np.ndarray] = {}
     levels = np.empty((len(ts), 0))
-    tp_q = trail_q = np.full(len(ts), np.nan)
+    tp_q = trail_q = stop_q = np.full(len(ts), np.nan)
     if params is not None:
         from gridflow.operators.indicators import IndicatorBank
         from gridflow.operators.strategies import STRATEGIES, strategy_indicators
@@ -295,7 +299,7 @@ def build_chart(account: AccountConfig | None, symbol: str, candles: dict[str, n
             ts, o, h, lo, c, None if vol is None else np.asarray(vol[rows], dtype=float))
         q = STRATEGIES[params.name][1](params, values, price_tick)
         levels = _resting(q.levels)
-        tp_q, trail_q = _resting(q.take_profit), _resting(q.trail)
+        tp_q, trail_q, stop_q = _resting(q.take_profit), _resting(q.trail), _resting(q.stop)
     marks = [
         {"ts_ms": int(f["ts_ms"]), "price": float(f["price"]), "amount": float(f["amount"]),
          "side": f["side"], "tag": tags.get(f["client_order_id"], ""),
@@ -304,7 +308,7 @@ def build_chart(account: AccountConfig | None, symbol: str, candles: dict[str, n
         and ts[0] <= f["ts_ms"] < ts[-1] + step
     ]
     tp, stop = position_lines(ts, o, h, lo, c, marks, params.sl_frac if params else 0.0,
-                              tp_q, trail_q)
+                              tp_q, trail_q, stop_q)
     w = slice(warm, None)  # the window, warm-up dropped
     ts, o, h, lo, c, tp, stop, levels = ts[w], o[w], h[w], lo[w], c[w], tp[w], stop[w], levels[w]
     starts = bar_starts(len(ts), max_bars)

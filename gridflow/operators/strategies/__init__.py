@@ -28,6 +28,7 @@ from gridflow.operators.strategies.grid_trend import (
     grid_trend_inputs,
     grid_trend_quotes,
 )
+from gridflow.operators.strategies.stops import stop_indicator
 
 STRATEGIES = {
     "grid_atr": (grid_atr_indicators, grid_atr_quotes),
@@ -62,6 +63,8 @@ def strategy_indicators(account, symbol_params) -> list[str]:
     (:func:`sizing_indicator`), each once."""
     names = list(STRATEGIES[symbol_params.name][0](symbol_params))
     names += [n for n in filter_indicators(symbol_params) if n not in names]
+    stop = stop_indicator(symbol_params)
+    names += [stop] if stop and stop not in names else []
     hv = sizing_indicator(account)
     return names + [hv] if hv and hv not in names else names
 

@@ -25,12 +25,17 @@ class Quotes:
         Price that closes the whole position (quote), NaN for none.
     trail : float64 (n,)
         Trailing-stop distance (quote) from the best price since entry, NaN for none.
+    stop : float64 (n,)
+        The k x ATR initial stop's distance (quote) from the average entry, kept by a
+        position opening on these quotes; NaN for none
+        (:mod:`~gridflow.operators.strategies.stops`).
     """
 
     side: np.ndarray
     levels: np.ndarray
     take_profit: np.ndarray
     trail: np.ndarray
+    stop: np.ndarray
 
 
 def round_to_tick(x: np.ndarray, tick: float, up: bool) -> np.ndarray:
@@ -48,7 +53,9 @@ def quotes_of(p, values: dict[str, np.ndarray], price_tick: float, inputs: list[
     quote rule (:func:`~gridflow.operators.strategies.quote_kernel.quote_at`) over the
     indicator outputs ``inputs`` (its ``x0, x1, ...``, float64 (n,) each in ``values``)
     and the gate of ``p``'s entry and regime filters
-    (:func:`~gridflow.operators.strategies.filters.entry_gate`); ``price_tick`` in quote
+    (:func:`~gridflow.operators.strategies.filters.entry_gate`), with its k x ATR stop
+    distances (:func:`~gridflow.operators.strategies.stops.stop_distances`);
+    ``price_tick`` in quote
     (0 disables rounding).
 
     Raises
@@ -58,7 +65,10 @@ def quotes_of(p, values: dict[str, np.ndarray], price_tick: float, inputs: list[
     """
     from gridflow.operators.strategies.filters import entry_gate
     from gridflow.operators.strategies.quote_kernel import quote_params, quotes_array
+    from gridflow.operators.strategies.stops import stop_distances
 
     xs = [values[k] for k in inputs]
+    n = len(xs[0])
     return Quotes(*quotes_array(quote_params(p, price_tick), *xs,
-                                gate=entry_gate(p, values, len(xs[0]))))
+                                gate=entry_gate(p, values, n)),
+                  stop_distances(p, values, n))
