@@ -70,8 +70,9 @@ class EntryFilter(BaseModel):
         if self.rsi_band is not None and not (0.0 <= self.rsi_band[0] and self.rsi_band[1] <= 100.0):
             raise ValueError(f"rsi_band: bounds within 0..100, got {list(self.rsi_band)}")
         fast, slow, signal = self.macd
-        if not (1 <= fast < slow and signal >= 1):
-            raise ValueError(f"macd: need 1 <= fast < slow and signal >= 1, got {list(self.macd)}")
+        if not (1 <= fast < slow <= 10_000 and 1 <= signal <= 10_000):
+            raise ValueError("macd: need 1 <= fast < slow <= 10000 and 1 <= signal <= 10000, "
+                             f"got {list(self.macd)}")
         if self.hvz_band is None and self.rsi_band is None and self.macd_hist_min is None:
             raise ValueError("entry_filter: set at least one of hvz_band, rsi_band, "
                              "macd_hist_min (or remove the table)")
@@ -88,17 +89,31 @@ class RegimeFilter(BaseModel):
     Attributes
     ----------
     window : int
-        Candles of the trailing window (720 = 30 days of 1h candles).
+        Candles of the trailing window (720 = 30 days of 1h candles); at most 5000, what
+        a live start can fetch as warm-up (``live.warmup_candles``, which must cover
+        it: checked at a live start).
     crash, bull, bear, range : {"allow", "block"}
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    window: int = Field(720, ge=2, le=100_000)
+    window: int = Field(720, ge=2, le=5_000)
     crash: Action = "allow"
     bull: Action = "allow"
     bear: Action = "allow"
     range: Action = "allow"
+
+    @model_validator(mode="after")
+    def _check(self) -> "RegimeFilter":
+        n = len(self.blocked)
+        if n == 0:
+            raise ValueError("regime_filter blocks no regime (it would only block while the "
+                             "regime is unknown): set one of crash/bull/bear/range to "
+                             "\"block\", or remove the table")
+        if n == 4:
+            raise ValueError("regime_filter blocks every regime: the strategy would never "
+                             "enter; remove the strategy instead")
+        return self
 
     @property
     def blocked(self) -> tuple[str, ...]:

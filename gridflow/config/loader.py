@@ -92,8 +92,8 @@ _ADDED_LATER: dict[str, object] = {
 #: were journaled -> their default (as JSON); hashed only when set to something else.
 _RISK_ADDED_LATER: dict[str, object] = {"max_symbol_exposure": 0.0}
 _STRATEGY_ADDED_LATER: dict[str, object] = {
-    "validated": None, "time_stop_candles": 0, "entry_filter": None, "regime_filter": None,
-    "sl_atr": 0.0, "sl_atr_period": 14}
+    "time_stop_candles": 0, "entry_filter": None, "regime_filter": None, "sl_atr": 0.0,
+    "sl_atr_period": 14}
 
 
 def _pop_account_defaults(doc: dict) -> None:

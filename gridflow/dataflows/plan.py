@@ -122,7 +122,8 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
     FileNotFoundError
         If a data file is missing.
     ValueError
-        If an account ends up with no symbol that has data.
+        If an account ends up with no symbol that has data, or (paper / live) a regime
+        filter's window is longer than the warm-up a start fetches.
     """
     if mode == "replay":
         files = resolve_data_files(cfg.data)
@@ -161,6 +162,13 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         for s in syms:
             indicators[s].update(strategy_indicators(acct, assigned[s]))
             indicators[s].update(acct.indicators)
+            rf = assigned[s].regime_filter
+            if mode != "replay" and rf is not None and rf.window - 1 > cfg.live.warmup_candles:
+                raise ValueError(
+                    f"account {acct.name!r}: {s}: regime_filter.window = {rf.window} candles "
+                    f"needs live.warmup_candles >= {rf.window - 1} (it is "
+                    f"{cfg.live.warmup_candles}): with less, every entry stays blocked "
+                    f"for {rf.window - 1 - cfg.live.warmup_candles} candles after a start")
     traded = {s for syms in account_symbols.values() for s in syms}
     unused = sorted(set(timeframes) - traded)
     if unused:  # no account trades them: do not read, validate or compute them at all

@@ -16,8 +16,10 @@ account's sorted symbol list, so results never depend on arrival order or chunki
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from gridflow.chunks import IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
@@ -54,6 +56,36 @@ def account_params(account: AccountConfig, fees: FeesConfig) -> np.ndarray:
     pf[kl.P_RISK_SIZING] = 1.0 if sz.mode == "risk" else 0.0
     pf[kl.P_RISK_PER_TRADE] = sz.risk_per_trade
     return pf
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, BaseModel):
+        return {k: _plain(x) for k, x in v.__dict__.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def _outdated(v: Any) -> bool:
+    """Whether ``v`` holds a model lacking one of its class's fields (unpickled from
+    an earlier version), at any depth."""
+    if isinstance(v, BaseModel):
+        return bool(set(type(v).model_fields) - set(v.__dict__)) or any(
+            _outdated(x) for x in v.__dict__.values())
+    if isinstance(v, (list, tuple)):
+        return any(_outdated(x) for x in v)
+    if isinstance(v, dict):
+        return any(_outdated(x) for x in v.values())
+    return False
+
+
+def refreshed(m: BaseModel) -> BaseModel:
+    """``m`` itself, or, when it (or a model inside it) was unpickled from an earlier
+    version and lacks fields added since, ``m`` validated anew from the fields it has:
+    the missing ones take their defaults."""
+    return type(m).model_validate(_plain(m)) if _outdated(m) else m
 
 
 def widen(a: np.ndarray, width: int) -> np.ndarray:
@@ -165,9 +197,18 @@ class AccountEngine:
         """Load a pickled engine (a Bytewax snapshot), also one pickled by an earlier
         version whose parameter or state arrays had fewer columns: they are widened
         to the current layout (:func:`widen`), the new columns at their neutral value
-        (0: a rule added later is off for a run that never set it). Without this the
+        (0: a rule added later is off for a run that never set it), and its config
+        models (account, strategy parameters, live settings) are rebuilt with the
+        fields added since at their defaults (:func:`refreshed`). Without this the
         kernels, which do not check bounds, would read past an old array's end."""
         self.__dict__.update(state)
+        for name, value in list(self.__dict__.items()):  # configs of an earlier version
+            if isinstance(value, BaseModel):
+                setattr(self, name, refreshed(value))
+            elif isinstance(value, dict) and any(isinstance(v, BaseModel)
+                                                 for v in value.values()):
+                setattr(self, name, {k: refreshed(v) if isinstance(v, BaseModel) else v
+                                     for k, v in value.items()})
         self.pf = widen(self.pf, kl.P_W)
         self.mp = widen(self.mp, kl.M_W)
         st = self.state

@@ -370,9 +370,11 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         st, sym = self.state, self.symbols[s]
         amt = float(st.sf[s, kl.SF_AMT])
         pos = int(st.si[s, kl.SI_SIDE]) if amt > 0 else 0
+        dust = pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP])
         flip = entries and pos != 0 and st.si[s, kl.SI_QSIDE] == -pos
-        timed = entries and pos != 0 and time_stop_due(  # at a close, as the kernel's open
-            ts, int(st.si[s, kl.SI_OPEN_TS]), int(self.tf_ms[s]), float(self.mp[s, kl.M_TIME_STOP]))
+        timed = entries and pos != 0 and not dust and time_stop_due(  # at a close, as the
+            ts, int(st.si[s, kl.SI_OPEN_TS]), int(self.tf_ms[s]),  # kernel's next open
+            float(self.mp[s, kl.M_TIME_STOP]))
         if st.si[s, kl.SI_FLATTEN] or flip or timed:  # the kernel's order of the three
             tag = "FLATTEN" if st.si[s, kl.SI_FLATTEN] else "FLIP" if flip else "TIME"
             st.si[s, kl.SI_FLATTEN] = 0
@@ -392,7 +394,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
                                        self.ticks[s], d > 0)[0])
             if px > 0:
                 want["PROTECT"] = (SIDE[-d], "stop_market", None, stop, abs(ex_amt), True)
-        if pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP]):
+        if dust:
             # below the exchange's minimum: no order can reduce it; say so once
             key = (EventKind.DUST_POSITION, sym, amt)
             if key not in self.once:

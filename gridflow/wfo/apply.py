@@ -50,11 +50,21 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def regime_filter_from(windows: list[dict], window: int = 720) -> dict | None:
+def label_window(oos_days: int, timeframe: str) -> int:
+    """Candles of the causal regime label matching a walk-forward's labels: an OOS
+    window of ``oos_days`` at ``timeframe`` (90 days of 1h = 2160), at most 5000 (what a
+    live start fetches as warm-up at most) and at least 2."""
+    from gridflow.timeframes import timeframe_to_ms
+
+    return int(min(5_000, max(2, oos_days * 86_400_000 // timeframe_to_ms(timeframe))))
+
+
+def regime_filter_from(windows: list[dict], window: int) -> dict | None:
     """A ``regime_filter`` table (:class:`~gridflow.config.filters.RegimeFilter`) from
     a walk-forward's windows: block the regimes whose windows' mean out-of-sample Sharpe
-    (``oos_sharpe``, NaN ignored) is negative; ``window`` candles of the causal label.
-    None when no regime is to be blocked.
+    (``oos_sharpe``, NaN ignored) is negative; ``window`` candles of the causal label
+    (:func:`label_window`: the span the walk-forward labelled). None when no regime, or
+    every regime, is to be blocked (a strategy that never enters is no strategy).
 
     The OOS record chose it, so it is not validated by that record: the preset says so
     (:func:`preset_doc`), and a walk-forward with it in ``[base]`` validates it."""
@@ -64,7 +74,7 @@ def regime_filter_from(windows: list[dict], window: int = 720) -> dict | None:
         if isinstance(v, (int, float)) and math.isfinite(v):
             by.setdefault(str(w.get("regime")), []).append(float(v))
     blocked = sorted(r for r, xs in by.items() if r in REGIMES and sum(xs) / len(xs) < 0.0)
-    if not blocked:
+    if not blocked or len(blocked) == len(REGIMES):
         return None
     return {"window": window, **{r: "block" for r in blocked}}
 
@@ -95,8 +105,10 @@ def preset_doc(spec: Any, reports: dict[str, dict], windows: dict[str, list[dict
         v = validation(reports[sym], rows, spec.sweep_id, stamp)
         chosen = {n: _plain(rows[-1][n]) for n in names}
         entry = {**spec.base, **chosen, "name": spec.strategy, "symbols": [sym]}
-        rf = regime_filter_from(rows) if regime_filter and "regime_filter" not in entry \
-            else None
+        rf = None
+        if regime_filter and "regime_filter" not in entry:
+            rf = regime_filter_from(rows, label_window(spec.wfo.oos_days,
+                                                       reports[sym]["timeframe"]))
         if rf is not None:
             entry["regime_filter"] = rf
             blocked = ", ".join(k for k in rf if k != "window")
@@ -118,4 +130,4 @@ def preset_doc(spec: Any, reports: dict[str, dict], windows: dict[str, list[dict
     return _clean(doc)
 
 
-__all__ = ["preset_doc", "regime_filter_from", "validation"]
+__all__ = ["label_window", "preset_doc", "regime_filter_from", "validation"]

@@ -139,7 +139,11 @@ def test_backtest_state_edits_symbols_and_parameters(tmp_path: Path) -> None:
         "envelope_dca (long) on ADA/USDT, XRP/USDT · not validated"]
     grid = {f.name: f for f in bt.strategy_forms[0][1]}
     assert list(grid) == ["side", "sma_period", "atr_period", "levels", "atr_start",
-                          "atr_step", "sl_frac"]
+                          "atr_step", "sl_frac", "sl_atr", "sl_atr_period",
+                          "time_stop_candles"]
+    # the protections are edited here too; the filter tables are not (set in the preset)
+    assert (grid["time_stop_candles"].kind, grid["time_stop_candles"].value) == ("int", 0)
+    assert "entry_filter" not in grid and "regime_filter" not in grid
     assert (grid["levels"].kind, grid["levels"].start, grid["levels"].end) == ("int", 1, 20)
     assert (grid["atr_start"].kind, grid["atr_start"].value) == ("float", 3.0)
     assert grid["side"].options == ("long", "short")

@@ -103,3 +103,18 @@ def test_data_of_symbols_no_account_trades_is_skipped(tmp_path: Path,
     assert [s for _, s, _ in plan.files] == ["BTC/USDT"]
     run_main(build(cfg))
     assert compute_report(cfg.db_url)["candles"] == 3000
+
+
+def test_a_live_start_refuses_a_regime_window_longer_than_its_warm_up() -> None:
+    """Otherwise every entry stays blocked for (window - 1 - warmup) candles after each
+    start, silently; the filters' indicators are planned with the strategy's."""
+    strat = GridAtrParams(regime_filter={"window": 720, "bear": "block"},
+                          entry_filter={"rsi_band": (30, 70)})
+    acct = AccountConfig(name="a", symbols=("BTC/USDT",), strategy=strat)
+    short = load_config(None, accounts=(acct,), live={"warmup_candles": 200})
+    with pytest.raises(ValueError, match=r"regime_filter.window = 720 .*warmup_candles >= 719"):
+        plan_run(short, mode="paper")
+    enough = load_config(None, accounts=(acct,), live={"warmup_candles": 719})
+    plan = plan_run(enough, mode="paper")
+    assert {"regime_720", "rsi_14"} <= set(plan.indicators["BTC/USDT"])
+    assert "BTC/USDT" in plan_run(short, mode="replay").indicators  # replay: its data

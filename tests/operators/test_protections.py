@@ -326,3 +326,70 @@ def test_live_stop_order_is_the_atr_stop_of_the_opening_close():
                                                       2 * H + 30_000, "f1")]))
     (sl,) = [i for i in out.intents if i.tag == "SL"]
     assert (sl.type, sl.stop_price) == ("stop_market", 70.0)  # 90 - 2 x ATR 10, not 45
+
+
+def _drop_new_fields(m, names):
+    """Make the pydantic model ``m`` look unpickled from an earlier version: the fields
+    ``names`` absent from its instance dict."""
+    for n in names:
+        m.__dict__.pop(n, None)
+
+
+def test_an_engine_whose_config_models_predate_the_new_fields_loads_and_trades_the_same():
+    """A real snapshot of an earlier version holds config models without the fields
+    added since (pydantic does not default them on unpickling): they are rebuilt."""
+    import pickle
+
+    rows = [(100, 100, 100, 100), (100, 100, 75, 76), (76, 101, 76, 100)]
+    vals = {"sma_2": [100, 98, 98], "atr_1": 10}
+    new_fields = ("time_stop_candles", "entry_filter", "regime_filter", "sl_atr",
+                  "sl_atr_period")
+    old = make_engine(_atr())
+    for p in (*old.params.values(), *old.account.strategies):
+        _drop_new_fields(p, new_fields)
+    _drop_new_fields(old.account.risk, ("max_symbol_exposure",))
+    with pytest.raises(AttributeError):
+        old.params[BTC].entry_filter  # what a resumed engine hit before the rebuild
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.params[BTC].entry_filter is None and loaded.account.risk.max_symbol_exposure == 0
+    a = run(make_engine(_atr()), candles(BTC, rows, vals))
+    b = run(loaded, candles(BTC, rows, vals))
+    assert [t.model_dump() for t in a.trades] == [t.model_dump() for t in b.trades]
+    current = make_engine(_atr())
+    same = pickle.loads(pickle.dumps(current))
+    assert same.params[BTC] == current.params[BTC]
+
+
+def test_live_time_stop_leaves_a_position_below_the_exchange_minimum_alone():
+    acct = AccountConfig(name="t", capital_quote=3000.0, symbols=(SYM,),
+                         strategy=_atr(levels=1, time_stop_candles=1),
+                         risk=RiskConfig(max_margin_ratio=1.0))
+    eng = LiveAccountEngine(acct, [SYM], {SYM: "1h"}, NOFEES,
+                            {SYM: MarketSpec(amount_step=0.001, price_tick=0.1,
+                                             min_amount=0.01, min_notional=0.0)},
+                            live=LiveConfig())
+    (l0,) = opened(_start(eng).intents)[:1]
+    eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, 0.005,
+                                                2 * H + 30_000, "f1")]))
+    for k in (2, 3, 4):  # the time stop is due at every close from the first
+        eng.on_chunk(chunk(SYM, [(90, 95, 88, 92)], 100.0, 10.0, start=k))
+        out = eng.on_exchange(upd((k + 1) * H + 1, positions={
+            SYM: {"amount": 0.005, "entry_price": 90.0}}))
+        assert not [i for i in out.intents if i.tag == "TIME"], k
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"regime_filter": {"window": 100}}, "blocks no regime"),
+    ({"regime_filter": {r: "block" for r in ("crash", "bull", "bear", "range")}},
+     "blocks every regime"),
+    ({"regime_filter": {"window": 6000, "bear": "block"}}, "5000"),
+    ({"entry_filter": {"macd_hist_min": 0.0, "macd": (12, 10**9, 9)}}, "macd"),
+    ({"entry_filter": {}}, "at least one"),
+    ({"entry_filter": {"rsi_band": (70, 30)}}, "lower bound"),
+    ({"entry_filter": {"rsi_band": (-5, 70)}}, "0..100"),
+])
+def test_filter_tables_refuse_what_would_silently_misbehave(bad, match):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=match):
+        GridAtrParams(**bad)

@@ -173,17 +173,19 @@ def test_a_setting_added_later_changes_no_run_identity_unless_set():
 
 
 def test_strategy_and_risk_fields_added_by_issue_18_change_no_run_identity_unless_set():
-    """``validated``, ``time_stop_candles``, ``entry_filter``, ``regime_filter`` and
-    ``risk.max_symbol_exposure`` came after runs were journaled: at their defaults the
-    default config keeps the identity it had before them (the hash computed on the
-    commit before ``validated`` was added, d0f1ac2^); set, each changes it."""
+    """``time_stop_candles``, ``sl_atr``, ``sl_atr_period``, ``entry_filter``,
+    ``regime_filter`` and ``risk.max_symbol_exposure`` came after runs were journaled: at
+    their defaults the default config keeps the identity the last release journaled
+    (the hash computed on 1f6ffda, where ``validated = null`` was already hashed); set,
+    each changes it."""
     from gridflow.config.loader import default_run_id
 
     cfg = load_config(None)
-    assert config_hash(cfg) == "00d1a3ed3dcc2d88"
+    assert config_hash(cfg) == "72dc585189f3b4cb"
     acct = cfg.accounts[0]
     strat = acct.strategies[0]
     for update in ({"time_stop_candles": 48}, {"regime_filter": {"bear": "block"}},
+                   {"sl_atr": 2.0}, {"sl_atr_period": 20},
                    {"entry_filter": {"rsi_band": (30.0, 70.0)}}):
         doc = cfg.model_dump(mode="json")
         doc["accounts"][0]["strategies"][0] = {**strat.model_dump(mode="json"), **update}

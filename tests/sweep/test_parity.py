@@ -113,6 +113,7 @@ def _entry_filter(rng):
 
 def _regime_filter(rng):
     blocked = [r for r in ("crash", "bull", "bear", "range") if rng.random() < 0.35]
+    blocked = [r for r in blocked if r != "bull"] if len(blocked) == 4 else blocked or ["bear"]
     return {"window": int(rng.integers(24, 720)), **{r: "block" for r in blocked}}
 
 

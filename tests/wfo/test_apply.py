@@ -108,7 +108,18 @@ def test_regime_filter_from_blocks_the_regimes_with_a_negative_mean_oos_sharpe()
             {"regime": "bull", "oos_sharpe": 1.2}, {"regime": "crash", "oos_sharpe": -0.1},
             {"regime": "range", "oos_sharpe": float("nan")}]
     assert regime_filter_from(wins, 480) == {"window": 480, "bear": "block", "crash": "block"}
-    assert regime_filter_from([{"regime": "bull", "oos_sharpe": 0.5}]) is None
+    assert regime_filter_from([{"regime": "bull", "oos_sharpe": 0.5}], 480) is None
+    every = [{"regime": r, "oos_sharpe": -1.0} for r in ("crash", "bull", "bear", "range")]
+    assert regime_filter_from(every, 480) is None  # a filter blocking all is no strategy
+
+
+def test_the_suggested_label_window_is_the_walk_forwards_oos_span_capped_for_live():
+    from gridflow.wfo.apply import label_window
+
+    assert label_window(90, "1h") == 2160
+    assert label_window(30, "4h") == 180
+    assert label_window(365, "1h") == 5000  # a live start fetches at most 5000 candles
+    assert label_window(90, "1d") == 90
 
 
 def test_apply_regime_filter_writes_the_suggestion_marked_as_not_validated(applied) -> None:
@@ -119,7 +130,7 @@ def test_apply_regime_filter_writes_the_suggestion_marked_as_not_validated(appli
                    "--apply-regime-filter", cwd=tmp)
     assert res.returncode == 0, res.stderr[-3000:]
     (st,) = load_config(tmp / "filtered.toml").accounts[0].strategies
-    want = regime_filter_from(out["windows"]["BTC/USDT"])
+    want = regime_filter_from(out["windows"]["BTC/USDT"], 90 * 24)  # --oos-days 90, 1h
     if want is None:  # every regime had a non-negative mean OOS Sharpe: nothing to block
         assert st.regime_filter is None
     else:
@@ -136,7 +147,7 @@ def test_preset_doc_carries_the_suggested_regime_filter_with_its_reason() -> Non
     from gridflow.wfo.apply import preset_doc
 
     spec = SimpleNamespace(
-        sweep_id="s1", strategy="grid_atr", base={"levels": 3}, start_ms=0, end_ms=10 ** 12,
+        wfo=SimpleNamespace(oos_days=90), sweep_id="s1", strategy="grid_atr", base={"levels": 3}, start_ms=0, end_ms=10 ** 12,
         account=AccountConfig(), fees=load_config(None).fees, markets={}, data=[],
         funding=None)
     rep = {"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "grid_atr", "grade": "F",
@@ -147,7 +158,7 @@ def test_preset_doc_carries_the_suggested_regime_filter_with_its_reason() -> Non
     doc = preset_doc(spec, {"BTC/USDT": rep}, {"BTC/USDT": rows}, ["atr_start"],
                      regime_filter=True)
     (st,) = doc["accounts"][0]["strategies"]
-    assert st["regime_filter"] == {"window": 720, "bear": "block"}
+    assert st["regime_filter"] == {"window": 2160, "bear": "block"}
     assert st["validated"]["reasons"][0] == "few trades"
     assert "blocks bear" in st["validated"]["reasons"][1]
     plain = preset_doc(spec, {"BTC/USDT": rep}, {"BTC/USDT": rows}, ["atr_start"])
