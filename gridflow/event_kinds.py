@@ -178,6 +178,8 @@ class ExitReason(StrEnum):
     FLATTEN = "FLATTEN"
     TIME = "TIME"
     """The strategy's time stop (``time_stop_candles``): closed at market."""
+    SIGNAL = "SIGNAL"
+    """The strategy's exit signal (the funding grid's normalised funding): at market."""
     CLOSE = "CLOSE"
     """A live cycle closed by an exit gridflow did not tag (never by the kernel)."""
 

@@ -27,6 +27,7 @@ from gridflow.config.renamed import renamed_keys
 from gridflow.config.strategies import (
     EnvelopeDcaParams,
     GridAtrParams,
+    GridFundingParams,
     GridMultiTfParams,
     GridTrendParams,
     StrategyParams,
@@ -38,7 +39,7 @@ from gridflow.timeframes import timeframe_to_ms
 
 __all__ = [
     "AccountConfig", "DataFile", "EnvelopeDcaParams", "FeesConfig", "FundingFile", "GridAtrParams",
-    "GridMultiTfParams", "GridTrendParams", "GridflowConfig", "MarketSpec", "RiskConfig",
+    "GridFundingParams", "GridMultiTfParams", "GridTrendParams", "GridflowConfig", "MarketSpec", "RiskConfig",
     "SizingConfig", "StrategyParams",
 ]
 

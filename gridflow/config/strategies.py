@@ -200,6 +200,33 @@ class GridTrendParams(_Strategy):
         return self
 
 
+class GridFundingParams(_Strategy):
+    """Funding-rate grid (perpetuals with funding data): where the last settled funding
+    rate pays a position, a grid ATR on that side: a rate >= ``entry_rate`` (longs pay
+    shorts) quotes a short grid above the SMA, a rate <= ``-entry_rate`` a long grid
+    below it; levels at ``SMA -/+ ATR * (atr_start + i * atr_step)``, take profit back at
+    the SMA, stop ``sl_frac`` beyond the average entry. Between ``exit_rate`` and
+    ``entry_rate`` an open position is held without new levels; once ``|rate| <=
+    exit_rate`` (funding normalised) it closes at market at the next open (exit reason
+    ``SIGNAL``). Rates are fractions per settlement (0.0003 = 0.03 %)."""
+
+    name: Literal["grid_funding"] = "grid_funding"
+    sma_period: int = Field(24, ge=2, le=10_000)
+    atr_period: int = Field(14, ge=1, le=10_000)
+    levels: int = Field(3, ge=1, le=20)
+    atr_start: float = Field(1.0, ge=0.0, le=100.0, allow_inf_nan=False)
+    atr_step: float = Field(0.5, ge=0.0, le=100.0, allow_inf_nan=False)
+    entry_rate: float = Field(0.0003, gt=0.0, le=0.05, allow_inf_nan=False)
+    exit_rate: float = Field(0.0001, ge=0.0, le=0.05, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _rates(self) -> "GridFundingParams":
+        if self.exit_rate >= self.entry_rate:
+            raise ValueError(f"exit_rate ({self.exit_rate}) must be < entry_rate "
+                             f"({self.entry_rate})")
+        return self
+
+
 def _strategy_tag(v: Any) -> str | None:
     """The ``name`` of a strategy table; ``grid_atr`` when a table omits it."""
     if isinstance(v, dict):
@@ -213,6 +240,7 @@ StrategyParams = Annotated[
         Annotated[EnvelopeDcaParams, Tag("envelope_dca")],
         Annotated[GridMultiTfParams, Tag("grid_multi_tf")],
         Annotated[GridTrendParams, Tag("grid_trend")],
+        Annotated[GridFundingParams, Tag("grid_funding")],
     ],
     Discriminator(_strategy_tag),
 ]

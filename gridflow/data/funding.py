@@ -117,3 +117,29 @@ def funding_per_candle(ts: np.ndarray, tf_ms: int, f_ts: np.ndarray,
     ok[ok] &= f_ts[ok] <= ts[idx[ok]] + tf_ms
     np.add.at(out, idx[ok], f_rate[ok])
     return out
+
+
+def last_rate(close_ts: np.ndarray, f_ts: np.ndarray, f_rate: np.ndarray) -> np.ndarray:
+    """The funding rate known at each candle close: the rate of the last settlement at
+    or before ``close_ts`` (ms UTC), NaN before the first one.
+
+    Parameters
+    ----------
+    close_ts : int64 (n,)
+        Candle close times, ms UTC.
+    f_ts, f_rate : int64 (m,), float64 (m,)
+        Settlements (:func:`read_funding`).
+
+    Returns
+    -------
+    float64 (n,)
+        Fractions per settlement (0.0001 = 0.01 %); the settled rate itself, copied.
+    """
+    close_ts = np.asarray(close_ts, np.int64)
+    out = np.full(len(close_ts), np.nan)
+    if len(f_ts) == 0:
+        return out
+    i = np.searchsorted(np.asarray(f_ts, np.int64), close_ts, side="right") - 1
+    ok = i >= 0
+    out[ok] = np.asarray(f_rate, np.float64)[i[ok]]
+    return out

@@ -123,7 +123,8 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         If a data file is missing.
     ValueError
         If an account ends up with no symbol that has data, or (paper / live) a regime
-        filter's window is longer than the warm-up a start fetches.
+        filter's window is longer than the warm-up a start fetches, or a symbol is
+        assigned ``grid_funding`` (replay and sweep only, so far).
     """
     if mode == "replay":
         files = resolve_data_files(cfg.data)
@@ -162,6 +163,11 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         for s in syms:
             indicators[s].update(strategy_indicators(acct, assigned[s]))
             indicators[s].update(acct.indicators)
+            if mode != "replay" and assigned[s].name == "grid_funding":
+                raise ValueError(
+                    f"account {acct.name!r}: {s}: grid_funding reads the settled funding "
+                    "rates, which paper and live runs do not receive yet; replay and "
+                    "sweep it with a funding file")
             rf = assigned[s].regime_filter
             if mode != "replay" and rf is not None and rf.window - 1 > cfg.live.warmup_candles:
                 raise ValueError(

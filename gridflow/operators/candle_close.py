@@ -23,6 +23,7 @@ from gridflow.operators.kernel_layout import (
     SF_TP,
     SF_TRAIL,
     SI_COOLDOWN,
+    SI_EXIT,
     SI_OPENED_NOW,
     SI_QSIDE,
     SI_QTS,
@@ -80,12 +81,13 @@ def raise_best(s, o, h, l, c, sf, si):
 
 
 @njit(cache=True, _nrt=False)
-def rest_quote(s, ts, side, levels, take_profit, trail, size, stop, st):
+def rest_quote(s, ts, side, levels, take_profit, trail, size, stop, ex, st):
     """Quotes decided at the close ``ts`` (ms UTC) rest during the next candle of ``s``:
     ``side`` (+1 / -1 / 0), ``levels`` float64 (<= L,) entry prices (quote; NaN = none),
     take profit and trailing distance (quote; NaN = none), ``size`` notional per level
     (quote), ``stop`` the k x ATR stop distance a position opening on them keeps (quote;
-    NaN = none). The replay kernel, the sweep and the live engine call it."""
+    NaN = none), ``ex`` 1 for the strategy's exit signal (an open position closes at
+    the next open). The replay kernel, the sweep and the live engine call it."""
     sf, si = st.sf, st.si
     si[s, SI_QSIDE] = side
     si[s, SI_QTS] = ts
@@ -93,6 +95,7 @@ def rest_quote(s, ts, side, levels, take_profit, trail, size, stop, st):
     sf[s, SF_TRAIL] = trail
     sf[s, SF_SIZE] = size
     sf[s, SF_STOP_Q] = stop
+    si[s, SI_EXIT] = ex
     for i in range(levels.shape[0]):
         st.qlv[s, i] = levels[i]
 

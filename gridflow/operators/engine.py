@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from gridflow.chunks import IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
-from gridflow.data.funding import funding_per_candle
+from gridflow.data.funding import funding_per_candle, last_rate
 from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import AccountSummary, Command, JournalEvent
 from gridflow.operators import grid_kernel as gk
@@ -37,7 +37,7 @@ from gridflow.operators.risk import (
     KILL_SWITCH_REASONS,
     kill_switch_names,
 )
-from gridflow.operators.strategies import STRATEGIES, sizing_indicator
+from gridflow.operators.strategies import FUNDING_RATE, INPUTS, STRATEGIES, sizing_indicator
 from gridflow.timeframes import timeframe_to_ms, utc_day
 
 _OHLC = ("open", "high", "low", "close")
@@ -302,9 +302,13 @@ class AccountEngine:
             parts.append((s, cols, vals))
         return parts
 
-    def _quotes(self, s: str, vals: dict[str, np.ndarray], n: int):
+    def _quotes(self, s: str, vals: dict[str, np.ndarray], n: int, ts: np.ndarray):
         i = self.index[s]
         p = self.params[s]
+        if FUNDING_RATE in INPUTS[p.name](p):  # the last settled rate at each close
+            close_ts = np.asarray(ts, np.int64) + self.tf_ms[i]
+            vals = {**vals, FUNDING_RATE: last_rate(close_ts, *self.funding[s])
+                    if s in self.funding else np.full(n, np.nan)}
         q = STRATEGIES[p.name][1](p, vals, self.ticks[i])
         lv = np.full((n, self.levels), np.nan)
         lv[:, : q.levels.shape[1]] = q.levels
@@ -314,7 +318,7 @@ class AccountEngine:
         hv_name = sizing_indicator(self.account)
         if hv_name is not None:
             size = size * vol_parity_scale(sz.target_vol, vals[hv_name], sz.max_vol_scale)
-        return q.side, lv, q.take_profit, q.trail, size, q.stop
+        return q.side, lv, q.take_profit, q.trail, size, q.stop, q.exit
 
     def _assemble(self, parts) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Ready parts -> candle, quote and correlation arrays sorted by (ts, symbol).
@@ -322,7 +326,8 @@ class AccountEngine:
         Warm-up candles get neutral quotes (side 0, no levels): they feed indicators and
         marks but never trade."""
         cols: dict[str, list] = {k: [] for k in ("sym", "ts", *_OHLC, "warm", "side", "lv",
-                                                 "tp", "trail", "size", "stop", "fund")}
+                                                 "tp", "trail", "size", "stop", "exit",
+                                                 "fund")}
         for s, c, vals in parts:
             n = len(c["ts"])
             cols["sym"].append(np.full(n, self.index[s], np.int64))
@@ -333,15 +338,16 @@ class AccountEngine:
                 fund = funding_per_candle(c["ts"], int(self.tf_ms[self.index[s]]),
                                           *self.funding[s])
             cols["fund"].append(fund)
-            side, lv, tp, trail, size, stop = self._quotes(s, vals, n)
+            side, lv, tp, trail, size, stop, ex = self._quotes(s, vals, n, c["ts"])
             warm = c["warm"]
             if warm.any():
                 side = np.where(warm, 0, side)
                 lv = np.where(warm[:, None], np.nan, lv)
                 tp = np.where(warm, np.nan, tp)
                 stop = np.where(warm, np.nan, stop)
-            for k, v in zip(("side", "lv", "tp", "trail", "size", "stop"),
-                            (side, lv, tp, trail, size, stop)):
+                ex = np.where(warm, 0, ex)
+            for k, v in zip(("side", "lv", "tp", "trail", "size", "stop", "exit"),
+                            (side, lv, tp, trail, size, stop, ex)):
                 cols[k].append(v)
         sym = np.concatenate(cols["sym"])
         ts = np.concatenate(cols["ts"])
@@ -376,7 +382,7 @@ class AccountEngine:
         n = gk.run_steps(
             kl.Candles(a["sym"], a["ts"], a["open"], a["high"], a["low"], a["close"], a["fund"]),
             kl.QuoteArrays(a["side"].astype(np.int64), np.ascontiguousarray(a["lv"]), a["tp"],
-                           a["trail"], a["size"], a["stop"]),
+                           a["trail"], a["size"], a["stop"], a["exit"].astype(np.int64)),
             np.ascontiguousarray(ev_corr), self.state.arrays(),
             kl.Params(self.pf, self.mp, self.tf_ms, self.equity_every_ms), log,
         )

@@ -17,9 +17,10 @@ _SIDE = {1: "buy", -1: "sell"}
 _POS = {1: "long", -1: "short"}
 EXIT_REASONS = {kl.EXIT_TP: ExitReason.TP, kl.EXIT_SL: ExitReason.SL,
                 kl.EXIT_TRAIL: ExitReason.TRAIL, kl.EXIT_FLIP: ExitReason.FLIP,
-                kl.EXIT_FLATTEN: ExitReason.FLATTEN, kl.EXIT_TIME: ExitReason.TIME}
+                kl.EXIT_FLATTEN: ExitReason.FLATTEN, kl.EXIT_TIME: ExitReason.TIME,
+                kl.EXIT_SIGNAL: ExitReason.SIGNAL}
 _TAG = {kl.TAG_TP: "TP", kl.TAG_SL: "SL", kl.TAG_FLIP: "FLIP", kl.TAG_FLATTEN: "FLATTEN",
-        kl.TAG_TIME: "TIME"}
+        kl.TAG_TIME: "TIME", kl.TAG_EXIT: "EXIT"}
 
 
 def decode(oi: np.ndarray, of: np.ndarray, account: str, symbols: list[str],

@@ -15,7 +15,8 @@ open time of the candle in which they happen; equity snapshots with close times.
 Intrabar rule (the same in replay and sweep)
 ---------------------------------------------
 A flip (quotes on the other side of an open position) closes it at the candle's open
-(market: taker fee and slippage), and so does a due time stop (the strategy's
+(market: taker fee and slippage), and so do the strategy's exit signal (the funding
+grid's normalised funding) and a due time stop (the strategy's
 ``time_stop_candles``: :func:`~gridflow.operators.risk.time_stop_due`). Orders the
 market already gapped through at the open
 were marketable when placed at the previous close: they fill at the open as taker, the
@@ -59,6 +60,7 @@ from gridflow.operators.kernel_layout import (
     AI_LAST_TS,
     EXIT_FLATTEN,
     EXIT_FLIP,
+    EXIT_SIGNAL,
     EXIT_SL,
     EXIT_TIME,
     EXIT_TP,
@@ -115,6 +117,7 @@ from gridflow.operators.kernel_layout import (
     SF_TP,
     SF_TRAIL,
     SI_ENTRIES,
+    SI_EXIT,
     SI_FLATTEN,
     SI_OPEN_TS,
     SI_OPENED_NOW,
@@ -124,6 +127,7 @@ from gridflow.operators.kernel_layout import (
     SI_STOPPED_NOW,
     TAG_FLATTEN,
     TAG_FLIP,
+    TAG_EXIT,
     TAG_SL,
     TAG_TIME,
     TAG_TP,
@@ -350,6 +354,8 @@ def _candle(s, ts, o, h, l, c, corr, st, prm, caps, log, n):
             return _close(s, ts, o, 1, slip, TAG_FLATTEN, EXIT_FLATTEN, st, prm, log, n)
     if pos != 0 and si[s, SI_QSIDE] == -pos:  # a flip: close at the open
         return _close(s, ts, o, 1, slip, TAG_FLIP, EXIT_FLIP, st, prm, log, n)
+    if pos != 0 and si[s, SI_EXIT]:  # the strategy's exit signal: at the open
+        return _close(s, ts, o, 1, slip, TAG_EXIT, EXIT_SIGNAL, st, prm, log, n)
     if pos != 0 and time_stop_due(ts, si[s, SI_OPEN_TS], prm.tf_ms[s],
                                   prm.market[s, M_TIME_STOP]):  # the time stop: at the open
         return _close(s, ts, o, 1, slip, TAG_TIME, EXIT_TIME, st, prm, log, n)
@@ -473,7 +479,7 @@ def run_steps(candles, quotes, corr, st, prm, log):
         if close_candle(s, c[e], fund[e], was_open, sf, si, st.filled, st.dn):
             n = _funding(s, close_ts, c[e], fund[e], st, log, n)
         rest_quote(s, close_ts, quotes.side[e], quotes.levels[e], quotes.take_profit[e],
-                   quotes.trail[e], quotes.size[e], quotes.stop[e], st)
+                   quotes.trail[e], quotes.size[e], quotes.stop[e], quotes.exit[e], st)
         ai[AI_CANDLES] += 1
         ai[AI_LAST_TS] = ts
         if e == N - 1 or ev_ts[e + 1] != ts:

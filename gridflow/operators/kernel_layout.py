@@ -17,8 +17,8 @@ import numpy as np
 
 # ---- event log -------------------------------------------------------------------------
 K_ENTRY, K_EXIT, K_TRADE, K_DENIED, K_KILL, K_EQUITY, K_KILL_RESET, K_FUNDING = 1, 2, 3, 4, 5, 6, 7, 8
-TAG_TP, TAG_SL, TAG_FLIP, TAG_FLATTEN, TAG_TIME = -1, -2, -3, -4, -5
-EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP, EXIT_FLATTEN, EXIT_TIME = 1, 2, 3, 4, 5, 6
+TAG_TP, TAG_SL, TAG_FLIP, TAG_FLATTEN, TAG_TIME, TAG_EXIT = -1, -2, -3, -4, -5, -6
+EXIT_TP, EXIT_SL, EXIT_TRAIL, EXIT_FLIP, EXIT_FLATTEN, EXIT_TIME, EXIT_SIGNAL = 1, 2, 3, 4, 5, 6, 7
 OI_W = 9  # int64 columns of an event row (I_*)
 OF_W = 6  # float64 columns of an event row (F_*)
 # Each column constant names ONE quantity; several share a column when no kind uses two of
@@ -123,8 +123,8 @@ def event_fields(ints_row, floats_row) -> dict:
 SF_W = 12
 # ---- per-symbol int state ----------------------------------------------------------------
 (SI_SIDE, SI_OPEN_TS, SI_ENTRIES, SI_QSIDE, SI_QTS, SI_COOLDOWN, SI_OPENED_NOW, SI_STOPPED_NOW,
- SI_PAUSED, SI_FLATTEN, SI_OPEN_DAY, SI_DAY_OPENS) = range(12)
-SI_W = 12
+ SI_PAUSED, SI_FLATTEN, SI_OPEN_DAY, SI_DAY_OPENS, SI_EXIT) = range(13)
+SI_W = 13
 # ---- account float state -----------------------------------------------------------------
 AF_CASH, AF_FEES, AF_REALIZED, AF_CAPITAL, AF_DAY_START, AF_PEAK, AF_FUNDING = range(7)
 AF_W = 7
@@ -176,6 +176,8 @@ class QuoteArrays(NamedTuple):
     #: float64 (N,): the k x ATR initial stop's distance from the average entry a
     #: position opening on these quotes keeps for its cycle, quote (NaN = none)
     stop: np.ndarray
+    #: int64 (N,): 1 = the strategy's exit signal (an open position closes at the open)
+    exit: np.ndarray
 
 
 class StateArrays(NamedTuple):
@@ -235,7 +237,8 @@ class KernelState:
         cooldown candles left, 1 if the position opened / was stopped in the current
         candle, 1 if paused (no new entries), 1 if a flatten is pending (close at the next
         open), the UTC day number of the last position opened and the positions opened
-        on that day (the daily-entries rule).
+        on that day (the daily-entries rule), 1 if the resting quotes carry the
+        strategy's exit signal.
     qlv : float64 (S, L)
         Resting entry level prices (NaN = not quoted).
     filled : uint8 (S, L)

@@ -78,7 +78,7 @@ from gridflow.operators.risk import time_stop_due
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
-MARKET_CLOSES = ("FLATTEN", "FLIP", "TIME", "CLOSE")
+MARKET_CLOSES = ("FLATTEN", "FLIP", "EXIT", "TIME", "CLOSE")
 """Slots of the market orders that close a whole position (while one is on its way,
 nothing else is placed for the symbol)."""
 EXCHANGE_MARGIN_SHARE = 0.95
@@ -319,7 +319,8 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             candle_close.close_candle(s, a["close"][e], 0.0, False, sf, si, st.filled, st.dn)
             si[s, kl.SI_STOPPED_NOW] = 0
             candle_close.rest_quote(s, close_ts, int(a["side"][e]), a["lv"][e], a["tp"][e],
-                                    a["trail"][e], a["size"][e], a["stop"][e], arrays)
+                                    a["trail"][e], a["size"][e], a["stop"][e],
+                                    int(a["exit"][e]), arrays)
             st.ai[kl.AI_CANDLES] += 1
             st.ai[kl.AI_LAST_TS] = int(a["ts"][e])
         buf_i = np.empty((16, kl.OI_W), np.int64)
@@ -372,11 +373,13 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         pos = int(st.si[s, kl.SI_SIDE]) if amt > 0 else 0
         dust = pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP])
         flip = entries and pos != 0 and st.si[s, kl.SI_QSIDE] == -pos
+        signal = entries and pos != 0 and not dust and st.si[s, kl.SI_EXIT] != 0
         timed = entries and pos != 0 and not dust and time_stop_due(  # at a close, as the
             ts, int(st.si[s, kl.SI_OPEN_TS]), int(self.tf_ms[s]),  # kernel's next open
             float(self.mp[s, kl.M_TIME_STOP]))
-        if st.si[s, kl.SI_FLATTEN] or flip or timed:  # the kernel's order of the three
-            tag = "FLATTEN" if st.si[s, kl.SI_FLATTEN] else "FLIP" if flip else "TIME"
+        if st.si[s, kl.SI_FLATTEN] or flip or signal or timed:  # the kernel's order
+            tag = ("FLATTEN" if st.si[s, kl.SI_FLATTEN] else "FLIP" if flip
+                   else "EXIT" if signal else "TIME")
             st.si[s, kl.SI_FLATTEN] = 0
             self._cancel_slots(sym, ts, out, keep=("SL",))
             if pos != 0:

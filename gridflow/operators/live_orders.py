@@ -25,7 +25,7 @@ RETIRED_MAX = 4096
 #: The exit reason of a cycle closed by an order of each exit slot (a market ``CLOSE``
 #: after a crossed or refused stop counts as a stop).
 EXIT_REASON = {"TP": ExitReason.TP, "SL": ExitReason.SL, "TRAIL": ExitReason.TRAIL,
-               "FLIP": ExitReason.FLIP, "FLATTEN": ExitReason.FLATTEN, "TIME": ExitReason.TIME,
+               "FLIP": ExitReason.FLIP, "FLATTEN": ExitReason.FLATTEN, "TIME": ExitReason.TIME, "EXIT": ExitReason.SIGNAL,
                "CLOSE": ExitReason.SL}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from gridflow.chunks import CandleChunk
 from gridflow.config.candles import CandleRules
 from gridflow.data.candle_files import parse_candle_file_name, read_candle_file
-from gridflow.data.funding import funding_per_candle, read_funding
+from gridflow.data.funding import funding_per_candle, last_rate, read_funding
 from gridflow.data.store import is_series_dir, read_manifest
 from gridflow.operators.validation import NO_TS, validate_chunk
 from gridflow.timeframes import is_hour_mark, timeframe_to_ms, utc_day
@@ -30,6 +30,10 @@ class SweepData:
         Quote currency (volume in base).
     fund : float64 (T,)
         Funding rate falling at each candle's close (0 without a funding series).
+    funding_rate : float64 (T,)
+        The last settled funding rate known at each close
+        (:func:`~gridflow.data.funding.last_rate`; NaN without a funding series): what
+        ``grid_funding`` reads.
     day : int64 (T,)
         UTC day number of each close; ``hourly`` uint8 (T,) 1 where the close is on a
         whole hour.
@@ -53,6 +57,7 @@ class SweepData:
     hour_idx: np.ndarray = field(default=None, repr=False)
     hour_cum: np.ndarray = field(default=None, repr=False)
     day_cum: np.ndarray = field(default=None, repr=False)
+    funding_rate: np.ndarray = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         hourly = self.hourly.astype(bool)
@@ -88,9 +93,11 @@ class SweepData:
         fund = (funding_per_candle(t, tf_ms, *funding) if funding is not None
                 else np.zeros(len(t)))
         close_ts = t + tf_ms
+        rate = (last_rate(close_ts, *funding) if funding is not None
+                else np.full(len(t), np.nan))
         return cls(symbol, timeframe, tf_ms, t, ok.open, ok.high, ok.low, ok.close,
                    ok.volume, fund, utc_day(close_ts),
-                   is_hour_mark(close_ts).astype(np.uint8), n - len(ok))
+                   is_hour_mark(close_ts).astype(np.uint8), n - len(ok), funding_rate=rate)
 
     @classmethod
     def from_file(cls, path: str | Path, symbol: str | None = None,

@@ -29,6 +29,7 @@ from gridflow.operators.engine_decode import EXIT_REASONS
 from gridflow.operators.entry_gate import level_notional
 from gridflow.operators.indicators import IndicatorBank
 from gridflow.operators.strategies import (
+    FUNDING_RATE,
     INPUTS,
     STRATEGIES,
     sizing_indicator,
@@ -118,6 +119,22 @@ class IndicatorTable:
             self.rows[key] = len(self.rows)
         self.matrix = new if self.matrix.size == 0 else np.vstack([self.matrix, new])
 
+    def input_row(self, key: str) -> int:
+        """Row of the quote rule's input ``key``: a computed indicator output, or the
+        last settled funding rate (``funding_rate``, from the candles' funding series,
+        :attr:`SweepData.funding_rate`), added once.
+
+        Raises
+        ------
+        KeyError
+            ``key`` is no computed indicator output (:meth:`ensure` it first).
+        """
+        if key == FUNDING_RATE and key not in self.rows:
+            row = np.asarray(self.data.funding_rate, np.float64)[None, :]
+            self.rows[key] = len(self.rows)
+            self.matrix = row if self.matrix.size == 0 else np.vstack([self.matrix, row])
+        return self.rows[key]
+
     def gate_row(self, p) -> int:
         """Row of the gate of ``p``'s entry and regime filters
         (:func:`~gridflow.operators.strategies.filters.entry_gate` over the computed
@@ -205,6 +222,7 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     hv_name = sizing_indicator(account)
     table.ensure([n for p in combos for n in strategy_indicators(account, p)])
     gates = [table.gate_row(p) for p in combos]
+    inputs = [[table.input_row(key) for key in INPUTS[p.name](p)] for p in combos]
     ind, nan_row = table.with_nan_row()
     C = len(combos)
     xrows = np.full((C, 5), nan_row, np.int64)
@@ -218,8 +236,8 @@ def run_sweep(data: SweepData, account: AccountConfig, combos: list[StrategyPara
     atr_row = np.array([table.rows[stop_indicator(p)] if p.sl_atr > 0.0 else nan_row
                         for p in combos], np.int64)
     for k, p in enumerate(combos):
-        for j, key in enumerate(INPUTS[p.name](p)):
-            xrows[k, j] = table.rows[key]
+        for j, row in enumerate(inputs[k]):
+            xrows[k, j] = row
         qps[k] = quote_params(p, market.price_tick)
         sl[k] = p.sl_frac
         size_base[k] = level_notional(sz, account.capital_quote, p.levels_count,

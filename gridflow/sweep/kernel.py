@@ -427,9 +427,9 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
             si[0, kl.SI_STOPPED_NOW] = 0
             if slow:
                 m[MET_EXACT] += 1
-                q_side, q_tp, q_trail = quote_at(qp, x0, x1, x2, x3, g, lvq)
+                q_side, q_tp, q_trail, q_exit = quote_at(qp, x0, x1, x2, x3, g, lvq)
                 if t - 1 < t0:
-                    q_side, q_tp = 0, np.nan
+                    q_side, q_tp, q_exit = 0, np.nan, False
                     for i in range(nlv):
                         lvq[i] = np.nan
                 size = size_base[k]
@@ -438,7 +438,8 @@ def sweep_kernel(candles, cal, combos, win, prm, out):
                 stop_d = np.nan
                 if t - 1 >= t0:
                     stop_d = stop_distance(combos.sl_atr[k], ind[combos.atr_row[k], t - 1])
-                rest_quote(0, ts[t], q_side, lvq[:nlv], q_tp, q_trail, size, stop_d, st)
+                rest_quote(0, ts[t], q_side, lvq[:nlv], q_tp, q_trail, size, stop_d,
+                           1 if q_exit else 0, st)
                 n = candle_step(0, ts[t], o[t], h[t], l[t], c[t], corr, st, kprm, caps, log, 0)
             elif pos != 0:  # what _candle does when nothing triggers: the best price
                 raise_best(0, o[t], h[t], l[t], c[t], sf, si)

@@ -48,7 +48,7 @@ def scan_flat(qp, tick, ind, r0, r1, r2, r3, r4, lo, hi, t, t1, t0, size, step, 
             if not (g > 0.0 and raw == raw and may_touch(d, raw, tick, lo[u], hi[u])):
                 continue
         else:
-            d, _, on, _ = quote_shape(qp, x0, x1, ind[r2, u - 1], ind[r3, u - 1], g)
+            d, _, on, _, _ = quote_shape(qp, x0, x1, ind[r2, u - 1], ind[r3, u - 1], g)
             if not (d != 0 and on and may_touch(d, raw_level(qp, kind, d, x0, x1, 0),
                                                 tick, lo[u], hi[u])):
                 continue
@@ -69,11 +69,12 @@ def position_may_change(qp, tick, x0, x1, x2, x3, g, pos, first_open, n_levels, 
     Returns
     -------
     (maybe, level, trail)
-        ``maybe`` 0 (nothing), 1 (a flip or the take profit may happen), 2 (only a level
+        ``maybe`` 0 (nothing), 1 (a flip, the exit signal or the take profit may
+        happen), 2 (only a level
         may be reached; ``level`` is its unrounded price, for the caller's denial test).
     """
-    d, center, on, trail = quote_shape(qp, x0, x1, x2, x3, g)
-    if d == -pos:
+    d, center, on, trail, ex = quote_shape(qp, x0, x1, x2, x3, g)
+    if d == -pos or ex:  # a flip or the exit signal closes it at the open
         return 1, 0.0, trail
     if d != pos:  # no direction: no take profit, no levels
         return 0, 0.0, trail

@@ -157,8 +157,9 @@ MODELS = tuple(m for m in _models(GridflowConfig, {}) if m is not GridflowConfig
 def test_every_table_of_a_config_is_fuzzed() -> None:
     names = {m.__name__ for m in MODELS}
     assert {"AccountConfig", "RiskConfig", "CandleRules", "LiveConfig", "RetryConfig",
-            "GridAtrParams", "GridTrendParams", "DataFile", "MarketSpec", "Validation"} <= names
-    assert len(STRATEGIES) == 4
+            "GridAtrParams", "GridTrendParams", "GridFundingParams", "DataFile", "MarketSpec",
+            "Validation", "EntryFilter", "RegimeFilter"} <= names
+    assert len(STRATEGIES) == 5
 
 
 @settings(FUZZ, max_examples=2000)

@@ -129,7 +129,7 @@ def test_the_enum_values_are_the_strings_journaled_before():
     assert [k.value for k in EventKind] == KINDS_BEFORE
     assert [r.value for r in Reason] == REASONS_BEFORE
     assert [e.value for e in ExitReason] == ["TP", "SL", "TRAIL", "FLIP", "FLATTEN", "TIME",
-                                                  "CLOSE"]
+                                                  "SIGNAL", "CLOSE"]
     assert [c.value for c in CommandKind] == ["reset_kill_switch", "pause", "resume",
                                               "set_params", "flatten"]
     assert EventKind.ORDER_DENIED == "order_denied" and f"{EventKind.ORDER_DENIED}:x" \

@@ -393,3 +393,66 @@ def test_filter_tables_refuse_what_would_silently_misbehave(bad, match):
 
     with pytest.raises(ValidationError, match=match):
         GridAtrParams(**bad)
+
+
+# ---------------------------------------------------------------------- funding grid
+def _funding_engine(rates, **kw):
+    """One BTC account trading a funding grid; ``rates``: [(settlement ms, rate)]."""
+    from gridflow.config.strategies import GridFundingParams
+    from gridflow.operators.engine import AccountEngine
+
+    p = GridFundingParams(sma_period=2, atr_period=1, levels=2, atr_start=1.0, atr_step=1.0,
+                          sl_frac=0.5, entry_rate=0.0003, exit_rate=0.0001, **kw)
+    acct = AccountConfig(name="t", capital_quote=2000.0, symbols=(BTC,), strategy=p,
+                         risk=RiskConfig(max_margin_ratio=1.0))
+    f_ts = np.array([t for t, _ in rates], np.int64)
+    f_rate = np.array([r for _, r in rates], float)
+    return AccountEngine(acct, [BTC], {BTC: "1h"}, NOFEES, {}, funding={BTC: (f_ts, f_rate)})
+
+
+def test_funding_grid_shorts_where_funding_pays_shorts_and_exits_when_it_normalises():
+    # the settlement at 1 H (+0.05 %) is known at c0's close: a short grid at 110 / 120,
+    # TP at the SMA; c1 rises to 112: L0 sells at 110; the settlement at 3 H (+0.005 %,
+    # below the exit rate) is known at c2's close: c3's open (105) closes it, market
+    eng = _funding_engine([(1 * H, 0.0005), (3 * H, 0.00005)])
+    rows = [(100, 100, 100, 100), (100, 112, 99, 108), (108, 109, 104, 106), (105, 106, 95, 96)]
+    out = run(eng, candles(BTC, rows, {"sma_2": 100, "atr_1": 10}))
+    q = 1000 / 110
+    assert_orders(out.orders, [("L0", "sell", "limit", 110.0, q),
+                               ("EXIT", "buy", "market", 105.0, q)])
+    (tr,) = out.trades
+    assert (tr.position_side, tr.exit_reason, tr.close_ts_ms) == ("short", "SIGNAL", 3 * H)
+    # the short received the 3 H settlement (open at c2's close): funding < 0 (received)
+    assert tr.funding == pytest.approx(-q * 106 * 0.00005)
+    assert tr.pnl == pytest.approx(q * (110 - 105) - tr.funding)
+
+
+def test_funding_grid_goes_long_on_negative_funding_and_holds_between_the_thresholds():
+    # -0.05 %: a long grid at 90 / 80; c1 fills L0 at 90; the 2 H settlement -0.02 % is
+    # between exit and entry: no new level (c2's dip to 78 takes no L1), position held
+    # until its take profit at the SMA in c3
+    eng = _funding_engine([(1 * H, -0.0005), (2 * H, -0.0002)])
+    rows = [(100, 100, 100, 100), (100, 100, 85, 88), (92, 95, 78, 92), (92, 101, 91, 100)]
+    out = run(eng, candles(BTC, rows, {"sma_2": 100, "atr_1": 10}))
+    assert [(o.tag, o.side, o.price) for o in out.orders] == [("L0", "buy", 90.0),
+                                                              ("TP", "sell", 100.0)]
+    (tr,) = out.trades
+    assert tr.position_side == "long" and tr.exit_reason == "TP" and tr.entries == 1
+
+
+def test_funding_grid_quotes_nothing_before_the_first_settlement():
+    eng = _funding_engine([(5 * H, 0.001)])
+    rows = [(100, 100, 100, 100), (100, 130, 70, 100), (100, 130, 70, 100)]
+    out = run(eng, candles(BTC, rows, {"sma_2": 100, "atr_1": 10}))
+    assert not out.orders
+
+
+def test_paper_and_live_refuse_the_funding_grid_for_now():
+    from gridflow.config import load_config
+    from gridflow.config.strategies import GridFundingParams
+    from gridflow.dataflows.plan import plan_run
+
+    acct = AccountConfig(name="a", symbols=(BTC,), strategy=GridFundingParams())
+    cfg = load_config(None, accounts=(acct,))
+    with pytest.raises(ValueError, match="grid_funding reads the settled funding rates"):
+        plan_run(cfg, mode="paper")

@@ -25,7 +25,7 @@ def test_kinds_are_a_closed_set_refused_where_they_are_encoded():
     assert set(qk.KINDS) == set(STRATEGIES)
     with pytest.raises(ValueError, match="UNKNOWN_STRATEGY_KIND"):
         qk.quote_params(SimpleNamespace(name="grid_magic", levels_count=1))
-    for code in (4.0, -1.0, 0.5, math.nan):
+    for code in (5.0, -1.0, 0.5, math.nan):
         qp = np.zeros(qk.Q_W)
         qp[qk.Q_KIND] = code
         with pytest.raises(ValueError, match="UNKNOWN_STRATEGY_KIND"):
@@ -56,6 +56,9 @@ def quote_case(draw):
     x0 = draw(st.one_of(price, st.just(math.nan)))
     x1 = draw(st.floats(0.0, 1e3))
     x2 = draw(st.sampled_from([-1.0, 1.0, 0.0])) if kind == qk.KIND_MULTI_TF else draw(price)
+    if kind == qk.KIND_FUNDING:  # a funding rate around the entry and exit thresholds
+        qp[qk.Q_ENTRY_RATE], qp[qk.Q_EXIT_RATE] = 3e-4, 1e-4
+        x2 = draw(st.sampled_from([-5e-4, -3e-4, -2e-4, -1e-4, 0.0, 5e-5, 1e-4, 3e-4, 1e-3]))
     x3 = draw(st.floats(0.0, 60.0))
     g = draw(st.sampled_from([1.0, 0.0, math.nan]))  # the filters' gate: open, closed
     return qp, x0, x1, x2, x3, g
@@ -68,8 +71,9 @@ def test_quote_bound_never_misses_a_reached_quote(case, data):
     L = int(qp[qk.Q_LEVELS])
     tick = qp[qk.Q_TICK]
     lv = np.full(L, np.nan)
-    side, tp, trail = qk.quote_at(qp, x0, x1, x2, x3, g, lv)
-    d, center, on, trail2 = qk.quote_shape(qp, x0, x1, x2, x3, g)
+    side, tp, trail, ex = qk.quote_at(qp, x0, x1, x2, x3, g, lv)
+    d, center, on, trail2, ex2 = qk.quote_shape(qp, x0, x1, x2, x3, g)
+    assert ex == ex2 and not (ex and (on or d != 0))  # an exit quotes nothing
     assert d == side and (trail == trail2 or (math.isnan(trail) and math.isnan(trail2)))
     assert math.isnan(tp) == math.isnan(center)
     assert on or np.isnan(lv).all()

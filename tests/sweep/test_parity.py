@@ -1,8 +1,9 @@
 """The sweep engine equals the replay dataflow, combination by combination.
 
-For each strategy (and a fifth case with the options of issue 18 on: time stop, k x ATR
-stop, entry filters, regime filter, per-asset exposure cap), 50 random parameter combinations (seeded) run two ways on the bundled
-real BTC/USDT 1h candles with BTC perpetual funding: as 50 accounts of **one Bytewax
+For each strategy (the funding grid on BTC's real funding rates) and a sixth case with
+the options of issue 18 on (time stop, k x ATR stop, entry filters, regime filter,
+per-asset exposure cap), 50 random parameter combinations (seeded) run two ways on the
+bundled real BTC/USDT 1h candles with BTC perpetual funding: as 50 accounts of **one Bytewax
 replay** (the journal's trades and final equity), and through :func:`run_sweep`. The
 round trips must be the same (times, side, entries, amounts, prices, exit reason; PnL,
 fees and funding of each to 1e-6 USDT) and the net PnL equal to 1e-6 USDT. The accounts use
@@ -31,6 +32,7 @@ from gridflow.config.models import (
 from gridflow.config.strategies import (
     EnvelopeDcaParams,
     GridAtrParams,
+    GridFundingParams,
     GridMultiTfParams,
     GridTrendParams,
 )
@@ -97,6 +99,17 @@ def _trend(rng):
                            sl_pct=round(float(rng.uniform(0.01, 0.25)), 3))
 
 
+def _funding(rng):
+    entry = round(float(rng.uniform(0.00005, 0.0004)), 6)
+    return GridFundingParams(sma_period=int(rng.integers(5, 100)),
+                             atr_period=int(rng.integers(3, 50)), levels=int(rng.integers(1, 5)),
+                             atr_start=round(float(rng.uniform(0.2, 3.0)), 2),
+                             atr_step=round(float(rng.uniform(0.0, 1.5)), 2),
+                             entry_rate=entry,
+                             exit_rate=round(entry * float(rng.uniform(0.0, 0.9)), 7),
+                             sl_frac=round(float(rng.uniform(0.01, 0.25)), 3))
+
+
 def _entry_filter(rng):
     f = {}
     if rng.random() < 0.6:
@@ -141,6 +154,7 @@ CASES = {
                                                            notional_per_level_quote=900.0)),
     "grid_multi_tf": (_multi_tf, 3.0, RELAXED, SizingConfig(mode="risk", risk_per_trade=0.02)),
     "grid_trend": (_trend, 2.0, DAILY_2, SizingConfig(mode="vol_parity", vol_window=48)),
+    "grid_funding": (_funding, 2.0, RELAXED, SizingConfig(mode="equal")),
     "options": (_options, 2.0, RELAXED.model_copy(update={"max_symbol_exposure": 1.0}),
                 SizingConfig(mode="equal")),
 }
@@ -239,3 +253,13 @@ def test_parity_exercises_the_time_stop_the_filters_and_the_exposure_cap(parity)
     assert len({n for n in timed if n.startswith("option")}) >= 10, timed
     assert len({n for n in capped if n.startswith("option")}) >= 10, capped
     assert not {n for n in timed | capped if not n.startswith("option")}
+
+
+def test_parity_exercises_the_funding_grid_and_its_exit_signal(parity):
+    """BTC's funding stayed positive over the window: the funding grids trade short
+    (the long side is covered on hand-built paths, tests/operators/test_protections.py)."""
+    _combos, _summaries, trades, _swept, _daily, _capped = parity
+    rows = [r for n, rs in trades.items() if n.startswith("grid_f") for r in rs]
+    assert {r["exit_reason"] for r in rows} >= {"SIGNAL", "TP"}, {r["exit_reason"] for r in rows}
+    assert "short" in {r["position_side"] for r in rows}
+    assert len({n for n, rs in trades.items() if n.startswith("grid_f") and rs}) >= 25

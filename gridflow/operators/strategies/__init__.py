@@ -18,6 +18,12 @@ from gridflow.operators.strategies.grid_atr import (
     grid_atr_inputs,
     grid_atr_quotes,
 )
+from gridflow.operators.strategies.grid_funding import (
+    FUNDING_RATE,
+    grid_funding_indicators,
+    grid_funding_inputs,
+    grid_funding_quotes,
+)
 from gridflow.operators.strategies.grid_multi_tf import (
     grid_multi_tf_indicators,
     grid_multi_tf_inputs,
@@ -32,6 +38,7 @@ from gridflow.operators.strategies.stops import stop_indicator
 
 STRATEGIES = {
     "grid_atr": (grid_atr_indicators, grid_atr_quotes),
+    "grid_funding": (grid_funding_indicators, grid_funding_quotes),
     "envelope_dca": (envelope_dca_indicators, envelope_dca_quotes),
     "grid_multi_tf": (grid_multi_tf_indicators, grid_multi_tf_quotes),
     "grid_trend": (grid_trend_indicators, grid_trend_quotes),
@@ -39,6 +46,7 @@ STRATEGIES = {
 
 INPUTS = {
     "grid_atr": grid_atr_inputs,
+    "grid_funding": grid_funding_inputs,
     "envelope_dca": envelope_dca_inputs,
     "grid_multi_tf": grid_multi_tf_inputs,
     "grid_trend": grid_trend_inputs,
@@ -69,5 +77,5 @@ def strategy_indicators(account, symbol_params) -> list[str]:
     return names + [hv] if hv and hv not in names else names
 
 
-__all__ = ["INPUTS", "STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes",
+__all__ = ["FUNDING_RATE", "INPUTS", "STRATEGIES", "Quotes", "grid_atr_indicators", "grid_atr_quotes",
            "sizing_indicator", "strategy_indicators"]

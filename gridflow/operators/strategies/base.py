@@ -25,6 +25,9 @@ class Quotes:
         Price that closes the whole position (quote), NaN for none.
     trail : float64 (n,)
         Trailing-stop distance (quote) from the best price since entry, NaN for none.
+    exit : int64 (n,)
+        1 where the strategy's exit signal closes an open position at the next open
+        (the funding grid's normalised funding), else 0.
     stop : float64 (n,)
         The k x ATR initial stop's distance (quote) from the average entry, kept by a
         position opening on these quotes; NaN for none
@@ -35,6 +38,7 @@ class Quotes:
     levels: np.ndarray
     take_profit: np.ndarray
     trail: np.ndarray
+    exit: np.ndarray
     stop: np.ndarray
 
 

@@ -19,11 +19,18 @@ Q_ADX       ADX threshold of the trend grid
 Q_TRAIL     trailing distance in ATRs (trend grid)
 Q_MULT+i    level ``i``: ATR multiple ``atr_start + i * atr_step`` (ATR grids) or price
             factor ``1 - offset_i`` / ``1 / (1 - offset_i)`` (envelope long / short)
+Q_ENTRY_    funding grid: the funding rate (fraction per settlement) whose side opens
+RATE        a grid, and the one at or below which (in absolute value) a position closes
+Q_EXIT_
+RATE
 ==========  ============================================================================
 
 Inputs per kind, ``x0..x3`` (NaN in warm-up): grid ATR ``(SMA, ATR)``; envelope ``(SMA)``;
 multi-timeframe ``(SMA, ATR, Supertrend direction)``; trend ``(EMA fast, ATR, EMA slow,
-ADX)``. Every kind also reads the gate ``g`` of its entry and regime filters
+ADX)``; funding ``(SMA, ATR, last settled funding rate)``: a rate ``>= entry`` quotes a
+short grid (shorts receive), ``<= -entry`` a long one, ``|rate| <= exit`` raises the
+*exit* signal (an open position closes at the next open), in between the side of the
+rate holds an open position without levels. Every kind also reads the gate ``g`` of its entry and regime filters
 (:func:`gridflow.operators.strategies.filters.entry_gate`: 1.0 open, 0.0 closed): a
 closed gate quotes no level (the side, the take profit and the trailing distance stay). Levels are tick-rounded away from the market (down for buys, up for sells) and a
 non-positive level is NaN; the take profit is the centre rounded in the profit direction,
@@ -47,14 +54,17 @@ import math
 import numpy as np
 from numba import njit
 
-KIND_GRID_ATR, KIND_ENVELOPE, KIND_MULTI_TF, KIND_TREND = 0, 1, 2, 3
+KIND_GRID_ATR, KIND_ENVELOPE, KIND_MULTI_TF, KIND_TREND, KIND_FUNDING = 0, 1, 2, 3, 4
 #: Strategy name -> kind code: the whole set (the numba code trusts a ``qp`` to hold one).
 KINDS = {"grid_atr": KIND_GRID_ATR, "envelope_dca": KIND_ENVELOPE,
-         "grid_multi_tf": KIND_MULTI_TF, "grid_trend": KIND_TREND}
+         "grid_multi_tf": KIND_MULTI_TF, "grid_trend": KIND_TREND,
+         "grid_funding": KIND_FUNDING}
 KIND_CODES = frozenset(KINDS.values())
 MAX_LEVELS = 20
 Q_KIND, Q_SIDE, Q_LEVELS, Q_TICK, Q_ADX, Q_TRAIL, Q_MULT = range(7)
-Q_W = Q_MULT + MAX_LEVELS
+Q_ENTRY_RATE = Q_MULT + MAX_LEVELS  # funding grid: |rate| that opens a side
+Q_EXIT_RATE = Q_ENTRY_RATE + 1  # funding grid: |rate| at or below which it closes
+Q_W = Q_EXIT_RATE + 1
 
 
 @njit(cache=True, _nrt=False)
@@ -84,12 +94,29 @@ def quote_shape(qp, x0, x1, x2, x3, g):
 
     Returns
     -------
-    (side, center, levels_on, trail) : (int, float, bool, float)
+    (side, center, levels_on, trail, exit) : (int, float, bool, float, bool)
         Side +1 / -1 / 0 (warm-up or no direction), the unrounded take profit (quote;
-        NaN for none), True when levels are quoted, trailing distance (quote; NaN for none).
+        NaN for none), True when levels are quoted, trailing distance (quote; NaN for
+        none), True when the strategy closes an open position at the next open.
     """
+    if int(qp[Q_KIND]) == KIND_FUNDING:
+        side, center, on, ex = _funding_shape(qp, x0, x1, x2)
+        return side, center, on and g > 0.0, np.nan, ex
     side, center, on, trail = _shape(qp, x0, x1, x2, x3)
-    return side, center, on and g > 0.0, trail
+    return side, center, on and g > 0.0, trail, False
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _funding_shape(qp, x0, x1, x2):
+    """The funding grid's decision: ``(side, center, on, exit)`` from SMA ``x0``, ATR
+    ``x1`` and the last settled funding rate ``x2``."""
+    nan = np.nan
+    if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)):
+        return 0, nan, False, False
+    if abs(x2) <= qp[Q_EXIT_RATE]:
+        return 0, nan, False, True
+    d = -1 if x2 > 0.0 else 1  # the side the funding pays
+    return d, x0, abs(x2) >= qp[Q_ENTRY_RATE], False
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -142,11 +169,12 @@ def quote_at(qp, x0, x1, x2, x3, g, lv):
 
     Returns
     -------
-    (side, take_profit, trail) : (int, float, float)
+    (side, take_profit, trail, exit) : (int, float, float, bool)
         Side +1 / -1 / 0 (warm-up or no direction), take profit price (NaN for none),
-        trailing-stop distance in quote (NaN for none).
+        trailing-stop distance in quote (NaN for none), the exit signal (close an open
+        position at the next open).
     """
-    side, center, on, trail = quote_shape(qp, x0, x1, x2, x3, g)
+    side, center, on, trail, ex = quote_shape(qp, x0, x1, x2, x3, g)
     kind = int(qp[Q_KIND])
     tick = qp[Q_TICK]
     for i in range(int(qp[Q_LEVELS])):
@@ -155,8 +183,8 @@ def quote_at(qp, x0, x1, x2, x3, g, lv):
         else:
             lv[i] = np.nan
     if math.isnan(center):  # no take profit (NaN is not rounded)
-        return side, np.nan, trail
-    return side, round_price(center, tick, side > 0), trail
+        return side, np.nan, trail, ex
+    return side, round_price(center, tick, side > 0), trail, ex
 
 
 # ---- the bound: can a quote be reached? (the sweep's skip tests) -------------------------
@@ -179,12 +207,13 @@ def may_touch(d, raw, tick, lo, hi):
 
 
 @njit(cache=True, _nrt=False)
-def _quotes_loop(qp, x0, x1, x2, x3, g, side, lv, tp, trail):
+def _quotes_loop(qp, x0, x1, x2, x3, g, side, lv, tp, trail, ex):
     for t in range(x0.shape[0]):
-        s, p, r = quote_at(qp, x0[t], x1[t], x2[t], x3[t], g[t], lv[t])
+        s, p, r, e = quote_at(qp, x0[t], x1[t], x2[t], x3[t], g[t], lv[t])
         side[t] = s
         tp[t] = p
         trail[t] = r
+        ex[t] = e
 
 
 def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None, gate=None):
@@ -200,7 +229,8 @@ def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None, gate=None):
 
     Returns
     -------
-    (side int64 (n,), levels float64 (n, L), take_profit float64 (n,), trail float64 (n,))
+    (side int64 (n,), levels float64 (n, L), take_profit float64 (n,), trail float64 (n,),
+    exit int64 (n,): 1 where the exit signal is raised)
 
     Raises
     ------
@@ -218,8 +248,9 @@ def quotes_array(qp: np.ndarray, x0, x1=None, x2=None, x3=None, gate=None):
     tp = np.full(n, np.nan)
     trail = np.full(n, np.nan)
     g = np.ones(n) if gate is None else np.ascontiguousarray(gate, dtype=np.float64)
-    _quotes_loop(qp, x0, xs[0], xs[1], xs[2], g, side, lv, tp, trail)
-    return side, lv, tp, trail
+    ex = np.zeros(n, np.int64)
+    _quotes_loop(qp, x0, xs[0], xs[1], xs[2], g, side, lv, tp, trail, ex)
+    return side, lv, tp, trail, ex
 
 
 def kind_code(name: str) -> int:
@@ -271,6 +302,9 @@ def quote_params(p, tick: float = 0.0) -> np.ndarray:
         return qp
     k = p.atr_start + p.atr_step * np.arange(p.levels, dtype=np.float64)
     qp[Q_MULT:Q_MULT + p.levels] = k
+    if kind == KIND_FUNDING:
+        qp[Q_ENTRY_RATE] = p.entry_rate
+        qp[Q_EXIT_RATE] = p.exit_rate
     if kind == KIND_GRID_ATR:
         qp[Q_SIDE] = 1 if p.side == "long" else -1
     elif kind == KIND_TREND:
