@@ -208,7 +208,10 @@ class GridFundingParams(_Strategy):
     the SMA, stop ``sl_frac`` beyond the average entry. Between ``exit_rate`` and
     ``entry_rate`` an open position is held without new levels; once ``|rate| <=
     exit_rate`` (funding normalised) it closes at market at the next open (exit reason
-    ``SIGNAL``). Rates are fractions per settlement (0.0003 = 0.03 %)."""
+    ``SIGNAL``), and a rate that changed sign beyond ``exit_rate`` (the position now
+    pays) closes it the same way as a flip (``FLIP``). Rates are fractions per settlement
+    (0.0003 = 0.03 %); no quotes while the rate is unknown (before the first settlement,
+    or a series older than 3 settlement periods)."""
 
     name: Literal["grid_funding"] = "grid_funding"
     sma_period: int = Field(24, ge=2, le=10_000)

@@ -121,7 +121,9 @@ def funding_per_candle(ts: np.ndarray, tf_ms: int, f_ts: np.ndarray,
 
 def last_rate(close_ts: np.ndarray, f_ts: np.ndarray, f_rate: np.ndarray) -> np.ndarray:
     """The funding rate known at each candle close: the rate of the last settlement at
-    or before ``close_ts`` (ms UTC), NaN before the first one.
+    or before ``close_ts`` (ms UTC); NaN before the first one, and once that settlement
+    is older than 3 settlement periods (the median spacing of ``f_ts``: a series that
+    ended or has a hole says nothing about the rate now).
 
     Parameters
     ----------
@@ -139,7 +141,11 @@ def last_rate(close_ts: np.ndarray, f_ts: np.ndarray, f_rate: np.ndarray) -> np.
     out = np.full(len(close_ts), np.nan)
     if len(f_ts) == 0:
         return out
-    i = np.searchsorted(np.asarray(f_ts, np.int64), close_ts, side="right") - 1
+    f_ts = np.asarray(f_ts, np.int64)
+    i = np.searchsorted(f_ts, close_ts, side="right") - 1
     ok = i >= 0
+    if len(f_ts) > 1:
+        max_age = 3 * int(np.median(np.diff(f_ts)))
+        ok[ok] &= close_ts[ok] - f_ts[i[ok]] <= max_age
     out[ok] = np.asarray(f_rate, np.float64)[i[ok]]
     return out

@@ -124,7 +124,8 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
     ValueError
         If an account ends up with no symbol that has data, or (paper / live) a regime
         filter's window is longer than the warm-up a start fetches, or a symbol is
-        assigned ``grid_funding`` (replay and sweep only, so far).
+        assigned ``grid_funding`` (replay and sweep only, so far) or, in a replay,
+        assigned it without a funding file.
     """
     if mode == "replay":
         files = resolve_data_files(cfg.data)
@@ -188,6 +189,12 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         from gridflow.journal.store import read_summaries
 
         restored = {r["account"]: r for r in read_summaries(cfg.db_url, run_id)}
+    funding = load_funding(cfg, set(timeframes))
+    for acct in cfg.accounts:  # a funding grid without its funding series never trades
+        for s, p in acct.assignment(list(account_symbols.get(acct.name, ()))).items():
+            if p.name == "grid_funding" and s not in funding:
+                raise ValueError(f"account {acct.name!r}: {s}: grid_funding needs the "
+                                 "symbol's funding file ([[funding]] path = ...)")
     return RunPlan(
         cfg,
         run_id,
@@ -197,7 +204,7 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         {s: tuple(sorted(v)) for s, v in indicators.items()},
         restored,
         mode,
-        load_funding(cfg, set(timeframes)),
+        funding,
     )
 
 

@@ -176,3 +176,15 @@ def test_a_long_window_is_thinned_to_its_envelope(replays) -> None:
     assert chart.levels.shape == (len(chart.ts_ms), 1) and np.isfinite(chart.levels).any()
     assert not chart.marks and np.isnan(chart.stop).all()
     assert build_chart(None, "BTC/USDT", candles, 0, 1, [], {}) is None  # nothing inside
+
+
+def test_a_funding_grid_run_is_charted_from_its_fills() -> None:
+    """The chart has no funding series: a grid_funding account gets its candles and
+    indicators drawn (no quoted levels), never an error."""
+    from gridflow.config.strategies import GridFundingParams
+
+    candles = read_candle_file(CANDLES_DIR / "binance_BTC_USDT_1h.csv.gz")
+    acct = AccountConfig(name="f", symbols=("BTC/USDT",), strategy=GridFundingParams())
+    chart = build_chart(acct, "BTC/USDT", candles, None, None, [], {}, timeframe="1h")
+    assert chart.candles == len(candles["ts"]) and "sma_24" in chart.overlays
+    assert np.isnan(chart.levels).all()

@@ -456,3 +456,34 @@ def test_paper_and_live_refuse_the_funding_grid_for_now():
     cfg = load_config(None, accounts=(acct,))
     with pytest.raises(ValueError, match="grid_funding reads the settled funding rates"):
         plan_run(cfg, mode="paper")
+
+
+def test_the_known_funding_rate_expires_with_its_series():
+    from gridflow.data.funding import last_rate
+
+    f_ts = np.array([8, 16, 24], np.int64) * H
+    rate = np.array([1e-4, 2e-4, 3e-4])
+    close = np.array([7, 8, 15, 16, 24, 48, 49], np.int64) * H
+    got = last_rate(close, f_ts, rate)
+    # unknown before the first; a settlement at the close is known at it; stale after
+    # 3 settlement periods (24 H after the last)
+    np.testing.assert_array_equal(got, [np.nan, 1e-4, 1e-4, 2e-4, 3e-4, 3e-4, np.nan])
+
+
+def test_a_replay_refuses_a_funding_grid_without_its_funding_file():
+    from gridflow.config import load_config
+    from gridflow.config.strategies import GridFundingParams
+    from gridflow.dataflows.plan import plan_run
+
+    acct = AccountConfig(name="a", symbols=("SOL/USDT",), strategy=GridFundingParams())
+    with pytest.raises(ValueError, match="grid_funding needs the symbol's funding file"):
+        plan_run(load_config(None, accounts=(acct,)))
+    from gridflow.config.models import FundingFile
+    from gridflow.data.funding import bundled_funding_files
+
+    btc = AccountConfig(name="b", symbols=("BTC/USDT",), strategy=GridFundingParams())
+    with pytest.raises(ValueError, match="funding file"):
+        plan_run(load_config(None, accounts=(btc,)))
+    cfg = load_config(None, accounts=(btc,),
+                      funding=(FundingFile(path=str(bundled_funding_files()["BTC/USDT"])),))
+    assert "BTC/USDT" in plan_run(cfg).funding

@@ -302,9 +302,10 @@ def build_chart(account: AccountConfig | None, symbol: str, candles: dict[str, n
         vol = candles.get("volume")
         values = IndicatorBank(strategy_indicators(account, params), timeframe).update(
             ts, o, h, lo, c, None if vol is None else np.asarray(vol[rows], dtype=float))
-        if FUNDING_RATE in INPUTS[params.name](params):  # no funding series here
-            values[FUNDING_RATE] = np.full(len(ts), np.nan)
-        q = STRATEGIES[params.name][1](params, values, price_tick)
+        inputs = values
+        if FUNDING_RATE in INPUTS[params.name](params):  # no funding series here: the
+            inputs = {**values, FUNDING_RATE: np.full(len(ts), np.nan)}  # fills only
+        q = STRATEGIES[params.name][1](params, inputs, price_tick)
         levels = _resting(q.levels)
         tp_q, trail_q, stop_q = _resting(q.take_profit), _resting(q.trail), _resting(q.stop)
     marks = [
