@@ -147,6 +147,7 @@ def indicator_table(spec: SweepSpec, symbol: str) -> IndicatorTable:
             else:
                 table = IndicatorTable(data, first_candle(spec, data))
             table.ensure([n for p in combos for n in strategy_indicators(spec.account, p)])
+            table.prepare(combos)  # the gate and input rows too: run_sweep only reads
             slot["table"] = table
         return slot["table"]
 

@@ -119,6 +119,15 @@ class IndicatorTable:
             self.rows[key] = len(self.rows)
         self.matrix = new if self.matrix.size == 0 else np.vstack([self.matrix, new])
 
+    def prepare(self, combos: list[StrategyParams]) -> None:
+        """Add the gate and input rows ``combos`` read (:meth:`gate_row`,
+        :meth:`input_row`; their indicators already computed), so that runs sharing the
+        table from several threads only read it."""
+        for p in combos:
+            self.gate_row(p)
+            for key in INPUTS[p.name](p):
+                self.input_row(key)
+
     def input_row(self, key: str) -> int:
         """Row of the quote rule's input ``key``: a computed indicator output, or the
         last settled funding rate (``funding_rate``, from the candles' funding series,
@@ -130,10 +139,15 @@ class IndicatorTable:
             ``key`` is no computed indicator output (:meth:`ensure` it first).
         """
         if key == FUNDING_RATE and key not in self.rows:
-            row = np.asarray(self.data.funding_rate, np.float64)[None, :]
-            self.rows[key] = len(self.rows)
-            self.matrix = row if self.matrix.size == 0 else np.vstack([self.matrix, row])
+            self._append(key, np.asarray(self.data.funding_rate, np.float64))
         return self.rows[key]
+
+    def _append(self, key: str, row: np.ndarray) -> None:
+        """Add ``row`` (T,) under ``key``: the matrix first, then the index, so a reader
+        never finds a key whose row is missing."""
+        row = row[None, :]
+        self.matrix = row if self.matrix.size == 0 else np.vstack([self.matrix, row])
+        self.rows[key] = self.matrix.shape[0] - 1
 
     def gate_row(self, p) -> int:
         """Row of the gate of ``p``'s entry and regime filters
@@ -144,9 +158,7 @@ class IndicatorTable:
         if key not in self.rows:
             T = len(self.data)
             values = {k: self.matrix[r] for k, r in self.rows.items()}
-            gate = entry_gate(p, values, T)[None, :]
-            self.rows[key] = len(self.rows)
-            self.matrix = gate if self.matrix.size == 0 else np.vstack([self.matrix, gate])
+            self._append(key, entry_gate(p, values, T))
         return self.rows[key]
 
     def with_nan_row(self) -> tuple[np.ndarray, int]:
