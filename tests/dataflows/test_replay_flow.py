@@ -82,9 +82,14 @@ def test_sigkill_midway_and_resume_ends_with_the_uninterrupted_journal(
                 continue
             if cand >= 1500:
                 break
+    exited = proc.poll()
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    partial = compute_report(f"sqlite:///{db}")["candles"]
+    _, err = proc.communicate(timeout=30)
+    assert exited is None, f"the paced run ended by itself ({exited}): {err.decode()[-3000:]}"
+    try:
+        partial = compute_report(f"sqlite:///{db}")["candles"]
+    except LookupError as exc:  # no run registered within the deadline: say why
+        raise AssertionError(f"{exc}; the killed run's stderr: {err.decode()[-3000:]}") from None
     assert 0 < partial < 9000, partial  # really killed midway
 
     res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
