@@ -60,6 +60,7 @@ from gridflow.operators.live_orders import (
     SIDE,
     Cycle,
     LiveBook,
+    close_tag,
     apply_entry,
     apply_exit,
     close_cycle,
@@ -74,7 +75,6 @@ from gridflow.operators.live_reconcile import (
     settle_strays,
 )
 from gridflow.operators.order_state import OrderState
-from gridflow.operators.risk import time_stop_due
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
@@ -372,14 +372,9 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         amt = float(st.sf[s, kl.SF_AMT])
         pos = int(st.si[s, kl.SI_SIDE]) if amt > 0 else 0
         dust = pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP])
-        flip = entries and pos != 0 and st.si[s, kl.SI_QSIDE] == -pos
-        signal = entries and pos != 0 and not dust and st.si[s, kl.SI_EXIT] != 0
-        timed = entries and pos != 0 and not dust and time_stop_due(  # at a close, as the
-            ts, int(st.si[s, kl.SI_OPEN_TS]), int(self.tf_ms[s]),  # kernel's next open
-            float(self.mp[s, kl.M_TIME_STOP]))
-        if st.si[s, kl.SI_FLATTEN] or flip or signal or timed:  # the kernel's order
-            tag = ("FLATTEN" if st.si[s, kl.SI_FLATTEN] else "FLIP" if flip
-                   else "EXIT" if signal else "TIME")
+        tag = close_tag(st, s, pos, entries, dust, ts, int(self.tf_ms[s]),
+                        float(self.mp[s, kl.M_TIME_STOP]))
+        if tag is not None:
             st.si[s, kl.SI_FLATTEN] = 0
             self._cancel_slots(sym, ts, out, keep=("SL",))
             if pos != 0:

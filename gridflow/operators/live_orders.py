@@ -337,3 +337,27 @@ def event(account: str, kind: EventKind, reason: Reason | str, ts: int, seq: int
     in :mod:`gridflow.event_kinds` a name from outside gridflow)."""
     return JournalEvent(event_id=f"{kind}:{account}:{seq}", kind=kind, reason=reason,
                         ts_ms=ts, account=account, symbol=symbol, seq=seq, detail=detail)
+
+
+def close_tag(st, s: int, pos: int, entries: bool, dust: bool, ts: int, tf_ms: int,
+              time_stop: float) -> str | None:
+    """The market close symbol ``s`` (position side ``pos``) needs at exchange time
+    ``ts``, in the kernel's order: a ``FLATTEN`` command, then at a candle close
+    (``entries``) a ``FLIP``, and, for a position above the exchange's minimum (not
+    ``dust``), the strategy's ``EXIT`` signal and a due ``TIME`` stop
+    (:func:`~gridflow.operators.risk.time_stop_due`); None for none."""
+    from gridflow.operators.risk import time_stop_due
+
+    if st.si[s, kl.SI_FLATTEN]:
+        return "FLATTEN"
+    if not entries or pos == 0:
+        return None
+    if st.si[s, kl.SI_QSIDE] == -pos:
+        return "FLIP"
+    if dust:
+        return None
+    if st.si[s, kl.SI_EXIT] != 0:
+        return "EXIT"
+    if time_stop_due(ts, int(st.si[s, kl.SI_OPEN_TS]), tf_ms, time_stop):
+        return "TIME"
+    return None
