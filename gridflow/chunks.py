@@ -47,6 +47,13 @@ class CandleChunk:
     preroll : bool
         True for a replay's rows before its window (and its warm-up): validated, their
         refusals journaled, then dropped (:class:`~gridflow.operators.validation.CandleValidator`).
+    inputs : dict of str to np.ndarray, optional
+        Market inputs the source read beside OHLCV, float64 (n,) each, passed to the
+        engines with the indicator values: a live funding-fed symbol's ``funding_rate``
+        (the last settled rate known at each close, a fraction) and ``funding_settled``
+        (the rates settled within each candle), see
+        :mod:`gridflow.dataflows.funding_feed`. None from files: a replay reads funding
+        from its funding files.
     """
 
     symbol: str
@@ -61,6 +68,7 @@ class CandleChunk:
     last: bool = False
     warmup: bool = False
     preroll: bool = False
+    inputs: dict | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -80,6 +88,8 @@ class CandleChunk:
             self.last,
             self.warmup,
             self.preroll,
+            None if self.inputs is None
+            else {k: v[mask_or_idx] for k, v in self.inputs.items()},
         )
 
 

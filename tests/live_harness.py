@@ -75,7 +75,8 @@ def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
     ``streams``: ``"websocket"`` (the exchange's streams, REST reconciliation every
     ``stream_opts["reconcile_s"]``) or ``"poll"`` for both the candles and the account."""
     STREAMING[Path(db)] = streams == "websocket"
-    grid = "".join(f"{k} = {v!r}\n" for k, v in {**GRID, **(strategy or {})}.items())
+    strat = {"name": "grid_atr", **GRID, **(strategy or {})}
+    grid = "".join(f"{k} = {v!r}\n" for k, v in strat.items()).replace("'", '"')
     limits = "".join(f"{k} = {v!r}\n" for k, v in {"max_margin_ratio": 0.9,
                                                      **(risk or {})}.items())
     urls = ", ".join(f'{k} = "{v}"' for k, v in fx.ccxt_urls().items())
@@ -106,7 +107,6 @@ capital_quote = 10000.0
 leverage = {leverage}
 symbols = [{sy}]
 [accounts.strategy]
-name = "grid_atr"
 {grid}[accounts.risk]
 {limits}[live]
 mode = "{mode}"

@@ -21,6 +21,20 @@ from gridflow.config.bundled import FUNDING_DIR
 MAX_ABS_RATE = 0.05
 """Rates beyond +-5 % per settlement are refused as corrupt (Binance caps at 0.3-2 %)."""
 
+FUNDING_RATE = "funding_rate"
+"""Input name: the rate of the last settlement at or before a candle's close
+(:func:`last_rate`), a fraction; what ``grid_funding`` quotes on."""
+
+FUNDING_SETTLED = "funding_settled"
+"""Input name: the sum of the rates settled within a candle (:func:`funding_per_candle`),
+which a position open at its close pays."""
+
+
+def rate_ok(rate: np.ndarray) -> np.ndarray:
+    """bool (n,): which funding rates are usable: finite and within +-``MAX_ABS_RATE``."""
+    rate = np.asarray(rate, np.float64)
+    return np.isfinite(rate) & (np.abs(rate) <= MAX_ABS_RATE)
+
 _NAME = re.compile(r"^(?:[a-z0-9]+_)?([A-Z0-9]+)_([A-Z0-9]+)_funding\.csv(?:\.gz)?$")
 
 
@@ -77,7 +91,7 @@ def read_funding(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, np.int64), np.empty(0, np.float64)
     ts = arr[:, 0].astype(np.int64)
     rate = arr[:, 1].copy()
-    bad = ~np.isfinite(rate) | (np.abs(rate) > MAX_ABS_RATE)
+    bad = ~rate_ok(rate)
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"{p.name}: row {i + 2}: funding rate {rate[i]!r} is not finite or "

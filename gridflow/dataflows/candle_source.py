@@ -4,7 +4,8 @@ as ``live.streams.candles`` says."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource
@@ -16,6 +17,8 @@ from gridflow.exchange.client import ccxt_symbol, make_exchange, supports_stream
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = ["LiveCandleSource"]
+
+log = logging.getLogger(__name__)
 
 
 class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
@@ -42,6 +45,10 @@ class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
         With ``streams.candles == "websocket"`` (and a ccxt.pro client for the
         exchange) each partition is a :class:`~gridflow.dataflows.ws_candles.
         WsCandlePartition` streaming ``watch_ohlcv``; else it polls.
+    funding_symbols : iterable of str
+        Config symbols whose chunks carry their funding inputs (a strategy reads the
+        settled funding rate): their partitions are wrapped in a
+        :class:`~gridflow.dataflows.funding_feed.FundingFedPartition`.
 
     Notes
     -----
@@ -66,6 +73,7 @@ class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
         end_ms: int | None = None,
         exchange_factory: Callable[[ExchangeConfig], Any] = make_exchange,
         streams: StreamsConfig | None = None,
+        funding_symbols: Iterable[str] = (),
     ) -> None:
         if not symbols or len(set(symbols)) != len(symbols):
             raise ValueError(f"symbols must be non-empty and unique, got {symbols!r}")
@@ -84,15 +92,33 @@ class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
         self.websocket = (streams is not None and streams.candles == "websocket"
                           and supports_streams(exchange_cfg))
         self.streams = streams
+        self.funding_symbols = frozenset(funding_symbols)
+        if not self.funding_symbols <= set(self.symbols):
+            raise ValueError(f"funding symbols {sorted(self.funding_symbols)} not all in "
+                             f"{self.symbols}")
 
     def list_parts(self) -> list[str]:
         """All config symbols (partition keys)."""
         return list(self.symbols)
 
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: LiveResumeState | None
-    ) -> LiveCandlePartition:
-        """A partition streaming (or polling) ``for_part``; its own REST exchange."""
+    def build_part(self, step_id: str, for_part: str, resume_state: Any = None) -> Any:
+        """A partition streaming (or polling) ``for_part``, its own REST exchange; for a
+        funding symbol wrapped in the funding feed."""
+        from gridflow.dataflows.funding_feed import FundingFedPartition, split_state
+
+        own, fed = split_state(resume_state)
+        if fed is not None and fed.held and for_part not in self.funding_symbols:
+            log.warning("%s: %d candle chunk(s) held for funding rates before the restart "
+                        "are dropped: the symbol is no longer funding-fed", for_part,
+                        len(fed.held))
+        part = self._candles(for_part, own)
+        if for_part not in self.funding_symbols:
+            return part
+        return FundingFedPartition(part, ccxt_symbol(for_part, self.exchange_cfg.market_type),
+                                   timeframe_to_ms(self.timeframe), fed)
+
+    def _candles(self, for_part: str, resume_state: LiveResumeState | None
+                 ) -> LiveCandlePartition:
         if self.websocket:
             from gridflow.dataflows.ws_candles import WsCandlePartition
             from gridflow.exchange.streams import hub_for, release_hub

@@ -48,7 +48,7 @@ def build_flow(plan: RunPlan) -> Dataflow:
     symbols = sorted(plan.timeframes)
     sources = {"candles": stop(LiveCandleSource(
         live.exchange, symbols, live.timeframe, live.warmup_candles, live.candle_poll_s,
-        end_ms=live.end_ms, streams=live.streams))}
+        end_ms=live.end_ms, streams=live.streams, funding_symbols=plan.funding_feed))}
     if plan.mode == "live":
         for acct, syms in sorted(plan.account_symbols.items()):
             sources[f"exchange_{acct}"] = stop(ExchangeStateSource(

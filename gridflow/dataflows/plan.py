@@ -14,7 +14,8 @@ from gridflow.config.models import AccountConfig, GridflowConfig
 from gridflow.data.candle_files import resolve_data_files
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import parse_indicator
-from gridflow.operators.strategies import strategy_indicators
+from gridflow.data.funding import FUNDING_RATE
+from gridflow.operators.strategies import INPUTS, strategy_indicators
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class RunPlan:
     ``"live"`` (live candles, exchange orders: :class:`LiveAccountEngine`)."""
     funding: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     """Symbol -> (settlement ms UTC, rate) of the symbols traded as perpetuals."""
+    funding_feed: tuple[str, ...] = ()
+    """Paper / live: symbols whose live candles carry their settled funding rates (an
+    account's strategy there reads them: :mod:`gridflow.dataflows.funding_feed`)."""
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> accounts trading it (sorted)."""
@@ -124,8 +128,8 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
     ValueError
         If an account ends up with no symbol that has data, or (paper / live) a regime
         filter's window is longer than the warm-up a start fetches, or a symbol is
-        assigned ``grid_funding`` (replay and sweep only, so far) or, in a replay,
-        assigned it without a funding file.
+        assigned ``grid_funding`` without funding rates: in a replay without its
+        funding file, in paper / live on a spot market.
     """
     if mode == "replay":
         files = resolve_data_files(cfg.data)
@@ -135,6 +139,7 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         timeframes = {s: cfg.live.timeframe for a in cfg.accounts
                       for s in (a.symbols or [x for st in a.strategies for x in st.symbols])}
     account_symbols: dict[str, tuple[str, ...]] = {}
+    fed: set[str] = set()  # paper / live: symbols whose candles carry funding rates
     indicators: dict[str, set[str]] = {s: set() for s in timeframes}
     for acct in cfg.accounts:
         allowed = [s for st in acct.strategies for s in st.symbols]
@@ -164,11 +169,13 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         for s in syms:
             indicators[s].update(strategy_indicators(acct, assigned[s]))
             indicators[s].update(acct.indicators)
-            if mode != "replay" and assigned[s].name == "grid_funding":
-                raise ValueError(
-                    f"account {acct.name!r}: {s}: grid_funding reads the settled funding "
-                    "rates, which paper and live runs do not receive yet; replay and "
-                    "sweep it with a funding file")
+            if mode != "replay" and FUNDING_RATE in INPUTS[assigned[s].name](assigned[s]):
+                if cfg.live.exchange.market_type != "swap":
+                    raise ValueError(
+                        f"account {acct.name!r}: {s}: {assigned[s].name} reads the settled "
+                        "funding rates of a perpetual; live.exchange.market_type is "
+                        f"{cfg.live.exchange.market_type!r}, which has none")
+                fed.add(s)
             rf = assigned[s].regime_filter
             if mode != "replay" and rf is not None and rf.window - 1 > cfg.live.warmup_candles:
                 raise ValueError(
@@ -192,7 +199,7 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
     funding = load_funding(cfg, set(timeframes))
     for acct in cfg.accounts:  # a funding grid without its funding series never trades
         for s, p in acct.assignment(list(account_symbols.get(acct.name, ()))).items():
-            if p.name == "grid_funding" and s not in funding:
+            if mode == "replay" and p.name == "grid_funding" and s not in funding:
                 raise ValueError(f"account {acct.name!r}: {s}: grid_funding needs the "
                                  "symbol's funding file ([[funding]] path = ...)")
     return RunPlan(
@@ -205,6 +212,7 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         restored,
         mode,
         funding,
+        tuple(sorted(fed & set(timeframes))),
     )
 
 

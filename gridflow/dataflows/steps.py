@@ -43,6 +43,8 @@ def make_indicator_step(plan: RunPlan):
             list(plan.indicators[chunk.symbol]), timeframe=chunk.timeframe
         )
         values = bank.update(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close, chunk.volume)
+        if chunk.inputs:  # the source's market inputs (live funding rates) ride along
+            values = {**values, **chunk.inputs}
         return bank, IndicatorChunk(chunk, values)
 
     return indicator_step

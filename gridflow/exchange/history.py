@@ -42,7 +42,7 @@ from gridflow.timeframes import timeframe_to_ms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DownloadReport", "download_candles", "download_funding", "missing_runs",
+__all__ = ["DownloadReport", "download_candles", "download_funding", "funding_pages", "missing_runs",
            "validate_new_rows"]
 
 #: Rows per request: every Binance market type serves 1,000 (USDⓈ-M up to 1,500).
@@ -254,7 +254,7 @@ def download_funding(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
     ccxt.BaseError
         As :func:`download_candles`.
     """
-    from gridflow.data.funding import MAX_ABS_RATE
+    from gridflow.data.funding import rate_ok
 
     retry = retry or RetryConfig()
     now = _exchange_now(ex, retry, sleep) if now_ms is None else int(now_ms)
@@ -262,24 +262,15 @@ def download_funding(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
     ts_old, _ = store.read_funding(key)
     cursor = max(int(since_ms), int(ts_old[-1]) + 1 if ts_old.size else int(since_ms))
     report = DownloadReport(key.spec)
-    out: dict[int, float] = {}
-    while cursor < end:
-        page = _call(ex, retry, f"fetch_funding_rate_history {key.spec} from {cursor}",
-                     lambda c=cursor: ex.fetch_funding_rate_history(
-                         key.symbol, since=c, limit=limit, params={"until": end - 1}),
-                     sleep)
-        report.requests += 1
-        inside = [(int(r["timestamp"]), r.get("fundingRate")) for r in page
-                  if cursor <= int(r["timestamp"]) < end]
-        if not inside:
-            break
-        out.update(inside)
-        cursor = max(t for t, _ in inside) + 1
-    report.received = len(out)
-    if out:
-        ts = np.array(sorted(out), dtype=np.int64)
-        rate = np.array([np.nan if out[t] is None else float(out[t]) for t in ts.tolist()])
-        ok = np.isfinite(rate) & (np.abs(rate) <= MAX_ABS_RATE)
+    ts, rate, report.requests = funding_pages(
+        ex, key.symbol, cursor, end, limit,
+        lambda c: _call(ex, retry, f"fetch_funding_rate_history {key.spec} from {c}",
+                        lambda: ex.fetch_funding_rate_history(
+                            key.symbol, since=c, limit=limit, params={"until": end - 1}),
+                        sleep))
+    report.received = len(ts)
+    if len(ts):
+        ok = rate_ok(rate)
         if (~ok).any():
             report.refused = {"BAD_FUNDING_RATE": int((~ok).sum())}
         prov = Provenance(source=f"ccxt:{ex.id} fetch_funding_rate_history",
@@ -287,6 +278,46 @@ def download_funding(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
                           last_ts=int(ts[-1]), rows=int(ok.sum()), version=_ccxt_version())
         report.added = store.write_funding(key, ts[ok], rate[ok], prov, report.refused)
     return report
+
+
+def funding_pages(ex: Any, symbol: str, cursor: int, end: int, limit: int = PAGE_LIMIT,
+                  fetch: Callable[[int], list] | None = None) -> tuple[dict, int]:
+    """The funding settlements of ``symbol`` with ``cursor <= timestamp < end`` (ms UTC),
+    page after page of ccxt ``fetch_funding_rate_history`` (``limit`` rows each).
+
+    ``fetch(cursor)`` makes one request (default: a plain call, its errors raised).
+
+    Returns
+    -------
+    (ts, rate, requests) : int64 (m,), float64 (m,), int
+        Settlement times ascending and unique, their ``fundingRate`` as the venue gave
+        it (NaN where missing: not checked here, see
+        :func:`gridflow.data.funding.rate_ok`), and the number of requests made.
+
+    Raises
+    ------
+    ccxt.BaseError
+        Whatever ``fetch`` raises (rows of earlier pages are lost with it).
+    """
+    if fetch is None:
+        def fetch(c: int) -> list:
+            return ex.fetch_funding_rate_history(symbol, since=c, limit=limit,
+                                                 params={"until": end - 1})
+    out: dict[int, float | None] = {}
+    requests = 0
+    while cursor < end:
+        page = fetch(cursor)
+        requests += 1
+        inside = [(int(r["timestamp"]), r.get("fundingRate")) for r in page
+                  if cursor <= int(r["timestamp"]) < end]
+        if not inside:
+            break
+        out.update(inside)
+        cursor = max(t for t, _ in inside) + 1
+    ts = np.array(sorted(out), dtype=np.int64)
+    rate = np.array([np.nan if out[t] is None else float(out[t]) for t in ts.tolist()],
+                    dtype=np.float64)
+    return ts, rate, requests
 
 
 def _exchange_now(ex: Any, retry: RetryConfig, sleep) -> int:

@@ -54,15 +54,21 @@ class Funding:
         finite.
     symbols : list of str
         Symbols the exchange lists (every schedule key must be one).
+    publish_lag_ms : int
+        Exchange ms after a settlement before :meth:`history` lists it.
 
     Raises
     ------
     ValueError
-        Unknown symbol, mismatched or non-1-D arrays, unsorted times, non-finite rates.
+        Unknown symbol, mismatched or non-1-D arrays, unsorted times, non-finite rates,
+        a negative lag.
     """
 
     def __init__(self, schedule: dict[str, tuple[np.ndarray, np.ndarray]] | None,
-                 symbols: list[str]) -> None:
+                 symbols: list[str], publish_lag_ms: int = 0) -> None:
+        if publish_lag_ms < 0:
+            raise ValueError(f"publish_lag_ms must be >= 0, got {publish_lag_ms}")
+        self.publish_lag_ms = int(publish_lag_ms)
         self._ts: dict[str, np.ndarray] = {}
         self._rate: dict[str, np.ndarray] = {}
         for sym, (ts, rate) in (schedule or {}).items():
@@ -111,12 +117,14 @@ class Funding:
 
     def history(self, sym: str, now: int, start: int | None, end: int | None,
                 limit: int) -> list[tuple[int, float]]:
-        """Settlements of ``sym`` up to ``now`` as Binance's ``/fapi/v1/fundingRate``
-        pages them: ``(time ms, rate)``, the first ``limit`` at or after ``start`` (and
-        at or before ``end``), else the last ``limit`` at or before ``end`` (or now)."""
+        """Settlements of ``sym`` listed by ``now`` (settled at least ``publish_lag_ms``
+        before it) as Binance's ``/fapi/v1/fundingRate`` pages them: ``(time ms,
+        rate)``, the first ``limit`` at or after ``start`` (and at or before ``end``),
+        else the last ``limit`` at or before ``end`` (or now)."""
         ts = self._ts.get(sym)
         if ts is None:
             return []
+        now -= self.publish_lag_ms
         top = min(now, end) if end is not None else now
         lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
         hi = int(np.searchsorted(ts, top, side="right"))

@@ -94,6 +94,9 @@ class FakeExchange(WsApi):
         rates (fractions), e.g. ``gridflow.data.funding.read_funding(path)``. A position
         open when the clock reaches a settlement pays ``amount_signed * mark * rate``
         (see :mod:`gridflow.fakex.funding` for the mark rule). None: no funding.
+    funding_publish_lag_ms : int
+        Exchange ms after a settlement before ``/fapi/v1/fundingRate`` lists it (a venue
+        publishes its history a moment late); payments are not delayed.
     """
 
     def __init__(self, candles: dict[str, np.ndarray], timeframe: str = "1h",
@@ -103,7 +106,8 @@ class FakeExchange(WsApi):
                  taker_fee: float = 0.0005, stop_slippage: float = 0.0,
                  faults: FaultPlan | None = None, clock: str = "manual",
                  seconds_per_candle: float = 1.0, leverage: int = 1,
-                 funding: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+                 funding: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                 funding_publish_lag_ms: int = 0) -> None:
         if start_ms is None:
             raise ValueError("start_ms is required (open time of the first forming candle)")
         if clock not in ("manual", "realtime"):
@@ -118,7 +122,7 @@ class FakeExchange(WsApi):
                           maker_fee=maker_fee, taker_fee=taker_fee,
                           stop_slippage=stop_slippage, leverage=leverage,
                           partial=self._partial)
-        self._book.funding = Funding(funding, feed.symbols)
+        self._book.funding = Funding(funding, feed.symbols, funding_publish_lag_ms)
         self._api_key, self._secret = api_key, secret.encode()
         self._clock, self._pace = clock, float(seconds_per_candle)
         self._injector = FaultInjector(faults) if faults else None

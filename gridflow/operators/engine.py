@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from gridflow.chunks import IndicatorChunk, JournalBatch
 from gridflow.config.models import AccountConfig, FeesConfig, MarketSpec
-from gridflow.data.funding import funding_per_candle, last_rate
+from gridflow.data.funding import FUNDING_SETTLED, funding_per_candle, last_rate
 from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import AccountSummary, Command, JournalEvent
 from gridflow.operators import grid_kernel as gk
@@ -141,6 +141,8 @@ class AccountEngine:
     funding : dict[str, (int64 (m,), float64 (m,))], optional
         Settlement times (ms UTC) and rates (fractions) of the symbols traded as
         perpetuals (:func:`~gridflow.data.funding.read_funding`); others pay none.
+        Chunks whose values carry ``funding_rate`` / ``funding_settled`` (a live
+        funding-fed source) use those instead.
 
     Raises
     ------
@@ -305,7 +307,9 @@ class AccountEngine:
     def _quotes(self, s: str, vals: dict[str, np.ndarray], n: int, ts: np.ndarray):
         i = self.index[s]
         p = self.params[s]
-        if FUNDING_RATE in INPUTS[p.name](p):  # the last settled rate at each close
+        if FUNDING_RATE in INPUTS[p.name](p) and FUNDING_RATE not in vals:
+            # the last settled rate at each close, from the funding file (a live source
+            # attaches it to the candles instead: dataflows.funding_feed)
             close_ts = np.asarray(ts, np.int64) + self.tf_ms[i]
             vals = {**vals, FUNDING_RATE: last_rate(close_ts, *self.funding[s])
                     if s in self.funding else np.full(n, np.nan)}
@@ -334,7 +338,9 @@ class AccountEngine:
             for f in ("ts", *_OHLC, "warm"):
                 cols[f].append(c[f])
             fund = np.zeros(n)
-            if s in self.funding:
+            if FUNDING_SETTLED in vals:  # from the live source (dataflows.funding_feed)
+                fund = vals[FUNDING_SETTLED]
+            elif s in self.funding:
                 fund = funding_per_candle(c["ts"], int(self.tf_ms[self.index[s]]),
                                           *self.funding[s])
             cols["fund"].append(fund)

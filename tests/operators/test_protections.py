@@ -447,15 +447,20 @@ def test_funding_grid_quotes_nothing_before_the_first_settlement():
     assert not out.orders
 
 
-def test_paper_and_live_refuse_the_funding_grid_for_now():
+def test_paper_and_live_feed_the_funding_grid_its_rates_and_spot_is_refused():
     from gridflow.config import load_config
-    from gridflow.config.strategies import GridFundingParams
+    from gridflow.config.strategies import GridAtrParams, GridFundingParams
     from gridflow.dataflows.plan import plan_run
 
-    acct = AccountConfig(name="a", symbols=(BTC,), strategy=GridFundingParams())
-    cfg = load_config(None, accounts=(acct,))
-    with pytest.raises(ValueError, match="grid_funding reads the settled funding rates"):
-        plan_run(cfg, mode="paper")
+    funded = AccountConfig(name="a", symbols=(BTC,), strategy=GridFundingParams())
+    plain = AccountConfig(name="b", symbols=(BTC, "ETH/USDT"), strategy=GridAtrParams())
+    cfg = load_config(None, accounts=(funded, plain))
+    for mode in ("paper", "live"):
+        # only the symbol a strategy reads the rate of is fed; a replay reads files
+        assert plan_run(cfg, mode=mode).funding_feed == (BTC,)
+    spot = load_config(None, accounts=(funded,), live={"exchange": {"market_type": "spot"}})
+    with pytest.raises(ValueError, match="market_type is 'spot', which has none"):
+        plan_run(spot, mode="paper")
 
 
 def test_the_known_funding_rate_expires_with_its_series():

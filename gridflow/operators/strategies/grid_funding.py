@@ -15,13 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from gridflow.config.strategies import GridFundingParams
+from gridflow.data.funding import FUNDING_RATE
 from gridflow.operators.indicators import indicator_name
 from gridflow.operators.strategies.base import Quotes, quotes_of
 
-FUNDING_RATE = "funding_rate"
-"""The input key of the last settled funding rate (fraction per settlement): not an
-indicator of the bank; the account engine and the sweep supply it from the funding
-series."""
+__all__ = ["FUNDING_RATE", "grid_funding_indicators", "grid_funding_inputs",
+           "grid_funding_quotes"]
+# FUNDING_RATE is not an indicator of the bank: the account engine supplies it from the
+# funding file (replay) or the live candle source (paper, live), the sweep from its data
 
 
 def grid_funding_indicators(p: GridFundingParams) -> list[str]:
