@@ -8,7 +8,7 @@ prices in quote currency and volume in base currency (float64).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
@@ -69,6 +69,18 @@ class CandleChunk:
     warmup: bool = False
     preroll: bool = False
     inputs: dict | None = None
+
+    def __getstate__(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list) -> None:
+        """Restore a pickled chunk; one pickled before a field was added (a snapshot of
+        an older version) gets that field's default."""
+        names = [f.name for f in fields(self)]
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        values = dict(zip(names, state))
+        for name in names:
+            object.__setattr__(self, name, values[name] if name in values else defaults[name])
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

@@ -211,7 +211,7 @@ class GridFundingParams(_Strategy):
     ``SIGNAL``), and a rate that changed sign beyond ``exit_rate`` (the position now
     pays) closes it the same way as a flip (``FLIP``). Rates are fractions per settlement
     (0.0003 = 0.03 %); no quotes while the rate is unknown (before the first settlement,
-    or a series older than 3 settlement periods)."""
+    or once the last settlement is older than 24 h)."""
 
     name: Literal["grid_funding"] = "grid_funding"
     sma_period: int = Field(24, ge=2, le=10_000)

@@ -21,6 +21,10 @@ from gridflow.config.bundled import FUNDING_DIR
 MAX_ABS_RATE = 0.05
 """Rates beyond +-5 % per settlement are refused as corrupt (Binance caps at 0.3-2 %)."""
 
+RATE_STALE_MS = 86_400_000
+"""A settled rate older than this (24 h: three of Binance's 8 h periods; venues settle
+every 1-8 h) is no longer known (:func:`last_rate`)."""
+
 FUNDING_RATE = "funding_rate"
 """Input name: the rate of the last settlement at or before a candle's close
 (:func:`last_rate`), a fraction; what ``grid_funding`` quotes on."""
@@ -136,8 +140,10 @@ def funding_per_candle(ts: np.ndarray, tf_ms: int, f_ts: np.ndarray,
 def last_rate(close_ts: np.ndarray, f_ts: np.ndarray, f_rate: np.ndarray) -> np.ndarray:
     """The funding rate known at each candle close: the rate of the last settlement at
     or before ``close_ts`` (ms UTC); NaN before the first one, and once that settlement
-    is older than 3 settlement periods (the median spacing of ``f_ts``: a series that
-    ended or has a hole says nothing about the rate now).
+    is older than :data:`RATE_STALE_MS` (a series that ended or has a hole says nothing
+    about the rate now). The answer at a close depends only on the settlements up to it
+    (not on the series' length or spacing), so a live feed holding the last few
+    settlements gets the replay's answer from the whole file.
 
     Parameters
     ----------
@@ -158,8 +164,6 @@ def last_rate(close_ts: np.ndarray, f_ts: np.ndarray, f_rate: np.ndarray) -> np.
     f_ts = np.asarray(f_ts, np.int64)
     i = np.searchsorted(f_ts, close_ts, side="right") - 1
     ok = i >= 0
-    if len(f_ts) > 1:
-        max_age = 3 * int(np.median(np.diff(f_ts)))
-        ok[ok] &= close_ts[ok] - f_ts[i[ok]] <= max_age
+    ok[ok] &= close_ts[ok] - f_ts[i[ok]] <= RATE_STALE_MS
     out[ok] = np.asarray(f_rate, np.float64)[i[ok]]
     return out

@@ -4,7 +4,6 @@ as ``live.streams.candles`` says."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,8 +16,6 @@ from gridflow.exchange.client import ccxt_symbol, make_exchange, supports_stream
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = ["LiveCandleSource"]
-
-log = logging.getLogger(__name__)
 
 
 class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
@@ -107,13 +104,10 @@ class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
         from gridflow.dataflows.funding_feed import FundingFedPartition, split_state
 
         own, fed = split_state(resume_state)
-        if fed is not None and fed.held and for_part not in self.funding_symbols:
-            log.warning("%s: %d candle chunk(s) held for funding rates before the restart "
-                        "are dropped: the symbol is no longer funding-fed", for_part,
-                        len(fed.held))
         part = self._candles(for_part, own)
-        if for_part not in self.funding_symbols:
+        if for_part not in self.funding_symbols and not (fed is not None and fed.held):
             return part
+        # a symbol no longer funding-fed still sends the chunks it held at the restart
         return FundingFedPartition(part, ccxt_symbol(for_part, self.exchange_cfg.market_type),
                                    timeframe_to_ms(self.timeframe), fed)
 

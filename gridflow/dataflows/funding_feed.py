@@ -49,28 +49,29 @@ from gridflow.data.funding import (
 )
 from gridflow.dataflows.live_sources import describe_error
 from gridflow.exchange.history import funding_pages
-from gridflow.exchange.retry import backoff_s
+from gridflow.exchange.retry import backoff_cap_s, backoff_s
 
 __all__ = ["FundingFedPartition", "FundingFeedState", "FUNDING_WAIT_S"]
 
 log = logging.getLogger(__name__)
 
-FUNDING_WAIT_S = 60.0
-"""Wall seconds a candle is held waiting for the settlement due at or before its close."""
+FUNDING_WAIT_S = 20.0
+"""Wall seconds a candle is held waiting for the settlement due at or before its close
+(well under the live engine's ``CANDLE_WAIT_MS``, after which fills stop waiting for a
+candle)."""
 
-RETRY_S = 1.0
+RETRY_S = 2.0
 """Wall seconds between two looks at the venue's funding history while holding."""
 
-LOOKBACK_MS = 4 * 86_400_000
-"""How far before the first candle's close the history is first read: enough for the
-last settlement before it and the series' spacing (venues settle every 1-8 h)."""
+LOOKBACK_MS = 2 * 86_400_000
+"""How far before the first candle's close the history is first read: more than
+:data:`~gridflow.data.funding.RATE_STALE_MS`, so the last settlement known at it is read."""
 
 KEEP = 64
 """Settlements kept once attached (the last rate and the median spacing need a few)."""
 
 REFRESH_MS = 3_600_000
-"""Exchange time between two reads of the history when no settlement is due (a venue
-may shorten its schedule)."""
+"""Exchange time between two reads of the history when no settlement is due."""
 
 
 class FundingFeedState(NamedTuple):
@@ -83,9 +84,21 @@ class FundingFeedState(NamedTuple):
     held : tuple of CandleChunk
         Chunks read from the wrapped partition and not emitted yet.
     f_ts, f_rate : tuple of int, tuple of float
-        Known settlements (ms UTC, fractions), ascending.
+        Usable settlements (ms UTC, fractions), ascending.
     read_to : int or None
         Newest candle close (ms UTC) the history was read for.
+    seen_to : int or None
+        Newest settlement time the venue listed (refused rows included).
+    expect : int or None
+        The next settlement the venue announced, not listed yet.
+    booked_to : int or None
+        Close of the newest candle emitted.
+    warm_to : int or None
+        Close of the warm-up's last candle (never traded: books no funding).
+    late_sum : float
+        Rates listed after their candle went out, booked with the next candle.
+    gave_up : int or None
+        ``seen_to`` when a wait last ran out (-1: nothing listed then).
     """
 
     inner: Any
@@ -93,6 +106,12 @@ class FundingFeedState(NamedTuple):
     f_ts: tuple
     f_rate: tuple
     read_to: int | None
+    seen_to: int | None = None
+    expect: int | None = None
+    booked_to: int | None = None
+    warm_to: int | None = None
+    late_sum: float = 0.0
+    gave_up: int | None = None
 
 
 def split_state(state: Any) -> tuple[Any, FundingFeedState | None]:
@@ -125,7 +144,8 @@ class FundingFedPartition(StatefulSourcePartition[CandleChunk, FundingFeedState]
     Raises
     ------
     ValueError
-        ``tf_ms <= 0``, ``wait_s < 0`` or ``retry_s <= 0``.
+        ``tf_ms <= 0``, ``wait_s < 0`` or ``retry_s <= 0``; an exchange without
+        ``fetchFundingRateHistory``.
     """
 
     def __init__(self, inner: Any, market: str, tf_ms: int,
@@ -134,34 +154,41 @@ class FundingFedPartition(StatefulSourcePartition[CandleChunk, FundingFeedState]
         if tf_ms <= 0 or wait_s < 0 or not retry_s > 0:
             raise ValueError(f"bad funding feed timing: tf_ms={tf_ms}, wait_s={wait_s}, "
                              f"retry_s={retry_s}")
-        self.inner = inner
         self.ex = inner.ex
+        if not (getattr(self.ex, "has", None) or {}).get("fetchFundingRateHistory"):
+            raise ValueError(f"{getattr(self.ex, 'id', self.ex)!r} has no funding rate "
+                             f"history (ccxt fetchFundingRateHistory): {inner.symbol} cannot "
+                             "be traded by a strategy reading funding rates there")
+        self.inner = inner
         self.symbol = inner.symbol
         self.market = market
         self.tf_ms = int(tf_ms)
         self.wait_s = float(wait_s)
         self.retry_s = float(retry_s)
         self.clock = clock
-        st = resume_state
-        self.held: list[CandleChunk] = list(st.held) if st else []
-        self.f_ts = np.array(st.f_ts if st else (), np.int64)
-        self.f_rate = np.array(st.f_rate if st else (), np.float64)
-        self.read_to: int | None = st.read_to if st else None
+        st = resume_state or FundingFeedState(None, (), (), (), None)
+        self.held: list[CandleChunk] = list(st.held)
+        self.f_ts = np.array(st.f_ts, np.int64)
+        self.f_rate = np.array(st.f_rate, np.float64)
+        self.read_to, self.seen_to, self.expect = st.read_to, st.seen_to, st.expect
+        self.booked_to, self.warm_to = st.booked_to, st.warm_to
+        self.late_sum, self.gave_up = st.late_sum, st.gave_up
         self._since: float | None = None  # wall clock when the held chunks began waiting
-        self._gave_up: int | None = None  # the last known settlement when a wait ran out
         self._awake: datetime | None = None
         self._errors_in_row = 0
         self.late = 0
-        """Chunks emitted without a settlement that was due (the wait ran out)."""
+        """Releases without a settlement that was due (the wait ran out)."""
         self.refused = 0
         """Settlements dropped as unusable (not finite, or beyond +-5 %)."""
+        self.listed_late = 0
+        """Settlements listed after their candle went out (booked with a later one)."""
         self.error_counts: dict[str, int] = {}
         """ccxt errors met reading the funding history, by class name."""
 
     # ------------------------------------------------------------------ Bytewax
     def next_batch(self) -> list[CandleChunk]:
         """The wrapped partition's chunks with their funding inputs, once the
-        settlements they need are known (or the wait ran out).
+        settlements they need are listed (or the wait ran out).
 
         Raises
         ------
@@ -178,16 +205,18 @@ class FundingFedPartition(StatefulSourcePartition[CandleChunk, FundingFeedState]
         newest = max(closes)
         if self._since is None:
             self._since = self.clock()
-        given_up = self._given_up()
+        given_up = self.gave_up is not None and self.gave_up == self._seen()
         patient = self.clock() - self._since < self.wait_s and not given_up
         if self._should_read(newest):
             try:
                 self._read(first, newest)
             except ccxt.BaseError as e:
-                self._failed(e, retry=patient)
-                if patient:
+                # nothing read yet, or a settlement due: retry while patient
+                needed = self.read_to is None or self._due(newest) is not None
+                self._failed(e, retry=needed and patient)
+                if needed and patient:
                     return []
-                return self._release(late=not given_up)
+                return self._release(late=needed and not given_up)
         due = self._due(newest)
         if due is not None and patient:
             self._awake = datetime.now(UTC) + timedelta(seconds=self.retry_s)
@@ -205,16 +234,21 @@ class FundingFedPartition(StatefulSourcePartition[CandleChunk, FundingFeedState]
         return self._awake if self.held else self.inner.next_awake()
 
     def snapshot(self) -> FundingFeedState:
-        """The wrapped state, the held chunks and the known settlements."""
+        """The wrapped state, the held chunks and the feed's position."""
         return FundingFeedState(self.inner.snapshot(), tuple(self.held),
                                 tuple(int(t) for t in self.f_ts),
-                                tuple(float(r) for r in self.f_rate), self.read_to)
+                                tuple(float(r) for r in self.f_rate), self.read_to,
+                                self.seen_to, self.expect, self.booked_to, self.warm_to,
+                                float(self.late_sum), self.gave_up)
 
     def close(self) -> None:
         """Close the wrapped partition."""
         self.inner.close()
 
     # ------------------------------------------------------------------ internals
+    def _seen(self) -> int:
+        return -1 if self.seen_to is None else int(self.seen_to)
+
     def _period(self) -> int | None:
         """The series' settlement spacing (median, ms); None with fewer than 2."""
         if len(self.f_ts) < 2:
@@ -222,41 +256,65 @@ class FundingFedPartition(StatefulSourcePartition[CandleChunk, FundingFeedState]
         return int(np.median(np.diff(self.f_ts)))
 
     def _due(self, close: int) -> int | None:
-        """The expected settlement time at or before ``close`` not listed yet, if any;
-        None: the series is too short to have a spacing."""
-        period = self._period()
-        if period is None:
+        """The expected settlement time at or before ``close`` not listed yet, if any."""
+        nxt = self.expect
+        if nxt is None and self._period() is not None:  # the venue announces none
+            nxt = int(self.f_ts[-1]) + self._period()
+        if nxt is None or nxt > close or self._seen() >= nxt:
             return None
-        nxt = int(self.f_ts[-1]) + period
-        return nxt if nxt <= close else None
-
-    def _given_up(self) -> bool:
-        """A wait ran out and the venue listed nothing since: candles no longer wait."""
-        return self._gave_up is not None and self._gave_up == (
-            int(self.f_ts[-1]) if len(self.f_ts) else -1)
+        return nxt
 
     def _should_read(self, close: int) -> bool:
         return (self.read_to is None or self._due(close) is not None
                 or close >= self.read_to + REFRESH_MS)
 
     def _read(self, first_close: int, close: int) -> None:
-        """Settlements after the last known one (or from ``LOOKBACK_MS`` before
-        ``first_close``) up to ``close``, appended; bad rows dropped and counted."""
-        cursor = int(self.f_ts[-1]) + 1 if len(self.f_ts) else first_close - LOOKBACK_MS
+        """Settlements listed after the newest seen (or from ``LOOKBACK_MS`` before
+        ``first_close``) up to ``close``; then the venue's next one, once the expected
+        one is listed."""
+        cursor = self._seen() + 1 if self.seen_to is not None else first_close - LOOKBACK_MS
         ts, rate, _ = funding_pages(self.ex, self.market, cursor, close + 1)
         self._errors_in_row = 0
+        if len(ts):
+            self.seen_to = max(self._seen(), int(ts[-1]))
         ok = rate_ok(rate)
         if not ok.all():
             self.refused += int((~ok).sum())
             log.warning("funding %s: %d settlement(s) refused (rate not finite or beyond "
                         "+-5 %%): %s", self.symbol, int((~ok).sum()), ts[~ok].tolist()[:5])
-        self.f_ts = np.concatenate([self.f_ts, ts[ok]])
-        self.f_rate = np.concatenate([self.f_rate, rate[ok]])
+        ts, rate = ts[ok], rate[ok]
+        past = np.zeros(len(ts), bool)
+        if self.booked_to is not None:  # their candle went out without them (a warm-up
+            past = (ts <= self.booked_to) & (ts > (self.warm_to or -1))  # one books none)
+        if past.any():
+            self.late_sum += float(rate[past].sum())
+            self.listed_late += int(past.sum())
+            log.warning("funding %s: settlement(s) %s listed after their candle went out; "
+                        "booked with the next candle", self.symbol, ts[past].tolist())
+        self.f_ts = np.concatenate([self.f_ts, ts])
+        self.f_rate = np.concatenate([self.f_rate, rate])
         self.read_to = max(close, self.read_to or close)
+        if self.expect is None or self._seen() >= self.expect:
+            self.expect = self._announced(close)
+
+    def _announced(self, close: int) -> int | None:
+        """The settlement the venue announces next (None if it does not): the one after
+        now, or, when the series' spacing says one before it is still unlisted (a start
+        just after a settlement), that one."""
+        if not self.ex.has.get("fetchFundingRate"):
+            return None
+        fr = self.ex.fetch_funding_rate(self.market)
+        nxt = fr.get("fundingTimestamp") or fr.get("nextFundingTimestamp")
+        if nxt is None:
+            return None
+        nxt, period = int(nxt), self._period()
+        if period is not None and self._seen() < nxt - period <= close:
+            return nxt - period
+        return nxt
 
     def _failed(self, exc: ccxt.BaseError, retry: bool) -> None:
-        """Count and log a failed history read; ``retry``: look again after a backoff
-        (else the held candles go out with the rates known)."""
+        """Count and log a failed read; ``retry``: look again after a backoff (else the
+        held candles go out with the rates known)."""
         self._errors_in_row += 1
         name = type(exc).__name__
         self.error_counts[name] = self.error_counts.get(name, 0) + 1
@@ -264,17 +322,18 @@ class FundingFedPartition(StatefulSourcePartition[CandleChunk, FundingFeedState]
             log.warning("funding %s: %s (error %d in a row); candles go out with the rates "
                         "known", self.symbol, describe_error(exc, self.ex), self._errors_in_row)
             return
-        wait = backoff_s(self.retry_s, self._errors_in_row, self.wait_s)
+        wait = backoff_s(self.retry_s, self._errors_in_row, backoff_cap_s(exc))
         log.warning("funding %s: %s (error %d in a row, retry in %.1f s)", self.symbol,
                     describe_error(exc, self.ex), self._errors_in_row, wait)
         self._awake = datetime.now(UTC) + timedelta(seconds=wait)
 
     def _release(self, late: bool = False) -> list[CandleChunk]:
         """The held chunks with their inputs; the kept history trimmed. ``late``: a
-        wait ran out (counted; no candle waits again until a newer settlement)."""
+        wait ran out (counted; no candle waits again until the venue lists more)."""
         if late:
             self.late += 1
-            self._gave_up = int(self.f_ts[-1]) if len(self.f_ts) else -1
+            self.gave_up = self._seen()
+            self.expect = None  # the venue's schedule is asked for again at the next read
         out = [self._attach(c) for c in self.held]
         self.held, self._since = [], None
         if len(self.f_ts) > KEEP:
@@ -283,8 +342,16 @@ class FundingFedPartition(StatefulSourcePartition[CandleChunk, FundingFeedState]
 
     def _attach(self, c: CandleChunk) -> CandleChunk:
         ts = np.asarray(c.ts, np.int64)
+        settled = funding_per_candle(ts, self.tf_ms, self.f_ts, self.f_rate)
+        if len(ts):
+            if self.late_sum and not c.warmup:
+                settled[0] += self.late_sum
+                self.late_sum = 0.0
+            self.booked_to = max(int(ts[-1]) + self.tf_ms, self.booked_to or 0)
+            if c.warmup:
+                self.warm_to = self.booked_to
         return replace(c, inputs={
             **(c.inputs or {}),
             FUNDING_RATE: last_rate(ts + self.tf_ms, self.f_ts, self.f_rate),
-            FUNDING_SETTLED: funding_per_candle(ts, self.tf_ms, self.f_ts, self.f_rate),
+            FUNDING_SETTLED: settled,
         })

@@ -281,11 +281,13 @@ def download_funding(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
 
 
 def funding_pages(ex: Any, symbol: str, cursor: int, end: int, limit: int = PAGE_LIMIT,
-                  fetch: Callable[[int], list] | None = None) -> tuple[dict, int]:
+                  fetch: Callable[[int], list] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
     """The funding settlements of ``symbol`` with ``cursor <= timestamp < end`` (ms UTC),
     page after page of ccxt ``fetch_funding_rate_history`` (``limit`` rows each).
 
-    ``fetch(cursor)`` makes one request (default: a plain call, its errors raised).
+    ``fetch(cursor)`` makes one request (default: a plain call, its errors raised). A
+    row without a timestamp is skipped.
 
     Returns
     -------
@@ -309,7 +311,7 @@ def funding_pages(ex: Any, symbol: str, cursor: int, end: int, limit: int = PAGE
         page = fetch(cursor)
         requests += 1
         inside = [(int(r["timestamp"]), r.get("fundingRate")) for r in page
-                  if cursor <= int(r["timestamp"]) < end]
+                  if r.get("timestamp") is not None and cursor <= int(r["timestamp"]) < end]
         if not inside:
             break
         out.update(inside)

@@ -9,6 +9,9 @@ or failing history is counted, never a crash."""
 
 from __future__ import annotations
 
+import pickle
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from pydantic import SecretStr
@@ -111,7 +114,7 @@ def test_a_close_on_a_settlement_not_listed_yet_waits_for_it_and_survives_a_rest
         fx.step()  # it closes; the venue lists the settlement 20 s later
         assert p.next_batch() == [] and p.next_batch() == []
         assert p.next_awake() is not None
-        state = p.snapshot()
+        state = pickle.loads(pickle.dumps(p.snapshot()))  # as Bytewax recovery stores it
         assert isinstance(state, FundingFeedState) and len(state.held) == 1
         p.close()
         q = part(fx, clock, resume=state)  # a restart while waiting keeps the candle
@@ -144,13 +147,24 @@ def test_a_settlement_never_listed_holds_one_candle_for_the_wait_then_no_more():
         listed = F_TS <= fx.now_ms() - lag
         np.testing.assert_array_equal(c.inputs[FUNDING_RATE],
                                       last_rate(c.ts + H, F_TS[listed], F_RATE[listed]))
-        next_listing = int(F_TS[~listed & (F_TS > 0)][0]) + lag
-        steps = 0
+        warm_close = fx.now_ms()
+        next_listing = int(F_TS[~listed][0]) + lag
+        steps, got = 0, []
         while fx.now_ms() + H < next_listing:  # no wait until the venue lists a newer one
             fx.step()
-            assert len(p.next_batch()) == 1
+            got += p.next_batch()
+            assert len(got) == steps + 1
             steps += 1
         assert steps >= 1 and p.late == 1
+        for _ in range(30):  # every settlement is booked once, the late ones with a later
+            fx.step()        # candle (none falls inside its own candle: all listed 9 h late)
+            got += p.next_batch()
+            clock.t += 31.0
+            got += p.next_batch()
+        _, inputs = collect(got)
+        booked = (F_TS > warm_close) & (F_TS <= fx.now_ms() - lag)
+        assert booked.sum() >= 3 and p.listed_late == booked.sum()
+        assert inputs[FUNDING_SETTLED].sum() == pytest.approx(F_RATE[booked].sum(), abs=1e-15)
     finally:
         fx.stop()
 
@@ -175,11 +189,80 @@ def test_unusable_rates_are_refused_and_counted_and_errors_are_retried():
         fx.stop()
 
 
+def test_a_schedule_moved_to_4h_then_1h_with_a_listing_lag_gives_the_replays_inputs():
+    # Binance moves a symbol whose rate hit its cap to 4 h, then 1 h settlements: the
+    # feed follows the venue's announced next settlement, not the past spacing
+    old = F_TS < START
+    times = np.concatenate([F_TS[old], np.arange(START, START + 24 * H, 4 * H),
+                            np.arange(START + 24 * H, START + 40 * H, H),
+                            np.arange(START + 40 * H, START + 96 * H, 8 * H)])
+    new = len(times) - int(old.sum())  # the venue lists rates to 8 decimals
+    rates = np.concatenate([F_RATE[old], np.round(np.linspace(-8e-4, 9e-4, new), 8)])
+    fx, clock = start(funding=(times, rates), lag_ms=30_000), Clock()
+    try:
+        p, got, held = part(fx, clock), [], 0
+        got += p.next_batch()
+        for _ in range(60):
+            fx.step()
+            out = p.next_batch()
+            if not out:  # a close on a settlement the venue lists 30 s later
+                held += 1
+                fx.advance_ms(30_000)
+                out = p.next_batch()
+            got += out
+        ts, inputs = collect(got)
+        traded = ~np.concatenate([np.full(len(c), c.warmup) for c in got])
+        np.testing.assert_array_equal(inputs[FUNDING_RATE][traded],
+                                      last_rate(ts[traded] + H, times, rates))
+        np.testing.assert_array_equal(inputs[FUNDING_SETTLED][traded],
+                                      funding_per_candle(ts[traded], H, times, rates))
+        on = np.isin(ts[traded] + H, times)
+        assert held == on.sum() >= 20 and p.late == 0  # every settlement close waited
+    finally:
+        fx.stop()
+
+
+def test_a_refused_settlement_counts_as_listed_and_is_refused_once():
+    bad = F_RATE.copy()
+    i = int(np.searchsorted(F_TS, START + 8 * H))  # a settlement a traded candle closes on
+    bad[i] = 0.5
+    fx, clock = start(funding=(F_TS, bad)), Clock()
+    try:
+        p, got = part(fx, clock), []
+        got += p.next_batch()
+        while fx.now_ms() < F_TS[i] + 10 * H:
+            fx.step()
+            out = p.next_batch()
+            assert len(out) == 1  # never held for it
+            got += out
+        assert p.refused == 1 and p.late == 0
+        ts, inputs = collect(got)
+        keep = np.arange(len(F_TS)) != i
+        np.testing.assert_array_equal(inputs[FUNDING_RATE], last_rate(ts + H, F_TS[keep], F_RATE[keep]))
+    finally:
+        fx.stop()
+
+
+def test_a_chunk_pickled_before_its_inputs_field_existed_loads():
+    from dataclasses import fields
+
+    c = CandleChunk(SYM, "1h", np.arange(3, dtype=np.int64) * H, *[np.ones(3)] * 5)
+    old_state = [getattr(c, f.name) for f in fields(c) if f.name != "inputs"]
+    old = CandleChunk.__new__(CandleChunk)
+    old.__setstate__(old_state)  # what unpickling a snapshot of the previous version does
+    assert old.inputs is None and len(old.take(np.array([True, False, True]))) == 2
+
+
 @pytest.mark.parametrize("bad", [dict(tf_ms=0), dict(wait_s=-1.0), dict(retry_s=0.0)])
 def test_bad_timing_is_refused(bad):
-    class Inner:
-        ex, symbol = None, SYM
-
+    inner = SimpleNamespace(ex=SimpleNamespace(has={"fetchFundingRateHistory": True}),
+                            symbol=SYM)
     args = {"tf_ms": H, **bad}
     with pytest.raises(ValueError, match="bad funding feed timing"):
-        FundingFedPartition(Inner(), "BTC/USDT:USDT", args.pop("tf_ms"), **args)
+        FundingFedPartition(inner, "BTC/USDT:USDT", args.pop("tf_ms"), **args)
+
+
+def test_a_venue_without_funding_history_is_refused():
+    inner = SimpleNamespace(ex=SimpleNamespace(has={}, id="somespot"), symbol=SYM)
+    with pytest.raises(ValueError, match="has no funding rate history"):
+        FundingFedPartition(inner, "BTC/USDT", H)

@@ -471,8 +471,19 @@ def test_the_known_funding_rate_expires_with_its_series():
     close = np.array([7, 8, 15, 16, 24, 48, 49], np.int64) * H
     got = last_rate(close, f_ts, rate)
     # unknown before the first; a settlement at the close is known at it; stale after
-    # 3 settlement periods (24 H after the last)
+    # 24 h after the last
     np.testing.assert_array_equal(got, [np.nan, 1e-4, 1e-4, 2e-4, 3e-4, 3e-4, np.nan])
+    # the answer at a close depends only on the settlements up to it: a live feed keeping
+    # the last few settlements of a schedule that went 8 h -> 1 h -> 8 h gets the replay's
+    f_ts = np.concatenate([np.arange(0, 48, 8), np.arange(48, 60), np.arange(64, 120, 8)]) * H
+    rate = np.linspace(1e-4, 9e-4, len(f_ts))
+    close = np.arange(0, 150, dtype=np.int64) * H + H // 2
+    full = last_rate(close, f_ts, rate)
+    for k in range(len(f_ts)):
+        tail = close >= f_ts[k]
+        np.testing.assert_array_equal(last_rate(close[tail], f_ts[k:], rate[k:]), full[tail])
+    known = close - f_ts[-1] <= 24 * H  # no hole in the schedule reaches 24 h
+    assert not np.isnan(full[known]).any() and np.isnan(full[~known]).all()
 
 
 def test_a_replay_refuses_a_funding_grid_without_its_funding_file():
