@@ -38,7 +38,8 @@ MIN_SECRET_LEN = 8
 #: (matched case-insensitively, also after a ``word_`` or ``word-`` prefix).
 SECRET_KEYS = ("signature", "apikey", "api_key", "api-key", "apisecret", "secret",
                "secretkey", "secret_key", "x-mbx-apikey", "listenkey", "listen_key",
-               "password", "passwd", "pwd", "passphrase", "token", "authorization")
+               "password", "passwd", "pwd", "passphrase", "token", "authorization",
+               "access-key", "access-sign")  # the last two: Bitget's headers
 _KEY = r"(?:[A-Za-z0-9]+[_-])*(?:" + "|".join(re.escape(k) for k in SECRET_KEYS) + r")"
 _KEY_ONLY = re.compile(r"(?i)" + _KEY)
 _KV = re.compile(

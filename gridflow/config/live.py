@@ -38,13 +38,19 @@ class ExchangeConfig(_Model):
     Attributes
     ----------
     id : str
-        ccxt exchange id; ``"binanceusdm"`` (Binance USDT-M perpetuals) is the one the
-        test exchange implements.
+        ccxt exchange id. Live trading: a venue of
+        :data:`gridflow.config.venues.VENUES` (``"binanceusdm"`` Binance USDT-M
+        perpetuals, ``"binance"`` Binance spot, ``"bitget"`` Bitget USDT-M); paper runs
+        and ``gridflow data download`` take any ccxt id.
     market_type : "swap" or "spot"
         Config symbols are written ``"BTC/USDT"``; for ``swap`` they trade the linear
-        perpetual ``"BTC/USDT:USDT"``.
+        perpetual ``"BTC/USDT:USDT"``. Defaults to the venue's (``binance``: spot); a
+        venue's other type is refused.
     api_key, secret : SecretStr or None
         From the environment only in practice; never logged or journaled.
+    password : SecretStr or None
+        The API key's passphrase, where the venue has one (Bitget; ccxt ``password``),
+        treated as the secret is.
     urls : dict[str, str]
         Overrides of ccxt's ``urls["api"]`` entries (the local test exchange).
     timeout_ms : int
@@ -63,11 +69,32 @@ class ExchangeConfig(_Model):
     market_type: Literal["swap", "spot"] = "swap"
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
+    password: SecretStr | None = None
     urls: dict[str, str] = Field(default_factory=dict)
     timeout_ms: int = Field(10_000, ge=100, le=120_000)
     rate_limit_ms: int | None = Field(None, ge=0, le=60_000)
     options: dict[str, Any] = Field(default_factory=dict)
     ws_urls: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _venue_market(cls, data: Any) -> Any:
+        """A known venue's market type when none is given (``binance`` -> spot)."""
+        from gridflow.config.venues import VENUES
+
+        if isinstance(data, dict) and "market_type" not in data and data.get("id") in VENUES:
+            return {**data, "market_type": VENUES[data["id"]].market_type}
+        return data
+
+    @model_validator(mode="after")
+    def _venue_type(self) -> "ExchangeConfig":
+        from gridflow.config.venues import VENUES
+
+        v = VENUES.get(self.id)
+        if v is not None and v.market_type != self.market_type:
+            raise ValueError(f"live.exchange: {self.id!r} is {v.name}: market_type must be "
+                             f"{v.market_type!r}, got {self.market_type!r}")
+        return self
 
 
 class StreamsConfig(_Model):
@@ -187,7 +214,8 @@ class LiveConfig(_Model):
         (their state is pickled into Bytewax recovery snapshots, and ``SecretStr``
         pickles its value). Credentials live only in the broker and source connections,
         which read them from the environment on every start."""
-        ex = self.exchange.model_copy(update={"api_key": None, "secret": None})
+        ex = self.exchange.model_copy(update={"api_key": None, "secret": None,
+                                               "password": None})
         return self.model_copy(update={"exchange": ex})
 
     @model_validator(mode="after")
@@ -202,4 +230,16 @@ class LiveConfig(_Model):
                 raise ValueError("live.mode = 'live' needs live.exchange.api_key and "
                                  "live.exchange.secret (GRIDFLOW_LIVE__EXCHANGE__API_KEY / "
                                  "GRIDFLOW_LIVE__EXCHANGE__SECRET)")
+            from gridflow.config.venues import VENUES
+
+            v = VENUES.get(ex.id)
+            if v is None or not v.live:
+                ok = sorted(k for k, x in VENUES.items() if x.live)
+                what = f"{v.name} is paper only so far" if v else "not a venue gridflow trades"
+                raise ValueError(f"live.exchange.id = {ex.id!r}: {what}; live.mode = 'live' "
+                                 f"trades on {ok}")
+            if v.passphrase and (ex.password is None or not ex.password.get_secret_value()):
+                raise ValueError(f"live.exchange.id = {ex.id!r} needs live.exchange.password "
+                                 "(the API key's passphrase: "
+                                 "GRIDFLOW_LIVE__EXCHANGE__PASSWORD)")
         return self

@@ -82,6 +82,7 @@ _ADDED_LATER: dict[str, object] = {
     "candles": CandleRules().model_dump(mode="json"),
     "live.streams": StreamsConfig().model_dump(mode="json"),
     "live.exchange.ws_urls": {},
+    "live.exchange.password": None,
     "live.broker_lanes": 8,
     "live.ops": OpsConfig().model_dump(mode="json", exclude=set(OPS_NOT_IDENTITY)),
     "live.preflight": PreflightConfig().model_dump(mode="json"),

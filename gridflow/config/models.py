@@ -365,6 +365,18 @@ class GridflowConfig(BaseSettings):
             raise ValueError(f"accounts: names must be unique, got {names}")
         if not math.isfinite(self.pace_s):
             raise ValueError("pace_s must be finite")
+        if self.live.exchange.market_type == "spot":  # no borrowing: long only
+            from gridflow.config.venues import short_field
+
+            for i, a in enumerate(self.accounts):
+                for j, p in enumerate(a.strategies):
+                    bad = short_field(p)
+                    if bad is not None:
+                        raise ValueError(
+                            f"accounts[{i}].strategies[{j}].{bad[0]} = {bad[1]!r}: it sells "
+                            f"short, which live.exchange.market_type = 'spot' "
+                            f"({self.live.exchange.id}) cannot (long-only strategies: "
+                            "grid_atr and envelope_dca with side = 'long')")
         return self
 
     @classmethod

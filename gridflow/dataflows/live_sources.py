@@ -50,9 +50,9 @@ OHLCV_PAGE = 1000
 def describe_error(exc: BaseException, exchange: Any = None) -> str:
     """``"ClassName: redacted message"`` of an exception raised by ``exchange``.
 
-    The exchange's ``apiKey`` and ``secret`` are read only to mask them.
+    The exchange's ``apiKey``, ``secret`` and ``password`` are read only to mask them.
     """
-    secrets = (getattr(exchange, "apiKey", None), getattr(exchange, "secret", None))
+    secrets = tuple(getattr(exchange, k, None) for k in ("apiKey", "secret", "password"))
     return error_text(exc, secrets, limit=400)
 
 

@@ -31,7 +31,10 @@ def config_symbol(ccxt_sym: str) -> str:
 # ``sapi/v1/capital/config/getall`` on every ``load_markets`` when keys are set; futures
 # trading needs no currency list, so the futures (``fapi``) endpoints are the only ones
 # called (and the local test exchange, ``gridflow.fakex``, serves exactly those).
-_DEFAULT_OPTIONS: dict[str, dict] = {"binanceusdm": {"fetchCurrencies": False}}
+# bitget: markets of the traded type only (ccxt would list spot, margin and every futures
+# product type on each load_markets).
+_DEFAULT_OPTIONS: dict[str, dict] = {"binanceusdm": {"fetchCurrencies": False},
+                                     "bitget": {"fetchCurrencies": False}}
 
 
 def _use_linear_error_map(ex: ccxt.Exchange) -> None:
@@ -66,6 +69,8 @@ def _params(cfg: ExchangeConfig) -> dict:
         "options": {"adjustForTimeDifference": False,
                     "defaultType": "swap" if cfg.market_type == "swap" else "spot",
                     **_DEFAULT_OPTIONS.get(cfg.id, {}),
+                    **({"fetchMarkets": {"types": [cfg.market_type]}} if cfg.id == "bitget"
+                       else {}),
                     **cfg.options},
     }
     if cfg.rate_limit_ms is not None:
@@ -74,7 +79,10 @@ def _params(cfg: ExchangeConfig) -> dict:
         params["apiKey"] = cfg.api_key.get_secret_value()
     if cfg.secret is not None:
         params["secret"] = cfg.secret.get_secret_value()
-    _guard_logs([params.get("apiKey", ""), params.get("secret", "")])
+    if cfg.password is not None:
+        params["password"] = cfg.password.get_secret_value()
+    _guard_logs([params.get("apiKey", ""), params.get("secret", ""),
+                 params.get("password", "")])
     return params
 
 

@@ -1,0 +1,64 @@
+"""The venues gridflow trades, and the rules a config must follow on each.
+
+A venue is a ccxt exchange id with one market type: ``binanceusdm`` (Binance USDT-M
+perpetuals), ``binance`` (Binance spot), ``bitget`` (Bitget USDT-M perpetuals, v2 mix
+API). What each venue's orders can do (reduce-only, stop-market / stop-limit / plan
+stops, whether a take profit and a stop may rest on the same amount) is decided from
+ccxt at run time (:mod:`gridflow.exchange.venue`); this module holds what a config can
+be checked against before anything connects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["VENUES", "VenueInfo", "short_field"]
+
+
+@dataclass(frozen=True)
+class VenueInfo:
+    """What a config needs to know of a venue.
+
+    Attributes
+    ----------
+    name : str
+        For messages and the README.
+    market_type : "swap" or "spot"
+        The markets gridflow trades there (config symbols ``"BTC/USDT"``).
+    passphrase : bool
+        The API key comes with a passphrase (ccxt ``password``; Bitget).
+    live : bool
+        Real orders are supported (tested end to end against the local exchange);
+        paper runs work on every venue.
+    """
+
+    name: str
+    market_type: Literal["swap", "spot"]
+    passphrase: bool
+    live: bool
+
+
+VENUES: dict[str, VenueInfo] = {
+    "binanceusdm": VenueInfo("Binance USDT-M perpetuals", "swap", False, True),
+    "binance": VenueInfo("Binance spot", "spot", False, False),
+    "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, False),
+}
+"""ccxt id -> venue. ``live`` False: paper only until its order path is tested end to
+end (issue 19)."""
+
+_BOTH_SIDES = {"grid_multi_tf", "grid_trend", "grid_funding"}
+"""Strategies whose side follows the market (trend, funding): they go short too."""
+
+
+def short_field(p: Any) -> tuple[str, Any] | None:
+    """The field of strategy ``p`` that makes it sell short, with its value; None for a
+    long-only strategy (what a spot market allows: no borrowing).
+
+    ``grid_atr`` and ``envelope_dca`` short with ``side = "short"``; ``grid_multi_tf``,
+    ``grid_trend`` and ``grid_funding`` take either side by design (their ``name``)."""
+    if getattr(p, "name", None) in _BOTH_SIDES:
+        return "name", p.name
+    if getattr(p, "side", "long") == "short":
+        return "side", "short"
+    return None
