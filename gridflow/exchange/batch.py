@@ -42,6 +42,7 @@ from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.gateway import OrderGateway, PreSendReject, is_conditional
 from gridflow.exchange.order_trace import Trace
 from gridflow.exchange.client import ccxt_symbol
+from gridflow.exchange.venue import BATCH_CANCEL_MAX, BATCH_PLACE_MAX
 from gridflow.exchange.retry import (
     is_duplicate_error,
     is_retryable,
@@ -49,29 +50,22 @@ from gridflow.exchange.retry import (
     outcome_unknown,
 )
 
-PLACE_MAX = 5
-"""Orders per ``POST /fapi/v1/batchOrders`` (Binance USDⓈ-M's limit)."""
-CANCEL_MAX = 10
-"""Client ids per ``DELETE /fapi/v1/batchOrders`` (Binance USDⓈ-M's limit)."""
-VENUES = ("binanceusdm", "binance")
-"""ccxt exchange ids whose linear swaps take batches here (the ``fapi`` endpoints)."""
+PLACE_MAX = BATCH_PLACE_MAX
+CANCEL_MAX = BATCH_CANCEL_MAX
 
 
 def batch_limit(gw: OrderGateway, intent: OrderIntent) -> int:
     """How many intents like ``intent`` one batch request of ``gw``'s venue carries: 0
     when it is not batched (a stop: Binance's algo orders have no batch endpoint; a
-    spot market or another venue), else :data:`PLACE_MAX` for a place and
-    :data:`CANCEL_MAX` for a cancel."""
-    ex = gw.exchange
-    if ex.id not in VENUES or gw.market_type != "swap" or is_conditional(intent.type):
+    spot market or another venue: :meth:`OrderGateway.capabilities`), else the
+    venue's batch size for a place or a cancel."""
+    if is_conditional(intent.type):
         return 0
     try:
-        market = ex.market(ccxt_symbol(intent.symbol, gw.market_type))
+        caps = gw.capabilities(intent.symbol)
     except ccxt.BaseError:
         return 0
-    if not market.get("linear"):
-        return 0
-    return PLACE_MAX if intent.action == "place" else CANCEL_MAX
+    return caps.batch_place if intent.action == "place" else caps.batch_cancel
 
 
 def item_error(ex: ccxt.Exchange, item: dict, url: str | None = None) -> ccxt.BaseError:
@@ -212,5 +206,5 @@ def cancel_many(gw: OrderGateway, intents: Sequence[OrderIntent]) -> list[OrderO
     return out
 
 
-__all__ = ["CANCEL_MAX", "PLACE_MAX", "VENUES", "batch_limit", "cancel_many", "item_error",
+__all__ = ["CANCEL_MAX", "PLACE_MAX", "batch_limit", "cancel_many", "item_error",
            "place_many"]

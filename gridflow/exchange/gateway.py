@@ -25,6 +25,7 @@ from gridflow.config.live import RetryConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import ccxt_symbol
 from gridflow.exchange.order_trace import Prepared, Trace
+from gridflow.exchange.venue import Capabilities, capabilities
 from gridflow.exchange.retry import (
     backoff_delays,
     error_text,
@@ -83,7 +84,9 @@ class OrderGateway:
     ``clientAlgoId``; on spot they become ``STOP_LOSS`` / ``STOP_LOSS_LIMIT``).
     Lookup ``fetch_order(None, sym, {"clientOrderId", "trigger": True})`` and cancel
     ``cancel_order(None, sym, {"clientOrderId", "trigger": True})``, ``trigger`` only
-    for conditional orders on contract markets. ``reduceOnly`` is sent on contract
+    for conditional orders on contract markets; where the venue's lookup does not know
+    trigger orders (Bitget plan orders) they are found in the open and closed trigger
+    orders. What a market allows is :meth:`capabilities`. ``reduceOnly`` is sent on contract
     markets only. Methods return outcomes instead of raising ccxt errors.
     """
 
@@ -97,6 +100,7 @@ class OrderGateway:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self.stop_limit_offset = stop_limit_offset
+        self._caps: dict[str, Capabilities] = {}
 
     def __repr__(self) -> str:  # never show the exchange (it holds the keys)
         return f"OrderGateway(market_type={self.market_type!r})"
@@ -355,12 +359,33 @@ class OrderGateway:
             pass it through :func:`~gridflow.exchange.retry.error_text` before logging.
         """
         sym = ccxt_symbol(symbol, self.market_type)
+        params = self._id_params(client_order_id, sym, conditional)
+        if conditional and self.capabilities(sym).trigger_lookup == "list":
+            return self._find_listed(client_order_id, sym)
         try:
-            return self._ex.fetch_order(None, sym, self._id_params(client_order_id, sym, conditional))
+            return self._ex.fetch_order(None, sym, params)
         except ccxt.BaseError as exc:
             if is_unknown_order_error(exc):
                 return None
             raise
+
+    def _find_listed(self, cid: str, sym: str) -> dict | None:
+        """A trigger order found by client id in the open, then the closed trigger
+        orders (a venue whose order lookup does not know them: Bitget plan orders)."""
+        for fetch in (self._ex.fetch_open_orders, self._ex.fetch_closed_orders):
+            for o in fetch(sym, None, None, {"trigger": True}) or ():
+                if o.get("clientOrderId") == cid:
+                    return o
+        return None
+
+    def capabilities(self, symbol: str) -> Capabilities:
+        """What ``symbol``'s market allows (:func:`~gridflow.exchange.venue.capabilities`),
+        decided once per market."""
+        sym = ccxt_symbol(symbol, self.market_type)
+        caps = self._caps.get(sym)
+        if caps is None:
+            caps = self._caps[sym] = capabilities(self._ex, self._ex.market(sym))
+        return caps
 
     # --- internals --------------------------------------------------------------------
 
@@ -374,7 +399,7 @@ class OrderGateway:
 
     def _id_params(self, cid: str, symbol: str, conditional: bool) -> dict[str, Any]:
         params: dict[str, Any] = {"clientOrderId": cid}
-        if conditional and self._ex.market(symbol).get("contract"):
+        if conditional and self.capabilities(symbol).trigger_flag:
             params["trigger"] = True
         return params
 
@@ -430,7 +455,7 @@ class OrderGateway:
         if amount <= 0 or (min_amount is not None and amount < min_amount):
             raise PreSendReject(f"MIN_AMOUNT: amount {intent.amount} is {amount} at the "
                                 f"precision of {sym}, below its minimum {min_amount}")
-        kind, contract = intent.type, bool(market.get("contract"))
+        kind, caps = intent.type, self.capabilities(sym)
         stop = intent.stop_price if intent.stop_price is not None else (
             intent.price if kind == "stop_market" else None)
         price = intent.price
@@ -451,7 +476,7 @@ class OrderGateway:
             params["stopPrice"] = stop
         if kind in ("limit", "stop_limit"):
             params["timeInForce"] = "GTC"
-        if intent.reduce_only and contract:
+        if intent.reduce_only and caps.reduce_only:
             params["reduceOnly"] = True
         if not intent.reduce_only:
             self._check_notional(sym, market, amount, price or stop or intent.price, trace)

@@ -94,11 +94,14 @@ class ScriptedExchange:
     ``create_order`` / ``fetch_order`` / ``cancel_order`` answer from scripts (an
     exception is raised, anything else returned) and every request is logged."""
 
+    id, has, features = "scripted", {}, {}
+
     def __init__(self, **scripts: list) -> None:
         self.scripts, self.log = scripts, []
 
     def market(self, symbol: str) -> dict:
-        return {"symbol": symbol, "contract": True, "limits": {}}
+        return {"symbol": symbol, "spot": False, "contract": True, "linear": True,
+                "limits": {}}
 
     def amount_to_precision(self, symbol: str, amount: float) -> str:
         return f"{amount:.3f}"

@@ -80,3 +80,41 @@ def test_the_passphrase_is_a_secret_required_where_the_venue_has_one(caplog):
     # a default config's identity is unchanged by the new field
     assert config_hash(load_config(None)) == config_hash(
         load_config(None, live={"exchange": {"password": None}}))
+
+
+def _market(ex, symbol: str, spot: bool) -> dict:
+    """A market as ccxt's own ``set_markets`` builds it (the fields capabilities read)."""
+    base, quote = symbol.split(":")[0].split("/")
+    ex.set_markets([{"id": base + quote, "symbol": symbol, "base": base, "quote": quote,
+                     "settle": None if spot else quote, "type": "spot" if spot else "swap",
+                     "spot": spot, "swap": not spot, "contract": not spot,
+                     "linear": None if spot else True, "inverse": None if spot else False,
+                     "active": True, "precision": {}, "limits": {}}])
+    return ex.market(symbol)
+
+
+def test_capabilities_come_from_ccxt_for_each_venue():
+    import ccxt
+
+    from gridflow.exchange.venue import capabilities
+
+    usdm = ccxt.binanceusdm()
+    c = capabilities(usdm, _market(usdm, "BTC/USDT:USDT", spot=False))
+    assert (c.reduce_only, c.stop, c.trigger_flag, c.trigger_lookup) == (
+        True, "stop_market", True, "fetch_order")
+    assert (c.batch_place, c.batch_cancel, c.funding, c.tp_and_stop_share_amount) == (
+        5, 10, True, True)
+    spot = ccxt.binance()
+    c = capabilities(spot, _market(spot, "BTC/USDT", spot=True))
+    assert (c.spot, c.reduce_only, c.stop, c.trigger_flag, c.trigger_lookup) == (
+        True, False, "stop_limit", False, "fetch_order")
+    assert (c.tp_and_stop_share_amount, c.funding, c.batch_place) == (False, False, 0)
+    bitget = ccxt.bitget()
+    c = capabilities(bitget, _market(bitget, "BTC/USDT:USDT", spot=False))
+    # Bitget plan orders: placed and cancelled with trigger=True, but its order detail
+    # does not know them: found by listing; no batch endpoint of ours there
+    assert (c.reduce_only, c.trigger_flag, c.trigger_lookup, c.batch_place, c.funding) == (
+        True, True, "list", 0, True)
+    assert c.hedge
+    with pytest.raises(ValueError, match="neither spot nor a contract"):
+        capabilities(bitget, {"symbol": "X/Y"})
