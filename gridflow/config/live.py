@@ -76,6 +76,12 @@ class ExchangeConfig(_Model):
     options: dict[str, Any] = Field(default_factory=dict)
     ws_urls: dict[str, str] = Field(default_factory=dict)
 
+    def credentials(self) -> list[str]:
+        """The values of the credentials set (API key, secret, passphrase): what every
+        path masks in its texts. Never log the list."""
+        return [s.get_secret_value() for s in (self.api_key, self.secret, self.password)
+                if s is not None and s.get_secret_value()]
+
     @model_validator(mode="before")
     @classmethod
     def _venue_market(cls, data: Any) -> Any:

@@ -75,7 +75,7 @@ def build_gateway(live: LiveConfig, sleep: Any = time.sleep,
         Unknown ccxt exchange id.
     """
     cfg = live.exchange
-    secrets = tuple(s.get_secret_value() for s in (cfg.api_key, cfg.secret) if s is not None)
+    secrets = tuple(cfg.credentials())
     exchange = make_exchange(cfg)
     if markets_from is not None:
         source = markets_from.exchange

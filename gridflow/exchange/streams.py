@@ -133,7 +133,7 @@ class StreamHub:
                  factory: Callable[[ExchangeConfig], Any] = make_pro_exchange) -> None:
         self.cfg = cfg
         self.reconnect_max_s = float(reconnect_max_s)
-        self._secrets = [s.get_secret_value() for s in (cfg.api_key, cfg.secret) if s]
+        self._secrets = cfg.credentials()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="gridflow-ws",
                                         daemon=True)
@@ -270,8 +270,7 @@ _HUBS_LOCK = threading.Lock()
 
 def _hub_key(cfg: ExchangeConfig) -> str:
     # the dump holds the keys in memory only; the key is never logged
-    return cfg.model_dump_json() + "|" + "|".join(
-        s.get_secret_value() for s in (cfg.api_key, cfg.secret) if s)
+    return cfg.model_dump_json() + "|" + "|".join(cfg.credentials())
 
 
 def ohlcv_key(market: str, timeframe: str) -> str:

@@ -118,7 +118,8 @@ class PreflightReport:
 
 
 def _has_keys(cfg: GridflowConfig) -> bool:
-    return len([s for s in exchange_secrets(cfg) if s]) == 2
+    ex = cfg.live.exchange
+    return all(s is not None and s.get_secret_value() for s in (ex.api_key, ex.secret))
 
 
 def _clock(report: PreflightReport, cfg: GridflowConfig, ex: ccxt.Exchange) -> bool:

@@ -52,9 +52,8 @@ def _read(ex: ccxt.Exchange, ids: list[str]) -> dict[str, tuple[str | None, int 
 
 
 def exchange_secrets(cfg: GridflowConfig) -> list[str]:
-    """The API key and secret of ``cfg.live.exchange`` (those set), for redaction."""
-    ex = cfg.live.exchange
-    return [s.get_secret_value() for s in (ex.api_key, ex.secret) if s is not None]
+    """The credentials of ``cfg.live.exchange`` (those set), for redaction."""
+    return cfg.live.exchange.credentials()
 
 
 def check_venue_settings(add: Add, cfg: GridflowConfig, ex: ccxt.Exchange,
