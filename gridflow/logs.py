@@ -235,9 +235,9 @@ def reset_logging() -> None:
 
 def config_secrets(config: GridflowConfig) -> list[str]:
     """The literal secrets of a whole config: the exchange credentials (API key, secret,
-    passphrase), the
-    credential pieces of every Apprise URL (:func:`gridflow.redaction.url_secrets`
-    without host names) and the database URL's password."""
+    passphrase), the credential pieces of every Apprise URL
+    (:func:`gridflow.redaction.url_secrets` without host names) and the database URL's
+    password."""
     out = config.live.exchange.credentials()
     for u in config.apprise_url_list():
         out += url_secrets(u.get_secret_value(), hosts=False)
