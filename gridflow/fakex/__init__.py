@@ -63,6 +63,16 @@ next watch authenticates anew) or ``DELETE``. Faults: ``fx.ws_drop(stream)``,
 ``fx.fault_log``. ``fx.rest_weight()`` sums Binance's request weights of the REST
 requests logged (:mod:`gridflow.fakex.weights`).
 
+Bitget: ``FakeExchange(..., dialect="bitget", passphrase=P)`` serves the Bitget v2
+USDT-M futures ("mix") REST API instead (:mod:`gridflow.fakex.dialects`,
+:mod:`gridflow.fakex.bitget_rest`, :mod:`gridflow.fakex.bitget_orders`) on the same
+book, clock, funding and faults, one-way position mode, real Bitget contract filters;
+``ccxt.bitget(fx.ccxt_config())`` (or ``urls: {"api": fx.ccxt_urls()}``, ``password``
+and ``options={"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}}``) trades
+against it. Stops: ``create_order(sym, "market", "sell", amount, None, {"triggerPrice":
+p, "reduceOnly": True})`` (``place-plan-order``) or ``{"stopLossPrice": p}``
+(``place-tpsl-order``, listed with ``params={"planType": "profit_loss"}``).
+
 >>> fx = FakeExchange(candles={"BTC/USDT": arr}, start_ms=ts)   # doctest: +SKIP
 >>> url = fx.start(); urls = fx.ccxt_urls()                      # doctest: +SKIP
 """

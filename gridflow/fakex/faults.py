@@ -27,8 +27,11 @@ Fill fault: ``partial_fill`` -- when an order fills, only half of what remains (
 down to the step, at least one step) fills now; the rest keeps resting.
 
 ``apply_to`` selects the requests random faults may hit: ``"order_write"`` (POST and
-DELETE of ``/order`` and ``/algoOrder``) and/or ``"read"`` (every GET, public ones
-included). The ``/_fakex/`` control endpoints are never faulted.
+DELETE of ``/order`` and ``/algoOrder``; Bitget: POST of ``place-order``,
+``cancel-order``, ``place-plan-order``, ``place-tpsl-order``, ``cancel-plan-order``)
+and/or ``"read"`` (every GET, public ones included). Random rejects hit only
+placements (Binance POST order / algoOrder / batchOrders, Bitget ``place-*``). The
+``/_fakex/`` control endpoints are never faulted.
 
 Websocket faults (one draw per data message sent on a connection, from an RNG of their
 own, so REST draws are the same with or without them): ``ws_duplicate`` -- the message
@@ -123,10 +126,22 @@ class FaultPlan:
                                  f"{kinds}")
 
 
+_BITGET_WRITES = ("place-order", "cancel-order", "place-plan-order", "place-tpsl-order",
+                  "cancel-plan-order", "batch-place-order", "batch-cancel-orders")
+
+
 def is_order_write(method: str, path: str) -> bool:
-    """POST or DELETE of an order, an algo order or a batch of orders."""
-    return method in ("POST", "DELETE") and path.rsplit("/", 1)[-1] in (
-        "order", "algoOrder", "batchOrders")
+    """POST or DELETE of an order, an algo order or a batch of orders (Binance), or a
+    POST to a Bitget order endpoint that places or cancels."""
+    last = path.rsplit("/", 1)[-1]
+    return (method in ("POST", "DELETE") and last in ("order", "algoOrder", "batchOrders")) \
+        or (method == "POST" and last in _BITGET_WRITES)
+
+
+def is_order_placement(method: str, path: str) -> bool:
+    """An order write that places (Binance: POST; Bitget: ``place-*``)."""
+    last = path.rsplit("/", 1)[-1]
+    return is_order_write(method, path) and method == "POST" and "cancel" not in last
 
 
 class FaultInjector:
@@ -152,7 +167,7 @@ class FaultInjector:
             return None
         u = self._rng.random()
         acc = 0.0
-        placing = write and method == "POST"
+        placing = is_order_placement(method, path)
         for kind in REQUEST_KINDS:
             p = getattr(self.plan, kind)
             if kind == "reject" and not placing:

@@ -38,13 +38,13 @@ import numpy as np
 
 from gridflow.fakex.book import Book
 from gridflow.fakex.clock import substep_target
+from gridflow.fakex.dialects import make_dialect
 from gridflow.fakex.faults import FaultInjector, FaultPlan
 from gridflow.fakex.feed import Feed
 from gridflow.fakex.funding import Funding
-from gridflow.fakex.markets import BinanceError, build_specs
-from gridflow.fakex.rest import ROUTES, batch_client_ids
+from gridflow.fakex.markets import BinanceError
+from gridflow.fakex.rest import ROUTES
 from gridflow.fakex.views import algo_record, order_record, trade_record
-from gridflow.fakex.weights import request_weight
 from gridflow.fakex.ws import LISTEN_KEY_PATH, WsHub
 from gridflow.fakex.ws_api import WsApi
 
@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 _SIG_RE = re.compile(r"(^|&)signature=([^&]*)")
 _UNKNOWN_MSG = ("Timeout waiting for response from backend server. Send status unknown; "
                 "execution status unknown.")
-_RATE_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute. "
-             "Please use the websocket for live updates to avoid polling the API.")
 
 
 class FakeExchange(WsApi):
@@ -76,8 +74,9 @@ class FakeExchange(WsApi):
         Credentials the signed endpoints accept.
     balance_usdt : float
         Initial wallet balance (USDT).
-    maker_fee, taker_fee : float
-        Commission rates on notional.
+    maker_fee, taker_fee : float or None
+        Commission rates on notional (None: the dialect's, Binance 0.0002 / 0.0005,
+        Bitget 0.0002 / 0.0006).
     stop_slippage : float
         Fraction by which a triggered stop-market fills worse than its trigger.
     faults : FaultPlan or None
@@ -97,26 +96,36 @@ class FakeExchange(WsApi):
     funding_publish_lag_ms : int
         Exchange ms after a settlement before ``/fapi/v1/fundingRate`` lists it (a venue
         publishes its history a moment late); payments are not delayed.
+    dialect : "binanceusdm" or "bitget"
+        REST dialect (:mod:`gridflow.fakex.dialects`): Binance USDⓈ-M (default) or
+        Bitget v2 USDT-M futures (specs follow the real Bitget contract filters).
+    passphrase : str
+        Bitget API passphrase (``ACCESS-PASSPHRASE``; ccxt's ``password``).
     """
 
     def __init__(self, candles: dict[str, np.ndarray], timeframe: str = "1h",
                  start_ms: int | None = None, markets: dict[str, dict] | None = None,
                  api_key: str = "test-key", secret: str = "test-secret",
-                 balance_usdt: float = 10_000.0, maker_fee: float = 0.0002,
-                 taker_fee: float = 0.0005, stop_slippage: float = 0.0,
+                 balance_usdt: float = 10_000.0, maker_fee: float | None = None,
+                 taker_fee: float | None = None, stop_slippage: float = 0.0,
                  faults: FaultPlan | None = None, clock: str = "manual",
                  seconds_per_candle: float = 1.0, leverage: int = 1,
                  funding: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-                 funding_publish_lag_ms: int = 0) -> None:
+                 funding_publish_lag_ms: int = 0, dialect: str = "binanceusdm",
+                 passphrase: str = "test-passphrase") -> None:
         if start_ms is None:
             raise ValueError("start_ms is required (open time of the first forming candle)")
         if clock not in ("manual", "realtime"):
             raise ValueError(f"clock must be 'manual' or 'realtime', got {clock!r}")
         if seconds_per_candle <= 0 or leverage < 1 or balance_usdt < 0:
             raise ValueError("seconds_per_candle > 0, leverage >= 1, balance_usdt >= 0")
+        self._dialect = make_dialect(dialect)
         feed = Feed(candles, timeframe, start_ms)
-        specs = build_specs({s: feed.price(s) if feed.forming(s) else feed.first_price(s)
-                             for s in feed.symbols}, markets)
+        specs = self._dialect.build_specs(
+            {s: feed.price(s) if feed.forming(s) else feed.first_price(s)
+             for s in feed.symbols}, markets)
+        maker_fee = self._dialect.maker_fee if maker_fee is None else maker_fee
+        taker_fee = self._dialect.taker_fee if taker_fee is None else taker_fee
         self._lock = threading.RLock()
         self._book = Book(feed=feed, specs=specs, wallet=float(balance_usdt),
                           maker_fee=maker_fee, taker_fee=taker_fee,
@@ -124,6 +133,7 @@ class FakeExchange(WsApi):
                           partial=self._partial)
         self._book.funding = Funding(funding, feed.symbols, funding_publish_lag_ms)
         self._api_key, self._secret = api_key, secret.encode()
+        self._passphrase = passphrase
         self._clock, self._pace = clock, float(seconds_per_candle)
         self._injector = FaultInjector(faults) if faults else None
         self.fault_log: list[dict[str, Any]] = []
@@ -181,13 +191,25 @@ class FakeExchange(WsApi):
                 return
 
     def ccxt_urls(self) -> dict[str, str]:
-        """Entries to merge into ccxt's ``urls["api"]`` (all the ``fapi*`` sections)."""
+        """Entries to merge into ccxt's ``urls["api"]``: Binance's ``fapi*`` sections,
+        or every ``ccxt.bitget`` endpoint group (``spot``, ``mix``, ... ``uta``)."""
         if self.url is None:
             raise RuntimeError("call start() first")
-        v1, v2, v3 = (f"{self.url}/fapi/v{i}" for i in (1, 2, 3))
-        return {"fapiPublic": v1, "fapiPublicV2": v2, "fapiPublicV3": v3,
-                "fapiPrivate": v1, "fapiPrivateV2": v2, "fapiPrivateV3": v3,
-                "fapiData": f"{self.url}/futures/data"}
+        return self._dialect.ccxt_urls(self.url)
+
+    def ccxt_config(self) -> dict[str, Any]:
+        """Keyword config for the ccxt class of the dialect (``ccxt.bitget(cfg)`` /
+        ``ccxt.binanceusdm(cfg)``): credentials, ``urls.api`` and the options that keep
+        it on USDT-M futures (no spot or unified-account calls)."""
+        cfg: dict[str, Any] = {"apiKey": self._api_key, "secret": self._secret.decode(),
+                               "urls": {"api": self.ccxt_urls()}}
+        if self._dialect.name == "bitget":
+            cfg.update(password=self._passphrase, has={"fetchCurrencies": False},
+                       options={"defaultType": "swap", "uta": False,
+                                "fetchMarkets": {"types": ["swap"]}})
+        else:
+            cfg["options"] = {"defaultType": "swap", "fetchCurrencies": False}
+        return cfg
 
     # ------------------------------------------------------------ python API
     def step(self, n: int = 1) -> int:
@@ -323,20 +345,14 @@ class FakeExchange(WsApi):
         if path.startswith("/_fakex/"):
             self._control(h, method, path, qs)
             return
-        params = dict(parse_qsl(qs, keep_blank_values=True))
-        params.update(parse_qsl(body, keep_blank_values=True))
-        h.weight = request_weight(method, path, params)  # type: ignore[attr-defined]
-        h.extra["client_order_id"] = next(  # type: ignore[attr-defined]
-            (params[k] for k in ("newClientOrderId", "clientAlgoId", "origClientOrderId",
-                                 "clientOrderId") if params.get(k)), None)
-        if path.endswith("/batchOrders"):
-            h.extra["client_order_ids"] = batch_client_ids(params)  # type: ignore[attr-defined]
+        d = self._dialect
+        params = d.parse(qs, body)
+        h.weight = d.weight(method, path, params)  # type: ignore[attr-defined]
+        h.extra.update(d.client_ids(path, params))  # type: ignore[attr-defined]
         with self._lock:
             kind = self._injector.on_request(method, path) if self._injector else None
             if kind:
-                cid = next((params[k] for k in ("newClientOrderId", "clientAlgoId",
-                                                "origClientOrderId", "clientOrderId")
-                            if params.get(k)), None)
+                cid = h.extra["client_order_id"]  # type: ignore[attr-defined]
                 self.fault_log.append({"time_ms": self._book.feed.now, "method": method,
                                        "path": path, "kind": kind, "client_order_id": cid,
                                        **({"client_order_ids": h.extra["client_order_ids"]}
@@ -346,15 +362,10 @@ class FakeExchange(WsApi):
             if kind == "timeout_before":
                 time.sleep(hang)
             return self._drop(h, method, path, kind)
-        if kind == "rate_limit":
-            return self._send(h, method, path, 429, {"code": -1003, "msg": _RATE_MSG},
-                              kind, {"Retry-After": "1"})
-        if kind == "server_error":
-            return self._send(h, method, path, 503, "Service Unavailable", kind)
-        if kind == "reject":
-            return self._send(h, method, path, 400,
-                              {"code": -2019, "msg": "Margin is insufficient."}, kind)
-        status, payload = self._dispatch(method, path, qs, body, params, h.headers)
+        if kind in ("rate_limit", "server_error", "reject"):
+            status, payload, headers = d.fault_reply(kind, self.now_ms())
+            return self._send(h, method, path, status, payload, kind, headers)
+        status, payload = d.dispatch(self, method, path, qs, body, params, h.headers)
         if kind == "item_unknown" and isinstance(payload, list) and payload:
             payload[0] = {"code": -1007, "msg": _UNKNOWN_MSG}  # done, answer lost
         if kind == "drop_after":

@@ -7,39 +7,23 @@ computed from those rows. BTC tick 0.1 / step 0.001, ETH tick 0.01 / step 0.001.
 from __future__ import annotations
 
 import json
-import math
 import time
 import urllib.request
 
 import ccxt
 import numpy as np
 import pytest
-from helpers import bundled_window
+from fakex_window import BTC, ETH, HOUR, START, row, tick_floor, window
 from pydantic import SecretStr
 
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange.client import make_exchange
 from gridflow.fakex import FakeExchange, FaultPlan
 
-START = 1704067200000  # 2024-01-01 00:00 UTC: open of the first forming candle
-HOUR = 3_600_000
-BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
-
-
 @pytest.fixture(scope="module")
 def candles() -> dict[str, np.ndarray]:
     """200 history candles and 60 to come, per symbol."""
-    return bundled_window(START, 200, 60)
-
-
-def row(candles, k: int, sym: str = "BTC/USDT") -> tuple[float, float, float, float]:
-    """``o, h, l, c`` of the k-th candle from START (0 = the first forming one)."""
-    r = candles[sym][200 + k]
-    return float(r[1]), float(r[2]), float(r[3]), float(r[4])
-
-
-def tick_floor(x: float, tick: float = 0.1) -> float:
-    return round(math.floor(x / tick + 1e-9) * tick, 8)
+    return window()
 
 
 @pytest.fixture
