@@ -372,7 +372,10 @@ class OrderGateway:
     def _find_listed(self, cid: str, sym: str) -> dict | None:
         """A trigger order found by client id in the open, then the closed trigger
         orders (a venue whose order lookup does not know them: Bitget plan orders)."""
-        for fetch in (self._ex.fetch_open_orders, self._ex.fetch_closed_orders):
+        ex = self._ex
+        done = (ex.fetch_canceled_and_closed_orders  # fetch_closed_orders drops cancels
+                if ex.has.get("fetchCanceledAndClosedOrders") else ex.fetch_closed_orders)
+        for fetch in (ex.fetch_open_orders, done):
             for o in fetch(sym, None, None, {"trigger": True}) or ():
                 if o.get("clientOrderId") == cid:
                     return o
