@@ -21,6 +21,7 @@ from gridflow.data.candle_files import read_candle_file
 
 H = 3_600_000
 KEY, SECRET = "AKIA-GRIDFLOW-TEST-KEY", "SUPER-SECRET-VALUE-7f3a9c"
+PASSPHRASE = "PASS-PHRASE-GRIDFLOW-2c9e"  # Bitget's third credential
 MARKETS = {"BTC/USDT": {"price_tick": 0.1, "amount_step": 0.001, "min_amount": 0.001,
                         "min_notional": 5.0},
            "ETH/USDT": {"price_tick": 0.01, "amount_step": 0.001, "min_amount": 0.001,
@@ -43,16 +44,19 @@ def candles(symbol: str) -> np.ndarray:
 
 
 def start_exchange(start_ms: int, faults=None, symbols=("BTC/USDT", "ETH/USDT"), rows=None,
-                   funding=None, leverage: int = 1):
+                   funding=None, leverage: int = 1, venue: str = "binanceusdm"):
     """The local exchange on a manual clock; ``rows``: symbol -> (n, 6) candles instead
-    of the bundled ones; ``funding``: symbol -> (settlement times, rates)."""
+    of the bundled ones; ``funding``: symbol -> (settlement times, rates); ``venue``:
+    the dialect it speaks (``"binanceusdm"`` or ``"bitget"``, whose real filters it
+    keeps: :data:`MARKETS` are Binance's)."""
     from gridflow.fakex import FakeExchange
 
     rows = rows or {s: candles(s) for s in symbols}
+    kw = ({"markets": {s: MARKETS[s] for s in symbols}} if venue == "binanceusdm"
+          else {"dialect": venue, "passphrase": PASSPHRASE})
     fx = FakeExchange(candles={s: rows[s] for s in symbols}, timeframe="1h",
-                      start_ms=start_ms, markets={s: MARKETS[s] for s in symbols},
-                      api_key=KEY, secret=SECRET, balance_usdt=10_000.0, faults=faults,
-                      clock="manual", funding=funding, leverage=leverage)
+                      start_ms=start_ms, api_key=KEY, secret=SECRET, balance_usdt=10_000.0,
+                      faults=faults, clock="manual", funding=funding, leverage=leverage, **kw)
     fx.start()
     return fx
 
@@ -69,20 +73,26 @@ def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
                       run_id: str = "live-test", strategy: dict | None = None,
                       risk: dict | None = None, leverage: float = 1.0,
                       streams: str = "websocket", stream_opts: dict | None = None,
-                      timeout_ms: int = 1500) -> Path:
+                      timeout_ms: int = 1500, venue: str = "binanceusdm",
+                      markets: dict | None = None) -> Path:
     """A live (or paper) preset trading a grid_atr (:data:`GRID`, updated with
     ``strategy``) on ``symbols`` at ``fx``; ``risk`` adds ``[accounts.risk]`` fields;
     ``streams``: ``"websocket"`` (the exchange's streams, REST reconciliation every
-    ``stream_opts["reconcile_s"]``) or ``"poll"`` for both the candles and the account."""
+    ``stream_opts["reconcile_s"]``) or ``"poll"`` for both the candles and the account
+    (always on ``venue = "bitget"``: the local exchange streams Binance only);
+    ``markets``: the replay's filters per symbol (default :data:`MARKETS`)."""
+    if venue != "binanceusdm":
+        streams = "poll"
+    markets = markets or MARKETS
     STREAMING[Path(db)] = streams == "websocket"
     strat = {"name": "grid_atr", **GRID, **(strategy or {})}
     grid = "".join(f"{k} = {v!r}\n" for k, v in strat.items()).replace("'", '"')
     limits = "".join(f"{k} = {v!r}\n" for k, v in {"max_margin_ratio": 0.9,
                                                      **(risk or {})}.items())
     urls = ", ".join(f'{k} = "{v}"' for k, v in fx.ccxt_urls().items())
-    mk = "".join(f'[markets."{s}"]\namount_step = {MARKETS[s]["amount_step"]}\n'
-                 f'price_tick = {MARKETS[s]["price_tick"]}\nmin_amount = '
-                 f'{MARKETS[s]["min_amount"]}\nmin_notional = {MARKETS[s]["min_notional"]}\n'
+    mk = "".join(f'[markets."{s}"]\namount_step = {markets[s]["amount_step"]}\n'
+                 f'price_tick = {markets[s]["price_tick"]}\nmin_amount = '
+                 f'{markets[s]["min_amount"]}\nmin_notional = {markets[s]["min_notional"]}\n'
                  for s in symbols)
     sy = ", ".join(f'"{s}"' for s in symbols)
     opts = {"candles": streams, "account": streams, "reconcile_s": 1.0, "stale_s": 10.0,
@@ -120,7 +130,7 @@ end_ms = {end_ms}
 base_delay_s = 0.01
 max_delay_s = 0.1
 [live.exchange]
-id = "binanceusdm"
+id = "{venue}"
 timeout_ms = {timeout_ms}
 rate_limit_ms = 0
 urls = {{ {urls} }}
@@ -131,7 +141,8 @@ ws_urls = {{ {ws} }}
 
 def live_env(db: Path) -> dict:
     return dict(os.environ, GRIDFLOW_LIVE__EXCHANGE__API_KEY=KEY,
-                GRIDFLOW_LIVE__EXCHANGE__SECRET=SECRET, GRIDFLOW_DB_URL=f"sqlite:///{db}")
+                GRIDFLOW_LIVE__EXCHANGE__SECRET=SECRET,
+                GRIDFLOW_LIVE__EXCHANGE__PASSWORD=PASSPHRASE, GRIDFLOW_DB_URL=f"sqlite:///{db}")
 
 
 STARTED: list[LiveProcess] = []

@@ -89,3 +89,4 @@ def test_live_sends_the_funding_grid_to_the_exchange_and_books_its_settlements(t
     booked = [e for e in read_events(f"sqlite:///{db}", RUN) if e["kind"] == "funding"]
     assert paid and len(booked) == len(paid)  # the exchange's settlements, one to one
     assert sorted(e["ts_ms"] for e in booked) == sorted(p["time"] for p in paid)
+
