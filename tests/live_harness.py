@@ -121,6 +121,7 @@ symbols = [{sy}]
 {limits}[live]
 mode = "{mode}"
 allow_live = true
+allow_beta_venue = {str(venue == "bitget").lower()}
 warmup_candles = {warmup}
 candle_poll_s = 0.05
 exchange_poll_s = 0.05
@@ -256,8 +257,10 @@ def _unjournaled_fills(db: Path, run_id: str, fx) -> bool:
 
 
 def _mark_polls(fx) -> int:
-    """Exchange-state poll cycles served so far (each ends with the mark prices)."""
-    return sum(1 for r in list(fx.request_log) if "premiumIndex" in r["path"])
+    """Exchange-state poll cycles served so far (each ends with the mark prices:
+    Binance's premium index, Bitget's tickers)."""
+    return sum(1 for r in list(fx.request_log)
+               if "premiumIndex" in r["path"] or r["path"].endswith("/mix/market/tickers"))
 
 
 def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,

@@ -152,6 +152,9 @@ class LiveConfig(_Model):
         exchange; needs ``allow_live = true`` and API keys.
     allow_live : bool
         The explicit flag that arms live trading.
+    allow_beta_venue : bool
+        Also arms live trading on a venue in beta
+        (:data:`gridflow.config.venues.VENUES`: Bitget).
     timeframe : str
         ccxt timeframe of the traded candles.
     warmup_candles : int
@@ -198,6 +201,7 @@ class LiveConfig(_Model):
 
     mode: Literal["paper", "live"] = "paper"
     allow_live: bool = False
+    allow_beta_venue: bool = False
     exchange: ExchangeConfig = ExchangeConfig()
     timeframe: str = "1h"
     warmup_candles: int = Field(200, ge=0, le=5_000)
@@ -239,11 +243,15 @@ class LiveConfig(_Model):
             from gridflow.config.venues import VENUES
 
             v = VENUES.get(ex.id)
-            if v is None or not v.live:
-                ok = sorted(k for k, x in VENUES.items() if x.live)
+            if v is None or v.live == "paper":
+                ok = sorted(k for k, x in VENUES.items() if x.live != "paper")
                 what = f"{v.name} is paper only so far" if v else "not a venue gridflow trades"
                 raise ValueError(f"live.exchange.id = {ex.id!r}: {what}; live.mode = 'live' "
                                  f"trades on {ok}")
+            if v.live == "beta" and not self.allow_beta_venue:
+                raise ValueError(f"live.exchange.id = {ex.id!r}: {v.name} is in beta (its "
+                                 "SIGKILL restarts are not yet shown exact); set "
+                                 "live.allow_beta_venue = true to trade it")
             if v.passphrase and (ex.password is None or not ex.password.get_secret_value()):
                 raise ValueError(f"live.exchange.id = {ex.id!r} needs live.exchange.password "
                                  "(the API key's passphrase: "

@@ -83,6 +83,7 @@ _ADDED_LATER: dict[str, object] = {
     "live.streams": StreamsConfig().model_dump(mode="json"),
     "live.exchange.ws_urls": {},
     "live.exchange.password": None,
+    "live.allow_beta_venue": False,
     "live.broker_lanes": 8,
     "live.ops": OpsConfig().model_dump(mode="json", exclude=set(OPS_NOT_IDENTITY)),
     "live.preflight": PreflightConfig().model_dump(mode="json"),

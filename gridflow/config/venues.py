@@ -28,24 +28,31 @@ class VenueInfo:
         The markets gridflow trades there (config symbols ``"BTC/USDT"``).
     passphrase : bool
         The API key comes with a passphrase (ccxt ``password``; Bitget).
-    live : bool
-        Real orders are supported (tested end to end against the local exchange);
-        paper runs work on every venue.
+    live : "live", "beta" or "paper"
+        Real orders: supported (its order path passes the end-to-end, fault and SIGKILL
+        restart tests against the local exchange), ``beta`` (end to end and under
+        faults, its SIGKILL restarts not yet shown exact: orders only with
+        ``live.allow_beta_venue = true``), or not at all. Paper runs work on every
+        venue.
+    streams : bool
+        Its websocket path (ccxt.pro) is tested against the local exchange; else every
+        stream is polled whatever ``live.streams`` says.
     """
 
     name: str
     market_type: Literal["swap", "spot"]
     passphrase: bool
-    live: bool
+    live: Literal["live", "beta", "paper"]
+    streams: bool = False
 
 
 VENUES: dict[str, VenueInfo] = {
-    "binanceusdm": VenueInfo("Binance USDT-M perpetuals", "swap", False, True),
-    "binance": VenueInfo("Binance spot", "spot", False, False),
-    "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, False),
+    "binanceusdm": VenueInfo("Binance USDT-M perpetuals", "swap", False, "live",
+                             streams=True),
+    "binance": VenueInfo("Binance spot", "spot", False, "paper"),
+    "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, "beta"),
 }
-"""ccxt id -> venue. ``live`` False: paper only until its order path is tested end to
-end (issue 19)."""
+"""ccxt id -> venue."""
 
 _BOTH_SIDES = {"grid_multi_tf", "grid_trend", "grid_funding"}
 """Strategies whose side follows the market (trend, funding): they go short too."""

@@ -423,16 +423,20 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
 
     def _marks(self) -> dict[str, float]:
         """Mark price per config symbol: the perpetual's mark price (one request for
-        every market), a spot market's last price."""
-        if self.market_type == "swap":
-            tickers = self.ex.fetch_mark_prices(list(self.markets.values()))
-            key = "markPrice"
+        every market: ``fetch_mark_prices``, or the tickers' ``markPrice`` where the venue
+        has no such call: Bitget), a spot market's last price."""
+        markets = list(self.markets.values())
+        if self.market_type == "swap" and self.ex.has.get("fetchMarkPrices"):
+            tickers, keys = self.ex.fetch_mark_prices(markets), ("markPrice",)
+        elif self.market_type == "swap":
+            tickers, keys = self.ex.fetch_tickers(markets), ("markPrice", "last")
         else:
-            tickers = self.ex.fetch_tickers(list(self.markets.values()))
-            key = "last"
+            tickers, keys = self.ex.fetch_tickers(markets), ("last",)
         out = {}
         for sym, market in self.markets.items():
-            px = as_float((tickers.get(market) or {}).get(key), math.nan)
+            t = tickers.get(market) or {}
+            px = next((as_float(t.get(k), math.nan) for k in keys if t.get(k) is not None),
+                      math.nan)
             if math.isfinite(px) and px > 0:
                 out[sym] = px
         return out

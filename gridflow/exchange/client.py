@@ -157,10 +157,15 @@ class SharedThrottle:
 
 
 def supports_streams(cfg: ExchangeConfig) -> bool:
-    """Whether ccxt.pro has a websocket client for ``cfg.id``."""
+    """Whether ``cfg.id`` is streamed: ccxt.pro has a websocket client for it and, for a
+    venue gridflow trades (:data:`gridflow.config.venues.VENUES`), that path is tested
+    against the local exchange (else its streams are polled)."""
     import ccxt.pro
 
-    return cfg.id in ccxt.pro.exchanges
+    from gridflow.config.venues import VENUES
+
+    venue = VENUES.get(cfg.id)
+    return cfg.id in ccxt.pro.exchanges and (venue is None or venue.streams)
 
 
 def make_pro_exchange(cfg: ExchangeConfig):

@@ -20,7 +20,7 @@ from typing import Any
 
 from gridflow.fakex.markets import BinanceError, MarketSpec, build_specs, fmt_num
 
-__all__ = ["CONTRACTS", "BitgetError", "build_bitget_specs", "contract_json",
+__all__ = ["CONTRACTS", "BitgetError", "bitget_filters", "build_bitget_specs", "contract_json",
            "from_binance", "max_leverage"]
 
 _DATA = json.loads((Path(__file__).with_name("bitget_contracts.json")).read_text())
@@ -43,6 +43,18 @@ def _tick(row: dict[str, Any]) -> float:
     return float(row["priceEndStep"]) * 10.0 ** -int(row["pricePlace"])
 
 
+def bitget_filters(symbol: str) -> dict[str, float] | None:
+    """The real Bitget USDT-M filters of config symbol ``symbol`` (``"BTC/USDT"``) as
+    ``price_tick``, ``amount_step``, ``min_amount`` (base) and ``min_notional`` (USDT),
+    the keys of a config's ``[markets]`` table; None when ``bitget_contracts.json``
+    does not list the contract."""
+    row = CONTRACTS.get(symbol.replace("/", ""))
+    if row is None:
+        return None
+    return {"price_tick": _tick(row), "amount_step": float(row["sizeMultiplier"]),
+            "min_amount": float(row["minTradeNum"]), "min_notional": float(row["minTradeUSDT"])}
+
+
 def build_bitget_specs(symbols: dict[str, float], markets: dict[str, dict] | None
                        ) -> dict[str, MarketSpec]:
     """Specs for ``symbols`` (config symbol -> reference price): the real Bitget
@@ -51,11 +63,7 @@ def build_bitget_specs(symbols: dict[str, float], markets: dict[str, dict] | Non
     ``min_notional``) win over both."""
     merged: dict[str, dict[str, Any]] = {}
     for sym in symbols:
-        row = CONTRACTS.get(sym.replace("/", ""))
-        base = {} if row is None else {
-            "price_tick": _tick(row), "amount_step": float(row["sizeMultiplier"]),
-            "min_amount": float(row["minTradeNum"]), "min_notional": float(row["minTradeUSDT"])}
-        merged[sym] = {**base, **(markets or {}).get(sym, {})}
+        merged[sym] = {**(bitget_filters(sym) or {}), **(markets or {}).get(sym, {})}
     unknown = set(markets or {}) - set(symbols)
     if unknown:
         raise ValueError(f"markets given for symbols without candles: {sorted(unknown)}")

@@ -4,11 +4,26 @@ candles and funding, a real SQLite journal)."""
 
 from __future__ import annotations
 
-from live_harness import H, LiveProcess, start_exchange, write_live_config
-from test_live_funding import BTC, FUNDING_FILE, GF, START, STEPS, orders
-from test_live_flow import drive
+import json
+from collections import Counter
 
-from gridflow.data.funding import read_funding
+import pytest
+from live_harness import (
+    KEY,
+    PASSPHRASE,
+    SECRET,
+    H,
+    LiveProcess,
+    start_exchange,
+    write_live_config,
+)
+from test_live_flow import RUN, drive, exchange_vs_journal
+from test_live_funding import BTC, FUNDING_FILE, GF, START, STEPS, orders
+
+from gridflow.data.funding import bundled_funding_files, read_funding
+from gridflow.fakex import FaultPlan
+from gridflow.fakex.bitget_markets import bitget_filters
+from gridflow.journal.store import read_events, read_summaries
 
 
 def test_paper_on_bitget_sends_the_orders_of_the_replay(tmp_path):
@@ -43,3 +58,88 @@ def test_paper_on_bitget_sends_the_orders_of_the_replay(tmp_path):
     paper = orders(db)
     assert len(paper) >= 5 and "EXIT" in {o[2] for o in paper}
     assert paper == orders(rdb)
+
+
+
+SYMS = ("BTC/USDT", "ETH/USDT", "XRP/USDT", "ADA/USDT")
+BITGET = {s: bitget_filters(s) for s in SYMS}
+"""The real Bitget filters of the traded contracts: the local exchange keeps them, the
+config's [markets] repeat them for the engine."""
+FUNDING = {s: read_funding(p) for s, p in bundled_funding_files().items() if s in SYMS}
+def bitget_run(tmp_path, steps: int, faults=None, recovery: bool = True, strategy=None,
+               kills: tuple = ((), ()), rng=None):
+    fx = start_exchange(START, faults=faults, symbols=SYMS, funding=FUNDING, venue="bitget")
+    db = tmp_path / "live.db"
+    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + steps * H, symbols=SYMS,
+                            venue="bitget", markets=BITGET, timeout_ms=600,
+                            strategy=strategy)
+    proc = LiveProcess(cfg, db, tmp_path, recovery=recovery)
+    try:
+        bad = drive(fx, db, proc, steps + 1, kill_at=set(kills[0]),
+                    kill_after_close=set(kills[1]), rng=rng)
+    finally:
+        fx.stop()
+    return fx, db, bad, proc
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted, fault-free live run on Bitget over 40 candles of 4 symbols."""
+    return bitget_run(tmp_path_factory.mktemp("bitget_ref"), 40)
+
+
+def test_live_on_bitget_the_journal_matches_the_exchange_and_books_its_funding(reference):
+    """Every order the exchange accepted was sent once and journaled, fills equal its
+    trades one to one, a stop (plan order) covered every position at every close, each
+    funding settlement is booked once, and no credential (the passphrase included)
+    reaches a log or the journal."""
+    fx, db, bad, proc = reference
+    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
+    assert len(sent) >= 60 and sum(trades.values()) >= 8, (len(sent), trades)
+    assert max(accepted.values()) == 1 and set(accepted) == sent and sent <= orders_
+    assert fills == trades
+    assert bad == []
+    assert all(r["status"] != "sending" for r in broker)
+    paid = fx.funding_payments()
+    booked = [e for e in read_events(f"sqlite:///{db}", RUN) if e["kind"] == "funding"]
+    assert paid and sorted((e["symbol"], e["ts_ms"]) for e in booked) == sorted(
+        (p["symbol"], p["time"]) for p in paid)
+    text = proc.logs() + db.read_bytes().decode("latin-1")
+    for secret in (KEY, SECRET, PASSPHRASE):
+        assert secret not in text
+
+
+def test_bitget_faults_over_500_orders_short_grids_nothing_twice_every_fault_journaled(
+        tmp_path):
+    """Short grids (one-way mode: Bitget reports them holdSide "short") under timeouts,
+    429s, 5xxs, dropped connections, rejections and partial fills: >= 500 places, nothing
+    sent twice, every injected fault in the broker journal of its order, stops kept, and
+    the engine's positions are the exchange's at the end."""
+    plan = FaultPlan(seed=12, timeout_after=0.03, timeout_before=0.02, rate_limit=0.03,
+                     server_error=0.03, drop_after=0.03, drop_before=0.02, reject=0.02,
+                     partial_fill=0.15, apply_to=("order_write",), hang_s=0.8)
+    fx, db, bad, _ = bitget_run(tmp_path, 70, faults=plan, recovery=False,
+                                strategy={"side": "short"})
+    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
+    places = [r for r in broker if r["action"] == "place"]
+    assert len(places) >= 500, len(places)
+    assert max(accepted.values()) == 1 and set(accepted) == sent and fills == trades
+    assert bad == []
+    per_order = Counter()
+    for r in broker:
+        per_order[r["client_order_id"]] += len(json.loads(r["faults"]) if isinstance(
+            r["faults"], str) else r["faults"])
+    injected = Counter(c for f in fx.fault_log if f["kind"] != "partial_fill"
+                       for c in f.get("client_order_ids") or [f["client_order_id"]] if c)
+    assert sum(injected.values()) >= 40 and not {c: n for c, n in injected.items()
+                                                 if per_order[c] < n}
+    assert {"timeout_after", "rate_limit", "server_error", "drop_after", "reject",
+            "partial_fill"} <= {f["kind"] for f in fx.fault_log}
+    summary = read_summaries(f"sqlite:///{db}", RUN)[-1]
+    mine = {s: p["amount"] * (-1 if p["side"] == "short" else 1)
+            for s, p in summary["positions"].items() if p["amount"]}
+    theirs = {s: p["amount"] for s, p in fx.positions().items()}
+    assert set(mine) == set(theirs) and all(
+        abs(mine[s] - theirs[s]) <= 1e-9 for s in mine), (mine, theirs)
+    assert any(a < 0 for a in theirs.values()) or any(
+        t["side"] == "SELL" for t in fx.trades())  # short positions were traded

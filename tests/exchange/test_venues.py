@@ -38,7 +38,15 @@ def test_live_orders_only_on_a_venue_tested_end_to_end():
         with pytest.raises(ValidationError, match=said):
             load_config(None, accounts=({"name": "a"},),
                         live={**LIVE, "exchange": {"id": venue, **KEYS}})
-    assert not VENUES["bitget"].live  # until its order path is tested end to end
+    pw = {"password": "p" * 12}
+    with pytest.raises(ValidationError, match="Bitget USDT-M perpetuals is in beta"):
+        load_config(None, live={**LIVE, "exchange": {"id": "bitget", **KEYS, **pw}})
+    beta = load_config(None, live={**LIVE, "allow_beta_venue": True,
+                                   "exchange": {"id": "bitget", **KEYS, **pw}})
+    assert beta.live.exchange.id == "bitget" and VENUES["bitget"].live == "beta"
+    with pytest.raises(ValidationError, match="needs live.exchange.password"):
+        load_config(None, live={**LIVE, "allow_beta_venue": True,
+                                "exchange": {"id": "bitget", **KEYS}})
     paper = load_config(None, live={"exchange": {"id": "bitget"}})  # paper: fine
     assert paper.live.exchange.market_type == "swap"
 
