@@ -68,4 +68,7 @@ def short_field(p: Any) -> tuple[str, Any] | None:
         return "name", p.name
     if getattr(p, "side", "long") == "short":
         return "side", "short"
+    for sym, ov in sorted((getattr(p, "overrides", None) or {}).items()):
+        if ov.get("side") == "short":  # a per-asset override sells short too
+            return f"overrides[{sym!r}].side", "short"
     return None

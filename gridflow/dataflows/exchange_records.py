@@ -32,10 +32,13 @@ def order_dict(o: dict) -> dict:
     price = as_float(o.get("price"), 0.0)
     stop = as_float(o.get("triggerPrice") if o.get("triggerPrice") is not None
                   else o.get("stopPrice"), 0.0)
+    typ = _TYPES.get(raw, raw)
+    if stop and typ in ("market", "limit"):  # a trigger order typed by the order it
+        typ = "stop_" + typ                  # places (Bitget plan orders): a stop
     return {
         "client_order_id": str(o.get("clientOrderId") or ""),
         "symbol": config_symbol(o["symbol"]), "side": o.get("side"),
-        "type": _TYPES.get(raw, raw), "price": price or None, "stop_price": stop or None,
+        "type": typ, "price": price or None, "stop_price": stop or None,
         "amount": as_float(o.get("amount"), 0.0), "filled": as_float(o.get("filled"), 0.0),
         "reduce_only": bool(o.get("reduceOnly")), "exchange_order_id": str(o.get("id") or ""),
         "ts": int(o["timestamp"]) if o.get("timestamp") is not None else None,

@@ -230,8 +230,15 @@ class OrderGateway:
         cid, cond = intent.client_order_id, is_conditional(intent.type)
 
         def send() -> tuple[str, dict]:
-            return "canceled", self._call(trace, self._ex.cancel_order, None, symbol,
-                                          self._id_params(cid, symbol, cond))
+            res = self._call(trace, self._ex.cancel_order, None, symbol,
+                             self._id_params(cid, symbol, cond))
+            if cond and isinstance(res, dict) and not res.get("id"):
+                # Bitget answers a plan cancel it could not do (triggered, unknown) with
+                # success and a failure list; ccxt parses it to an empty order
+                exc = ccxt.OrderNotFound(f"cancel of {cid}: the venue cancelled no order")
+                self.record(trace, exc)
+                raise exc
+            return "canceled", res
 
         def refused(exc: ccxt.BaseError) -> tuple[str, None]:
             return ("not_found" if is_unknown_order_error(exc) else "rejected"), None

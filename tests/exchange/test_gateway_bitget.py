@@ -109,3 +109,24 @@ def test_cancel_through_faults_ends_cancelled(fx, kind, conditional):
     out = gw.cancel(stop("c1", action="cancel") if conditional else intent("c1", action="cancel"))
     assert out.status == "canceled" and len(out.faults) == 1, out
     assert by_cid(fx)["c1"]["status"] == "CANCELED"
+
+
+def test_a_plan_stop_reads_as_a_stop_and_cancelling_a_triggered_one_is_not_found(fx):
+    """Bitget types a plan order by the order it will place (``market``): the live state
+    must still see a stop (a restart rebuilds it and cancels it as one); a plan stop that
+    already triggered cannot be cancelled, and the gateway says so (``not_found``, as on
+    Binance) instead of reading Bitget's success-with-a-failure-list as a cancel."""
+    from gridflow.dataflows.exchange_records import order_dict
+
+    gw = gateway(fx)
+    assert gw.place(intent("pos", type="market", price=None, amount=0.02)).status == "sent"
+    assert gw.place(stop("s1", stop_price=29_900.0, amount=0.02)).status == "sent"
+    [o] = [order_dict(x) for x in gw.exchange.fetch_open_orders(
+        "BTC/USDT:USDT", params={"trigger": True})]
+    assert (o["client_order_id"], o["type"], o["stop_price"], o["reduce_only"]) == (
+        "s1", "stop_market", 29_900.0, True)
+    fx.step()  # low 29 850: the plan triggers and closes the position
+    assert "BTC/USDT" not in fx.positions()
+    out = gw.cancel(stop("s1", action="cancel", stop_price=29_900.0, amount=0.02))
+    assert out.status == "not_found" and out.faults == ["OrderNotFound"]
+    assert gw.cancel(stop("never", action="cancel")).status == "not_found"

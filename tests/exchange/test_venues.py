@@ -62,6 +62,11 @@ def test_a_short_strategy_on_a_spot_market_is_refused_naming_the_field():
                                             {**strategy, "symbols": ["ETH/USDT"]}]}
         with pytest.raises(ValidationError, match=rf"accounts\[0\]\.strategies\[1\]\.{field}"):
             load_config(None, accounts=(acct,), live=spot)
+    sneaky = {"name": "a", "strategies": [
+        {"name": "grid_atr", "overrides": {"ETH/USDT": {"side": "short"}}}]}
+    with pytest.raises(ValidationError,
+                       match=r"strategies\[0\]\.overrides\['ETH/USDT'\]\.side = 'short'"):
+        load_config(None, accounts=(sneaky,), live=spot)
     long_only = {"name": "a", "strategies": [
         {"name": "grid_atr"}, {"name": "envelope_dca", "side": "long", "symbols": ["ETH/USDT"]}]}
     cfg = load_config(None, accounts=(long_only,), live=spot)
