@@ -92,15 +92,17 @@ class ExchangeConfig(_Model):
             return {**data, "market_type": VENUES[data["id"]].market_type}
         return data
 
-    @model_validator(mode="after")
-    def _venue_type(self) -> "ExchangeConfig":
+    def venue_mismatch(self) -> str | None:
+        """Why this exchange cannot be traded as configured (a venue of
+        :data:`~gridflow.config.venues.VENUES` with its other market type), or None. Not
+        checked here: ``gridflow data download`` reads any market of any venue."""
         from gridflow.config.venues import VENUES
 
         v = VENUES.get(self.id)
         if v is not None and v.market_type != self.market_type:
-            raise ValueError(f"live.exchange: {self.id!r} is {v.name}: market_type must be "
-                             f"{v.market_type!r}, got {self.market_type!r}")
-        return self
+            return (f"live.exchange: {self.id!r} is {v.name}: market_type must be "
+                    f"{v.market_type!r}, got {self.market_type!r}")
+        return None
 
 
 class StreamsConfig(_Model):
@@ -230,6 +232,9 @@ class LiveConfig(_Model):
 
     @model_validator(mode="after")
     def _armed(self) -> "LiveConfig":
+        mismatch = self.exchange.venue_mismatch()
+        if mismatch is not None:
+            raise ValueError(mismatch)
         if self.mode == "live":
             if not self.allow_live:
                 raise ValueError("live.mode = 'live' needs live.allow_live = true "

@@ -23,11 +23,12 @@ def test_a_venue_sets_its_market_type_and_refuses_the_other():
     assert ExchangeConfig().market_type == "swap"  # binanceusdm
     with pytest.raises(ValidationError, match="'binance' is Binance spot: market_type must "
                                               "be 'spot'"):
-        ExchangeConfig(id="binance", market_type="swap")
+        load_config(None, live={"exchange": {"id": "binance", "market_type": "swap"}})
     with pytest.raises(ValidationError, match="Bitget USDT-M perpetuals: market_type must be"):
-        ExchangeConfig(id="bitget", market_type="spot")
-    # paper and the downloader take any ccxt venue
-    assert ExchangeConfig(id="kraken", market_type="spot").id == "kraken"
+        load_config(None, live={"exchange": {"id": "bitget", "market_type": "spot"}})
+    # paper takes any ccxt venue, the downloader any market of any venue
+    assert load_config(None, live={"exchange": {"id": "kraken", "market_type": "spot"}})
+    assert ExchangeConfig(id="bitget", market_type="spot").market_type == "spot"
 
 
 def test_live_orders_only_on_a_venue_tested_end_to_end():
