@@ -458,9 +458,12 @@ def test_paper_and_live_feed_the_funding_grid_its_rates_and_spot_is_refused():
     for mode in ("paper", "live"):
         # only the symbol a strategy reads the rate of is fed; a replay reads files
         assert plan_run(cfg, mode=mode).funding_feed == (BTC,)
-    spot = load_config(None, accounts=(funded,), live={"exchange": {"market_type": "spot"}})
-    with pytest.raises(ValueError, match="market_type is 'spot', which has none"):
-        plan_run(spot, mode="paper")
+    # a spot market has no funding: refused when the config loads (the funding grid
+    # sells short, which spot cannot; and Binance USDT-M has no spot market)
+    with pytest.raises(ValueError, match=r"strategies\[0\]\.name = 'grid_funding'"):
+        load_config(None, accounts=(funded,), live={"exchange": {"id": "binance"}})
+    with pytest.raises(ValueError, match="market_type must be 'swap'"):
+        load_config(None, accounts=(funded,), live={"exchange": {"market_type": "spot"}})
 
 
 def test_the_known_funding_rate_expires_with_its_series():
