@@ -18,7 +18,7 @@ from live_harness import (
     write_live_config,
 )
 from test_live_flow import RUN, drive, exchange_vs_journal
-from test_live_funding import BTC, FUNDING_FILE, GF, START, STEPS, orders
+from test_live_funding import BTC, FUNDING_FILE, GF, START, STEPS, orders, replay_db
 
 from gridflow.data.funding import bundled_funding_files, read_funding
 from gridflow.fakex import FaultPlan
@@ -30,8 +30,6 @@ def test_paper_on_bitget_sends_the_orders_of_the_replay(tmp_path):
     """Paper on Bitget USDT-M: candles and settled funding rates through the real
     ccxt.bitget from the local exchange's Bitget dialect (its real BTCUSDT filters, which
     the config's market repeats), the orders of the replay of the same candles."""
-    from helpers import run_bytewax, subset_file
-
     fx = start_exchange(START, symbols=(BTC,), funding={BTC: read_funding(FUNDING_FILE)},
                         venue="bitget")
     db = tmp_path / "paper.db"
@@ -45,16 +43,7 @@ def test_paper_on_bitget_sends_the_orders_of_the_replay(tmp_path):
         fx.stop()
     assert not fx.orders() and any("/api/v2/mix/market/" in r["path"]
                                    for r in fx.request_log)  # Bitget's own endpoints
-    f = subset_file("binance_BTC_USDT_1h.csv.gz", tmp_path / "btc.csv.gz", START - 48 * H,
-                    48 + STEPS)
-    extra = (f"start_ms = {START}\nend_ms = {START + STEPS * H}\nwarmup_candles = 48\n"
-             f'[[data]]\npath = "{f}"\nsymbol = "{BTC}"\ntimeframe = "1h"\n'
-             f'[[funding]]\npath = "{FUNDING_FILE}"\n')
-    rdb = tmp_path / "replay.db"
-    rcfg = write_live_config(tmp_path / "replay.toml", rdb, fx, START + STEPS * H,
-                             mode="paper", extra=extra, **kw)
-    res = run_bytewax(f"dataflows.replay:build('{rcfg}')", rdb)
-    assert res.returncode == 0, res.stderr[-3000:]
+    rdb = replay_db(tmp_path, fx, **kw)
     paper = orders(db)
     assert len(paper) >= 5 and "EXIT" in {o[2] for o in paper}
     assert paper == orders(rdb)

@@ -47,11 +47,11 @@ def run(tmp_path, mode: str):
     return fx, db, bad
 
 
-def test_paper_trades_the_funding_grid_as_the_replay_of_the_same_candles_and_rates(tmp_path):
+def replay_db(tmp_path, fx, **kw):
+    """The journal of the replay of the paper run's candles (the same 48-candle warm-up
+    before START, STEPS candles) with BTC's funding file; ``kw`` as the paper config's."""
     from helpers import run_bytewax, subset_file
 
-    fx, db, _ = run(tmp_path, "paper")
-    assert not fx.orders()  # paper: nothing reached the exchange
     f = subset_file("binance_BTC_USDT_1h.csv.gz", tmp_path / "btc.csv.gz", START - 48 * H,
                     48 + STEPS)
     extra = (f"start_ms = {START}\nend_ms = {START + STEPS * H}\nwarmup_candles = 48\n"
@@ -59,10 +59,16 @@ def test_paper_trades_the_funding_grid_as_the_replay_of_the_same_candles_and_rat
              f'[[funding]]\npath = "{FUNDING_FILE}"\n')
     rdb = tmp_path / "replay.db"
     rcfg = write_live_config(tmp_path / "replay.toml", rdb, fx, START + STEPS * H,
-                             mode="paper", extra=extra, symbols=(BTC,), strategy=GF,
-                             leverage=2.0)
+                             mode="paper", extra=extra, **kw)
     res = run_bytewax(f"dataflows.replay:build('{rcfg}')", rdb)
     assert res.returncode == 0, res.stderr[-3000:]
+    return rdb
+
+
+def test_paper_trades_the_funding_grid_as_the_replay_of_the_same_candles_and_rates(tmp_path):
+    fx, db, _ = run(tmp_path, "paper")
+    assert not fx.orders()  # paper: nothing reached the exchange
+    rdb = replay_db(tmp_path, fx, symbols=(BTC,), strategy=GF, leverage=2.0)
     paper = orders(db)
     tags = {o[2] for o in paper}
     assert {o[3] for o in paper if o[2].startswith("L")} == {"sell"}  # a short grid
