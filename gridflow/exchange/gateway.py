@@ -24,6 +24,7 @@ from gridflow import latency_trace
 from gridflow.config.live import RetryConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.exchange.client import ccxt_symbol
+from gridflow.exchange.order_prepare import PreSendReject, is_conditional, prepare_place
 from gridflow.exchange.order_trace import Prepared, Trace
 from gridflow.exchange.venue import Capabilities, capabilities
 from gridflow.exchange.retry import (
@@ -40,17 +41,6 @@ log = logging.getLogger(__name__)
 
 #: ccxt order statuses of an order that is no longer open but was not filled.
 _GONE_UNFILLED = ("canceled", "cancelled", "expired", "rejected")
-
-
-def is_conditional(order_type: str) -> bool:
-    """True for ``stop_market`` / ``stop_limit``: on a swap market they live in
-    Binance's algo-order API and are addressed with ``{"trigger": True}``."""
-    return order_type.startswith("stop_")
-
-
-class PreSendReject(ValueError):
-    """A local check refused the order before any request (precision, minimum amount,
-    minimum notional, missing price)."""
 
 
 class OrderGateway:
@@ -451,63 +441,18 @@ class OrderGateway:
             return None
 
     def prepare(self, intent: OrderIntent, trace: Trace) -> Prepared:
-        """The ccxt arguments of a place, checked locally (raises :class:`PreSendReject`)."""
+        """The ccxt arguments of a place, checked locally (raises :class:`PreSendReject`:
+        :func:`~gridflow.exchange.order_prepare.prepare_place`)."""
         sym = self._symbol(intent.symbol)
-        market = self._ex.market(sym)
-        if intent.action != "place" or intent.amount <= 0:
-            raise PreSendReject(f"place needs amount > 0, got {intent.amount}")
-        limits = market.get("limits") or {}
-        min_amount = (limits.get("amount") or {}).get("min")
-        try:
-            amount = float(self._ex.amount_to_precision(sym, intent.amount))
-        except ccxt.BaseError:  # ccxt refuses an amount that truncates to 0
-            amount = 0.0
-        if amount <= 0 or (min_amount is not None and amount < min_amount):
-            raise PreSendReject(f"MIN_AMOUNT: amount {intent.amount} is {amount} at the "
-                                f"precision of {sym}, below its minimum {min_amount}")
-        kind, caps = intent.type, self.capabilities(sym)
-        stop = intent.stop_price if intent.stop_price is not None else (
-            intent.price if kind == "stop_market" else None)
-        price = intent.price
-        if kind in ("stop_market", "stop_limit") and stop is None:
-            raise PreSendReject(f"{kind} {intent.client_order_id} needs a stop_price")
-        if kind == "stop_limit" and price is None:
-            off = self.stop_limit_offset
-            price = stop * (1 - off) if intent.side == "sell" else stop * (1 + off)
-        if kind == "limit" and price is None:
-            raise PreSendReject(f"limit {intent.client_order_id} needs a price")
-        if kind in ("market", "stop_market"):
-            price = None
-        else:
-            price = float(self._ex.price_to_precision(sym, price))
-        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
-        if stop is not None:
-            stop = float(self._ex.price_to_precision(sym, stop))
-            params["stopPrice"] = stop
-        if kind in ("limit", "stop_limit"):
-            params["timeInForce"] = "GTC"
-        if intent.reduce_only and caps.reduce_only:
-            params["reduceOnly"] = True
-        if not intent.reduce_only:
-            self._check_notional(sym, market, amount, price or stop or intent.price, trace)
-        ccxt_type = "limit" if kind in ("limit", "stop_limit") else "market"
-        return Prepared(sym, ccxt_type, amount, price, params, is_conditional(kind))
 
-    def _check_notional(self, sym: str, market: dict, amount: float, ref: float | None,
-                        trace: Trace) -> None:
-        min_cost = ((market.get("limits") or {}).get("cost") or {}).get("min")
-        if not min_cost:
-            return
-        if ref is None:  # a market order without a reference price: the last trade
+        def last_price() -> float | None:  # one counted request, its failure tolerated
             try:
-                ref = self._call(trace, self._ex.fetch_ticker, sym).get("last")
+                return self._call(trace, self._ex.fetch_ticker, sym).get("last")
             except ccxt.BaseError:
-                return  # the exchange will check it
-            if not ref:
-                return
-        if amount * ref < min_cost:
-            raise PreSendReject(f"MIN_NOTIONAL: {amount} x {ref} = {amount * ref:.8g} below the "
-                                f"minimum {min_cost} of {sym} (not reduce-only)")
+                return None
+
+        return prepare_place(self._ex, sym, self.capabilities(sym), intent,
+                             self.stop_limit_offset, last_price)
 
     def done(self, intent: OrderIntent, status: str, trace: Trace,
               order: dict | None = None) -> OrderOutcome:
