@@ -55,6 +55,7 @@ class EventKind(StrEnum):
     SLIPPAGE = "slippage"
     DUST_POSITION = "dust_position"
     STOP_MISSING = "stop_missing"
+    STOP_NOT_FILLED = "stop_not_filled"  # the price crossed a stop, the position stayed
     ORDER_REJECTED = "order_rejected"
     ORDER_FAILED = "order_failed"
     ORDER_VANISHED = "order_vanished"
@@ -166,6 +167,9 @@ class Reason(StrEnum):
     SIGNAL = "SIGNAL"  # shutdown: SIGTERM / SIGINT (the signal's name in the detail)
     CLEAN = "CLEAN"  # engine_started detail / shutdown: the previous stop was graceful
     UNCLEAN = "UNCLEAN"  # the previous run ended without a shutdown event
+    # stop_not_filled (gridflow.operators.live_engine)
+    PRICE_THROUGH_LIMIT = "PRICE_THROUGH_LIMIT"  # a stop-limit's price gapped past its limit
+    STOP_CROSSED = "STOP_CROSSED"  # a stop-market crossed and the position still open
 
 
 class ExitReason(StrEnum):

@@ -157,6 +157,10 @@ class ExecutionReport(_Frozen):
     liquidity : {"maker", "taker"}
     realized_pnl : float
         PnL realised by this fill in quote currency, before fees (0 for entries).
+    fee_base : float
+        The part of the fee withheld from the base received (base units, >= 0): a spot
+        buy whose commission is charged in the base asset (Binance without BNB). ``fee``
+        already counts its value in quote; the position grows by ``amount - fee_base``.
     """
 
     report_id: str
@@ -172,6 +176,7 @@ class ExecutionReport(_Frozen):
     fee: float = Field(allow_inf_nan=False, default=0.0)
     liquidity: Literal["maker", "taker"] = "taker"
     realized_pnl: float = Field(allow_inf_nan=False, default=0.0)
+    fee_base: float = Field(ge=0, allow_inf_nan=False, default=0.0)
 
 
 class OrderIntent(_Frozen):

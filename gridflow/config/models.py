@@ -369,6 +369,11 @@ class GridflowConfig(BaseSettings):
             from gridflow.config.venues import short_field
 
             for i, a in enumerate(self.accounts):
+                if a.leverage != 1.0:
+                    raise ValueError(
+                        f"accounts[{i}].leverage = {a.leverage:g}: a spot market "
+                        f"(live.exchange.market_type = 'spot', {self.live.exchange.id}) "
+                        "trades without leverage: set it to 1")
                 for j, p in enumerate(a.strategies):
                     bad = short_field(p)
                     if bad is not None:

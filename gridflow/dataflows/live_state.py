@@ -11,7 +11,8 @@ cycle:
    (windows of at most 7 days and 1000 trades). Trades are deduplicated by id; the
    client order id is resolved with ``fetch_order`` once per order id (bounded LRU).
 3. ``fetch_open_orders`` of every symbol, regular and conditional (``trigger``:
-   Binance USDT-M algo orders), then ``fetch_positions`` and ``fetch_balance``.
+   Binance USDT-M algo orders), then ``fetch_positions`` and ``fetch_balance`` (spot:
+   one ``fetch_balance``, whose base balances stand for positions).
 
 A failing part is reported in ``errors`` (ccxt class and redacted message) and left
 None; the trade cursor of a symbol only advances when its fetch fully succeeded, so
@@ -36,18 +37,21 @@ import ccxt
 from bytewax.inputs import StatefulSourcePartition
 
 from gridflow.chunks import ExchangeUpdate
+from gridflow.dataflows.account_balances import contract_balance, contract_positions, spot_balance
 from gridflow.dataflows.exchange_records import as_float, id_key, order_dict
 from gridflow.dataflows.live_sources import _utcnow, backoff_s, describe_error
 from gridflow.exchange.retry import backoff_cap_s
 from gridflow.events import ExecutionReport
-from gridflow.exchange.client import ccxt_symbol, config_symbol
+from gridflow.exchange.client import ccxt_symbol
 
 __all__ = ["ExchangeStatePartition", "StateResumeState", "check_args"]
 
 log = logging.getLogger(__name__)
 
 WEEK_MS = 7 * 86_400_000
-"""Binance's widest ``userTrades`` time window, ms."""
+"""Binance USDⓈ-M's widest ``userTrades`` time window, ms."""
+DAY_MS = 86_400_000
+"""Binance spot's widest ``myTrades`` time window, ms."""
 TRADES_PAGE = 1000
 """Trades per ``fetch_my_trades`` request (Binance's maximum)."""
 ORDER_CACHE = 1024
@@ -214,8 +218,14 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
                 log.warning("exchange state %s: trades %s: %s", self.account, sym, msg)
                 trades[sym] = (cursor, msg)
         open_orders = self._part("open_orders", self._open_orders, errors)
-        positions = self._part("positions", self._positions, errors)
-        balance = self._part("balance", self._balance, errors) or (None, None)
+        if self.market_type == "spot":  # one balance request: the base held, the quote
+            positions, balance = self._part("balance", lambda: spot_balance(
+                self.ex, self.symbols, self.quote), errors) or (None, (None, None))
+        else:
+            positions = self._part("positions", lambda: contract_positions(
+                self.ex, self.markets), errors)
+            balance = self._part("balance", lambda: contract_balance(self.ex, self.quote),
+                                 errors) or (None, None)
         marks = self._part("marks", self._marks, errors)
         funding = (self._part("funding", lambda: self._funding(server_ms), errors)
                    if self.market_type == "swap" else None) or ([], {})
@@ -323,12 +333,13 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
 
     def _fetch_trades(self, market: str, cursor: int, server_ms: int) -> list[dict]:
         """Trades of ``market`` stamped in ``[cursor, server_ms]``, unique by id, oldest
-        first; windows of <= 7 days, pages of 1000 (a full page goes on from its newest
+        first; windows of <= 7 days (spot: 1 day), pages of 1000 (a full page goes on from its newest
         timestamp, inclusive)."""
         seen: dict[str, dict] = {}
         start = cursor
+        window = DAY_MS if self.market_type == "spot" else WEEK_MS
         while start <= server_ms:
-            end = min(start + WEEK_MS - 1, server_ms)
+            end = min(start + window - 1, server_ms)
             page = self.ex.fetch_my_trades(market, since=start, limit=TRADES_PAGE,
                                            params={"until": end})
             for t in page:
@@ -348,6 +359,9 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         price = float(t.get("price") or 0.0)
         entry = self._order(sym, oid) if oid else ["", 0.0, 0.0]
         fee = self._fee_quote(t, sym, price)  # may raise: before the fill is counted
+        fee_info = t.get("fee") or {}
+        fee_base = as_float(fee_info.get("cost"), 0.0) if (
+            fee_info.get("currency") == sym.split("/")[0] and t.get("side") == "buy") else 0.0
         entry[2] += amount
         full = entry[1] > 0 and entry[2] >= entry[1] * (1 - 1e-9)
         info = t.get("info") or {}
@@ -357,6 +371,7 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             status="filled" if full or entry[1] <= 0 else "partially_filled", fee=fee,
             liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
             realized_pnl=as_float(info.get("realizedPnl", info.get("rp")), 0.0),
+            fee_base=max(fee_base, 0.0),
         )
 
     def _order(self, sym: str, oid: str) -> list:
@@ -399,26 +414,10 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         """Per market (Binance weighs a no-symbol request 40, one symbol 1): regular
         orders, then conditional ones (``trigger``: the USDT-M algo order API)."""
         out: list[dict] = []
-        for market in self.markets.values():
-            for params in ({}, {"trigger": True}):
+        kinds = ({},) if self.market_type == "spot" else ({}, {"trigger": True})
+        for market in self.markets.values():  # spot stop-limits are regular orders
+            for params in kinds:
                 out += [order_dict(o) for o in self.ex.fetch_open_orders(market, params=params)]
-        return out
-
-    def _positions(self) -> dict[str, dict]:
-        out: dict[str, dict] = {}
-        for p in self.ex.fetch_positions(list(self.markets.values())):
-            if p.get("symbol") not in self.markets.values():
-                continue
-            info = p.get("info") or {}
-            amt = as_float(info.get("positionAmt"), math.nan)
-            if math.isnan(amt):
-                size = as_float(p.get("contracts"), 0.0) * as_float(p.get("contractSize"), 1.0)
-                amt = -size if p.get("side") == "short" else size
-            if amt == 0:
-                continue
-            out[config_symbol(p["symbol"])] = {
-                "amount": amt, "entry_price": as_float(p.get("entryPrice"), 0.0),
-            }
         return out
 
     def _marks(self) -> dict[str, float]:
@@ -440,20 +439,6 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             if math.isfinite(px) and px > 0:
                 out[sym] = px
         return out
-
-    def _balance(self) -> tuple[float | None, float | None]:
-        """Wallet balance of the quote asset (Binance ``walletBalance``: without
-        unrealized PnL; ccxt's ``total`` when the field is absent) and the account's
-        equity (ccxt's ``total``: the margin balance, wallet plus unrealized PnL)."""
-        bal = self.ex.fetch_balance()
-        total = (bal.get("total") or {}).get(self.quote)
-        equity = None if total is None else float(total)
-        info = bal.get("info")
-        assets = info.get("assets") if isinstance(info, dict) else None
-        for a in assets if isinstance(assets, list) else []:
-            if isinstance(a, dict) and a.get("asset") == self.quote and "walletBalance" in a:
-                return float(a["walletBalance"]), equity
-        return equity, equity
 
     def _funding(self, server_ms: int) -> tuple[list[dict], dict[str, int]]:
         """Funding settlements since each symbol's cursor (``fetch_funding_history``;

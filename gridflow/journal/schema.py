@@ -137,6 +137,7 @@ class FillRow(SQLModel, table=True):
     fee: float = 0.0
     liquidity: str = "taker"
     realized_pnl: float = 0.0
+    fee_base: float = 0.0
 
 
 class TradeRow(SQLModel, table=True):
@@ -318,7 +319,33 @@ def open_store(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     SQLModel.metadata.create_all(engine)
     _RUN_TS_INDEX.create(engine, checkfirst=True)  # a journal made before it lacks it
+    _add_columns(engine)
     return engine
+
+
+ADDED_COLUMNS: dict[str, dict[str, str]] = {"fills": {"fee_base": "FLOAT NOT NULL DEFAULT 0"}}
+"""Columns added to a table after journals were written: table -> name -> SQL type and
+default. A journal opened without them gets them (``ALTER TABLE ... ADD COLUMN``), so its
+old rows read with the default."""
+
+
+def _add_columns(engine: Engine) -> None:
+    """Add the :data:`ADDED_COLUMNS` an existing journal lacks (another process adding
+    the same column at the same moment is fine)."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    for table, cols in ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspect(engine).get_columns(table)}
+        for name, ddl in cols.items():
+            if name in have:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+            except DBAPIError:
+                if name not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                    raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -37,7 +37,8 @@ AlertKind = Literal["kill_switch_tripped", "kill_switch_reset", "grid_level_open
                     "grid_cycle_closed", "order_denied", "data_gap", "price_reanchored",
                     # live trading (gridflow.operators.live_engine)
                     "orphan_order", "orphan_position", "orphan_fill", "position_mismatch",
-                    "stop_missing", "slippage", "order_rejected", "order_failed",
+                    "stop_missing", "stop_not_filled", "slippage", "order_rejected",
+                    "order_failed",
                     "order_vanished", "exchange_error", "fill_inconsistent",
                     "engine_started", "position_adopted", "kill_switch_restored",
                     "equity_drift", "stream_stale", "stream_restored",
@@ -232,6 +233,9 @@ _LIVE = {
     EventKind.POSITION_MISMATCH: ("critical", "exchange position differs from the engine's"),
     EventKind.STOP_MISSING: ("critical",
                              "open position found without a live stop; stop re-placed"),
+    EventKind.STOP_NOT_FILLED: ("critical", "price went through the stop and the position "
+                                "stayed open (a stop-limit gapped past its limit); closed at "
+                                "market"),
     EventKind.SLIPPAGE: ("warning", "fill worse than its order price beyond the threshold"),
     EventKind.ORDER_REJECTED: ("warning", "order rejected"),
     EventKind.ORDER_FAILED: ("critical", "order not sent after every retry"),

@@ -52,9 +52,11 @@ from gridflow.operators import candle_close, grid_kernel as gk, kernel_layout as
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.engine_decode import decode
 from gridflow.operators.entry_gate import gate_and_log
+from gridflow.operators.live_close import CloseMixin
 from gridflow.operators.live_exchange_state import ExchangeStateMixin
 from gridflow.operators.live_shutdown import ShutdownMixin
 from gridflow.operators.live_watch import WatchMixin
+from gridflow.operators.live_protect import protective_orders, take_profit_reached
 from gridflow.operators.live_orders import (
     EXIT_REASON,
     SIDE,
@@ -91,7 +93,8 @@ CANDLE_WAIT_MS = 60_000
 before it that has not arrived yet."""
 
 
-class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEngine):
+class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixin,
+                        AccountEngine):
     """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
     exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`;
     the engine keeps it without credentials: nothing secret is in engine state).
@@ -199,6 +202,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             s = self.index.get(rep.symbol)
             if s is not None:  # risk at the fill, as replay checks intrabar
                 self.fill_ms[s] = max(self.fill_ms[s], int(rep.ts_ms))
+                self.fill_px()[s] = (int(rep.ts_ms), float(rep.price))
                 self._risk(rep.ts_ms, out, {s: rep.price})
                 self._sync(s, self._decided(s), out, entries=False)
 
@@ -382,7 +386,8 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             return
         if self.book.strays():
             settle_strays(self, sym, ts, out)
-        if any(self.book.slot(sym, tag) for tag in MARKET_CLOSES):
+        if any(self.book.slot(sym, tag) for tag in MARKET_CLOSES) or (
+                self.spot and self.book.slot(sym, "TP")):
             return  # a market close is on its way
         want: dict[str, tuple] = {}
         if pos == 0 and sym in self.unexplained:  # the exchange holds what we do not
@@ -404,14 +409,19 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
         if pos != 0:
             stop, _ = self._stop(s)
             last = float(st.sf[s, kl.SF_LAST_CLOSE])
-            if (math.isfinite(last) and pos * last <= pos * stop) or self.stop_rejects[s] >= 2:
-                self._cancel_slots(sym, ts, out, keep=("SL",))
-                self._market_close(s, "CLOSE", ts, out)
-                return
-            want["SL"] = (SIDE[-pos], "stop_market", None, stop, amt, True)
             tp = float(st.sf[s, kl.SF_TP])
-            if tp > 0 and math.isfinite(tp):
-                want["TP"] = (SIDE[-pos], "limit", tp, None, amt, True)
+            crossed = math.isfinite(last) and pos * last <= pos * stop
+            if crossed or self.stop_rejects[s] >= 2:
+                self._cancel_slots(sym, ts, out, keep=("SL",))
+                self._market_close(s, "CLOSE", ts, out, crossed=crossed)
+                return
+            if self.spot and take_profit_reached(pos, tp, self.newest_price(s)):
+                # the engine's take profit: the stop out, then the sell
+                self._cancel_slots(sym, ts, out, keep=("SL",))
+                self._market_close(s, "TP", ts, out)
+                return
+            want.update(protective_orders(self.spot, pos, stop, tp, amt, self.ticks[s],
+                                          self.live.stop_limit_offset))
             cur = self.book.slot(sym, "SL")
             if cur is None and self.had_stop[s] and not entries:
                 out.events.append(event(self.account.name, EventKind.STOP_MISSING,
@@ -435,8 +445,9 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
             if cur is not None and slot.startswith("L") and cur.filled > 0:
                 continue  # a partly filled level keeps its price
             seq = self.next_seq()
-            if slot == "SL":  # never a moment without a stop: the old one is cancelled
-                # only once the broker saw its successor accepted (``cancel_after``)
+            if slot == "SL" and not self.spot:  # never a moment without a stop: the old
+                # one is cancelled once the broker saw its successor accepted (spot: the
+                # base it locks is locked once, so a moved stop is a replace)
                 self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side,
                                 type=typ, amount=amount, ts=ts, seq=seq, price=price,
                                 stop_price=stop, reduce_only=reduce,
@@ -484,19 +495,3 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, AccountEn
                 if cur is None and ctx["held"] + margin <= equity * EXCHANGE_MARGIN_SHARE:
                     ctx["held"] += margin  # held beside every order resting now
                     ctx["no_wait"].add((sym, f"L{i}"))
-
-    def _cancel_slots(self, sym: str, ts: int, out: JournalBatch, keep=()) -> None:
-        for w in self.book.of_symbol(sym):
-            if w.slot not in keep and w.state != OrderState.CANCELING:
-                self.book.cancel(out, w, ts, self.next_seq())
-
-    def _market_close(self, s: int, tag: str, ts: int, out: JournalBatch) -> None:
-        sym = self.symbols[s]
-        if self.book.slot(sym, tag) is not None:
-            return
-        pos = int(self.state.si[s, kl.SI_SIDE])
-        self.book.cycles[sym].reason = EXIT_REASON.get(tag, tag)
-        self.book.place(out, symbol=sym, strategy=self.strategy_names[s], slot=tag,
-                        side=SIDE[-pos], type="market", amount=float(self.state.sf[s, kl.SF_AMT]),
-                        ts=ts, seq=self.next_seq(), reduce_only=True,
-                        ref_price=float(self.state.sf[s, kl.SF_LAST_CLOSE]))

@@ -8,6 +8,7 @@ and the risk numbers live in the same place as in replay and paper mode.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
@@ -276,10 +277,22 @@ def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionRe
                 w: Working, cyc: Cycle, step: float = 0.0) -> None:
     """Add an entry fill to position ``s`` (side ``d``: +1 long, -1 short) through the
     kernel's :func:`~gridflow.operators.position.book_entry` (amounts on the ``step``
-    grid); the level counts as filled once its order is."""
-    if book_entry(s, rep.ts_ms, d, rep.amount, rep.price, rep.fee, step, st.sf, st.si, st.af):
+    grid); the level counts as filled once its order is.
+
+    A fee withheld in base (``rep.fee_base``, spot) is not received: the position grows
+    by the rest, down to the ``step`` grid (what can be sold); the base below a step is
+    unsellable dust the exchange keeps, written off at the fill price as fee."""
+    q, fee = rep.amount, rep.fee
+    if rep.fee_base > 0.0:
+        q = rep.amount - rep.fee_base
+        if step > 0.0:
+            old = float(st.sf[s, kl.SF_AMT])
+            keep = max(math.floor((old + q) / step + 1e-9) * step - old, 0.0)
+            fee += (q - keep) * rep.price
+            q = keep
+    if book_entry(s, rep.ts_ms, d, q, rep.price, fee, step, st.sf, st.si, st.af):
         cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0
-    cyc.entered += rep.amount
+    cyc.entered += q
     if w.filled >= w.amount * (1 - 1e-9):
         if 0 <= level < st.filled.shape[1]:
             st.filled[s, level] = 1

@@ -219,7 +219,9 @@ def rebuild(self: "LiveAccountEngine", coid: str, o: dict, ts: int,
 def reconcile_positions(self: "LiveAccountEngine", positions: dict, ts: int,
                         out: JournalBatch) -> None:
     """Exchange positions against the engine's: mismatches (two polls in a row) and
-    positions on symbols the account does not trade, journaled once each."""
+    positions on symbols the account does not trade, journaled once each. On spot a
+    "position" is the base balance: more than the engine holds is the owner's (never
+    adopted nor protected), less is a mismatch."""
     st = self.state
     for sym in sorted(set(positions) | set(self.symbols)):
         ex_amt = float(positions.get(sym, {}).get("amount", 0.0) or 0.0)
@@ -233,6 +235,8 @@ def reconcile_positions(self: "LiveAccountEngine", positions: dict, ts: int,
             continue
         s = self.index[sym]
         mine = float(st.si[s, kl.SI_SIDE] * st.sf[s, kl.SF_AMT])
+        if self.spot and ex_amt >= mine - self._dust(s):
+            ex_amt = mine  # spot: base held beyond the engine's is the owner's, not ours
         if abs(ex_amt - mine) <= self._dust(s):
             self.mismatch[sym] = 0
             self.unexplained.pop(sym, None)

@@ -5,6 +5,7 @@ candles and funding, a real SQLite journal)."""
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 
 import pytest
@@ -17,7 +18,7 @@ from live_harness import (
     start_exchange,
     write_live_config,
 )
-from test_live_flow import RUN, drive, exchange_vs_journal
+from test_live_flow import RUN, _fills_diff, drive, exchange_vs_journal
 from test_live_funding import BTC, FUNDING_FILE, GF, START, STEPS, orders, replay_db
 
 from gridflow.data.funding import bundled_funding_files, read_funding
@@ -55,6 +56,12 @@ BITGET = {s: bitget_filters(s) for s in SYMS}
 """The real Bitget filters of the traded contracts: the local exchange keeps them, the
 config's [markets] repeat them for the engine."""
 FUNDING = {s: read_funding(p) for s, p in bundled_funding_files().items() if s in SYMS}
+"""The bundled settled funding rates of those symbols, which the local exchange pays."""
+TRANSPORT = dict(timeout_after=0.06, timeout_before=0.05, rate_limit=0.06, server_error=0.06,
+                 drop_after=0.06, drop_before=0.05, apply_to=("order_write",), hang_s=0.8)
+"""Faults that lose or refuse requests but leave the trading itself as it would be."""
+
+
 def bitget_run(tmp_path, steps: int, faults=None, recovery: bool = True, strategy=None,
                kills: tuple = ((), ()), rng=None):
     fx = start_exchange(START, faults=faults, symbols=SYMS, funding=FUNDING, venue="bitget")
@@ -132,3 +139,32 @@ def test_bitget_faults_over_500_orders_short_grids_nothing_twice_every_fault_jou
         abs(mine[s] - theirs[s]) <= 1e-9 for s in mine), (mine, theirs)
     assert any(a < 0 for a in theirs.values()) or any(
         t["side"] == "SELL" for t in fx.trades())  # short positions were traded
+
+
+def test_bitget_10_sigkills_under_transport_faults_end_as_the_uninterrupted_run(
+        reference, tmp_path):
+    """10 SIGKILLs (half within a second after a candle close) while a third of the order
+    requests time out, are refused or dropped: nothing reaches the exchange twice, no
+    position is without a plan stop at a close, and the positions and wallet end equal
+    to the uninterrupted run's (to 1e-6 USDT)."""
+    ref_fx = reference[0]
+    rng = random.Random(21)
+    kills = rng.sample(range(2, 40), 10)
+    fx, db, bad, proc = bitget_run(tmp_path, 40, faults=FaultPlan(seed=21, **TRANSPORT),
+                                   kills=(kills[:5], kills[5:]), rng=rng)
+    assert proc.n >= 11
+    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
+    assert max(accepted.values()) == 1 and fills == trades and bad == []
+    assert all(r["status"] != "sending" for r in broker)
+    assert len([f for f in fx.fault_log if f["kind"] != "partial_fill"]) >= 20
+    assert fx.positions() == ref_fx.positions(), _fills_diff(fx, ref_fx)
+    assert abs(fx.balance() - ref_fx.balance()) <= 1e-6, (
+        _fills_diff(fx, ref_fx), _funding_diff(fx, ref_fx))
+
+
+def _funding_diff(fx, ref_fx) -> str:
+    """The funding payments of two runs side by side (symbol, time, paid)."""
+    a = [(p["symbol"], p["time"], round(p["paid"], 6)) for p in fx.funding_payments()]
+    b = [(p["symbol"], p["time"], round(p["paid"], 6)) for p in ref_fx.funding_payments()]
+    return f"funding this run only: {[r for r in a if r not in b]}, reference only: " \
+           f"{[r for r in b if r not in a]}"

@@ -36,7 +36,7 @@ KINDS_BEFORE = [
     "candle_rejected", "data_gap", "price_reanchored", "order_denied", "kill_switch_tripped", "kill_switch_reset",
     "funding", "no_candles", "command_applied", "command_rejected", "engine_started", "kill_switch_restored",
     "position_adopted", "exchange_error", "stream_stale", "stream_restored", "orphan_fill", "fill_inconsistent", "slippage",
-    "dust_position", "stop_missing", "order_rejected", "order_failed", "order_vanished",
+    "dust_position", "stop_missing", "stop_not_filled", "order_rejected", "order_failed", "order_vanished",
     "order_rebuilt", "order_superseded", "orphan_order", "orphan_position", "position_mismatch",
     "equity_drift", "heartbeat", "daily_heartbeat", "data_stale", "data_fresh",
     "exchange_error_rate", "shutdown"]
@@ -53,7 +53,7 @@ REASONS_BEFORE = [
     "BELOW_MIN_AMOUNT", "NO_LIVE_STOP", "REJECTED", "FAILED", "NOT_OPEN", "WRITE_AHEAD_TABLE",
     "GRIDFLOW_ID", "FOREIGN", "NOT_TRADED_BY_ACCOUNT", "EXCHANGE_DIFFERS", "ALIVE",
     "SCHEDULED", "NO_CLOSED_CANDLE", "CANDLES_BACK", "ERRORS_OVER_RATE", "SIGNAL", "CLEAN",
-    "UNCLEAN"]
+    "UNCLEAN", "PRICE_THROUGH_LIMIT", "STOP_CROSSED"]
 
 #: Calls that make a journal event or an alert, and where their kind / reason go:
 #: (positional index of kind, positional index of reason); None = keyword only.

@@ -1,0 +1,150 @@
+"""The live engine's spot protection scheme on hand-built candles and exchange updates:
+a stop-limit rests (its limit 0.5 % beyond the trigger, on the tick), the take profit is
+watched and sold at market after the stop is cancelled, a moved stop is a replace, a
+price through the stop-limit's limit closes at market (journaled, alerted), a fee in
+base shrinks the position, and base the owner holds is never taken for ours."""
+
+from __future__ import annotations
+
+from test_engine import NOFEES, chunk
+from test_live_engine import SYM, H, fill, opened, upd, warm
+
+from gridflow.chunks import ExchangeUpdate
+from gridflow.config.live import LiveConfig
+from gridflow.config.models import AccountConfig, GridAtrParams, MarketSpec, RiskConfig
+from gridflow.events import ExecutionReport
+from gridflow.operators.alerts import alerts_from_batch
+from gridflow.operators import kernel_layout as kl
+from gridflow.operators.live_engine import LiveAccountEngine
+from gridflow.operators.live_protect import stop_limit_price
+
+MKT = {SYM: MarketSpec(amount_step=0.001, price_tick=0.1, min_notional=5.0)}
+SPOT = LiveConfig(exchange={"id": "binance", "market_type": "spot"})
+
+
+def spot_engine() -> tuple[LiveAccountEngine, list]:
+    acct = AccountConfig(
+        name="t", capital_quote=3000.0, symbols=(SYM,),
+        strategy=GridAtrParams(sma_period=2, atr_period=1, levels=3, atr_start=1.0,
+                               atr_step=1.0, sl_pct=0.5), risk=RiskConfig())
+    eng = LiveAccountEngine(acct, [SYM], {SYM: "1h"}, NOFEES, MKT, live=SPOT)
+    eng.on_chunk(warm(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0)))
+    eng.on_chunk(chunk(SYM, [(100, 101, 99, 100)], 100.0, 10.0, start=1))
+    out = eng.on_exchange(upd(2 * H, positions={}))
+    return eng, opened(out.intents)
+
+
+def spot_fill(coid, price, amount, ts, rid, fee_base=0.0):
+    return ExecutionReport(report_id=rid, client_order_id=coid, account="t", symbol=SYM,
+                           ts_ms=ts, side="buy", price=price, amount=amount,
+                           fee=fee_base * price, fee_base=fee_base)
+
+
+def entered(eng, levels, fee_base=0.0):
+    l0 = levels[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [spot_fill(l0.client_order_id, 90.0, l0.amount,
+                                                         2 * H + 30_000, "trade-1", fee_base)]))
+    return l0, out
+
+
+def test_stop_limit_price_is_beyond_the_trigger_on_the_tick():
+    assert stop_limit_price(45.0, "sell", 0.1, 0.005) == 44.7  # 44.775 down to the tick
+    assert stop_limit_price(45.0, "buy", 0.1, 0.005) == 45.3  # 45.225 up to the tick
+    for stop in (45.0, 1234.56, 0.4321):
+        for tick in (0.1, 0.01, 0.0001):
+            px = stop_limit_price(stop, "sell", tick, 0.005)
+            assert px <= stop * 0.995 + 1e-12 and stop * 0.995 - px < tick + 1e-12
+            assert abs(px / tick - round(px / tick)) < 1e-6
+
+
+def test_a_spot_position_rests_a_stop_limit_and_no_take_profit():
+    eng, levels = spot_engine()
+    l0, out = entered(eng, levels)
+    places = [i for i in out.intents if i.action == "place"]
+    assert [(i.tag, i.type, i.side, i.stop_price, i.price, i.amount) for i in places] == [
+        ("SL", "stop_limit", "sell", 45.0, 44.7, l0.amount)]
+    assert not [i for i in out.intents if i.tag == "TP"]
+
+
+def test_a_fee_in_base_shrinks_the_position_to_what_can_be_sold():
+    eng, levels = spot_engine()
+    l0 = levels[0]
+    fee_base = l0.amount * 0.001  # Binance spot: 0.1 % of the base bought
+    _, out = entered(eng, levels, fee_base)
+    held = eng.positions()[SYM]["amount"]
+    step = 0.001
+    assert held == round(int((l0.amount - fee_base) / step) * step, 9) and held < l0.amount
+    sl = next(i for i in out.intents if i.tag == "SL")
+    assert sl.amount == held
+    # the money: the fee and the base below a step (unsellable dust) are written off
+    assert abs(eng.state.af[kl.AF_FEES] - (l0.amount - held) * 90.0) < 1e-9
+    assert abs(eng.state.af[kl.AF_CASH] - (3000.0 - (l0.amount - held) * 90.0)) < 1e-9
+
+
+def test_a_moved_stop_is_a_replace_on_spot():
+    eng, levels = spot_engine()
+    l0, out = entered(eng, levels)
+    sl = next(i for i in out.intents if i.tag == "SL")
+    l1 = levels[1]
+    out = eng.on_exchange(upd(2 * H + 120_000, [spot_fill(l1.client_order_id, 80.0, l1.amount,
+                                                          2 * H + 90_000, "trade-2")]))
+    new = next(i for i in out.intents if i.action == "place" and i.tag == "SL")
+    # the base is locked once: the old stop is cancelled first, the new one placed only
+    # if that cancel succeeded (contracts: placed first, cancel after)
+    assert (new.cancel_first, new.cancel_after) == (sl.client_order_id, None)
+    assert new.amount == l0.amount + l1.amount and new.type == "stop_limit"
+
+
+def test_the_take_profit_is_watched_and_sold_at_market_after_the_stop_is_cancelled():
+    eng, levels = spot_engine()
+    l0, out = entered(eng, levels)
+    sl = next(i for i in out.intents if i.tag == "SL")
+    # the mark reaches the take profit (the SMA, 100) between candles
+    out = eng.on_exchange(ExchangeUpdate("t", 2 * H + 200_000, [], [], None,
+                                         marks={SYM: 100.5}))
+    tp = [i for i in out.intents if i.tag == "TP"]
+    assert [(i.action, i.type, i.side, i.amount, i.cancel_first, i.reduce_only)
+            for i in tp] == [("place", "market", "sell", l0.amount, sl.client_order_id, True)]
+    assert not [i for i in out.intents if i.tag == "SL"]  # the stop goes in the replace
+    # while the sell is on its way nothing else is placed for the symbol
+    again = eng.on_exchange(ExchangeUpdate("t", 2 * H + 210_000, [], [], None,
+                                           marks={SYM: 101.0}))
+    assert not [i for i in again.intents if i.symbol == SYM and i.action == "place"]
+    out = eng.on_exchange(upd(2 * H + 220_000, [fill(tp[0].client_order_id, "sell", 100.5,
+                                                     l0.amount, 2 * H + 205_000, "trade-9")]))
+    assert eng.positions().get(SYM, {}).get("amount", 0.0) == 0.0
+    assert [t.exit_reason for t in out.trades] == ["TP"]
+
+
+def test_a_close_through_the_stop_limit_closes_at_market_journaled_and_alerted():
+    eng, levels = spot_engine()
+    l0, out = entered(eng, levels)
+    sl = next(i for i in out.intents if i.tag == "SL")
+    # candle 2 gaps from 90 to 40: through the trigger (45) and the limit (44.7)
+    eng.on_chunk(chunk(SYM, [(40, 41, 39, 40)], 95.0, 10.0, start=2))
+    out = eng.on_exchange(upd(3 * H + 1_000))
+    close = [i for i in out.intents if i.tag == "CLOSE"]
+    assert [(i.type, i.side, i.amount, i.cancel_first) for i in close] == [
+        ("market", "sell", l0.amount, sl.client_order_id)]
+    ev = [e for e in out.events if e.kind == "stop_not_filled"]
+    assert [(e.reason, e.detail["stop"], e.detail["close"]) for e in ev] == [
+        ("PRICE_THROUGH_LIMIT", 45.0, 40.0)]
+    alerts = [a for a in alerts_from_batch(out) if a.kind == "stop_not_filled"]
+    assert [a.severity for a in alerts] == ["critical"]
+
+
+def test_base_the_owner_holds_is_not_ours_but_less_than_ours_is_a_mismatch():
+    eng, levels = spot_engine()
+    l0, _ = entered(eng, levels)
+    mine = eng.positions()[SYM]["amount"]
+    for k in range(3):  # the owner's 2 BTC beside ours: not a mismatch, not protected
+        out = eng.on_exchange(upd(2 * H + 100_000 + k, positions={
+            SYM: {"amount": mine + 2.0, "entry_price": 0.0}}))
+        assert not [e for e in out.events if e.kind in ("position_mismatch",
+                                                        "position_adopted")]
+        assert not [i for i in out.intents if i.tag == "PROTECT"]
+    for k in range(2):  # less than ours: somebody sold it
+        out = eng.on_exchange(upd(2 * H + 200_000 + k, positions={
+            SYM: {"amount": mine / 2, "entry_price": 0.0}}))
+    assert [e.kind for e in out.events if e.kind == "position_mismatch"] == [
+        "position_mismatch"]
