@@ -52,8 +52,9 @@ WEEK_MS = 7 * 86_400_000
 """Binance USDⓈ-M's widest ``userTrades`` time window, ms."""
 DAY_MS = 86_400_000
 """Binance spot's widest ``myTrades`` time window, ms."""
-TRADES_PAGE = 1000
-"""Trades per ``fetch_my_trades`` request (Binance's maximum)."""
+TRADES_PAGE = {"binance": 1000, "binanceusdm": 1000, "bitget": 100}
+"""Trades per ``fetch_my_trades`` request: each venue's maximum (Bitget's fill history
+serves 100)."""
 ORDER_CACHE = 1024
 """Orders whose client id and fill progress are remembered (LRU)."""
 MAX_RECENT = 50_000
@@ -333,23 +334,26 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
 
     def _fetch_trades(self, market: str, cursor: int, server_ms: int) -> list[dict]:
         """Trades of ``market`` stamped in ``[cursor, server_ms]``, unique by id, oldest
-        first; windows of <= 7 days (spot: 1 day), pages of 1000 (a full page goes on from its newest
-        timestamp, inclusive)."""
+        first; windows of <= 7 days (spot: 1 day), pages of the venue's maximum
+        (:data:`TRADES_PAGE`). A full page may be the oldest trades of its window
+        (Binance) or the newest (Bitget): its window is split in two halves, each
+        fetched, until no page is full (or a window is one ms). Windows overlap by one
+        ms (a venue whose end time is exclusive loses nothing at a boundary)."""
         seen: dict[str, dict] = {}
-        start = cursor
-        window = DAY_MS if self.market_type == "spot" else WEEK_MS
-        while start <= server_ms:
-            end = min(start + window - 1, server_ms)
-            page = self.ex.fetch_my_trades(market, since=start, limit=TRADES_PAGE,
-                                           params={"until": end})
+        span = DAY_MS if self.market_type == "spot" else WEEK_MS
+        size = TRADES_PAGE.get(self.ex.id, TRADES_PAGE["binance"])
+        todo = [(a, min(a + span - 1, server_ms)) for a in range(cursor, server_ms + 1, span)]
+        while todo:
+            start, end = todo.pop(0)
+            until = end + 1 if end < server_ms else end
+            page = self.ex.fetch_my_trades(market, since=start, limit=size,
+                                           params={"until": until})
             for t in page:
                 if t.get("id") is not None and t.get("timestamp") is not None:
                     seen[str(t["id"])] = t
-            if len(page) >= TRADES_PAGE:
-                newest = max(int(t["timestamp"]) for t in page)
-                start = newest if newest > start else start + 1
-                continue
-            start = end + 1
+            if len(page) >= size and end > start:
+                mid = (start + end) // 2
+                todo[:0] = [(start, mid), (mid + 1, end)]
         return sorted(seen.values(), key=lambda t: (int(t["timestamp"]), id_key(t["id"])))
 
     def _report(self, sym: str, t: dict) -> ExecutionReport:
