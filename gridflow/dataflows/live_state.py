@@ -40,6 +40,7 @@ from gridflow.chunks import ExchangeUpdate
 from gridflow.dataflows.account_balances import contract_balance, contract_positions, spot_balance
 from gridflow.dataflows.exchange_records import as_float, id_key, order_dict
 from gridflow.dataflows.live_sources import _utcnow, backoff_s, describe_error
+from gridflow.exchange.paging import read_window
 from gridflow.exchange.retry import backoff_cap_s
 from gridflow.events import ExecutionReport
 from gridflow.exchange.client import ccxt_symbol
@@ -55,6 +56,8 @@ DAY_MS = 86_400_000
 TRADES_PAGE = {"binance": 1000, "binanceusdm": 1000, "bitget": 100}
 """Trades per ``fetch_my_trades`` request: each venue's maximum (Bitget's fill history
 serves 100)."""
+FUNDING_PAGE = {"binanceusdm": 1000, "bitget": 100}
+"""Funding payments per ``fetch_funding_history`` request: each venue's maximum."""
 ORDER_CACHE = 1024
 """Orders whose client id and fill progress are remembered (LRU)."""
 MAX_RECENT = 50_000
@@ -334,27 +337,15 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
 
     def _fetch_trades(self, market: str, cursor: int, server_ms: int) -> list[dict]:
         """Trades of ``market`` stamped in ``[cursor, server_ms]``, unique by id, oldest
-        first; windows of <= 7 days (spot: 1 day), pages of the venue's maximum
-        (:data:`TRADES_PAGE`). A full page may be the oldest trades of its window
-        (Binance) or the newest (Bitget): its window is split in two halves, each
-        fetched, until no page is full (or a window is one ms). Windows overlap by one
-        ms (a venue whose end time is exclusive loses nothing at a boundary)."""
-        seen: dict[str, dict] = {}
-        span = DAY_MS if self.market_type == "spot" else WEEK_MS
-        size = TRADES_PAGE.get(self.ex.id, TRADES_PAGE["binance"])
-        todo = [(a, min(a + span - 1, server_ms)) for a in range(cursor, server_ms + 1, span)]
-        while todo:
-            start, end = todo.pop(0)
-            until = end + 1 if end < server_ms else end
-            page = self.ex.fetch_my_trades(market, since=start, limit=size,
-                                           params={"until": until})
-            for t in page:
-                if t.get("id") is not None and t.get("timestamp") is not None:
-                    seen[str(t["id"])] = t
-            if len(page) >= size and end > start:
-                mid = (start + end) // 2
-                todo[:0] = [(start, mid), (mid + 1, end)]
-        return sorted(seen.values(), key=lambda t: (int(t["timestamp"]), id_key(t["id"])))
+        first: windows of <= 7 days (spot: 1 day), pages of the venue's maximum
+        (:data:`TRADES_PAGE`), read whichever end of a window a venue pages from
+        (:func:`~gridflow.exchange.paging.read_window`)."""
+        rows = read_window(
+            lambda since, limit, until: self.ex.fetch_my_trades(
+                market, since=since, limit=limit, params={"until": until}),
+            cursor, server_ms, TRADES_PAGE.get(self.ex.id, TRADES_PAGE["binance"]),
+            DAY_MS if self.market_type == "spot" else WEEK_MS, server_ms)
+        return sorted(rows, key=lambda t: (int(t["timestamp"]), id_key(t["id"])))
 
     def _report(self, sym: str, t: dict) -> ExecutionReport:
         """The report of trade ``t``; may call ``fetch_order`` (raises ccxt errors)."""
@@ -453,7 +444,12 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
             since = self._funding_since.get(sym)
             if since is None:
                 since = self.since_ms if self.since_ms is not None else server_ms - self.overlap_ms
-            rows = self.ex.fetch_funding_history(market, since=since)
+            rows = read_window(
+                lambda a, limit, until, m=market: self.ex.fetch_funding_history(
+                    m, since=a, limit=limit, params={"until": until}),
+                since, server_ms, FUNDING_PAGE.get(self.ex.id, FUNDING_PAGE["binanceusdm"]),
+                server_ms - since + 1, server_ms)
+            rows.sort(key=lambda r: int(r.get("timestamp") or 0))
             for r in rows:
                 ts = int(r.get("timestamp") or 0)
                 out.append({"id": str(r.get("id") or f"{sym}:{ts}"), "symbol": sym,

@@ -18,7 +18,7 @@ H = 3_600_000
 def rows():
     from helpers import bundled_window
 
-    return bundled_window(1704067200000, 50, 80)
+    return bundled_window(1704067200000, 50, 130)
 
 
 def _trade(fx_dialect: str, rows, n_candles: int, per_candle: int):
@@ -57,5 +57,32 @@ def test_every_trade_of_a_window_is_read_whatever_the_venue_pages(rows, monkeypa
         calls = [r for r in fx.request_log
                  if r["path"].endswith(("/order/fills", "/fill-history", "/userTrades"))]
         assert len(calls) >= 3  # the full first page was split
+    finally:
+        fx.stop()
+
+
+def test_every_bitget_funding_payment_is_read_beyond_its_page(rows):
+    """A long held 120 hours through hourly settlements: 120 payments, more than a Bitget
+    bill page (100), all read once."""
+    import numpy as np
+
+    start = 1704067200000
+    times = np.arange(start + H, start + 121 * H, H, dtype=np.int64)
+    fx = FakeExchange({"BTC/USDT": rows["BTC/USDT"]}, timeframe="1h", start_ms=start,
+                      dialect="bitget", balance_usdt=100_000.0,
+                      funding={"BTC/USDT": (times, np.full(len(times), 0.0001))})
+    fx.start()
+    try:
+        ex = ccxt.bitget({**fx.ccxt_config(), "enableRateLimit": False})
+        ex.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
+        for _ in range(121):
+            fx.step()
+        part = ExchangeStatePartition(ex, "acc", ["BTC/USDT"], "swap", poll_s=0.01,
+                                      since_ms=start)
+        (upd,) = part.next_batch()
+        paid = fx.funding_payments()
+        assert len(paid) == 120
+        assert sorted(r["ts_ms"] for r in upd.funding) == sorted(p["time"] for p in paid)
+        assert len({r["id"] for r in upd.funding}) == 120
     finally:
         fx.stop()
