@@ -4,7 +4,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import pytest
 from pg_helpers import pg_schema
 from sqlalchemy import inspect, text
 
