@@ -33,19 +33,24 @@ def config_symbol(ccxt_sym: str) -> str:
 # called (and the local test exchange, ``gridflow.fakex``, serves exactly those).
 # bitget: markets of the traded type only (ccxt would list spot, margin and every futures
 # product type on each load_markets).
+# binance (spot): the spot markets only (ccxt would also load both futures exchanges'
+# markets on every load_markets), and no currency list (``sapi`` wallet endpoints).
 _DEFAULT_OPTIONS: dict[str, dict] = {"binanceusdm": {"fetchCurrencies": False},
-                                     "bitget": {"fetchCurrencies": False}}
+                                     "bitget": {"fetchCurrencies": False},
+                                     "binance": {"fetchCurrencies": False,
+                                                 "fetchMarkets": {"types": ["spot"]}}}
 
 
-def _use_linear_error_map(ex: ccxt.Exchange) -> None:
-    """ccxt's binance picks its USDⓈ-M error map (``-2019`` InsufficientFunds,
-    ``-4164``/``-4116``/``-2022`` InvalidOrder, ``-2021`` OrderImmediatelyFillable ...)
-    by the request URL's host (``fapi.binance.com``); an overridden URL (the local test
-    exchange) matches no host and would get plain ExchangeError. Merge that map into
-    the generic one."""
-    linear = ex.exceptions.get("linear") or {}
+def _use_error_map(ex: ccxt.Exchange, which: str) -> None:
+    """ccxt's binance picks its error map per API (``linear``: USDⓈ-M's ``-2019``
+    InsufficientFunds, ``-4164``/``-4116``/``-2022`` InvalidOrder, ``-2021``
+    OrderImmediatelyFillable ...; ``spot``: ``-2010`` by message, ...) by the request
+    URL's host (``fapi.binance.com``, ``api.binance.com``); an overridden URL (the local
+    test exchange) matches no host and would get plain ExchangeError. Merge map
+    ``which`` into the generic one."""
+    extra = ex.exceptions.get(which) or {}
     for kind in ("exact", "broad"):
-        ex.exceptions[kind] = {**ex.exceptions.get(kind, {}), **linear.get(kind, {})}
+        ex.exceptions[kind] = {**ex.exceptions.get(kind, {}), **extra.get(kind, {})}
 
 
 def _guard_logs(secrets: list[str]) -> None:
@@ -93,8 +98,8 @@ def _override_urls(ex: ccxt.Exchange, cfg: ExchangeConfig) -> None:
         if cfg.ws_urls:
             api["ws"] = {**(api.get("ws") or {}), **cfg.ws_urls}
         ex.urls["api"] = api
-        if cfg.id == "binanceusdm":
-            _use_linear_error_map(ex)
+        if cfg.id in ("binanceusdm", "binance"):
+            _use_error_map(ex, "linear" if cfg.id == "binanceusdm" else "spot")
 
 
 def make_exchange(cfg: ExchangeConfig) -> ccxt.Exchange:

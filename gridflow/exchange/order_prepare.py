@@ -37,8 +37,8 @@ def prepare_place(ex: Any, sym: str, caps: Capabilities, intent: OrderIntent,
 
     Amount and prices go through ccxt's precision; a ``stop_limit`` without a limit
     gets one ``stop_limit_offset`` (fraction) beyond its trigger; ``reduceOnly`` is sent
-    where the market has it (``caps``). An order that is not reduce-only must reach the
-    market's minimum notional, at its price or stop, else at ``last_price()`` (None:
+    where the market has it (``caps``). An order that is not reduce-only (on spot: every
+    order, the exchange checks them all) must reach the market's minimum notional, at its price or stop, else at ``last_price()`` (None:
     left to the exchange).
 
     Raises
@@ -82,7 +82,7 @@ def prepare_place(ex: Any, sym: str, caps: Capabilities, intent: OrderIntent,
         params["timeInForce"] = "GTC"
     if intent.reduce_only and caps.reduce_only:
         params["reduceOnly"] = True
-    if not intent.reduce_only:
+    if not intent.reduce_only or not caps.reduce_only:  # spot checks every order
         _check_notional(sym, market, amount, price or stop or intent.price, last_price)
     ccxt_type = "limit" if kind in ("limit", "stop_limit") else "market"
     return Prepared(sym, ccxt_type, amount, price, params, is_conditional(kind))

@@ -16,7 +16,8 @@ Decisions
   candle become resting limit entries (each one through the risk gate: kill switches,
   pause, exchange minimums, margin cap counting every resting entry, max positions,
   correlation, cooldown), a reduce-only take profit and a reduce-only stop-market for the
-  whole position (the tighter of ``avg_entry * (1 - sl_frac)`` and the trailing level).
+  whole position (the tighter of ``avg_entry * (1 - sl_frac)`` and the trailing level;
+  on spot a stop-limit and a watched take profit: :mod:`~gridflow.operators.live_protect`).
   A changed level is replaced (cancel first, place only if the cancel succeeded); a
   flip or a ``flatten`` command closes at market.
 * **At each exchange update** (fills, open orders, positions): fills move the position;
@@ -375,7 +376,9 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
         st, sym = self.state, self.symbols[s]
         amt = float(st.sf[s, kl.SF_AMT])
         pos = int(st.si[s, kl.SI_SIDE]) if amt > 0 else 0
-        dust = pos != 0 and amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP])
+        dust = pos != 0 and (amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP])
+                             or (self.spot and amt * self.newest_price(s)
+                                 < self.mp[s, kl.M_MIN_NOTIONAL]))  # spot: no sell below it
         tag = close_tag(st, s, pos, entries, dust, ts, int(self.tf_ms[s]),
                         float(self.mp[s, kl.M_TIME_STOP]))
         if tag is not None:

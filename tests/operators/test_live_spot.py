@@ -148,3 +148,18 @@ def test_base_the_owner_holds_is_not_ours_but_less_than_ours_is_a_mismatch():
             SYM: {"amount": mine / 2, "entry_price": 0.0}}))
     assert [e.kind for e in out.events if e.kind == "position_mismatch"] == [
         "position_mismatch"]
+
+
+def test_a_spot_position_worth_less_than_the_minimum_notional_is_dust_said_once():
+    """Spot checks the minimum notional on sells too: a position below it cannot be
+    sold, so no stop is sent for it (it would be refused again and again); it is
+    journaled once as dust."""
+    eng, levels = spot_engine()
+    l0 = levels[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [spot_fill(l0.client_order_id, 90.0, 0.05,
+                                                         2 * H + 30_000, "trade-1")]))
+    assert eng.positions()[SYM]["amount"] == 0.05  # 4.5 USDT < 5 USDT minimum
+    assert not [i for i in out.intents if i.tag in ("SL", "TP", "CLOSE")]
+    more = eng.on_exchange(upd(2 * H + 90_000))
+    dust = [e for b in (out, more) for e in b.events if e.kind == "dust_position"]
+    assert [(e.reason, e.detail["amount"]) for e in dust] == [("BELOW_MIN_AMOUNT", 0.05)]
