@@ -73,6 +73,18 @@ against it. Stops: ``create_order(sym, "market", "sell", amount, None, {"trigger
 p, "reduceOnly": True})`` (``place-plan-order``) or ``{"stopLossPrice": p}``
 (``place-tpsl-order``, listed with ``params={"planType": "profit_loss"}``).
 
+Binance spot: ``FakeExchange(..., dialect="binance", spot_balances={"BTC": 0.5})`` serves
+``/api/v3`` (:mod:`gridflow.fakex.spot_rest`) on a
+:class:`~gridflow.fakex.spot_book.SpotBook`: balances per asset (``free`` / ``locked``;
+``fx.balances()``), the real spot filters (``binance_spot_symbols.json``,
+:func:`gridflow.fakex.spot_markets.binance_spot_filters`), fees 0.001 charged in the
+asset received, no positions, shorts or funding (``fx.positions()``: base held minus the
+initial base). ``ccxt.binance({**fx.ccxt_config(), ...})`` trades against it. Stop-limits:
+``create_order(sym, "limit", "sell", amount, limit, {"triggerPrice": p})`` is a
+``STOP_LOSS_LIMIT`` (``{"takeProfitPrice": p}`` a ``TAKE_PROFIT_LIMIT``); once the path
+reaches ``p`` it is a working LIMIT at ``limit`` under the same id, and a candle that
+opens beyond the limit leaves it resting unfilled.
+
 >>> fx = FakeExchange(candles={"BTC/USDT": arr}, start_ms=ts)   # doctest: +SKIP
 >>> url = fx.start(); urls = fx.ccxt_urls()                      # doctest: +SKIP
 """

@@ -88,6 +88,9 @@ class AlgoOrder:
 
 @dataclass
 class Trade:
+    """A fill: ``price`` in quote, ``qty`` in base, ``commission`` in
+    ``commission_asset``, ``time`` in ms UTC."""
+
     id: int
     order_id: int
     client_id: str
@@ -99,6 +102,7 @@ class Trade:
     realized_pnl: float
     time: int
     maker: bool
+    commission_asset: str = "USDT"  # spot: the asset received (base for a buy)
 
 
 @dataclass
@@ -367,11 +371,7 @@ class Book:
         pos = self.position(a.symbol).amount
         qty = abs(pos) if a.close_position else a.qty
         market = a.type.endswith("MARKET")
-        o = Order(self._next_order, a.client_id, a.symbol, a.side,
-                  "MARKET" if market else "LIMIT", qty, 0.0 if market else a.price,
-                  "GTC" if market else a.tif, a.reduce_only, t, t, orig_type=a.type,
-                  stop_price=a.trigger, close_position=a.close_position, algo_id=a.algo_id)
-        self._next_order += 1
+        o = self._triggered_order(a, qty, market, t)
         self.orders[o.order_id] = o
         self._maybe_open[o.order_id] = None
         self._by_cid[o.client_id] = o.order_id
@@ -386,6 +386,16 @@ class Book:
         elif (a.side == "BUY" and a.price >= px) or (a.side == "SELL" and a.price <= px):
             self.fill(o, px, t, maker=False)
         self._sync_algo(o)
+        return o
+
+    def _triggered_order(self, a: AlgoOrder, qty: float, market: bool, t: int) -> Order:
+        """The MARKET / LIMIT order ``a`` places when it triggers at ``t``: a new id
+        (the spot book keeps the stop's id instead)."""
+        o = Order(self._next_order, a.client_id, a.symbol, a.side,
+                  "MARKET" if market else "LIMIT", qty, 0.0 if market else a.price,
+                  "GTC" if market else a.tif, a.reduce_only, t, t, orig_type=a.type,
+                  stop_price=a.trigger, close_position=a.close_position, algo_id=a.algo_id)
+        self._next_order += 1
         return o
 
     def _sync_algo(self, o: Order) -> None:

@@ -7,6 +7,9 @@ the book, matching engine, clock, funding and fault injection underneath are sha
   dispatched by :meth:`gridflow.fakex.server.FakeExchange._dispatch` as before.
 * ``bitget``: Bitget v2 "mix" USDT-M futures (:mod:`gridflow.fakex.bitget_rest`), one
   way position mode; every answer is ``{"code", "msg", "requestTime", "data"}``.
+* ``binance``: Binance spot (:mod:`gridflow.fakex.spot_rest`) on a
+  :class:`~gridflow.fakex.spot_book.SpotBook` (balances per asset, no positions), the
+  USDⓈ-M dialect's signing, envelope and dispatch.
 
 Prices in quote (USDT), amounts in base, times in ms UTC (simulated clock).
 """
@@ -21,14 +24,19 @@ from urllib.parse import parse_qsl
 from gridflow.fakex.bitget_auth import check_bitget_auth
 from gridflow.fakex.bitget_markets import BitgetError, build_bitget_specs
 from gridflow.fakex.bitget_rest import ROUTES as BITGET_ROUTES
+from gridflow.fakex.book import Book
 from gridflow.fakex.markets import MarketSpec, build_specs
 from gridflow.fakex.rest import batch_client_ids
+from gridflow.fakex.spot_book import INSUFFICIENT, SpotBook
+from gridflow.fakex.spot_markets import build_spot_specs
+from gridflow.fakex.spot_rest import ROUTES as SPOT_ROUTES
 from gridflow.fakex.weights import request_weight
 
 if TYPE_CHECKING:
     from gridflow.fakex.server import FakeExchange
 
-__all__ = ["DIALECTS", "BinanceDialect", "BitgetDialect", "make_dialect"]
+__all__ = ["DIALECTS", "BinanceDialect", "BinanceSpotDialect", "BitgetDialect", "make_dialect",
+           "new_book"]
 
 log = logging.getLogger(__name__)
 _RATE_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute. "
@@ -54,6 +62,10 @@ class BinanceDialect:
         return {"fapiPublic": v1, "fapiPublicV2": v2, "fapiPublicV3": v3,
                 "fapiPrivate": v1, "fapiPrivateV2": v2, "fapiPrivateV3": v3,
                 "fapiData": f"{url}/futures/data"}
+
+    def ccxt_options(self, passphrase: str) -> dict[str, Any]:
+        """Config entries (besides credentials and urls) keeping ccxt on this market."""
+        return {"options": {"defaultType": "swap", "fetchCurrencies": False}}
 
     def parse(self, qs: str, body: str) -> dict[str, Any]:
         """Query and form parameters (strings)."""
@@ -93,6 +105,38 @@ BITGET_GROUPS = ("spot", "mix", "user", "p2p", "broker", "margin", "common", "ta
                  "convert", "copy", "earn", "uta")
 
 
+class BinanceSpotDialect(BinanceDialect):
+    """Binance spot: the USDⓈ-M signing and envelope, ``/api/v3`` routes
+    (:mod:`gridflow.fakex.spot_rest`), the real spot filters
+    (:mod:`gridflow.fakex.spot_markets`), spot fees (maker 0.001, taker 0.001)."""
+
+    name = "binance"
+    maker_fee, taker_fee = 0.001, 0.001
+    build_specs = staticmethod(build_spot_specs)  # the real Binance spot filters
+
+    def ccxt_urls(self, url: str) -> dict[str, str]:
+        """``ccxt.binance(...)["urls"]["api"]`` entries of the spot API: ``public`` and
+        ``private`` (``/api/v3``), ``v1`` (``/api/v1``)."""
+        return {"public": f"{url}/api/v3", "private": f"{url}/api/v3", "v1": f"{url}/api/v1"}
+
+    def ccxt_options(self, passphrase: str) -> dict[str, Any]:
+        """Spot markets only, no currency (``sapi``) or margin calls."""
+        return {"options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]},
+                            "fetchCurrencies": False, "fetchMargins": False}}
+
+    def fault_reply(self, kind: str, now: int) -> tuple[int, Any, dict[str, str]]:
+        """As USD-M, but a ``reject`` is spot's -2010 insufficient balance
+        (ccxt: ``InsufficientFunds``)."""
+        if kind == "reject":
+            return 400, {"code": -2010, "msg": INSUFFICIENT}, {}
+        return super().fault_reply(kind, now)
+
+    def dispatch(self, fx: FakeExchange, method: str, path: str, qs: str, body: str,
+                 params: dict[str, Any], headers: Any) -> tuple[int, Any]:
+        """Run the request on the spot routes (:meth:`FakeExchange._dispatch`)."""
+        return fx._dispatch(method, path, qs, body, params, headers, SPOT_ROUTES)
+
+
 class BitgetDialect:
     """Bitget v2: JSON POST bodies, ``ACCESS-*`` headers (base64 HMAC-SHA256 with a
     passphrase, :mod:`gridflow.fakex.bitget_auth`), answers in Bitget's envelope."""
@@ -110,6 +154,13 @@ class BitgetDialect:
         """``ccxt.bitget(...)["urls"]["api"]``: every endpoint group at the fake (ccxt
         appends ``/api/v2/...``)."""
         return {g: url for g in BITGET_GROUPS}
+
+    def ccxt_options(self, passphrase: str) -> dict[str, Any]:
+        """The passphrase and what keeps ccxt on USDT-M futures (no spot coin list, no
+        unified-account probe)."""
+        return {"password": passphrase, "has": {"fetchCurrencies": False},
+                "options": {"defaultType": "swap", "uta": False,
+                            "fetchMarkets": {"types": ["swap"]}}}
 
     def parse(self, qs: str, body: str) -> dict[str, Any]:
         """Query strings plus the JSON body's values (a body that is not a JSON object
@@ -186,11 +237,32 @@ def _err(code: str, msg: str, now: int) -> dict[str, Any]:
     return {"code": code, "msg": msg, "requestTime": now, "data": None}
 
 
-DIALECTS = {"binanceusdm": BinanceDialect, "bitget": BitgetDialect}
+DIALECTS = {"binanceusdm": BinanceDialect, "bitget": BitgetDialect,
+            "binance": BinanceSpotDialect}
+
+
+def new_book(dialect: BinanceDialect | BitgetDialect, spot_balances: dict[str, float] | None,
+             funding: dict | None, **kw: Any) -> Book:
+    """The book of ``dialect``: a :class:`~gridflow.fakex.spot_book.SpotBook` starting
+    with ``spot_balances`` (base asset -> amount) for spot, else a
+    :class:`~gridflow.fakex.book.Book` (``kw``: its fields).
+
+    Raises
+    ------
+    ValueError
+        ``spot_balances`` given to a futures dialect, or a ``funding`` schedule to spot.
+    """
+    if dialect.name == "binance":
+        if funding:
+            raise ValueError("spot (dialect='binance') has no funding")
+        return SpotBook(initial_base=dict(spot_balances or {}), **kw)
+    if spot_balances:
+        raise ValueError(f"spot_balances needs dialect='binance', not {dialect.name!r}")
+    return Book(**kw)
 
 
 def make_dialect(name: str) -> BinanceDialect | BitgetDialect:
-    """The dialect called ``name`` (``"binanceusdm"`` or ``"bitget"``).
+    """The dialect called ``name`` (``"binanceusdm"``, ``"bitget"`` or ``"binance"``).
 
     Raises
     ------

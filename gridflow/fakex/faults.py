@@ -20,14 +20,16 @@ against cumulative probabilities):
 ``drop_before``
     Connection closed without an answer; nothing executed.
 ``reject``
-    HTTP 400 ``{"code": -2019, "msg": "Margin is insufficient."}``; nothing executed.
+    HTTP 400 ``{"code": -2019, "msg": "Margin is insufficient."}`` (Binance spot: -2010
+    "Account has insufficient balance for requested action."); nothing executed.
     Random rejects hit only order placements (POST order / algoOrder).
 
 Fill fault: ``partial_fill`` -- when an order fills, only half of what remains (rounded
 down to the step, at least one step) fills now; the rest keeps resting.
 
 ``apply_to`` selects the requests random faults may hit: ``"order_write"`` (POST and
-DELETE of ``/order`` and ``/algoOrder``; Bitget: POST of ``place-order``,
+DELETE of ``/order`` and ``/algoOrder``, Binance spot's ``/api/v3/order`` included;
+Bitget: POST of ``place-order``,
 ``cancel-order``, ``place-plan-order``, ``place-tpsl-order``, ``cancel-plan-order``)
 and/or ``"read"`` (every GET, public ones included). Random rejects hit only
 placements (Binance POST order / algoOrder / batchOrders, Bitget ``place-*``). The

@@ -29,23 +29,21 @@ import logging
 import re
 import threading
 import time
-from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-from gridflow.fakex.book import Book
 from gridflow.fakex.clock import substep_target
-from gridflow.fakex.dialects import make_dialect
+from gridflow.fakex.dialects import make_dialect, new_book
 from gridflow.fakex.faults import FaultInjector, FaultPlan
 from gridflow.fakex.feed import Feed
 from gridflow.fakex.funding import Funding
 from gridflow.fakex.markets import BinanceError
 from gridflow.fakex.rest import ROUTES
-from gridflow.fakex.views import algo_record, order_record, trade_record
 from gridflow.fakex.ws import LISTEN_KEY_PATH, WsHub
+from gridflow.fakex.book_views import BookViews
 from gridflow.fakex.ws_api import WsApi
 
 __all__ = ["FakeExchange"]
@@ -56,7 +54,7 @@ _UNKNOWN_MSG = ("Timeout waiting for response from backend server. Send status u
                 "execution status unknown.")
 
 
-class FakeExchange(WsApi):
+class FakeExchange(BookViews, WsApi):
     """A simulated Binance USDⓈ-M account served over HTTP and websockets.
 
     Parameters
@@ -96,11 +94,14 @@ class FakeExchange(WsApi):
     funding_publish_lag_ms : int
         Exchange ms after a settlement before ``/fapi/v1/fundingRate`` lists it (a venue
         publishes its history a moment late); payments are not delayed.
-    dialect : "binanceusdm" or "bitget"
-        REST dialect (:mod:`gridflow.fakex.dialects`): Binance USDⓈ-M (default) or
-        Bitget v2 USDT-M futures (specs follow the real Bitget contract filters).
+    dialect : "binanceusdm", "bitget" or "binance"
+        REST dialect (:mod:`gridflow.fakex.dialects`): Binance USDⓈ-M (default), Bitget
+        v2 USDT-M futures (real Bitget contract filters) or Binance spot (real spot
+        filters, balances per asset: :mod:`gridflow.fakex.spot_book`; no funding).
     passphrase : str
         Bitget API passphrase (``ACCESS-PASSPHRASE``; ccxt's ``password``).
+    spot_balances : dict or None
+        Spot: initial base balances (``{"BTC": 0.5}``; quote: ``balance_usdt``).
     """
 
     def __init__(self, candles: dict[str, np.ndarray], timeframe: str = "1h",
@@ -112,7 +113,8 @@ class FakeExchange(WsApi):
                  seconds_per_candle: float = 1.0, leverage: int = 1,
                  funding: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
                  funding_publish_lag_ms: int = 0, dialect: str = "binanceusdm",
-                 passphrase: str = "test-passphrase") -> None:
+                 passphrase: str = "test-passphrase",
+                 spot_balances: dict[str, float] | None = None) -> None:
         if start_ms is None:
             raise ValueError("start_ms is required (open time of the first forming candle)")
         if clock not in ("manual", "realtime"):
@@ -127,10 +129,10 @@ class FakeExchange(WsApi):
         maker_fee = self._dialect.maker_fee if maker_fee is None else maker_fee
         taker_fee = self._dialect.taker_fee if taker_fee is None else taker_fee
         self._lock = threading.RLock()
-        self._book = Book(feed=feed, specs=specs, wallet=float(balance_usdt),
-                          maker_fee=maker_fee, taker_fee=taker_fee,
-                          stop_slippage=stop_slippage, leverage=leverage,
-                          partial=self._partial)
+        self._book = new_book(self._dialect, spot_balances, funding, feed=feed, specs=specs,
+                              wallet=float(balance_usdt), maker_fee=maker_fee,
+                              taker_fee=taker_fee, stop_slippage=stop_slippage,
+                              leverage=leverage, partial=self._partial)
         self._book.funding = Funding(funding, feed.symbols, funding_publish_lag_ms)
         self._api_key, self._secret = api_key, secret.encode()
         self._passphrase = passphrase
@@ -191,25 +193,18 @@ class FakeExchange(WsApi):
                 return
 
     def ccxt_urls(self) -> dict[str, str]:
-        """Entries to merge into ccxt's ``urls["api"]``: Binance's ``fapi*`` sections,
-        or every ``ccxt.bitget`` endpoint group (``spot``, ``mix``, ... ``uta``)."""
+        """Entries to merge into ccxt's ``urls["api"]``: Binance's ``fapi*`` sections (spot:
+        ``public``, ``private``, ``v1``), or every ``ccxt.bitget`` endpoint group."""
         if self.url is None:
             raise RuntimeError("call start() first")
         return self._dialect.ccxt_urls(self.url)
 
     def ccxt_config(self) -> dict[str, Any]:
         """Keyword config for the ccxt class of the dialect (``ccxt.bitget(cfg)`` /
-        ``ccxt.binanceusdm(cfg)``): credentials, ``urls.api`` and the options that keep
-        it on USDT-M futures (no spot or unified-account calls)."""
-        cfg: dict[str, Any] = {"apiKey": self._api_key, "secret": self._secret.decode(),
-                               "urls": {"api": self.ccxt_urls()}}
-        if self._dialect.name == "bitget":
-            cfg.update(password=self._passphrase, has={"fetchCurrencies": False},
-                       options={"defaultType": "swap", "uta": False,
-                                "fetchMarkets": {"types": ["swap"]}})
-        else:
-            cfg["options"] = {"defaultType": "swap", "fetchCurrencies": False}
-        return cfg
+        ``ccxt.binanceusdm(cfg)`` / ``ccxt.binance(cfg)``): credentials, ``urls.api``
+        and the options that keep it on the dialect's market (no other market's calls)."""
+        return {"apiKey": self._api_key, "secret": self._secret.decode(),
+                "urls": {"api": self.ccxt_urls()}, **self._dialect.ccxt_options(self._passphrase)}
 
     # ------------------------------------------------------------ python API
     def step(self, n: int = 1) -> int:
@@ -259,60 +254,6 @@ class FakeExchange(WsApi):
         """Current (= mark) price of a config symbol: the path price at the clock."""
         with self._lock:
             return self._book.price(symbol)
-
-    def orders(self) -> list[dict[str, Any]]:
-        """Every accepted order, regular and algo, by time then id (see ``views``)."""
-        with self._lock:
-            rows = [order_record(o) for o in self._book.orders.values()]
-            rows += [algo_record(self._book, a) for a in self._book.algos.values()]
-        return sorted(rows, key=lambda r: (r["time"], r["algo"], r["orderId"]))
-
-    def trades(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [trade_record(t) for t in self._book.trades]
-
-    def positions(self, mark: bool = False) -> dict[str, dict[str, float]]:
-        """Open positions: ``amount`` (signed, base) and ``entry_price``; with ``mark``
-        also ``mark`` (current price) and ``unrealized`` (USDT at the mark)."""
-        with self._lock:
-            out = {}
-            for s, p in self._book.positions.items():
-                if p.amount == 0:
-                    continue
-                out[s] = {"amount": p.amount, "entry_price": p.entry}
-                if mark:
-                    px = self._book.price(s)
-                    out[s].update(mark=px, unrealized=p.amount * (px - p.entry))
-            return out
-
-    def balance(self) -> float:
-        """Wallet balance (USDT): initial + realized PnL - commissions - funding paid."""
-        with self._lock:
-            return self._book.wallet
-
-    def unrealized(self) -> float:
-        """Unrealized PnL (USDT) of all positions at the mark (the current path price)."""
-        with self._lock:
-            return self._book.unrealized()
-
-    def equity(self) -> float:
-        """Margin balance (USDT): wallet balance + unrealized PnL at the mark."""
-        with self._lock:
-            return self._book.wallet + self._book.unrealized()
-
-    def funding_payments(self) -> list[dict[str, Any]]:
-        """Funding settlements paid so far, in time order: ``symbol``, ``time`` (ms),
-        ``paid`` (USDT, positive = the account paid), ``rate``, ``mark``, ``amount``
-        (signed position, base) and ``tranId`` (the ``/fapi/v1/income`` row's)."""
-        with self._lock:
-            return [{"symbol": p.symbol, "time": p.time, "paid": p.paid, "rate": p.rate,
-                     "mark": p.mark, "amount": p.amount, "tranId": p.tran_id}
-                    for p in self._book.funding.payments]
-
-    def accepted_client_ids(self) -> Counter:
-        """clientOrderId / clientAlgoId -> times an order with it was accepted."""
-        with self._lock:
-            return Counter(self._book.accepted)
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         with self._lock:
@@ -375,8 +316,8 @@ class FakeExchange(WsApi):
         self._send(h, method, path, status, payload, kind)
 
     def _dispatch(self, method: str, path: str, qs: str, body: str, params: dict[str, str],
-                  headers: Any) -> tuple[int, Any]:
-        route = ROUTES.get((method, path))
+                  headers: Any, routes: dict = ROUTES) -> tuple[int, Any]:
+        route = routes.get((method, path))
         user_stream = path == LISTEN_KEY_PATH and method in ("POST", "PUT", "DELETE")
         if route is None and not user_stream:
             return 404, {"code": -5000, "msg": f"fakex does not serve {method} {path}"}

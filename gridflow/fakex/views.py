@@ -229,5 +229,5 @@ def trade_record(t: Trade) -> dict[str, Any]:
     """``FakeExchange.trades()`` entry."""
     return {"id": t.id, "orderId": t.order_id, "clientOrderId": t.client_id,
             "symbol": t.symbol, "side": t.side.lower(), "price": t.price, "qty": t.qty,
-            "commission": t.commission, "realizedPnl": t.realized_pnl, "time": t.time,
-            "maker": t.maker}
+            "commission": t.commission, "commissionAsset": t.commission_asset,
+            "realizedPnl": t.realized_pnl, "time": t.time, "maker": t.maker}

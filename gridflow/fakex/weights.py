@@ -1,4 +1,4 @@
-"""Binance USDⓈ-M request weights of the REST endpoints the fake exchange serves.
+"""Binance request weights (USDⓈ-M and spot) of the REST endpoints the fake exchange serves.
 
 Binance limits each IP to a request *weight* per minute (2400 on USDⓈ-M futures, header
 ``X-MBX-USED-WEIGHT-1M``); every endpoint has a documented weight, some depending on a
@@ -12,6 +12,13 @@ developers.binance.com/docs/derivatives/usds-margined-futures), cross-checked wi
 costs ccxt 4.5.90 carries in ``binance.describe()["api"]["fapi*"]``. Order placement
 (``POST /fapi/v1/order``, ``POST /fapi/v1/algoOrder``) is documented as weight 0 on the
 IP limit and 1 on the order-count limits; it is counted 1 here so placements show up.
+
+Spot (``/api/v3``, limit 6000 per minute): Binance spot REST API reference
+(developers.binance.com/docs/binance-spot-api-docs/rest-api), cross-checked with ccxt
+4.5.90's ``binance.describe()["api"]["public" / "private"]`` costs (weight / 5):
+klines 2 whatever the limit, ``exchangeInfo`` 20, ``ticker/price`` and
+``ticker/bookTicker`` 2 (4 without ``symbol``), ``ticker/24hr`` 2 (80), order writes 1,
+``GET order`` 4, ``openOrders`` 6 (80), ``allOrders``, ``myTrades`` and ``account`` 20.
 """
 
 from __future__ import annotations
@@ -62,8 +69,24 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int | None]] = {
     ("POST", "/fapi/v1/listenKey"): (1, None),
     ("PUT", "/fapi/v1/listenKey"): (1, None),
     ("DELETE", "/fapi/v1/listenKey"): (1, None),
+    ("GET", "/api/v3/ping"): (1, None),
+    ("GET", "/api/v3/time"): (1, None),
+    ("GET", "/api/v3/exchangeInfo"): (20, None),
+    ("GET", "/api/v3/klines"): (2, None),
+    ("GET", "/api/v3/ticker/price"): (2, 4),
+    ("GET", "/api/v3/ticker/bookTicker"): (2, 4),
+    ("GET", "/api/v3/ticker/24hr"): (2, 80),
+    ("POST", "/api/v3/order"): (1, None),
+    ("DELETE", "/api/v3/order"): (1, None),
+    ("GET", "/api/v3/order"): (4, None),
+    ("GET", "/api/v3/openOrders"): (6, 80),
+    ("DELETE", "/api/v3/openOrders"): (1, None),
+    ("GET", "/api/v3/allOrders"): (20, None),
+    ("GET", "/api/v3/myTrades"): (20, None),
+    ("GET", "/api/v3/account"): (20, None),
 }
-# klines: limit below 100 -> 1, below 500 -> 2, up to 1000 -> 5, above -> 10 (default 500).
+# USDⓈ-M klines: limit below 100 -> 1, below 500 -> 2, up to 1000 -> 5, above -> 10
+# (default 500).
 _KLINES = ((100, 1), (500, 2), (1001, 5))
 _UNKNOWN = 1  # a path the fake does not serve (answered 404) still costs a request
 
@@ -78,7 +101,7 @@ def request_weight(method: str, path: str, params: Mapping[str, str]) -> int:
     entry = WEIGHTS.get((method, path))
     if entry is None:
         return _UNKNOWN
-    if path.endswith("/klines"):
+    if path == "/fapi/v1/klines":
         try:
             limit = int(params.get("limit") or 500)
         except ValueError:

@@ -138,7 +138,7 @@ def test_bitget_faults_over_500_orders_short_grids_nothing_twice_every_fault_jou
     assert set(mine) == set(theirs) and all(
         abs(mine[s] - theirs[s]) <= 1e-9 for s in mine), (mine, theirs)
     assert any(a < 0 for a in theirs.values()) or any(
-        t["side"] == "SELL" for t in fx.trades())  # short positions were traded
+        t["side"] == "sell" for t in fx.trades())  # short positions were traded
 
 
 def test_bitget_10_sigkills_under_transport_faults_end_as_the_uninterrupted_run(
