@@ -47,19 +47,24 @@ def start_exchange(start_ms: int, faults=None, symbols=("BTC/USDT", "ETH/USDT"),
                    funding=None, leverage: int = 1, venue: str = "binanceusdm"):
     """The local exchange on a manual clock; ``rows``: symbol -> (n, 6) candles instead
     of the bundled ones; ``funding``: symbol -> (settlement times, rates); ``venue``:
-    the dialect it speaks (``"binanceusdm"`` or ``"bitget"``, whose real filters it
-    keeps: :data:`MARKETS` are Binance's)."""
+    the dialect it speaks (``"binanceusdm"``, ``"bitget"`` or ``"binance"`` spot, whose
+    real filters it keeps: :data:`MARKETS` are Binance USDⓈ-M's)."""
     from gridflow.fakex import FakeExchange
 
     rows = rows or {s: candles(s) for s in symbols}
     kw = ({"markets": {s: MARKETS[s] for s in symbols}} if venue == "binanceusdm"
-          else {"dialect": venue, "passphrase": PASSPHRASE})
+          else {"dialect": venue, "passphrase": PASSPHRASE} if venue == "bitget"
+          else {"dialect": venue})
     fx = FakeExchange(candles={s: rows[s] for s in symbols}, timeframe="1h",
                       start_ms=start_ms, api_key=KEY, secret=SECRET, balance_usdt=10_000.0,
                       faults=faults, clock="manual", funding=funding, leverage=leverage, **kw)
     fx.start()
     return fx
 
+
+VENUE_FEES = {"binanceusdm": (0.0002, 0.0005), "bitget": (0.0002, 0.0006),
+              "binance": (0.001, 0.001)}
+"""The local exchange's (maker, taker) fee per dialect: the config repeats them."""
 
 STREAMING: dict[Path, bool] = {}
 """Journal path -> whether its flow was configured with websocket streams."""
@@ -83,6 +88,7 @@ def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
     ``markets``: the replay's filters per symbol (default :data:`MARKETS`)."""
     if venue != "binanceusdm":
         streams = "poll"
+    fees = VENUE_FEES[venue]
     markets = markets or MARKETS
     STREAMING[Path(db)] = streams == "websocket"
     strat = {"name": "grid_atr", **GRID, **(strategy or {})}
@@ -107,8 +113,8 @@ command_poll_s = 0.05
 equity_every_ms = 3600000
 {extra}
 [fees]
-maker_fee = 0.0002
-taker_fee = 0.0005
+maker_fee = {fees[0]}
+taker_fee = {fees[1]}
 slippage = 0.0
 {mk}
 [[accounts]]
@@ -121,7 +127,7 @@ symbols = [{sy}]
 {limits}[live]
 mode = "{mode}"
 allow_live = true
-allow_beta_venue = {str(venue == "bitget").lower()}
+allow_beta_venue = {str(venue == "binance").lower()}
 warmup_candles = {warmup}
 candle_poll_s = 0.05
 exchange_poll_s = 0.05
@@ -258,9 +264,10 @@ def _unjournaled_fills(db: Path, run_id: str, fx) -> bool:
 
 def _mark_polls(fx) -> int:
     """Exchange-state poll cycles served so far (each ends with the mark prices:
-    Binance's premium index, Bitget's tickers)."""
+    Binance USDⓈ-M's premium index, Bitget's and Binance spot's tickers)."""
     return sum(1 for r in list(fx.request_log)
-               if "premiumIndex" in r["path"] or r["path"].endswith("/mix/market/tickers"))
+               if "premiumIndex" in r["path"] or r["path"].endswith(
+                   ("/mix/market/tickers", "/api/v3/ticker/24hr")))
 
 
 def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,
@@ -297,11 +304,14 @@ def _quiet(db: Path, run_id: str, last_open_ms: int, proc, quiet_s: float,
 
 
 def unprotected(fx) -> list[str]:
-    """Symbols whose exchange position is not covered by open reduce-only stops (or the
-    unfilled rest of a triggered stop's market order)."""
+    """Symbols whose exchange position is not covered by open reduce-only stops (spot:
+    stop-limits) or the unfilled rest of a triggered stop's market order; a position
+    below the market's minimum amount or notional is dust no order can sell."""
     stops: dict[str, float] = {}
     for o in fx.orders():
-        if o.get("algo") and o["status"] in ("NEW", "new") and o.get("reduceOnly", True):
+        if o.get("algo") and o["status"] in ("NEW", "new") and (
+                o.get("reduceOnly", True) or o["type"] == "STOP_LOSS_LIMIT"):  # spot: no
+            # reduce-only; its stop-limit waits as a conditional order
             stops[o["symbol"]] = stops.get(o["symbol"], 0.0) + float(o["origQty"])
         elif (not o.get("algo") and o["type"] == "MARKET" and o.get("reduceOnly")
               and o["status"] in ("NEW", "PARTIALLY_FILLED")):
@@ -309,8 +319,16 @@ def unprotected(fx) -> list[str]:
             # the next price, which protects more than a resting stop
             left = float(o["origQty"]) - float(o.get("executedQty") or 0.0)
             stops[o["symbol"]] = stops.get(o["symbol"], 0.0) + left
-    return [s for s, p in fx.positions().items()
-            if abs(p["amount"]) > 0 and stops.get(s, 0.0) + 1e-9 < abs(p["amount"])]
+    out = []
+    for s, p in fx.positions().items():
+        spec, amt = fx.spec(s), abs(p["amount"])
+        if amt < spec.min_amount or (fx.dialect == "binance"
+                                     and amt * fx.price(s) < spec.min_notional):
+            continue  # dust (spot: a buy's commission left below a step): no order sells it
+        if amt - stops.get(s, 0.0) > 1e-9 and (fx.dialect != "binance" or amt - stops.get(
+                s, 0.0) >= max(spec.amount_step, spec.min_amount)):  # spot: a rest below a
+            out.append(s)  # step (a commission in base) cannot be in any order
+    return out
 
 
 def wait_until(cond, timeout: float, what: str, logs=None):

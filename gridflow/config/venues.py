@@ -49,8 +49,8 @@ class VenueInfo:
 VENUES: dict[str, VenueInfo] = {
     "binanceusdm": VenueInfo("Binance USDT-M perpetuals", "swap", False, "live",
                              streams=True),
-    "binance": VenueInfo("Binance spot", "spot", False, "paper"),
-    "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, "beta"),
+    "binance": VenueInfo("Binance spot", "spot", False, "beta"),
+    "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, "live"),
 }
 """ccxt id -> venue."""
 

@@ -22,7 +22,9 @@ def id_key(v: Any) -> tuple[int, str]:
     return (int(s), "") if s.isdigit() else (0, s)
 
 
-_TYPES = {"stop": "stop_limit", "take_profit": "take_profit_limit"}
+_TYPES = {"stop": "stop_limit", "take_profit": "take_profit_limit",
+          # Binance spot's conditional orders (a stop-limit stays one once triggered)
+          "stop_loss_limit": "stop_limit", "stop_loss": "stop_market"}
 
 
 def order_dict(o: dict) -> dict:

@@ -34,10 +34,10 @@ def config_symbol(ccxt_sym: str) -> str:
 # bitget: markets of the traded type only (ccxt would list spot, margin and every futures
 # product type on each load_markets).
 # binance (spot): the spot markets only (ccxt would also load both futures exchanges'
-# markets on every load_markets), and no currency list (``sapi`` wallet endpoints).
+# markets on every load_markets), no currency list and no margin pairs (``sapi``).
 _DEFAULT_OPTIONS: dict[str, dict] = {"binanceusdm": {"fetchCurrencies": False},
                                      "bitget": {"fetchCurrencies": False},
-                                     "binance": {"fetchCurrencies": False,
+                                     "binance": {"fetchCurrencies": False, "fetchMargins": False,
                                                  "fetchMarkets": {"types": ["spot"]}}}
 
 

@@ -17,6 +17,12 @@ __all__ = ["BookViews"]
 class BookViews:
     """Read-only views of ``self._book`` under ``self._lock``."""
 
+    def spec(self, symbol: str) -> Any:
+        """The :class:`~gridflow.fakex.markets.MarketSpec` of config symbol ``symbol``
+        (tick, step, minimum amount and notional)."""
+        with self._lock:
+            return self._book.specs[symbol]
+
     def orders(self) -> list[dict[str, Any]]:
         """Every accepted order, regular and algo, by time then id (see ``views``)."""
         with self._lock:

@@ -245,6 +245,11 @@ class FakeExchange(BookViews, WsApi):
             self._hub.advance(self._book.feed.now + int(ms))
             return self._book.feed.left()
 
+    @property
+    def dialect(self) -> str:
+        """The venue it speaks: ``"binanceusdm"``, ``"bitget"`` or ``"binance"`` (spot)."""
+        return self._dialect.name
+
     def now_ms(self) -> int:
         """The clock (ms UTC): the forming candle's open plus the time walked inside it."""
         with self._lock:

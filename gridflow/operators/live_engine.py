@@ -98,8 +98,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
                         AccountEngine):
     """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
     exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`;
-    the engine keeps it without credentials: nothing secret is in engine state).
-    """
+    the engine keeps it without credentials: nothing secret is in engine state)."""
 
     def __init__(self, *args, live: LiveConfig | None = None, await_outcomes: bool = False,
                  **kw) -> None:
@@ -238,8 +237,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
         self.replayed = True
 
     def on_outcome(self, o: OrderOutcome) -> JournalBatch:
-        """What the broker did with an intent (:func:`~gridflow.operators.
-        live_reconcile.apply_outcome`)."""
+        """What the broker did with an intent (``live_reconcile.apply_outcome``)."""
         return apply_outcome(self, o)
 
     # ---- fills ---------------------------------------------------------------------
@@ -268,7 +266,9 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
                                         rep.ts_ms, self.next_seq(), rep.symbol,
                                         client_order_id=w.coid))
                 return
-            apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc, float(self.mp[s, kl.M_STEP]))
+            res = self.__dict__.setdefault("_residue", {})  # absent from older snapshots
+            res[s] = apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc,
+                                 float(self.mp[s, kl.M_STEP]), res.get(s, 0.0))
             self.counters["entries"] += int(w.state == OrderState.DONE)
             return
         if st.sf[s, kl.SF_AMT] <= 0:

@@ -274,22 +274,25 @@ class LiveBook:
 
 
 def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionReport,
-                w: Working, cyc: Cycle, step: float = 0.0) -> None:
+                w: Working, cyc: Cycle, step: float = 0.0, residue: float = 0.0) -> float:
     """Add an entry fill to position ``s`` (side ``d``: +1 long, -1 short) through the
     kernel's :func:`~gridflow.operators.position.book_entry` (amounts on the ``step``
-    grid); the level counts as filled once its order is.
+    grid); the level counts as filled once its order is. Returns the base residue.
 
     A fee withheld in base (``rep.fee_base``, spot) is not received: the position grows
-    by the rest, down to the ``step`` grid (what can be sold); the base below a step is
-    unsellable dust the exchange keeps, written off at the fill price as fee."""
+    by the rest plus the ``residue`` (base, below a step, that earlier fills left on the
+    exchange), down to the ``step`` grid (what can be sold). What stays below a step is
+    the new residue (returned): unsellable, so out of the position and its value out of
+    the account (as fee, at this fill's price; a residue taken back in is credited)."""
     q, fee = rep.amount, rep.fee
     if rep.fee_base > 0.0:
         q = rep.amount - rep.fee_base
         if step > 0.0:
             old = float(st.sf[s, kl.SF_AMT])
-            keep = max(math.floor((old + q) / step + 1e-9) * step - old, 0.0)
-            fee += (q - keep) * rep.price
-            q = keep
+            keep = max(math.floor((old + q + residue) / step + 1e-9) * step - old, 0.0)
+            left = q + residue - keep
+            fee += (left - residue) * rep.price
+            q, residue = keep, left
     if book_entry(s, rep.ts_ms, d, q, rep.price, fee, step, st.sf, st.si, st.af):
         cyc.entered = cyc.exit_qty = cyc.exit_notional = 0.0
     cyc.entered += q
@@ -298,6 +301,7 @@ def apply_entry(st: kl.KernelState, s: int, level: int, d: int, rep: ExecutionRe
             st.filled[s, level] = 1
             st.dn[s, level] = 0
         st.si[s, kl.SI_ENTRIES] += 1
+    return residue
 
 
 def apply_exit(st: kl.KernelState, s: int, rep: ExecutionReport, cyc: Cycle,

@@ -34,20 +34,19 @@ def test_a_venue_sets_its_market_type_and_refuses_the_other():
 def test_live_orders_only_on_a_venue_tested_end_to_end():
     ok = load_config(None, live={**LIVE, "exchange": {"id": "binanceusdm", **KEYS}})
     assert ok.live.mode == "live"
-    for venue, said in (("binance", "Binance spot is paper only so far"),
-                        ("kraken", "not a venue gridflow trades")):
-        with pytest.raises(ValidationError, match=said):
-            load_config(None, accounts=({"name": "a"},),
-                        live={**LIVE, "exchange": {"id": venue, **KEYS}})
+    with pytest.raises(ValidationError, match="not a venue gridflow trades"):
+        load_config(None, accounts=({"name": "a"},),
+                    live={**LIVE, "exchange": {"id": "kraken", **KEYS}})
     pw = {"password": "p" * 12}
-    with pytest.raises(ValidationError, match="Bitget USDT-M perpetuals is in beta"):
-        load_config(None, live={**LIVE, "exchange": {"id": "bitget", **KEYS, **pw}})
-    beta = load_config(None, live={**LIVE, "allow_beta_venue": True,
-                                   "exchange": {"id": "bitget", **KEYS, **pw}})
-    assert beta.live.exchange.id == "bitget" and VENUES["bitget"].live == "beta"
+    bitget = load_config(None, live={**LIVE, "exchange": {"id": "bitget", **KEYS, **pw}})
+    assert bitget.live.exchange.id == "bitget" and VENUES["bitget"].live == "live"
     with pytest.raises(ValidationError, match="needs live.exchange.password"):
-        load_config(None, live={**LIVE, "allow_beta_venue": True,
-                                "exchange": {"id": "bitget", **KEYS}})
+        load_config(None, live={**LIVE, "exchange": {"id": "bitget", **KEYS}})
+    with pytest.raises(ValidationError, match="Binance spot is in beta"):
+        load_config(None, live={**LIVE, "exchange": {"id": "binance", **KEYS}})
+    beta = load_config(None, live={**LIVE, "allow_beta_venue": True,
+                                   "exchange": {"id": "binance", **KEYS}})
+    assert beta.live.exchange.market_type == "spot" and VENUES["binance"].live == "beta"
     paper = load_config(None, live={"exchange": {"id": "bitget"}})  # paper: fine
     assert paper.live.exchange.market_type == "swap"
 
@@ -72,6 +71,8 @@ def test_a_short_strategy_on_a_spot_market_is_refused_naming_the_field():
         {"name": "grid_atr"}, {"name": "envelope_dca", "side": "long", "symbols": ["ETH/USDT"]}]}
     cfg = load_config(None, accounts=(long_only,), live=spot)
     assert [short_field(p) for p in cfg.accounts[0].strategies] == [None, None]
+    with pytest.raises(ValidationError, match=r"accounts\[0\]\.leverage = 2: a spot market"):
+        load_config(None, accounts=({"name": "a", "leverage": 2.0},), live=spot)
     # the same short strategy on a perpetual is fine
     load_config(None, accounts=({"name": "a", "strategies": [{"name": "grid_trend"}]},))
 

@@ -163,3 +163,24 @@ def test_a_spot_position_worth_less_than_the_minimum_notional_is_dust_said_once(
     more = eng.on_exchange(upd(2 * H + 90_000))
     dust = [e for b in (out, more) for e in b.events if e.kind == "dust_position"]
     assert [(e.reason, e.detail["amount"]) for e in dust] == [("BELOW_MIN_AMOUNT", 0.05)]
+
+
+def test_base_left_below_a_step_by_one_fill_is_taken_back_by_the_next():
+    """Two buys each leave base below a step on the exchange (their commission in base):
+    together they make a sellable step, which the position takes back (the exchange
+    holds it; a stop for less would leave it unprotected)."""
+    eng, levels = spot_engine()
+    l0, l1 = levels[:2]
+    f0, f1 = l0.amount * 0.001, l1.amount * 0.001
+    eng.on_exchange(upd(2 * H + 60_000, [spot_fill(l0.client_order_id, 90.0, l0.amount,
+                                                   2 * H + 30_000, "trade-1", f0)]))
+    out = eng.on_exchange(upd(2 * H + 120_000, [spot_fill(l1.client_order_id, 80.0,
+                                                          l1.amount, 2 * H + 90_000,
+                                                          "trade-2", f1)]))
+    held = eng.positions()[SYM]["amount"]
+    both = (l0.amount - f0) + (l1.amount - f1)
+    assert held == round(int(both / 0.001 + 1e-9) * 0.001, 9)
+    assert held > round(int((l0.amount - f0) / 0.001) * 0.001 + int(
+        (l1.amount - f1) / 0.001) * 0.001, 9)  # each floored alone: one step less
+    sl = next(i for i in out.intents if i.action == "place" and i.tag == "SL")
+    assert sl.amount == held
