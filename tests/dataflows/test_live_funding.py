@@ -47,16 +47,17 @@ def run(tmp_path, mode: str):
     return fx, db, bad
 
 
-def replay_db(tmp_path, fx, **kw):
+def replay_db(tmp_path, fx, funding: bool = True, **kw):
     """The journal of the replay of the paper run's candles (the same 48-candle warm-up
-    before START, STEPS candles) with BTC's funding file; ``kw`` as the paper config's."""
+    before START, STEPS candles) with BTC's funding file (``funding``; a spot market has
+    none); ``kw`` as the paper config's."""
     from helpers import run_bytewax, subset_file
 
     f = subset_file("binance_BTC_USDT_1h.csv.gz", tmp_path / "btc.csv.gz", START - 48 * H,
                     48 + STEPS)
     extra = (f"start_ms = {START}\nend_ms = {START + STEPS * H}\nwarmup_candles = 48\n"
              f'[[data]]\npath = "{f}"\nsymbol = "{BTC}"\ntimeframe = "1h"\n'
-             f'[[funding]]\npath = "{FUNDING_FILE}"\n')
+             + (f'[[funding]]\npath = "{FUNDING_FILE}"\n' if funding else ""))
     rdb = tmp_path / "replay.db"
     rcfg = write_live_config(tmp_path / "replay.toml", rdb, fx, START + STEPS * H,
                              mode="paper", extra=extra, **kw)
