@@ -156,7 +156,7 @@ class LiveConfig(_Model):
         The explicit flag that arms live trading.
     allow_beta_venue : bool
         Also arms live trading on a venue in beta
-        (:data:`gridflow.config.venues.VENUES`: Bitget).
+        (:data:`gridflow.config.venues.VENUES`: Binance spot).
     timeframe : str
         ccxt timeframe of the traded candles.
     warmup_candles : int
@@ -255,8 +255,9 @@ class LiveConfig(_Model):
                                  f"trades on {ok}")
             if v.live == "beta" and not self.allow_beta_venue:
                 raise ValueError(f"live.exchange.id = {ex.id!r}: {v.name} is in beta (its "
-                                 "SIGKILL restarts are not yet shown exact); set "
-                                 "live.allow_beta_venue = true to trade it")
+                                 "backtests do not model all of its live order path, see "
+                                 "README, Venues); set live.allow_beta_venue = true to "
+                                 "trade it")
             if v.passphrase and (ex.password is None or not ex.password.get_secret_value()):
                 raise ValueError(f"live.exchange.id = {ex.id!r} needs live.exchange.password "
                                  "(the API key's passphrase: "

@@ -30,8 +30,9 @@ class VenueInfo:
         The API key comes with a passphrase (ccxt ``password``; Bitget).
     live : "live", "beta" or "paper"
         Real orders: supported (its order path passes the end-to-end, fault and SIGKILL
-        restart tests against the local exchange), ``beta`` (end to end and under
-        faults, its SIGKILL restarts not yet shown exact: orders only with
+        restart tests against the local exchange), ``beta`` (it passes them, but a known
+        difference remains, see README *Venues*: Binance spot's replay does not model
+        its watched take profit and fee in base; orders only with
         ``live.allow_beta_venue = true``), or not at all. Paper runs work on every
         venue.
     streams : bool
