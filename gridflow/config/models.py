@@ -128,7 +128,9 @@ class FeesConfig(_Model):
     """Trading costs as fractions of notional. The maker fee applies to entries and
     take profits filled along the candle's path; the taker fee to everything filled at
     the open (orders the open gapped through), to stops, flips and flattens; slippage
-    only to stops, flips and flattens (README, *Fill model*, rule 20)."""
+    only to stops, flips and flattens (README, *Fill model*, rule 20). In a config, a fee
+    left unset is the venue's regular tier (``live.exchange.id``,
+    :data:`~gridflow.config.venues.VENUES`); the defaults here are Binance USDT-M's."""
 
     maker_fee: float = Field(0.0002, ge=-0.001, le=0.01, allow_inf_nan=False)
     taker_fee: float = Field(0.0005, ge=0.0, le=0.01, allow_inf_nan=False)
@@ -352,6 +354,27 @@ class GridflowConfig(BaseSettings):
                 dt = dt.replace(tzinfo=timezone.utc)
             return int(dt.timestamp() * 1000)
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _venue_fees(cls, data: Any) -> Any:
+        """Fees the config leaves unset are the venue's regular tier (``VENUES``)."""
+        if not isinstance(data, dict):
+            return data
+        from gridflow.config.venues import VENUES
+
+        live = data.get("live")
+        ex = getattr(live, "exchange", None) if not isinstance(live, dict) else live.get(
+            "exchange")
+        vid = getattr(ex, "id", None) if not isinstance(ex, dict) else ex.get("id")
+        venue = VENUES.get(vid or "binanceusdm")
+        fees = data.get("fees")
+        if venue is None or not (fees is None or isinstance(fees, dict)):
+            return data
+        fees = dict(fees or {})
+        fees.setdefault("maker_fee", venue.maker_fee)
+        fees.setdefault("taker_fee", venue.taker_fee)
+        return {**data, "fees": fees}
 
     @model_validator(mode="after")
     def _accounts(self) -> "GridflowConfig":

@@ -38,6 +38,9 @@ class VenueInfo:
     streams : bool
         Its websocket path (ccxt.pro) is tested against the local exchange; else every
         stream is polled whatever ``live.streams`` says.
+    maker_fee, taker_fee : float
+        The venue's regular-tier fees (fractions of notional), the replay's and paper's
+        when ``[fees]`` sets none.
     """
 
     name: str
@@ -45,13 +48,16 @@ class VenueInfo:
     passphrase: bool
     live: Literal["live", "beta", "paper"]
     streams: bool = False
+    maker_fee: float = 0.0002
+    taker_fee: float = 0.0005
 
 
 VENUES: dict[str, VenueInfo] = {
     "binanceusdm": VenueInfo("Binance USDT-M perpetuals", "swap", False, "live",
                              streams=True),
-    "binance": VenueInfo("Binance spot", "spot", False, "beta"),
-    "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, "live"),
+    "binance": VenueInfo("Binance spot", "spot", False, "beta", maker_fee=0.001,
+                         taker_fee=0.001),
+    "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, "live", taker_fee=0.0006),
 }
 """ccxt id -> venue."""
 

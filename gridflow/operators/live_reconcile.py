@@ -39,6 +39,11 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     w = self.book.orders.get(o.client_order_id)
     if w is None:
         return out
+    if o.action == "place" and o.status in ("sent", "duplicate") and w.type == "market" \
+            and w.state == OrderState.PENDING:
+        # a market order never rests: once accepted, an exchange snapshot without it
+        # means it is done; one that expired part-filled then frees its slot (the stop)
+        self.book.move(w, OrderState.OPEN)
     if o.action == "place" and o.status in ("rejected", "failed", "skipped"):
         current = self.book.slots.get((w.symbol, w.slot)) == w.coid
         self.book.move(w, OrderState.GONE)

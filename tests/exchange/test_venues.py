@@ -133,3 +133,22 @@ def test_capabilities_come_from_ccxt_for_each_venue():
     assert c.hedge
     with pytest.raises(ValueError, match="neither spot nor a contract"):
         capabilities(bitget, {"symbol": "X/Y"})
+
+
+def test_unset_fees_are_the_venues_regular_tier_and_set_ones_are_kept(tmp_path):
+    """The replay, paper and the sweep charge the venue's fees unless the config says
+    otherwise: Binance USDT-M 0.02 / 0.05 %, Bitget 0.02 / 0.06 %, Binance spot 0.1 %."""
+    got = {v: load_config(None, live={"exchange": {"id": v}}).fees
+           for v in ("binanceusdm", "bitget", "binance")}
+    assert {v: (f.maker_fee, f.taker_fee) for v, f in got.items()} == {
+        "binanceusdm": (0.0002, 0.0005), "bitget": (0.0002, 0.0006),
+        "binance": (0.001, 0.001)}
+    assert all((f.maker_fee, f.taker_fee) == (VENUES[v].maker_fee, VENUES[v].taker_fee)
+               for v, f in got.items())
+    mine = load_config(None, fees={"taker_fee": 0.0004}, live={"exchange": {"id": "binance"}})
+    assert (mine.fees.maker_fee, mine.fees.taker_fee) == (0.001, 0.0004)
+    preset = tmp_path / "spot.toml"
+    preset.write_text('[live.exchange]\nid = "binance"\n[fees]\nslippage = 0.001\n')
+    spot = load_config(preset)
+    assert (spot.fees.maker_fee, spot.fees.taker_fee, spot.fees.slippage) == (
+        0.001, 0.001, 0.001)

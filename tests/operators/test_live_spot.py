@@ -184,3 +184,34 @@ def test_base_left_below_a_step_by_one_fill_is_taken_back_by_the_next():
         (l1.amount - f1) / 0.001) * 0.001, 9)  # each floored alone: one step less
     sl = next(i for i in out.intents if i.action == "place" and i.tag == "SL")
     assert sl.amount == held
+
+
+def test_a_take_profit_sell_that_expires_part_filled_gives_the_rest_a_stop_again():
+    """A market sell the exchange accepted, filled in part and expired (it never rests,
+    so no snapshot lists it): after two snapshots without it the slot is free and the
+    rest of the position, the price back under the take profit, gets its stop-limit."""
+    from gridflow.events import OrderOutcome
+
+    eng, levels = spot_engine()
+    l0, out = entered(eng, levels)
+    out = eng.on_exchange(ExchangeUpdate("t", 2 * H + 200_000, [], [], None,
+                                         marks={SYM: 100.5}))
+    tp = next(i for i in out.intents if i.tag == "TP")
+    sl = tp.cancel_first
+    eng.on_outcome(OrderOutcome(intent_id=f"{sl}:cancel", client_order_id=sl,
+                                action="cancel", account="t", symbol=SYM, tag="TP",
+                                status="canceled"))
+    eng.on_outcome(OrderOutcome(intent_id=f"{tp.client_order_id}:place",
+                                client_order_id=tp.client_order_id, action="place",
+                                account="t", symbol=SYM, tag="TP", status="sent"))
+    half = round(l0.amount / 2, 3)
+    eng.on_exchange(upd(2 * H + 220_000, [fill(tp.client_order_id, "sell", 100.5, half,
+                                               2 * H + 205_000, "trade-9")], open_orders=[]))
+    later = [eng.on_exchange(ExchangeUpdate("t", 2 * H + 230_000 + k, [], [], None,
+                                            marks={SYM: 99.0})) for k in range(3)]
+    rest = round(l0.amount - half, 9)
+    assert abs(eng.positions()[SYM]["amount"] - rest) < 1e-9
+    assert [e.kind for b in later for e in b.events if e.kind == "order_vanished"] == [
+        "order_vanished"]
+    sls = [i for b in later for i in b.intents if i.tag == "SL" and i.action == "place"]
+    assert [(i.type, round(i.amount, 9)) for i in sls] == [("stop_limit", rest)]
