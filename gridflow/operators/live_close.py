@@ -10,11 +10,12 @@ until the close is on its way (on spot the close replaces the stop, see
 
 from __future__ import annotations
 
+import math
+
 from gridflow.chunks import JournalBatch
 from gridflow.event_kinds import EventKind, Reason
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.live_orders import EXIT_REASON, SIDE, event
-from gridflow.operators.live_risk import marked_prices
 from gridflow.operators.order_state import OrderState
 
 __all__ = ["CloseMixin"]
@@ -62,15 +63,27 @@ class CloseMixin:
         return self.__dict__.setdefault("_fill_px", {})  # absent from older snapshots
 
     def newest_price(self, s: int) -> float:
-        """The newest known price of symbol ``s`` (quote): its latest fill, the
-        exchange's mark or the last candle close, whichever is latest in exchange
-        time (:func:`~gridflow.operators.live_risk.marked_prices` for the last two)."""
-        px = float(marked_prices(self.state, self.marks)[s])
+        """The newest price of symbol ``s`` (quote) the engine decides on: its latest
+        fill or its last candle close, whichever is later in exchange time. Never a
+        polled mark: those are not replayed after a crash, and a decision must come out
+        the same (same client id) when the inputs are replayed."""
+        px = float(self.state.sf[s, kl.SF_LAST_CLOSE])
         fill = self.fill_px().get(s)
-        mark = self.marks.get(s)
-        if fill is not None and fill[0] >= max(int(self.state.si[s, kl.SI_QTS]),
-                                               mark[0] if mark else -1):
+        if fill is not None and fill[0] >= int(self.state.si[s, kl.SI_QTS]):
             px = fill[1]
+        return px
+
+    def spot_floor(self, s: int) -> float:
+        """The lowest price (quote) a spot sell of ``s`` may carry now: the newest price,
+        or the stop-limit's limit below it (Binance checks a stop-limit's notional at its
+        limit)."""
+        from gridflow.operators.live_protect import stop_limit_price
+
+        px = self.newest_price(s)
+        stop, _ = self._stop(s)
+        if math.isfinite(stop) and stop > 0:
+            px = min(px, stop_limit_price(stop, "sell", float(self.ticks[s]),
+                                          self.live.stop_limit_offset))
         return px
 
     @property

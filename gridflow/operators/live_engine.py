@@ -170,7 +170,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
                 self.marks[self.index[sym]] = (ts, float(px))
         self._risk(ts, out)
         if upd.open_orders is not None:
-            reconcile_orders(self, upd.open_orders, ts, out)
+            reconcile_orders(self, upd.open_orders, ts, out, trades_ok=not upd.errors)
         if upd.positions is not None:
             reconcile_positions(self, upd.positions, ts, out)
         out.extend(self._process(self._frontier()))
@@ -377,7 +377,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
         amt = float(st.sf[s, kl.SF_AMT])
         pos = int(st.si[s, kl.SI_SIDE]) if amt > 0 else 0
         dust = pos != 0 and (amt < max(self.mp[s, kl.M_MIN_AMOUNT], self.mp[s, kl.M_STEP])
-                             or (self.spot and amt * self.newest_price(s)
+                             or (self.spot and amt * self.spot_floor(s)
                                  < self.mp[s, kl.M_MIN_NOTIONAL]))  # spot: no sell below it
         tag = close_tag(st, s, pos, entries, dust, ts, int(self.tf_ms[s]),
                         float(self.mp[s, kl.M_TIME_STOP]))

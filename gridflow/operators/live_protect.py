@@ -12,8 +12,8 @@ Capabilities`, ``stop`` and ``tp_and_stop_share_amount``; the engine reads the c
   stop rests on the exchange: a ``STOP_LOSS_LIMIT`` whose limit is ``offset`` (fraction,
   ``live.stop_limit_offset``, 0.5 % by default) beyond its trigger, on the tick (rounded
   away from the trigger, so the distance is at least ``offset``). The take profit is
-  watched by the engine: once the price (the newest of the exchange's mark and the last
-  candle close) reaches it, the stop is cancelled and the position sold at market in one
+  watched by the engine: once the price (its latest fill or the last candle close,
+  never a polled mark, which a restart would not replay) reaches it, the stop is cancelled and the position sold at market in one
   replace (``cancel_first``: the sell goes only if the cancel succeeded, so a stop that
   filled meanwhile is never sold twice). A moved stop is a replace too (cancel, then
   place): the position is without a stop only for that replace.

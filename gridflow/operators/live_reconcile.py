@@ -60,8 +60,11 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     elif o.action == "cancel" and o.status in ("canceled", "not_found"):
         if w.state == OrderState.CANCELING:
             self.book.move(w, OrderState.GONE)
-    elif o.action == "cancel" and o.status == "skipped" and w.state == OrderState.CANCELING:
-        self.book.move(w, OrderState.OPEN)  # its successor was refused: it still rests
+    elif o.action == "cancel" and o.status in ("skipped", "failed", "rejected") \
+            and w.state == OrderState.CANCELING:
+        # its successor was refused, or the cancel itself was (a spot replace then skips
+        # the sell): it still rests, back in its slot (a snapshot without it ends it)
+        self.book.move(w, OrderState.OPEN)
         _restore_predecessor(self, w)
     if out:
         out.summaries.append(self.summary())
@@ -136,8 +139,10 @@ def _explainable(self: "LiveAccountEngine", created_ms: int | None) -> bool:
 
 
 def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
-                     out: JournalBatch) -> None:
-    """Open orders on the exchange against the engine's book: seen, vanished, orphans."""
+                     out: JournalBatch, trades_ok: bool = True) -> None:
+    """Open orders on the exchange against the engine's book: seen, vanished, orphans.
+    A market order (it never rests) counts as unseen only in an update whose trades
+    were all read (``trades_ok``): its fill may be in the trades that failed."""
     seen = {o["client_order_id"]: o for o in open_orders}
     filling = {r.client_order_id for r in self.deferred}
     for coid, w in list(self.book.orders.items()):
@@ -146,7 +151,8 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
             if w.state == OrderState.PENDING:
                 self.book.move(w, OrderState.OPEN)
             continue
-        if w.state == OrderState.PENDING or coid in filling:
+        if w.state == OrderState.PENDING or coid in filling or (
+                w.type == "market" and not trades_ok):
             continue  # the broker has not answered yet / its fill waits for a candle
         w.unseen += 1
         if w.unseen < 2:

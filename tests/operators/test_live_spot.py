@@ -99,19 +99,23 @@ def test_the_take_profit_is_watched_and_sold_at_market_after_the_stop_is_cancell
     eng, levels = spot_engine()
     l0, out = entered(eng, levels)
     sl = next(i for i in out.intents if i.tag == "SL")
-    # the mark reaches the take profit (the SMA, 100) between candles
+    # a polled mark above the take profit (the SMA, 100) decides nothing: it is not
+    # replayed after a crash, and the same inputs must give the same client ids
     out = eng.on_exchange(ExchangeUpdate("t", 2 * H + 200_000, [], [], None,
                                          marks={SYM: 100.5}))
+    assert not [i for i in out.intents if i.tag == "TP"]
+    # candle 2 closes above it: sell at market once the stop holding the base is out
+    eng.on_chunk(chunk(SYM, [(95, 101, 94, 100.5)], 100.0, 10.0, start=2))
+    out = eng.on_exchange(upd(3 * H + 1_000))
     tp = [i for i in out.intents if i.tag == "TP"]
     assert [(i.action, i.type, i.side, i.amount, i.cancel_first, i.reduce_only)
             for i in tp] == [("place", "market", "sell", l0.amount, sl.client_order_id, True)]
     assert not [i for i in out.intents if i.tag == "SL"]  # the stop goes in the replace
     # while the sell is on its way nothing else is placed for the symbol
-    again = eng.on_exchange(ExchangeUpdate("t", 2 * H + 210_000, [], [], None,
-                                           marks={SYM: 101.0}))
+    again = eng.on_exchange(upd(3 * H + 2_000))
     assert not [i for i in again.intents if i.symbol == SYM and i.action == "place"]
-    out = eng.on_exchange(upd(2 * H + 220_000, [fill(tp[0].client_order_id, "sell", 100.5,
-                                                     l0.amount, 2 * H + 205_000, "trade-9")]))
+    out = eng.on_exchange(upd(3 * H + 20_000, [fill(tp[0].client_order_id, "sell", 100.5,
+                                                    l0.amount, 3 * H + 5_000, "trade-9")]))
     assert eng.positions().get(SYM, {}).get("amount", 0.0) == 0.0
     assert [t.exit_reason for t in out.trades] == ["TP"]
 
@@ -194,8 +198,8 @@ def test_a_take_profit_sell_that_expires_part_filled_gives_the_rest_a_stop_again
 
     eng, levels = spot_engine()
     l0, out = entered(eng, levels)
-    out = eng.on_exchange(ExchangeUpdate("t", 2 * H + 200_000, [], [], None,
-                                         marks={SYM: 100.5}))
+    eng.on_chunk(chunk(SYM, [(95, 101, 94, 100.5)], 100.0, 10.0, start=2))
+    out = eng.on_exchange(upd(3 * H + 1_000))
     tp = next(i for i in out.intents if i.tag == "TP")
     sl = tp.cancel_first
     eng.on_outcome(OrderOutcome(intent_id=f"{sl}:cancel", client_order_id=sl,
@@ -205,13 +209,59 @@ def test_a_take_profit_sell_that_expires_part_filled_gives_the_rest_a_stop_again
                                 client_order_id=tp.client_order_id, action="place",
                                 account="t", symbol=SYM, tag="TP", status="sent"))
     half = round(l0.amount / 2, 3)
-    eng.on_exchange(upd(2 * H + 220_000, [fill(tp.client_order_id, "sell", 100.5, half,
-                                               2 * H + 205_000, "trade-9")], open_orders=[]))
-    later = [eng.on_exchange(ExchangeUpdate("t", 2 * H + 230_000 + k, [], [], None,
-                                            marks={SYM: 99.0})) for k in range(3)]
+    eng.on_exchange(upd(3 * H + 20_000, [fill(tp.client_order_id, "sell", 100.5, half,
+                                              3 * H + 5_000, "trade-9")]))
+    # the next candle closes back under the take profit (99)
+    eng.on_chunk(chunk(SYM, [(100, 100.5, 98, 99.0)], 100.0, 10.0, start=3))
+    # a snapshot whose trades failed does not count: the fill may be in them
+    failed = eng.on_exchange(ExchangeUpdate("t", 4 * H + 1_000, [], [], None,
+                                            errors=["trades: 429"]))
+    assert not [e for e in failed.events if e.kind == "order_vanished"]
+    later = [eng.on_exchange(upd(4 * H + 2_000 + k, open_orders=[])) for k in range(3)]
     rest = round(l0.amount - half, 9)
     assert abs(eng.positions()[SYM]["amount"] - rest) < 1e-9
     assert [e.kind for b in later for e in b.events if e.kind == "order_vanished"] == [
         "order_vanished"]
     sls = [i for b in later for i in b.intents if i.tag == "SL" and i.action == "place"]
     assert [(i.type, round(i.amount, 9)) for i in sls] == [("stop_limit", rest)]
+
+
+def test_a_refused_cancel_of_the_stop_puts_it_back_and_the_sell_is_not_sent():
+    """The replace's cancel fails: the broker skips the sell, the stop still rests and
+    goes back into its slot (no second stop, no stuck symbol); the next close above the
+    take profit tries the replace again."""
+    from gridflow.events import OrderOutcome
+
+    eng, levels = spot_engine()
+    l0, out = entered(eng, levels)
+    sl = next(i for i in out.intents if i.tag == "SL")
+    eng.on_chunk(chunk(SYM, [(95, 101, 94, 100.5)], 100.0, 10.0, start=2))
+    tp = next(i for i in eng.on_exchange(upd(3 * H + 1_000)).intents if i.tag == "TP")
+    eng.on_outcome(OrderOutcome(intent_id=f"{sl.client_order_id}:cancel",
+                                client_order_id=sl.client_order_id, action="cancel",
+                                account="t", symbol=SYM, tag="TP", status="failed"))
+    eng.on_outcome(OrderOutcome(intent_id=f"{tp.client_order_id}:place",
+                                client_order_id=tp.client_order_id, action="place",
+                                account="t", symbol=SYM, tag="TP", status="skipped"))
+    assert eng.book.slot(SYM, "SL").coid == sl.client_order_id
+    resting = [{"client_order_id": sl.client_order_id, "symbol": SYM, "side": "sell",
+                "type": "stop_limit", "price": 44.7, "stop_price": 45.0,
+                "amount": l0.amount, "filled": 0.0, "reduce_only": False,
+                "exchange_order_id": "1", "ts": 2 * H + 60_000}]
+    eng.on_chunk(chunk(SYM, [(100, 101, 99, 100.6)], 100.0, 10.0, start=3))
+    out = eng.on_exchange(upd(4 * H + 1_000, open_orders=resting))
+    again = [i for i in out.intents if i.action == "place"]
+    assert [(i.tag, i.cancel_first) for i in again] == [("TP", sl.client_order_id)]
+
+
+def test_a_spot_stop_whose_limit_is_below_the_minimum_notional_is_dust_not_refused():
+    """Binance checks a stop-limit's notional at its limit: a position worth just above
+    the minimum at the price but not at its stop's limit gets no stop (refused twice,
+    then sold at market) but a dust event."""
+    eng, levels = spot_engine()
+    l0 = levels[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [spot_fill(l0.client_order_id, 90.0, 0.06,
+                                                         2 * H + 30_000, "trade-1")]))
+    assert 0.06 * 90.0 > 5.0 > 0.06 * 44.7  # 5.40 at the fill, 2.68 at the stop's limit
+    assert not [i for i in out.intents if i.tag in ("SL", "CLOSE")]
+    assert [e.kind for e in out.events if e.kind == "dust_position"] == ["dust_position"]
