@@ -331,7 +331,9 @@ old rows read with the default."""
 
 def _add_columns(engine: Engine) -> None:
     """Add the :data:`ADDED_COLUMNS` an existing journal lacks (another process adding
-    the same column at the same moment is fine)."""
+    the same column at the same moment is fine). On PostgreSQL the ALTER waits at most
+    5 s for its lock (a long transaction on the table makes the open fail, instead of
+    every other query queueing behind the ALTER)."""
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import DBAPIError
 
@@ -342,6 +344,9 @@ def _add_columns(engine: Engine) -> None:
                 continue
             try:
                 with engine.begin() as conn:
+                    if engine.dialect.name == "postgresql":  # wait for a lock at most 5 s
+                        # rather than queue every query on the table behind the ALTER
+                        conn.execute(text("SET LOCAL lock_timeout = '5s'"))
                     conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
             except DBAPIError:
                 if name not in {c["name"] for c in inspect(engine).get_columns(table)}:
