@@ -4,22 +4,21 @@ candles and funding, a real SQLite journal)."""
 
 from __future__ import annotations
 
-import json
 import random
-from collections import Counter
 
 import pytest
-from live_harness import (
-    KEY,
-    PASSPHRASE,
-    SECRET,
-    H,
-    LiveProcess,
-    start_exchange,
-    write_live_config,
+from live_harness import KEY, PASSPHRASE, SECRET
+from test_live_flow import RUN, _fills_diff
+from test_live_funding import BTC, FUNDING_FILE, GF
+from venue_checks import (
+    TRANSPORT,
+    assert_faults_journaled,
+    assert_one_to_one,
+    assert_restarts_clean,
+    every_fault,
+    paper_and_replay,
+    venue_run,
 )
-from test_live_flow import RUN, _fills_diff, drive, exchange_vs_journal
-from test_live_funding import BTC, FUNDING_FILE, GF, START, STEPS, orders, replay_db
 
 from gridflow.data.funding import bundled_funding_files, read_funding
 from gridflow.fakex import FaultPlan
@@ -31,24 +30,12 @@ def test_paper_on_bitget_sends_the_orders_of_the_replay(tmp_path):
     """Paper on Bitget USDT-M: candles and settled funding rates through the real
     ccxt.bitget from the local exchange's Bitget dialect (its real BTCUSDT filters, which
     the config's market repeats), the orders of the replay of the same candles."""
-    fx = start_exchange(START, symbols=(BTC,), funding={BTC: read_funding(FUNDING_FILE)},
-                        venue="bitget")
-    db = tmp_path / "paper.db"
-    kw = dict(symbols=(BTC,), strategy=GF, leverage=2.0, venue="bitget")
-    cfg = write_live_config(tmp_path / "paper.toml", db, fx, START + STEPS * H, mode="paper",
-                            **kw)
-    proc = LiveProcess(cfg, db, tmp_path, recovery=False)
-    try:
-        drive(fx, db, proc, STEPS + 1, check_stops=False)
-    finally:
-        fx.stop()
-    assert not fx.orders() and any("/api/v2/mix/market/" in r["path"]
-                                   for r in fx.request_log)  # Bitget's own endpoints
-    rdb = replay_db(tmp_path, fx, **kw)
-    paper = orders(db)
+    fx, paper, replay = paper_and_replay(tmp_path, "bitget", None,
+                                         funding={BTC: read_funding(FUNDING_FILE)},
+                                         strategy=GF, leverage=2.0)
+    assert any("/api/v2/mix/market/" in r["path"] for r in fx.request_log)  # Bitget's own
     assert len(paper) >= 5 and "EXIT" in {o[2] for o in paper}
-    assert paper == orders(rdb)
-
+    assert paper == replay
 
 
 SYMS = ("BTC/USDT", "ETH/USDT", "XRP/USDT", "ADA/USDT")
@@ -57,25 +44,12 @@ BITGET = {s: bitget_filters(s) for s in SYMS}
 config's [markets] repeat them for the engine."""
 FUNDING = {s: read_funding(p) for s, p in bundled_funding_files().items() if s in SYMS}
 """The bundled settled funding rates of those symbols, which the local exchange pays."""
-TRANSPORT = dict(timeout_after=0.06, timeout_before=0.05, rate_limit=0.06, server_error=0.06,
-                 drop_after=0.06, drop_before=0.05, apply_to=("order_write",), hang_s=0.8)
-"""Faults that lose or refuse requests but leave the trading itself as it would be."""
 
 
-def bitget_run(tmp_path, steps: int, faults=None, recovery: bool = True, strategy=None,
-               kills: tuple = ((), ()), rng=None):
-    fx = start_exchange(START, faults=faults, symbols=SYMS, funding=FUNDING, venue="bitget")
-    db = tmp_path / "live.db"
-    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + steps * H, symbols=SYMS,
-                            venue="bitget", markets=BITGET, timeout_ms=600,
-                            strategy=strategy)
-    proc = LiveProcess(cfg, db, tmp_path, recovery=recovery)
-    try:
-        bad = drive(fx, db, proc, steps + 1, kill_at=set(kills[0]),
-                    kill_after_close=set(kills[1]), rng=rng)
-    finally:
-        fx.stop()
-    return fx, db, bad, proc
+def bitget_run(tmp_path, steps: int, **kw):
+    """A live flow on the local exchange's Bitget dialect (:func:`venue_checks.venue_run`)
+    over 4 symbols with their funding."""
+    return venue_run(tmp_path, "bitget", SYMS, BITGET, steps, funding=FUNDING, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +64,7 @@ def test_live_on_bitget_the_journal_matches_the_exchange_and_books_its_funding(r
     funding settlement is booked once, and no credential (the passphrase included)
     reaches a log or the journal."""
     fx, db, bad, proc = reference
-    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
-    assert len(sent) >= 60 and sum(trades.values()) >= 8, (len(sent), trades)
-    assert max(accepted.values()) == 1 and set(accepted) == sent and sent <= orders_
-    assert fills == trades
-    assert bad == []
-    assert all(r["status"] != "sending" for r in broker)
+    assert_one_to_one(fx, db, bad, 60, 8)
     paid = fx.funding_payments()
     booked = [e for e in read_events(f"sqlite:///{db}", RUN) if e["kind"] == "funding"]
     assert paid and sorted((e["symbol"], e["ts_ms"]) for e in booked) == sorted(
@@ -111,26 +80,9 @@ def test_bitget_faults_over_500_orders_short_grids_nothing_twice_every_fault_jou
     429s, 5xxs, dropped connections, rejections and partial fills: >= 500 places, nothing
     sent twice, every injected fault in the broker journal of its order, stops kept, and
     the engine's positions are the exchange's at the end."""
-    plan = FaultPlan(seed=12, timeout_after=0.03, timeout_before=0.02, rate_limit=0.03,
-                     server_error=0.03, drop_after=0.03, drop_before=0.02, reject=0.02,
-                     partial_fill=0.15, apply_to=("order_write",), hang_s=0.8)
-    fx, db, bad, _ = bitget_run(tmp_path, 70, faults=plan, recovery=False,
+    fx, db, bad, _ = bitget_run(tmp_path, 70, faults=every_fault(12), recovery=False,
                                 strategy={"side": "short"})
-    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
-    places = [r for r in broker if r["action"] == "place"]
-    assert len(places) >= 500, len(places)
-    assert max(accepted.values()) == 1 and set(accepted) == sent and fills == trades
-    assert bad == []
-    per_order = Counter()
-    for r in broker:
-        per_order[r["client_order_id"]] += len(json.loads(r["faults"]) if isinstance(
-            r["faults"], str) else r["faults"])
-    injected = Counter(c for f in fx.fault_log if f["kind"] != "partial_fill"
-                       for c in f.get("client_order_ids") or [f["client_order_id"]] if c)
-    assert sum(injected.values()) >= 40 and not {c: n for c, n in injected.items()
-                                                 if per_order[c] < n}
-    assert {"timeout_after", "rate_limit", "server_error", "drop_after", "reject",
-            "partial_fill"} <= {f["kind"] for f in fx.fault_log}
+    assert_faults_journaled(fx, db, bad)
     summary = read_summaries(f"sqlite:///{db}", RUN)[-1]
     mine = {s: p["amount"] * (-1 if p["side"] == "short" else 1)
             for s, p in summary["positions"].items() if p["amount"]}
@@ -152,11 +104,7 @@ def test_bitget_10_sigkills_under_transport_faults_end_as_the_uninterrupted_run(
     kills = rng.sample(range(2, 40), 10)
     fx, db, bad, proc = bitget_run(tmp_path, 40, faults=FaultPlan(seed=21, **TRANSPORT),
                                    kills=(kills[:5], kills[5:]), rng=rng)
-    assert proc.n >= 11
-    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
-    assert max(accepted.values()) == 1 and fills == trades and bad == []
-    assert all(r["status"] != "sending" for r in broker)
-    assert len([f for f in fx.fault_log if f["kind"] != "partial_fill"]) >= 20
+    assert_restarts_clean(fx, db, bad, proc)
     assert fx.positions() == ref_fx.positions(), _fills_diff(fx, ref_fx)
     assert abs(fx.balance() - ref_fx.balance()) <= 1e-6, (
         _fills_diff(fx, ref_fx), _funding_diff(fx, ref_fx))

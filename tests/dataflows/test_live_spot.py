@@ -5,16 +5,23 @@ STOP_LOSS_LIMIT, the take profit is watched by the engine."""
 
 from __future__ import annotations
 
-import json
 import math
 import random
-from collections import Counter
 
 import numpy as np
 import pytest
-from live_harness import KEY, SECRET, H, LiveProcess, start_exchange, write_live_config
-from test_live_flow import RUN, _fills_diff, drive, exchange_vs_journal
-from test_live_funding import BTC, START, STEPS, orders, replay_db
+from live_harness import KEY, SECRET, H
+from test_live_flow import RUN, _fills_diff, exchange_vs_journal
+from test_live_funding import BTC, START
+from venue_checks import (
+    TRANSPORT,
+    assert_faults_journaled,
+    assert_one_to_one,
+    assert_restarts_clean,
+    every_fault,
+    paper_and_replay,
+    venue_run,
+)
 
 from gridflow.fakex import FaultPlan
 from gridflow.fakex.spot_markets import binance_spot_filters
@@ -26,22 +33,11 @@ SPOT = {s: binance_spot_filters(s) for s in SYMS}
 config's [markets] repeat them for the engine."""
 
 
-def spot_run(tmp_path, steps: int, faults=None, recovery: bool = True, kills=((), ()),
-             rng=None, mode: str = "live", symbols=SYMS, rows=None, strategy=None):
-    fx = start_exchange(START, faults=faults, symbols=symbols, venue="binance", rows=rows)
-    db = tmp_path / "live.db"
-    cfg = write_live_config(tmp_path / "live.toml", db, fx, START + steps * H,
-                            symbols=symbols, venue="binance",
-                            markets={s: SPOT.get(s) or binance_spot_filters(s)
-                                     for s in symbols},
-                            timeout_ms=600, mode=mode, strategy=strategy)
-    proc = LiveProcess(cfg, db, tmp_path, recovery=recovery)
-    try:
-        bad = drive(fx, db, proc, steps + 1, kill_at=set(kills[0]),
-                    kill_after_close=set(kills[1]), rng=rng, check_stops=mode == "live")
-    finally:
-        fx.stop()
-    return fx, db, bad, proc
+def spot_run(tmp_path, steps: int, symbols=SYMS, **kw):
+    """A flow on the local exchange's Binance spot dialect
+    (:func:`venue_checks.venue_run`)."""
+    return venue_run(tmp_path, "binance", symbols, {s: SPOT.get(s) or binance_spot_filters(s)
+                                                    for s in symbols}, steps, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +51,7 @@ def test_live_on_binance_spot_the_journal_matches_the_exchange(reference):
     trades one to one (a buy's commission withheld in base), a stop-limit covered
     every position at every close, and no credential reaches a log or the journal."""
     fx, db, bad, proc = reference
-    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
-    assert len(sent) >= 40 and sum(trades.values()) >= 6, (len(sent), trades)
-    assert max(accepted.values()) == 1 and set(accepted) == sent and sent <= orders_
-    assert fills == trades
-    assert bad == [], [b[:4] for b in bad[:3]]
-    assert all(r["status"] != "sending" for r in broker)
+    assert_one_to_one(fx, db, bad, 40, 6)
     base_fees = [f for f in read_fills(f"sqlite:///{db}", RUN) if f["fee_base"] > 0]
     assert base_fees and all(f["side"] == "buy" for f in base_fees)
     types = {o["type"] for o in fx.orders()}
@@ -105,21 +96,10 @@ def test_paper_on_binance_spot_sends_the_orders_of_the_replay(tmp_path):
     """Paper on Binance spot: candles through the real ccxt.binance from the local
     exchange's spot dialect, the orders of the replay of the same candles (its fees and
     filters)."""
-    fx = start_exchange(START, symbols=(BTC,), venue="binance")
-    db = tmp_path / "paper.db"
-    kw = dict(symbols=(BTC,), venue="binance", markets={BTC: SPOT[BTC]})
-    cfg = write_live_config(tmp_path / "paper.toml", db, fx, START + STEPS * H, mode="paper",
-                            **kw)
-    proc = LiveProcess(cfg, db, tmp_path, recovery=False)
-    try:
-        drive(fx, db, proc, STEPS + 1, check_stops=False)
-    finally:
-        fx.stop()
-    assert not fx.orders() and any("/api/v3/klines" in r["path"] for r in fx.request_log)
-    rdb = replay_db(tmp_path, fx, funding=False, **kw)
-    paper = orders(db)
+    fx, paper, replay = paper_and_replay(tmp_path, "binance", {BTC: SPOT[BTC]})
+    assert any("/api/v3/klines" in r["path"] for r in fx.request_log)
     assert len(paper) >= 5 and {"TP", "SL"} & {o[2] for o in paper}
-    assert paper == orders(rdb)
+    assert paper == replay
 
 
 def _gap_rows() -> np.ndarray:
@@ -164,35 +144,14 @@ def test_spot_faults_over_500_orders_nothing_twice_every_fault_journaled(tmp_pat
     (insufficient balance) and partial fills: >= 500 places, nothing sent twice, every
     injected fault in the broker journal of its order, a stop-limit under every position
     at every close, and the engine's positions within the exchange's base."""
-    plan = FaultPlan(seed=13, timeout_after=0.03, timeout_before=0.02, rate_limit=0.03,
-                     server_error=0.03, drop_after=0.03, drop_before=0.02, reject=0.02,
-                     partial_fill=0.15, apply_to=("order_write",), hang_s=0.8)
-    fx, db, bad, _ = spot_run(tmp_path, 70, faults=plan, recovery=False)
-    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
-    places = [r for r in broker if r["action"] == "place"]
-    assert len(places) >= 500, len(places)
-    assert max(accepted.values()) == 1 and set(accepted) == sent and fills == trades
-    assert bad == [], [b[:3] for b in bad[:2]]
-    per_order = Counter()
-    for r in broker:
-        per_order[r["client_order_id"]] += len(json.loads(r["faults"]) if isinstance(
-            r["faults"], str) else r["faults"])
-    injected = Counter(c for f in fx.fault_log if f["kind"] != "partial_fill"
-                       for c in f.get("client_order_ids") or [f["client_order_id"]] if c)
-    assert sum(injected.values()) >= 40 and not {c: n for c, n in injected.items()
-                                                 if per_order[c] < n}
-    assert {"timeout_after", "rate_limit", "server_error", "drop_after", "reject",
-            "partial_fill"} <= {f["kind"] for f in fx.fault_log}
+    fx, db, bad, _ = spot_run(tmp_path, 70, faults=every_fault(13), recovery=False)
+    assert_faults_journaled(fx, db, bad)
     summary = read_summaries(f"sqlite:///{db}", RUN)[-1]
     mine = {s: p["amount"] for s, p in summary["positions"].items() if p["amount"]}
     theirs = {s: p["amount"] for s, p in fx.positions().items()}
     for s, amt in mine.items():  # the exchange holds ours plus what is below a step
         assert 0.0 <= theirs.get(s, 0.0) - amt < SPOT[s]["amount_step"] + 1e-9, (mine, theirs)
 
-
-TRANSPORT = dict(timeout_after=0.06, timeout_before=0.05, rate_limit=0.06, server_error=0.06,
-                 drop_after=0.06, drop_before=0.05, apply_to=("order_write",), hang_s=0.8)
-"""Faults that lose or refuse requests but leave the trading itself as it would be."""
 
 
 def test_spot_10_sigkills_under_transport_faults_end_as_the_uninterrupted_run(
@@ -206,11 +165,7 @@ def test_spot_10_sigkills_under_transport_faults_end_as_the_uninterrupted_run(
     kills = rng.sample(range(2, 40), 10)
     fx, db, bad, proc = spot_run(tmp_path, 40, faults=FaultPlan(seed=22, **TRANSPORT),
                                  kills=(kills[:5], kills[5:]), rng=rng)
-    assert proc.n >= 11
-    orders_, sent, accepted, fills, trades, broker = exchange_vs_journal(fx, db)
-    assert max(accepted.values()) == 1 and fills == trades and bad == []
-    assert all(r["status"] != "sending" for r in broker)
-    assert len([f for f in fx.fault_log if f["kind"] != "partial_fill"]) >= 20
+    assert_restarts_clean(fx, db, bad, proc)
     ours, ref = fx.balances(), ref_fx.balances()
     assert set(ours) == set(ref) and all(
         abs(ours[a]["total"] - ref[a]["total"]) <= 1e-6 for a in ours), _fills_diff(fx, ref_fx)
