@@ -124,9 +124,23 @@ class OrderGateway:
         cancel status is ``canceled``, otherwise ``skipped`` without any request."""
         status = cancel_status if isinstance(cancel_status, str) else cancel_status.status
         if status == "canceled":
-            return self.place(intent)
+            return self.place(self._less_replaced_fills(intent))
         return self.done(intent, "skipped", Trace(
             error=f"replaced order {intent.cancel_first} was not canceled ({status})"))
+
+    def _less_replaced_fills(self, intent: OrderIntent) -> OrderIntent:
+        """On spot, a sell replacing an order (its stop) sells only what that order had
+        not filled by its cancel: the amount was decided before those fills were known,
+        and spot has no reduce-only to cap it (the extra would be refused, or sell the
+        owner's base). One lookup; if it fails, the amount as decided."""
+        old = intent.cancel_first
+        if old is None or intent.side != "sell" or not self.capabilities(intent.symbol).spot:
+            return intent
+        found = self.find_quiet(Trace(), old, self._symbol(intent.symbol), True)
+        filled = float((found or {}).get("filled") or 0.0)
+        if filled <= 0.0:
+            return intent
+        return intent.model_copy(update={"amount": max(intent.amount - filled, 0.0)})
 
     def after_place(self, intent: OrderIntent, place_status: OrderOutcome | str) -> OrderOutcome:
         """The cancel half of a ``cancel_after`` place once the place is known: the old
