@@ -62,10 +62,6 @@ def start_exchange(start_ms: int, faults=None, symbols=("BTC/USDT", "ETH/USDT"),
     return fx
 
 
-VENUE_FEES = {"binanceusdm": (0.0002, 0.0005), "bitget": (0.0002, 0.0006),
-              "binance": (0.001, 0.001)}
-"""The local exchange's (maker, taker) fee per dialect: the config repeats them."""
-
 STREAMING: dict[Path, bool] = {}
 """Journal path -> whether its flow was configured with websocket streams."""
 
@@ -85,10 +81,11 @@ def write_live_config(path: Path, db: Path, fx, end_ms: int, mode: str = "live",
     ``streams``: ``"websocket"`` (the exchange's streams, REST reconciliation every
     ``stream_opts["reconcile_s"]``) or ``"poll"`` for both the candles and the account
     (always on ``venue = "bitget"``: the local exchange streams Binance only);
-    ``markets``: the replay's filters per symbol (default :data:`MARKETS`)."""
+    ``markets``: the replay's filters per symbol (default :data:`MARKETS`). Fees are
+    left to the config's default, the venue's regular tier, which the local exchange's
+    dialect charges too."""
     if venue != "binanceusdm":
         streams = "poll"
-    fees = VENUE_FEES[venue]
     markets = markets or MARKETS
     STREAMING[Path(db)] = streams == "websocket"
     strat = {"name": "grid_atr", **GRID, **(strategy or {})}
@@ -113,8 +110,6 @@ command_poll_s = 0.05
 equity_every_ms = 3600000
 {extra}
 [fees]
-maker_fee = {fees[0]}
-taker_fee = {fees[1]}
 slippage = 0.0
 {mk}
 [[accounts]]

@@ -42,6 +42,7 @@ from gridflow.dataflows.exchange_records import as_float, id_key, order_dict
 from gridflow.dataflows.live_sources import _utcnow, backoff_s, describe_error
 from gridflow.exchange.paging import read_window
 from gridflow.exchange.retry import backoff_cap_s
+from gridflow.exchange.venue import capabilities
 from gridflow.events import ExecutionReport
 from gridflow.exchange.client import ccxt_symbol
 
@@ -409,9 +410,10 @@ class ExchangeStatePartition(StatefulSourcePartition[ExchangeUpdate, StateResume
         """Per market (Binance weighs a no-symbol request 40, one symbol 1): regular
         orders, then conditional ones (``trigger``: the USDT-M algo order API)."""
         out: list[dict] = []
-        kinds = ({},) if self.market_type == "spot" else ({}, {"trigger": True})
+        self.ex.load_markets()  # loaded once by ccxt; the capabilities read the market
         for market in self.markets.values():  # spot stop-limits are regular orders
-            for params in kinds:
+            trigger = capabilities(self.ex, self.ex.market(market)).trigger_flag
+            for params in ({}, {"trigger": True}) if trigger else ({},):
                 out += [order_dict(o) for o in self.ex.fetch_open_orders(market, params=params)]
         return out
 

@@ -16,6 +16,7 @@ from gridflow.chunks import JournalBatch
 from gridflow.event_kinds import EventKind, Reason
 from gridflow.operators import kernel_layout as kl
 from gridflow.operators.live_orders import EXIT_REASON, SIDE, event
+from gridflow.operators.live_protect import stop_limit_price
 from gridflow.operators.order_state import OrderState
 
 __all__ = ["CloseMixin"]
@@ -62,6 +63,11 @@ class CloseMixin:
         """Symbol index -> ``(exchange ms, price)`` of its latest fill."""
         return self.__dict__.setdefault("_fill_px", {})  # absent from older snapshots
 
+    def residue(self) -> dict[int, float]:
+        """Symbol index -> base below a step its fills left on the exchange (spot:
+        :func:`~gridflow.operators.live_orders.apply_entry`)."""
+        return self.__dict__.setdefault("_residue", {})  # absent from older snapshots
+
     def newest_price(self, s: int) -> float:
         """The newest price of symbol ``s`` (quote) the engine decides on: its latest
         fill or its last candle close, whichever is later in exchange time. Never a
@@ -77,8 +83,6 @@ class CloseMixin:
         """The lowest price (quote) a spot sell of ``s`` may carry now: the newest price,
         or the stop-limit's limit below it (Binance checks a stop-limit's notional at its
         limit)."""
-        from gridflow.operators.live_protect import stop_limit_price
-
         px = self.newest_price(s)
         stop, _ = self._stop(s)
         if math.isfinite(stop) and stop > 0:

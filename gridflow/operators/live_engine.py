@@ -266,7 +266,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
                                         rep.ts_ms, self.next_seq(), rep.symbol,
                                         client_order_id=w.coid))
                 return
-            res = self.__dict__.setdefault("_residue", {})  # absent from older snapshots
+            res = self.residue()
             res[s] = apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc,
                                  float(self.mp[s, kl.M_STEP]), res.get(s, 0.0))
             self.counters["entries"] += int(w.state == OrderState.DONE)
