@@ -8,7 +8,9 @@ piece was published (fills, kline closes and mark prices go out on the websocket
 The exchange logs the wall time at which each REST request arrived. Measured:
 
 (a) candle close -> the first entry order of that candle and symbol received;
-(b) entry fill -> both its take profit and its stop received (the later of the two);
+(b) entry fill -> both its take profit and its stop received (the later of the two; the
+    first of each decided at the fill or later in the same piece: a burst of fills of one
+    symbol in one update is answered by one move, timed from each fill's publication);
 (c) mark price crossing a kill-switch limit (``session_loss_grid``; the benchmark resets
     the switch ``--ks-reset-s`` after each trip, at the earliest when the candle of the
     trip has closed) -> every resting entry's cancel
@@ -28,6 +30,7 @@ account; order requests counted apart), from the exchange's request counter
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import sqlite3
@@ -256,21 +259,34 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
     a_at = sorted(((w - clock.closes[ts - H]) * 1000, ts, sym) for (ts, sym), w in first.items()
                   if ts - H in clock.closes)
     a = [ms for ms, _, _ in a_at]
-    # (b) entry fill -> TP and stop (decided at the fill's time) received
-    answers: dict[tuple[str, int], dict[str, float]] = {}
+    # (b) entry fill -> the TP and stop that cover it received: the first of each
+    # decided at the fill's time or later within one piece (several fills of a symbol
+    # in one update are answered by one move, decided at the last of them: each fill
+    # counts from its own publication)
+    answers: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for o in orders:
         if o["tag"] in ("TP", "SL") and o["client_order_id"] in arrival:
-            answers.setdefault((o["symbol"], o["ts_ms"]), {})[o["tag"]] = arrival[
-                o["client_order_id"]]
+            answers.setdefault((o["symbol"], o["tag"]), []).append(
+                (o["ts_ms"], arrival[o["client_order_id"]]))
+    for v in answers.values():
+        v.sort()
+    piece = H // clock.sub
+
+    def covering(sym: str, tag: str, t: int) -> float | None:
+        got = answers.get((sym, tag), [])
+        k = bisect.bisect_left(got, (t, -1.0))
+        return got[k][1] if k < len(got) and got[k][0] < t + piece else None
+
     b_at = []
     for t in trades:
         o = by_cid.get(t["clientOrderId"])
         if o is None or not o["tag"].startswith("L"):
             continue
-        got = answers.get((o["symbol"], int(t["time"])), {})
-        w = clock.wall_at(int(t["time"]))
-        if w is not None and {"TP", "SL"} <= set(got):
-            b_at.append(((max(got.values()) - w) * 1000, int(t["time"]), o["symbol"]))
+        ts = int(t["time"])
+        tp, sl, w = covering(o["symbol"], "TP", ts), covering(o["symbol"], "SL", ts), \
+            clock.wall_at(ts)
+        if w is not None and tp is not None and sl is not None:
+            b_at.append(((max(tp, sl) - w) * 1000, ts, o["symbol"]))
     b_at.sort()
     b = [ms for ms, _, _ in b_at]
     # (c) kill-switch trip at a mark -> the entries' cancels received (before the reset)

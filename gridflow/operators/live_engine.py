@@ -19,12 +19,15 @@ Decisions
   whole position (the tighter of ``avg_entry * (1 - sl_frac)`` and the trailing level;
   on spot a stop-limit and a watched take profit: :mod:`~gridflow.operators.live_protect`).
   A changed level is replaced (cancel first, place only if the cancel succeeded); a
-  flip or a ``flatten`` command closes at market.
+  moved take profit or stop on contracts is placed before its predecessor is cancelled
+  (both reduce-only); a flip or a ``flatten`` command closes at market.
 * **At each exchange update** (fills, open orders, positions): fills move the position;
   the stop and take profit follow the position's amount and average entry at once; a
   position without a live stop gets one (``stop_missing`` is journaled when it had
   one before); a stop already crossed closes at market; a closed cycle cancels its
-  remaining orders.
+  remaining orders. When one update (or one catch-up of several closes) moves a take
+  profit or stop more than once, only its last move is sent
+  (``LiveBook.elide_superseded``).
 
 Reconciliation (every update)
 -----------------------------
@@ -47,7 +50,7 @@ import numpy as np
 
 from gridflow.chunks import ExchangeUpdate, JournalBatch
 from gridflow.config.live import LiveConfig
-from gridflow.event_kinds import EventKind, ExitReason, Reason
+from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import ExecutionReport, OrderOutcome
 from gridflow.operators import candle_close, grid_kernel as gk, kernel_layout as kl
 from gridflow.operators.engine import AccountEngine
@@ -55,29 +58,24 @@ from gridflow.operators.engine_decode import decode
 from gridflow.operators.entry_gate import gate_and_log
 from gridflow.operators.live_close import CloseMixin
 from gridflow.operators.live_exchange_state import ExchangeStateMixin
+from gridflow.operators.live_fills import FillMixin
 from gridflow.operators.live_shutdown import ShutdownMixin
 from gridflow.operators.live_watch import WatchMixin
 from gridflow.operators.live_protect import protective_orders, take_profit_reached
 from gridflow.operators.live_orders import (
-    EXIT_REASON,
     SIDE,
     Cycle,
     LiveBook,
     close_tag,
-    apply_entry,
-    apply_exit,
-    close_cycle,
     event,
     same_order,
 )
 from gridflow.operators.live_reconcile import (
     apply_outcome,
-    check_slippage,
     reconcile_orders,
     reconcile_positions,
     settle_strays,
 )
-from gridflow.operators.order_state import OrderState
 from gridflow.operators.strategies.base import round_to_tick
 
 _SEEN_MAX = 50_000
@@ -94,7 +92,7 @@ CANDLE_WAIT_MS = 60_000
 before it that has not arrived yet."""
 
 
-class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixin,
+class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixin, FillMixin,
                         AccountEngine):
     """:class:`~gridflow.operators.engine.AccountEngine` whose fills come from the
     exchange. Same parameters, plus ``live`` (:class:`~gridflow.config.live.LiveConfig`;
@@ -182,6 +180,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
         for s in range(len(self.symbols)):
             self._sync(s, self._decided(s), out, entries=False)
         self._watch(ts, len(upd.errors), out)
+        self.book.elide_superseded(out, self.sent)  # a burst of fills: the last moves
         out.summaries.append(self.summary())
         return out
 
@@ -240,57 +239,6 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
         """What the broker did with an intent (``live_reconcile.apply_outcome``)."""
         return apply_outcome(self, o)
 
-    # ---- fills ---------------------------------------------------------------------
-    def _fill(self, rep: ExecutionReport, out: JournalBatch) -> None:
-        seq = self.next_seq()
-        out.fills.append(rep.model_copy(update={"seq": seq, "account": self.account.name}))
-        w = self.book.find(rep.client_order_id)
-        if w is None or rep.symbol not in self.index:
-            out.events.append(event(self.account.name, EventKind.ORPHAN_FILL, Reason.UNKNOWN_ORDER,
-                                    rep.ts_ms, self.next_seq(), rep.symbol,
-                                    client_order_id=rep.client_order_id, side=rep.side,
-                                    price=rep.price, amount=rep.amount))
-            return
-        s = self.index[rep.symbol]
-        st, cyc = self.state, self.book.cycles[rep.symbol]
-        w.filled += rep.amount
-        if w.filled >= w.amount * (1 - 1e-9):
-            self.book.move(w, OrderState.DONE)
-            self.book.filled_out(w.coid)
-        check_slippage(self, w, rep, out)
-        if w.slot.startswith("L"):
-            d = 1 if rep.side == "buy" else -1
-            if st.sf[s, kl.SF_AMT] > 0 and st.si[s, kl.SI_SIDE] != d:
-                out.events.append(event(self.account.name, EventKind.FILL_INCONSISTENT,
-                                        Reason.ENTRY_AGAINST_POSITION,
-                                        rep.ts_ms, self.next_seq(), rep.symbol,
-                                        client_order_id=w.coid))
-                return
-            res = self.residue()
-            res[s] = apply_entry(st, s, int(w.slot[1:]), d, rep, w, cyc,
-                                 float(self.mp[s, kl.M_STEP]), res.get(s, 0.0))
-            self.counters["entries"] += int(w.state == OrderState.DONE)
-            return
-        if st.sf[s, kl.SF_AMT] <= 0:
-            out.events.append(event(self.account.name, EventKind.FILL_INCONSISTENT,
-                                    Reason.EXIT_WITHOUT_POSITION,
-                                    rep.ts_ms, self.next_seq(), rep.symbol, client_order_id=w.coid))
-            return
-        reason = EXIT_REASON.get(w.slot, ExitReason.SL)
-        if w.slot == "SL" and self._stop(s)[1]:
-            reason = ExitReason.TRAIL
-        cyc.reason = reason
-        apply_exit(st, s, rep, cyc, float(self.mp[s, kl.M_STEP]))
-        if st.sf[s, kl.SF_AMT] <= self._dust(s):
-            out.trades.append(close_cycle(st, s, self.account.name, rep.symbol, rep.ts_ms,
-                                          self.next_seq(), cyc, self.pf))
-            self.counters["exits_" + reason] += 1
-            self.had_stop[s] = False
-            self.stop_rejects[s] = 0
-            for other in self.book.of_symbol(rep.symbol):
-                if other.state != OrderState.DONE:
-                    self.book.cancel(out, other, rep.ts_ms, self.next_seq())
-
     # ---- candles -------------------------------------------------------------------
     def _process(self, frontier: int | None) -> JournalBatch:
         ready = self._ready(frontier)
@@ -306,6 +254,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
                 hi += 1
             self._group(a, ev_corr, lo, hi, out)
             lo = hi
+        self.book.elide_superseded(out, self.sent)  # several closes: each chain's last
         out.summaries.append(self.summary())
         return out
 
@@ -448,9 +397,11 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
             if cur is not None and slot.startswith("L") and cur.filled > 0:
                 continue  # a partly filled level keeps its price
             seq = self.next_seq()
-            if slot == "SL" and not self.spot:  # never a moment without a stop: the old
-                # one is cancelled once the broker saw its successor accepted (spot: the
-                # base it locks is locked once, so a moved stop is a replace)
+            if slot in ("SL", "TP") and not self.spot:  # never a moment without a stop:
+                # the old one is cancelled once the broker saw its successor accepted; a
+                # take profit likewise, one round trip after a fill instead of two (both
+                # reduce-only: the exchange caps their fills at the position). Spot: the
+                # base a sell locks is locked once, so a moved stop is a replace
                 self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side,
                                 type=typ, amount=amount, ts=ts, seq=seq, price=price,
                                 stop_price=stop, reduce_only=reduce,

@@ -62,6 +62,9 @@ class Working:
     intent_reduce: bool = False
     replaces: str | None = None
     after: str | None = None
+    elided: bool = False
+    """Dropped before it was sent, superseded in the same step (:meth:`LiveBook.
+    elide_superseded`)."""
 
     @property
     def live(self) -> bool:
@@ -222,6 +225,46 @@ class LiveBook:
                 ts_ms=ts, seq=seq, side=w.side, type=w.type, price=w.price,
                 stop_price=w.stop_price, amount=w.amount, reduce_only=w.intent_reduce,
             ))
+
+    def elide_superseded(self, out, sent=()) -> set[str]:
+        """Drop from ``out`` (one engine step's :class:`~gridflow.chunks.JournalBatch`)
+        every placed order that a later place of the same step already takes over from
+        (``cancel_after``: a moved take profit or stop on contracts). ``A`` took over
+        from ``P`` and ``B`` from ``A``: ``B`` takes over from ``P`` and ``A`` is never
+        sent. A burst of fills in one update moves the take profit and the stop once per
+        fill; only the last move is worth a round trip. The dropped orders keep their
+        slot counts (:meth:`place`), so the ids of later decisions do not depend on how
+        fills were grouped into updates.
+
+        Kept: an order this step also cancels, one in ``sent`` (client ids the broker
+        reported sent: a decision re-made after a restore), and replacements that cancel
+        first (entries, spot): those must not outlive a restore that re-decides them
+        one at a time. A dropped order an earlier life did send is cancelled once the
+        broker reports it (``Working.elided``, :func:`~gridflow.operators.
+        live_reconcile.apply_outcome`). Returns the dropped ids."""
+        pos = {it.client_order_id: k for k, it in enumerate(out.intents) if it.action == "place"}
+        cancelled = {it.client_order_id for it in out.intents if it.action == "cancel"}
+        dropped: set[str] = set()
+        for k, it in enumerate(out.intents):
+            prev = it.cancel_after
+            if it.action != "place" or prev not in pos or prev in cancelled or prev in sent:
+                continue
+            a = out.intents[pos[prev]]
+            if a.cancel_first is not None:
+                continue
+            out.intents[k] = it = it.model_copy(update={"cancel_after": a.cancel_after})
+            w, old = self.orders.get(it.client_order_id), self.orders.get(prev)
+            if w is not None:
+                w.after = a.cancel_after
+            if old is not None:
+                self.move(old, OrderState.GONE)  # never sent
+                old.elided = True
+            dropped.add(prev)
+        if dropped:
+            out.intents[:] = [it for it in out.intents if not (
+                it.action == "place" and it.client_order_id in dropped)]
+            out.orders[:] = [o for o in out.orders if o.client_order_id not in dropped]
+        return dropped
 
     def filled_out(self, coid: str) -> None:
         """Order ``coid`` filled completely: a replacement still waiting on its cancel

@@ -5,6 +5,7 @@ journal, rebuild or cancel gridflow's own orders and never trade anything unknow
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gridflow.chunks import JournalBatch
@@ -30,7 +31,9 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     decides again; a refused stop counts towards a market close only while it is the
     stop the position relies on); a confirmed cancel ends the order. A refused or failed
     place is journaled (``order_rejected`` / ``order_failed``) with the exchange's error
-    class as its reason, else ``REJECTED`` / ``FAILED``."""
+    class as its reason, else ``REJECTED`` / ``FAILED``. A place this life dropped as
+    superseded (``Working.elided``) that the broker reports sent (an earlier life sent
+    it before a restore) is cancelled."""
     out = JournalBatch()
     if o.action == "place" and o.status in ("sent", "duplicate"):
         self.sent[o.client_order_id] = o.tag
@@ -38,6 +41,12 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
             self.sent.popitem(last=False)
     w = self.book.orders.get(o.client_order_id)
     if w is None:
+        return out
+    if o.action == "place" and o.status in ("sent", "duplicate") and w.elided \
+            and w.state == OrderState.GONE:
+        # dropped as superseded, yet an earlier life had sent it: it rests unwanted
+        w = self.book.orders[w.coid] = replace(w, state=OrderState.OPEN, elided=False)
+        self.book.cancel(out, w, max(self.watermark, 0), self.next_seq())
         return out
     if o.action == "place" and o.status in ("sent", "duplicate") and w.type == "market" \
             and w.state == OrderState.PENDING:

@@ -114,7 +114,7 @@ def test_entry_fill_places_the_stop_at_once_and_it_follows_the_average():
     assert eng.positions()[SYM]["amount"] == l0.amount
     # a second level fills: the stop moves to the new average; the old one is cancelled
     # by the broker only once the new one is accepted (cancel after); the take profit
-    # is replaced (cancel first)
+    # too (both reduce-only: one round trip after the fill, never two)
     out = eng.on_exchange(upd(2 * H + 120_000, [fill(l1.client_order_id, "buy", 80.0, l1.amount,
                                                       2 * H + 90_000, "trade-2")]))
     assert ("cancel", "SL") not in [(i.action, i.tag) for i in out.intents]
@@ -124,7 +124,7 @@ def test_entry_fill_places_the_stop_at_once_and_it_follows_the_average():
     assert new_sl.amount == l0.amount + l1.amount
     assert abs(new_sl.stop_price - avg * 0.5) <= 0.1
     new_tp = next(i for i in out.intents if i.action == "place" and i.tag == "TP")
-    assert new_tp.cancel_first == tp[0].client_order_id
+    assert (new_tp.cancel_after, new_tp.cancel_first) == (tp[0].client_order_id, None)
     # the same report again (at-least-once delivery) changes nothing
     before = eng.positions()[SYM]["amount"]
     again = eng.on_exchange(upd(2 * H + 130_000, [fill(l1.client_order_id, "buy", 80.0,
@@ -453,7 +453,7 @@ def test_a_late_fill_of_a_replaced_take_profit_is_booked_not_orphaned():
     (streams apart, a REST catch-up after an outage). The fill is still the engine's:
     booked to the position, no ``orphan_fill``."""
     eng, (l0, l1), first, second = two_levels_filled("TP")
-    assert second.cancel_first == first.client_order_id
+    assert second.cancel_after == first.client_order_id
     rest = [{"client_order_id": i.client_order_id, "symbol": SYM}
             for i in (l0, l1, second)]
     for k in range(4):  # the replaced TP is missing from every snapshot: forgotten

@@ -99,30 +99,62 @@ def test_a_cold_start_waits_for_the_outcome_replay_then_keeps_the_resting_stop()
     assert not [i for i in out.intents if i.tag == "SL"]  # kept: no second stop, no cancel
 
 
-def test_a_replacement_of_an_order_that_filled_out_is_dropped_at_the_fill_not_at_the_skip():
-    """The broker skips a replacement whose old order filled completely (its cancel finds
-    nothing). The engine knows that from the fill itself, in exchange time, and places
-    the new take profit at once, so its decisions never wait on the broker's answer, which
-    comes in wall-clock order (a restart or a loaded machine changes that order)."""
+def test_a_take_profit_whose_predecessor_filled_out_is_placed_once_for_what_is_left():
+    """Two fills in one update: the second level, then the old take profit completely
+    (before the broker got to its cancel). Each fill moves the take profit (placed
+    before its predecessor is cancelled), but only the last move of the update is sent:
+    one take profit for what is left, replacing the original, whose cancel then finds
+    nothing. The moves decided in between keep their place in the slot's count, so the
+    ids are those of the same fills applied one update at a time."""
     eng, out = started()
     l0, l1 = opened(out.intents)[:2]
     out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
                                                       2 * H + 1, "t1")]))
     tp = next(i for i in out.intents if i.tag == "TP")
-    # the second level fills (the take profit is replaced: cancel first, then place), then
-    # the old take profit fills completely before the broker got to that cancel
     out = eng.on_exchange(upd(2 * H + 120_000, [
         fill(l1.client_order_id, "buy", 80.0, l1.amount, 2 * H + 2, "t2"),
         fill(tp.client_order_id, "sell", 100.0, l0.amount, 2 * H + 3, "t3")]))
-    tps = [i for i in out.intents if i.tag == "TP" and i.action == "place"]
-    assert [(i.amount, i.cancel_first) for i in tps] == [
-        (round(l0.amount + l1.amount, 3), tp.client_order_id), (l1.amount, None)]
-    assert eng.book.slot(SYM, "TP").coid == tps[1].client_order_id
-    eng.on_outcome(OrderOutcome(intent_id=tps[0].intent_id, client_order_id=tps[0].client_order_id,
-                                action="place", account="t", symbol=SYM, tag="TP",
-                                status="skipped", error="replaced order was not canceled"))
-    out = eng.on_exchange(upd(2 * H + 180_000))
-    assert not [i for i in out.intents if i.tag == "TP"]  # the skip changes nothing
+    tps = [i for i in out.intents if i.tag == "TP"]
+    assert [(i.action, i.amount, i.cancel_after, i.cancel_first) for i in tps] == [
+        ("place", l1.amount, tp.client_order_id, None)]
+    assert [o.client_order_id for o in out.orders if o.tag == "TP"] == [tps[0].client_order_id]
+    assert eng.book.slot(SYM, "TP").coid == tps[0].client_order_id
+    # the same fills one update at a time: the same last take profit, one more before it
+    one, one_out = started()
+    a, b = opened(one_out.intents)[:2]
+    one.on_exchange(upd(2 * H + 60_000, [fill(a.client_order_id, "buy", 90.0, a.amount,
+                                              2 * H + 1, "t1")]))
+    step = one.on_exchange(upd(2 * H + 110_000, [fill(b.client_order_id, "buy", 80.0,
+                                                      b.amount, 2 * H + 2, "t2")]))
+    mid = next(i for i in step.intents if i.tag == "TP" and i.action == "place")
+    assert (mid.amount, mid.cancel_after) == (round(l0.amount + l1.amount, 3), tp.client_order_id)
+    step = one.on_exchange(upd(2 * H + 120_000, [fill(tp.client_order_id, "sell", 100.0,
+                                                      l0.amount, 2 * H + 3, "t3")]))
+    last = next(i for i in step.intents if i.tag == "TP" and i.action == "place")
+    assert (last.client_order_id, last.amount, last.cancel_after) == (
+        tps[0].client_order_id, l1.amount, mid.client_order_id)
+
+
+def test_a_chain_of_level_moves_after_the_level_filled_out_is_dropped_whole():
+    """A resting entry is moved (cancel first, then place) at candle 2's close and again
+    at candle 3's; the exchange had filled it completely at candle 2's close, before the
+    broker got to the first cancel. The fill drops both replacements (each cancel finds
+    nothing, so the broker skips them): none is cancelled or placed again."""
+    eng, out = started()
+    l1 = opened(out.intents)[1]
+    out = eng.on_chunk(chunk(SYM, [(100, 101, 99, 101)], 101.0, 10.0, start=2))
+    out.extend(eng.on_exchange(upd(3 * H + 1)))
+    r1 = next(i for i in out.intents if i.tag == "L1" and i.action == "place")
+    out = eng.on_chunk(chunk(SYM, [(101, 102, 100, 102)], 102.0, 10.0, start=3))
+    out.extend(eng.on_exchange(upd(4 * H + 1)))
+    r2 = next(i for i in out.intents if i.tag == "L1" and i.action == "place")
+    assert (r1.cancel_first, r2.cancel_first) == (l1.client_order_id, r1.client_order_id)
+    out = eng.on_exchange(upd(4 * H + 2, [fill(l1.client_order_id, "buy", 80.0, l1.amount,
+                                                3 * H, "t1")]))
+    assert eng.positions()[SYM]["amount"] == l1.amount
+    assert eng.book.orders[r1.client_order_id].state == "gone"
+    assert eng.book.orders[r2.client_order_id].state == "gone"
+    assert not [i for i in out.intents if i.tag == "L1"]
 
 
 def test_a_fill_waits_for_the_candle_closing_at_or_before_it_then_at_most_a_minute():
@@ -147,19 +179,6 @@ def test_a_fill_waits_for_the_candle_closing_at_or_before_it_then_at_most_a_minu
     assert not out.fills
     out = eng.on_exchange(upd(4 * H + CANDLE_WAIT_MS + 1))
     assert [f.report_id for f in out.fills] == ["t2"]
-
-
-def test_a_chain_of_replacements_of_an_order_that_filled_out_is_dropped_whole():
-    eng, (l0, l1), tp, r1 = two_levels_filled("TP")
-    out = eng.on_chunk(chunk(SYM, [(100, 101, 99, 102)], 101.0, 10.0, start=2))  # TP moves
-    out.extend(eng.on_exchange(upd(3 * H + 1)))
-    r2 = next(i for i in out.intents if i.tag == "TP" and i.action == "place")
-    assert (r1.cancel_first, r2.cancel_first) == (tp.client_order_id, r1.client_order_id)
-    # the first take profit had filled out at the close: both replacements are skipped
-    out = eng.on_exchange(upd(3 * H + 2, [fill(tp.client_order_id, "sell", 100.0, l0.amount,
-                                                3 * H, "t3")]))
-    new = [i for i in out.intents if i.tag == "TP" and i.action == "place"]
-    assert [(i.amount, i.cancel_first) for i in new] == [(l1.amount, None)]
 
 
 def test_an_order_whose_fill_waits_for_a_candle_is_not_forgotten_meanwhile():
