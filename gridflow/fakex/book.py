@@ -253,6 +253,14 @@ class Book:
         return a
 
     # -------------------------------------------------------------- placement
+    def _closed_ahead(self, sym: str, side: str, price: float) -> float:
+        """Base that resting reduce-only limits of ``side`` at ``price`` or better (for a
+        sell: at or below it) close before a new one at ``price`` would fill."""
+        return sum(o.remaining for o in self.open_orders(sym)
+                   if o.side == side and o.reduce_only and o.type == "LIMIT"
+                   and o.algo_id is None
+                   and (o.price <= price + 1e-12 if side == "SELL" else o.price >= price - 1e-12))
+
     def place(self, spec: MarketSpec, side: str, typ: str, qty: float, price: float | None,
               tif: str, reduce_only: bool, cid: str | None) -> Order:
         """A new LIMIT or MARKET order: validated, accepted, filled at once if marketable.
@@ -277,6 +285,10 @@ class Book:
         pos = self.position(sym).amount
         if reduce_only:
             if not ((side == "SELL" and pos > _EPS) or (side == "BUY" and pos < -_EPS)):
+                raise BinanceError(-2022, "ReduceOnly Order is rejected.")
+            if not market and self._closed_ahead(sym, side, float(price)) >= abs(pos) - _EPS:
+                # Binance refuses a reduce-only limit that resting reduce-only limits
+                # filling before it (a better or equal price) would find already closed
                 raise BinanceError(-2022, "ReduceOnly Order is rejected.")
         else:
             self._min_notional(spec, qty * ref)

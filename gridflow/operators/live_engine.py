@@ -397,11 +397,14 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
             if cur is not None and slot.startswith("L") and cur.filled > 0:
                 continue  # a partly filled level keeps its price
             seq = self.next_seq()
-            if slot in ("SL", "TP") and not self.spot:  # never a moment without a stop:
-                # the old one is cancelled once the broker saw its successor accepted; a
-                # take profit likewise, one round trip after a fill instead of two (both
-                # reduce-only: the exchange caps their fills at the position). Spot: the
-                # base a sell locks is locked once, so a moved stop is a replace
+            if not self.spot and (slot == "SL" or (slot == "TP" and cur is not None
+                                                  and cur.amount < amount)):
+                # never a moment without a stop: the old one is cancelled once the broker
+                # saw its successor accepted. A take profit grown by a fill likewise (one
+                # round trip after the fill, not two): the old one cannot close the whole
+                # position, so the exchange takes the new one (a reduce-only limit behind
+                # resting ones that close everything is refused, so other moves cancel
+                # first). Spot: the base a sell locks is locked once: a replace
                 self.book.place(out, symbol=sym, strategy=strat, slot=slot, side=side,
                                 type=typ, amount=amount, ts=ts, seq=seq, price=price,
                                 stop_price=stop, reduce_only=reduce,

@@ -65,6 +65,10 @@ class Working:
     elided: bool = False
     """Dropped before it was sent, superseded in the same step (:meth:`LiveBook.
     elide_superseded`)."""
+    listed: int = 0
+    """Exchange snapshots in a row that listed it open while it was being cancelled and
+    its successor already rested (:func:`~gridflow.operators.live_reconcile.
+    reconcile_orders` cancels it again at the second)."""
 
     @property
     def live(self) -> bool:
@@ -249,16 +253,16 @@ class LiveBook:
             prev = it.cancel_after
             if it.action != "place" or prev not in pos or prev in cancelled or prev in sent:
                 continue
-            a = out.intents[pos[prev]]
-            if a.cancel_first is not None:
-                continue
+            a, old = out.intents[pos[prev]], self.orders.get(prev)
+            if a.cancel_first is not None or old is None \
+                    or old.state != OrderState.CANCELING or old.filled > 0:
+                continue  # a chain of two kinds, or known to rest (a fill, or done): kept
             out.intents[k] = it = it.model_copy(update={"cancel_after": a.cancel_after})
-            w, old = self.orders.get(it.client_order_id), self.orders.get(prev)
+            w = self.orders.get(it.client_order_id)
             if w is not None:
                 w.after = a.cancel_after
-            if old is not None:
-                self.move(old, OrderState.GONE)  # never sent
-                old.elided = True
+            self.move(old, OrderState.GONE)  # never sent
+            old.elided = True
             dropped.add(prev)
         if dropped:
             out.intents[:] = [it for it in out.intents if not (

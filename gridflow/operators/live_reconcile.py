@@ -5,7 +5,6 @@ journal, rebuild or cancel gridflow's own orders and never trade anything unknow
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gridflow.chunks import JournalBatch
@@ -45,7 +44,7 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     if o.action == "place" and o.status in ("sent", "duplicate") and w.elided \
             and w.state == OrderState.GONE:
         # dropped as superseded, yet an earlier life had sent it: it rests unwanted
-        w = self.book.orders[w.coid] = replace(w, state=OrderState.OPEN, elided=False)
+        w.elided = False
         self.book.cancel(out, w, max(self.watermark, 0), self.next_seq())
         return out
     if o.action == "place" and o.status in ("sent", "duplicate") and w.type == "market" \
@@ -147,9 +146,16 @@ def _explainable(self: "LiveAccountEngine", created_ms: int | None) -> bool:
     return created_ms >= self.watermark or self.next_close() <= created_ms
 
 
+LISTED_RECANCEL = 2
+"""Exchange snapshots in a row listing an order being cancelled, whose successor in its
+slot already rests, after which it is cancelled again."""
+
+
 def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
                      out: JournalBatch, trades_ok: bool = True) -> None:
-    """Open orders on the exchange against the engine's book: seen, vanished, orphans.
+    """Open orders on the exchange against the engine's book: seen, vanished, orphans; an
+    order being cancelled that is still listed while its successor rests is cancelled
+    again (:data:`LISTED_RECANCEL`).
     A market order (it never rests) counts as unseen only in an update whose trades
     were all read (``trades_ok``): its fill may be in the trades that failed."""
     seen = {o["client_order_id"]: o for o in open_orders}
@@ -159,6 +165,13 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
             w.unseen = 0
             if w.state == OrderState.PENDING:
                 self.book.move(w, OrderState.OPEN)
+            holder = self.book.slot(w.symbol, w.slot)
+            stuck = w.state == OrderState.CANCELING and holder is not None \
+                and holder is not w and holder.state == OrderState.OPEN
+            w.listed = w.listed + 1 if stuck else 0
+            if w.listed == LISTED_RECANCEL:  # its cancel was lost (a restore that
+                # regrouped a replacement chain): the successor rests, so cancel it now
+                self.book.cancel(out, w, ts, self.next_seq())
             continue
         if w.state == OrderState.PENDING or coid in filling or (
                 w.type == "market" and not trades_ok):

@@ -65,6 +65,9 @@ _P, _O, _C, _D, _G = (OrderState.PENDING, OrderState.OPEN, OrderState.CANCELING,
 #:   late).
 #: * ``gone -> gone``: a second report that it is gone (a skip after the fill of the
 #:   order it replaced was seen).
+#: * ``gone -> canceling``: an order dropped before it was sent, superseded in the same
+#:   step (``Working.elided``), that the broker reports sent after all (an earlier life
+#:   sent it before a restore): it rests unwanted and is cancelled.
 #:
 #: Never: back to ``pending``; ``open`` again but from ``canceling``; anything after ``done`` but another
 #: fill (a refused place reported after the order filled leaves it ``done``).
@@ -73,7 +76,7 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     _O: frozenset({_C, _D, _G}),
     _C: frozenset({_O, _C, _D, _G}),
     _D: frozenset({_D}),
-    _G: frozenset({_D, _G}),
+    _G: frozenset({_D, _G, _C}),
 }
 
 STRICT = False

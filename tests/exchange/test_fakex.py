@@ -182,6 +182,26 @@ def test_reduce_only_expires_when_flat(make, candles):
     assert len(fx.trades()) == 2
 
 
+def test_a_reduce_only_limit_behind_orders_that_close_everything_is_refused(make, candles):
+    """Binance refuses a reduce-only limit that resting reduce-only limits filling before
+    it (at a better or equal price) would find already closed; one ahead of them, or
+    behind orders that close only part, is taken."""
+    fx, ex = make()
+    _, h0, _, _ = row(candles, 0)
+    ex.create_order(BTC, "market", "buy", 0.02, None, {"clientOrderId": "gf-q0"})
+    tp = tick_floor(h0 + 500)
+    ex.create_order(BTC, "limit", "sell", 0.01, tp, {"reduceOnly": True, "clientOrderId": "gf-q1"})
+    # behind a part: taken (the two close 0.03 of 0.02: the exchange caps the fills)
+    ex.create_order(BTC, "limit", "sell", 0.02, tp, {"reduceOnly": True, "clientOrderId": "gf-q2"})
+    with pytest.raises(ccxt.InvalidOrder, match="-2022"):  # behind 0.03 >= 0.02: refused
+        ex.create_order(BTC, "limit", "sell", 0.02, tick_floor(tp + 100), {"reduceOnly": True})
+    ex.create_order(BTC, "limit", "sell", 0.02, tick_floor(tp - 100),  # ahead: taken
+                    {"reduceOnly": True, "clientOrderId": "gf-q3"})
+    ex.cancel_order(None, BTC, {"origClientOrderId": "gf-q2"})
+    ex.cancel_order(None, BTC, {"origClientOrderId": "gf-q3"})
+    ex.create_order(BTC, "limit", "sell", 0.02, tick_floor(tp + 100), {"reduceOnly": True})
+
+
 def test_margin_and_filter_rejections(make):
     fx, ex = make(balance_usdt=1_000.0)
     with pytest.raises(ccxt.InsufficientFunds):  # -2019, 1x leverage

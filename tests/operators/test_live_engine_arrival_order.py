@@ -99,42 +99,6 @@ def test_a_cold_start_waits_for_the_outcome_replay_then_keeps_the_resting_stop()
     assert not [i for i in out.intents if i.tag == "SL"]  # kept: no second stop, no cancel
 
 
-def test_a_take_profit_whose_predecessor_filled_out_is_placed_once_for_what_is_left():
-    """Two fills in one update: the second level, then the old take profit completely
-    (before the broker got to its cancel). Each fill moves the take profit (placed
-    before its predecessor is cancelled), but only the last move of the update is sent:
-    one take profit for what is left, replacing the original, whose cancel then finds
-    nothing. The moves decided in between keep their place in the slot's count, so the
-    ids are those of the same fills applied one update at a time."""
-    eng, out = started()
-    l0, l1 = opened(out.intents)[:2]
-    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
-                                                      2 * H + 1, "t1")]))
-    tp = next(i for i in out.intents if i.tag == "TP")
-    out = eng.on_exchange(upd(2 * H + 120_000, [
-        fill(l1.client_order_id, "buy", 80.0, l1.amount, 2 * H + 2, "t2"),
-        fill(tp.client_order_id, "sell", 100.0, l0.amount, 2 * H + 3, "t3")]))
-    tps = [i for i in out.intents if i.tag == "TP"]
-    assert [(i.action, i.amount, i.cancel_after, i.cancel_first) for i in tps] == [
-        ("place", l1.amount, tp.client_order_id, None)]
-    assert [o.client_order_id for o in out.orders if o.tag == "TP"] == [tps[0].client_order_id]
-    assert eng.book.slot(SYM, "TP").coid == tps[0].client_order_id
-    # the same fills one update at a time: the same last take profit, one more before it
-    one, one_out = started()
-    a, b = opened(one_out.intents)[:2]
-    one.on_exchange(upd(2 * H + 60_000, [fill(a.client_order_id, "buy", 90.0, a.amount,
-                                              2 * H + 1, "t1")]))
-    step = one.on_exchange(upd(2 * H + 110_000, [fill(b.client_order_id, "buy", 80.0,
-                                                      b.amount, 2 * H + 2, "t2")]))
-    mid = next(i for i in step.intents if i.tag == "TP" and i.action == "place")
-    assert (mid.amount, mid.cancel_after) == (round(l0.amount + l1.amount, 3), tp.client_order_id)
-    step = one.on_exchange(upd(2 * H + 120_000, [fill(tp.client_order_id, "sell", 100.0,
-                                                      l0.amount, 2 * H + 3, "t3")]))
-    last = next(i for i in step.intents if i.tag == "TP" and i.action == "place")
-    assert (last.client_order_id, last.amount, last.cancel_after) == (
-        tps[0].client_order_id, l1.amount, mid.client_order_id)
-
-
 def test_a_chain_of_level_moves_after_the_level_filled_out_is_dropped_whole():
     """A resting entry is moved (cancel first, then place) at candle 2's close and again
     at candle 3's; the exchange had filled it completely at candle 2's close, before the
