@@ -14,6 +14,8 @@ FILL_STAGES = ("fill_recv", "fill_emit", "engine_in", "engine_out", "broker_in",
                "lane_start", "lane_go", "send", "received")
 CANDLE_STAGES = ("candle_emit", "broker_in", "broker_wa", "lane_start", "lane_go", "send",
                  "received")
+TRIP_STAGES = ("mark_emit", "engine_out", "broker_in", "broker_wa", "lane_start", "send",
+               "received")
 
 
 def _stage_table(events: list[dict], stages: tuple[str, ...]) -> dict:
@@ -38,16 +40,59 @@ def _stage_table(events: list[dict], stages: tuple[str, ...]) -> dict:
             "tail_mean_ms": dict(zip(stages, np.round(tail_gaps.mean(0), 2).tolist()))}
 
 
-def breakdown(trace: Path, orders: list[dict], clock, log, trades, since_ms: int,
-              symbols) -> dict:
-    """Where the time of (a) and (b) goes: the flow's stage marks (wall ns, the file
-    ``trace``) joined with the exchange's publication (``clock``) and arrival times
-    (``log``), in ms after the publication; ``orders``: the journal's orders."""
+def trip_breakdown(marks: dict[str, float], orders: list[dict], clock, log,
+                   trips: list[int], since_ms: int) -> dict:
+    """Stages of (c): per kill-switch trip at exchange ms ``ts``, the account partition
+    handing over the marks update (``mark_emit marks@ts``), then the entries' cancels
+    (decided at ``ts``): the first one in the broker and its write-ahead, and the last
+    one to arrive (lane start, request sent, DELETE received)."""
+    deletes: dict[str, float] = {}
+    for r in log:
+        if r["method"] == "DELETE":
+            for cid in r.get("client_order_ids") or [r.get("client_order_id")]:
+                if cid:
+                    deletes.setdefault(cid, r["wall"])
+    rows = []
+    for ts in trips:
+        w = clock.wall_at(ts)
+        cancels = [o for o in orders if o["tag"].startswith("L") and o["client_order_id"]
+                   in deletes]
+        keys = [f"{o['symbol']}@{ts}:{o['tag']}" for o in cancels]
+        here = [(deletes[o["client_order_id"]], k) for o, k in zip(cancels, keys)
+                if f"broker_in {k}" in marks]
+        if ts < since_ms or w is None or not here or f"mark_emit marks@{ts}" not in marks:
+            continue
+        last_at, last = max(here)
+        e = {"mark_emit": (marks[f"mark_emit marks@{ts}"] - w) * 1000,
+             "engine_out": (marks.get(f"engine_out marks@{ts}", marks[f"mark_emit marks@{ts}"])
+                            - w) * 1000,
+             "broker_in": (min(marks[f"broker_in {k}"] for _, k in here) - w) * 1000,
+             "broker_wa": (min(marks[f"broker_wa {k}"] for _, k in here
+                               if f"broker_wa {k}" in marks) - w) * 1000,
+             "lane_start": (marks.get(f"lane_start {last}", 0.0) - w) * 1000,
+             "send": (marks.get(f"send {last}", 0.0) - w) * 1000,
+             "received": (last_at - w) * 1000}
+        if e["lane_start"] > 0 and e["send"] > 0:
+            rows.append(e)
+    return _stage_table(rows, TRIP_STAGES)
+
+
+def read_marks(trace: Path) -> dict[str, float]:
+    """``"stage key"`` -> wall s of its first mark in ``trace``."""
     marks: dict[str, float] = {}
     for line in trace.read_text().splitlines():
         ns, stage, key = line.split(" ", 2)
         key = key.replace(":USDT@", "@")  # ccxt's perpetual symbol -> the config's
         marks.setdefault(f"{stage} {key}", int(ns) / 1e9)
+    return marks
+
+
+def breakdown(trace: Path, orders: list[dict], clock, log, trades, since_ms: int,
+              symbols, trips: list[int] = ()) -> dict:
+    """Where the time of (a), (b) and (c) goes: the flow's stage marks (wall ns, the file
+    ``trace``) joined with the exchange's publication (``clock``) and arrival times
+    (``log``), in ms after the publication; ``orders``: the journal's orders."""
+    marks = read_marks(trace)
     arrival = {}
     for r in log:
         if r["method"] == "POST":  # a batch names its orders in client_order_ids
@@ -99,4 +144,6 @@ def breakdown(trace: Path, orders: list[dict], clock, log, trades, since_ms: int
             if tags and opened + H > since_ms:
                 closes.append(event(key, w, tags, first=True))
     return {"fill_to_tp_and_stop": _stage_table(fills, FILL_STAGES),
-            "candle_close_to_entry": _stage_table(closes, CANDLE_STAGES)}
+            "candle_close_to_entry": _stage_table(closes, CANDLE_STAGES),
+            "mark_to_kill_switch_cancels": trip_breakdown(marks, orders, clock, log,
+                                                          list(trips), since_ms)}

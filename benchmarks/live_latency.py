@@ -232,7 +232,7 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
               **measure(db, clock, log, trades, resets, wall, weight, mode, since)}
     if trace is not None and trace.exists():
         result["breakdown"] = breakdown(trace, read_orders(f"sqlite:///{db}", RUN), clock,
-                                        log, trades, since, SYMBOLS)
+                                        log, trades, since, SYMBOLS, trip_times(db))
     return result
 
 

@@ -9,7 +9,8 @@ Stages marked (key ``symbol@ts_ms``: the symbol and the exchange time of the fil
 candle close the work answers; the intents a fill causes carry its time):
 
 * ``fill_seen``: a fill taken from the account stream (``ws_state``), ``fill_emit``:
-  the account partition hands the update holding it to Bytewax;
+  the account partition hands the update holding it to Bytewax (``mark_emit``, key
+  ``marks@wm``: an update holding mark prices, at the partition's watermark);
 * ``engine_in`` / ``engine_out``: the account engine step begins / ends the item;
 * ``broker_in``: the broker sink received an intent, ``broker_wa``: its write-ahead row
   is committed, ``send``: its lane calls the exchange.

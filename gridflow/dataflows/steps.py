@@ -68,10 +68,12 @@ def make_fanout(plan: RunPlan):
 
 
 def _trace(stage: str, upd: ExchangeUpdate) -> None:
-    """Latency marks of the fills of ``upd`` (:mod:`gridflow.latency_trace`)."""
+    """Latency marks of the fills and marks of ``upd`` (:mod:`gridflow.latency_trace`)."""
     if latency_trace.enabled():
         for r in upd.reports:
             latency_trace.mark(stage, f"{r.symbol}@{r.ts_ms}")
+        if upd.marks:
+            latency_trace.mark(stage, f"marks@{upd.server_ms}")
 
 
 class AccountStep(StatefulBatchLogic):

@@ -192,8 +192,11 @@ class WsStatePartition(ExchangeStatePartition):
             self._start_rest(gen)
         if not (reports or marks or changes):
             return []
-        for r in reports if latency_trace.enabled() else ():
-            latency_trace.mark("fill_emit", f"{r.symbol}@{r.ts_ms}")
+        if latency_trace.enabled():
+            for r in reports:
+                latency_trace.mark("fill_emit", f"{r.symbol}@{r.ts_ms}")
+            if marks:
+                latency_trace.mark("mark_emit", f"marks@{self._wm}")
         return [ExchangeUpdate(self.account, self._wm, reports, None, None, None, [], marks,
                                None, [], changes)]
 
