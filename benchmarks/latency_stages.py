@@ -52,11 +52,11 @@ def trip_breakdown(marks: dict[str, float], orders: list[dict], clock, log,
             for cid in r.get("client_order_ids") or [r.get("client_order_id")]:
                 if cid:
                     deletes.setdefault(cid, r["wall"])
+    cancels = [o for o in orders if o["tag"].startswith("L") and o["client_order_id"]
+               in deletes]
     rows = []
     for ts in trips:
         w = clock.wall_at(ts)
-        cancels = [o for o in orders if o["tag"].startswith("L") and o["client_order_id"]
-                   in deletes]
         keys = [f"{o['symbol']}@{ts}:{o['tag']}" for o in cancels]
         here = [(deletes[o["client_order_id"]], k) for o, k in zip(cancels, keys)
                 if f"broker_in {k}" in marks]

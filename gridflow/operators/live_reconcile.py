@@ -165,9 +165,9 @@ def reconcile_orders(self: "LiveAccountEngine", open_orders: list, ts: int,
             w.unseen = 0
             if w.state == OrderState.PENDING:
                 self.book.move(w, OrderState.OPEN)
-            holder = self.book.slot(w.symbol, w.slot)
-            stuck = w.state == OrderState.CANCELING and holder is not None \
-                and holder is not w and holder.state == OrderState.OPEN
+            holder = self.book.slot(w.symbol, w.slot) \
+                if w.state == OrderState.CANCELING else None  # only those being cancelled
+            stuck = holder is not None and holder is not w and holder.state == OrderState.OPEN
             w.listed = w.listed + 1 if stuck else 0
             if w.listed == LISTED_RECANCEL:  # its cancel was lost (a restore that
                 # regrouped a replacement chain): the successor rests, so cancel it now
