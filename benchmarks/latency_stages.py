@@ -77,6 +77,19 @@ def trip_breakdown(marks: dict[str, float], orders: list[dict], clock, log,
     return _stage_table(rows, TRIP_STAGES)
 
 
+def fill_wall(clock, arrival: dict[str, float], trade: dict) -> float | None:
+    """Wall time (s) at which the exchange made ``trade``: the publication of the piece
+    whose walk reached its time, or, for an order that arrived after that publication
+    and filled at once (a marketable limit, a market order), its arrival (``arrival``:
+    client order id -> wall s of its POST). Counting a taker fill from the piece before
+    its order existed would add the order's own way to the exchange to the fill's
+    answer. None if the piece is unknown."""
+    w = clock.wall_at(int(trade["time"]))
+    if w is None:
+        return None
+    return max(w, arrival.get(trade.get("clientOrderId") or "", w))
+
+
 def read_marks(trace: Path) -> dict[str, float]:
     """``"stage key"`` -> wall s of its first mark in ``trace``."""
     marks: dict[str, float] = {}
@@ -131,7 +144,7 @@ def breakdown(trace: Path, orders: list[dict], clock, log, trades, since_ms: int
     fills = []
     for t in trades:
         o = by_cid.get(t["clientOrderId"])
-        w = clock.wall_at(int(t["time"]))
+        w = fill_wall(clock, arrival, t)
         key = f"{o['symbol']}@{int(t['time'])}" if o else ""
         if o and o["tag"].startswith("L") and w is not None \
                 and {"TP", "SL"} <= set(answers.get(key, [])):

@@ -10,12 +10,14 @@ The exchange logs the wall time at which each REST request arrived. Measured:
 (a) candle close -> the first entry order of that candle and symbol received;
 (b) entry fill -> both its take profit and its stop received (the later of the two; the
     first of each decided at the fill or later in the same piece: a burst of fills of one
-    symbol in one update is answered by one move, timed from each fill's publication);
+    symbol in one update is answered by one move, timed from each fill's publication;
+    an entry that filled as it arrived, a limit placed through the price at a candle
+    close, is timed from its arrival, when the exchange filled it);
 (c) mark price crossing a kill-switch limit (``session_loss_grid``; the benchmark resets
     the switch ``--ks-reset-s`` after each trip, at the earliest when the candle of the
     trip has closed) -> every resting entry's cancel
     received (the last of them, over all symbols). Trips are rare on market candles, so
-    (c) has its own run on :func:`sawtooth` candles: every hour falls 12 % and comes back,
+    (c) has its own run on :func:`sawtooth` candles: every hour falls 20 % and comes back,
     fills entries on each symbol and trips the switch with entries still resting.
 
 p50 / p99 / max (ms) and counts per mode. The REST budget: Binance USDⓈ-M request weight
@@ -44,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 from _env import AT_START
-from latency_stages import breakdown
+from latency_stages import breakdown, fill_wall
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -167,9 +169,12 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     kill-switch trip every hour)."""
     if scenario == "sawtooth":
         # leverage 10 and levels sized on equity (risk sizing): the unrealized loss at
-        # each low (12 % under the open) passes the session-loss limit (1 % of equity)
-        # every hour, however much the take profits have added
-        rows, lev = {s: sawtooth(s, 300, settle + n_candles + 5, 0.12) for s in SYMBOLS}, 10
+        # each low (20 % under the open, two levels filled) passes the session-loss limit
+        # (1 % of the capital) twice over, so the first hour trips; each reset restarts
+        # the session, so every hour after trips again. (At 12 % the first low came to
+        # about the limit, did not trip, and the take profits' gains then kept the
+        # session above it for good: 0 trips.)
+        rows, lev = {s: sawtooth(s, 300, settle + n_candles + 5, 0.20) for s in SYMBOLS}, 10
     else:
         rows, lev = {s: candles(s) for s in SYMBOLS}, 3
     fx = start_exchange(START, symbols=SYMBOLS, rows=rows, leverage=lev)
@@ -284,7 +289,7 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
             continue
         ts = int(t["time"])
         tp, sl, w = covering(o["symbol"], "TP", ts), covering(o["symbol"], "SL", ts), \
-            clock.wall_at(ts)
+            fill_wall(clock, arrival, t)
         if w is not None and tp is not None and sl is not None:
             b_at.append(((max(tp, sl) - w) * 1000, ts, o["symbol"]))
     b_at.sort()
@@ -325,6 +330,8 @@ def pooled(results: list[dict]) -> dict:
     out["runs"] = [{k: r[k] for k in ("trips", "wall_s", "rest_weight_per_min")}
                    for r in results]
     out["trips"] = sum(r["trips"] for r in results)
+    if any("breakdown" in r for r in results):  # --trace: per run
+        out["breakdown"] = [r.get("breakdown") for r in results]
     return out
 
 
