@@ -26,7 +26,7 @@ per minute of wall time in the steady state, at 5 symbols here and at ``--budget
 account; order requests counted apart), from the exchange's request counter
 (:mod:`gridflow.fakex.weights`), against Binance's 2,400 per minute. JSON in ``benchmarks/results/live_latency.json``.
 
-    python benchmarks/live_latency.py [--candles 500] [--ks-candles 1100] [--poll-candles 40]
+    python benchmarks/live_latency.py [--candles 500] [--ks-candles 1700] [--poll-candles 40]
 """
 
 from __future__ import annotations
@@ -400,7 +400,7 @@ def main() -> None:
     ap.add_argument("--sub", type=int, default=12, help="pieces per candle")
     ap.add_argument("--pause", type=float, default=0.03, help="wall s between pieces (ws)")
     ap.add_argument("--poll-pause", type=float, default=1.0, help="wall s between pieces")
-    ap.add_argument("--ks-candles", type=int, default=1100,
+    ap.add_argument("--ks-candles", type=int, default=1700,
                     help="sawtooth candles (a kill-switch trip each), websocket mode")
     ap.add_argument("--ks-runs", type=int, default=1,
                     help="sawtooth runs, each a fresh account (their events pooled)")
