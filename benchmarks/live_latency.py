@@ -14,11 +14,17 @@ The exchange logs the wall time at which each REST request arrived. Measured:
     an entry that filled as it arrived, a limit placed through the price at a candle
     close, is timed from its arrival, when the exchange filled it);
 (c) mark price crossing a kill-switch limit (``session_loss_grid``; the benchmark resets
-    the switch ``--ks-reset-s`` after each trip, at the earliest when the candle of the
-    trip has closed) -> every resting entry's cancel
-    received (the last of them, over all symbols). Trips are rare on market candles, so
-    (c) has its own run on :func:`sawtooth` candles: every hour falls 20 % and comes back,
-    fills entries on each symbol and trips the switch with entries still resting.
+    the switch ``--ks-reset-s`` after each trip, once the walk of the candle then has
+    passed its high) -> every resting entry's cancel received (the
+    last of them, over all symbols). Trips are rare on market candles, so (c) has its
+    own runs on :func:`sawtooth` candles: every hour falls 20 % and comes back, fills
+    entries on each symbol and trips the switch with entries still resting. A reset
+    restarts the session at that moment's equity: one that landed at a low (as when
+    resets waited for the trip's candle to close, or followed a trip at a close) started
+    the session there, the recoveries counted as gains and the later falls stopped
+    tripping (one 1,700-hour run: every hour at first, then every second hour, none
+    after hour 650; 5 of 16 100-hour accounts tripped at most once).
+    (c) pools ``--ks-runs`` runs of ``--ks-candles`` hours, each a fresh account.
 
 p50 / p99 / max (ms) and counts per mode. The REST budget: Binance USDⓈ-M request weight
 per minute of wall time in the steady state, at 5 symbols here and at ``--budget-symbols``
@@ -26,7 +32,7 @@ per minute of wall time in the steady state, at 5 symbols here and at ``--budget
 account; order requests counted apart), from the exchange's request counter
 (:mod:`gridflow.fakex.weights`), against Binance's 2,400 per minute. JSON in ``benchmarks/results/live_latency.json``.
 
-    python benchmarks/live_latency.py [--candles 500] [--ks-candles 1700] [--poll-candles 40]
+    python benchmarks/live_latency.py [--candles 600] [--ks-candles 100] [--ks-runs 20] [--poll-candles 40]
 """
 
 from __future__ import annotations
@@ -92,17 +98,20 @@ class Clock:
         self.fx, self.sub, self.pause = fx, sub, pause
         self.walls: dict[int, float] = {}
         self.closes: dict[int, float] = {}  # candle open ms -> wall of its close
-        self.ended = ended if ended is not None else [0]  # candles walked (shared)
+        # [candles walked, pieces of the current candle walked] (shared by clocks)
+        self.ended = ended if ended is not None else [0, 0]
 
     def candle(self) -> None:
         opened = self.fx.now_ms() // H * H
-        for _ in range(self.sub):
+        for k in range(self.sub):
             self.fx.substep(1, self.sub)
             now = self.fx.now_ms()
             self.walls[now] = time.time()
+            self.ended[1] = k + 1
             time.sleep(self.pause)
         self.closes[opened] = self.walls[opened + H]
         self.ended[0] += 1
+        self.ended[1] = 0
 
     def wall_at(self, ts: int) -> float | None:
         """Wall time of the piece whose walk reached exchange time ``ts``."""
@@ -134,25 +143,27 @@ def trip_times(db: Path) -> list[int]:
 
 
 def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: float,
-             ended: list[int]) -> None:
-    """Reset every kill switch once a trip is journaled, ``after_s`` later and not before
-    the candle it tripped in has been walked to its close (``ended``: candles walked):
-    the session then restarts at the recovered price, so the next hour's fall trips
-    again (reset at the low, the session counted the recovery as a gain and the falls
-    after it stopped tripping). ``resets`` gets the wall time of the reset of each trip
-    (in :func:`trip_times` order)."""
+             ended: list[int], sub: int) -> None:
+    """Reset every kill switch once a trip is journaled, ``after_s`` later, when the walk
+    of the current candle has passed its high (the walk goes open -> low -> high ->
+    close; ``ended``: [candles walked, pieces of the current candle walked], ``sub``
+    pieces a candle): the session then restarts at the recovered price, so the next
+    hour's fall trips again. (A reset that lands at a low starts the session there: the
+    recoveries count as gains and the falls after it stop tripping. Resets sent once the
+    trip's candle had closed, or right after a trip at a close, landed there often
+    enough to end a run's trips.) ``resets`` gets the wall time of the reset of each
+    trip (in :func:`trip_times` order)."""
     from gridflow.journal.commands import issue_command
 
-    url, seen = f"sqlite:///{db}", 0
+    url, seen, high = f"sqlite:///{db}", 0, -(-2 * sub // 3)
     while not stop.wait(0.02):
         try:
             n = len(trip_times(db))
         except sqlite3.Error:  # tables not created yet
             continue
         if n > seen:
-            walked = ended[0]
             time.sleep(after_s)
-            while ended[0] == walked and not stop.wait(0.01):
+            while ended[1] < high and not stop.wait(0.005):  # past a candle's high
                 pass
             resets.extend([time.time()] * (n - seen))
             seen = n
@@ -168,12 +179,12 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     (``scenario="market"``) or on :func:`sawtooth` candles (``"sawtooth"``: a
     kill-switch trip every hour)."""
     if scenario == "sawtooth":
-        # leverage 10 and levels sized on equity (risk sizing): the unrealized loss at
-        # each low (20 % under the open, two levels filled) passes the session-loss limit
-        # (1 % of the capital) twice over, so the first hour trips; each reset restarts
-        # the session, so every hour after trips again. (At 12 % the first low came to
-        # about the limit, did not trip, and the take profits' gains then kept the
-        # session above it for good: 0 trips.)
+        # leverage 10, levels sized on the capital (``equal``: no compounding): the
+        # unrealized loss at each low (20 % under the open, two levels filled on every
+        # symbol) is many times the session-loss limit (1 % of the capital), and each
+        # reset restarts the session. (Sized on equity, the hourly
+        # take profits compounded the levels to millions of ETH within a few hundred
+        # hours; at a 12 % fall the first low only came to about the limit.)
         rows, lev = {s: sawtooth(s, 300, settle + n_candles + 5, 0.20) for s in SYMBOLS}, 10
     else:
         rows, lev = {s: candles(s) for s in SYMBOLS}, 3
@@ -185,9 +196,6 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
                             strategy=GRID if scenario == "market" else {**GRID, "sl_pct": 0.2},
                             risk={"session_loss_grid": 0.01, "max_margin_ratio": 0.9},
                             stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
-    if scenario == "sawtooth":  # sized on equity: profits do not outgrow the loss limit
-        cfg.write_text(cfg.read_text().replace(
-            "[live]\n", '[accounts.sizing]\nmode = "risk"\nrisk_per_trade = 0.1\n[live]\n', 1))
     if not BROKER_WAIT:  # the flow decides on while the lanes send
         cfg.write_text(cfg.read_text().replace("[live]\n", "[live]\nbroker_wait = false\n", 1))
     if mode == "poll":  # the defaults of a real deployment, not the tests' fast polls
@@ -198,10 +206,11 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     (workdir / name).mkdir()
     trace = workdir / f"{name}.trace" if TRACE else None
     proc = LiveProcess(cfg, db, workdir / name, recovery=False)
-    ended = [0]  # candles walked, by either clock (the resetter waits for a close)
+    ended = [0, 0]  # candles and pieces walked, by either clock (for the resetter)
     clock = Clock(fx, sub, pause, ended)
     stop, resets = threading.Event(), []
-    watcher = threading.Thread(target=resetter, args=(db, stop, resets, reset_after_s, ended),
+    watcher = threading.Thread(target=resetter,
+                               args=(db, stop, resets, reset_after_s, ended, sub),
                                daemon=True)
     try:
         if trace is not None:  # the flow process marks its stages (gridflow.latency_trace)
@@ -395,14 +404,14 @@ def quiet_budget(mode: str, n_symbols: int, seconds: float, workdir: Path) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--candles", type=int, default=500, help="websocket mode")
+    ap.add_argument("--candles", type=int, default=600, help="websocket mode")
     ap.add_argument("--poll-candles", type=int, default=40, help="polling mode")
     ap.add_argument("--sub", type=int, default=12, help="pieces per candle")
     ap.add_argument("--pause", type=float, default=0.03, help="wall s between pieces (ws)")
     ap.add_argument("--poll-pause", type=float, default=1.0, help="wall s between pieces")
-    ap.add_argument("--ks-candles", type=int, default=1700,
-                    help="sawtooth candles (a kill-switch trip each), websocket mode")
-    ap.add_argument("--ks-runs", type=int, default=1,
+    ap.add_argument("--ks-candles", type=int, default=100,
+                    help="sawtooth candles per run (most trip the switch), websocket mode")
+    ap.add_argument("--ks-runs", type=int, default=20,
                     help="sawtooth runs, each a fresh account (their events pooled)")
     ap.add_argument("--ks-sub", type=int, default=6)
     ap.add_argument("--ks-pause", type=float, default=0.05)
