@@ -18,13 +18,15 @@ The exchange logs the wall time at which each REST request arrived. Measured:
     passed its high) -> every resting entry's cancel received (the
     last of them, over all symbols). Trips are rare on market candles, so (c) has its
     own runs on :func:`sawtooth` candles: every hour falls 20 % and comes back, fills
-    entries on each symbol and trips the switch with entries still resting. A reset
-    restarts the session at that moment's equity: one that landed at a low (as when
-    resets waited for the trip's candle to close, or followed a trip at a close) started
-    the session there, the recoveries counted as gains and the later falls stopped
-    tripping (one 1,700-hour run: every hour at first, then every second hour, none
-    after hour 650; 5 of 16 100-hour accounts tripped at most once).
-    (c) pools ``--ks-runs`` runs of ``--ks-candles`` hours, each a fresh account.
+    entries on each symbol and trips the switch with entries still resting. The
+    session PnL is the take profits realized since the last reset plus the open loss;
+    an hour's take profits (about 3,600 USDT here) outweigh the loss at a low (about
+    1,250), so once one hour goes by without a reset (its reset landed late, as when
+    resets waited for the trip's candle to close, or the low came before the entries
+    were back) the account never trips again (one 1,700-hour run: every hour at first,
+    then every second hour, none after hour 650; 5 of 16 100-hour accounts tripped at
+    most once). The benchmark resets once the walk has passed a candle's high, and
+    pools ``--ks-runs`` runs of ``--ks-candles`` hours, each a fresh account.
 
 p50 / p99 / max (ms) and counts per mode. The REST budget: Binance USDⓈ-M request weight
 per minute of wall time in the steady state, at 5 symbols here and at ``--budget-symbols``
@@ -147,12 +149,11 @@ def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: floa
     """Reset every kill switch once a trip is journaled, ``after_s`` later, when the walk
     of the current candle has passed its high (the walk goes open -> low -> high ->
     close; ``ended``: [candles walked, pieces of the current candle walked], ``sub``
-    pieces a candle): the session then restarts at the recovered price, so the next
-    hour's fall trips again. (A reset that lands at a low starts the session there: the
-    recoveries count as gains and the falls after it stop tripping. Resets sent once the
-    trip's candle had closed, or right after a trip at a close, landed there often
-    enough to end a run's trips.) ``resets`` gets the wall time of the reset of each
-    trip (in :func:`trip_times` order)."""
+    pieces a candle): the session restarts after the hour's take profits and before the
+    next hour's entries, so the next fall trips again (see the module docstring, (c)).
+    ``resets`` gets the wall time of the reset of each trip (in :func:`trip_times`
+    order)."""
+
     from gridflow.journal.commands import issue_command
 
     url, seen, high = f"sqlite:///{db}", 0, -(-2 * sub // 3)
