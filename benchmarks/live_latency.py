@@ -304,16 +304,21 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
             b_at.append(((max(tp, sl) - w) * 1000, ts, o["symbol"]))
     b_at.sort()
     b = [ms for ms, _, _ in b_at]
-    # (c) kill-switch trip at a mark -> the entries' cancels received (before the reset)
-    entries = {c for c, o in by_cid.items() if o["tag"].startswith("L")}
+    # (c) kill-switch trip -> the cancels of the entries resting at it (placed at or
+    # before it) received, before its reset and before the next trip (whose cancels of
+    # the next hour's entries are its own)
+    placed = {c: o["ts_ms"] for c, o in by_cid.items() if o["tag"].startswith("L")}
     trips = trip_times(db)
     c = []
     for i, ts in enumerate(trips):
         if ts < since_ms:  # tripped while settling
             continue
         w = clock.wall_at(ts)
-        until = resets[i] if i < len(resets) else float("inf")
-        got = [t for t, cid in deletes if cid in entries and w is not None and w <= t < until]
+        nxt = clock.wall_at(trips[i + 1]) if i + 1 < len(trips) else None
+        until = min(resets[i] if i < len(resets) else float("inf"),
+                    nxt if nxt is not None else float("inf"))
+        got = [t for t, cid in deletes if placed.get(cid, ts + 1) <= ts and w is not None
+               and w <= t < until]
         if got:
             c.append((max(got) - w) * 1000)
     return {"mode": mode, "candle_close_to_entry": stats(a), "fill_to_tp_and_stop": stats(b),
