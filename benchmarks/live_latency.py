@@ -96,12 +96,12 @@ class Clock:
     """Walks the exchange through candles in pieces and remembers when each piece was
     published: exchange ms -> wall s."""
 
-    def __init__(self, fx, sub: int, pause: float, ended: list[int] | None = None) -> None:
+    def __init__(self, fx, sub: int, pause: float, piece: list[int] | None = None) -> None:
         self.fx, self.sub, self.pause = fx, sub, pause
         self.walls: dict[int, float] = {}
         self.closes: dict[int, float] = {}  # candle open ms -> wall of its close
-        # [candles walked, pieces of the current candle walked] (shared by clocks)
-        self.ended = ended if ended is not None else [0, 0]
+        self.piece = piece if piece is not None else [0]  # pieces of the current candle
+        # walked (shared by the clocks of a run, read by the resetter)
 
     def candle(self) -> None:
         opened = self.fx.now_ms() // H * H
@@ -109,11 +109,10 @@ class Clock:
             self.fx.substep(1, self.sub)
             now = self.fx.now_ms()
             self.walls[now] = time.time()
-            self.ended[1] = k + 1
+            self.piece[0] = k + 1
             time.sleep(self.pause)
         self.closes[opened] = self.walls[opened + H]
-        self.ended[0] += 1
-        self.ended[1] = 0
+        self.piece[0] = 0
 
     def wall_at(self, ts: int) -> float | None:
         """Wall time of the piece whose walk reached exchange time ``ts``."""
@@ -145,15 +144,14 @@ def trip_times(db: Path) -> list[int]:
 
 
 def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: float,
-             ended: list[int], sub: int) -> None:
+             piece: list[int], sub: int) -> None:
     """Reset every kill switch once a trip is journaled, ``after_s`` later, when the walk
     of the current candle has passed its high (the walk goes open -> low -> high ->
-    close; ``ended``: [candles walked, pieces of the current candle walked], ``sub``
-    pieces a candle): the session restarts after the hour's take profits and before the
+    close; ``piece[0]``: pieces of the current candle walked, ``sub`` a candle): the
+    session restarts after the hour's take profits and before the
     next hour's entries, so the next fall trips again (see the module docstring, (c)).
     ``resets`` gets the wall time of the reset of each trip (in :func:`trip_times`
     order)."""
-
     from gridflow.journal.commands import issue_command
 
     url, seen, high = f"sqlite:///{db}", 0, -(-2 * sub // 3)
@@ -164,7 +162,7 @@ def resetter(db: Path, stop: threading.Event, resets: list[float], after_s: floa
             continue
         if n > seen:
             time.sleep(after_s)
-            while ended[1] < high and not stop.wait(0.005):  # past a candle's high
+            while piece[0] < high and not stop.wait(0.005):  # past a candle's high
                 pass
             resets.extend([time.time()] * (n - seen))
             seen = n
@@ -183,9 +181,9 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
         # leverage 10, levels sized on the capital (``equal``: no compounding): the
         # unrealized loss at each low (20 % under the open, two levels filled on every
         # symbol) is many times the session-loss limit (1 % of the capital), and each
-        # reset restarts the session. (Sized on equity, the hourly
-        # take profits compounded the levels to millions of ETH within a few hundred
-        # hours; at a 12 % fall the first low only came to about the limit.)
+        # reset restarts the session. (Sized on equity, the hourly take profits
+        # compounded the levels to millions of ETH within a few hundred hours; at a 12 %
+        # fall the first low only came to about the limit.)
         rows, lev = {s: sawtooth(s, 300, settle + n_candles + 5, 0.20) for s in SYMBOLS}, 10
     else:
         rows, lev = {s: candles(s) for s in SYMBOLS}, 3
@@ -207,11 +205,11 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
     (workdir / name).mkdir()
     trace = workdir / f"{name}.trace" if TRACE else None
     proc = LiveProcess(cfg, db, workdir / name, recovery=False)
-    ended = [0, 0]  # candles and pieces walked, by either clock (for the resetter)
-    clock = Clock(fx, sub, pause, ended)
+    piece = [0]  # pieces of the current candle walked, by either clock (for the resetter)
+    clock = Clock(fx, sub, pause, piece)
     stop, resets = threading.Event(), []
     watcher = threading.Thread(target=resetter,
-                               args=(db, stop, resets, reset_after_s, ended, sub),
+                               args=(db, stop, resets, reset_after_s, piece, sub),
                                daemon=True)
     try:
         if trace is not None:  # the flow process marks its stages (gridflow.latency_trace)
@@ -225,7 +223,7 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
             time.sleep(0.05)
         time.sleep(1.0)
         watcher.start()
-        warm = Clock(fx, sub, pause, ended)
+        warm = Clock(fx, sub, pause, piece)
         for _ in range(settle):
             warm.candle()
         since = fx.now_ms()  # measured from here
@@ -314,10 +312,12 @@ def measure(db, clock, log, trades, resets, wall, weight, mode, since_ms: int = 
         if ts < since_ms:  # tripped while settling
             continue
         w = clock.wall_at(ts)
+        if w is None:
+            continue
         nxt = clock.wall_at(trips[i + 1]) if i + 1 < len(trips) else None
         until = min(resets[i] if i < len(resets) else float("inf"),
                     nxt if nxt is not None else float("inf"))
-        got = [t for t, cid in deletes if placed.get(cid, ts + 1) <= ts and w is not None
+        got = [t for t, cid in deletes if cid in placed and placed[cid] <= ts
                and w <= t < until]
         if got:
             c.append((max(got) - w) * 1000)
