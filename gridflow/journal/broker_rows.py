@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from gridflow.events import OrderOutcome
 from gridflow.journal.schema import BrokerRow
@@ -17,6 +17,45 @@ from gridflow.journal.store import connect, insert_fn
 #: Statuses after which an intent is done: nothing more is sent for it.
 BROKER_TERMINAL = frozenset(
     {"sent", "duplicate", "rejected", "failed", "canceled", "not_found", "skipped"})
+
+
+_TABLE = BrokerRow.__table__
+_KEY = ["run_id", "intent_id"]
+_STATUS = select(_TABLE.c.status).where(_TABLE.c.run_id == bindparam("b_run"),
+                                        _TABLE.c.intent_id == bindparam("b_intent"))
+_IDS = select(_TABLE.c.intent_id, _TABLE.c.ts_ms).where(
+    _TABLE.c.run_id == bindparam("b_run"), _TABLE.c.ts_ms >= bindparam("b_since"),
+    _TABLE.c.status.in_(bindparam("b_statuses", expanding=True)))
+_WRITES: dict[str, tuple[Any, Any]] = {}  # dialect -> (begin insert, finish upsert)
+_READS: dict[tuple[bool, bool], Any] = {}  # (by status, by intent id) -> select
+# Built once, not per call: the broker and the outcome reader run these many times a
+# second, and SQLAlchemy derives a cache key from every newly built statement.
+
+
+def _writes(engine: Engine) -> tuple[Any, Any]:
+    """``(insert-or-ignore, upsert)`` of ``broker_outcomes`` in ``engine``'s dialect."""
+    got = _WRITES.get(engine.dialect.name)
+    if got is None:
+        insert = insert_fn(engine)
+        upsert = insert(_TABLE)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=_KEY,
+            set_={c.name: upsert.excluded[c.name] for c in _TABLE.c if c.name not in _KEY})
+        got = _WRITES[engine.dialect.name] = (
+            insert(_TABLE).on_conflict_do_nothing(index_elements=_KEY), upsert)
+    return got
+
+
+def _read_statement(by_status: bool, by_id: bool) -> Any:
+    got = _READS.get((by_status, by_id))
+    if got is None:
+        where = [_TABLE.c.run_id == bindparam("b_run")]
+        if by_status:
+            where.append(_TABLE.c.status.in_(bindparam("b_statuses", expanding=True)))
+        if by_id:
+            where.append(_TABLE.c.intent_id.in_(bindparam("b_ids", expanding=True)))
+        got = _READS[(by_status, by_id)] = select(_TABLE).where(*where)
+    return got
 
 
 def _broker_params(run_id: str, outcome: OrderOutcome, **override: Any) -> dict[str, Any]:
@@ -82,20 +121,17 @@ def broker_begin_many(
     sqlalchemy.exc.SQLAlchemyError
         The journal cannot be written (nothing of the batch is written).
     """
-    table = BrokerRow.__table__
     follows = follows or {}
     statuses: list[str | None] = []
     followed: dict[int, str | None] = {}
     with connect(url) as conn:
-        insert = insert_fn(conn.engine)(table).on_conflict_do_nothing(
-            index_elements=["run_id", "intent_id"])
+        insert = _writes(conn.engine)[0]
 
         def begin(outcome: OrderOutcome) -> str | None:
             if conn.execute(insert, _broker_params(run_id, outcome, status="sending")).rowcount:
                 return None
-            return conn.execute(select(table.c.status).where(
-                table.c.run_id == run_id,
-                table.c.intent_id == outcome.intent_id)).scalar_one()
+            return conn.execute(_STATUS, {"b_run": run_id,
+                                          "b_intent": outcome.intent_id}).scalar_one()
 
         for i, outcome in enumerate(outcomes):
             statuses.append(begin(outcome))
@@ -122,13 +158,8 @@ def broker_finish_many(url: str | Engine, run_id: str, outcomes: list[OrderOutco
     """
     if not outcomes:
         return
-    table = BrokerRow.__table__
-    key = ["run_id", "intent_id"]
     with connect(url) as conn:
-        stmt = insert_fn(conn.engine)(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=key,
-            set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in key})
+        stmt = _writes(conn.engine)[1]
         last = {o.intent_id: o for o in outcomes}
         conn.execute(stmt, [_broker_params(run_id, o) for o in last.values()])
         conn.commit()
@@ -139,12 +170,9 @@ def broker_ids(url: str | Engine, run_id: str, since_ms: int,
     """``(intent_id, ts_ms)`` of the rows in ``statuses`` whose ``ts_ms`` is at or after
     ``since_ms``: what a poller looks at before reading the rows it has not seen
     (:func:`read_broker` with ``intent_ids``)."""
-    table = BrokerRow.__table__
     with connect(url) as conn:
-        return [(r[0], int(r[1])) for r in conn.execute(
-            select(table.c.intent_id, table.c.ts_ms).where(
-                table.c.run_id == run_id, table.c.ts_ms >= since_ms,
-                table.c.status.in_(sorted(statuses))))]
+        return [(r[0], int(r[1])) for r in conn.execute(_IDS, {
+            "b_run": run_id, "b_since": since_ms, "b_statuses": sorted(statuses)})]
 
 
 def read_broker(url: str | Engine, run_id: str, statuses: frozenset[str] | None = None,
@@ -159,14 +187,14 @@ def read_broker(url: str | Engine, run_id: str, statuses: frozenset[str] | None 
     intent_ids : list[str], optional
         Only these intents.
     """
-    table = BrokerRow.__table__
-    where = [table.c.run_id == run_id]
+    params: dict[str, Any] = {"b_run": run_id}
     if statuses is not None:
-        where.append(table.c.status.in_(sorted(statuses)))
+        params["b_statuses"] = sorted(statuses)
     if intent_ids is not None:
-        where.append(table.c.intent_id.in_(intent_ids))
+        params["b_ids"] = list(intent_ids)
+    stmt = _read_statement(statuses is not None, intent_ids is not None)
     with connect(url) as conn:
-        rows = [dict(m) for m in conn.execute(select(table).where(*where)).mappings()]
+        rows = [dict(m) for m in conn.execute(stmt, params).mappings()]
     for r in rows:
         del r["run_id"]
         r["faults"] = json.loads(r["faults"] or "[]")

@@ -176,3 +176,93 @@ def test_writer_batches_under_request_faults_place_each_order_once(tmp_path) -> 
     assert {o["clientOrderId"] for o in fx.orders() if o["status"] == "NEW"} == {
         f"n{k}" for k in range(5)}
     assert_once(fx)
+
+
+def test_new_levels_ride_with_moves_and_margin_waits_never_deadlock() -> None:
+    """The real gather rule on lanes: on each of two symbols a move, a new level whose
+    margin the account holds and a new level that waits for margin, interleaved as the
+    engine emits them. The move and the held level go as one group; the waiting level
+    apart (a group that frees margin never waits, so two lanes cannot wait for each
+    other), and it starts only after the other symbol's group that freed margin."""
+    fx = make_fx()
+    groups: list[list[str]] = []
+    log: list[str] = []
+    lock = threading.Lock()
+
+    def work(_lane, _i, it):
+        with lock:
+            log.append(it.client_order_id)
+        return it.client_order_id
+
+    def work_group(_lane, _idx, its):
+        with lock:
+            groups.append([it.client_order_id for it in its])
+            log.extend(it.client_order_id for it in its)
+        return [it.client_order_id for it in its]
+
+    try:
+        gw = gateway(fx)
+        batch = []
+        for k, kind in enumerate(("move", "held", "wait")):
+            for s in ("BTC/USDT", "ETH/USDT"):
+                kw = {"cancel_first": f"old{s[:3]}"} if kind == "move" else {
+                    "margin_held": kind == "held"}
+                batch.append(intent(f"{s[:3]}{kind}", symbol=s, tag=f"L{k}", **kw))
+        runner = LaneRunner(4)
+        result: list = []
+        t = threading.Thread(target=lambda: result.append(runner.submit(
+            batch, work, gather=lambda _i, it: gather_key(gw, it), work_group=work_group
+        ).wait()), daemon=True)
+        t.start()
+        t.join(20)
+        stuck = t.is_alive()
+        if not stuck:  # lanes waiting for each other would never close
+            runner.close()
+    finally:
+        fx.stop()
+    assert not stuck, "the lanes waited for each other"
+    assert result == [[it.client_order_id for it in batch]]
+    assert sorted(groups) == [["BTCmove", "BTCheld"], ["ETHmove", "ETHheld"]]
+    for own, other in (("BTC", "ETH"), ("ETH", "BTC")):
+        assert log.index(f"{own}wait") > log.index(f"{other}held")  # after the group
+
+
+def test_writer_lays_a_new_grid_in_one_request_per_symbol(tmp_path) -> None:
+    """A new grid of five levels on each of two symbols goes out as one batch place per
+    symbol; then two levels moved and three new ones laid on one symbol: one batch
+    cancel of the moved levels' old orders and one batch place of all five. Journal
+    rows and exchange orders are those of one request per order."""
+    fx = make_fx()
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    first, writer = lane_writer(fx, url, 2)
+    px = {"BTC/USDT": 20_000.0, "ETH/USDT": 1_000.0}
+    amt = {"BTC/USDT": 0.01, "ETH/USDT": 0.1}
+    try:
+        before = len(fx.request_log)
+        grid = [intent(f"{s[:3]}g{k}", symbol=s, tag=f"L{k}", price=px[s] * (0.99 - 0.01 * k),
+                       amount=amt[s], margin_held=True) for k in range(5) for s in px]
+        writer.handle_batch(grid)
+        laid = [(r["method"], r["path"], len(r.get("client_order_ids") or []))
+                for r in fx.request_log[before:] if r["method"] != "GET"]
+        before = len(fx.request_log)
+        again = [intent(f"BTCm{k}", tag=f"L{k}", price=px["BTC/USDT"] * (0.985 - 0.01 * k),
+                        amount=0.01, cancel_first=f"BTCg{k}", margin_held=True)
+                 for k in range(2)]
+        again += [intent(f"BTCx{k}", tag=f"L{k}", price=px["BTC/USDT"] * (0.93 - 0.01 * k),
+                         amount=0.01, margin_held=True) for k in range(3)]
+        writer.handle_batch(again)
+        moved = [(r["method"], r["path"], len(r.get("client_order_ids") or []))
+                 for r in fx.request_log[before:] if r["method"] != "GET"]
+        rows = {r["intent_id"]: r["status"] for r in read_broker(url, RUN)}
+    finally:
+        writer.close()
+        fx.stop()
+    assert sorted(laid) == [("POST", BATCH, 5), ("POST", BATCH, 5)]
+    assert moved == [("DELETE", BATCH, 2), ("POST", BATCH, 5)]
+    assert all(rows[f"{it.client_order_id}:place"] == "sent" for it in grid + again)
+    assert rows["BTCg0:cancel"] == rows["BTCg1:cancel"] == "canceled"
+    status = {o["clientOrderId"]: o["status"] for o in fx.orders()}
+    want = ({f"{s[:3]}g{k}" for s in px for k in range(5)} - {"BTCg0", "BTCg1"}
+            | {"BTCm0", "BTCm1", "BTCx0", "BTCx1", "BTCx2"})
+    assert {c for c, st in status.items() if st == "NEW"} == want
+    assert_once(fx)
