@@ -51,6 +51,30 @@ def gather_key(gw: OrderGateway, intent: OrderIntent) -> tuple[str, int] | None:
     return None
 
 
+def gather_keys(gw: OrderGateway, intents: list[OrderIntent], fresh: list[bool]
+                ) -> list[tuple[str, int] | None]:
+    """:func:`gather_key` of each intent of a batch, in batch order (None where ``fresh``
+    is false), the key ending in a count of its symbol's chain breaks: it moves on at a
+    place that replaces an order placed earlier in the batch since the last break (a
+    level laid and moved, or moved twice, in one engine step: a catch-up of several
+    candles). A group sends its moves' cancels before all its places, so such a pair in
+    one group would cancel an order not yet placed and then place it: they go in
+    groups one after the other, as sent alone (place A, cancel A, place B)."""
+    out: list[tuple[str, int] | None] = []
+    breaks: dict[str, int] = {}
+    placed: dict[str, set[str]] = {}  # symbol -> client ids placed since its last break
+    for it, ok in zip(intents, fresh, strict=True):
+        since = placed.setdefault(it.symbol, set())
+        if it.cancel_first is not None and it.cancel_first in since:
+            breaks[it.symbol] = breaks.get(it.symbol, 0) + 1
+            since.clear()
+        if it.action == "place":
+            since.add(it.client_order_id)
+        key = gather_key(gw, it) if ok else None
+        out.append(None if key is None else (f"{key[0]}#{breaks.get(it.symbol, 0)}", key[1]))
+    return out
+
+
 def carry_gathered(gw: OrderGateway, group: list[OrderIntent]) -> list[list[OrderOutcome]]:
     """Send a group of one :func:`gather_key`; per intent, its outcomes in the order a
     lone send gives them (a replacement: ``[cancel, place]``)."""
@@ -66,4 +90,4 @@ def carry_gathered(gw: OrderGateway, group: list[OrderIntent]) -> list[list[Orde
             for it, c in zip(group, cancels, strict=True)]
 
 
-__all__ = ["carry_gathered", "gather_key"]
+__all__ = ["carry_gathered", "gather_key", "gather_keys"]

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from gridflow import latency_trace
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
-from gridflow.dataflows.broker_batch import carry_gathered, gather_key
+from gridflow.dataflows.broker_batch import carry_gathered, gather_keys
 from gridflow.dataflows.broker_lanes import Batch, LaneError, LaneRunner, lane_key
 from gridflow.dataflows.broker_sweep import ABANDON_AFTER_S, abandoned, resolve
 from gridflow.dataflows.db_poller import notify, outcomes_key
@@ -271,10 +271,12 @@ class BrokerWriter:
             outs = [o for r in batch.results if r for o in r]
             batch.outcomes = self._finish(outs) if outs else []
 
-        def gather(k: int, intent: OrderIntent) -> tuple[str, int] | None:
-            i = pending[k]
-            fresh = statuses[i] is None and cancel_rows.get(i) is None
-            return gather_key(self.gateway, intent) if fresh else None
+        keys = gather_keys(self.gateway, [intents[i] for i in pending],
+                           [statuses[i] is None and cancel_rows.get(i) is None
+                            for i in pending]) if pending else []
+
+        def gather(k: int, _intent: OrderIntent) -> tuple[str, int] | None:
+            return keys[k]
 
         def work_group(lane: int, _ks: list[int], group: list[OrderIntent]
                        ) -> list[list[OrderOutcome]]:

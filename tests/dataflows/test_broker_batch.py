@@ -6,6 +6,7 @@ orders a request per order gives (real ccxt against the local exchange)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -195,6 +196,7 @@ def test_new_levels_ride_with_moves_and_margin_waits_never_deadlock() -> None:
         return it.client_order_id
 
     def work_group(_lane, _idx, its):
+        time.sleep(0.05)  # logged as it ends: a level that waits for it starts later
         with lock:
             groups.append([it.client_order_id for it in its])
             log.extend(it.client_order_id for it in its)
@@ -224,7 +226,7 @@ def test_new_levels_ride_with_moves_and_margin_waits_never_deadlock() -> None:
     assert result == [[it.client_order_id for it in batch]]
     assert sorted(groups) == [["BTCmove", "BTCheld"], ["ETHmove", "ETHheld"]]
     for own, other in (("BTC", "ETH"), ("ETH", "BTC")):
-        assert log.index(f"{own}wait") > log.index(f"{other}held")  # after the group
+        assert log.index(f"{own}wait") > log.index(f"{other}held")  # after its end
 
 
 def test_writer_lays_a_new_grid_in_one_request_per_symbol(tmp_path) -> None:
@@ -265,4 +267,34 @@ def test_writer_lays_a_new_grid_in_one_request_per_symbol(tmp_path) -> None:
     want = ({f"{s[:3]}g{k}" for s in px for k in range(5)} - {"BTCg0", "BTCg1"}
             | {"BTCm0", "BTCm1", "BTCx0", "BTCx1", "BTCx2"})
     assert {c for c, st in status.items() if st == "NEW"} == want
+    assert_once(fx)
+
+
+def test_a_level_laid_and_moved_in_one_batch_goes_as_sent_alone(tmp_path) -> None:
+    """One engine step can lay a level and move it, or move a level twice (a catch-up
+    of several candles). A group sends its moves' cancels before its places, so the
+    second of such a pair starts a group of its own: the order placed first is
+    cancelled after it was placed, never before, and the last one rests."""
+    fx = make_fx()
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    _, writer = lane_writer(fx, url, 2)
+    try:
+        writer.handle_batch([intent("C0", tag="L1", price=19_800.0, margin_held=True)])
+        writer.handle_batch([
+            intent("A0", tag="L0", price=19_900.0, margin_held=True),
+            intent("A1", tag="L0", price=19_890.0, cancel_first="A0", margin_held=True),
+            intent("C1", tag="L1", price=19_790.0, cancel_first="C0", margin_held=True),
+            intent("C2", tag="L1", price=19_780.0, cancel_first="C1", margin_held=True),
+            intent("D0", tag="L2", price=19_700.0, margin_held=True)])
+        rows = {r["intent_id"]: r["status"] for r in read_broker(url, RUN)}
+    finally:
+        writer.close()
+        fx.stop()
+    status = {o["clientOrderId"]: o["status"] for o in fx.orders()}
+    assert {c for c, st in status.items() if st == "NEW"} == {"A1", "C2", "D0"}
+    assert status["A0"] == status["C0"] == status["C1"] == "CANCELED"
+    for cid in ("A0", "A1", "C1", "C2", "D0"):
+        assert rows[f"{cid}:place"] == "sent"
+    for cid in ("A0", "C0", "C1"):
+        assert rows[f"{cid}:cancel"] == "canceled"
     assert_once(fx)
