@@ -114,24 +114,18 @@ def _unregistered():
     return ~exists().where(o.command_id == c.command_id)
 
 
+_UNREGISTERED = (select(func.count()).select_from(COMMANDS).scalar_subquery()
+                 - select(func.count()).select_from(COMMAND_ORDER).scalar_subquery())
+"""Rows of ``commands`` minus rows of ``command_order``: > 0 when some command has no
+``seq`` yet (a cheap check: two counts, no join)."""
+_NEWEST = select(func.coalesce(func.max(COMMAND_ORDER.c.seq), 0)).scalar_subquery()
+_PROBE = select(_UNREGISTERED, _NEWEST)  # built once: a poll runs it many times a second
+_COUNT = select(_UNREGISTERED)
+
+
 def _unregistered_count(conn: Connection) -> int:
-    """Rows of ``commands`` minus rows of ``command_order``: > 0 when some command has
-    no ``seq`` yet (a cheap check: two counts, no join)."""
-    count = func.count()
-    return int(conn.execute(select(
-        select(count).select_from(COMMANDS).scalar_subquery()
-        - select(count).select_from(COMMAND_ORDER).scalar_subquery())).scalar_one())
-
-
-def _probe_statement():
-    count = func.count()
-    unregistered = (select(count).select_from(COMMANDS).scalar_subquery()
-                    - select(count).select_from(COMMAND_ORDER).scalar_subquery())
-    newest = select(func.coalesce(func.max(COMMAND_ORDER.c.seq), 0)).scalar_subquery()
-    return select(unregistered, newest)
-
-
-_PROBE = _probe_statement()  # built once: a poll runs it many times a second
+    """:data:`_UNREGISTERED`, read."""
+    return int(conn.execute(_COUNT).scalar_one())
 
 
 def _probe(conn: Connection) -> tuple[int, int]:
