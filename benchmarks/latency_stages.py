@@ -10,7 +10,7 @@ import numpy as np
 
 H = 3_600_000
 
-FILL_STAGES = ("fill_recv", "fill_emit", "engine_in", "engine_out", "broker_in", "broker_wa",
+FILL_STAGES = ("fill_parsed", "fill_recv", "fill_emit", "engine_in", "engine_out", "broker_in", "broker_wa",
                "lane_start", "lane_go", "send", "received")
 CANDLE_STAGES = ("candle_emit", "broker_in", "broker_wa", "lane_start", "lane_go", "send",
                  "received")
@@ -21,6 +21,7 @@ TRIP_STAGES = ("mark_emit", "engine_out", "broker_in", "broker_wa", "lane_start"
 def _stage_table(events: list[dict], stages: tuple[str, ...]) -> dict:
     """Per stage, the wall ms from the previous stage (the first from the exchange's
     publication): median over all events and mean over the slowest 5 % by total."""
+    stages = tuple(st for st in stages if any(st in e for e in events))  # those marked
     rows = [e for e in events if all(st in e for st in stages)]
     if not rows:
         return {"n": 0}
@@ -122,7 +123,7 @@ def breakdown(trace: Path, orders: list[dict], clock, log, trades, since_ms: int
         the entries of a candle) or of the later of its orders (take profit and stop);
         ``lane_go`` (after margin waits) defaults to ``lane_start`` (none)."""
         e: dict = {}
-        for st in ("fill_recv", "fill_emit", "engine_in", "engine_out", "candle_emit"):
+        for st in ("fill_parsed", "fill_recv", "fill_emit", "engine_in", "engine_out", "candle_emit"):
             if f"{st} {key}" in marks:
                 e[st] = (marks[f"{st} {key}"] - w) * 1000
         by_tag = {o["tag"]: arrival.get(o["client_order_id"]) for o in orders_at.get(key, [])

@@ -80,6 +80,7 @@ RUN = "live-test"
 BINANCE_WEIGHT_PER_MIN = 2400
 ORDER_POSTS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
 BROKER_WAIT = True  # --broker-wait: live.broker_wait of the flows started
+HUB = "process"  # --hub: live.streams.hub of the flows started
 TRACE = False  # --trace: the flow marks its stages, the results break the time down
 GRID = {"levels": 5, "atr_start": 0.2, "atr_step": 0.4, "sl_pct": 0.03, "sma_period": 12}
 
@@ -194,7 +195,7 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
                             symbols=SYMBOLS, streams=mode, leverage=float(lev),
                             strategy=GRID if scenario == "market" else {**GRID, "sl_pct": 0.2},
                             risk={"session_loss_grid": 0.01, "max_margin_ratio": 0.9},
-                            stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
+                            stream_opts={"reconcile_s": 60.0, "stale_s": 30.0, "hub": HUB})
     if not BROKER_WAIT:  # the flow decides on while the lanes send
         cfg.write_text(cfg.read_text().replace("[live]\n", "[live]\nbroker_wait = false\n", 1))
     if mode == "poll":  # the defaults of a real deployment, not the tests' fast polls
@@ -366,7 +367,7 @@ def quiet_budget(mode: str, n_symbols: int, seconds: float, workdir: Path) -> di
         cfg = write_live_config(workdir / f"quiet-{mode}.toml", db, fx, START + 1000 * H,
                                 symbols=tuple(names), streams=mode,
                                 strategy={"atr_start": 50.0},
-                                stream_opts={"reconcile_s": 60.0, "stale_s": 30.0})
+                                stream_opts={"reconcile_s": 60.0, "stale_s": 30.0, "hub": HUB})
         text = cfg.read_text()
         if mode == "poll":
             text = text.replace("candle_poll_s = 0.05", "candle_poll_s = 5.0")
@@ -436,12 +437,15 @@ def main() -> None:
                     help="break (a) and (b) down by the flow's stages (gridflow.latency_trace)")
     ap.add_argument("--broker-wait", choices=("true", "false"), default="true",
                     help="live.broker_wait of the flows (false: decide on while sending)")
+    ap.add_argument("--hub", choices=("process", "thread"), default="process",
+                    help="live.streams.hub of the flows (where ccxt.pro parses the streams)")
     args = ap.parse_args()
-    global TRACE, BROKER_WAIT
-    TRACE, BROKER_WAIT = args.trace, args.broker_wait == "true"
+    global TRACE, BROKER_WAIT, HUB
+    TRACE, BROKER_WAIT, HUB = args.trace, args.broker_wait == "true", args.hub
     parts = set(args.parts.split(","))
     out = {"environment": AT_START, "symbols": list(SYMBOLS), "pieces_per_candle": args.sub,
-           "broker_lanes": LiveConfig().broker_lanes, "broker_wait": BROKER_WAIT}
+           "broker_lanes": LiveConfig().broker_lanes, "broker_wait": BROKER_WAIT,
+           "hub": HUB}
     with tempfile.TemporaryDirectory() as d:
         work = args.workdir or Path(d)
         work.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ the live flow it starts and joins the marks with the local exchange's request lo
 Stages marked (key ``symbol@ts_ms``: the symbol and the exchange time of the fill or
 candle close the work answers; the intents a fill causes carry its time):
 
-* ``fill_seen``: a fill taken from the account stream (``ws_state``), ``fill_emit``:
+* ``fill_parsed``: ccxt.pro parsed a fill in the stream process (``streams.hub =
+  "process"``), ``fill_recv``: the flow's process has it (its stream feed),
+  ``fill_emit``:
   the account partition hands the update holding it to Bytewax (``mark_emit``, key
   ``marks@wm``: an update holding mark prices, at the partition's watermark);
 * ``engine_in`` / ``engine_out``: the account engine step begins / ends the item;

@@ -70,7 +70,8 @@ class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeStat
         """The account's partition (streaming or polling) with its own REST exchange."""
         if self.websocket:
             from gridflow.dataflows.ws_state import WsStatePartition
-            from gridflow.exchange.streams import hub_for, ohlcv_key, release_hub
+            from gridflow.exchange.hubs import hub_for, release_hub
+            from gridflow.exchange.streams import ohlcv_key
 
             assert self.streams is not None
             mt = self.exchange_cfg.market_type
@@ -80,7 +81,7 @@ class ExchangeStateSource(FixedPartitionedSource[ExchangeUpdate, StateResumeStat
             return WsStatePartition(
                 self.exchange_factory(self.exchange_cfg), for_part, self.symbols,
                 self.exchange_cfg.market_type, self.poll_s,
-                hub_for(self.exchange_cfg, self.streams.reconnect_max_s), self.streams,
+                hub_for(self.exchange_cfg, self.streams), self.streams,
                 self.end_ms, self.since_ms, self.trade_overlap_ms,
                 resume_state=resume_state, release=release_hub, candle_keys=candle_keys)
         return ExchangeStatePartition(

@@ -115,14 +115,14 @@ class LiveCandleSource(FixedPartitionedSource[CandleChunk, LiveResumeState]):
                  ) -> LiveCandlePartition:
         if self.websocket:
             from gridflow.dataflows.ws_candles import WsCandlePartition
-            from gridflow.exchange.streams import hub_for, release_hub
+            from gridflow.exchange.hubs import hub_for, release_hub
 
             assert self.streams is not None
             return WsCandlePartition(
                 self.exchange_factory(self.exchange_cfg), for_part,
                 ccxt_symbol(for_part, self.exchange_cfg.market_type), self.timeframe,
                 self.warmup_candles, self.poll_s,
-                hub_for(self.exchange_cfg, self.streams.reconnect_max_s),
+                hub_for(self.exchange_cfg, self.streams),
                 self.streams.stale_s, self.end_ms, resume_state, release=release_hub)
         return LiveCandlePartition(
             self.exchange_factory(self.exchange_cfg),

@@ -29,7 +29,7 @@ import numpy as np
 from gridflow import latency_trace
 from gridflow.chunks import CandleChunk
 from gridflow.dataflows.live_sources import LiveCandlePartition, _utcnow
-from gridflow.exchange.streams import ohlcv_key
+from gridflow.exchange import watches
 
 __all__ = ["WsCandlePartition"]
 
@@ -70,8 +70,7 @@ class WsCandlePartition(LiveCandlePartition):
                          end_ms=end_ms, resume_state=resume_state)
         self.hub, self.stale_s, self.tick_s = hub, float(stale_s), float(tick_s)
         self._release, self._on_stream = release, on_stream
-        self.feed = hub.watch(ohlcv_key(market, timeframe),
-                              lambda ex: ex.watch_ohlcv(market, timeframe))
+        self.feed = hub.watch(watches.ohlcv(market, timeframe))
         self._rows: dict[int, list] = {}  # open time -> newest streamed row
         self._gen: int | None = None  # feed generation the emitted candles are from
         self._trusted = False

@@ -44,6 +44,7 @@ from gridflow.dataflows.exchange_records import as_float
 from gridflow.dataflows.live_sources import _utcnow
 from gridflow.dataflows.live_state import ExchangeStatePartition
 from gridflow.events import ExecutionReport
+from gridflow.exchange import watches
 from gridflow.exchange.client import config_symbol
 
 __all__ = ["WsStatePartition"]
@@ -120,14 +121,9 @@ class WsStatePartition(ExchangeStatePartition):
                          trade_overlap_ms, end_grace_ms, resume_state)
         self.hub, self.cfg, self.tick_s, self._release = hub, streams, float(tick_s), release
         markets = list(self.markets.values())
-        self.trades_feed = hub.watch("my_trades", _private(lambda ex: ex.watch_my_trades()))
-        self.orders_feed = hub.watch("orders", _private(lambda ex: ex.watch_orders()))
-        if market_type == "swap":
-            self.marks_feed = hub.watch("marks:" + ",".join(markets), _latest(
-                lambda ex: ex.watch_mark_prices(markets), markets))
-        else:
-            self.marks_feed = hub.watch("tickers:" + ",".join(markets), _latest(
-                lambda ex: ex.watch_tickers(markets), markets))
+        self.trades_feed = hub.watch(watches.MY_TRADES)
+        self.orders_feed = hub.watch(watches.ORDERS)
+        self.marks_feed = hub.watch(watches.marks(markets, market_type))
         self._wm = -1  # the watermark, exchange ms
         self._next_rest = 0.0  # time.monotonic() of the next REST cycle
         self._gen: tuple[int, int] | None = None  # user-feed generations caught up with
@@ -177,7 +173,7 @@ class WsStatePartition(ExchangeStatePartition):
                                         f"{self.cfg.fill_lag_s:g} s"))
             self._proof = True
             self._rest_only.clear()
-            self.hub.run(_reset_private)  # a silent stream is reconnected
+            self.hub.reset_private()  # a silent stream is reconnected
         marks_ok = self._marks_health.change(self.marks_feed)
         if marks_ok is not None:
             changes.append(self._mark_change(marks_ok))
@@ -394,41 +390,3 @@ class WsStatePartition(ExchangeStatePartition):
                     self._wm = max(self._wm, int(tk["timestamp"]))
         return out or None
 
-
-def _latest(watch: Any, markets: list[str]) -> Any:
-    """``watch`` of several symbols' tickers (mark prices), returning the newest ticker
-    of every one of ``markets`` that ccxt has cached, not only those of the message
-    that resolved the watch: ccxt.pro resolves a multi-symbol ticker watch with the
-    first message's symbols, and the messages of the other symbols that arrive before
-    the watch is armed again reach only its cache (5 marks published at once: 1 seen)."""
-    async def run(ex: Any) -> Any:
-        got = await watch(ex)
-        cached = getattr(ex, "tickers", None) or {}
-        return {**(got or {}), **{m: cached[m] for m in markets if m in cached}}
-    return run
-
-
-def _private(watch: Any) -> Any:
-    """``watch`` of the user data stream; when it fails, ccxt's cached listen key is
-    forgotten so the reconnect asks for a fresh one (ccxt ignores Binance's
-    ``listenKeyExpired`` event: the stream just closes, and the old key is refused)."""
-    async def run(ex: Any) -> Any:
-        try:
-            return await watch(ex)
-        except Exception:
-            for opts in list(getattr(ex, "options", {}).values()):
-                if isinstance(opts, dict) and "lastAuthenticatedTime" in opts:
-                    opts["lastAuthenticatedTime"] = 0
-            raise
-    return run
-
-
-async def _reset_private(ex: Any) -> None:
-    """Close the exchange's private (user data) websocket connections: the watches
-    fail, reconnect with a fresh subscription and the feeds' generations move on."""
-    for url, client in list(getattr(ex, "clients", {}).items()):
-        if "listenKey" in url or "/private/" in url:
-            try:  # as a transport error: the watches fail with it and reconnect
-                client.on_error(ccxt.NetworkError("stream reset by gridflow: stale"))
-            except Exception as e:  # noqa: BLE001 - already closing
-                log.debug("closing %s: %s", type(client).__name__, type(e).__name__)

@@ -2,10 +2,17 @@
 
 A :class:`StreamHub` owns one ccxt.pro exchange and one asyncio event loop running in a
 daemon thread; Bytewax source partitions (synchronous, one worker thread each) never
-await anything: they :meth:`StreamHub.watch` a ccxt ``watch_*`` call once and then read
-what it returned from a :class:`StreamFeed` without blocking. Every partition of a
-process that streams from the same exchange config shares one hub (:func:`hub_for`), so
-20 symbols are 20 subscriptions on ccxt's shared connections, not 20 clients.
+await anything: they :meth:`StreamHub.watch` a named ccxt ``watch_*`` call
+(:mod:`gridflow.exchange.watches`) once and then read what it returned from a
+:class:`StreamFeed` without blocking. Every partition of a process that streams from the
+same exchange config shares one hub (:func:`~gridflow.exchange.hubs.hub_for`), so 20 symbols are 20
+subscriptions on ccxt's shared connections, not 20 clients.
+
+:func:`~gridflow.exchange.hubs.hub_for` gives, by ``live.streams.hub``, this hub in the flow's process
+(``"thread"``) or a :class:`~gridflow.exchange.stream_process.StreamProcess`
+(``"process"``, the default): the same hub run in a child process, so parsing the
+streams (JSON, ccxt's unified structures, its caches) does not hold the flow's GIL;
+the flow gets parsed items over a pipe into the same :class:`StreamFeed` objects.
 
 Reconnects: a watch that raises (connection dropped, listen key expired, exchange error)
 marks its feed ``down``, waits ``min(reconnect_max_s, 0.1 s * 2**(k-1))`` for the
@@ -28,15 +35,13 @@ from typing import Any
 
 from gridflow import latency_trace
 from gridflow.config.live import ExchangeConfig
+from gridflow.exchange import watches
 from gridflow.exchange.client import make_pro_exchange
 from gridflow.exchange.retry import error_text
 
-__all__ = ["StreamFeed", "StreamHub", "hub_for", "ohlcv_key", "release_hub"]
+__all__ = ["StreamFeed", "StreamHub", "ohlcv_key"]
 
 log = logging.getLogger(__name__)
-
-WatchFn = Callable[[Any], Awaitable[Any]]
-"""``async (ccxt.pro exchange) -> result`` of one ``watch_*`` call."""
 
 _FIRST_DELAY_S = 0.1
 _CONNECT_CHECK_S = 0.05
@@ -97,10 +102,14 @@ class StreamFeed:
             for t in item or []:
                 latency_trace.mark("fill_recv", f"{t.get('symbol')}@{t.get('timestamp')}")
         with self._lock:
-            self._pending = False
             self._items.append(item)
-            self.last_msg = time.monotonic()
-            self._up()
+            self._heard()
+
+    def _heard(self) -> None:
+        """A message came (call under ``_lock``)."""
+        self._pending = False
+        self.last_msg = time.monotonic()
+        self._up()
 
     def _up(self) -> None:
         if self.status != "up":
@@ -111,6 +120,7 @@ class StreamFeed:
 
     def _down(self, error: str) -> None:
         with self._lock:
+            self._pending = False
             self.status = "down"
             self.errors += 1
             self.last_error = error
@@ -127,12 +137,16 @@ class StreamHub:
         Cap of the reconnect backoff, seconds.
     factory : callable
         ``ExchangeConfig -> ccxt.pro exchange``, called on the hub's loop.
+    new_feed : callable
+        ``key -> StreamFeed`` of a new watch (the stream process relays its feeds).
     """
 
     def __init__(self, cfg: ExchangeConfig, reconnect_max_s: float = 5.0,
-                 factory: Callable[[ExchangeConfig], Any] = make_pro_exchange) -> None:
+                 factory: Callable[[ExchangeConfig], Any] = make_pro_exchange,
+                 new_feed: Callable[[str], StreamFeed] = StreamFeed) -> None:
         self.cfg = cfg
         self.reconnect_max_s = float(reconnect_max_s)
+        self._new_feed = new_feed
         self._secrets = cfg.credentials()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="gridflow-ws",
@@ -152,12 +166,11 @@ class StreamHub:
     def _call(self, coro: Awaitable[Any], timeout: float = 30.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def run(self, fn: WatchFn, timeout: float = 30.0) -> Any:
-        """Await ``fn(exchange)`` on the hub's loop and return its result (blocking):
-        for one-off calls such as ``load_markets``."""
-        async def once() -> Any:
-            return await fn(self.ex)
-        return self._call(once(), timeout)
+    def reset_private(self, timeout: float = 30.0) -> None:
+        """Close the user data stream's connections (blocking): its watches fail and
+        reconnect with a fresh subscription (:func:`~gridflow.exchange.watches.
+        reset_private`)."""
+        self._call(watches.reset_private(self.ex), timeout)
 
     def feed(self, key: str) -> StreamFeed | None:
         """The feed of ``key`` if some partition of this process watches it (started by
@@ -165,13 +178,21 @@ class StreamHub:
         with self._lock:
             return self._feeds.get(key)
 
-    def watch(self, key: str, fn: WatchFn) -> StreamFeed:
-        """The feed of ``fn`` repeated forever (started on the first call for ``key``;
-        later calls with the same key share it)."""
+    def watch(self, spec: tuple) -> StreamFeed:
+        """The feed of the watch ``spec`` (:mod:`~gridflow.exchange.watches`) repeated
+        forever, named :func:`~gridflow.exchange.watches.spec_key` (started on the first
+        call; later calls with the same spec share it).
+
+        Raises
+        ------
+        ValueError
+            Not a known spec.
+        """
+        key, fn = watches.spec_key(spec), watches.watch_fn(spec)
         with self._lock:
             feed = self._feeds.get(key)
             if feed is None:
-                feed = self._feeds[key] = StreamFeed(key)
+                feed = self._feeds[key] = self._new_feed(key)
                 self._tasks[key] = asyncio.run_coroutine_threadsafe(
                     self._repeat(feed, fn), self._loop)
             return feed
@@ -182,7 +203,7 @@ class StreamHub:
         text = error_text(exc, self._secrets)
         return text if len(text) <= 300 else text[:297] + "..."
 
-    async def _repeat(self, feed: StreamFeed, fn: WatchFn) -> None:
+    async def _repeat(self, feed: StreamFeed, fn: watches.WatchFn) -> None:
         """Call ``fn`` again as soon as it returned: no other callback runs in between, so
         ccxt registers the next wait before it handles another message (a message it
         handles with nobody waiting is only returned with the next one)."""
@@ -264,39 +285,6 @@ class StreamHub:
         self._thread.join(timeout=5.0)
 
 
-_HUBS: dict[str, StreamHub] = {}
-_HUBS_LOCK = threading.Lock()
-
-
-def _hub_key(cfg: ExchangeConfig) -> str:
-    # the dump holds the keys in memory only; the key is never logged
-    return cfg.model_dump_json() + "|" + "|".join(cfg.credentials())
-
-
 def ohlcv_key(market: str, timeframe: str) -> str:
     """The hub key of the kline stream of ``market`` (ccxt symbol) at ``timeframe``."""
-    return f"ohlcv:{market}:{timeframe}"
-
-
-def hub_for(cfg: ExchangeConfig, reconnect_max_s: float = 5.0) -> StreamHub:
-    """The process's shared hub of ``cfg`` (created on first use); pair every call with
-    :func:`release_hub`."""
-    key = _hub_key(cfg)
-    with _HUBS_LOCK:
-        hub = _HUBS.get(key)
-        if hub is None:
-            hub = _HUBS[key] = StreamHub(cfg, reconnect_max_s)
-        hub.refs += 1
-        return hub
-
-
-def release_hub(hub: StreamHub) -> None:
-    """Drop one reference to ``hub``; the last one closes it."""
-    with _HUBS_LOCK:
-        hub.refs -= 1
-        if hub.refs > 0:
-            return
-        for k, h in list(_HUBS.items()):
-            if h is hub:
-                del _HUBS[k]
-    hub.close()
+    return watches.spec_key(watches.ohlcv(market, timeframe))

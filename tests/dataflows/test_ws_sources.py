@@ -83,8 +83,10 @@ def rows_of(chunks) -> np.ndarray:
                            for c in chunks if len(c.ts)])
 
 
-def test_closed_candles_stream_in_once_each_and_equal_rest(fx):
-    part = candle_part(fx)
+@pytest.mark.parametrize("hub", ["process", "thread"])
+def test_closed_candles_stream_in_once_each_and_equal_rest(fx, hub):
+    part = candle_part(fx, StreamsConfig(stale_s=60.0, hub=hub))
+    assert type(part.hub).__name__ == {"process": "StreamProcess", "thread": "StreamHub"}[hub]
     try:
         (warm,) = pump(part, lambda g: g, what="warm-up")
         assert warm.warmup and list(warm.ts) == [START - 3 * H, START - 2 * H, START - H]
@@ -183,8 +185,9 @@ def changes(updates) -> list[tuple[str, str]]:
     return [(c["status"], c["reason"]) for u in updates for c in u.streams]
 
 
-def test_fills_stream_in_once_each_with_their_client_ids_and_rest_reconciles(fx):
-    part, ex = state_part(fx), rest(fx)
+@pytest.mark.parametrize("hub", ["process", "thread"])
+def test_fills_stream_in_once_each_with_their_client_ids_and_rest_reconciles(fx, hub):
+    part, ex = state_part(fx, StreamsConfig(reconcile_s=30.0, hub=hub)), rest(fx)
     try:
         ups = pump(part, lambda g: ("restored", "CAUGHT_UP") in changes(g), what="trusted")
         assert ups[0].positions is not None  # the start is a whole REST cycle

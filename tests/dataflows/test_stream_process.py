@@ -1,0 +1,134 @@
+"""The websockets parsed in a child process (``live.streams.hub = "process"``, the
+default) against the local exchange: a child that dies is started again and the
+partition catches up by REST without a hole or a double; the child's log lines reach the
+flow's log; the keys never reach its command line or environment; a SIGKILLed flow
+leaves no stream process behind.
+
+Partitions are driven directly, as in ``test_ws_sources.py``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from live_harness import KEY, SECRET, H, start_exchange
+from test_ws_sources import START, candle_part, cfg, pump, rows_of, subscribed
+
+from gridflow.config.live import StreamsConfig
+from gridflow.exchange.stream_process import StreamProcess
+
+
+@pytest.fixture
+def fx():
+    ex = start_exchange(START)
+    yield ex
+    ex.stop()
+
+
+def gone(pid: int) -> bool:
+    """The process ``pid`` has exited (a zombie waiting for its reaper counts)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def test_a_killed_stream_process_is_restarted_and_rest_fills_the_hole(fx, caplog):
+    caplog.set_level(logging.INFO)
+    part = candle_part(fx, StreamsConfig(stale_s=60.0, reconnect_max_s=0.5))
+    hub = part.hub
+    assert isinstance(hub, StreamProcess)
+    try:
+        pump(part, lambda g: g and subscribed(fx, part), what="warm-up and subscribed")
+        fx.step()
+        got = pump(part, lambda g: g, what="first streamed candle")
+        # a dropped connection: the child's own warning reaches this process's log
+        fx.ws_drop("market")
+        wait_for(lambda: any(r.name == "gridflow.exchange.streams" and "ohlcv:" in
+                             r.getMessage() for r in caplog.records), 10, "the child's log")
+        pump(part, lambda g: part.feed.status == "up", what="reconnected")
+        first = hub.pid
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: hub.restarts == 1 and part.feed.status == "up", 20,
+                 "a new child, streaming")
+        assert hub.pid != first and gone(first)
+        assert any("the stream process exited" in r.getMessage() and
+                   r.levelno == logging.ERROR for r in caplog.records)
+        fx.step(2)  # two candles close around the restart
+        got += pump(part, lambda g: sum(len(c.ts) for c in g) >= 2, what="catch-up")
+        pump(part, lambda g: part._trusted and subscribed(fx, part), what="trusted again")
+        catchups = part.rest_catchups
+        fx.step()
+        got += pump(part, lambda g: g, what="streamed again")
+        ts = list(rows_of(got)[:, 0].astype(np.int64))
+        assert ts == [START + k * H for k in range(4)]  # each candle once, in order
+        assert catchups >= 1 and part.feed.generation >= 2  # the drop, the restart
+        assert part.rest_catchups == catchups
+        # the keys came over the pipe, not on the child's command line or environment
+        for name in ("cmdline", "environ"):
+            raw = Path(f"/proc/{hub.pid}/{name}").read_bytes()
+            assert KEY.encode() not in raw and SECRET.encode() not in raw
+    finally:
+        part.close()
+    assert gone(first) and gone(hub.pid)
+
+
+_FLOW = """
+import json, os, sys, time
+from pydantic import SecretStr
+from gridflow.config.live import ExchangeConfig
+from gridflow.exchange import watches
+from gridflow.exchange.stream_process import StreamProcess
+c = json.loads(sys.argv[1])
+cfg = ExchangeConfig(urls=c["urls"], ws_urls=c["ws_urls"], rate_limit_ms=0,
+                     api_key=SecretStr(os.environ.pop("T_KEY")),
+                     secret=SecretStr(os.environ.pop("T_SECRET")))
+hub = StreamProcess(cfg)
+feed = hub.watch(watches.MY_TRADES)
+print(hub.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_flow_leaves_no_stream_process_or_connection_behind(fx):
+    c = cfg(fx)
+    env = {**os.environ, "T_KEY": KEY, "T_SECRET": SECRET}
+    flow = subprocess.Popen([sys.executable, "-c", _FLOW, json.dumps(
+        {"urls": c.urls, "ws_urls": c.ws_urls})], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        child = int(flow.stdout.readline())
+        assert not gone(child)
+        wait_for(lambda: fx.ws_connections().get("user", 0) == 1, 20,
+                 "the child's user stream connected")
+        # a terminal's Ctrl-C or a service stop reaches the process group: the child
+        # stays until its flow closes it
+        os.kill(child, signal.SIGINT)
+        os.kill(child, signal.SIGTERM)
+        time.sleep(0.5)
+        assert not gone(child) and fx.ws_connections().get("user", 0) == 1
+        flow.kill()
+        flow.wait(10)
+        wait_for(lambda: gone(child), 10, "the stream process exited with its flow")
+        wait_for(lambda: fx.ws_connections().get("user", 0) == 0, 10,
+                 "its connection closed at the exchange")
+    finally:
+        if flow.poll() is None:
+            flow.kill()
