@@ -81,6 +81,7 @@ BINANCE_WEIGHT_PER_MIN = 2400
 ORDER_POSTS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
 BROKER_WAIT = True  # --broker-wait: live.broker_wait of the flows started
 HUB = "process"  # --hub: live.streams.hub of the flows started
+WAIT_MAX_S: float | None = None  # --broker-wait-max-ms: live.broker_wait_max_s
 TRACE = False  # --trace: the flow marks its stages, the results break the time down
 GRID = {"levels": 5, "atr_start": 0.2, "atr_step": 0.4, "sl_pct": 0.03, "sma_period": 12}
 
@@ -198,6 +199,9 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
                             stream_opts={"reconcile_s": 60.0, "stale_s": 30.0, "hub": HUB})
     if not BROKER_WAIT:  # the flow decides on while the lanes send
         cfg.write_text(cfg.read_text().replace("[live]\n", "[live]\nbroker_wait = false\n", 1))
+    if WAIT_MAX_S is not None:
+        cfg.write_text(cfg.read_text().replace(
+            "[live]\n", f"[live]\nbroker_wait_max_s = {WAIT_MAX_S}\n", 1))
     if mode == "poll":  # the defaults of a real deployment, not the tests' fast polls
         text = cfg.read_text()
         text = text.replace("candle_poll_s = 0.05", "candle_poll_s = 5.0")
@@ -439,13 +443,16 @@ def main() -> None:
                     help="live.broker_wait of the flows (false: decide on while sending)")
     ap.add_argument("--hub", choices=("process", "thread"), default="process",
                     help="live.streams.hub of the flows (where ccxt.pro parses the streams)")
+    ap.add_argument("--broker-wait-max-ms", type=float, default=None,
+                    help="live.broker_wait_max_s of the flows, in ms (default: the config's)")
     args = ap.parse_args()
-    global TRACE, BROKER_WAIT, HUB
+    global TRACE, BROKER_WAIT, HUB, WAIT_MAX_S
     TRACE, BROKER_WAIT, HUB = args.trace, args.broker_wait == "true", args.hub
+    WAIT_MAX_S = None if args.broker_wait_max_ms is None else args.broker_wait_max_ms / 1000
     parts = set(args.parts.split(","))
     out = {"environment": AT_START, "symbols": list(SYMBOLS), "pieces_per_candle": args.sub,
            "broker_lanes": LiveConfig().broker_lanes, "broker_wait": BROKER_WAIT,
-           "hub": HUB}
+           "hub": HUB, "broker_wait_max_s": WAIT_MAX_S}
     with tempfile.TemporaryDirectory() as d:
         work = args.workdir or Path(d)
         work.mkdir(parents=True, exist_ok=True)

@@ -199,6 +199,11 @@ class LiveConfig(_Model):
         and stop overtaking the entries queued on their lane
         (:class:`~gridflow.dataflows.broker_sink.BrokerSink` ``background``). Either
         way an epoch ends only once its orders were sent and journaled.
+    broker_wait_max_s : float or None
+        With ``broker_wait``, the longest the flow waits for a batch, in wall seconds;
+        a batch still running then finishes on its lanes while the flow decides on (a
+        candle close's level moves must not hold up a fill's take profit and stop that
+        came in meanwhile). None: until the batch is answered.
     ops : OpsConfig
         Heartbeat, daily notice, data freshness, error rate, shutdown
         (:class:`~gridflow.config.ops.OpsConfig`).
@@ -225,6 +230,7 @@ class LiveConfig(_Model):
     streams: StreamsConfig = StreamsConfig()
     broker_lanes: int = Field(16, ge=1, le=32)
     broker_wait: bool = True
+    broker_wait_max_s: float | None = Field(None, gt=0.0, le=60.0, allow_inf_nan=False)
     ops: OpsConfig = OpsConfig()
     preflight: PreflightConfig = PreflightConfig()
 

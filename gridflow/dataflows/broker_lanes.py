@@ -194,6 +194,10 @@ class Batch:
     def done(self) -> bool:
         return self._done.is_set()
 
+    def finished(self, timeout: float | None = None) -> bool:
+        """Whether the batch ended within ``timeout`` wall seconds (None: wait for it)."""
+        return self._done.wait(timeout)
+
     def wait(self) -> list:
         """The results in batch order, once every intent ran (or was skipped).
 

@@ -201,16 +201,21 @@ class BrokerWriter:
         """:meth:`handle_batch` of one intent."""
         return self.handle_batch([intent])
 
-    def handle_batch(self, intents: list[OrderIntent]) -> list[OrderOutcome]:
+    def handle_batch(self, intents: list[OrderIntent],
+                     timeout: float | None = None) -> list[OrderOutcome]:
         """Carry out the intents whose journal rows do not say they were done, and wait
-        for them (:meth:`submit_batch`, then the batch's end).
+        for them (:meth:`submit_batch`, then the batch's end), at most ``timeout`` wall
+        seconds (None: until it ends).
 
         Returns
         -------
         list[OrderOutcome]
             The outcomes journaled for this batch, in batch order (empty for an intent
             already done): a replacement's cancel before its place. An intent given
-            twice in the batch (a replay) runs at its first place only.
+            twice in the batch (a replay) runs at its first place only. Empty when the
+            batch had not ended within ``timeout``: it ends on its lanes (its outcomes
+            journaled then, a lane's exception raised at the next batch or
+            :meth:`drain`).
 
         Raises
         ------
@@ -220,6 +225,8 @@ class BrokerWriter:
             From the lazy gateway build (markets cannot be loaded).
         """
         batch = self.submit_batch(intents)
+        if not batch.finished(timeout):
+            return []
         try:
             batch.wait()
         except LaneError as err:
@@ -396,17 +403,20 @@ class BrokerWriter:
 class _BrokerPartition(StatefulSinkPartition[OrderIntent, None]):
     """The single broker partition: the intents of a batch on the writer's lanes;
     with ``background``, queued there without waiting for the requests (each epoch's
-    snapshot waits for them)."""
+    snapshot waits for them); else waited for, at most ``wait_s`` wall seconds (None:
+    until answered)."""
 
-    def __init__(self, writer: BrokerWriter, background: bool = False) -> None:
+    def __init__(self, writer: BrokerWriter, background: bool = False,
+                 wait_s: float | None = None) -> None:
         self._writer = writer
         self._background = background
+        self._wait_s = wait_s
 
     def write_batch(self, values: list[OrderIntent]) -> None:
         if self._background:
             self._writer.submit_batch(values)
         else:
-            self._writer.handle_batch(values)
+            self._writer.handle_batch(values, self._wait_s)
 
     def snapshot(self) -> None:
         self._writer.drain()  # an epoch ends once its intents were sent and journaled
@@ -478,7 +488,7 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
         return _BrokerPartition(BrokerWriter(
             self.db_url, self.run_id, gateway=self.gateway, lanes=live.broker_lanes,
             gateway_factory=lambda first: build_gateway(live, markets_from=first)),
-            background=self.background)
+            background=self.background, wait_s=live.broker_wait_max_s)
 
 
 __all__ = ["BROKER_PART", "BrokerSink", "BrokerSinkConfig", "BrokerWriter", "build_gateway"]

@@ -173,7 +173,11 @@ class WsStatePartition(ExchangeStatePartition):
                                         f"{self.cfg.fill_lag_s:g} s"))
             self._proof = True
             self._rest_only.clear()
-            self.hub.reset_private()  # a silent stream is reconnected
+            try:  # a silent stream is reconnected
+                self.hub.reset_private()
+            except Exception as e:  # noqa: BLE001 - REST polls meanwhile; a reset is best effort
+                log.warning("account stream %s: the reset failed: %s", self.account,
+                            self.hub.describe(e))
         marks_ok = self._marks_health.change(self.marks_feed)
         if marks_ok is not None:
             changes.append(self._mark_change(marks_ok))

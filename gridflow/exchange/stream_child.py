@@ -7,7 +7,7 @@ exchange config, keys included, comes over the command pipe, never on the comman
 or in the environment. Messages are length-prefixed pickles
 (:mod:`gridflow.exchange.stream_pipe`); the pipes are private to the two processes.
 
-Commands (parent -> child): ``("init", ExchangeConfig, reconnect_max_s)``,
+Commands (parent -> child): ``("init", ExchangeConfig, reconnect_max_s, log_level)``,
 ``("watch", spec)``, ``("call", id, "reset_private")``, ``("close",)``.
 
 Events (child -> parent): ``("ready",)`` or ``("fatal", text)`` after ``init``;
@@ -29,14 +29,19 @@ import threading
 from typing import Any, BinaryIO
 
 from gridflow import latency_trace
+from gridflow.exchange.retry import error_text
 from gridflow.exchange.stream_pipe import recv_msg, send_msg
 from gridflow.exchange.streams import StreamFeed, StreamHub
 
 __all__ = ["RelayFeed", "main", "serve"]
 
-def _plain(item: Any) -> Any:
+def _plain(key: str, item: Any) -> Any:
     """``item`` without ccxt's cache classes (a list subclass holding its whole cache):
-    only the returned entries cross the pipe."""
+    only the returned entries cross the pipe. Tickers (mark prices) go without their
+    raw ``info``: every message carries every market's newest one."""
+    if key.startswith(("marks:", "tickers:")) and isinstance(item, dict):
+        return {m: {k: v for k, v in tk.items() if k != "info"} if isinstance(tk, dict)
+                else tk for m, tk in item.items()}
     if isinstance(item, list):
         return list(item)
     if isinstance(item, dict):
@@ -74,7 +79,10 @@ class RelayFeed(StreamFeed):
                 latency_trace.mark("fill_parsed", f"{t.get('symbol')}@{t.get('timestamp')}")
         with self._lock:
             self._heard()
-        self._send(("push", self.key, _plain(item)))
+        try:
+            self._send(("push", self.key, _plain(self.key, item)))
+        except Exception as e:  # noqa: BLE001 - not picklable: the stream is not trusted
+            self._down(f"the stream process could not relay a message: {type(e).__name__}")
 
     def _up(self) -> None:
         was = self.status
@@ -120,11 +128,12 @@ def serve(commands: BinaryIO, events: BinaryIO) -> None:
                 return
             kind = msg[0]
             if kind == "init":
+                root.setLevel(max(logging.INFO, msg[3]))
                 try:
                     hub = StreamHub(msg[1], msg[2],
                                     new_feed=lambda key: RelayFeed(key, send))
                 except Exception as e:  # noqa: BLE001 - reported, the parent decides
-                    send(("fatal", f"{type(e).__name__}: {e}"[:300]))
+                    send(("fatal", error_text(e, msg[1].credentials())[:300]))
                     return
                 send(("ready",))
             elif kind == "watch" and hub is not None:
@@ -133,7 +142,7 @@ def serve(commands: BinaryIO, events: BinaryIO) -> None:
                 try:
                     hub.reset_private()
                     send(("done", msg[1], None))
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:  # noqa: BLE001 - the parent raises it
                     send(("done", msg[1], hub.describe(e)))
             elif kind == "close":
                 return

@@ -61,7 +61,8 @@ class StreamProcess:
     Raises
     ------
     RuntimeError
-        The first child did not start (its error, keys masked).
+        The first child did not start (its error, keys masked; or the OS refused the
+        process or its pipes).
 
     Attributes
     ----------
@@ -86,8 +87,10 @@ class StreamProcess:
         self.restarts = 0
         self._closed = False
         self._proc: subprocess.Popen | None = None
+        self._starting: subprocess.Popen | None = None  # a child not ready yet
         self._cmds: Any = None
         self._events: Any = None
+        self._live = False  # a ready child reads the command pipe
         self._spawn()
         self._reader = threading.Thread(target=self._read, name="gridflow-ws-pipe",
                                         daemon=True)
@@ -123,22 +126,26 @@ class StreamProcess:
         with self._lock:
             return self._feeds.get(key)
 
-    def reset_private(self, timeout: float = 30.0) -> None:
+    def reset_private(self, timeout: float = 10.0) -> None:
         """Have the child close the user data stream's connections (blocking): the
-        watches reconnect with a fresh subscription. A child that is restarting has
-        fresh connections anyway.
+        watches reconnect with a fresh subscription. Returns at once while no child is
+        running (the next one opens fresh connections anyway).
 
         Raises
         ------
         TimeoutError
             The child did not answer within ``timeout`` seconds.
+        RuntimeError
+            The child could not reset (its error, keys masked).
         """
         done = threading.Event()
         with self._lock:
             self._next_call += 1
             cid = self._next_call
             self._calls[cid] = [done, None]
-            self._command(("call", cid, "reset_private"))
+            if not self._command(("call", cid, "reset_private")):
+                del self._calls[cid]
+                return
         if not done.wait(timeout):
             with self._lock:
                 self._calls.pop(cid, None)
@@ -146,7 +153,7 @@ class StreamProcess:
         with self._lock:
             error = self._calls.pop(cid, [None, None])[1]
         if error:
-            log.warning("resetting the user stream: %s", error)
+            raise RuntimeError(f"resetting the user stream: {error}")
 
     def describe(self, exc: BaseException) -> str:
         """``"ClassName: message"`` with the keys masked, at most 300 characters."""
@@ -155,31 +162,40 @@ class StreamProcess:
 
     def close(self) -> None:
         """Ask the child to close its connections and exit; kill it if it has not within
-        10 s."""
+        10 s (and a child still starting at once)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            proc = self._proc
+            proc, starting = self._proc, self._starting
             self._command(("close",))
             self._close_pipe(self._cmds)
+            self._live = False
+        if starting is not None:
+            starting.kill()
         if proc is not None:
             try:
                 proc.wait(timeout=10.0)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5.0)
-        self._reader.join(timeout=5.0)
+        self._reader.join(timeout=10.0)
         self._close_pipe(self._events)
 
     # ------------------------------------------------------------------ internals
-    def _command(self, msg: Any) -> None:
-        """Send ``msg`` to the child (under ``_lock``); a dead child is the reader's
-        business (it restarts it and sends every watch again)."""
+    def _command(self, msg: Any) -> bool:
+        """Send ``msg`` to the child (under ``_lock``); whether a running child got it. A
+        dead child is the reader's business (it restarts it and sends every watch
+        again)."""
+        if not self._live:
+            return False
         try:
             send_msg(self._cmds, msg)
+            return True
         except (OSError, ValueError) as e:
             log.debug("stream process command %s: %s", msg[0], type(e).__name__)
+            self._live = False
+            return False
 
     @staticmethod
     def _close_pipe(f: Any) -> None:
@@ -191,52 +207,71 @@ class StreamProcess:
     def _spawn(self) -> None:
         """Start a child, send it the config and every watch, wait for ``ready``.
 
+        The child's environment is the flow's without any variable holding a key: the
+        keys reach it over the pipe only.
+
         Raises
         ------
         RuntimeError
-            It died or said ``fatal`` before ``ready``, or was not ready in time.
+            The OS refused the pipes or the process, or the child died or said
+            ``fatal`` before ``ready``, or was not ready within ``start_timeout_s``.
         """
-        ev_r, ev_w = os.pipe()
-        cmd_r, cmd_w = os.pipe()
+        secrets = {s for s in self._secrets if s}
+        env = {k: v for k, v in os.environ.items() if v not in secrets}
+        proc = events = cmds = None
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "gridflow.exchange.stream_child", str(ev_w),
-                 str(cmd_r)], pass_fds=(ev_w, cmd_r), stdin=subprocess.DEVNULL)
-        finally:
-            os.close(ev_w)
-            os.close(cmd_r)
-        events, cmds = os.fdopen(ev_r, "rb"), os.fdopen(cmd_w, "wb")
-        watchdog = threading.Timer(self.start_timeout_s, proc.kill)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            send_msg(cmds, ("init", self.cfg, self.reconnect_max_s))
-            while True:
-                msg = recv_msg(events)
-                if msg[0] == "ready":
-                    break
-                if msg[0] == "log":
+            ev_r, ev_w = os.pipe()
+            events = os.fdopen(ev_r, "rb")
+            cmd_r, cmd_w = os.pipe()
+            cmds = os.fdopen(cmd_w, "wb")
+            _widen(ev_w)
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "gridflow.exchange.stream_child", str(ev_w),
+                     str(cmd_r)], pass_fds=(ev_w, cmd_r), stdin=subprocess.DEVNULL, env=env)
+            finally:
+                os.close(ev_w)
+                os.close(cmd_r)
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the stream hub is closed")
+                self._starting = proc
+            watchdog = threading.Timer(self.start_timeout_s, proc.kill)
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                send_msg(cmds, ("init", self.cfg, self.reconnect_max_s,
+                                logging.getLogger().getEffectiveLevel()))
+                while True:
+                    msg = recv_msg(events)
+                    if msg[0] == "ready":
+                        break
+                    if msg[0] != "log":
+                        raise RuntimeError("the stream process failed: "
+                                           + str(msg[1] if len(msg) > 1 else msg))
                     self._log(msg)
-                    continue
-                raise RuntimeError(f"the stream process failed: {msg[1] if len(msg) > 1 else msg}")
-        except (EOFError, OSError) as e:
-            proc.kill()
-            proc.wait()
-            events.close()
-            cmds.close()
-            raise RuntimeError(f"the stream process did not start (exit code "
-                               f"{proc.returncode}): {type(e).__name__}") from None
-        except RuntimeError:
-            proc.kill()
-            proc.wait()
-            events.close()
-            cmds.close()
-            raise
-        finally:
-            watchdog.cancel()
+            finally:
+                watchdog.cancel()
+        except Exception as e:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            for f in (events, cmds):
+                if f is not None:
+                    self._close_pipe(f)
+            with self._lock:
+                self._starting = None
+            if isinstance(e, RuntimeError):
+                raise
+            code = None if proc is None else proc.returncode
+            raise RuntimeError(f"the stream process did not start (exit code {code}): "
+                               f"{self.describe(e)}") from None
         with self._lock:
+            self._starting = None
             self._proc, self._events, self._cmds = proc, events, cmds
+            self._live = True
             if self._closed:  # closed while this child started: it ends at once
+                self._live = False
                 self._close_pipe(cmds)
                 return
             for spec in self._specs.values():
@@ -244,27 +279,39 @@ class StreamProcess:
 
     def _read(self) -> None:
         """The reader thread: apply the child's messages; start a new child when one
-        dies (see the module docstring)."""
+        dies or its pipe fails (see the module docstring)."""
         deaths = 0
         while True:
+            why = ""
             try:
                 while True:
                     msg = recv_msg(self._events)
-                    self._apply(msg)
-                    if msg[0] == "push":
+                    try:
+                        self._apply(msg)
+                    except Exception:  # noqa: BLE001 - one bad message, not the stream
+                        log.exception("stream process message %r", msg[:2])
+                    if msg[0] in ("push", "up"):
                         deaths = 0
-            except (EOFError, OSError, ValueError):
+            except EOFError:
                 pass
+            except Exception as e:  # noqa: BLE001 - an unreadable pipe: start afresh
+                why = f" ({type(e).__name__} reading its pipe)"
             if self._closed:
                 return
             deaths += 1
-            code = self._proc.wait() if self._proc is not None else None
-            error = f"the stream process exited (code {code})"
-            log.error("%s: restarting it (%d in a row)", error, deaths)
+            proc = self._proc
             with self._lock:
+                self._live = False
                 feeds = list(self._feeds.values())
-                for cid, call in list(self._calls.items()):
+                for call in self._calls.values():
                     call[0].set()  # a reset of a dead child: its connections are gone
+            code = None
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()  # a child whose pipe failed is ended
+                code = proc.wait()
+            error = f"the stream process exited (code {code}){why}"
+            log.error("%s: restarting it (%d in a row)", error, deaths)
             for f in feeds:
                 f._down(error)
             self._close_pipe(self._events)
@@ -277,7 +324,7 @@ class StreamProcess:
                     self._spawn()
                     self.restarts += 1
                     break
-                except RuntimeError as e:
+                except Exception as e:  # noqa: BLE001 - try again after the backoff
                     deaths += 1
                     log.error("%s", e)
 
@@ -307,3 +354,18 @@ class StreamProcess:
     @staticmethod
     def _log(msg: Any) -> None:
         logging.getLogger(msg[2]).log(msg[1], "%s", msg[3])
+
+
+_PIPE_BYTES = 1 << 20
+
+
+def _widen(fd: int) -> None:
+    """Give the pipe ``fd`` 1 MiB of buffer where Linux allows it (64 KiB by default), so
+    a burst of parsed items does not stop the child's event loop while the flow is busy
+    reading; elsewhere the default stays."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except (OSError, ImportError, ValueError):
+        pass

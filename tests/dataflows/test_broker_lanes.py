@@ -351,6 +351,34 @@ def test_background_partition_returns_before_the_exchange_answers(tmp_path) -> N
         fx.stop()
 
 
+def test_a_bounded_wait_waits_for_a_quick_batch_and_returns_at_the_bound(tmp_path) -> None:
+    """``live.broker_wait_max_s``: a batch answered within the bound is waited for (its
+    outcome journaled when ``write_batch`` returns); one the exchange holds longer is
+    left to its lane at the bound, and the epoch's snapshot waits for it."""
+    from gridflow.dataflows.broker_sink import BrokerSink
+
+    fx = make_fx()
+    url = f"sqlite:///{tmp_path / 'bound.db'}"
+    live = live_cfg(fx).model_copy(update={"broker_wait_max_s": 0.1})
+    sink = BrokerSink(SimpleNamespace(db_url=url, run_id=RUN, live=live), gateway=gateway(fx))
+    part = sink.build_part("broker", "broker", None)
+    try:
+        part.write_batch([intent("quick1")])
+        assert {r["intent_id"]: r["status"] for r in read_broker(url, RUN)} == {
+            "quick1:place": "sent"}
+        with fx._lock:  # the exchange cannot answer an order while this is held
+            part.write_batch([intent("held1", price=19_000.0)])
+            assert {r["intent_id"]: r["status"] for r in read_broker(url, RUN)}[
+                "held1:place"] == "sending"
+        part.snapshot()
+        assert {r["intent_id"]: r["status"] for r in read_broker(url, RUN)} == {
+            "quick1:place": "sent", "held1:place": "sent"}
+        assert fx.accepted_client_ids() == Counter({"quick1": 1, "held1": 1})
+    finally:
+        part.close()
+        fx.stop()
+
+
 def test_a_market_close_waits_for_the_take_profit_cancel_on_its_own_lane() -> None:
     """Flatten: the take profit's cancel (its chain's lane) is held at the exchange; the
     market close (the symbol's lane) starts only once it ended."""

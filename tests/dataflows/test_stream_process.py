@@ -67,6 +67,7 @@ def test_a_killed_stream_process_is_restarted_and_rest_fills_the_hole(fx, caplog
         pump(part, lambda g: part.feed.status == "up", what="reconnected")
         first = hub.pid
         os.kill(first, signal.SIGKILL)
+        hub.reset_private(timeout=5.0)  # while no child runs: returns, nothing to reset
         wait_for(lambda: hub.restarts == 1 and part.feed.status == "up", 20,
                  "a new child, streaming")
         assert hub.pid != first and gone(first)
@@ -99,8 +100,8 @@ from gridflow.exchange import watches
 from gridflow.exchange.stream_process import StreamProcess
 c = json.loads(sys.argv[1])
 cfg = ExchangeConfig(urls=c["urls"], ws_urls=c["ws_urls"], rate_limit_ms=0,
-                     api_key=SecretStr(os.environ.pop("T_KEY")),
-                     secret=SecretStr(os.environ.pop("T_SECRET")))
+                     api_key=SecretStr(os.environ["T_KEY"]),
+                     secret=SecretStr(os.environ["T_SECRET"]))
 hub = StreamProcess(cfg)
 feed = hub.watch(watches.MY_TRADES)
 print(hub.pid, flush=True)
@@ -116,6 +117,10 @@ def test_a_killed_flow_leaves_no_stream_process_or_connection_behind(fx):
     try:
         child = int(flow.stdout.readline())
         assert not gone(child)
+        # the flow's environment holds the keys (as a deployment's does): not the child's
+        for name in ("cmdline", "environ"):
+            raw = Path(f"/proc/{child}/{name}").read_bytes()
+            assert KEY.encode() not in raw and SECRET.encode() not in raw
         wait_for(lambda: fx.ws_connections().get("user", 0) == 1, 20,
                  "the child's user stream connected")
         # a terminal's Ctrl-C or a service stop reaches the process group: the child
@@ -132,3 +137,32 @@ def test_a_killed_flow_leaves_no_stream_process_or_connection_behind(fx):
     finally:
         if flow.poll() is None:
             flow.kill()
+
+
+def test_a_child_the_os_refuses_is_started_again_after_the_backoff(fx, monkeypatch, caplog):
+    """The fork of a new child fails once (ENOMEM, EMFILE: what an OOM kill leaves
+    behind): the hub logs it and starts one at the next try."""
+    import gridflow.exchange.stream_process as sp
+
+    hub = StreamProcess(cfg(fx), reconnect_max_s=0.2)
+    try:
+        feed = hub.watch(("ohlcv", "BTC/USDT:USDT", "1h"))
+        wait_for(lambda: feed.status == "up", 20, "streaming")
+        real, refused = sp.subprocess.Popen, []
+
+        def popen(*a, **kw):
+            if not refused:
+                refused.append(1)
+                raise OSError(12, "Cannot allocate memory")
+            return real(*a, **kw)
+
+        monkeypatch.setattr(sp.subprocess, "Popen", popen)
+        first = hub.pid
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: hub.restarts == 1 and feed.status == "up", 20,
+                 "a child after the refused one")
+        assert refused == [1] and hub.pid != first and feed.generation == 1
+        assert any("Cannot allocate memory" in r.getMessage() for r in caplog.records)
+    finally:
+        hub.close()
+    assert gone(hub.pid)
