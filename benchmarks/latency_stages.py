@@ -14,7 +14,7 @@ FILL_STAGES = ("fill_parsed", "fill_recv", "fill_emit", "engine_in", "engine_out
                "lane_start", "lane_go", "send", "received")
 CANDLE_STAGES = ("candle_emit", "broker_in", "broker_wa", "lane_start", "lane_go", "send",
                  "received")
-TRIP_STAGES = ("mark_emit", "engine_out", "broker_in", "broker_wa", "lane_start", "send",
+TRIP_STAGES = ("mark_parsed", "mark_emit", "engine_out", "broker_in", "broker_wa", "lane_start", "send",
                "received")
 
 
@@ -65,15 +65,18 @@ def trip_breakdown(marks: dict[str, float], orders: list[dict], clock, log,
             continue
         last_at, last = max(here)
         e = {"mark_emit": (marks[f"mark_emit marks@{ts}"] - w) * 1000,
+             **({"mark_parsed": (marks[f"mark_parsed marks@{ts}"] - w) * 1000}
+                if f"mark_parsed marks@{ts}" in marks else {}),
              "engine_out": (marks.get(f"engine_out marks@{ts}", marks[f"mark_emit marks@{ts}"])
                             - w) * 1000,
              "broker_in": (min(marks[f"broker_in {k}"] for _, k in here) - w) * 1000,
              "broker_wa": (min(marks[f"broker_wa {k}"] for _, k in here
                                if f"broker_wa {k}" in marks) - w) * 1000,
              "lane_start": (marks.get(f"lane_start {last}", 0.0) - w) * 1000,
-             "send": (marks.get(f"send {last}", 0.0) - w) * 1000,
              "received": (last_at - w) * 1000}
-        if e["lane_start"] > 0 and e["send"] > 0:
+        if f"send {last}" in marks:  # a cancel is not marked when sent
+            e["send"] = (marks[f"send {last}"] - w) * 1000
+        if e["lane_start"] > 0:
             rows.append(e)
     return _stage_table(rows, TRIP_STAGES)
 

@@ -12,7 +12,8 @@ candle close the work answers; the intents a fill causes carry its time):
   "process"``), ``fill_recv``: the flow's process has it (its stream feed),
   ``fill_emit``:
   the account partition hands the update holding it to Bytewax (``mark_emit``, key
-  ``marks@wm``: an update holding mark prices, at the partition's watermark);
+  ``marks@wm``: an update holding mark prices, at the partition's watermark;
+  ``mark_parsed``: the stream process parsed a mark-price message, at its newest time);
 * ``engine_in`` / ``engine_out``: the account engine step begins / ends the item;
 * ``broker_in``: the broker sink received an intent, ``broker_wa``: its write-ahead row
   is committed, ``send``: its lane calls the exchange.

@@ -65,6 +65,19 @@ class _Sender:
             os._exit(0)
 
 
+def _trace(key: str, item: Any) -> None:
+    """``fill_parsed`` per streamed fill, ``mark_parsed`` per mark-price message (at its
+    newest exchange time, as the account partition's watermark)."""
+    if key == "my_trades":
+        for t in item or []:
+            latency_trace.mark("fill_parsed", f"{t.get('symbol')}@{t.get('timestamp')}")
+    elif key.startswith(("marks:", "tickers:")) and isinstance(item, dict):
+        ts = [tk.get("timestamp") for tk in item.values() if isinstance(tk, dict)]
+        ts = [t for t in ts if t is not None]
+        if ts:
+            latency_trace.mark("mark_parsed", f"marks@{max(ts)}")
+
+
 class RelayFeed(StreamFeed):
     """A feed of the child's hub: keeps only its state (the hub's reconnects need it)
     and sends each message and each change of status to the parent."""
@@ -74,9 +87,8 @@ class RelayFeed(StreamFeed):
         self._send = send
 
     def _push(self, item: Any) -> None:
-        if latency_trace.enabled() and self.key == "my_trades":
-            for t in item or []:
-                latency_trace.mark("fill_parsed", f"{t.get('symbol')}@{t.get('timestamp')}")
+        if latency_trace.enabled():
+            _trace(self.key, item)
         with self._lock:
             self._heard()
         try:
