@@ -334,6 +334,10 @@ class LaneRunner:
             try:
                 if on_done is not None:
                     on_done(batch)
+            except BaseException as exc:  # the batch's journal commit: nobody may wait
+                with self._lock:  # for the batch (a bounded or no wait), so the runner
+                    self.error = self.error or exc  # stops and raises it next
+                raise
             finally:
                 with self._lock:
                     self._pending.discard(batch)

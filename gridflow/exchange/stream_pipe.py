@@ -12,7 +12,7 @@ import pickle
 import struct
 from typing import Any, BinaryIO
 
-__all__ = ["recv_msg", "send_msg"]
+__all__ = ["recv_frame", "recv_msg", "send_msg"]
 
 _HEAD = struct.Struct("!I")
 
@@ -30,8 +30,9 @@ def send_msg(f: BinaryIO, msg: Any) -> None:
     f.flush()
 
 
-def recv_msg(f: BinaryIO) -> Any:
-    """The next message of ``f`` (blocking).
+def recv_frame(f: BinaryIO) -> bytes:
+    """The next message of ``f`` (blocking), still pickled: a message that cannot be
+    unpickled can be skipped without losing the framing.
 
     Raises
     ------
@@ -45,4 +46,17 @@ def recv_msg(f: BinaryIO) -> Any:
     data = f.read(n)
     if len(data) < n:
         raise EOFError("the stream pipe ended mid-message")
-    return pickle.loads(data)  # noqa: S301 - a private pipe between our two processes
+    return data
+
+
+def recv_msg(f: BinaryIO) -> Any:
+    """The next message of ``f`` (blocking), unpickled.
+
+    Raises
+    ------
+    EOFError
+        The pipe ended (the other process closed it or is gone).
+    pickle.UnpicklingError, AttributeError, ImportError
+        The message cannot be unpickled here.
+    """
+    return pickle.loads(recv_frame(f))  # noqa: S301 - a private pipe of our two processes

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -32,14 +33,15 @@ from typing import Any
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange import watches
 from gridflow.exchange.retry import error_text
-from gridflow.exchange.stream_pipe import recv_msg, send_msg
-from gridflow.exchange.streams import StreamFeed
+from gridflow.exchange.stream_pipe import recv_frame, recv_msg, send_msg
+from gridflow.exchange.streams import StreamFeed, backoff
 
 __all__ = ["StreamProcess"]
 
 log = logging.getLogger(__name__)
 
-_FIRST_DELAY_S = 0.1
+_STEADY_S = 30.0
+"""A child that ran this long before it died starts the backoff afresh."""
 
 
 class StreamProcess:
@@ -91,6 +93,7 @@ class StreamProcess:
         self._cmds: Any = None
         self._events: Any = None
         self._live = False  # a ready child reads the command pipe
+        self._started = 0.0  # time.monotonic() when the running child became ready
         self._spawn()
         self._reader = threading.Thread(target=self._read, name="gridflow-ws-pipe",
                                         daemon=True)
@@ -216,22 +219,27 @@ class StreamProcess:
             The OS refused the pipes or the process, or the child died or said
             ``fatal`` before ``ready``, or was not ready within ``start_timeout_s``.
         """
-        secrets = {s for s in self._secrets if s}
-        env = {k: v for k, v in os.environ.items() if v not in secrets}
+        env = {k: v for k, v in os.environ.items() if not _holds_secret(v, self._secrets)}
         proc = events = cmds = None
+        raw: list[int] = []  # pipe ends not yet owned by a file object or closed
         try:
             ev_r, ev_w = os.pipe()
+            raw += [ev_r, ev_w]
             events = os.fdopen(ev_r, "rb")
+            raw.remove(ev_r)
             cmd_r, cmd_w = os.pipe()
+            raw += [cmd_r, cmd_w]
             cmds = os.fdopen(cmd_w, "wb")
+            raw.remove(cmd_w)
             _widen(ev_w)
             try:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "gridflow.exchange.stream_child", str(ev_w),
                      str(cmd_r)], pass_fds=(ev_w, cmd_r), stdin=subprocess.DEVNULL, env=env)
             finally:
-                os.close(ev_w)
-                os.close(cmd_r)
+                for fd in (ev_w, cmd_r):
+                    raw.remove(fd)
+                    os.close(fd)
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the stream hub is closed")
@@ -253,6 +261,8 @@ class StreamProcess:
             finally:
                 watchdog.cancel()
         except Exception as e:
+            for fd in raw:
+                os.close(fd)
             if proc is not None:
                 proc.kill()
                 proc.wait()
@@ -269,6 +279,7 @@ class StreamProcess:
         with self._lock:
             self._starting = None
             self._proc, self._events, self._cmds = proc, events, cmds
+            self._started = time.monotonic()
             self._live = True
             if self._closed:  # closed while this child started: it ends at once
                 self._live = False
@@ -285,19 +296,15 @@ class StreamProcess:
             why = ""
             try:
                 while True:
-                    msg = recv_msg(self._events)
-                    try:
-                        self._apply(msg)
-                    except Exception:  # noqa: BLE001 - one bad message, not the stream
-                        log.exception("stream process message %r", msg[:2])
-                    if msg[0] in ("push", "up"):
-                        deaths = 0
+                    self._one(recv_frame(self._events))
             except EOFError:
                 pass
             except Exception as e:  # noqa: BLE001 - an unreadable pipe: start afresh
                 why = f" ({type(e).__name__} reading its pipe)"
             if self._closed:
                 return
+            if time.monotonic() - self._started >= _STEADY_S:
+                deaths = 0  # it had been running: not one more of a series
             deaths += 1
             proc = self._proc
             with self._lock:
@@ -317,7 +324,7 @@ class StreamProcess:
             self._close_pipe(self._events)
             self._close_pipe(self._cmds)
             while not self._closed:
-                time.sleep(min(self.reconnect_max_s, _FIRST_DELAY_S * 2 ** (deaths - 1)))
+                time.sleep(backoff(deaths, self.reconnect_max_s))
                 if self._closed:
                     return
                 try:
@@ -325,8 +332,30 @@ class StreamProcess:
                     self.restarts += 1
                     break
                 except Exception as e:  # noqa: BLE001 - try again after the backoff
+                    if self._closed:
+                        return
                     deaths += 1
                     log.error("%s", e)
+
+    def _one(self, frame: bytes) -> None:
+        """Apply one message of the child. One that cannot be unpickled or applied is
+        logged and skipped; a push lost so counts as a reconnect of its feed (its
+        ``generation`` moves on: the partition catches up by REST)."""
+        try:
+            msg = pickle.loads(frame)  # noqa: S301 - our own child's pipe
+        except Exception as e:  # noqa: BLE001
+            log.error("stream process: a message that cannot be read (%s), skipped",
+                      type(e).__name__)
+            return
+        try:
+            self._apply(msg)
+        except Exception:  # noqa: BLE001 - one bad message, not the stream
+            log.exception("stream process message %r", msg[:2])
+            feed = self._feeds.get(msg[1]) if msg[0] == "push" else None
+            if feed is not None:
+                feed._down("a message of the stream process could not be applied")
+                with feed._lock:
+                    feed._up()
 
     def _apply(self, msg: Any) -> None:
         kind = msg[0]
@@ -365,7 +394,16 @@ def _widen(fd: int) -> None:
     reading; elsewhere the default stays."""
     try:
         import fcntl
+    except ImportError:
+        return
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except OSError:
+            pass
 
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
-    except (OSError, ImportError, ValueError):
-        pass
+
+def _holds_secret(value: str, secrets: list[str]) -> bool:
+    """``value`` (an environment variable's) is or contains one of ``secrets`` (those of
+    8 characters and more are looked for inside longer values too)."""
+    return any(s and (value == s or (len(s) >= 8 and s in value)) for s in secrets)

@@ -39,12 +39,18 @@ from gridflow.exchange import watches
 from gridflow.exchange.client import make_pro_exchange
 from gridflow.exchange.retry import error_text
 
-__all__ = ["StreamFeed", "StreamHub", "ohlcv_key"]
+__all__ = ["StreamFeed", "StreamHub", "backoff", "ohlcv_key"]
 
 log = logging.getLogger(__name__)
 
 _FIRST_DELAY_S = 0.1
 _CONNECT_CHECK_S = 0.05
+
+
+def backoff(k: int, cap_s: float) -> float:
+    """Seconds to wait after the ``k``-th failure in a row (k >= 1):
+    ``min(cap_s, 0.1 * 2**(k-1))``, for any ``k`` (hours of failures included)."""
+    return min(float(cap_s), _FIRST_DELAY_S * 2.0 ** min(max(k, 1) - 1, 30))
 
 
 class StreamFeed:
@@ -231,7 +237,7 @@ class StreamHub:
         failures += 1
         msg = self.describe(e)
         feed._down(msg)
-        wait = min(self.reconnect_max_s, _FIRST_DELAY_S * 2 ** (failures - 1))
+        wait = backoff(failures, self.reconnect_max_s)
         log.warning("stream %s: %s (failure %d in a row, again in %.2f s)", feed.key, msg,
                     failures, wait)
         await asyncio.sleep(wait)

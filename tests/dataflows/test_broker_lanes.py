@@ -379,6 +379,25 @@ def test_a_bounded_wait_waits_for_a_quick_batch_and_returns_at_the_bound(tmp_pat
         fx.stop()
 
 
+def test_a_failed_journal_commit_at_a_batch_end_stops_the_runner_unwaited() -> None:
+    """A batch nobody waits for (a bounded or no wait): its end's commit fails, and the
+    next batch and the drain raise it (the flow stops and recovers)."""
+    def fail(batch) -> None:
+        raise RuntimeError("journal is gone")
+
+    runner = LaneRunner(2)
+    try:
+        batch = runner.submit([make(0, "BTC/USDT", "c0")], lambda lane, k, it: k, fail)
+        assert batch.finished(10)
+        with pytest.raises(LaneError) as err:
+            runner.drain()
+        assert "journal is gone" in str(err.value.__cause__)
+        with pytest.raises(LaneError):
+            runner.submit([make(1, "BTC/USDT", "c1")], lambda lane, k, it: k)
+    finally:
+        runner.close()
+
+
 def test_a_market_close_waits_for_the_take_profit_cancel_on_its_own_lane() -> None:
     """Flatten: the take profit's cancel (its chain's lane) is held at the exchange; the
     market close (the symbol's lane) starts only once it ended."""

@@ -166,3 +166,43 @@ def test_a_child_the_os_refuses_is_started_again_after_the_backoff(fx, monkeypat
     finally:
         hub.close()
     assert gone(hub.pid)
+
+
+def test_a_message_the_flow_cannot_read_or_apply_is_skipped_and_counts_as_a_reconnect(fx):
+    """A frame that does not unpickle is skipped (the stream goes on); a push that cannot
+    be applied moves its feed's generation on, so the partition catches up by REST."""
+    import pickle
+
+    hub = StreamProcess(cfg(fx))
+    try:
+        feed = hub.watch(("ohlcv", "BTC/USDT:USDT", "1h"))
+        wait_for(lambda: feed.status == "up", 20, "streaming")
+        gen = feed.generation
+        hub._one(b"not a pickle")
+        assert feed.status == "up" and feed.generation == gen
+
+        def broken(item):
+            raise ValueError("cannot apply")
+
+        feed._push = broken
+        hub._one(pickle.dumps(("push", feed.key, [[1, 2, 3, 4, 5, 6]])))
+        assert feed.status == "up" and feed.generation == gen + 1
+    finally:
+        hub.close()
+
+
+def test_the_backoff_has_a_cap_and_never_overflows():
+    from gridflow.exchange.streams import backoff
+
+    assert [backoff(k, 5.0) for k in (1, 2, 3)] == [0.1, 0.2, 0.4]
+    assert backoff(7, 5.0) == 5.0 and backoff(5_000, 5.0) == 5.0  # hours of failures
+
+
+def test_an_environment_variable_holding_a_key_is_kept_from_the_child():
+    from gridflow.exchange.stream_process import _holds_secret
+
+    keys = ["k3y-0123456789", "short"]
+    assert _holds_secret("k3y-0123456789", keys)
+    assert _holds_secret('{"api_key": "k3y-0123456789"}\n', keys)  # inside a longer value
+    assert _holds_secret("short", keys) and not _holds_secret("not so short", keys)
+    assert not _holds_secret("/usr/bin", keys)
