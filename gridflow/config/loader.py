@@ -77,10 +77,14 @@ def _absolute_paths(items: Any, base: Path) -> None:
                     item["path"] = str((base / q).resolve())
 
 
+#: Settings of how a live run runs, not of what it does (dotted paths): never hashed, so
+#: switching them between two starts of a run keeps its identity.
+HOW_NOT_WHAT: tuple[str, ...] = ("live.streams.hub", "live.broker_wait_max_s")
+
 #: Settings added after runs were journaled (dotted path) -> their default (as JSON).
 _ADDED_LATER: dict[str, object] = {
     "candles": CandleRules().model_dump(mode="json"),
-    "live.streams": StreamsConfig().model_dump(mode="json"),
+    "live.streams": StreamsConfig().model_dump(mode="json", exclude={"hub"}),
     "live.exchange.ws_urls": {},
     "live.exchange.password": None,
     "live.allow_beta_venue": False,
@@ -113,6 +117,16 @@ def _pop_account_defaults(doc: dict) -> None:
                     _pop_default(strat, field, default)
 
 
+def _pop_path(doc: dict, dotted: str) -> None:
+    """Remove the setting at ``dotted`` from ``doc`` (if there)."""
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        doc = doc.get(key)
+        if not isinstance(doc, dict):
+            return
+    doc.pop(leaf, None)
+
+
 def _pop_default(doc: dict, dotted: str, default: object) -> None:
     """Remove the setting at ``dotted`` from ``doc`` when it equals ``default``."""
     *parents, leaf = dotted.split(".")
@@ -130,7 +144,8 @@ def config_hash(cfg: GridflowConfig) -> str:
     Data paths are reduced to file names and sizes, so the hash does not depend on
     where the repo lives. Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
     ``logging`` (how a run logs is not what it does), the metrics endpoint
-    (``live.ops.metrics_port`` / ``metrics_host``), ``run_id`` and the replay window
+    (``live.ops.metrics_port`` / ``metrics_host``), where the streams are parsed and how
+    long the broker waits (:data:`HOW_NOT_WHAT`), ``run_id`` and the replay window
     (``start_ms``, ``end_ms``) — where the journal is,
     how fast it is paced and which slice of the candles one process covers do not change
     the strategy, so a process continuing a run over later candles has the same hash.
@@ -143,6 +158,8 @@ def config_hash(cfg: GridflowConfig) -> str:
     ops = doc.get("live", {}).get("ops")
     for watch_only in OPS_NOT_IDENTITY if isinstance(ops, dict) else ():
         ops.pop(watch_only, None)  # the metrics endpoint is not what a run does
+    for how in HOW_NOT_WHAT:
+        _pop_path(doc, how)
     for added, default in _ADDED_LATER.items():  # hashed only when not the default
         _pop_default(doc, added, default)
     _pop_account_defaults(doc)

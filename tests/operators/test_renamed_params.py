@@ -195,3 +195,16 @@ def test_strategy_and_risk_fields_added_by_issue_18_change_no_run_identity_unles
     doc = cfg.model_dump(mode="json")
     doc["accounts"][0]["risk"]["max_symbol_exposure"] = 0.5
     assert config_hash(type(cfg).model_validate(doc)) != config_hash(cfg)
+
+
+def test_where_streams_are_parsed_and_the_brokers_wait_are_no_part_of_a_runs_identity():
+    """``live.streams.hub`` and ``live.broker_wait_max_s`` say how a live run runs, not
+    what it does: set or not, the run keeps its identity (a restart may switch them);
+    the streams' mode still counts."""
+    cfg = load_config(None)
+    doc = cfg.model_dump(mode="json")
+    doc["live"]["streams"]["hub"] = "thread"
+    doc["live"]["broker_wait_max_s"] = 0.01
+    assert config_hash(type(cfg).model_validate(doc)) == config_hash(cfg)
+    doc["live"]["streams"]["account"] = "poll"
+    assert config_hash(type(cfg).model_validate(doc)) != config_hash(cfg)
