@@ -29,9 +29,8 @@ import threading
 from typing import Any, BinaryIO
 
 from gridflow import latency_trace
-from gridflow.exchange.retry import error_text
 from gridflow.exchange.stream_pipe import recv_msg, send_msg
-from gridflow.exchange.streams import StreamFeed, StreamHub
+from gridflow.exchange.streams import StreamFeed, StreamHub, stream_error
 
 __all__ = ["RelayFeed", "main", "serve"]
 
@@ -145,7 +144,7 @@ def serve(commands: BinaryIO, events: BinaryIO) -> None:
                     hub = StreamHub(msg[1], msg[2],
                                     new_feed=lambda key: RelayFeed(key, send))
                 except Exception as e:  # noqa: BLE001 - reported, the parent decides
-                    send(("fatal", error_text(e, msg[1].credentials())[:300]))
+                    send(("fatal", stream_error(e, msg[1].credentials())))
                     return
                 send(("ready",))
             elif kind == "watch" and hub is not None:

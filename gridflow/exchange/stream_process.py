@@ -32,9 +32,8 @@ from typing import Any
 
 from gridflow.config.live import ExchangeConfig
 from gridflow.exchange import watches
-from gridflow.exchange.retry import error_text
 from gridflow.exchange.stream_pipe import recv_frame, recv_msg, send_msg
-from gridflow.exchange.streams import StreamFeed, backoff
+from gridflow.exchange.streams import StreamFeed, backoff, stream_error
 
 __all__ = ["StreamProcess"]
 
@@ -160,8 +159,7 @@ class StreamProcess:
 
     def describe(self, exc: BaseException) -> str:
         """``"ClassName: message"`` with the keys masked, at most 300 characters."""
-        text = error_text(exc, self._secrets)
-        return text if len(text) <= 300 else text[:297] + "..."
+        return stream_error(exc, self._secrets)
 
     def close(self) -> None:
         """Ask the child to close its connections and exit; kill it if it has not within

@@ -39,12 +39,19 @@ from gridflow.exchange import watches
 from gridflow.exchange.client import make_pro_exchange
 from gridflow.exchange.retry import error_text
 
-__all__ = ["StreamFeed", "StreamHub", "backoff", "ohlcv_key"]
+__all__ = ["StreamFeed", "StreamHub", "backoff", "ohlcv_key", "stream_error"]
 
 log = logging.getLogger(__name__)
 
 _FIRST_DELAY_S = 0.1
 _CONNECT_CHECK_S = 0.05
+
+
+def stream_error(exc: BaseException, secrets: list[str]) -> str:
+    """``"ClassName: message"`` with ``secrets`` masked (:func:`~gridflow.exchange.retry.
+    error_text`), at most 300 characters: how every stream error is kept and logged."""
+    text = error_text(exc, secrets)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def backoff(k: int, cap_s: float) -> float:
@@ -205,9 +212,8 @@ class StreamHub:
 
     def describe(self, exc: BaseException) -> str:
         """``"ClassName: message"`` with the keys masked (:func:`~gridflow.exchange.retry.
-        error_text`), at most 300 characters."""
-        text = error_text(exc, self._secrets)
-        return text if len(text) <= 300 else text[:297] + "..."
+        error_text`), at most 300 characters (:func:`stream_error`)."""
+        return stream_error(exc, self._secrets)
 
     async def _repeat(self, feed: StreamFeed, fn: watches.WatchFn) -> None:
         """Call ``fn`` again as soon as it returned: no other callback runs in between, so
