@@ -30,7 +30,9 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     decides again; a refused stop counts towards a market close only while it is the
     stop the position relies on); a confirmed cancel ends the order. A refused or failed
     place is journaled (``order_rejected`` / ``order_failed``) with the exchange's error
-    class as its reason, else ``REJECTED`` / ``FAILED``. A place this life dropped as
+    class as its reason, else ``REJECTED`` / ``FAILED``. A refused stop the position
+    relied on is decided again at once, not at the next exchange message (a stream may
+    have nothing to say for a while): a new stop, or after two refusals a market close. A place this life dropped as
     superseded (``Working.elided``) that the broker reports sent (an earlier life sent
     it before a restore) is cancelled."""
     out = JournalBatch()
@@ -57,7 +59,8 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
         self.book.move(w, OrderState.GONE)
         if current:
             del self.book.slots[(w.symbol, w.slot)]
-        if w.slot == "SL" and o.status == "rejected" and current:
+        refused_stop = w.slot == "SL" and o.status == "rejected" and current
+        if refused_stop:
             self.stop_rejects[self.index[w.symbol]] += 1
         if o.status != "skipped":
             out.events.append(event(self.account.name, ORDER_OUTCOME_KINDS[o.status],
@@ -65,6 +68,14 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
                                     max(self.watermark, 0), self.next_seq(), w.symbol,
                                     client_order_id=w.coid, tag=w.slot, error=o.error[:500]))
         _restore_predecessor(self, w)
+        before = self.book.orders.get(w.after or "")
+        if refused_stop and self.replayed and self.book.slot(w.symbol, "SL") is None \
+                and (before is None or before.state == OrderState.GONE):
+            # nothing protects the position (a refused move leaves the old stop resting):
+            # it must not wait for the next exchange message, so its stop is decided
+            # again now (a second refusal closes it at market)
+            s = self.index[w.symbol]
+            self._sync(s, self._decided(s), out, entries=False)
     elif o.action == "cancel" and o.status in ("canceled", "not_found"):
         if w.state == OrderState.CANCELING:
             self.book.move(w, OrderState.GONE)

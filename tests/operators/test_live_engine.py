@@ -169,24 +169,50 @@ def test_paused_account_places_no_entry():
     assert {e.reason for e in out.events if e.kind == "order_denied"} == {"PAUSED"}
 
 
-def test_rejected_stop_is_replaced_and_journaled_as_missing_then_closed_at_market():
+def test_rejected_stop_is_replaced_at_once_journaled_as_missing_then_closed_at_market():
+    """A refused stop is decided again on the broker's answer, not at the next exchange
+    message (a quiet stream could leave the position unprotected until then)."""
     eng, out = started()
     l0 = opened(out.intents)[0]
     out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
                                                       2 * H + 1, "trade-1")]))
     sl = next(i for i in out.intents if i.tag == "SL")
     for k in range(2):
-        ev = eng.on_outcome(OrderOutcome(intent_id=sl.intent_id, client_order_id=sl.client_order_id,
-                                         action="place", account="t", symbol=SYM, tag="SL",
-                                         status="rejected", error="InvalidOrder: -2021"))
-        assert [e.kind for e in ev.events] == ["order_rejected"]
-        out = eng.on_exchange(upd(2 * H + 120_000 + k))
+        out = eng.on_outcome(OrderOutcome(intent_id=sl.intent_id, client_order_id=sl.client_order_id,
+                                          action="place", account="t", symbol=SYM, tag="SL",
+                                          status="rejected", error="InvalidOrder: -2021"))
+        assert [e.kind for e in out.events] == ["order_rejected", "stop_missing"][:1 + (k == 0)]
         if k == 0:
-            assert "stop_missing" in [e.kind for e in out.events]
             sl = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+            assert (sl.type, sl.reduce_only, sl.amount) == ("stop_market", True, l0.amount)
     # a second refusal: the position is closed at market rather than left unprotected
     assert [(i.tag, i.type, i.reduce_only) for i in opened(out.intents)] == [
         ("CLOSE", "market", True)]
+    # a refused close is not retried on the broker's answer (no request loop against an
+    # exchange that keeps refusing): the next exchange message decides again
+    close = opened(out.intents)[0]
+    out = eng.on_outcome(OrderOutcome(intent_id=close.intent_id,
+                                      client_order_id=close.client_order_id, action="place",
+                                      account="t", symbol=SYM, tag="CLOSE", status="rejected",
+                                      error="InvalidOrder: -4131"))
+    assert not out.intents
+    out = eng.on_exchange(upd(2 * H + 120_000))
+    assert [(i.tag, i.type) for i in opened(out.intents)] == [("CLOSE", "market")]
+
+
+def test_a_refused_stop_outcome_replayed_at_a_cold_start_places_nothing():
+    """Outcomes replayed from the journal before the start (``replayed`` false) are
+    history: nothing is decided on them."""
+    eng, out = started()
+    l0 = opened(out.intents)[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 1, "trade-1")]))
+    sl = next(i for i in out.intents if i.tag == "SL")
+    eng.replayed = False
+    out = eng.on_outcome(OrderOutcome(intent_id=sl.intent_id, client_order_id=sl.client_order_id,
+                                      action="place", account="t", symbol=SYM, tag="SL",
+                                      status="rejected", error="InvalidOrder: -2021"))
+    assert [e.kind for e in out.events] == ["order_rejected"] and not out.intents
 
 
 def outcome(i, action: str, status: str, error: str = "") -> OrderOutcome:

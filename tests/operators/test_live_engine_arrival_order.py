@@ -36,9 +36,8 @@ def test_refusal_of_a_replaced_or_finished_stop_does_not_count_against_the_curre
         refuse(old)
     s = eng.index[SYM]
     assert eng.stop_rejects[s] == 0
-    refuse(new)
+    out = refuse(new)
     assert eng.stop_rejects[s] == 1
-    out = eng.on_exchange(upd(2 * H + 180_000))
     assert [i.tag for i in opened(out.intents)] == ["SL"]  # placed again, no market close
 
 
