@@ -58,9 +58,16 @@ def trip_breakdown(marks: dict[str, float], orders: list[dict], clock, log,
     rows = []
     for ts in trips:
         w = clock.wall_at(ts)
-        keys = [f"{o['symbol']}@{ts}:{o['tag']}" for o in cancels]
-        here = [(deletes[o["client_order_id"]], k) for o, k in zip(cancels, keys)
-                if f"broker_in {k}" in marks]
+        if w is None:
+            continue
+        # per entry slot cancelled at ts, the first DELETE at or after the trip of an
+        # order placed at or before it (the slot's order of that hour, not another's)
+        first: dict[str, float] = {}
+        for o in cancels:
+            k, at = f"{o['symbol']}@{ts}:{o['tag']}", deletes[o["client_order_id"]]
+            if o["ts_ms"] <= ts and at >= w and f"broker_in {k}" in marks:
+                first[k] = min(first.get(k, at), at)
+        here = [(at, k) for k, at in first.items()]
         if ts < since_ms or w is None or not here or f"mark_emit marks@{ts}" not in marks:
             continue
         last_at, last = max(here)
