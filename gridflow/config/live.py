@@ -134,12 +134,11 @@ class StreamsConfig(_Model):
         Cap of the exponential reconnect backoff (from 0.1 s): after an outage the REST
         catch-up starts within this many seconds of the exchange being back.
     hub : "process" or "thread"
-        Where ccxt.pro runs the websockets: ``process``, a child process of the flow
-        that parses the streams and sends the parsed items over a pipe, so the parsing
-        does not hold the flow's GIL (it exits with the flow, and is restarted with the
-        same backoff if it dies; measured faster, see the README); ``thread`` (default
-        until the live fault test's stop check is understood with it), an event-loop
-        thread in the flow's own process.
+        Where ccxt.pro runs the websockets: ``process`` (default), a child process of
+        the flow that parses the streams and sends the parsed items over a pipe, so the
+        parsing does not hold the flow's GIL (it exits with the flow, and is restarted
+        with the same backoff if it dies); ``thread``, an event-loop thread in the flow's
+        own process.
     """
 
     candles: Literal["websocket", "poll"] = "websocket"
@@ -148,7 +147,7 @@ class StreamsConfig(_Model):
     stale_s: float = Field(30.0, gt=0.0, le=3_600.0, allow_inf_nan=False)
     fill_lag_s: float = Field(5.0, ge=0.0, le=3_600.0, allow_inf_nan=False)
     reconnect_max_s: float = Field(5.0, gt=0.0, le=600.0, allow_inf_nan=False)
-    hub: Literal["process", "thread"] = "thread"
+    hub: Literal["process", "thread"] = "process"
 
 
 class LiveConfig(_Model):

@@ -4,7 +4,7 @@
 exchange config the same hub (20 symbols are 20 subscriptions on ccxt's shared
 connections, not 20 clients): a :class:`~gridflow.exchange.streams.StreamHub` on an
 event-loop thread of this process (``live.streams.hub = "thread"``) or a
-:class:`~gridflow.exchange.stream_process.StreamProcess` (``"process"``); the default is ``"thread"``.
+:class:`~gridflow.exchange.stream_process.StreamProcess` (``"process"``, the default).
 :func:`release_hub` closes it with its last user.
 """
 

@@ -10,7 +10,7 @@ subscriptions on ccxt's shared connections, not 20 clients.
 
 :func:`~gridflow.exchange.hubs.hub_for` gives, by ``live.streams.hub``, this hub in the flow's process
 (``"thread"``) or a :class:`~gridflow.exchange.stream_process.StreamProcess`
-(``"process"``): the same hub run in a child process, so parsing the
+(``"process"``, the default): the same hub run in a child process, so parsing the
 streams (JSON, ccxt's unified structures, its caches) does not hold the flow's GIL;
 the flow gets parsed items over a pipe into the same :class:`StreamFeed` objects.
 

@@ -1,8 +1,8 @@
-"""The websockets parsed in a child process (``live.streams.hub = "process"``) against
-the local exchange: a child that dies is started again and the partition catches up
-by REST without a hole or a double; the child's log lines reach the flow's log; the
-keys never reach its command line or environment; a SIGKILLed flow leaves no stream
-process behind.
+"""The websockets parsed in a child process (``live.streams.hub = "process"``, the
+default) against the local exchange: a child that dies is started again and the
+partition catches up by REST without a hole or a double; the child's log lines reach the
+flow's log; the keys never reach its command line or environment; a SIGKILLed flow
+leaves no stream process behind.
 
 Partitions are driven directly, as in ``test_ws_sources.py``."""
 
@@ -53,7 +53,7 @@ def wait_for(cond, timeout: float, what: str) -> None:
 
 def test_a_killed_stream_process_is_restarted_and_rest_fills_the_hole(fx, caplog):
     caplog.set_level(logging.INFO)
-    part = candle_part(fx, StreamsConfig(stale_s=60.0, reconnect_max_s=0.5, hub="process"))
+    part = candle_part(fx, StreamsConfig(stale_s=60.0, reconnect_max_s=0.5))
     hub = part.hub
     assert isinstance(hub, StreamProcess)
     try:
