@@ -58,6 +58,13 @@ class ExchangeConfig(_Model):
     rate_limit_ms : int or None
         ccxt's minimum delay between requests; None keeps the exchange's default. The
         rate limiter itself is always on.
+    rate_limit_burst : float or None
+        How far the broker's order requests may run ahead of that pacing, in ccxt cost
+        units (one unit = ``rateLimit`` ms): after a quiet while this many units go out
+        at once, then ccxt's pace (:class:`~gridflow.exchange.client.SharedThrottle`).
+        None: the venue's default (:attr:`gridflow.config.venues.VenueInfo.rate_limit_burst`:
+        200 on Binance USDⓈ-M, where ccxt's pace is a sixth of the venue's order
+        limit; 0, ccxt's even pacing, elsewhere).
     options : dict
         Extra ccxt ``options``.
     ws_urls : dict[str, str]
@@ -73,8 +80,18 @@ class ExchangeConfig(_Model):
     urls: dict[str, str] = Field(default_factory=dict)
     timeout_ms: int = Field(10_000, ge=100, le=120_000)
     rate_limit_ms: int | None = Field(None, ge=0, le=60_000)
+    rate_limit_burst: float | None = Field(None, ge=0.0, le=10_000.0, allow_inf_nan=False)
     options: dict[str, Any] = Field(default_factory=dict)
     ws_urls: dict[str, str] = Field(default_factory=dict)
+
+    def burst(self) -> float:
+        """:attr:`rate_limit_burst`, or the venue's default (0 for another ccxt id)."""
+        from gridflow.config.venues import VENUES
+
+        if self.rate_limit_burst is not None:
+            return float(self.rate_limit_burst)
+        venue = VENUES.get(self.id)
+        return venue.rate_limit_burst if venue is not None else 0.0
 
     def credentials(self) -> list[str]:
         """The values of the credentials set (API key, secret, passphrase): what every

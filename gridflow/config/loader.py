@@ -79,7 +79,8 @@ def _absolute_paths(items: Any, base: Path) -> None:
 
 #: Settings of how a live run runs, not of what it does (dotted paths): never hashed, so
 #: switching them between two starts of a run keeps its identity.
-HOW_NOT_WHAT: tuple[str, ...] = ("live.streams.hub", "live.broker_wait_max_s")
+HOW_NOT_WHAT: tuple[str, ...] = ("live.streams.hub", "live.broker_wait_max_s",
+                                 "live.exchange.rate_limit_burst")
 
 #: Settings added after runs were journaled (dotted path) -> their default (as JSON).
 _ADDED_LATER: dict[str, object] = {
@@ -144,8 +145,9 @@ def config_hash(cfg: GridflowConfig) -> str:
     Data paths are reduced to file names and sizes, so the hash does not depend on
     where the repo lives. Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
     ``logging`` (how a run logs is not what it does), the metrics endpoint
-    (``live.ops.metrics_port`` / ``metrics_host``), where the streams are parsed and how
-    long the broker waits (:data:`HOW_NOT_WHAT`), ``run_id`` and the replay window
+    (``live.ops.metrics_port`` / ``metrics_host``), where the streams are parsed, how
+    long the broker waits and how its requests burst (:data:`HOW_NOT_WHAT`), ``run_id``
+    and the replay window
     (``start_ms``, ``end_ms``) — where the journal is,
     how fast it is paced and which slice of the candles one process covers do not change
     the strategy, so a process continuing a run over later candles has the same hash.

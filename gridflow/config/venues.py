@@ -41,6 +41,17 @@ class VenueInfo:
     maker_fee, taker_fee : float
         The venue's regular-tier fees (fractions of notional), the replay's and paper's
         when ``[fees]`` sets none.
+    rate_limit_burst : float
+        The default of ``live.exchange.rate_limit_burst``: how far, in ccxt cost units,
+        the broker's requests may run ahead of ccxt's even pacing. Binance USDⓈ-M:
+        ccxt paces an order at 200 ms (cost 4 of 50 ms: 50 orders per 10 s) where the
+        venue allows 300 orders per 10 s and 1,200 per minute (weight 0 on the IP
+        budget); 200 units let a candle close's 50 orders, or a kill switch's 200
+        cancels, go at once and stay under both limits with ccxt's pace after them
+        (at most 100 orders in any 10 s, 350 in a minute). Bitget: ccxt's pace (an
+        order per 100 ms) is the venue's own limit (10 per second), so no burst.
+        Binance spot: none (ccxt prices an order at 10 ms, above the venue's 100 orders
+        per 10 s: its pace is not the venue's).
     """
 
     name: str
@@ -50,11 +61,12 @@ class VenueInfo:
     streams: bool = False
     maker_fee: float = 0.0002
     taker_fee: float = 0.0005
+    rate_limit_burst: float = 0.0
 
 
 VENUES: dict[str, VenueInfo] = {
     "binanceusdm": VenueInfo("Binance USDT-M perpetuals", "swap", False, "live",
-                             streams=True),
+                             streams=True, rate_limit_burst=200.0),
     "binance": VenueInfo("Binance spot", "spot", False, "beta", maker_fee=0.001,
                          taker_fee=0.001),
     "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, "live", taker_fee=0.0006),

@@ -82,7 +82,7 @@ def build_gateway(live: LiveConfig, sleep: Any = time.sleep,
         exchange.set_markets_from_exchange(source)
         exchange.throttle = source.throttle
     else:
-        SharedThrottle(exchange.rateLimit).attach(exchange)
+        SharedThrottle(exchange.rateLimit, cfg.burst()).attach(exchange)
 
         def warn(exc: BaseException, _wait_s: float) -> None:
             log.warning("load_markets failed (%s), retrying", error_text(exc, secrets))

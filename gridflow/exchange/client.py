@@ -126,32 +126,53 @@ class SharedThrottle:
 
     ccxt's synchronous limiter spaces a client's requests ``rateLimit × cost`` ms
     apart; clients side by side would each do so and together exceed the venue's
-    budget. Attached to every lane's client (:meth:`attach`), the spacing holds across
-    all of them: each request reserves the next free slot under a lock and sleeps
-    outside it until its slot.
+    budget. Attached to every lane's client (:meth:`attach`), the pacing holds across
+    all of them: each request reserves the next slot under a lock and sleeps outside it
+    until its slot. With ``burst``, requests may run that many cost units ahead of the
+    even pacing (the generic cell rate algorithm, a leaky bucket as a meter): after a
+    quiet while a burst goes out at once (a candle close's entries, a kill switch's
+    cancels), and the long-run pace stays ccxt's.
 
     Parameters
     ----------
     rate_limit_ms : float
         ms per unit of request cost (ccxt's ``rateLimit``); 0 = no pacing.
+    burst : float
+        Cost units a request may go ahead of the even pacing (≥ 0; 0 = ccxt's even
+        spacing).
     sleep : callable
         ``seconds -> None`` (tests).
+    clock : callable
+        Monotonic seconds (tests).
+
+    Raises
+    ------
+    ValueError
+        A negative ``rate_limit_ms`` or ``burst``.
     """
 
-    def __init__(self, rate_limit_ms: float,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, rate_limit_ms: float, burst: float = 0.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if rate_limit_ms < 0 or burst < 0:
+            raise ValueError(f"rate_limit_ms and burst must be >= 0, got {rate_limit_ms}, "
+                             f"{burst}")
         self.rate_limit_ms = float(rate_limit_ms)
+        self.burst = float(burst)
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
-        self._next = 0.0  # monotonic s of the next free slot
+        self._tat = 0.0  # monotonic s at which the pacing is even again
 
     def __call__(self, cost: float | None = None) -> None:
         """Wait for this request's slot (ccxt calls ``throttle(cost)`` before each)."""
-        step = self.rate_limit_ms * (1.0 if cost is None else float(cost)) / 1000.0
+        unit = self.rate_limit_ms / 1000.0
+        step = unit * (1.0 if cost is None else float(cost))
         with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + step
+            now = self._clock()
+            tat = max(self._tat, now)
+            start = max(now, tat - self.burst * unit)
+            self._tat = tat + step
         if start > now:
             self._sleep(start - now)
 

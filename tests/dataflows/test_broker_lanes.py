@@ -422,3 +422,52 @@ def test_a_market_close_waits_for_the_take_profit_cancel_on_its_own_lane() -> No
         held.set()
         runner.close()
     assert log == ["c0", "c1"]
+
+
+def test_shared_throttle_lets_a_burst_go_at_once_then_keeps_ccxt_pace() -> None:
+    now, slept = [0.0], []
+    throttle = SharedThrottle(100.0, burst=3.0, sleep=slept.append, clock=lambda: now[0])
+    for _ in range(4):  # three units ahead of the even pacing: four go at once
+        throttle(1)
+    assert slept == []
+    throttle(1)
+    assert slept == [pytest.approx(0.1)]
+    now[0] = 10.0  # a quiet while: the burst is back, and no more
+    for _ in range(4):
+        throttle(1)
+    throttle(2)
+    assert slept[1:] == [pytest.approx(0.1)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(reqs=st.lists(st.tuples(st.floats(0.0, 0.5), st.sampled_from([0.2, 1.0, 4.0, 5.0])),
+                     min_size=1, max_size=80),
+       burst=st.sampled_from([0.0, 3.0, 200.0]), window=st.floats(0.05, 3.0))
+def test_shared_throttle_never_sends_more_than_its_pace_and_burst_allow(reqs, burst,
+                                                                        window) -> None:
+    """Whatever the arrivals, the cost started in any window of ``window`` s is at most
+    ``burst`` units plus the window's worth at ccxt's pace plus one request (the venue
+    budget the defaults are chosen against: ``VenueInfo.rate_limit_burst``)."""
+    unit = 0.05  # ccxt's binanceusdm rateLimit
+    now, starts = [0.0], []
+    throttle = SharedThrottle(unit * 1000, burst=burst, sleep=lambda s: starts.append(
+        now[0] + s), clock=lambda: now[0])
+    for gap, cost in reqs:
+        now[0] += gap
+        n = len(starts)
+        throttle(cost)
+        if len(starts) == n:
+            starts.append(now[0])
+        starts[-1] = (starts[-1], cost)
+    for t0, _ in starts:
+        sent = sum(c for t, c in starts if t0 <= t < t0 + window)
+        assert sent <= burst + window / unit + 5.0 + 1e-9
+
+
+def test_the_burst_defaults_to_the_venues_and_can_be_set() -> None:
+    from gridflow.config.live import ExchangeConfig
+
+    assert ExchangeConfig(id="binanceusdm").burst() == 200.0
+    assert ExchangeConfig(id="bitget").burst() == 0.0
+    assert ExchangeConfig(id="kraken", market_type="spot").burst() == 0.0
+    assert ExchangeConfig(id="binanceusdm", rate_limit_burst=0).burst() == 0.0

@@ -198,13 +198,15 @@ def test_strategy_and_risk_fields_added_by_issue_18_change_no_run_identity_unles
 
 
 def test_where_streams_are_parsed_and_the_brokers_wait_are_no_part_of_a_runs_identity():
-    """``live.streams.hub`` and ``live.broker_wait_max_s`` say how a live run runs, not
-    what it does: set or not, the run keeps its identity (a restart may switch them);
-    the streams' mode still counts."""
+    """``live.streams.hub``, ``live.broker_wait_max_s`` and
+    ``live.exchange.rate_limit_burst`` say how a live run runs, not what it does: set or
+    not, the run keeps its identity (a restart may switch them); the streams' mode and
+    the venue still count."""
     cfg = load_config(None)
     doc = cfg.model_dump(mode="json")
     doc["live"]["streams"]["hub"] = "thread"
     doc["live"]["broker_wait_max_s"] = 0.01
+    doc["live"]["exchange"]["rate_limit_burst"] = 20.0
     assert config_hash(type(cfg).model_validate(doc)) == config_hash(cfg)
     doc["live"]["streams"]["account"] = "poll"
     assert config_hash(type(cfg).model_validate(doc)) != config_hash(cfg)
