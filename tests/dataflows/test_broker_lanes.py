@@ -471,3 +471,23 @@ def test_the_burst_defaults_to_the_venues_and_can_be_set() -> None:
     assert ExchangeConfig(id="bitget").burst() == 0.0
     assert ExchangeConfig(id="kraken", market_type="spot").burst() == 0.0
     assert ExchangeConfig(id="binanceusdm", rate_limit_burst=0).burst() == 0.0
+
+
+def test_every_lane_client_paces_through_one_throttle_with_the_venues_burst() -> None:
+    """The broker's lane clients (``build_gateway``) share one throttle at ccxt's pace
+    with the venue's burst, or the one set."""
+    fx = make_fx()
+    try:
+        live = live_cfg(fx)
+        paced = live.model_copy(update={"exchange": live.exchange.model_copy(
+            update={"rate_limit_ms": None})})
+        first = build_gateway(paced)
+        second = build_gateway(paced, markets_from=first)
+        throttle = first.exchange.throttle
+        assert isinstance(throttle, SharedThrottle) and second.exchange.throttle is throttle
+        assert (throttle.rate_limit_ms, throttle.burst) == (first.exchange.rateLimit, 200.0)
+        set_burst = paced.model_copy(update={"exchange": paced.exchange.model_copy(
+            update={"rate_limit_burst": 4.0})})
+        assert build_gateway(set_burst).exchange.throttle.burst == 4.0
+    finally:
+        fx.stop()
