@@ -21,8 +21,6 @@ BROKER_TERMINAL = frozenset(
 
 _TABLE = BrokerRow.__table__
 _KEY = ["run_id", "intent_id"]
-_STATUS = select(_TABLE.c.status).where(_TABLE.c.run_id == bindparam("b_run"),
-                                        _TABLE.c.intent_id == bindparam("b_intent"))
 _IDS = select(_TABLE.c.intent_id, _TABLE.c.ts_ms).where(
     _TABLE.c.run_id == bindparam("b_run"), _TABLE.c.ts_ms >= bindparam("b_since"),
     _TABLE.c.status.in_(bindparam("b_statuses", expanding=True)))
@@ -44,6 +42,15 @@ def _writes(engine: Engine) -> tuple[Any, Any]:
         got = _WRITES[engine.dialect.name] = (
             insert(_TABLE).on_conflict_do_nothing(index_elements=_KEY), upsert)
     return got
+
+
+def _begin_returning(engine: Engine) -> Any:
+    """The insert-or-ignore of :func:`_writes` returning the ids it inserted."""
+    key = engine.dialect.name + ":returning"
+    got = _WRITES.get(key)
+    if got is None:
+        got = _WRITES[key] = (_writes(engine)[0].returning(_TABLE.c.intent_id), None)
+    return got[0]
 
 
 def _read_statement(by_status: bool, by_id: bool) -> Any:
@@ -122,23 +129,53 @@ def broker_begin_many(
         The journal cannot be written (nothing of the batch is written).
     """
     follows = follows or {}
-    statuses: list[str | None] = []
-    followed: dict[int, str | None] = {}
     with connect(url) as conn:
-        insert = _writes(conn.engine)[0]
-
-        def begin(outcome: OrderOutcome) -> str | None:
-            if conn.execute(insert, _broker_params(run_id, outcome, status="sending")).rowcount:
-                return None
-            return conn.execute(_STATUS, {"b_run": run_id,
-                                          "b_intent": outcome.intent_id}).scalar_one()
-
-        for i, outcome in enumerate(outcomes):
-            statuses.append(begin(outcome))
-            if statuses[-1] is None and i in follows:
-                followed[i] = begin(follows[i])
+        inserted: set[str] = set()  # intent ids whose row this call inserted
+        mains = _begin_rows(conn, run_id, outcomes, inserted)
+        parents = [i for i in follows if mains[i][0]]
+        subs = _begin_rows(conn, run_id, [follows[i] for i in parents], inserted)
+        found = {o.intent_id for o in outcomes} | {follows[i].intent_id for i in parents}
+        stored = _stored_statuses(conn, run_id, found - inserted)
+        statuses = [None if own else "sending" if mine else stored[o.intent_id]
+                    for (own, mine), o in zip(mains, outcomes)]
+        followed = {i: None if own else "sending" if mine else stored[follows[i].intent_id]
+                    for i, (own, mine) in zip(parents, subs)}
         conn.commit()
     return statuses, followed
+
+
+def _begin_rows(conn: Any, run_id: str, outcomes: list[OrderOutcome], inserted: set[str]
+                ) -> list[tuple[bool, bool]]:
+    """Insert the ``"sending"`` rows of ``outcomes`` not stored yet, in one statement
+    (``INSERT ... ON CONFLICT DO NOTHING RETURNING``: one round through SQLAlchemy for
+    a batch instead of one per intent). Per outcome: (its row was inserted here, at this
+    occurrence; its row was inserted by this call at an earlier occurrence or an
+    earlier :func:`_begin_rows`, so it reads ``"sending"``). ``inserted`` gains the ids
+    inserted."""
+    fresh: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        if o.intent_id not in inserted and o.intent_id not in fresh:
+            fresh[o.intent_id] = _broker_params(run_id, o, status="sending")
+    now: set[str] = set()
+    if fresh:  # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs
+        now = {r[0] for r in conn.execute(_begin_returning(conn.engine),
+                                          list(fresh.values()))}
+    out: list[tuple[bool, bool]] = []
+    first: set[str] = set()
+    for o in outcomes:
+        own = o.intent_id in now and o.intent_id not in first
+        first.add(o.intent_id)
+        out.append((own, not own and (o.intent_id in now or o.intent_id in inserted)))
+    inserted |= now
+    return out
+
+
+def _stored_statuses(conn: Any, run_id: str, ids: set[str]) -> dict[str, str]:
+    """Intent id -> the status of its stored row, for ``ids`` (one select)."""
+    if not ids:
+        return {}
+    rows = conn.execute(_read_statement(False, True), {"b_run": run_id, "b_ids": sorted(ids)})
+    return {r.intent_id: r.status for r in rows}
 
 
 def broker_finish(url: str | Engine, run_id: str, outcome: OrderOutcome) -> None:
