@@ -63,8 +63,9 @@ class ExchangeConfig(_Model):
         units (one unit = ``rateLimit`` ms): after a quiet while this many units go out
         at once, then ccxt's pace (:class:`~gridflow.exchange.client.SharedThrottle`).
         None: the venue's default (:attr:`gridflow.config.venues.VenueInfo.rate_limit_burst`:
-        200 on Binance USDⓈ-M, where ccxt's pace is a sixth of the venue's order
-        limit; 0, ccxt's even pacing, elsewhere).
+        60 on Binance USDⓈ-M, whose order limits leave that room above ccxt's pace; 0,
+        ccxt's even pacing, elsewhere), and 0 when ``rate_limit_ms`` is set (a pace
+        chosen by hand is kept as it is).
     options : dict
         Extra ccxt ``options``.
     ws_urls : dict[str, str]
@@ -85,11 +86,14 @@ class ExchangeConfig(_Model):
     ws_urls: dict[str, str] = Field(default_factory=dict)
 
     def burst(self) -> float:
-        """:attr:`rate_limit_burst`, or the venue's default (0 for another ccxt id)."""
+        """:attr:`rate_limit_burst`; unset, 0 with a ``rate_limit_ms`` of one's own, else
+        the venue's default (0 for another ccxt id)."""
         from gridflow.config.venues import VENUES
 
         if self.rate_limit_burst is not None:
             return float(self.rate_limit_burst)
+        if self.rate_limit_ms is not None:
+            return 0.0
         venue = VENUES.get(self.id)
         return venue.rate_limit_burst if venue is not None else 0.0
 

@@ -43,15 +43,17 @@ class VenueInfo:
         when ``[fees]`` sets none.
     rate_limit_burst : float
         The default of ``live.exchange.rate_limit_burst``: how far, in ccxt cost units,
-        the broker's requests may run ahead of ccxt's even pacing. Binance USDⓈ-M:
-        ccxt paces an order at 200 ms (cost 4 of 50 ms: 50 orders per 10 s) where the
-        venue allows 300 orders per 10 s and 1,200 per minute (weight 0 on the IP
-        budget); 200 units let a candle close's 50 orders, or a kill switch's 200
-        cancels, go at once and stay under both limits with ccxt's pace after them
-        (at most 100 orders in any 10 s, 350 in a minute). Bitget: ccxt's pace (an
-        order per 100 ms) is the venue's own limit (10 per second), so no burst.
-        Binance spot: none (ccxt prices an order at 10 ms, above the venue's 100 orders
-        per 10 s: its pace is not the venue's).
+        the broker's requests may run ahead of ccxt's even pacing. Binance USDⓈ-M
+        counts orders, 300 per 10 s and 1,200 per minute, not ccxt's costs: a
+        ``batchOrders`` of 5 orders costs 5 units and an ``algoOrder`` (a stop) 1, so at
+        ccxt's pace (50 ms a unit) gridflow's orders can come to 200 per 10 s, and to
+        the minute's 1,200 if that pace held for a whole minute. A burst of 60 units
+        keeps any 10 s under 265 orders (200 + 60 + one batch) and is more than a kill
+        switch's cancels and protective orders at five symbols (about 30 units) or a
+        candle close's entries (25); a minute of saturated pace gets at most 65 more.
+        Bitget: ccxt's pace (an order per 100 ms) is the venue's own limit (10 per
+        second), so no burst. Binance spot: none (ccxt prices an order at 10 ms, above
+        the venue's 100 orders per 10 s: its pace is not the venue's).
     """
 
     name: str
@@ -66,7 +68,7 @@ class VenueInfo:
 
 VENUES: dict[str, VenueInfo] = {
     "binanceusdm": VenueInfo("Binance USDT-M perpetuals", "swap", False, "live",
-                             streams=True, rate_limit_burst=200.0),
+                             streams=True, rate_limit_burst=60.0),
     "binance": VenueInfo("Binance spot", "spot", False, "beta", maker_fee=0.001,
                          taker_fee=0.001),
     "bitget": VenueInfo("Bitget USDT-M perpetuals", "swap", True, "live", taker_fee=0.0006),

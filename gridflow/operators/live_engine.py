@@ -120,6 +120,8 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
         self.fill_ms = [0] * len(self.symbols)
         self.had_stop = [False] * len(self.symbols)
         self.stop_rejects = [0] * len(self.symbols)
+        self.updates = 0  # exchange updates applied
+        self.stop_refused_at = [-1] * len(self.symbols)  # ``updates`` at a counted refusal
         self.sent: OrderedDict[str, str] = OrderedDict()  # the write-ahead table's ids
         for s in self.symbols:
             self.book.cycles[s] = Cycle()
@@ -146,6 +148,7 @@ class LiveAccountEngine(ShutdownMixin, WatchMixin, ExchangeStateMixin, CloseMixi
         for that decision instead of being an orphan.
         """
         out = JournalBatch()
+        self.updates += 1
         ts = max(int(upd.server_ms), self.watermark)
         for k, err in enumerate(upd.errors):
             out.events.append(event(self.account.name, EventKind.EXCHANGE_ERROR, Reason.POLL_FAILED,

@@ -40,6 +40,8 @@ class ExchangeStateMixin:
         state.setdefault("drifting", 0)
         state.setdefault("sent", OrderedDict())
         state.setdefault("replayed", True)
+        state.setdefault("updates", 0)
+        state.setdefault("stop_refused_at", [-1] * len(state["symbols"]))
         if "book" in state and "counters" not in state["book"].__dict__:
             state["book"].counters = state["counters"]  # refused order moves count here
         self.__dict__.update(state)

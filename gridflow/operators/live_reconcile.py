@@ -32,7 +32,9 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     place is journaled (``order_rejected`` / ``order_failed``) with the exchange's error
     class as its reason, else ``REJECTED`` / ``FAILED``. A refused stop the position
     relied on is decided again at once, not at the next exchange message (a stream may
-    have nothing to say for a while): a new stop, or after two refusals a market close. A place this life dropped as
+    have nothing to say for a while): a new stop, or after two refusals a market close;
+    refusals count once per exchange update (a refusal before the engine saw the state
+    that caused it, a take profit's fill, neither counts again nor is retried). A place this life dropped as
     superseded (``Working.elided``) that the broker reports sent (an earlier life sent
     it before a restore) is cancelled."""
     out = JournalBatch()
@@ -61,20 +63,26 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
             del self.book.slots[(w.symbol, w.slot)]
         refused_stop = w.slot == "SL" and o.status == "rejected" and current
         if refused_stop:
-            self.stop_rejects[self.index[w.symbol]] += 1
+            s = self.index[w.symbol]
+            # one refusal counts per exchange update: a second one before the next
+            # update may come from exchange state not seen yet (a take profit filled
+            # meanwhile), so it neither counts towards the market close nor is retried
+            refused_stop = self.stop_refused_at[s] != self.updates
+            if refused_stop:
+                self.stop_rejects[s] += 1
+                self.stop_refused_at[s] = self.updates
         if o.status != "skipped":
             out.events.append(event(self.account.name, ORDER_OUTCOME_KINDS[o.status],
                                     o.error.split(":")[0][:64] or Reason(o.status.upper()),
                                     max(self.watermark, 0), self.next_seq(), w.symbol,
                                     client_order_id=w.coid, tag=w.slot, error=o.error[:500]))
         _restore_predecessor(self, w)
-        before = self.book.orders.get(w.after or "")
-        if refused_stop and self.replayed and self.book.slot(w.symbol, "SL") is None \
-                and (before is None or before.state == OrderState.GONE):
-            # nothing protects the position (a refused move leaves the old stop resting):
-            # it must not wait for the next exchange message, so its stop is decided
-            # again now (a second refusal closes it at market)
-            s = self.index[w.symbol]
+        if refused_stop and self.replayed and not any(
+                x.symbol == w.symbol and x.slot == "SL" for x in self.book.live()):
+            # nothing protects the position (a refused move leaves the old stop resting,
+            # whatever order the outcomes come in): it must not wait for the next
+            # exchange message, so its stop is decided again now (a second counted
+            # refusal closes it at market)
             self._sync(s, self._decided(s), out, entries=False)
     elif o.action == "cancel" and o.status in ("canceled", "not_found"):
         if w.state == OrderState.CANCELING:

@@ -467,10 +467,21 @@ def test_shared_throttle_never_sends_more_than_its_pace_and_burst_allow(reqs, bu
 def test_the_burst_defaults_to_the_venues_and_can_be_set() -> None:
     from gridflow.config.live import ExchangeConfig
 
-    assert ExchangeConfig(id="binanceusdm").burst() == 200.0
+    assert ExchangeConfig(id="binanceusdm").burst() == 60.0
+    assert ExchangeConfig(id="binanceusdm", rate_limit_ms=200).burst() == 0.0
     assert ExchangeConfig(id="bitget").burst() == 0.0
     assert ExchangeConfig(id="kraken", market_type="spot").burst() == 0.0
     assert ExchangeConfig(id="binanceusdm", rate_limit_burst=0).burst() == 0.0
+    # Binance USDⓈ-M counts orders (300 per 10 s); gridflow's order requests cost at
+    # least one ccxt unit per order (batchOrders 5 for up to 5, algoOrder 1, order 4),
+    # so the bound of the property test above, in units, bounds the orders
+    import ccxt
+
+    ex = ccxt.binanceusdm()
+    api = ex.api["fapiPrivate"]["post"]
+    assert min(api["batchOrders"]["cost"] / 5, api["algoOrder"]["cost"],
+               api["order"]["cost"]) >= 1
+    assert ExchangeConfig(id="binanceusdm").burst() + 10_000 / ex.rateLimit + 5 <= 300
 
 
 def test_every_lane_client_paces_through_one_throttle_with_the_venues_burst() -> None:
@@ -485,7 +496,7 @@ def test_every_lane_client_paces_through_one_throttle_with_the_venues_burst() ->
         second = build_gateway(paced, markets_from=first)
         throttle = first.exchange.throttle
         assert isinstance(throttle, SharedThrottle) and second.exchange.throttle is throttle
-        assert (throttle.rate_limit_ms, throttle.burst) == (first.exchange.rateLimit, 200.0)
+        assert (throttle.rate_limit_ms, throttle.burst) == (first.exchange.rateLimit, 60.0)
         set_burst = paced.model_copy(update={"exchange": paced.exchange.model_copy(
             update={"rate_limit_burst": 4.0})})
         assert build_gateway(set_burst).exchange.throttle.burst == 4.0

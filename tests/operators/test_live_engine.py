@@ -171,32 +171,40 @@ def test_paused_account_places_no_entry():
 
 def test_rejected_stop_is_replaced_at_once_journaled_as_missing_then_closed_at_market():
     """A refused stop is decided again on the broker's answer, not at the next exchange
-    message (a quiet stream could leave the position unprotected until then)."""
+    message (a quiet stream could leave the position unprotected until then). Refusals
+    count once per exchange update: the re-placed stop refused before the engine saw the
+    exchange again is neither counted nor retried (the refusal may come from state not
+    seen yet); refused again after an update, the position is closed at market."""
     eng, out = started()
     l0 = opened(out.intents)[0]
     out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
                                                       2 * H + 1, "trade-1")]))
     sl = next(i for i in out.intents if i.tag == "SL")
-    for k in range(2):
-        out = eng.on_outcome(OrderOutcome(intent_id=sl.intent_id, client_order_id=sl.client_order_id,
-                                          action="place", account="t", symbol=SYM, tag="SL",
-                                          status="rejected", error="InvalidOrder: -2021"))
-        assert [e.kind for e in out.events] == ["order_rejected", "stop_missing"][:1 + (k == 0)]
-        if k == 0:
-            sl = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
-            assert (sl.type, sl.reduce_only, sl.amount) == ("stop_market", True, l0.amount)
-    # a second refusal: the position is closed at market rather than left unprotected
+
+    def refuse(i, tag="SL", error="InvalidOrder: -2021"):
+        return eng.on_outcome(OrderOutcome(intent_id=i.intent_id,
+                                           client_order_id=i.client_order_id,
+                                           action="place", account="t", symbol=SYM, tag=tag,
+                                           status="rejected", error=error))
+
+    out = refuse(sl)
+    assert [e.kind for e in out.events] == ["order_rejected", "stop_missing"]
+    sl = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+    assert (sl.type, sl.reduce_only, sl.amount) == ("stop_market", True, l0.amount)
+    out = refuse(sl)  # before any exchange update: not counted, not retried
+    assert [e.kind for e in out.events] == ["order_rejected"] and not out.intents
+    assert eng.stop_rejects[eng.index[SYM]] == 1
+    out = eng.on_exchange(upd(2 * H + 120_000))  # the update decides: a stop again
+    sl = next(i for i in out.intents if i.tag == "SL" and i.action == "place")
+    out = refuse(sl)  # the second counted refusal: closed at market at once
     assert [(i.tag, i.type, i.reduce_only) for i in opened(out.intents)] == [
         ("CLOSE", "market", True)]
     # a refused close is not retried on the broker's answer (no request loop against an
     # exchange that keeps refusing): the next exchange message decides again
     close = opened(out.intents)[0]
-    out = eng.on_outcome(OrderOutcome(intent_id=close.intent_id,
-                                      client_order_id=close.client_order_id, action="place",
-                                      account="t", symbol=SYM, tag="CLOSE", status="rejected",
-                                      error="InvalidOrder: -4131"))
+    out = refuse(close, tag="CLOSE", error="InvalidOrder: -4131")
     assert not out.intents
-    out = eng.on_exchange(upd(2 * H + 120_000))
+    out = eng.on_exchange(upd(2 * H + 180_000))
     assert [(i.tag, i.type) for i in opened(out.intents)] == [("CLOSE", "market")]
 
 
@@ -245,7 +253,8 @@ def test_a_refused_stop_move_keeps_the_old_stop_whatever_order_the_outcomes_come
     refused = [outcome(sl2, "place", "rejected", "InsufficientFunds: -2019"),
                outcome(sl2, "cancel", "skipped")]
     for o in (refused[::-1] if cancel_first else refused):
-        eng.on_outcome(o)
+        # the old stop still rests (or is being cancelled): nothing placed at once
+        assert not [i for i in eng.on_outcome(o).intents if i.action == "place"]
     assert eng.book.slot(SYM, "SL").coid == sl1.client_order_id
     # the next update sees the old stop resting (no stop_missing) and moves it again
     out = eng.on_exchange(upd(2 * H + 121_000, open_orders=[
