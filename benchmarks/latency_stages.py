@@ -68,7 +68,7 @@ def trip_breakdown(marks: dict[str, float], orders: list[dict], clock, log,
             if o["ts_ms"] <= ts and at >= w and f"broker_in {k}" in marks:
                 first[k] = min(first.get(k, at), at)
         here = [(at, k) for k, at in first.items()]
-        if ts < since_ms or w is None or not here or f"mark_emit marks@{ts}" not in marks:
+        if ts < since_ms or not here or f"mark_emit marks@{ts}" not in marks:
             continue
         last_at, last = max(here)
         e = {"mark_emit": (marks[f"mark_emit marks@{ts}"] - w) * 1000,

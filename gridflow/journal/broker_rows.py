@@ -31,7 +31,8 @@ _READS: dict[tuple[bool, bool], Any] = {}  # (by status, by intent id) -> select
 
 
 def _writes(engine: Engine) -> tuple[Any, Any]:
-    """``(insert-or-ignore, upsert)`` of ``broker_outcomes`` in ``engine``'s dialect."""
+    """``(insert-or-ignore returning the intent ids it inserted, upsert)`` of
+    ``broker_outcomes`` in ``engine``'s dialect."""
     got = _WRITES.get(engine.dialect.name)
     if got is None:
         insert = insert_fn(engine)
@@ -40,17 +41,9 @@ def _writes(engine: Engine) -> tuple[Any, Any]:
             index_elements=_KEY,
             set_={c.name: upsert.excluded[c.name] for c in _TABLE.c if c.name not in _KEY})
         got = _WRITES[engine.dialect.name] = (
-            insert(_TABLE).on_conflict_do_nothing(index_elements=_KEY), upsert)
+            insert(_TABLE).on_conflict_do_nothing(index_elements=_KEY).returning(
+                _TABLE.c.intent_id), upsert)
     return got
-
-
-def _begin_returning(engine: Engine) -> Any:
-    """The insert-or-ignore of :func:`_writes` returning the ids it inserted."""
-    key = engine.dialect.name + ":returning"
-    got = _WRITES.get(key)
-    if got is None:
-        got = _WRITES[key] = (_writes(engine)[0].returning(_TABLE.c.intent_id), None)
-    return got[0]
 
 
 def _read_statement(by_status: bool, by_id: bool) -> Any:
@@ -158,8 +151,7 @@ def _begin_rows(conn: Any, run_id: str, outcomes: list[OrderOutcome], inserted: 
             fresh[o.intent_id] = _broker_params(run_id, o, status="sending")
     now: set[str] = set()
     if fresh:  # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs
-        now = {r[0] for r in conn.execute(_begin_returning(conn.engine),
-                                          list(fresh.values()))}
+        now = {r[0] for r in conn.execute(_writes(conn.engine)[0], list(fresh.values()))}
     out: list[tuple[bool, bool]] = []
     first: set[str] = set()
     for o in outcomes:

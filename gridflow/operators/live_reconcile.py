@@ -34,9 +34,9 @@ def apply_outcome(self: "LiveAccountEngine", o: OrderOutcome) -> JournalBatch:
     relied on is decided again at once, not at the next exchange message (a stream may
     have nothing to say for a while): a new stop, or after two refusals a market close;
     refusals count once per exchange update (a refusal before the engine saw the state
-    that caused it, a take profit's fill, neither counts again nor is retried). A place this life dropped as
-    superseded (``Working.elided``) that the broker reports sent (an earlier life sent
-    it before a restore) is cancelled."""
+    that caused it, a take profit's fill, neither counts again nor is retried). A place
+    this life dropped as superseded (``Working.elided``) that the broker reports sent
+    (an earlier life sent it before a restore) is cancelled."""
     out = JournalBatch()
     if o.action == "place" and o.status in ("sent", "duplicate"):
         self.sent[o.client_order_id] = o.tag

@@ -208,21 +208,6 @@ def test_rejected_stop_is_replaced_at_once_journaled_as_missing_then_closed_at_m
     assert [(i.tag, i.type) for i in opened(out.intents)] == [("CLOSE", "market")]
 
 
-def test_a_refused_stop_outcome_replayed_at_a_cold_start_places_nothing():
-    """Outcomes replayed from the journal before the start (``replayed`` false) are
-    history: nothing is decided on them."""
-    eng, out = started()
-    l0 = opened(out.intents)[0]
-    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
-                                                      2 * H + 1, "trade-1")]))
-    sl = next(i for i in out.intents if i.tag == "SL")
-    eng.replayed = False
-    out = eng.on_outcome(OrderOutcome(intent_id=sl.intent_id, client_order_id=sl.client_order_id,
-                                      action="place", account="t", symbol=SYM, tag="SL",
-                                      status="rejected", error="InvalidOrder: -2021"))
-    assert [e.kind for e in out.events] == ["order_rejected"] and not out.intents
-
-
 def outcome(i, action: str, status: str, error: str = "") -> OrderOutcome:
     coid = i.client_order_id if action == "place" else i.cancel_after
     iid = f"{coid}:place" if action == "place" else f"{coid}:cancel-after:{i.client_order_id}"

@@ -73,6 +73,21 @@ def test_own_orders_the_write_ahead_table_placed_are_rebuilt_not_cancelled_as_or
     assert eng.positions()[SYM]["amount"] == 0.75
 
 
+def test_a_refused_stop_outcome_replayed_at_a_cold_start_places_nothing():
+    """Outcomes replayed from the journal before the start (``replayed`` false) are
+    history: nothing is decided on them."""
+    eng, out = started()
+    l0 = opened(out.intents)[0]
+    out = eng.on_exchange(upd(2 * H + 60_000, [fill(l0.client_order_id, "buy", 90.0, l0.amount,
+                                                      2 * H + 1, "trade-1")]))
+    sl = next(i for i in out.intents if i.tag == "SL")
+    eng.replayed = False
+    out = eng.on_outcome(OrderOutcome(intent_id=sl.intent_id, client_order_id=sl.client_order_id,
+                                      action="place", account="t", symbol=SYM, tag="SL",
+                                      status="rejected", error="InvalidOrder: -2021"))
+    assert [e.kind for e in out.events] == ["order_rejected"] and not out.intents
+
+
 def test_a_cold_start_waits_for_the_outcome_replay_then_keeps_the_resting_stop():
     """No adoption before the broker's outcomes are in; then the stop the previous process
     left on the exchange is rebuilt into the book and kept, not doubled."""
