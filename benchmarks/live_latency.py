@@ -82,6 +82,7 @@ ORDER_POSTS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
 BROKER_WAIT = True  # --broker-wait: live.broker_wait of the flows started
 HUB = "process"  # --hub: live.streams.hub of the flows started
 WAIT_MAX_S: float | None = None  # --broker-wait-max-ms: live.broker_wait_max_s
+PROCS: int | None = None  # --broker-processes: live.broker_processes
 TRACE = False  # --trace: the flow marks its stages, the results break the time down
 GRID = {"levels": 5, "atr_start": 0.2, "atr_step": 0.4, "sl_pct": 0.03, "sma_period": 12}
 
@@ -199,6 +200,9 @@ def run_mode(mode: str, n_candles: int, sub: int, pause: float, workdir: Path,
                             stream_opts={"reconcile_s": 60.0, "stale_s": 30.0, "hub": HUB})
     if not BROKER_WAIT:  # the flow decides on while the lanes send
         cfg.write_text(cfg.read_text().replace("[live]\n", "[live]\nbroker_wait = false\n", 1))
+    if PROCS is not None:
+        cfg.write_text(cfg.read_text().replace(
+            "[live]\n", f"[live]\nbroker_processes = {PROCS}\n", 1))
     if WAIT_MAX_S is not None:
         cfg.write_text(cfg.read_text().replace(
             "[live]\n", f"[live]\nbroker_wait_max_s = {WAIT_MAX_S}\n", 1))
@@ -445,14 +449,18 @@ def main() -> None:
                     help="live.streams.hub of the flows (where ccxt.pro parses the streams)")
     ap.add_argument("--broker-wait-max-ms", type=float, default=None,
                     help="live.broker_wait_max_s of the flows, in ms (default: the config's)")
+    ap.add_argument("--broker-processes", type=int, default=None,
+                    help="live.broker_processes of the flows (default: the config's)")
     args = ap.parse_args()
-    global TRACE, BROKER_WAIT, HUB, WAIT_MAX_S
+    global TRACE, BROKER_WAIT, HUB, WAIT_MAX_S, PROCS
     TRACE, BROKER_WAIT, HUB = args.trace, args.broker_wait == "true", args.hub
     WAIT_MAX_S = None if args.broker_wait_max_ms is None else args.broker_wait_max_ms / 1000
+    PROCS = args.broker_processes
     parts = set(args.parts.split(","))
     out = {"environment": AT_START, "symbols": list(SYMBOLS), "pieces_per_candle": args.sub,
            "broker_lanes": LiveConfig().broker_lanes, "broker_wait": BROKER_WAIT,
-           "hub": HUB, "broker_wait_max_s": WAIT_MAX_S}
+           "hub": HUB, "broker_wait_max_s": WAIT_MAX_S,
+           "broker_processes": LiveConfig().broker_processes if PROCS is None else PROCS}
     with tempfile.TemporaryDirectory() as d:
         work = args.workdir or Path(d)
         work.mkdir(parents=True, exist_ok=True)

@@ -135,6 +135,14 @@ def _mask(text: str, literals: re.Pattern[str] | None) -> str:
     return _KV.sub(_kv_sub, text)
 
 
+def holds_secret(value: str, secrets: Iterable[str | None]) -> bool:
+    """``value`` (an environment variable's, say) is or contains one of ``secrets`` (those
+    of :data:`MIN_SECRET_LEN` characters and more are looked for inside longer values
+    too): such a variable is left out of a child process's environment."""
+    return any(s and (value == s or (len(s) >= MIN_SECRET_LEN and s in value))
+               for s in secrets)
+
+
 def is_secret_key(name: object) -> bool:
     """True when ``name`` (a dict key, a log record's ``extra`` field) is a credential
     key of :data:`SECRET_KEYS` (``"api_key"``, ``"X-MBX-APIKEY"``, ``"db_password"``)."""
@@ -275,5 +283,5 @@ class SecretFilter(logging.Filter):
 SECRET_FILTER = SecretFilter()
 
 __all__ = ["MIN_SECRET_LEN", "RECORD_FIELDS", "REDACTED", "SECRET_FILTER", "SECRET_KEYS",
-           "SecretFilter", "error_text", "forget_secrets", "is_secret_key", "redact", "register_secrets",
+           "SecretFilter", "error_text", "forget_secrets", "holds_secret", "is_secret_key", "redact", "register_secrets",
            "url_secrets"]

@@ -80,7 +80,7 @@ def _absolute_paths(items: Any, base: Path) -> None:
 #: Settings of how a live run runs, not of what it does (dotted paths): never hashed, so
 #: switching them between two starts of a run keeps its identity.
 HOW_NOT_WHAT: tuple[str, ...] = ("live.streams.hub", "live.broker_wait_max_s",
-                                 "live.exchange.rate_limit_burst")
+                                 "live.exchange.rate_limit_burst", "live.broker_processes")
 
 #: Settings added after runs were journaled (dotted path) -> their default (as JSON).
 _ADDED_LATER: dict[str, object] = {

@@ -30,18 +30,15 @@ from gridflow import latency_trace
 from gridflow.config.live import LiveConfig
 from gridflow.events import OrderIntent, OrderOutcome
 from gridflow.dataflows.broker_batch import carry_gathered, gather_keys
+from gridflow.dataflows.broker_carry import NOT_BEGUN, Carrier, merge, sending
 from gridflow.dataflows.broker_lanes import Batch, LaneError, LaneRunner, lane_key
+from gridflow.dataflows.broker_procs import BrokerProcesses
 from gridflow.dataflows.broker_sweep import ABANDON_AFTER_S, abandoned, resolve
 from gridflow.dataflows.db_poller import notify, outcomes_key
 from gridflow.exchange.client import SharedThrottle, make_exchange
 from gridflow.exchange.gateway import OrderGateway
 from gridflow.exchange.retry import error_text, retry_call
-from gridflow.journal.broker_rows import (
-    BROKER_TERMINAL,
-    broker_begin,
-    broker_begin_many,
-    broker_finish_many,
-)
+from gridflow.journal.broker_rows import BROKER_TERMINAL, broker_begin_many, broker_finish_many
 from gridflow.journal.store import open_store
 
 log = logging.getLogger(__name__)
@@ -58,14 +55,17 @@ class BrokerSinkConfig(Protocol):
 
 
 def build_gateway(live: LiveConfig, sleep: Any = time.sleep,
-                  markets_from: OrderGateway | None = None) -> OrderGateway:
+                  markets_from: OrderGateway | None = None,
+                  markets: tuple[dict, dict | None] | None = None) -> OrderGateway:
     """A ccxt exchange from ``live.exchange`` with its markets loaded, in a gateway.
 
     ``load_markets`` is retried on transport errors like orders are. With
     ``markets_from`` (another lane's gateway of the same account) the markets are
     copied from it instead of loaded, and both clients pace their requests through one
     :class:`~gridflow.exchange.client.SharedThrottle` (the venue's budget is the
-    account's, not the client's).
+    account's, not the client's). With ``markets`` (``(markets, currencies)`` of a
+    loaded client, as a broker process gets them from the flow) they are set, not
+    loaded, and the client paces itself.
 
     Raises
     ------
@@ -81,6 +81,9 @@ def build_gateway(live: LiveConfig, sleep: Any = time.sleep,
         source = markets_from.exchange
         exchange.set_markets_from_exchange(source)
         exchange.throttle = source.throttle
+    elif markets is not None:
+        exchange.set_markets(*markets)
+        SharedThrottle(exchange.rateLimit, cfg.burst()).attach(exchange)
     else:
         SharedThrottle(exchange.rateLimit, cfg.burst()).attach(exchange)
 
@@ -96,22 +99,6 @@ def build_gateway(live: LiveConfig, sleep: Any = time.sleep,
                         stop_limit_offset=live.stop_limit_offset)
 
 
-def _sending(intent: OrderIntent) -> OrderOutcome:
-    return OrderOutcome(
-        intent_id=intent.intent_id, client_order_id=intent.client_order_id,
-        action=intent.action, account=intent.account, symbol=intent.symbol, tag=intent.tag,
-        status="sending", ts_ms=time.time_ns() // 1_000_000)
-
-
-def _merge(pre: OrderOutcome | None, out: OrderOutcome) -> OrderOutcome:
-    """``out`` with the attempts and faults of a recovery lookup ``pre`` added."""
-    if pre is None:
-        return out
-    return out.model_copy(update={"attempts": pre.attempts + out.attempts,
-                                  "faults": [*pre.faults, *out.faults],
-                                  "error": out.error or pre.error})
-
-
 def _one_per_intent(outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
     """One outcome per intent id, at its first place: a cancel met twice in a batch (its
     own intent and a replacement of the same order, whose cancel then only looks it up)
@@ -120,12 +107,8 @@ def _one_per_intent(outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
     by_id: dict[str, OrderOutcome] = {}
     for o in outcomes:
         seen = by_id.get(o.intent_id)
-        by_id[o.intent_id] = o if seen is None else _merge(seen, o)
+        by_id[o.intent_id] = o if seen is None else merge(seen, o)
     return list(by_id.values())
-
-
-#: A replacement whose old order's cancel row was not begun with it (recovery).
-_NOT_BEGUN = "not-begun"
 
 
 def _trace(stage: str, intents: list[OrderIntent]) -> None:
@@ -157,6 +140,10 @@ class BrokerWriter:
         gateway (``None``), then each further lane's from the first; called lazily.
     lanes : int
         Most lanes (≥ 1) when built by ``gateway_factory``.
+    procs_factory : callable, optional
+        ``(first lane's gateway) -> BrokerProcesses``: the lanes' requests carried in
+        child processes (:mod:`gridflow.dataflows.broker_procs`), made on the first
+        batch with requests; without it, on the lanes' own gateways in this process.
     abandon_after_s : float
         Wall seconds after the start before the rows an earlier process left
         ``sending``, whose intents did not come again, are resolved
@@ -170,7 +157,7 @@ class BrokerWriter:
     """
 
     def __init__(self, store: str | Engine, run_id: str, gateway: OrderGateway | None = None,
-                 gateway_factory: Any = None, lanes: int = 1,
+                 gateway_factory: Any = None, lanes: int = 1, procs_factory: Any = None,
                  abandon_after_s: float = ABANDON_AFTER_S) -> None:
         if gateway is None and gateway_factory is None:
             raise ValueError("BrokerWriter needs a gateway or a gateway_factory")
@@ -184,6 +171,9 @@ class BrokerWriter:
         self._abandon_after_s = float(abandon_after_s)
         self._sweep_at: float | None = time.monotonic() + self._abandon_after_s
         self._finish_lock = threading.Lock()
+        self._carrier = Carrier(self.engine, run_id)
+        self._procs_factory = procs_factory
+        self._procs: BrokerProcesses | None = None
 
     @property
     def gateway(self) -> OrderGateway:
@@ -259,20 +249,26 @@ class BrokerWriter:
         statuses: list[str | None] = []
         cancel_rows: dict[int, str | None] = {}
         if intents:
-            follows = {i: _sending(OrderGateway.replaced_cancel(it))
+            follows = {i: sending(OrderGateway.replaced_cancel(it))
                        for i, it in enumerate(intents) if it.replaces is not None}
             _trace("broker_in", intents)
             statuses, cancel_rows = broker_begin_many(
-                self.engine, self.run_id, [_sending(it) for it in intents], follows)
+                self.engine, self.run_id, [sending(it) for it in intents], follows)
             _trace("broker_wa", intents)
             pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
+        if pending and self._procs is None and self._procs_factory is not None:
+            self._procs = self._procs_factory(self.gateway)
+        procs = self._procs
         for lane in sorted({self._runner.lane_of(lane_key(intents[i])) for i in pending}):
-            self._lane_gateway(lane)  # built here, in order, not on the lane threads
+            if procs is None:
+                self._lane_gateway(lane)  # built here, in order, not on the lane threads
 
         def work(lane: int, k: int, intent: OrderIntent) -> list[OrderOutcome]:
             i = pending[k]
-            return self._carry(self._gateways[lane], intent, statuses[i],
-                               cancel_rows.get(i, _NOT_BEGUN))
+            if procs is not None:
+                return procs.carry(lane, intent, statuses[i], cancel_rows.get(i, NOT_BEGUN))
+            return self._carrier.carry(self._gateways[lane], intent, statuses[i],
+                                       cancel_rows.get(i, NOT_BEGUN))
 
         def journal(batch: Batch) -> None:  # a lane thread, at the batch's end
             outs = [o for r in batch.results if r for o in r]
@@ -287,6 +283,8 @@ class BrokerWriter:
 
         def work_group(lane: int, _ks: list[int], group: list[OrderIntent]
                        ) -> list[list[OrderOutcome]]:
+            if procs is not None:
+                return procs.carry_group(lane, group)
             return carry_gathered(self._gateways[lane], group)
 
         try:
@@ -320,65 +318,6 @@ class BrokerWriter:
         self._sweep_at = now + self._abandon_after_s if len(outs) < len(rows) else None
         return self._finish(outs) if outs else []
 
-    def _carry(self, gw: OrderGateway, intent: OrderIntent, status: str | None,
-               cancel_status: str | None) -> list[OrderOutcome]:
-        """Send one begun intent (``status`` from its write-ahead); the outcomes, not
-        yet journaled."""
-        done: list[OrderOutcome] = []
-        pre = gw.recover(intent) if status == "sending" else None
-        if pre is not None and pre.status != "sending":
-            # resolved by the lookup, or "failed" (lookups failed: never send blind). A
-            # cancel_first replacement found on the exchange was placed after its old
-            # order's cancel, whose outcome the same crash may have lost: resolved now,
-            # not left "sending". A cancel_after place found on the exchange still owes
-            # its old order's cancel (sent now if it was not); one not placed, a skip.
-            if intent.replaces is not None and (pre.status == "sent"
-                                                or intent.cancel_after is not None):
-                self._follow_up(gw, intent, pre.status, broker_begin(
-                    self.engine, self.run_id, _sending(gw.replaced_cancel(intent))), done)
-            return [pre, *done] if intent.cancel_after is not None else [*done, pre]
-        if intent.action == "cancel":
-            out = gw.cancel(intent)
-        elif intent.replaces is None:
-            out = gw.place(intent)
-        else:
-            if cancel_status == _NOT_BEGUN:  # a recovered replacement: begin it now
-                cancel_status = broker_begin(self.engine, self.run_id,
-                                             _sending(gw.replaced_cancel(intent)))
-            if intent.cancel_after is not None:
-                out = _merge(pre, gw.place(intent))
-                self._follow_up(gw, intent, out.status, cancel_status, done)
-                return [out, *done]
-            cancel_status = self._step_cancel(gw, gw.replaced_cancel(intent), cancel_status,
-                                              done)
-            out = gw.after_cancel(intent, cancel_status)
-        done.append(_merge(pre, out))
-        return done
-
-    def _follow_up(self, gw: OrderGateway, intent: OrderIntent, place_status: str,
-                   cancel_status: str | None, done: list[OrderOutcome]) -> None:
-        """The old order's cancel of a replacement whose place is known (``cancel_after``:
-        carried when the place was accepted, else skipped; ``cancel_first``: the cancel
-        that came before the place, resolved), unless its row is already terminal."""
-        if cancel_status in BROKER_TERMINAL:
-            return
-        if intent.cancel_after is not None and place_status not in ("sent", "duplicate"):
-            done.append(gw.after_place(intent, place_status))
-            return
-        self._step_cancel(gw, gw.replaced_cancel(intent), cancel_status, done)
-
-    @staticmethod
-    def _step_cancel(gw: OrderGateway, cancel: OrderIntent, status: str | None,
-                     done: list[OrderOutcome]) -> str:
-        """The replaced order's cancel (its ``{cid}:cancel`` row begun with ``status``);
-        returns its status (the stored one if it was done before)."""
-        if status in BROKER_TERMINAL:
-            return status
-        pre = gw.recover(cancel) if status == "sending" else None
-        out = pre if pre is not None and pre.status != "sending" else _merge(pre, gw.cancel(cancel))
-        done.append(out)
-        return out.status
-
     def _finish(self, outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
         """Journal the outcomes, each stamped with the time it is journaled (``ts_ms``,
         ms UTC, never earlier than its own): rows become visible in the order of their
@@ -396,6 +335,8 @@ class BrokerWriter:
         """Stop the lanes (after the batches queued); release the journal engine if this
         writer opened it."""
         self._runner.close()
+        if self._procs is not None:
+            self._procs.close()
         if self._own_engine:
             self.engine.dispose()
 
@@ -441,7 +382,10 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
         A ready gateway (tests; one lane). Without it the partition makes its ccxt
         exchanges lazily, on the first batch, with :func:`build_gateway`: one per lane
         (``live.broker_lanes`` at most, one per symbol until then), the markets loaded
-        once and the rate limit shared.
+        once and the rate limit shared; with ``live.broker_processes`` the lanes'
+        clients live in that many child processes
+        (:class:`~gridflow.dataflows.broker_procs.BrokerProcesses`), this process keeping
+        one client for the markets and the pacing.
     run_id : str, optional
         The run's id when ``cfg.run_id`` is empty (the default id of the plan).
     background : bool
@@ -484,10 +428,18 @@ class BrokerSink(FixedPartitionedSink[OrderIntent, None]):
     def build_part(self, step_id: str, for_part: str,
                    resume_state: None) -> StatefulSinkPartition[OrderIntent, None]:
         """Open the journal; the gateway is built on the first batch."""
-        live = self.live
+        live, db_url, run_id = self.live, self.db_url, self.run_id
+
+        def procs(first: OrderGateway) -> BrokerProcesses:
+            ex = first.exchange
+            return BrokerProcesses(live, db_url, run_id, live.broker_processes,
+                                   live.broker_lanes, throttle=ex.throttle,
+                                   markets=(ex.markets, ex.currencies))
+
         return _BrokerPartition(BrokerWriter(
-            self.db_url, self.run_id, gateway=self.gateway, lanes=live.broker_lanes,
-            gateway_factory=lambda first: build_gateway(live, markets_from=first)),
+            db_url, run_id, gateway=self.gateway, lanes=live.broker_lanes,
+            gateway_factory=lambda first: build_gateway(live, markets_from=first),
+            procs_factory=procs if live.broker_processes and self.gateway is None else None),
             background=self.background, wait_s=live.broker_wait_max_s)
 
 

@@ -166,6 +166,14 @@ class SharedThrottle:
 
     def __call__(self, cost: float | None = None) -> None:
         """Wait for this request's slot (ccxt calls ``throttle(cost)`` before each)."""
+        wait_s = self.reserve(cost)
+        if wait_s > 0:
+            self._sleep(wait_s)
+
+    def reserve(self, cost: float | None = None) -> float:
+        """Reserve the next slot for a request of ``cost`` units (None: 1) without
+        waiting; the seconds the request must wait for it (0: go now). A client in
+        another process (a broker process's lane) asks for its slot this way."""
         unit = self.rate_limit_ms / 1000.0
         step = unit * (1.0 if cost is None else float(cost))
         with self._lock:
@@ -173,8 +181,7 @@ class SharedThrottle:
             tat = max(self._tat, now)
             start = max(now, tat - self.burst * unit)
             self._tat = tat + step
-        if start > now:
-            self._sleep(start - now)
+        return start - now
 
     def attach(self, exchange: ccxt.Exchange) -> ccxt.Exchange:
         """Make ``exchange`` pace its requests through this throttle; returns it."""

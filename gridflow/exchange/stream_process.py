@@ -34,6 +34,7 @@ from gridflow.config.live import ExchangeConfig
 from gridflow.exchange import watches
 from gridflow.exchange.stream_pipe import recv_frame, recv_msg, send_msg
 from gridflow.exchange.streams import StreamFeed, backoff, stream_error
+from gridflow.redaction import holds_secret
 
 __all__ = ["StreamProcess"]
 
@@ -217,7 +218,7 @@ class StreamProcess:
             The OS refused the pipes or the process, or the child died or said
             ``fatal`` before ``ready``, or was not ready within ``start_timeout_s``.
         """
-        env = {k: v for k, v in os.environ.items() if not _holds_secret(v, self._secrets)}
+        env = {k: v for k, v in os.environ.items() if not holds_secret(v, self._secrets)}
         proc = events = cmds = None
         raw: list[int] = []  # pipe ends not yet owned by a file object or closed
         try:
@@ -400,8 +401,3 @@ def _widen(fd: int) -> None:
         except OSError:
             pass
 
-
-def _holds_secret(value: str, secrets: list[str]) -> bool:
-    """``value`` (an environment variable's) is or contains one of ``secrets`` (those of
-    8 characters and more are looked for inside longer values too)."""
-    return any(s and (value == s or (len(s) >= 8 and s in value)) for s in secrets)

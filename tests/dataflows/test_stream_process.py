@@ -199,7 +199,7 @@ def test_the_backoff_has_a_cap_and_never_overflows():
 
 
 def test_an_environment_variable_holding_a_key_is_kept_from_the_child():
-    from gridflow.exchange.stream_process import _holds_secret
+    from gridflow.redaction import holds_secret as _holds_secret
 
     keys = ["k3y-0123456789", "short"]
     assert _holds_secret("k3y-0123456789", keys)
