@@ -32,6 +32,7 @@ from typing import Any
 from gridflow.dataflows.broker_batch import carry_gathered
 from gridflow.dataflows.broker_carry import Carrier
 from gridflow.dataflows.broker_sink import build_gateway
+from gridflow.exchange.client import SharedThrottle
 from gridflow.exchange.gateway import OrderGateway
 from gridflow.journal.store import open_store
 from gridflow.redaction import error_text
@@ -74,23 +75,31 @@ class _Forward(logging.Handler):
 
 def _serve_lane(conn: Connection, gw: OrderGateway, carrier: Carrier,
                 secrets: list[str]) -> None:
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            if msg[0] == "carry":
-                out: Any = carrier.carry(gw, *msg[1:])
-            else:
-                out = carry_gathered(gw, msg[1])
-            reply: tuple = ("ok", out)
-        except Exception as exc:  # noqa: BLE001 - the flow's lane raises it
-            reply = ("error", error_text(exc, secrets))
-        try:
-            conn.send(reply)
-        except OSError:
-            return
+    """Answer one lane's requests until its connection ends. Whatever stops this thread
+    closes the connection, so the flow's lane never waits for an answer that cannot
+    come (it sees the end and fails the lane)."""
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                if msg[0] == "carry":
+                    out: Any = carrier.carry(gw, *msg[1:])
+                else:
+                    out = carry_gathered(gw, msg[1])
+                reply: tuple = ("ok", out)
+            except Exception as exc:  # noqa: BLE001 - the flow's lane raises it
+                reply = ("error", error_text(exc, secrets))
+            try:
+                conn.send(reply)
+            except OSError:
+                return
+            except Exception as exc:  # noqa: BLE001 - an answer that does not pickle
+                conn.send(("error", f"the answer could not be sent: {type(exc).__name__}"))
+    finally:
+        conn.close()
 
 
 def serve(ctrl: Connection, lane_conns: list[Connection]) -> None:
@@ -114,8 +123,8 @@ def serve(ctrl: Connection, lane_conns: list[Connection]) -> None:
     carrier = Carrier(engine, run_id)
     for k, (lane, conn) in enumerate(zip(lanes, lane_conns, strict=True)):
         gw = first if k == 0 else build_gateway(live, markets_from=first)
-        if paced:
-            gw.exchange.throttle = _RemoteThrottle(conn)
+        # paced by the flow's throttle, or not at all (the flow's pacing is off)
+        gw.exchange.throttle = _RemoteThrottle(conn) if paced else SharedThrottle(0.0)
         threading.Thread(target=_serve_lane, args=(conn, gw, carrier, secrets), daemon=True,
                          name=f"broker-lane-{lane}").start()
     ctrl.send(("ready",))

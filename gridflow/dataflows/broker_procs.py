@@ -66,7 +66,7 @@ class BrokerProcesses:
         Lanes (≥ 1), each served by child ``lane % n``.
     throttle : SharedThrottle, optional
         The account's pacing; None or a ``rate_limit_ms`` of 0: the children's clients
-        are not paced.
+        are not paced at all.
     markets : tuple, optional
         ``(markets, currencies)`` of the flow's loaded client, sent to the children
         (None: each child loads them from the exchange).
@@ -91,13 +91,15 @@ class BrokerProcesses:
         self._throttle = throttle if throttle is not None and throttle.rate_limit_ms > 0 else None
         self._lanes: dict[int, Connection] = {}
         self._procs: list[subprocess.Popen] = []
-        self._ctrls: list[Connection] = []
+        self._owned: list[Connection] = []  # every connection of ours, to end at close
         self._secrets = [s for s in live.exchange.credentials() if s]
         self._markets = markets
-        try:
-            for c in range(self.n):
-                self._spawn(live, db_url, run_id, [k for k in range(lanes) if k % self.n == c],
-                            start_timeout_s)
+        try:  # all started at once, then each told its lanes, then each awaited
+            started = [self._start(live, db_url, run_id,
+                                   [k for k in range(lanes) if k % self.n == c])
+                       for c in range(self.n)]
+            for proc, ctrl, conns, their_lanes in started:
+                self._ready(proc, ctrl, conns, their_lanes, start_timeout_s)
         except BaseException:
             self.close()
             raise
@@ -148,11 +150,19 @@ class BrokerProcesses:
             raise BrokerProcessError(f"the broker process of lane {lane} is gone "
                                      f"({type(exc).__name__})") from None
 
-    def _spawn(self, live: LiveConfig, db_url: str, run_id: str, lanes: list[int],
-               start_timeout_s: float) -> None:
+    def _start(self, live: LiveConfig, db_url: str, run_id: str, lanes: list[int]
+               ) -> tuple[subprocess.Popen, Connection, list[Connection], list[int]]:
         """Start one child serving ``lanes``: a control connection and one per lane
-        (socket pairs whose child ends it inherits), the config sent over the control
-        one; returns once the child said ``ready``."""
+        (socket pairs whose child ends it inherits), its config sent over the control
+        one (``ready`` is awaited by :meth:`_ready`).
+
+        Raises
+        ------
+        RuntimeError
+            The child is gone before it read its config.
+        OSError
+            The OS refused the process or its sockets.
+        """
         env = {k: v for k, v in os.environ.items() if not holds_secret(v, self._secrets)}
         pairs = [socket.socketpair() for _ in range(len(lanes) + 1)]
         theirs = [b.detach() for _, b in pairs]
@@ -171,13 +181,29 @@ class BrokerProcesses:
                 os.close(fd)
         ctrl = ours[0]
         self._procs.append(proc)
-        self._ctrls.append(ctrl)
+        self._owned += ours
+        try:
+            ctrl.send(("init", live, db_url, run_id, lanes, self._throttle is not None,
+                       self._markets, logging.getLogger().getEffectiveLevel()))
+        except OSError:
+            raise RuntimeError("the broker process exited before it read its config "
+                               f"(exit code {proc.wait()})") from None
+        return proc, ctrl, ours[1:], lanes
+
+    def _ready(self, proc: subprocess.Popen, ctrl: Connection, conns: list[Connection],
+               lanes: list[int], start_timeout_s: float) -> None:
+        """Wait for the child's ``ready`` (killed after ``start_timeout_s``), then give
+        its lanes their connections and read its logs.
+
+        Raises
+        ------
+        RuntimeError
+            The child failed (its error, keys masked) or exited before it was ready.
+        """
         watchdog = threading.Timer(start_timeout_s, proc.kill)
         watchdog.daemon = True
         watchdog.start()
         try:
-            ctrl.send(("init", live, db_url, run_id, lanes, self._throttle is not None,
-                       self._markets, logging.getLogger().getEffectiveLevel()))
             while True:
                 try:
                     msg = ctrl.recv()
@@ -192,7 +218,7 @@ class BrokerProcesses:
                     raise RuntimeError(f"the broker process failed: {msg[1]}")
         finally:
             watchdog.cancel()
-        for lane, conn in zip(lanes, ours[1:], strict=True):
+        for lane, conn in zip(lanes, conns, strict=True):
             self._lanes[lane] = conn
         threading.Thread(target=self._read_logs, args=(ctrl,), daemon=True,
                          name=f"broker-proc-{proc.pid}").start()
@@ -211,7 +237,7 @@ class BrokerProcesses:
     def close(self, timeout_s: float = 5.0) -> None:
         """End the children (each exits when its control connection ends) and wait for
         them; one still running after ``timeout_s`` is killed."""
-        for conn in [*self._ctrls, *self._lanes.values()]:
+        for conn in self._owned:
             _end(conn)
         for proc in self._procs:
             try:
@@ -219,7 +245,7 @@ class BrokerProcesses:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self._ctrls.clear()
+        self._owned.clear()
         self._lanes.clear()
         self._procs.clear()
 

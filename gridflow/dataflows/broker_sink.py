@@ -142,8 +142,9 @@ class BrokerWriter:
         Most lanes (≥ 1) when built by ``gateway_factory``.
     procs_factory : callable, optional
         ``(first lane's gateway) -> BrokerProcesses``: the lanes' requests carried in
-        child processes (:mod:`gridflow.dataflows.broker_procs`), made on the first
-        batch with requests; without it, on the lanes' own gateways in this process.
+        child processes (:mod:`gridflow.dataflows.broker_procs`), started at once on a
+        thread of their own (the first lane's gateway built there too), awaited by the
+        first batch; without it, on the lanes' own gateways in this process.
     abandon_after_s : float
         Wall seconds after the start before the rows an earlier process left
         ``sending``, whose intents did not come again, are resolved
@@ -172,8 +173,29 @@ class BrokerWriter:
         self._sweep_at: float | None = time.monotonic() + self._abandon_after_s
         self._finish_lock = threading.Lock()
         self._carrier = Carrier(self.engine, run_id)
-        self._procs_factory = procs_factory
         self._procs: BrokerProcesses | None = None
+        self._procs_error: BaseException | None = None
+        self._procs_start: threading.Thread | None = None
+        if procs_factory is not None:  # the children start while the flow warms up
+            self._procs_start = threading.Thread(target=self._start_procs,
+                                                 args=(procs_factory,), daemon=True,
+                                                 name="broker-procs-start")
+            self._procs_start.start()
+
+    def _start_procs(self, factory: Any) -> None:
+        try:
+            self._procs = factory(self.gateway)
+        except BaseException as exc:  # noqa: BLE001 - raised by the first batch
+            self._procs_error = exc
+
+    def _await_procs(self) -> None:
+        """Wait for the broker processes' start; raise what stopped it (at every batch:
+        the lanes never fall back to this process)."""
+        if self._procs_start is not None:
+            self._procs_start.join()
+            self._procs_start = None
+        if self._procs_error is not None:
+            raise self._procs_error
 
     @property
     def gateway(self) -> OrderGateway:
@@ -234,12 +256,14 @@ class BrokerWriter:
         sqlalchemy.exc.SQLAlchemyError
             The write-ahead rows cannot be written (nothing queued).
         RuntimeError
-            From the lazy gateway build (markets cannot be loaded).
+            From the lazy gateway build (markets cannot be loaded), or the broker
+            processes did not start.
         Exception
             What stopped the lanes in an earlier batch (the flow must stop and recover).
         """
         if self._runner.error is not None:
             raise self._runner.error
+        self._await_procs()
         self.sweep()
         firsts: dict[str, OrderIntent] = {}
         for it in intents:
@@ -256,8 +280,6 @@ class BrokerWriter:
                 self.engine, self.run_id, [sending(it) for it in intents], follows)
             _trace("broker_wa", intents)
             pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
-        if pending and self._procs is None and self._procs_factory is not None:
-            self._procs = self._procs_factory(self.gateway)
         procs = self._procs
         for lane in sorted({self._runner.lane_of(lane_key(intents[i])) for i in pending}):
             if procs is None:
@@ -335,6 +357,8 @@ class BrokerWriter:
         """Stop the lanes (after the batches queued); release the journal engine if this
         writer opened it."""
         self._runner.close()
+        if self._procs_start is not None:
+            self._procs_start.join()
         if self._procs is not None:
             self._procs.close()
         if self._own_engine:

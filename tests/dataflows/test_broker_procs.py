@@ -15,7 +15,15 @@ import time
 
 import pytest
 
-from test_broker_sink import RUN, intent, live_cfg, make_fx, statuses, writes
+from test_broker_sink import (
+    RUN,
+    begun_before_a_crash,
+    intent,
+    live_cfg,
+    make_fx,
+    statuses,
+    writes,
+)
 
 from gridflow.dataflows.broker_procs import BrokerProcessError, BrokerProcesses
 from gridflow.dataflows.broker_sink import BrokerWriter, build_gateway
@@ -54,11 +62,10 @@ def grid(k: int) -> list:
 
 def alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:  # a zombie is gone too
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone too
-        return f.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_lanes_in_broker_processes_send_once_and_journal_as_in_process_lanes(fx, tmp_path):
@@ -105,6 +112,43 @@ def test_paced_children_keep_the_accounts_one_pacing(fx, tmp_path):
     walls = sorted(r["wall"] for r in fx.request_log if r["method"] == "POST")
     assert len(walls) == 3  # a batch request per symbol
     assert walls[-1] - walls[0] >= 2 * 5 * 0.040 * 0.9
+
+
+def test_rows_left_sending_are_looked_up_by_the_children_and_sent_only_if_missing(
+        fx, tmp_path):
+    """A crash left two rows ``sending``: one order reached the exchange, one did not.
+    The children look both up by client id: the first is resolved without a send, the
+    second sent once."""
+    live = live_cfg(fx)
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    there, lost = grid(0)[0], grid(0)[2]
+    begun_before_a_crash(url, [there, lost])
+    first = build_gateway(live)
+    assert first.place(there).status == "sent"  # reached the exchange before the crash
+    w = proc_writer(live, url, 2, 4)
+    try:
+        outs = w.handle_batch([there, lost])
+    finally:
+        w.close()
+    assert {o.client_order_id: o.status for o in outs} == {"BTCe0": "sent", "ETHe0": "sent"}
+    posts = [p for m, p in writes(fx) if m == "POST"]
+    assert len(posts) == 2  # BTC's before the crash, ETH's now: nothing twice
+    assert statuses(url) == {"BTCe0:place": "sent", "ETHe0:place": "sent"}
+
+
+def test_an_exception_in_a_child_fails_the_call_and_the_lane_serves_on(fx, tmp_path):
+    live = live_cfg(fx)
+    first = build_gateway(live)
+    ex = first.exchange
+    procs = BrokerProcesses(live, f"sqlite:///{tmp_path / 'j.db'}", RUN, 1, 1,
+                            markets=(ex.markets, ex.currencies))
+    try:
+        with pytest.raises(BrokerProcessError, match="AttributeError"):
+            procs.carry(0, None, None, None)  # not an intent: the carrier raises
+        out = procs.carry(0, grid(0)[0], None, None)
+    finally:
+        procs.close()
+    assert [o.status for o in out] == ["sent"]
 
 
 def test_a_dead_broker_process_fails_its_lane_and_the_rows_stay_sending(fx, tmp_path):
