@@ -15,11 +15,14 @@ import functools
 import json
 import math
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import JSON, Engine, Index, UniqueConstraint, create_engine, event, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel
 
@@ -317,10 +320,37 @@ def open_store(url: str) -> Engine:
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(u, json_serializer=serializer)
         event.listen(engine, "connect", _sqlite_pragmas)
-    SQLModel.metadata.create_all(engine)
-    _RUN_TS_INDEX.create(engine, checkfirst=True)  # a journal made before it lacks it
-    _add_columns(engine)
+    _create_tables(engine)
     return engine
+
+
+_CREATE_LOCK = threading.Lock()
+
+
+def _create_tables(engine: Engine, attempts: int = 3) -> None:
+    """Create the missing tables, index and columns of a journal. ``create_all`` checks
+    which tables exist, then creates the others: two openers of one new journal (the
+    threads of a flow's sinks and sources, another process) can both find a table
+    missing, and the second ``CREATE`` fails (``table ... already exists``). Openers of
+    this process take turns; a race with another process is retried (the table is then
+    found and skipped), at most ``attempts`` times in all.
+
+    Raises
+    ------
+    sqlalchemy.exc.SQLAlchemyError
+        Still failing at the last attempt.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with _CREATE_LOCK:
+                SQLModel.metadata.create_all(engine)
+                _RUN_TS_INDEX.create(engine, checkfirst=True)  # older journals lack it
+                _add_columns(engine)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
 
 
 ADDED_COLUMNS: dict[str, dict[str, str]] = {"fills": {"fee_base": "FLOAT NOT NULL DEFAULT 0"}}

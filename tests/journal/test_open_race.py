@@ -1,0 +1,49 @@
+"""Openers of one new journal at the same moment (the threads of a flow's sinks and
+sources, another process) all get it: ``create_all`` checks, then creates, and the
+second ``CREATE TABLE`` of a race used to fail the flow (``table sweeps already
+exists``, seen in a CI run of the README's recovery block)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+from sqlalchemy import inspect
+
+from gridflow.journal.store import open_store
+
+
+def test_threads_opening_a_new_journal_together_all_get_it(tmp_path):
+    for k in range(8):
+        url = f"sqlite:///{tmp_path / f'j{k}.db'}"
+        go, errors, engines = threading.Barrier(6), [], []
+
+        def one() -> None:
+            go.wait()
+            try:
+                engines.append(open_store(url))
+            except Exception as exc:  # noqa: BLE001 - collected, asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert {"sweeps", "orders", "broker_outcomes"} <= set(
+            inspect(engines[0]).get_table_names())
+        for e in engines:
+            e.dispose()
+
+
+def test_processes_opening_a_new_journal_together_all_get_it(tmp_path):
+    code = ("import sys; from gridflow.journal.store import open_store; "
+            "open_store(sys.argv[1]).dispose()")
+    for k in range(4):
+        url = f"sqlite:///{tmp_path / f'p{k}.db'}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, url],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        results = [(p.wait(), p.stderr.read()) for p in procs]
+        assert [r for r, _ in results] == [0, 0, 0], [e[-500:] for _, e in results]
