@@ -281,9 +281,9 @@ class BrokerWriter:
             _trace("broker_wa", intents)
             pending = [i for i, st in enumerate(statuses) if st not in BROKER_TERMINAL]
         procs = self._procs
-        for lane in sorted({self._runner.lane_of(lane_key(intents[i])) for i in pending}):
-            if procs is None:
-                self._lane_gateway(lane)  # built here, in order, not on the lane threads
+        if procs is None:  # built here, in order, not on the lane threads
+            for lane in sorted({self._runner.lane_of(lane_key(intents[i])) for i in pending}):
+                self._lane_gateway(lane)
 
         def work(lane: int, k: int, intent: OrderIntent) -> list[OrderOutcome]:
             i = pending[k]

@@ -14,13 +14,12 @@ import textwrap
 import time
 
 import pytest
-
+import test_broker_sink
 from test_broker_sink import (
     RUN,
     begun_before_a_crash,
     intent,
     live_cfg,
-    make_fx,
     statuses,
     writes,
 )
@@ -29,11 +28,7 @@ from gridflow.dataflows.broker_procs import BrokerProcessError, BrokerProcesses
 from gridflow.dataflows.broker_sink import BrokerWriter, build_gateway
 
 
-@pytest.fixture
-def fx():
-    ex = make_fx()
-    yield ex
-    ex.stop()
+fx = test_broker_sink.fx  # the broker tests' local exchange, a fixture
 
 
 def proc_writer(live, url: str, n: int, lanes: int) -> BrokerWriter:

@@ -4,7 +4,7 @@ ccxt, real Bytewax)."""
 
 from __future__ import annotations
 
-import pytest
+import test_broker_sink
 from test_broker_sink import (
     assert_once,
     begun_before_a_crash,
@@ -12,7 +12,6 @@ from test_broker_sink import (
     gateway,
     intent,
     live_cfg,
-    make_fx,
     order_statuses,
     run_sink,
     statuses,
@@ -23,11 +22,7 @@ from gridflow.dataflows.broker_sink import BrokerSink
 from gridflow.fakex import FaultPlan
 
 
-@pytest.fixture
-def fx():
-    ex = make_fx()
-    yield ex
-    ex.stop()
+fx = test_broker_sink.fx  # the broker tests' local exchange, a fixture
 
 
 STOP = {"type": "stop_market", "side": "sell", "price": None, "amount": 0.01,
