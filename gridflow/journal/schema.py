@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Engine, Index, UniqueConstraint, create_engine, event, make_url
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Index,
+    UniqueConstraint,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel
@@ -343,14 +352,27 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
     for attempt in range(1, attempts + 1):
         try:
             with _CREATE_LOCK:
-                SQLModel.metadata.create_all(engine)
-                _RUN_TS_INDEX.create(engine, checkfirst=True)  # older journals lack it
-                _add_columns(engine)
+                if engine.dialect.name == "sqlite":
+                    with engine.connect() as conn:
+                        # one transaction for all of it: the driver commits each DDL
+                        # statement on its own otherwise, and with synchronous=FULL
+                        # each commit waits for the disk (a new journal: 20 commits)
+                        conn.exec_driver_sql("BEGIN")
+                        _create_all(conn)
+                        conn.commit()
+                else:
+                    _create_all(engine)
             return
         except SQLAlchemyError:
             if attempt == attempts:
                 raise
             time.sleep(0.05 * attempt)
+
+
+def _create_all(bind: Engine | Connection) -> None:
+    SQLModel.metadata.create_all(bind)
+    _RUN_TS_INDEX.create(bind, checkfirst=True)  # older journals lack it
+    _add_columns(bind)
 
 
 ADDED_COLUMNS: dict[str, dict[str, str]] = {"fills": {"fee_base": "FLOAT NOT NULL DEFAULT 0"}}
@@ -359,11 +381,12 @@ default. A journal opened without them gets them (``ALTER TABLE ... ADD COLUMN``
 old rows read with the default."""
 
 
-def _add_columns(engine: Engine) -> None:
+def _add_columns(engine: Engine | Connection) -> None:
     """Add the :data:`ADDED_COLUMNS` an existing journal lacks (another process adding
     the same column at the same moment is fine). On PostgreSQL the ALTER waits at most
     5 s for its lock (a long transaction on the table makes the open fail, instead of
-    every other query queueing behind the ALTER)."""
+    every other query queueing behind the ALTER). Given a connection (SQLite's opener),
+    the ALTER runs in its transaction."""
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import DBAPIError
 
@@ -371,6 +394,9 @@ def _add_columns(engine: Engine) -> None:
         have = {c["name"] for c in inspect(engine).get_columns(table)}
         for name, ddl in cols.items():
             if name in have:
+                continue
+            if isinstance(engine, Connection):
+                engine.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
                 continue
             try:
                 with engine.begin() as conn:

@@ -47,3 +47,28 @@ def test_processes_opening_a_new_journal_together_all_get_it(tmp_path):
                                   stderr=subprocess.PIPE, text=True) for _ in range(3)]
         results = [(p.wait(), p.stderr.read()) for p in procs]
         assert [r for r, _ in results] == [0, 0, 0], [e[-500:] for _, e in results]
+
+
+def test_a_new_journal_is_created_in_one_transaction(tmp_path):
+    """Every CREATE of a new SQLite journal commits once, together: the driver would
+    otherwise commit each DDL statement on its own, each waiting for the disk
+    (``synchronous=FULL``), and a journal whose opener died midway would lack tables."""
+    from sqlalchemy import Engine, event
+
+    statements: list[str] = []
+
+    def trace(dbapi_conn, _record) -> None:
+        dbapi_conn.set_trace_callback(statements.append)
+
+    event.listen(Engine, "connect", trace)
+    try:
+        engine = open_store(f"sqlite:///{tmp_path / 'new.db'}")
+    finally:
+        event.remove(Engine, "connect", trace)
+    creates = [s for s in statements if s.lstrip().upper().startswith("CREATE")]
+    first, last = statements.index(creates[0]), statements.index(creates[-1])
+    assert len(creates) >= 10
+    assert "BEGIN" in statements[:first]
+    assert not any(s.strip().upper().startswith("COMMIT") for s in statements[first:last])
+    assert any(s.strip().upper().startswith("COMMIT") for s in statements[last:])
+    engine.dispose()
