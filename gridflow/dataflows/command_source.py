@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from gridflow.chunks import JournalBatch
 from gridflow.command_payloads import error_text, json_object
-from gridflow.dataflows.db_poller import BackgroundReader, next_polls
+from gridflow.dataflows.db_poller import BackgroundReader, next_polls, run_complete_key
 from gridflow.event_kinds import EventKind, Reason
 from gridflow.events import Command, JournalEvent
 from gridflow.journal.busy import is_locked
@@ -143,7 +143,8 @@ class _Partition(StatefulSourcePartition):
         self.rejected = 0
         self.locked_polls = 0
         self._awake: datetime | None = None
-        self._reader = BackgroundReader(self._poll, poll_s, "command-reader") \
+        wake = None if until_run_complete is None else run_complete_key(until_run_complete)
+        self._reader = BackgroundReader(self._poll, poll_s, "command-reader", wake_on=wake) \
             if background else None
 
     def _complete(self) -> bool:

@@ -59,6 +59,13 @@ def outcomes_key(run_id: str) -> str:
     return f"broker_outcomes:{run_id}"
 
 
+def run_complete_key(run_id: str) -> str:
+    """The wake-up key of a run's completion: the journal sink notifies it once it has
+    committed a completed account summary, and the replay's command source, which ends
+    when every account is complete, looks at once instead of at its next poll."""
+    return f"run_complete:{run_id}"
+
+
 class BackgroundReader(Generic[T]):
     """``read()`` on a daemon thread, its results handed over by :meth:`take`.
 

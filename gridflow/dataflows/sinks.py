@@ -15,6 +15,7 @@ import time
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from gridflow.chunks import JournalBatch
+from gridflow.dataflows.db_poller import notify, run_complete_key
 from gridflow.journal.busy import LockRetry
 from gridflow.journal.store import Journal
 
@@ -100,8 +101,12 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
             self._write(gathered)
 
     def _write(self, batch: JournalBatch) -> None:
-        """One transaction (a write is idempotent: a retried one lands once)."""
+        """One transaction (a write is idempotent: a retried one lands once); then, if
+        it completed an account, the run's command source of this process looks at once
+        (a replay ends when every account is complete)."""
         self.retry(self._journal.write, self._run_id, batch)
+        if any(s.complete for s in batch.summaries):
+            notify(run_complete_key(self._run_id))
 
     def _drain(self) -> None:
         """The writer thread: each queued batch, with those queued behind it, at once;

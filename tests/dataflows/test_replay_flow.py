@@ -166,3 +166,18 @@ def test_kill_switch_in_the_flow_blocks_every_level_of_a_crash(tmp_path: Path) -
     denied_levels = {e["detail"]["level"] for e in events
                      if e["kind"] == "order_denied" and e["reason"] == "KILL_SWITCH"}
     assert denied_levels == {0, 1, 2, 3, 4}
+
+
+def test_a_replay_ends_when_its_journal_completes_not_at_the_next_command_poll(
+    tmp_path: Path, three_symbol_files: list[Path]
+) -> None:
+    """The replay's command source ends the flow once the journal says every account is
+    complete; the journal sink wakes it right after that commit. With commands polled
+    every 10 s (the longest allowed), the replay still ends before a second poll."""
+    cfg = write_config(tmp_path / "c.toml", three_symbol_files[:1],
+                       extra=f'db_url = "sqlite:///{tmp_path / "j.db"}"\ncommand_poll_s = 10.0\n')
+    t0 = time.monotonic()
+    run_main(build(str(cfg)))
+    waited = time.monotonic() - t0
+    assert report(tmp_path / "j.db")["candles"] == 3000
+    assert waited < 10.0, f"the replay waited {waited:.1f} s: for a command poll"
