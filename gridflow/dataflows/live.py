@@ -23,6 +23,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from gridflow.config import GridflowConfig, load_config
+from gridflow.dataflows.heap import freeze_startup_heap
 from gridflow.dataflows.merged_source import MergedSource, unmerge
 from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.replay import command_source, engine_records, journal_and_alerts
@@ -97,6 +98,7 @@ def build_flow(plan: RunPlan) -> Dataflow:
         # (account, OrderIntent), in decision order per account
         op.output("broker", intents, BrokerSink(cfg, run_id=plan.run_id,
                                                 background=not live.broker_wait))
+    freeze_startup_heap()  # no full collection pauses a fill for the imports (dataflows.heap)
     return flow
 
 

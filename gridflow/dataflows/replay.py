@@ -15,6 +15,7 @@ from bytewax.dataflow import Dataflow
 from gridflow.config import GridflowConfig, load_config
 from gridflow.dataflows.alert_sink import AlertSink
 from gridflow.dataflows.command_source import CommandSource
+from gridflow.dataflows.heap import freeze_startup_heap
 from gridflow.dataflows.merged_source import MergedSource, unmerge
 from gridflow.dataflows.plan import RunPlan, plan_run
 from gridflow.dataflows.sinks import JournalSink
@@ -57,6 +58,7 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
     if progress is not None:
         op.inspect("progress", records, ProgressTap(progress))
     journal_and_alerts(plan, records, side_journal, gather_s=JOURNAL_GATHER_S)
+    freeze_startup_heap()  # what exists now lives as long as the run (dataflows.heap)
     return flow
 
 

@@ -34,6 +34,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
+from gridflow.dataflows.heap import freeze_startup_heap
 from gridflow.dataflows.sweep_spec import SweepSpec, load_sweep_spec
 from gridflow.journal.store import connect
 from gridflow.journal.sweep_store import (
@@ -388,6 +389,7 @@ def build_flow(spec: SweepSpec) -> Dataflow:
                                     lambda state, item: collect_windows(spec, state, item))
         results = op.key_rm("unkey", done)  # window rows, then the symbol's summary
     op.output("store", results, SweepSink(spec))
+    freeze_startup_heap()  # dataflows.heap
     return flow
 
 
