@@ -30,6 +30,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def replay_funding(cfg, funding: list[str] | None, data: list[DataFile] | None):
+    """The funding files of a replay given ``--funding`` and ``--data``, or None to keep
+    ``cfg.funding``: ``--funding none`` drops them; ``--funding X ...`` replaces them
+    (files made absolute, store specs as they are); else the store's funding series of
+    the ``--data`` store series are added for the symbols without funding."""
+    from gridflow.config.models import FundingFile
+    from gridflow.data.funding import funding_file_symbol, store_funding_of
+    from gridflow.series_spec import is_spec
+
+    if funding == ["none"]:
+        return ()
+    if funding:
+        return tuple(FundingFile(path=f if is_spec(f) else str(Path(f).expanduser().resolve()))
+                     for f in funding)
+    found = store_funding_of([d.path for d in data or ()])
+    have = {f.symbol or funding_file_symbol(f.path) for f in cfg.funding}
+    extra = tuple(FundingFile(path=spec) for sym, spec in found.items() if sym not in have)
+    return (*cfg.funding, *extra) if extra else None
+
+
 def _data_arg(text: str) -> DataFile:
     """``FILE`` or ``FILE@SYMBOL`` or ``FILE@SYMBOL@TIMEFRAME``, or a series of the
     market-data store ``exchange:symbol@timeframe`` (:mod:`gridflow.series_spec`)."""
@@ -84,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
         "--data", nargs="+", type=_data_arg, metavar="FILE[@SYMBOL[@TF]]|EXCHANGE:SYMBOL@TF",
         help="candle files (timestamp,open,high,low,close,volume; gzip or plain CSV)",
     )
+    r.add_argument(
+        "--funding", nargs="+", metavar="FILE|EXCHANGE:SYMBOL@funding",
+        help="funding rates (files or store series; 'none': the preset's are dropped). "
+             "Default: the preset's, plus the store's funding of --data store series")
     r.add_argument("--run-id", help="journal run id (default: derived from config and data)")
     from gridflow.sweep_cli import name_arg
 
@@ -204,6 +228,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             overrides[f"{name}_ms"] = int(v) if v.isdigit() else v
     path = args.preset or args.config
     cfg = load_config(path, **overrides)
+    funding = replay_funding(cfg, args.funding, args.data)
+    if funding is not None:
+        cfg = load_config(path, **overrides, funding=funding)
     setup_for(cfg)  # [logging], its secrets masked
     plan = plan_run(cfg)
     if args.name:  # a name another run has: refused before anything runs

@@ -97,6 +97,9 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--exchange", help="read the --symbols from the market-data store's "
                        "series of this exchange (ccxt id), at --timeframe")
         p.add_argument("--timeframe", default="1h", help="with --exchange (default 1h)")
+        p.add_argument("--funding", nargs="+", metavar="FILE|EXCHANGE:SYMBOL@funding",
+                       help="funding rates: files or store series ('none': spot). Default: "
+                            "the store's funding of store series, else the bundled files")
         p.add_argument("--start", help="first traded candle: ISO date (UTC) or ms")
         p.add_argument("--end", help="candles before this open time: ISO date (UTC) or ms")
         p.add_argument("--db", help="store URL, e.g. sqlite:///sweeps.db")
@@ -154,6 +157,7 @@ def _data_files(args: argparse.Namespace) -> list[dict[str, str]] | None:
 def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The spec fields of ``--config`` with the flags applied."""
     from gridflow.dataflows.sweep_spec import read_spec_file
+    from gridflow.series_spec import is_spec
 
     doc = read_spec_file(args.config) if args.config else {}
     doc["kind"] = kind
@@ -172,6 +176,11 @@ def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     data = _data_files(args)
     if data is not None:
         doc["data"] = data
+    if args.funding == ["none"]:
+        doc["funding"] = []
+    elif args.funding:
+        doc["funding"] = [{"path": f if is_spec(f) else str(Path(f).expanduser().resolve())}
+                          for f in args.funding]
     if kind == "sweep":
         doc.pop("wfo", None)  # a [wfo] table is for `gridflow wfo`
     else:

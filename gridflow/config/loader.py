@@ -177,7 +177,8 @@ def config_hash(cfg: GridflowConfig) -> str:
         size = fp.stat().st_size if fp.exists() else -1
         files.append({"name": fp.name, "size": size, "symbol": f.symbol, "timeframe": f.timeframe})
     doc["data"] = files
-    doc["funding"] = [{"name": Path(f.path).name, "symbol": f.symbol} for f in cfg.funding]
+    doc["funding"] = [{"name": f.path if is_spec(f.path) else Path(f.path).name,
+                       "symbol": f.symbol} for f in cfg.funding]
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

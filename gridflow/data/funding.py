@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gridflow.config.bundled import FUNDING_DIR
+from gridflow.series_spec import FUNDING, SeriesKey, is_spec, parse_spec
 
 MAX_ABS_RATE = 0.05
 """Rates beyond +-5 % per settlement are refused as corrupt (Binance caps at 0.3-2 %)."""
@@ -49,13 +50,17 @@ def bundled_funding_files() -> dict[str, Path]:
 
 def funding_file_symbol(path: str | Path) -> str:
     """The symbol a funding file name says (``binanceusdm_BTC_USDT_funding.csv.gz`` ->
-    ``"BTC/USDT"``).
+    ``"BTC/USDT"``), or a store series its spec (``binanceusdm:BTC/USDT:USDT@funding`` ->
+    ``"BTC/USDT:USDT"``).
 
     Raises
     ------
     ValueError
-        If the name does not follow ``[exchange_]BASE_QUOTE_funding.csv[.gz]``.
+        If the name does not follow ``[exchange_]BASE_QUOTE_funding.csv[.gz]``, or the
+        spec is not of a funding series.
     """
+    if is_spec(str(path)):  # a series of the market-data store names its symbol
+        return _funding_key(str(path)).symbol
     m = _NAME.match(Path(path).name)
     if m is None:
         raise ValueError(f"cannot read a symbol from funding file name {Path(path).name!r}; "
@@ -63,8 +68,34 @@ def funding_file_symbol(path: str | Path) -> str:
     return f"{m.group(1)}/{m.group(2)}"
 
 
+def _funding_key(spec: str) -> SeriesKey:
+    key = parse_spec(spec)
+    if key.timeframe != FUNDING:
+        raise ValueError(f"{spec!r} is a candle series; funding rates are "
+                         f"'{key.exchange}:{key.symbol}@{FUNDING}'")
+    return key
+
+
+def funding_source_exists(path: str | Path) -> bool:
+    """Whether a funding file, or a funding series of the market-data store (a spec
+    ``exchange:symbol@funding``, :mod:`gridflow.data.store`), is there.
+
+    Raises
+    ------
+    ValueError
+        A spec that is not of a funding series.
+    """
+    if is_spec(str(path)):
+        from gridflow.data.store import CandleStore
+
+        return CandleStore().manifest(_funding_key(str(path))) is not None
+    return Path(path).is_file()
+
+
 def read_funding(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read and validate a funding file.
+    """Read and validate a funding file, or a funding series of the market-data store
+    named by its spec (``binanceusdm:BTC/USDT:USDT@funding``, what ``gridflow data
+    download --funding`` stores; the store is ``$GRIDFLOW_STORE``).
 
     Returns
     -------
@@ -74,11 +105,14 @@ def read_funding(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     FileNotFoundError
-        If the file does not exist.
+        If the file does not exist, or the store has no such series.
     ValueError
-        Naming the file and the first bad row: a wrong header, an unparsable row, a
-        non-finite rate or one beyond ``MAX_ABS_RATE``, times not strictly increasing.
+        Naming the file (or series) and the first bad row: a wrong header, an unparsable
+        row, a non-finite rate or one beyond ``MAX_ABS_RATE``, times not strictly
+        increasing; a spec of a candle series.
     """
+    if is_spec(str(path)):
+        return _read_stored(str(path))
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"funding file not found: {p}")
@@ -93,16 +127,33 @@ def read_funding(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{p.name}: unparsable row ({exc})") from exc
     if arr.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
-    ts = arr[:, 0].astype(np.int64)
-    rate = arr[:, 1].copy()
+    return _checked(p.name, arr[:, 0].astype(np.int64), arr[:, 1].copy(), first_row=2)
+
+
+def _read_stored(spec: str) -> tuple[np.ndarray, np.ndarray]:
+    from gridflow.data.store import CandleStore
+
+    key, store = _funding_key(spec), CandleStore()
+    if store.manifest(key) is None:
+        raise FileNotFoundError(f"{spec} is not in the market-data store {store.root} "
+                                "(gridflow data download --funding)")
+    ts, rate = store.read_funding(key)
+    return _checked(spec, np.asarray(ts, np.int64), np.asarray(rate, np.float64), first_row=1)
+
+
+def _checked(name: str, ts: np.ndarray, rate: np.ndarray, first_row: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``(ts, rate)`` once every rate is usable and the times strictly increase; else
+    ValueError naming ``name`` and the row (counted from ``first_row``)."""
     bad = ~rate_ok(rate)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{p.name}: row {i + 2}: funding rate {rate[i]!r} is not finite or "
-                         f"beyond +-{MAX_ABS_RATE}")
+        raise ValueError(f"{name}: row {i + first_row}: funding rate {rate[i]!r} is not "
+                         f"finite or beyond +-{MAX_ABS_RATE}")
     if len(ts) > 1 and not (np.diff(ts) > 0).all():
         i = int(np.argmax(np.diff(ts) <= 0)) + 1
-        raise ValueError(f"{p.name}: row {i + 2}: timestamp {ts[i]} is not after {ts[i - 1]}")
+        raise ValueError(f"{name}: row {i + first_row}: timestamp {ts[i]} is not after "
+                         f"{ts[i - 1]}")
     return ts, rate
 
 
@@ -166,4 +217,32 @@ def last_rate(close_ts: np.ndarray, f_ts: np.ndarray, f_rate: np.ndarray) -> np.
     ok = i >= 0
     ok[ok] &= close_ts[ok] - f_ts[i[ok]] <= RATE_STALE_MS
     out[ok] = np.asarray(f_rate, np.float64)[i[ok]]
+    return out
+
+
+def store_funding_of(candle_specs: list[str]) -> dict[str, str]:
+    """The funding series the market-data store holds for store candle series.
+
+    Parameters
+    ----------
+    candle_specs : list of str
+        ``exchange:symbol@timeframe`` specs (file paths among them are skipped).
+
+    Returns
+    -------
+    dict
+        Symbol -> ``exchange:symbol@funding`` for each series whose exchange and symbol
+        have funding rates in the store (``gridflow data download --funding``); a
+        symbol without them (spot, or never downloaded) is left out.
+    """
+    from gridflow.data.store import CandleStore
+
+    store, out = CandleStore(), {}
+    for spec in candle_specs:
+        if not is_spec(spec):
+            continue
+        key = parse_spec(spec)
+        fkey = SeriesKey(key.exchange, key.symbol, FUNDING)
+        if key.timeframe != FUNDING and store.manifest(fkey) is not None:
+            out.setdefault(key.symbol, fkey.spec)
     return out

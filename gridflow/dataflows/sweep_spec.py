@@ -49,6 +49,7 @@ from gridflow.config.models import (
     MarketSpec,
     StrategyParams,
 )
+from gridflow.series_spec import is_spec
 from gridflow.wfo.config import WfoConfig
 
 __all__ = ["SweepSpec", "load_sweep_spec", "read_spec_file"]
@@ -77,6 +78,8 @@ def _preset_markets() -> dict[str, MarketSpec]:
 def _file_id(path: str) -> dict[str, Any]:
     """A data file as its name and size (the identity must not depend on where the
     repository lives)."""
+    if is_spec(path):  # a series of the market-data store: its spec names it
+        return {"name": path}
     p = Path(path)
     return {"name": p.name, "size": p.stat().st_size if p.is_file() else -1}
 
@@ -105,8 +108,10 @@ class SweepSpec(BaseModel):
         Candle files; default the bundled files of ``symbols``. Files of other symbols
         are dropped.
     funding : tuple of FundingFile or None
-        None: the bundled funding file of each symbol that has one (traded as a
-        perpetual); ``()``: none (spot).
+        None: for a symbol read from the market-data store, the store's funding series
+        of the same exchange and symbol when there is one; else the bundled funding
+        file of each symbol that has one (traded as a perpetual); ``()``: none (spot).
+        Paths are funding files or store specs (``binanceusdm:BTC/USDT:USDT@funding``).
     account : AccountConfig
         Capital (quote), leverage, risk limits and sizing of each combination's fresh
         account (its strategies are ignored).
@@ -215,7 +220,12 @@ class SweepSpec(BaseModel):
     def _resolve_files(self) -> None:
         from gridflow.data import bundled_candle_files
         from gridflow.data.candle_files import resolve_data_files
-        from gridflow.data.funding import bundled_funding_files, funding_file_symbol
+        from gridflow.data.funding import (
+            bundled_funding_files,
+            funding_file_symbol,
+            funding_source_exists,
+            store_funding_of,
+        )
 
         set_ = object.__setattr__
         explicit = bool(self.data)
@@ -231,10 +241,10 @@ class SweepSpec(BaseModel):
                              f"{sorted(have)}); give data files for them")
         self._files = {s: have[s] for s in self.symbols}
         set_(self, "data", tuple(f for f, (_, s, _) in zip(data, resolved) if s in self.symbols))
-        if self.funding is None:
-            bundled = bundled_funding_files()
-            funding = tuple(FundingFile(path=str(bundled[s])) for s in self.symbols
-                            if s in bundled)
+        if self.funding is None:  # the store's funding of store series, else bundled
+            found = {s: str(p) for s, p in bundled_funding_files().items()}
+            found.update(store_funding_of([f.path for f in self.data]))
+            funding = tuple(FundingFile(path=found[s]) for s in self.symbols if s in found)
         else:
             funding, seen = [], set()
             for f in self.funding:
@@ -242,7 +252,7 @@ class SweepSpec(BaseModel):
                 if sym in seen:
                     raise ValueError(f"funding: two files for {sym}")
                 seen.add(sym)
-                if not Path(f.path).is_file():
+                if not funding_source_exists(f.path):
                     raise FileNotFoundError(f"funding file not found: {f.path}")
                 if sym in self.symbols:
                     funding.append(f)
