@@ -14,6 +14,7 @@ objects made later are collected as usual.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import threading
 
@@ -32,9 +33,14 @@ def freeze_startup_heap() -> int:
 
     Notes
     -----
-    Garbage cycles that exist at the call are never freed: a one-off, bounded by what
-    the imports and the flow's construction left behind. Objects freed by reference
-    counting (nearly all) are freed as always, frozen or not.
+    Garbage cycles that exist at the call are kept until the process exits: a one-off,
+    bounded by what the imports and the flow's construction left behind. Objects freed
+    by reference counting (nearly all) are freed as always, frozen or not. At exit the
+    heap is unfrozen (:func:`gc.unfreeze`, an :mod:`atexit` hook), so the interpreter's
+    last collections finalize what they did before: an SQLite connection left to them
+    is closed, and its write-ahead log checkpointed into the journal file (frozen, a
+    journal kept its last rows in ``journal.db-wal``, and a copy of ``journal.db``
+    alone lacked them).
     """
     global _frozen
     with _lock:
@@ -43,4 +49,5 @@ def freeze_startup_heap() -> int:
         _frozen = True
         before = gc.get_freeze_count()
         gc.freeze()
+        atexit.register(gc.unfreeze)
         return gc.get_freeze_count() - before
