@@ -4,8 +4,13 @@
 ``download`` pages candles (and ``--funding`` rates) from a ccxt exchange into the store,
 only what it lacks; ``import`` takes candle files (the bundled ones among them);
 ``list`` shows what the store holds; ``check`` says, per series, how much of its range is
-covered, which holes are the venue's (known) and which are not, and whether every stored
-candle still passes the replay's validator (exit 1 when not).
+covered, which holes are the venue's (known) and which are not, how many rows the
+validator refused when they were downloaded or imported (the manifest's count) and
+whether every stored candle still passes it (exit 1 on an unknown hole or any refusal).
+
+An exchange that cannot be reached (after the retries) or refuses a request (a symbol it
+does not list) ends the download with one line on stderr, the ccxt error class named,
+exit 2.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +58,9 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     i = dsub.add_parser("import", parents=[common], help="candle files into the store")
     i.add_argument("files", nargs="*", help="candle files (default: the bundled ones)")
-    i.add_argument("--exchange", default="binance", help="the files' exchange (ccxt id)")
+    i.add_argument("--exchange", help="the files' exchange (ccxt id; default: the one a "
+                   "file name starts with, binanceusdm_ETH_USDT_1h.csv.gz: binanceusdm; "
+                   "else binance)")
     dsub.add_parser("list", parents=[common], help="the series the store holds")
     c = dsub.add_parser("check", parents=[common], help="coverage, gaps, validator refusals")
     c.add_argument("specs", nargs="*", help="exchange:symbol@timeframe (default: all)")
@@ -71,28 +77,40 @@ def _exchange(args: argparse.Namespace):
 
 
 def _download(args: argparse.Namespace, store) -> int:
+    import ccxt
     from tqdm import tqdm
 
-    from gridflow.exchange.history import download_candles, download_funding
+    from gridflow.exchange.history import download_candles, download_funding, load_markets
+    from gridflow.redaction import error_text
     from gridflow.series_spec import FUNDING, SeriesKey
-    from gridflow.timeframes import timeframe_to_ms
 
     ex = _exchange(args)
-    ex.load_markets()
     since = parse_time_ms(args.since)
     until = parse_time_ms(args.until) if args.until else None
     reports = []
-    for sym in args.symbols:
-        key = SeriesKey(args.exchange, sym, args.timeframe)
-        total = ((until or int(time.time() * 1000)) - since) // timeframe_to_ms(args.timeframe)
-        with tqdm(total=max(total, 0), desc=key.spec, unit="candle", leave=False,
-                  disable=args.no_progress or args.json, file=sys.stderr) as bar:
-            rep = download_candles(ex, store, key, since, until, limit=args.page_limit,
-                                   progress=bar.update)
-        reports.append(rep)
-        if args.funding:
-            reports.append(download_funding(ex, store, SeriesKey(args.exchange, sym, FUNDING),
-                                            since, until, limit=args.page_limit))
+    what = f"{args.exchange}: load_markets"
+    try:
+        load_markets(ex)
+        for sym in args.symbols:  # every symbol checked before anything is fetched
+            what = f"{args.exchange}: symbol {sym}"
+            ex.market(sym)
+        for sym in args.symbols:
+            key = SeriesKey(args.exchange, sym, args.timeframe)
+            what = key.spec
+            with tqdm(total=None, desc=key.spec, unit="candle", leave=False,
+                      disable=args.no_progress or args.json, file=sys.stderr) as bar:
+                reports.append(download_candles(
+                    ex, store, key, since, until, limit=args.page_limit, progress=bar.update,
+                    progress_total=lambda n, bar=bar: bar.reset(total=n)))
+            if args.funding:
+                key = SeriesKey(args.exchange, sym, FUNDING)
+                what = key.spec
+                reports.append(download_funding(ex, store, key, since, until,
+                                                limit=args.page_limit))
+    except ccxt.BaseError as exc:  # retried already where a retry may help
+        print(f"gridflow data: error: {what}: {' '.join(error_text(exc, limit=400).split())}",
+              file=sys.stderr)
+        return 2
     rows = [{"series": r.spec, "requests": r.requests, "added": r.added,
              "refused": r.refused, "new_known_gaps": len(r.known_gaps)} for r in reports]
     _print(rows, args.json)

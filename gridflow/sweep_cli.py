@@ -470,6 +470,8 @@ def cmd_wfo(args: argparse.Namespace) -> int:
         return 0
     from datetime import datetime, timezone
 
+    from gridflow.wfo.report_text import transfer_ratio_text
+
     def day(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d")
 
@@ -481,7 +483,8 @@ def cmd_wfo(args: argparse.Namespace) -> int:
         keys = [*WFO_REPORT_KEYS[2:], *(k for k in TRANSFER_KEYS if k in rep)]
         width = max(len(k) for k in keys)
         for k in keys:
-            print(f"{k:<{width}}  {_fmt(rep.get(k))}")
+            text = transfer_ratio_text(rep) if k == "transfer_ratio" else _fmt(rep.get(k))
+            print(f"{k:<{width}}  {text}")
         for reason in rep.get("grade_reasons") or ():
             print(f"  - {reason}")
         rows = [{**w, "is_start": day(w["is_start_ms"]), "oos_start": day(w["oos_start_ms"]),

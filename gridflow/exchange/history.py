@@ -42,8 +42,8 @@ from gridflow.timeframes import timeframe_to_ms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DownloadReport", "download_candles", "download_funding", "funding_pages", "missing_runs",
-           "validate_new_rows"]
+__all__ = ["DownloadReport", "download_candles", "download_funding", "funding_pages",
+           "load_markets", "missing_runs", "validate_new_rows"]
 
 #: Rows per request: every Binance market type serves 1,000 (USDⓈ-M up to 1,500).
 PAGE_LIMIT = 1000
@@ -105,10 +105,26 @@ def _call(ex: Any, retry: RetryConfig, what: str, fn: Callable[[], Any],
     return retry_call(fn, retry, sleep=sleep, on_retry=warn)
 
 
+def load_markets(ex: Any, retry: RetryConfig | None = None,
+                 sleep: Callable[[float], None] | None = None) -> dict:
+    """``ex.load_markets()`` with the page requests' retries (network errors only,
+    ``retry.max_attempts`` attempts, backoff in seconds; ``sleep`` default
+    ``time.sleep``); the markets by symbol.
+
+    Raises
+    ------
+    ccxt.BaseError
+        A non-network error at once, a network error after the last attempt.
+    """
+    return _call(ex, retry or RetryConfig(), f"{ex.id} load_markets", ex.load_markets,
+                 sleep if sleep is not None else time.sleep)
+
+
 def _fetch_range(ex: Any, key: SeriesKey, a: int, b: int, step: int, limit: int,
                  retry: RetryConfig, sleep, report: DownloadReport,
                  progress: Callable[[int], None] | None) -> list[list]:
-    """Pages of ``fetch_ohlcv`` over ``[a, b)``: the rows inside it."""
+    """Pages of ``fetch_ohlcv`` over ``[a, b)``: the rows inside it. ``progress`` gets
+    ``(b - a) // step`` open times in all, the part the venue has no candle for too."""
     rows: list[list] = []
     cursor = a
     while cursor < b:
@@ -125,6 +141,8 @@ def _fetch_range(ex: Any, key: SeriesKey, a: int, b: int, step: int, limit: int,
         if progress is not None:
             progress((last + step - cursor) // step)
         cursor = last + step
+    if progress is not None and cursor < b:  # the venue has nothing after cursor
+        progress((b - cursor) // step)
     return rows
 
 
@@ -154,7 +172,8 @@ def download_candles(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
                      until_ms: int | None = None, *, retry: RetryConfig | None = None,
                      rules: CandleRules | None = None, limit: int = PAGE_LIMIT,
                      now_ms: int | None = None, sleep: Callable[[float], None] = time.sleep,
-                     progress: Callable[[int], None] | None = None) -> DownloadReport:
+                     progress: Callable[[int], None] | None = None,
+                     progress_total: Callable[[int], None] | None = None) -> DownloadReport:
     """Fetch the candles of ``key`` the store lacks in ``[since_ms, until_ms)`` (open
     times, ms UTC; ``until_ms`` None: up to the last closed candle) and store them.
 
@@ -167,8 +186,12 @@ def download_candles(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
         venue has no time endpoint): candles opening after ``now_ms - timeframe`` are
         still forming and never stored.
     progress : callable, optional
-        ``progress(n)`` with the number of open times each page covered (tqdm's
-        ``update``).
+        ``progress(n)`` with the number of open times (candles) each page covered
+        (tqdm's ``update``); they add up to the ``progress_total``.
+    progress_total : callable, optional
+        ``progress_total(n)`` once, before the first request, with the number of open
+        times to ask for (:attr:`DownloadReport.wanted`: what the store lacks in the
+        range, known gaps left out; tqdm's ``reset(total=n)``).
 
     Returns
     -------
@@ -201,6 +224,8 @@ def download_candles(ex: Any, store: CandleStore, key: SeriesKey, since_ms: int,
     stored = held["ts"] if held is not None else np.empty(0, np.int64)
     runs = missing_runs(stored, known, start, end, step)
     report.wanted = sum((b - a) // step for a, b in runs)
+    if progress_total is not None:
+        progress_total(report.wanted)
     rows: list[list] = []
     for attempt in (1, 2):  # a hole left after the second ask is the venue's
         for a, b in runs:

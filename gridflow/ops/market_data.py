@@ -3,7 +3,8 @@
 :func:`import_candle_file` takes a candle file (the bundled ones among them) into the
 store through the replay's validator; the file's holes are recorded as known gaps (the
 file's source had no candle there). :func:`check_series` reports a series' coverage,
-its holes (known or not) and whether every stored candle still passes the validator.
+its holes (known or not), the rows refused when it was written (the manifest's count)
+and whether every stored candle still passes the validator.
 """
 
 from __future__ import annotations
@@ -15,14 +16,21 @@ from typing import Any
 import numpy as np
 
 from gridflow.config.candles import CandleRules
-from gridflow.data.candle_files import read_candle_file, resolve_data_files
+from gridflow.data.candle_files import (
+    parse_candle_file_name,
+    read_candle_file,
+    resolve_data_files,
+)
 from gridflow.data.store import CandleStore, Gap, Provenance
 from gridflow.exchange.history import missing_runs, validate_new_rows
 from gridflow.isotime import iso_utc
 from gridflow.series_spec import FUNDING, SeriesKey
 from gridflow.timeframes import timeframe_to_ms
 
-__all__ = ["check_series", "import_candle_file"]
+__all__ = ["DEFAULT_EXCHANGE", "check_series", "file_exchange", "import_candle_file"]
+
+DEFAULT_EXCHANGE = "binance"
+"""Exchange of a candle file whose name does not start with a ccxt exchange id."""
 
 
 def _holes(ts: np.ndarray, known: np.ndarray, step: int) -> list[tuple[int, int]]:
@@ -32,10 +40,24 @@ def _holes(ts: np.ndarray, known: np.ndarray, step: int) -> list[tuple[int, int]
     return missing_runs(ts, known, int(ts[0]), int(ts[-1]), step)
 
 
-def import_candle_file(store: CandleStore, path: str | Path, exchange: str,
+def file_exchange(path: str | Path) -> str:
+    """The exchange a candle file's name starts with (``binanceusdm_ETH_USDT_1h.csv.gz``
+    -> ``"binanceusdm"``) when that is a ccxt exchange id, else :data:`DEFAULT_EXCHANGE`
+    (a name that does not parse is left to the import to refuse)."""
+    import ccxt
+
+    try:
+        exchange = parse_candle_file_name(path)[0]
+    except ValueError:
+        return DEFAULT_EXCHANGE
+    return exchange if exchange in ccxt.exchanges else DEFAULT_EXCHANGE
+
+
+def import_candle_file(store: CandleStore, path: str | Path, exchange: str | None = None,
                        rules: CandleRules | None = None) -> dict[str, Any]:
     """Validate and store the candles of ``path`` as ``exchange:symbol@timeframe`` (the
-    symbol and timeframe from the file name); returns what was done.
+    symbol and timeframe from the file name; ``exchange`` None: :func:`file_exchange`);
+    returns what was done.
 
     Raises
     ------
@@ -44,7 +66,7 @@ def import_candle_file(store: CandleStore, path: str | Path, exchange: str,
         :func:`~gridflow.data.candle_files.read_candle_file`.
     """
     ((p, symbol, tf),) = resolve_data_files([path])
-    key = SeriesKey(exchange, symbol, tf)
+    key = SeriesKey(exchange or file_exchange(p), symbol, tf)
     cols = read_candle_file(p)
     m = store.manifest(key)
     old = store.read(key) if m is not None else {k: v[:0] for k, v in cols.items()}
@@ -67,8 +89,12 @@ def import_candle_file(store: CandleStore, path: str | Path, exchange: str,
 
 def check_series(store: CandleStore, key: SeriesKey,
                  rules: CandleRules | None = None) -> dict[str, Any]:
-    """Coverage, holes and validator refusals of one series (``ok``: no unknown hole, no
-    refusal).
+    """Coverage, holes and validator refusals of one series.
+
+    ``refused`` are the rows refused when the series was written (download or import,
+    by reason, from its manifest: never stored, their open times known gaps);
+    ``stored_refused`` the stored rows the validator refuses now (by reason).
+    ``ok``: no unknown hole and no refusal of either kind.
 
     Raises
     ------
@@ -79,9 +105,13 @@ def check_series(store: CandleStore, key: SeriesKey,
     if m is None:
         raise FileNotFoundError(f"{key.spec} is not in the market-data store {store.root}")
     if key.timeframe == FUNDING:
+        from gridflow.data.funding import rate_ok
+
         ts, rate = store.read_funding(key)
-        bad = int((~np.isfinite(rate)).sum())
-        return {"series": key.spec, "rows": int(ts.size), "refused": bad, "ok": bad == 0}
+        bad = int((~rate_ok(rate)).sum())
+        now = {"BAD_FUNDING_RATE": bad} if bad else {}
+        return {"series": key.spec, "rows": int(ts.size), "refused": dict(m.refused),
+                "stored_refused": now, "ok": not m.refused and not now}
     cols = store.read(key)
     step = timeframe_to_ms(key.timeframe)
     known = m.known_missing()
@@ -95,4 +125,5 @@ def check_series(store: CandleStore, key: SeriesKey,
             "coverage": round(cols["ts"].size / span, 6) if span else 0.0,
             "known_gaps": len(m.known_gaps),
             "unknown_gaps": [[iso_utc(a), (b - a) // step] for a, b in unknown],
-            "refused": dict(refused), "ok": not unknown and not refused}
+            "refused": dict(m.refused), "stored_refused": dict(refused),
+            "ok": not unknown and not m.refused and not refused}

@@ -63,3 +63,11 @@ def test_wfo_reports_the_transfer_and_grades_it(store, tmp_path, capsys):
     # the grade scores it (15 of 100 points): the stored letter is the scored one
     assert rep["grade"] == grade({**rep, "transfer_ratio": ratio if ratio is not None
                                   else math.nan})[0]
+    # the text report says what the ratio is, or why there is none
+    from gridflow.wfo.report_text import transfer_ratio_text
+
+    assert main(argv[:-1]) == 0  # the same run (its results stored), as text
+    line = next(ln for ln in capsys.readouterr().out.splitlines()
+                if ln.startswith("transfer_ratio "))
+    assert line.split(None, 1)[1] == transfer_ratio_text(rep)
+    assert ("n/a (" in line) == (not want["research"] > 0)
