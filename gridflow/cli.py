@@ -30,13 +30,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def replay_funding(cfg, funding: list[str] | None, data: list[DataFile] | None):
-    """The funding files of a replay given ``--funding`` and ``--data``, or None to keep
+def replay_funding(cfg, funding: list[str] | None):
+    """The funding files of a replay given ``--funding``, or None to keep
     ``cfg.funding``: ``--funding none`` drops them; ``--funding X ...`` replaces them
-    (files made absolute, store specs as they are); else the store's funding series of
-    the ``--data`` store series are added for the symbols without funding."""
+    (files made absolute, store specs as they are); else the store's funding of the
+    run's store series is added for the symbols without funding
+    (:func:`~gridflow.data.funding.with_store_funding`)."""
     from gridflow.config.models import FundingFile
-    from gridflow.data.funding import funding_file_symbol, store_funding_of
+    from gridflow.data.funding import with_store_funding
     from gridflow.series_spec import is_spec
 
     if funding == ["none"]:
@@ -44,10 +45,7 @@ def replay_funding(cfg, funding: list[str] | None, data: list[DataFile] | None):
     if funding:
         return tuple(FundingFile(path=f if is_spec(f) else str(Path(f).expanduser().resolve()))
                      for f in funding)
-    found = store_funding_of([d.path for d in data or ()])
-    have = {f.symbol or funding_file_symbol(f.path) for f in cfg.funding}
-    extra = tuple(FundingFile(path=spec) for sym, spec in found.items() if sym not in have)
-    return (*cfg.funding, *extra) if extra else None
+    return with_store_funding(cfg.funding, cfg.data)
 
 
 def _data_arg(text: str) -> DataFile:
@@ -228,7 +226,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             overrides[f"{name}_ms"] = int(v) if v.isdigit() else v
     path = args.preset or args.config
     cfg = load_config(path, **overrides)
-    funding = replay_funding(cfg, args.funding, args.data)
+    funding = replay_funding(cfg, args.funding)
     if funding is not None:
         cfg = load_config(path, **overrides, funding=funding)
     setup_for(cfg)  # [logging], its secrets masked

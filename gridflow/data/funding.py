@@ -246,3 +246,24 @@ def store_funding_of(candle_specs: list[str]) -> dict[str, str]:
         if key.timeframe != FUNDING and store.manifest(fkey) is not None:
             out.setdefault(key.symbol, fkey.spec)
     return out
+
+
+def with_store_funding(funding: tuple, data: tuple) -> tuple | None:
+    """A run's funding files with the store's funding of its store candle series added
+    (:func:`store_funding_of`) for the symbols that have none; None when nothing is
+    added. What a replay launched by ``gridflow replay`` or the app's Backtest tab
+    books by default, so a perpetual backtest from the store pays its funding.
+
+    Parameters
+    ----------
+    funding : tuple of FundingFile
+        The run's funding files (``GridflowConfig.funding``).
+    data : tuple of DataFile
+        The run's candle data (``GridflowConfig.data``); files among them are skipped.
+    """
+    from gridflow.config.models import FundingFile
+
+    found = store_funding_of([d.path for d in data])
+    have = {f.symbol or funding_file_symbol(f.path) for f in funding}
+    extra = tuple(FundingFile(path=spec) for sym, spec in found.items() if sym not in have)
+    return (*funding, *extra) if extra else None

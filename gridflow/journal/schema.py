@@ -354,10 +354,15 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
             with _CREATE_LOCK:
                 if engine.dialect.name == "sqlite":
                     with engine.connect() as conn:
+                        if _complete(conn):  # the usual open: nothing to write
+                            return
                         # one transaction for all of it: the driver commits each DDL
                         # statement on its own otherwise, and with synchronous=FULL
-                        # each commit waits for the disk (a new journal: 20 commits)
-                        conn.exec_driver_sql("BEGIN")
+                        # each commit waits for the disk (a new journal: 20 commits).
+                        # IMMEDIATE takes the write lock first, waiting for another
+                        # writer (busy_timeout): a deferred transaction that read the
+                        # schema then wrote failed at once when one had committed
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
                         _create_all(conn)
                         conn.commit()
                 else:
@@ -367,6 +372,21 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
             if attempt == attempts:
                 raise
             time.sleep(0.05 * attempt)
+
+
+def _complete(conn: Connection) -> bool:
+    """Whether the journal has every table, the index and the columns
+    :func:`_create_all` makes (read only)."""
+    from sqlalchemy import inspect
+
+    insp = inspect(conn)
+    if not set(SQLModel.metadata.tables) <= set(insp.get_table_names()):
+        return False
+    table = _RUN_TS_INDEX.table.name
+    if _RUN_TS_INDEX.name not in {i["name"] for i in insp.get_indexes(table)}:
+        return False
+    return all(set(cols) <= {c["name"] for c in insp.get_columns(t)}
+               for t, cols in ADDED_COLUMNS.items())
 
 
 def _create_all(bind: Engine | Connection) -> None:

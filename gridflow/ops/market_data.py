@@ -57,7 +57,9 @@ def import_candle_file(store: CandleStore, path: str | Path, exchange: str | Non
                        rules: CandleRules | None = None) -> dict[str, Any]:
     """Validate and store the candles of ``path`` as ``exchange:symbol@timeframe`` (the
     symbol and timeframe from the file name; ``exchange`` None: :func:`file_exchange`);
-    returns what was done.
+    returns what was done. Rows at open times the series already holds are left as
+    stored and counted as ``already_stored``, not refused: importing a file again
+    changes nothing and leaves ``gridflow data check`` passing.
 
     Raises
     ------
@@ -70,6 +72,8 @@ def import_candle_file(store: CandleStore, path: str | Path, exchange: str | Non
     cols = read_candle_file(p)
     m = store.manifest(key)
     old = store.read(key) if m is not None else {k: v[:0] for k, v in cols.items()}
+    held_before = np.isin(cols["ts"], old["ts"])  # imported before: kept as stored, and
+    cols = {k: v[~held_before] for k, v in cols.items()}  # no refusal (DUPLICATE_TS)
     keep, refused = validate_new_rows(old, cols, key, rules or CandleRules())
     good = {k: v[keep] for k, v in cols.items()}
     ts = good["ts"]
@@ -84,7 +88,7 @@ def import_candle_file(store: CandleStore, path: str | Path, exchange: str | Non
     if gaps:
         store.add_known_gaps(key, gaps)
     return {"series": key.spec, "file": p.name, "added": added, "refused": dict(refused),
-            "known_gaps": len(gaps)}
+            "already_stored": int(held_before.sum()), "known_gaps": len(gaps)}
 
 
 def check_series(store: CandleStore, key: SeriesKey,

@@ -112,3 +112,21 @@ def test_sweeps_of_one_symbol_on_two_exchanges_are_two_sweeps(tmp_path, monkeypa
                             "data": [{"path": f"{ex}:BTC/USDT@1h"}]}).identity_hash()
            for ex in ("binance", "bybit")}
     assert len(ids) == 2
+
+
+def test_the_apps_backtest_books_the_store_funding_too(tmp_path, capsys, monkeypatch):
+    """The Backtest tab launches replays through ``GridflowClient.launch_replay`` (not
+    the CLI): a store series' funding is booked there the same way."""
+    from gridflow.control.client import GridflowClient
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("GRIDFLOW_STORE", str(store))
+    btc = [p for p in bundled_candle_files() if p.name.startswith("binance_BTC_USDT_1h")]
+    assert main(["data", "import", *map(str, btc)]) == 0
+    capsys.readouterr()
+    _store_funding(store, SeriesKey("binance", "BTC/USDT", "funding"))
+    _, cli_paid = _replay(tmp_path, "cli.db", capsys)
+    client = GridflowClient(f"sqlite:///{tmp_path / 'app.db'}")
+    rep = client.launch_replay(None, data=({"path": "binance:BTC/USDT@1h"},),
+                               start_ms="2023-06-01", end_ms="2024-01-01").result(300)
+    assert cli_paid != 0.0 and rep["funding_paid"] == cli_paid

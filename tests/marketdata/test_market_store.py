@@ -84,6 +84,11 @@ def test_bundled_files_import_with_their_gaps_and_check_clean(tmp_path):
     assert rep["ok"] and rep["unknown_gaps"] == [] and rep["refused"] == {}
     again = import_candle_file(store, path, "binance")
     assert again["added"] == 0 and len(store.manifest(key).known_gaps) == 27
+    # importing again is no refusal: the check still passes (it counted every row as a
+    # DUPLICATE_TS refusal, and the check failed for good)
+    assert again["refused"] == {} and again["already_stored"] == 73265
+    assert store.manifest(key).refused == {} and check_series(store, key)["ok"]
+    assert main(["data", "check", "--store", str(tmp_path), key.spec]) == 0
 
 
 def test_a_hole_nobody_knows_fails_the_check(tmp_path, capsys):
