@@ -31,6 +31,18 @@ def _store_funding(root, key: SeriesKey, scale: float = 1.0) -> None:
         first_ts=int(ts[0]), last_ts=int(ts[-1]), rows=len(ts)))
 
 
+def _btc_store(tmp_path, capsys, monkeypatch, scale: float = 1.0) -> None:
+    """A store at ``tmp_path/store`` ($GRIDFLOW_STORE) with the bundled BTC/USDT 1h
+    candles (``binance:BTC/USDT@1h``) and BTC's funding rates times ``scale``
+    (``binance:BTC/USDT@funding``)."""
+    store = tmp_path / "store"
+    monkeypatch.setenv("GRIDFLOW_STORE", str(store))
+    btc = [p for p in bundled_candle_files() if p.name.startswith("binance_BTC_USDT_1h")]
+    assert main(["data", "import", *map(str, btc)]) == 0
+    capsys.readouterr()
+    _store_funding(store, SeriesKey("binance", "BTC/USDT", "funding"), scale=scale)
+
+
 def test_a_store_series_reads_as_the_file_it_came_from(tmp_path, monkeypatch):
     monkeypatch.setenv("GRIDFLOW_STORE", str(tmp_path))
     key = SeriesKey("binanceusdm", "BTC/USDT:USDT", "funding")
@@ -58,12 +70,7 @@ def _replay(tmp_path, name: str, capsys, *args: str) -> tuple[str, float]:
 
 
 def test_replay_books_the_store_funding_of_its_store_series(tmp_path, capsys, monkeypatch):
-    store = tmp_path / "store"
-    monkeypatch.setenv("GRIDFLOW_STORE", str(store))
-    btc = [p for p in bundled_candle_files() if p.name.startswith("binance_BTC_USDT_1h")]
-    assert main(["data", "import", *map(str, btc)]) == 0
-    capsys.readouterr()
-    _store_funding(store, SeriesKey("binance", "BTC/USDT", "funding"))
+    _btc_store(tmp_path, capsys, monkeypatch)
     from_file = _replay(tmp_path, "file.db", capsys, "--funding", str(BTC_FUNDING))
     by_default = _replay(tmp_path, "default.db", capsys)  # the store's, found by itself
     spot = _replay(tmp_path, "spot.db", capsys, "--funding", "none")
@@ -81,14 +88,9 @@ def _sweep_funding(capsys, *args: str) -> list[float]:
 
 
 def test_sweep_from_the_store_takes_the_store_funding(tmp_path, capsys, monkeypatch):
-    store = tmp_path / "store"
-    monkeypatch.setenv("GRIDFLOW_STORE", str(store))
     monkeypatch.chdir(tmp_path)  # the sweep store (sqlite) goes here
-    btc = [p for p in bundled_candle_files() if p.name.startswith("binance_BTC_USDT_1h")]
-    assert main(["data", "import", *map(str, btc)]) == 0
-    capsys.readouterr()
     # twice the bundled rates in the store: the default must be the store's, not the file
-    _store_funding(store, SeriesKey("binance", "BTC/USDT", "funding"), scale=2.0)
+    _btc_store(tmp_path, capsys, monkeypatch, scale=2.0)
     bundled = _sweep_funding(capsys, "--funding", str(BTC_FUNDING))
     stored = _sweep_funding(capsys)
     spot = _sweep_funding(capsys, "--funding", "none")
@@ -119,12 +121,7 @@ def test_the_apps_backtest_books_the_store_funding_too(tmp_path, capsys, monkeyp
     the CLI): a store series' funding is booked there the same way."""
     from gridflow.control.client import GridflowClient
 
-    store = tmp_path / "store"
-    monkeypatch.setenv("GRIDFLOW_STORE", str(store))
-    btc = [p for p in bundled_candle_files() if p.name.startswith("binance_BTC_USDT_1h")]
-    assert main(["data", "import", *map(str, btc)]) == 0
-    capsys.readouterr()
-    _store_funding(store, SeriesKey("binance", "BTC/USDT", "funding"))
+    _btc_store(tmp_path, capsys, monkeypatch)
     _, cli_paid = _replay(tmp_path, "cli.db", capsys)
     client = GridflowClient(f"sqlite:///{tmp_path / 'app.db'}")
     rep = client.launch_replay(None, data=({"path": "binance:BTC/USDT@1h"},),
