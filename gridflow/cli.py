@@ -30,24 +30,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def replay_funding(cfg, funding: list[str] | None):
-    """The funding files of a replay given ``--funding``, or None to keep
-    ``cfg.funding``: ``--funding none`` drops them; ``--funding X ...`` replaces them
-    (files made absolute, store specs as they are); else the store's funding of the
-    run's store series is added for the symbols without funding
-    (:func:`~gridflow.data.funding.with_store_funding`)."""
-    from gridflow.config.models import FundingFile
-    from gridflow.data.funding import with_store_funding
-    from gridflow.series_spec import is_spec
-
-    if funding == ["none"]:
-        return ()
-    if funding:
-        return tuple(FundingFile(path=f if is_spec(f) else str(Path(f).expanduser().resolve()))
-                     for f in funding)
-    return with_store_funding(cfg.funding, cfg.data)
-
-
 def _data_arg(text: str) -> DataFile:
     """``FILE`` or ``FILE@SYMBOL`` or ``FILE@SYMBOL@TIMEFRAME``, or a series of the
     market-data store ``exchange:symbol@timeframe`` (:mod:`gridflow.series_spec`)."""
@@ -206,10 +188,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from bytewax.run import cli_main
     from tqdm import tqdm
 
-    from gridflow.config import load_config
     from gridflow.control.report import build_report
+    from gridflow.data.funding import funding_flag
     from gridflow.dataflows.plan import plan_run
-    from gridflow.dataflows.replay import build_flow
+    from gridflow.dataflows.replay import build_flow, load_replay_config
     from gridflow.isotime import iso_utc
     from gridflow.logs import setup_for
 
@@ -224,11 +206,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None:
             overrides[f"{name}_ms"] = int(v) if v.isdigit() else v
-    path = args.preset or args.config
-    cfg = load_config(path, **overrides)
-    funding = replay_funding(cfg, args.funding)
+    funding = funding_flag(args.funding)
     if funding is not None:
-        cfg = load_config(path, **overrides, funding=funding)
+        overrides["funding"] = tuple({"path": f} for f in funding)
+    cfg = load_replay_config(args.preset or args.config, **overrides)
     setup_for(cfg)  # [logging], its secrets masked
     plan = plan_run(cfg)
     if args.name:  # a name another run has: refused before anything runs

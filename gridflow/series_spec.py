@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gridflow.timeframes import timeframe_to_ms
 
-__all__ = ["FUNDING", "SeriesKey", "is_spec", "parse_spec"]
+__all__ = ["FUNDING", "SeriesKey", "is_spec", "parse_spec", "spec_or_path"]
 
 FUNDING = "funding"
 """The timeframe slot of a funding-rate series (``exchange:symbol@funding``)."""
@@ -76,3 +76,11 @@ def is_spec(s: object) -> bool:
         return False
     head = s.split(":", 1)[0]
     return bool(head) and "/" not in head and "\\" not in head and "." not in head
+
+
+def spec_or_path(text: str) -> str:
+    """A command-line data or funding argument as a config path: a spec as it is, a file
+    path made absolute (``~`` expanded)."""
+    from pathlib import Path
+
+    return text if is_spec(text) else str(Path(text).expanduser().resolve())

@@ -141,13 +141,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
 def _data_files(args: argparse.Namespace) -> list[dict[str, str]] | None:
     """``--data`` (files made absolute, store specs as they are) or ``--exchange``
     (the store's series of ``--symbols`` at ``--timeframe``); None when neither."""
-    from gridflow.series_spec import SeriesKey, is_spec
+    from gridflow.series_spec import SeriesKey, spec_or_path
 
     if args.data and args.exchange:
         raise ValueError("give --data or --exchange, not both")
     if args.data:
-        return [{"path": d if is_spec(d) else str(Path(d).expanduser().resolve())}
-                for d in args.data]
+        return [{"path": spec_or_path(d)} for d in args.data]
     if args.exchange:
         syms = args.symbols or ["BTC/USDT"]
         return [{"path": SeriesKey(args.exchange, s, args.timeframe).spec} for s in syms]
@@ -156,8 +155,8 @@ def _data_files(args: argparse.Namespace) -> list[dict[str, str]] | None:
 
 def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The spec fields of ``--config`` with the flags applied."""
+    from gridflow.data.funding import funding_flag
     from gridflow.dataflows.sweep_spec import read_spec_file
-    from gridflow.series_spec import is_spec
 
     doc = read_spec_file(args.config) if args.config else {}
     doc["kind"] = kind
@@ -176,11 +175,9 @@ def spec_doc(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     data = _data_files(args)
     if data is not None:
         doc["data"] = data
-    if args.funding == ["none"]:
-        doc["funding"] = []
-    elif args.funding:
-        doc["funding"] = [{"path": f if is_spec(f) else str(Path(f).expanduser().resolve())}
-                          for f in args.funding]
+    funding = funding_flag(args.funding)
+    if funding is not None:
+        doc["funding"] = [{"path": f} for f in funding]
     if kind == "sweep":
         doc.pop("wfo", None)  # a [wfo] table is for `gridflow wfo`
     else:

@@ -298,18 +298,12 @@ class GridflowClient:
         ``accounts`` ...) applied on top of the preset; the effective config is written
         to a temporary TOML-free JSON handed to the child. Without a ``funding``
         override, the store's funding of the run's store series is added
-        (:func:`~gridflow.data.funding.with_store_funding`).
+        (:func:`~gridflow.dataflows.replay.load_replay_config`).
         """
-        from gridflow.config import load_config
-        from gridflow.data.funding import with_store_funding
         from gridflow.dataflows.plan import plan_run
+        from gridflow.dataflows.replay import load_replay_config
 
-        cfg = load_config(config_path, db_url=self.db_url, **overrides)
-        if "funding" not in overrides:  # the store's funding of store series, as the CLI
-            funding = with_store_funding(cfg.funding, cfg.data)
-            if funding is not None:
-                cfg = load_config(config_path, db_url=self.db_url,
-                                  **{**overrides, "funding": funding})
+        cfg = load_replay_config(config_path, db_url=self.db_url, **overrides)
         plan = plan_run(cfg)
         total = plan.expected_candles()
         fd, name = tempfile.mkstemp(prefix="gridflow-run-", suffix=".json")

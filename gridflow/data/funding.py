@@ -267,3 +267,14 @@ def with_store_funding(funding: tuple, data: tuple) -> tuple | None:
     have = {f.symbol or funding_file_symbol(f.path) for f in funding}
     extra = tuple(FundingFile(path=spec) for sym, spec in found.items() if sym not in have)
     return (*funding, *extra) if extra else None
+
+
+def funding_flag(values: list[str] | None) -> list[str] | None:
+    """The paths a ``--funding`` flag gives (files made absolute, store specs as they
+    are): ``[]`` for ``--funding none`` (traded as spot), None when the flag is absent
+    (the run's default funding)."""
+    from gridflow.series_spec import spec_or_path
+
+    if values is None:
+        return None
+    return [] if values == ["none"] else [spec_or_path(v) for v in values]

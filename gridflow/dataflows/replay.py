@@ -139,6 +139,20 @@ def journal_and_alerts(plan: RunPlan, records, side_journal, background: bool = 
         # heartbeat also sends the daily report (a child process, alert_sink's doc)
 
 
+def load_replay_config(config: str | Path | None = None, **overrides: Any) -> GridflowConfig:
+    """:func:`~gridflow.config.load_config`, and without a ``funding`` override the
+    store's funding of the run's store series added for the symbols without funding
+    (:func:`~gridflow.data.funding.with_store_funding`): what ``gridflow replay`` and the
+    app's Backtest tab run, so a perpetual backtest from the store pays its funding."""
+    from gridflow.data.funding import with_store_funding
+
+    cfg = load_config(config, **overrides)
+    if "funding" in overrides:
+        return cfg
+    funding = with_store_funding(cfg.funding, cfg.data)
+    return cfg if funding is None else load_config(config, **overrides, funding=funding)
+
+
 def build(config: str | Path | GridflowConfig | None = None, **overrides: Any) -> Dataflow:
     """Build the replay flow from a TOML preset path (default preset when None), or an
     already loaded config. ``overrides`` beat the environment and the preset."""
