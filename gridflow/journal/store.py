@@ -111,6 +111,11 @@ class RawInsert:
     def records(self, run_id: str, records: list[Any]) -> list[tuple[Any, ...]]:
         """Parameter tuples of ``records`` for ``run_id``.
 
+        Records of one pydantic model whose fields are the statement's columns in
+        statement order (every journal record) give their values straight from the
+        instance ``__dict__`` (a frozen model with ``extra="forbid"`` holds exactly its
+        fields there), about half the cost of reading each attribute by name.
+
         Raises
         ------
         ValueError
@@ -122,6 +127,8 @@ class RawInsert:
         if len(self._fields) == 1:
             return [(run_id, get(r)) for r in records]
         if not self._json_at:
+            if self._in_order(records):
+                return [(run_id, *r.__dict__.values()) for r in records]
             return [(run_id, *get(r)) for r in records]
         dumps, at, out = JSON_SERIALIZER, self._json_at, []
         for r in records:
@@ -130,6 +137,19 @@ class RawInsert:
                 v[i] = dumps(v[i])
             out.append((run_id, *v))
         return out
+
+    def _in_order(self, records: list[Any]) -> bool:
+        """True when every record is of one model whose fields are, in order, the
+        statement's columns after ``run_id`` and which keeps nothing else in its
+        ``__dict__`` (frozen, ``extra="forbid"``)."""
+        model = type(records[0]) if records else None
+        fields = getattr(model, "model_fields", None)
+        if fields is None or list(fields) != self._fields:
+            return False
+        config = getattr(model, "model_config", {})
+        if config.get("extra") != "forbid" or not config.get("frozen"):
+            return False
+        return all(type(r) is model for r in records)
 
 
 def kept_records(batch: JournalBatch) -> dict[str, list[Any]]:
@@ -239,10 +259,22 @@ class Journal:
         Returns
         -------
         int
-            Rows sent after in-batch deduplication (rows already in the journal are
-            sent and ignored by the database).
+            Rows sent (rows already in the journal are sent and ignored by the
+            database).
+
+        Notes
+        -----
+        On PostgreSQL the batch is first deduplicated by natural key
+        (:func:`kept_records`): one multi-row ``INSERT .. ON CONFLICT`` may not touch a
+        row twice. On SQLite the rows go in as they are: ``executemany`` runs the
+        statement row by row in batch order, so a repeated key is ignored after its
+        first row and a summary is replaced by each later one with at least its
+        ``candles``, which is exactly what the deduplication keeps.
         """
-        kept = kept_records(batch)
+        if self._raw:
+            kept = {attr: recs for attr in TABLES if (recs := getattr(batch, attr))}
+        else:
+            kept = kept_records(batch)
         if not kept:
             return 0
         with self.engine.begin() as conn:

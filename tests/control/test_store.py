@@ -243,6 +243,32 @@ def test_duplicates_inside_one_batch_and_other_runs_are_separate(tmp_path) -> No
     assert counts(url, "r2")["orders"] == 4
 
 
+def test_rows_take_each_value_from_its_own_column_whatever_the_model(tmp_path) -> None:
+    # journal records give their values in field order (RawInsert's fast path); a
+    # record whose fields are in another order, or a mixed list, is read by name
+    from pydantic import BaseModel, ConfigDict
+
+    o = order(1)
+    names = list(type(o).model_fields)
+
+    class Reordered(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        __annotations__ = {n: type(o).model_fields[n].annotation for n in reversed(names)}
+
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    with Journal(url) as journal:
+        raw = journal._raw["orders"]
+        want = ("r", *(getattr(o, n) for n in raw._fields))
+        other = Reordered(**o.model_dump())
+        assert list(other.__dict__) != list(o.__dict__)
+        assert raw.records("r", [o]) == [want]
+        assert raw.records("r", [other]) == [want]
+        assert raw.records("r", [o, other]) == [want, want]
+        journal.write("r", JournalBatch(orders=[other, order(2)]))
+    got = sorted(read_orders(url, "r"), key=lambda d: d["seq"])
+    assert [OrderRequest(**d) for d in got] == [o, order(2)]
+
+
 def test_summaries_keep_largest_candles(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'j.db'}"
     with Journal(url) as journal:
