@@ -10,14 +10,32 @@ preset, ``--data``), a spec names a series of the market-data store
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from gridflow.timeframes import timeframe_to_ms
 
-__all__ = ["FUNDING", "SeriesKey", "is_spec", "parse_spec", "spec_or_path"]
+__all__ = ["DATA_FILE", "FUNDING", "FUNDING_FILE", "MANIFEST_FILE", "SeriesKey", "is_spec",
+           "parse_spec", "source_identity", "spec_or_path", "store_root"]
 
 FUNDING = "funding"
 """The timeframe slot of a funding-rate series (``exchange:symbol@funding``)."""
+
+#: Files of a series directory ``<store root>/<exchange>/<symbol_dir>/<timeframe>/``
+#: (:mod:`gridflow.data.store` writes them): candles or funding rates, and the manifest.
+DATA_FILE = "candles.parquet"
+FUNDING_FILE = "funding.parquet"
+MANIFEST_FILE = "manifest.json"
+
+
+def store_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """``root``, else ``$GRIDFLOW_STORE``, else ``./gridflow_data`` (not created here)."""
+    if root is not None:
+        return Path(root).expanduser()
+    return Path(os.environ.get("GRIDFLOW_STORE") or "gridflow_data").expanduser()
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,37 @@ def is_spec(s: object) -> bool:
 def spec_or_path(text: str) -> str:
     """A command-line data or funding argument as a config path: a spec as it is, a file
     path made absolute (``~`` expanded)."""
-    from pathlib import Path
-
     return text if is_spec(text) else str(Path(text).expanduser().resolve())
+
+
+def source_identity(path: str, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """What a run's candles or funding come from, for its identity (the config hash of a
+    replay, the id of a sweep): the one rule for both.
+
+    A file is its name and size in bytes (``-1`` when missing): the identity must not
+    depend on where the repository lives, and a file that grew is other data. A store
+    series (``path`` a spec) is its spec and what the store under ``root``
+    (:func:`store_root`) holds of it now: rows, first and last open time (ms UTC) from
+    its manifest, and the size of its data file, so a replay or sweep after a download
+    added candles is another run, not the old one with the new rows written beside its
+    own (``rows`` -1 when the store has no such series). Like a file's size, this does
+    not see a candle replaced by one of the same encoded size.
+
+    Raises
+    ------
+    ValueError
+        A spec that does not parse (:func:`parse_spec`).
+    """
+    if not is_spec(path):
+        p = Path(path)
+        return {"name": p.name, "size": p.stat().st_size if p.is_file() else -1}
+    key = parse_spec(path)
+    d = store_root(root).joinpath(*key.parts())
+    data = d / (FUNDING_FILE if key.timeframe == FUNDING else DATA_FILE)
+    try:
+        m = json.loads((d / MANIFEST_FILE).read_text(encoding="utf-8"))
+        size = data.stat().st_size
+    except (OSError, ValueError):
+        return {"name": path, "rows": -1}
+    return {"name": path, "rows": m.get("rows"), "first_ts": m.get("first_ts"),
+            "last_ts": m.get("last_ts"), "size": size}

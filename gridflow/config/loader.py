@@ -15,7 +15,7 @@ from gridflow.config.preflight import PreflightConfig
 from gridflow.config.models import GridflowConfig
 from gridflow.config.preset_source import preset
 from gridflow.config.renamed import with_old_names
-from gridflow.series_spec import is_spec
+from gridflow.series_spec import is_spec, source_identity
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -143,7 +143,8 @@ def config_hash(cfg: GridflowConfig) -> str:
     """SHA-256 (hex, 16 chars) of the effective config: the run's identity.
 
     Data paths are reduced to file names and sizes, so the hash does not depend on
-    where the repo lives. Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
+    where the repo lives; a store series to its spec and what the store holds of it
+    (:func:`~gridflow.series_spec.source_identity`). Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
     ``logging`` (how a run logs is not what it does), the metrics endpoint
     (``live.ops.metrics_port`` / ``metrics_host``), where the streams are parsed, how
     long the broker waits and how its requests burst (:data:`HOW_NOT_WHAT`), ``run_id``
@@ -168,19 +169,18 @@ def config_hash(cfg: GridflowConfig) -> str:
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
                      "run_id", "command_poll_s", "logging"):
         doc.pop(volatile, None)
-    files = []
-    for f in cfg.data:
-        if is_spec(f.path):  # a store series: its spec names it
-            files.append({"name": f.path, "symbol": f.symbol, "timeframe": f.timeframe})
-            continue
-        fp = Path(f.path)
-        size = fp.stat().st_size if fp.exists() else -1
-        files.append({"name": fp.name, "size": size, "symbol": f.symbol, "timeframe": f.timeframe})
-    doc["data"] = files
-    doc["funding"] = [{"name": f.path if is_spec(f.path) else Path(f.path).name,
-                       "symbol": f.symbol} for f in cfg.funding]
+    doc["data"] = [{**source_identity(f.path), "symbol": f.symbol, "timeframe": f.timeframe}
+                   for f in cfg.data]
+    doc["funding"] = [_funding_identity(f.path) | {"symbol": f.symbol} for f in cfg.funding]
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _funding_identity(path: str) -> dict[str, Any]:
+    """A funding source in the config hash: a file by its name (as it always was: the
+    hash of every run booked from a funding file stays), a store series as
+    :func:`~gridflow.series_spec.source_identity` (what the store holds of it now)."""
+    return source_identity(path) if is_spec(path) else {"name": Path(path).name}
 
 
 def default_run_id(cfg: GridflowConfig) -> str:

@@ -31,26 +31,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
-from gridflow.series_spec import FUNDING, SeriesKey, is_spec, parse_spec
+from gridflow.series_spec import (
+    DATA_FILE,
+    FUNDING,
+    FUNDING_FILE,
+    MANIFEST_FILE,
+    SeriesKey,
+    is_spec,
+    parse_spec,
+    store_root,
+)
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = ["CANDLE_COLUMNS", "FUNDING", "CandleStore", "Gap", "Provenance", "SeriesKey",
            "SeriesManifest", "is_spec", "is_series_dir", "parse_spec", "read_manifest",
            "read_series_dir",
-           "store_root"]
+           "source_name", "store_root"]
 
 CANDLE_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 _FUNDING_COLUMNS = ("ts", "rate")
-_DATA = "candles.parquet"
-_FUNDING_DATA = "funding.parquet"
-_MANIFEST = "manifest.json"
-
-
-def store_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root``, else ``$GRIDFLOW_STORE``, else ``./gridflow_data`` (not created here)."""
-    if root is not None:
-        return Path(root).expanduser()
-    return Path(os.environ.get("GRIDFLOW_STORE") or "gridflow_data").expanduser()
+_DATA = DATA_FILE
+_FUNDING_DATA = FUNDING_FILE
+_MANIFEST = MANIFEST_FILE
 
 
 class Gap(BaseModel):
@@ -187,6 +189,16 @@ def _merge(old: dict[str, np.ndarray], new: dict[str, np.ndarray]
     ts = both["ts"][order]
     keep = np.r_[np.diff(ts) != 0, True]  # the last of equal ts: the new row
     return {k: v[order][keep] for k, v in both.items()}, added
+
+
+def source_name(path: str | os.PathLike[str]) -> str:
+    """How a run names a candle source: a store series directory by its spec
+    (``binance:BTC/USDT@1h``, from its manifest), a file by its name."""
+    p = Path(path)
+    if is_series_dir(p):
+        m = read_manifest(p)
+        return SeriesKey(m.exchange, m.symbol, m.timeframe).spec
+    return p.name
 
 
 class CandleStore:

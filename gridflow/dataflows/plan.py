@@ -12,6 +12,7 @@ import numpy as np
 from gridflow.config.loader import config_hash, default_run_id
 from gridflow.config.models import AccountConfig, GridflowConfig
 from gridflow.data.candle_files import resolve_data_files
+from gridflow.data.store import source_name
 from gridflow.operators.engine import AccountEngine
 from gridflow.operators.indicators import parse_indicator
 from gridflow.data.funding import FUNDING_RATE
@@ -108,7 +109,8 @@ class RunPlan:
             "config_hash": config_hash(self.cfg),
             "config_json": self.cfg.model_dump_json(),
             "data_json": json.dumps(
-                [{"file": p.name, "symbol": s, "timeframe": tf} for p, s, tf in self.files]
+                [{"file": source_name(p), "symbol": s, "timeframe": tf}
+                 for p, s, tf in self.files]
             ),
             "mode": self.mode,
         }

@@ -49,7 +49,7 @@ from gridflow.config.models import (
     MarketSpec,
     StrategyParams,
 )
-from gridflow.series_spec import is_spec
+from gridflow.series_spec import source_identity
 from gridflow.wfo.config import WfoConfig
 
 __all__ = ["SweepSpec", "load_sweep_spec", "read_spec_file"]
@@ -73,15 +73,6 @@ def _preset_fees() -> FeesConfig:
 
 def _preset_markets() -> dict[str, MarketSpec]:
     return dict(_preset().markets)
-
-
-def _file_id(path: str) -> dict[str, Any]:
-    """A data file as its name and size (the identity must not depend on where the
-    repository lives)."""
-    if is_spec(path):  # a series of the market-data store: its spec names it
-        return {"name": path}
-    p = Path(path)
-    return {"name": p.name, "size": p.stat().st_size if p.is_file() else -1}
 
 
 class SweepSpec(BaseModel):
@@ -349,11 +340,12 @@ class SweepSpec(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """What determines the results: the spec without :data:`VOLATILE` fields, data
-        and funding files as names and sizes (JSON-serialisable)."""
+        and funding as :func:`~gridflow.series_spec.source_identity` (files by name and
+        size, store series by what the store holds of them; JSON-serialisable)."""
         doc = self.model_dump(mode="json", exclude=set(VOLATILE))
-        doc["data"] = [{**_file_id(f.path), "symbol": f.symbol, "timeframe": f.timeframe}
+        doc["data"] = [{**source_identity(f.path), "symbol": f.symbol, "timeframe": f.timeframe}
                        for f in self.data]
-        doc["funding"] = [{**_file_id(f.path), "symbol": f.symbol} for f in self.funding or ()]
+        doc["funding"] = [{**source_identity(f.path), "symbol": f.symbol} for f in self.funding or ()]
         return doc
 
     def identity_hash(self) -> str:
