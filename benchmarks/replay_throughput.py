@@ -189,15 +189,28 @@ def main() -> None:
     times: dict[str, list[float]] = {"bytewax_w1": [], "bytewax_w2": [], "plain_loop": [],
                                      "plain_loop_no_journal": [], "bytewax_w1_store": [],
                                      "plain_loop_store": [], "plain_loop_no_journal_store": []}
-    for _ in range(args.repeat):  # interleaved, so drift hits every variant alike
+    for _ in range(args.repeat):  # interleaved, so drift hits every variant alike; the
+        # two sides of each compared pair run back to back (paired figures below)
         times["bytewax_w1"].append(run_bytewax(files, args.chunk_size, 1)[0])
         times["bytewax_w1_store"].append(run_bytewax(specs, args.chunk_size, 1)[0])
         times["plain_loop"].append(run_plain(files, args.chunk_size, True)[0])
-        times["plain_loop_store"].append(run_plain(specs, args.chunk_size, True)[0])
         times["plain_loop_no_journal"].append(run_plain(files, args.chunk_size, False)[0])
+        times["plain_loop_store"].append(run_plain(specs, args.chunk_size, True)[0])
         times["plain_loop_no_journal_store"].append(run_plain(specs, args.chunk_size, False)[0])
         times["bytewax_w2"].append(run_bytewax(files, args.chunk_size, 2)[0])
     med = {k: statistics.median(v) for k, v in times.items()}
+    # per round, then the median over rounds: a shared machine's speed drifts between
+    # rounds (by up to half here), and a ratio of two adjacent runs cancels most of it
+    paired = {
+        "store_to_csv_end_to_end": statistics.median(
+            c / s for c, s in zip(times["bytewax_w1"], times["bytewax_w1_store"])),
+        "journal_share_csv": statistics.median(
+            1 - off / on for on, off in zip(times["plain_loop"],
+                                            times["plain_loop_no_journal"])),
+        "journal_share_store": statistics.median(
+            1 - off / on for on, off in zip(times["plain_loop_store"],
+                                            times["plain_loop_no_journal_store"])),
+    }
     rate = {k: n / v for k, v in med.items()}
     loads = load_times(files, specs, max(args.repeat, 5))
     med.update(loads)
@@ -224,6 +237,7 @@ def main() -> None:
         / med["bytewax_w1_store"],
         "journal_of_end_to_end_csv": (med["plain_loop"] - med["plain_loop_no_journal"])
         / med["bytewax_w1"],
+        "paired_medians": paired,
         "target_candles_per_s": 200_000,
         "target_ratio": 0.6,
         "python": platform.python_version(),
@@ -240,6 +254,9 @@ def main() -> None:
           f"CSV {result['journal_share_csv']:.1%}; of the end-to-end replay: store "
           f"{result['journal_of_end_to_end_store']:.1%}, CSV "
           f"{result['journal_of_end_to_end_csv']:.1%}")
+    print(f"  paired (median over rounds of each round's figure): store / CSV end to end "
+          f"{paired['store_to_csv_end_to_end']:.2f}; journal of the plain loop: store "
+          f"{paired['journal_share_store']:.1%}, CSV {paired['journal_share_csv']:.1%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({**result, "environment": AT_START}, indent=2))
     print(json.dumps(result))
