@@ -91,10 +91,15 @@ def _download(args: argparse.Namespace, store) -> int:
     what = f"{args.exchange}: load_markets"
     try:
         load_markets(ex)
+        symbols: list[str] = []
         for sym in args.symbols:  # every symbol checked before anything is fetched
             what = f"{args.exchange}: symbol {sym}"
-            ex.market(sym)
-        for sym in args.symbols:
+            # stored under the market's own unified symbol: ccxt finds binanceusdm's
+            # perpetual for "BTC/USDT" too, and it must not become a second series
+            canonical = ex.market(sym)["symbol"]
+            if canonical not in symbols:
+                symbols.append(canonical)
+        for sym in symbols:
             key = SeriesKey(args.exchange, sym, args.timeframe)
             what = key.spec
             with tqdm(total=None, desc=key.spec, unit="candle", leave=False,

@@ -139,3 +139,16 @@ def test_the_progress_total_is_what_the_store_lacks(exchange, tmp_path, capsys,
     exchange.step(5)  # 5 new closed candles after the 3 still missing: 8 asked for
     assert main(argv) == 0 and "added=5" in capsys.readouterr().out
     assert Bar.closed == [(48, 48), (8, 8)]
+
+
+@pytest.mark.parametrize("exchange", [btc()], indirect=True)
+def test_a_symbol_is_stored_under_the_markets_own_name(exchange, tmp_path, capsys):
+    # ccxt's binanceusdm resolves "BTC/USDT" to its perpetual BTC/USDT:USDT: one series
+    assert main(download_argv(exchange, tmp_path, "BTC/USDT", "BTC/USDT:USDT")) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["series"] == "binanceusdm:BTC/USDT:USDT@1h" and row["added"] > 0
+    assert main(["data", "list", "--store", str(tmp_path), "--json"]) == 0
+    listed = [r["series"] for r in json.loads(capsys.readouterr().out)]
+    assert listed == ["binanceusdm:BTC/USDT:USDT@1h"]
+    assert main(download_argv(exchange, tmp_path, "BTC/USDT")) == 0  # nothing new
+    assert json.loads(capsys.readouterr().out)[0]["requests"] == 0
