@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -74,12 +75,12 @@ def configure_numba_cache() -> Path:
     target = Path(base) / f"gridflow-{kernel_source_hash()}"
     os.environ["NUMBA_CACHE_DIR"] = str(target)
     _prune(Path(base), keep=target)
-    try:
+    if "numba" in sys.modules:  # numba read the environment already: tell it directly
         from numba.core import config
 
         config.CACHE_DIR = str(target)
-    except ImportError:  # pragma: no cover - numba is a hard dependency
-        pass
+    # else numba reads NUMBA_CACHE_DIR when first imported: a process that never runs a
+    # kernel (a broker or stream child, `gridflow data`) does not import numba here
     return target
 
 
@@ -98,7 +99,6 @@ def _prune(base: Path, keep: Path, newest: int = 3) -> None:
 
 def _gridflow_dispatchers() -> list:
     """The cached numba kernels of the gridflow modules imported so far."""
-    import sys
 
     try:
         from numba.core.registry import CPUDispatcher

@@ -4,7 +4,10 @@ from a clean cache."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gridflow
@@ -86,3 +89,25 @@ def test_a_second_run_compiles_nothing_after_a_non_kernel_edit(tmp_path):
     with open(root / "operators/indicators/moving_averages.py", "a") as f:
         f.write("\n# an edit\n")
     assert _compiles(root, base)[1] >= 4
+
+
+def _python(code: str, tmp_path) -> str:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "GRIDFLOW_NUMBA_BASE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_a_process_without_kernels_does_not_load_numba_and_one_with_them_caches(tmp_path):
+    # the broker and stream children never run a kernel: numba (~60 MB) stays out
+    assert _python("import sys, gridflow.dataflows.broker_child, "
+                   "gridflow.exchange.stream_child; print('numba' in sys.modules)",
+                   tmp_path) == "False"
+    want = str(tmp_path / "gridflow" / "numba" / f"gridflow-{kernel_source_hash()}")
+    # numba imported after gridflow reads the folder from the environment, numba
+    # imported before it is told directly
+    for first in ("import gridflow, numba", "import numba, gridflow"):
+        got = _python(f"{first}; from numba.core import config; print(config.CACHE_DIR)",
+                      tmp_path)
+        assert got == want, first
