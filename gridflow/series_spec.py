@@ -102,34 +102,59 @@ def spec_or_path(text: str) -> str:
     return text if is_spec(text) else str(Path(text).expanduser().resolve())
 
 
-def source_identity(path: str, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def source_identity(path: str, root: str | os.PathLike[str] | None = None, *,
+                    content: bool = True) -> dict[str, Any]:
     """What a run's candles or funding come from, for its identity (the config hash of a
-    replay, the id of a sweep): the one rule for both.
+    replay, the id of a sweep or walk-forward run): the one rule for both.
 
     A file is its name and size in bytes (``-1`` when missing): the identity must not
     depend on where the repository lives, and a file that grew is other data. A store
-    series (``path`` a spec) is its spec and what the store under ``root``
-    (:func:`store_root`) holds of it now: rows, first and last open time (ms UTC) from
-    its manifest, and the size of its data file, so a replay or sweep after a download
-    added candles is another run, not the old one with the new rows written beside its
-    own (``rows`` -1 when the store has no such series). Like a file's size, this does
-    not see a candle replaced by one of the same encoded size.
+    series, named by its spec or by its directory, is its spec and what the store holds
+    of it now: rows, first and last open time (ms UTC) from its manifest, and the size
+    of its data file; so a replay or sweep after a download added candles is another
+    run, not the old one with the new rows written beside its own (``rows`` -1 when the
+    store under ``root``, :func:`store_root`, has no series of that spec). Like a file's
+    size, this does not see a candle replaced by one of the same encoded size.
+
+    Parameters
+    ----------
+    path : str
+        A file path, a series directory or a spec.
+    root : str or PathLike, optional
+        The store of a spec (default :func:`store_root`).
+    content : bool
+        False for a run that does not read its data (paper and live: the candles come
+        from the exchange): a spec is its name alone, a path its name and size, so a
+        download into the store does not change a live run's identity.
 
     Raises
     ------
     ValueError
         A spec that does not parse (:func:`parse_spec`).
     """
-    if not is_spec(path):
-        p = Path(path)
-        return {"name": p.name, "size": p.stat().st_size if p.is_file() else -1}
-    key = parse_spec(path)
-    d = store_root(root).joinpath(*key.parts())
-    data = d / (FUNDING_FILE if key.timeframe == FUNDING else DATA_FILE)
+    if is_spec(path):
+        if not content:
+            return {"name": path}
+        key = parse_spec(path)
+        return _series_identity(path, store_root(root).joinpath(*key.parts()),
+                                key.timeframe == FUNDING)
+    p = Path(path)
+    if content and (p / MANIFEST_FILE).is_file():  # a series directory named by its path
+        try:
+            m = json.loads((p / MANIFEST_FILE).read_text(encoding="utf-8"))
+            spec = f"{m['exchange']}:{m['symbol']}@{m['timeframe']}"
+            return _series_identity(spec, p, m["timeframe"] == FUNDING)
+        except (OSError, ValueError, KeyError):
+            pass
+    return {"name": p.name, "size": p.stat().st_size if p.exists() else -1}
+
+
+def _series_identity(spec: str, d: Path, funding: bool) -> dict[str, Any]:
+    """:func:`source_identity` of the series ``spec`` stored in directory ``d``."""
     try:
         m = json.loads((d / MANIFEST_FILE).read_text(encoding="utf-8"))
-        size = data.stat().st_size
+        size = (d / (FUNDING_FILE if funding else DATA_FILE)).stat().st_size
     except (OSError, ValueError):
-        return {"name": path, "rows": -1}
-    return {"name": path, "rows": m.get("rows"), "first_ts": m.get("first_ts"),
+        return {"name": spec, "rows": -1}
+    return {"name": spec, "rows": m.get("rows"), "first_ts": m.get("first_ts"),
             "last_ts": m.get("last_ts"), "size": size}

@@ -139,12 +139,15 @@ def _pop_default(doc: dict, dotted: str, default: object) -> None:
         doc.pop(leaf)
 
 
-def config_hash(cfg: GridflowConfig) -> str:
-    """SHA-256 (hex, 16 chars) of the effective config: the run's identity.
+def config_hash(cfg: GridflowConfig, mode: str = "replay") -> str:
+    """SHA-256 (hex, 16 chars) of the effective config: the identity of a run in
+    ``mode`` (``"replay"``, ``"paper"`` or ``"live"``).
 
     Data paths are reduced to file names and sizes, so the hash does not depend on
-    where the repo lives; a store series to its spec and what the store holds of it
-    (:func:`~gridflow.series_spec.source_identity`). Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
+    where the repo lives; a replay's store series to its spec and what the store holds
+    of it (:func:`~gridflow.series_spec.source_identity`). A paper or live run reads no
+    data: its store series count by spec alone, so a download into the store does not
+    make a restarted live run another run. Left out: ``db_url``, ``pace_s``, ``restore_from_journal``,
     ``logging`` (how a run logs is not what it does), the metrics endpoint
     (``live.ops.metrics_port`` / ``metrics_host``), where the streams are parsed, how
     long the broker waits and how its requests burst (:data:`HOW_NOT_WHAT`), ``run_id``
@@ -169,24 +172,29 @@ def config_hash(cfg: GridflowConfig) -> str:
     for volatile in ("db_url", "pace_s", "restore_from_journal", "start_ms", "end_ms",
                      "run_id", "command_poll_s", "logging"):
         doc.pop(volatile, None)
-    doc["data"] = [{**source_identity(f.path), "symbol": f.symbol, "timeframe": f.timeframe}
-                   for f in cfg.data]
-    doc["funding"] = [_funding_identity(f.path) | {"symbol": f.symbol} for f in cfg.funding]
+    content = mode == "replay"  # paper and live take their candles from the exchange
+    doc["data"] = [{**source_identity(f.path, content=content), "symbol": f.symbol,
+                    "timeframe": f.timeframe} for f in cfg.data]
+    doc["funding"] = [_funding_identity(f.path, content) | {"symbol": f.symbol}
+                      for f in cfg.funding]
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _funding_identity(path: str) -> dict[str, Any]:
-    """A funding source in the config hash: a file by its name (as it always was: the
-    hash of every run booked from a funding file stays), a store series as
-    :func:`~gridflow.series_spec.source_identity` (what the store holds of it now)."""
-    return source_identity(path) if is_spec(path) else {"name": Path(path).name}
+def _funding_identity(path: str, content: bool) -> dict[str, Any]:
+    """A funding source in the config hash: a file by its name only (as it always was:
+    the hash of every run booked from a funding file stays), a store series as
+    :func:`~gridflow.series_spec.source_identity`."""
+    if is_spec(path):
+        return source_identity(path, content=content)
+    return {"name": Path(path).name}
 
 
-def default_run_id(cfg: GridflowConfig) -> str:
-    """``run-`` + 16 hex chars over the config hash and the replay window: the same
-    config over the same window is the same run, another window another run."""
-    key = f"{config_hash(cfg)}|{cfg.start_ms}|{cfg.end_ms}"
+def default_run_id(cfg: GridflowConfig, mode: str = "replay") -> str:
+    """``run-`` + 16 hex chars over the config hash of a run in ``mode`` and the replay
+    window: the same config over the same window is the same run, another window
+    another run."""
+    key = f"{config_hash(cfg, mode)}|{cfg.start_ms}|{cfg.end_ms}"
     return "run-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -308,7 +308,10 @@ class GridflowClient:
         total = plan.expected_candles()
         fd, name = tempfile.mkstemp(prefix="gridflow-run-", suffix=".json")
         with os.fdopen(fd, "w") as fh:
-            fh.write(cfg.model_dump_json(exclude={"apprise_urls"}))  # the child reads the env
+            # the child reads the env for the Apprise URLs, and takes the run id decided
+            # here (derived again, it would follow a download landing in between)
+            fh.write(cfg.model_copy(update={"run_id": plan.run_id}).model_dump_json(
+                exclude={"apprise_urls"}))
         env = dict(os.environ, GRIDFLOW_DB_URL=self.db_url)
         err = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child never blocks
         proc = subprocess.Popen(replay_command(name), env=env, stdout=subprocess.DEVNULL,

@@ -106,7 +106,7 @@ class RunPlan:
         """The journal's run record (config and data as JSON)."""
         return {
             "run_id": self.run_id,
-            "config_hash": config_hash(self.cfg),
+            "config_hash": config_hash(self.cfg, self.mode),
             "config_json": self.cfg.model_dump_json(),
             "data_json": json.dumps(
                 [{"file": source_name(p), "symbol": s, "timeframe": tf}
@@ -192,7 +192,7 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         files = [f for f in files if f[1] in traded]
         timeframes = {s: tf for s, tf in timeframes.items() if s in traded}
         indicators = {s: v for s, v in indicators.items() if s in traded}
-    run_id = cfg.run_id or default_run_id(cfg)
+    run_id = cfg.run_id or default_run_id(cfg, mode)
     restored = {}
     if cfg.restore_from_journal:
         from gridflow.journal.store import read_summaries

@@ -339,13 +339,17 @@ class SweepSpec(BaseModel):
         return sum(2 * (windows or {}).get(s, 0) * self.n_combos for s in self.symbols)
 
     def identity(self) -> dict[str, Any]:
-        """What determines the results: the spec without :data:`VOLATILE` fields, data
-        and funding as :func:`~gridflow.series_spec.source_identity` (files by name and
-        size, store series by what the store holds of them; JSON-serialisable)."""
+        """What determines the results: the spec without :data:`VOLATILE` fields; data,
+        funding and a walk-forward's transfer sources as
+        :func:`~gridflow.series_spec.source_identity` (files by name and size, store
+        series by what the store holds of them; JSON-serialisable)."""
         doc = self.model_dump(mode="json", exclude=set(VOLATILE))
         doc["data"] = [{**source_identity(f.path), "symbol": f.symbol, "timeframe": f.timeframe}
                        for f in self.data]
         doc["funding"] = [{**source_identity(f.path), "symbol": f.symbol} for f in self.funding or ()]
+        if isinstance(doc.get("wfo"), dict) and doc["wfo"].get("transfer"):
+            doc["wfo"]["transfer"] = {s: source_identity(src)
+                                      for s, src in doc["wfo"]["transfer"].items()}
         return doc
 
     def identity_hash(self) -> str:

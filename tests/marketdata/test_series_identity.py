@@ -102,3 +102,70 @@ def test_a_replay_after_a_download_is_a_run_of_its_own(tmp_path, monkeypatch, ca
     # the run names its data by the spec (it said "1h", the series directory's name)
     assert [json.loads(r["data_json"]) for r in runs] == [
         [{"file": SPEC, "symbol": "BTC/USDT", "timeframe": "1h"}]] * 2
+
+
+def test_a_series_named_by_its_directory_is_the_series(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDFLOW_STORE", str(tmp_path))
+    store = CandleStore(tmp_path)
+    _write_candles(store, 0, 5000)
+    folder = str(store.series_dir(SeriesKey("binance", "BTC/USDT", "1h")))
+    assert source_identity(folder) == source_identity(SPEC)  # one series, two names
+
+    def by_folder():
+        return config_hash(load_config(None, data=(
+            DataFile(path=folder, symbol="BTC/USDT", timeframe="1h"),)))
+
+    before = by_folder()
+    _write_candles(store, 5000, 5100)
+    assert by_folder() != before
+
+
+def test_a_download_changes_no_paper_or_live_run(tmp_path, monkeypatch):
+    # paper and live read no candles from the store: a download between two starts of
+    # the same live preset keeps its run id (else a restart is a new run, or refused)
+    monkeypatch.setenv("GRIDFLOW_STORE", str(tmp_path))
+    store = CandleStore(tmp_path)
+    _write_candles(store, 0, 5000)
+    _write_funding(store, 300)
+    before = {m: (config_hash(_cfg(), m), default_run_id(_cfg(), m)) for m in
+              ("paper", "live", "replay")}
+    _write_candles(store, 5000, 5100)
+    _write_funding(store, 310)
+    after = {m: (config_hash(_cfg(), m), default_run_id(_cfg(), m)) for m in before}
+    assert after["paper"] == before["paper"] and after["live"] == before["live"]
+    assert after["replay"][0] != before["replay"][0]
+
+
+def test_a_walk_forwards_transfer_source_is_in_its_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDFLOW_STORE", str(tmp_path))
+    store = CandleStore(tmp_path)
+    _write_candles(store, 0, 5000)
+
+    def wfo(source: str) -> SweepSpec:
+        return SweepSpec(kind="wfo", strategy="grid_atr", space={"atr_start": [1, 2]},
+                         wfo={"is_days": 60, "oos_days": 30,
+                              "transfer": {"BTC/USDT": source}})
+
+    before = wfo(SPEC).identity_hash()
+    assert wfo(SPEC).identity()["wfo"]["transfer"] == {"BTC/USDT": source_identity(SPEC)}
+    _write_candles(store, 5000, 5100)
+    assert wfo(SPEC).identity_hash() != before
+    # a file by its name and size, not by where the repository lives
+    assert wfo(str(BTC_1H)).identity()["wfo"]["transfer"] == {
+        "BTC/USDT": {"name": BTC_1H.name, "size": BTC_1H.stat().st_size}}
+
+
+def test_the_apps_replay_journals_under_the_id_it_announced(tmp_path, monkeypatch):
+    # the Backtest tab decides the run id, then its child process runs the replay: a
+    # download landing in between must not move the journal to another run id
+    from gridflow.control.client import GridflowClient
+
+    monkeypatch.setenv("GRIDFLOW_STORE", str(tmp_path / "store"))
+    store = CandleStore(tmp_path / "store")
+    _write_candles(store, 0, 6000)
+    client = GridflowClient(f"sqlite:///{tmp_path / 'app.db'}")
+    job = client.launch_replay(None, data=({"path": SPEC},), funding=(),
+                               start_ms="2018-03-01", end_ms="2018-04-01")
+    _write_candles(store, 6000, 6100)  # the download, while the child starts
+    job.result(300)
+    assert [r["run_id"] for r in list_runs(client.db_url)] == [job.run_id]
