@@ -281,6 +281,20 @@ def test_summaries_keep_largest_candles(tmp_path) -> None:
     assert read_summaries(url, "r") == [summary(9).model_dump(), summary(4, "b").model_dump()]
 
 
+def test_one_batch_keeps_the_first_row_of_a_key_and_the_last_of_the_most_candles(tmp_path):
+    # SQLite takes a batch as it comes (no deduplication pass): the insert ignores a
+    # key's later rows, the summary upsert keeps the most candles, the last on ties
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    first, other = order(1), order(1).model_copy(update={"price": 1.5, "amount": 9.0})
+    tie_a = summary(5)
+    tie_b = summary(5).model_copy(update={"equity": 7.0, "kill_switch": "TIE"})
+    with Journal(url) as journal:
+        journal.write("r", JournalBatch(orders=[first, other],
+                                        summaries=[summary(3), tie_a, summary(4), tie_b]))
+    assert [OrderRequest(**d) for d in read_orders(url, "r")] == [first]
+    assert read_summaries(url, "r") == [tie_b.model_dump()]
+
+
 def test_readers_sort_deterministically(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'j.db'}"
     with Journal(url) as journal:
