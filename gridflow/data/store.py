@@ -243,8 +243,12 @@ class CandleStore:
         """
         d = self.series_dir(key)
         if not is_series_dir(d):
+            base = key.symbol.split(":")[0]
+            near = [k.spec for k in self.keys() if k != key and k.exchange == key.exchange
+                    and k.timeframe == key.timeframe and k.symbol.split(":")[0] == base]
+            hint = f"; the store has {', '.join(near)}" if near else ""
             raise FileNotFoundError(f"{key.spec} is not in the market-data store {self.root}"
-                                    " (gridflow data download / gridflow data import)")
+                                    f" (gridflow data download / gridflow data import){hint}")
         return read_series_dir(d, start_ms, end_ms)
 
     def write(self, key: SeriesKey, cols: dict[str, np.ndarray], provenance: Provenance,

@@ -152,3 +152,9 @@ def test_a_symbol_is_stored_under_the_markets_own_name(exchange, tmp_path, capsy
     assert listed == ["binanceusdm:BTC/USDT:USDT@1h"]
     assert main(download_argv(exchange, tmp_path, "BTC/USDT")) == 0  # nothing new
     assert json.loads(capsys.readouterr().out)[0]["requests"] == 0
+    # asked for by the name typed, the store names the series it has
+    from gridflow.data.store import CandleStore
+    from gridflow.series_spec import parse_spec
+
+    with pytest.raises(FileNotFoundError, match=r"the store has binanceusdm:BTC/USDT:USDT@1h"):
+        CandleStore(tmp_path).read(parse_spec("binanceusdm:BTC/USDT@1h"))
