@@ -284,8 +284,7 @@ def resolve_data_files(
             store = CandleStore()
             p = store.series_dir(key)
             if not is_series_dir(p):
-                raise FileNotFoundError(f"{key.spec} is not in the market-data store "
-                                        f"{store.root} (gridflow data download / import)")
+                raise store.missing(key)
             symbol = symbol if symbol is not None else key.symbol
             tf = tf if tf is not None else key.timeframe
         else:

@@ -135,8 +135,7 @@ def _read_stored(spec: str) -> tuple[np.ndarray, np.ndarray]:
 
     key, store = _funding_key(spec), CandleStore()
     if store.manifest(key) is None:
-        raise FileNotFoundError(f"{spec} is not in the market-data store {store.root} "
-                                "(gridflow data download --funding)")
+        raise store.missing(key)
     ts, rate = store.read_funding(key)
     return _checked(spec, np.asarray(ts, np.int64), np.asarray(rate, np.float64), first_row=1)
 

@@ -243,13 +243,22 @@ class CandleStore:
         """
         d = self.series_dir(key)
         if not is_series_dir(d):
-            base = key.symbol.split(":")[0]
-            near = [k.spec for k in self.keys() if k != key and k.exchange == key.exchange
-                    and k.timeframe == key.timeframe and k.symbol.split(":")[0] == base]
-            hint = f"; the store has {', '.join(near)}" if near else ""
-            raise FileNotFoundError(f"{key.spec} is not in the market-data store {self.root}"
-                                    f" (gridflow data download / gridflow data import){hint}")
+            raise self.missing(key)
         return read_series_dir(d, start_ms, end_ms)
+
+    def missing(self, key: SeriesKey) -> FileNotFoundError:
+        """The error for a series the store lacks: it names the spec, the store, how to
+        fill it, and the stored series of the same exchange, timeframe and base/quote
+        (downloads store a market's own symbol: ``binanceusdm:BTC/USDT:USDT@1h`` when
+        ``BTC/USDT`` was asked for)."""
+        base = key.symbol.split(":")[0]
+        near = [k.spec for k in self.keys() if k != key and k.exchange == key.exchange
+                and k.timeframe == key.timeframe and k.symbol.split(":")[0] == base]
+        how = "gridflow data download --funding" if key.timeframe == FUNDING else \
+            "gridflow data download / gridflow data import"
+        hint = f"; the store has {', '.join(near)}" if near else ""
+        return FileNotFoundError(f"{key.spec} is not in the market-data store {self.root}"
+                                 f" ({how}){hint}")
 
     def write(self, key: SeriesKey, cols: dict[str, np.ndarray], provenance: Provenance,
               refused: dict[str, int] | None = None) -> int:

@@ -107,7 +107,7 @@ def check_series(store: CandleStore, key: SeriesKey,
     """
     m = store.manifest(key)
     if m is None:
-        raise FileNotFoundError(f"{key.spec} is not in the market-data store {store.root}")
+        raise store.missing(key)
     if key.timeframe == FUNDING:
         from gridflow.data.funding import rate_ok
 
