@@ -19,7 +19,8 @@ from typing import Any
 from gridflow.timeframes import timeframe_to_ms
 
 __all__ = ["DATA_FILE", "FUNDING", "FUNDING_FILE", "MANIFEST_FILE", "SeriesKey", "is_spec",
-           "parse_spec", "source_identity", "spec_or_path", "store_root"]
+           "parse_spec", "series_dir_spec", "source_identity", "spec_or_path",
+           "store_root"]
 
 FUNDING = "funding"
 """The timeframe slot of a funding-rate series (``exchange:symbol@funding``)."""
@@ -139,14 +140,20 @@ def source_identity(path: str, root: str | os.PathLike[str] | None = None, *,
         return _series_identity(path, store_root(root).joinpath(*key.parts()),
                                 key.timeframe == FUNDING)
     p = Path(path)
-    if content and (p / MANIFEST_FILE).is_file():  # a series directory named by its path
-        try:
-            m = json.loads((p / MANIFEST_FILE).read_text(encoding="utf-8"))
-            spec = f"{m['exchange']}:{m['symbol']}@{m['timeframe']}"
-            return _series_identity(spec, p, m["timeframe"] == FUNDING)
-        except (OSError, ValueError, KeyError):
-            pass
+    spec = series_dir_spec(p) if content else None  # a series directory named by its path
+    if spec is not None:
+        return _series_identity(spec, p, spec.endswith("@" + FUNDING))
     return {"name": p.name, "size": p.stat().st_size if p.exists() else -1}
+
+
+def series_dir_spec(path: str | os.PathLike[str]) -> str | None:
+    """The spec of the store series in directory ``path`` (from its manifest), None
+    when ``path`` holds no readable manifest."""
+    try:
+        m = json.loads((Path(path) / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return SeriesKey(m["exchange"], m["symbol"], m["timeframe"]).spec
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _series_identity(spec: str, d: Path, funding: bool) -> dict[str, Any]:

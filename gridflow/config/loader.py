@@ -190,11 +190,12 @@ def _funding_identity(path: str, content: bool) -> dict[str, Any]:
     return {"name": Path(path).name}
 
 
-def default_run_id(cfg: GridflowConfig, mode: str = "replay") -> str:
-    """``run-`` + 16 hex chars over the config hash of a run in ``mode`` and the replay
-    window: the same config over the same window is the same run, another window
-    another run."""
-    key = f"{config_hash(cfg, mode)}|{cfg.start_ms}|{cfg.end_ms}"
+def default_run_id(cfg: GridflowConfig, mode: str = "replay", *,
+                   digest: str | None = None) -> str:
+    """``run-`` + 16 hex chars over the config hash of a run in ``mode`` (``digest``
+    when the caller has it) and the replay window: the same config over the same window
+    is the same run, another window another run."""
+    key = f"{digest or config_hash(cfg, mode)}|{cfg.start_ms}|{cfg.end_ms}"
     return "run-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -39,6 +39,7 @@ from gridflow.series_spec import (
     SeriesKey,
     is_spec,
     parse_spec,
+    series_dir_spec,
     store_root,
 )
 from gridflow.timeframes import timeframe_to_ms
@@ -50,9 +51,6 @@ __all__ = ["CANDLE_COLUMNS", "FUNDING", "CandleStore", "Gap", "Provenance", "Ser
 
 CANDLE_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 _FUNDING_COLUMNS = ("ts", "rate")
-_DATA = DATA_FILE
-_FUNDING_DATA = FUNDING_FILE
-_MANIFEST = MANIFEST_FILE
 
 
 class Gap(BaseModel):
@@ -103,7 +101,7 @@ class SeriesManifest(BaseModel):
 def is_series_dir(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a store series directory (holds a manifest)."""
     p = Path(path)
-    return p.is_dir() and (p / _MANIFEST).is_file()
+    return p.is_dir() and (p / MANIFEST_FILE).is_file()
 
 
 def read_manifest(path: str | os.PathLike[str]) -> SeriesManifest:
@@ -114,9 +112,9 @@ def read_manifest(path: str | os.PathLike[str]) -> SeriesManifest:
     FileNotFoundError
         ``path`` is no series directory.
     """
-    p = Path(path) / _MANIFEST
+    p = Path(path) / MANIFEST_FILE
     if not p.is_file():
-        raise FileNotFoundError(f"no market-data series in {path} (no {_MANIFEST})")
+        raise FileNotFoundError(f"no market-data series in {path} (no {MANIFEST_FILE})")
     return SeriesManifest.model_validate_json(p.read_text(encoding="utf-8"))
 
 
@@ -141,8 +139,8 @@ def read_series_dir(path: str | os.PathLike[str], start_ms: int | None = None,
     """
     p = Path(path)
     if not is_series_dir(p):
-        raise FileNotFoundError(f"no market-data series in {p} (no {_MANIFEST})")
-    cols = _read_table(p / _DATA, CANDLE_COLUMNS)
+        raise FileNotFoundError(f"no market-data series in {p} (no {MANIFEST_FILE})")
+    cols = _read_table(p / DATA_FILE, CANDLE_COLUMNS)
     if start_ms is not None or end_ms is not None:
         ts = cols["ts"]
         lo = 0 if start_ms is None else int(np.searchsorted(ts, start_ms, "left"))
@@ -194,11 +192,7 @@ def _merge(old: dict[str, np.ndarray], new: dict[str, np.ndarray]
 def source_name(path: str | os.PathLike[str]) -> str:
     """How a run names a candle source: a store series directory by its spec
     (``binance:BTC/USDT@1h``, from its manifest), a file by its name."""
-    p = Path(path)
-    if is_series_dir(p):
-        m = read_manifest(p)
-        return SeriesKey(m.exchange, m.symbol, m.timeframe).spec
-    return p.name
+    return series_dir_spec(path) or Path(path).name
 
 
 class CandleStore:
@@ -221,12 +215,12 @@ class CandleStore:
         return read_manifest(d) if is_series_dir(d) else None
 
     def save_manifest(self, key: SeriesKey, m: SeriesManifest) -> None:
-        _atomic_write_text(self.series_dir(key) / _MANIFEST, m.model_dump_json(indent=1))
+        _atomic_write_text(self.series_dir(key) / MANIFEST_FILE, m.model_dump_json(indent=1))
 
     def keys(self) -> list[SeriesKey]:
         """Every series of the store (from the manifests), sorted by spec."""
         out = []
-        for p in sorted(self.root.glob(f"*/*/*/{_MANIFEST}")):
+        for p in sorted(self.root.glob(f"*/*/*/{MANIFEST_FILE}")):
             d = json.loads(p.read_text(encoding="utf-8"))
             out.append(SeriesKey(d["exchange"], d["symbol"], d["timeframe"]))
         return sorted(out, key=lambda k: k.spec)
@@ -272,7 +266,7 @@ class CandleStore:
         """
         if key.timeframe == FUNDING:
             raise ValueError("funding rates go through write_funding")
-        return self._write(key, cols, CANDLE_COLUMNS, _DATA, provenance, refused)
+        return self._write(key, cols, CANDLE_COLUMNS, DATA_FILE, provenance, refused)
 
     def _write(self, key: SeriesKey, cols: dict[str, np.ndarray], names: tuple[str, ...],
                data: str, provenance: Provenance, refused: dict[str, int] | None) -> int:
@@ -308,7 +302,7 @@ class CandleStore:
     def read_funding(self, key: SeriesKey) -> tuple[np.ndarray, np.ndarray]:
         """Settlement times (int64 ms UTC) and rates (float64 fractions) of ``key``
         (timeframe :data:`FUNDING`), sorted; empty when none is stored."""
-        cols = _read_table(self.series_dir(key) / _FUNDING_DATA, _FUNDING_COLUMNS)
+        cols = _read_table(self.series_dir(key) / FUNDING_FILE, _FUNDING_COLUMNS)
         return cols["ts"], cols["rate"]
 
     def write_funding(self, key: SeriesKey, ts: np.ndarray, rate: np.ndarray,
@@ -317,5 +311,5 @@ class CandleStore:
         returns the number of new settlement times."""
         if key.timeframe != FUNDING:
             raise ValueError(f"funding rates go into {key.exchange}:{key.symbol}@{FUNDING}")
-        return self._write(key, {"ts": ts, "rate": rate}, _FUNDING_COLUMNS, _FUNDING_DATA,
+        return self._write(key, {"ts": ts, "rate": rate}, _FUNDING_COLUMNS, FUNDING_FILE,
                            provenance, refused)

@@ -58,6 +58,9 @@ class RunPlan:
     funding_feed: tuple[str, ...] = ()
     """Paper / live: symbols whose live candles carry their settled funding rates (an
     account's strategy there reads them: :mod:`gridflow.dataflows.funding_feed`)."""
+    config_hash: str = ""  # set by plan_run
+    """:func:`~gridflow.config.loader.config_hash` of ``cfg`` in ``mode``, computed once
+    (a store series' part reads the store: the run id and the run row agree)."""
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> accounts trading it (sorted)."""
@@ -106,7 +109,7 @@ class RunPlan:
         """The journal's run record (config and data as JSON)."""
         return {
             "run_id": self.run_id,
-            "config_hash": config_hash(self.cfg, self.mode),
+            "config_hash": self.config_hash,
             "config_json": self.cfg.model_dump_json(),
             "data_json": json.dumps(
                 [{"file": source_name(p), "symbol": s, "timeframe": tf}
@@ -192,7 +195,8 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         files = [f for f in files if f[1] in traded]
         timeframes = {s: tf for s, tf in timeframes.items() if s in traded}
         indicators = {s: v for s, v in indicators.items() if s in traded}
-    run_id = cfg.run_id or default_run_id(cfg, mode)
+    digest = config_hash(cfg, mode)
+    run_id = cfg.run_id or default_run_id(cfg, mode, digest=digest)
     restored = {}
     if cfg.restore_from_journal:
         from gridflow.journal.store import read_summaries
@@ -215,6 +219,7 @@ def plan_run(cfg: GridflowConfig, mode: str = "replay") -> RunPlan:
         mode,
         funding,
         tuple(sorted(fed & set(timeframes))),
+        digest,
     )
 
 
