@@ -7,8 +7,8 @@ reading the gzip files to the committed journal rows in a fresh SQLite file:
 * ``bytewax``: the replay dataflow (:func:`gridflow.dataflows.replay.build_flow`) run
   by Bytewax's ``cli_main`` in this process, one worker (and two, for information).
 * ``plain_loop``: a ``for`` loop calling the same source partitions, validation,
-  indicator bank, account engine and journal sink partition (the replay's, gathering
-  rows into one transaction per ``JOURNAL_GATHER_S``), chunk by chunk.
+  indicator bank, account engine and journal sink partition (the replay's: rows
+  gathered and committed by its writer process, ``process=True``), chunk by chunk.
 * ``plain_loop_no_journal``: the same loop without the journal writes (information).
 * ``*_store``: the same, reading the candles from the market-data store
   (:mod:`gridflow.data.store`, the files imported into a temporary one) instead of the
@@ -96,8 +96,8 @@ def run_plain(files: list[Path], chunk_size: int, journal: bool) -> tuple[float,
         freeze_startup_heap()  # as the replay flow's construction does
         # the replay's own journal writer (the sink's partition: run registered, batches
         # gathered into one transaction per JOURNAL_GATHER_S, the rest written at close)
-        jr = JournalSink(url, plan.run_id, run_row=plan.run_row(), gather_s=JOURNAL_GATHER_S
-                         ).build_part("journal", "journal", None) if journal else None
+        jr = JournalSink(url, plan.run_id, run_row=plan.run_row(), gather_s=JOURNAL_GATHER_S,
+                         process=True).build_part("journal", "journal", None) if journal else None
         parts = [CandleFilePartition(p, s, tf, chunk_size) for p, s, tf in plan.files]
         validators = {s: CandleValidator() for _, s, _ in plan.files}
         banks = {s: IndicatorBank(list(plan.indicators[s])) for _, s, _ in plan.files}

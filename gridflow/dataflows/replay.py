@@ -57,7 +57,8 @@ def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -
                                            commands=inputs["commands"])
     if progress is not None:
         op.inspect("progress", records, ProgressTap(progress))
-    journal_and_alerts(plan, records, side_journal, gather_s=JOURNAL_GATHER_S)
+    journal_and_alerts(plan, records, side_journal, gather_s=JOURNAL_GATHER_S,
+                       process=True)
     freeze_startup_heap()  # what exists now lives as long as the run (dataflows.heap)
     return flow
 
@@ -106,10 +107,11 @@ def engine_records(flow: Dataflow, plan: RunPlan, chunks, *extra_inputs, command
 
 
 def journal_and_alerts(plan: RunPlan, records, side_journal, background: bool = False,
-                       gather_s: float = 0.0) -> None:
+                       gather_s: float = 0.0, process: bool = False) -> None:
     """Write every batch to the journal (one writer; committed on a thread of its own
-    with ``background``, batches gathered for ``gather_s`` seconds into a transaction,
-    see :class:`~gridflow.dataflows.sinks.JournalSink`) and send its alerts (Apprise,
+    with ``background``, by a writer process with ``process``, batches gathered for
+    ``gather_s`` seconds into a transaction, see
+    :class:`~gridflow.dataflows.sinks.JournalSink`) and send its alerts (Apprise,
     per-kind cooldown in event time) when URLs are configured."""
     cfg = plan.cfg
     journal = op.merge("journal", *side_journal, op.key_rm("records", records))
@@ -118,7 +120,7 @@ def journal_and_alerts(plan: RunPlan, records, side_journal, background: bool = 
         "journal_out",
         op.key_on("key_journal", journal, lambda _b: "journal"),
         JournalSink(cfg.db_url, plan.run_id, run_row=plan.run_row(), background=background,
-                    gather_s=gather_s),
+                    gather_s=gather_s, process=process),
     )
     # ("journal", JournalBatch) -> one writer
     urls = cfg.apprise_url_list()

@@ -8,6 +8,7 @@ thread of its own (``background=True``), so a commit never holds up an order.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -18,8 +19,10 @@ from gridflow.chunks import JournalBatch
 from gridflow.dataflows.db_poller import notify, run_complete_key
 from gridflow.journal.busy import LockRetry
 from gridflow.journal.store import Journal
+from gridflow.journal.writer_process import ProcessWriter
 
 JOURNAL_PART = "journal"
+log = logging.getLogger(__name__)
 
 
 def _records(b: JournalBatch) -> int:
@@ -49,20 +52,40 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
     worker at the next call, like a synchronous one. Without recovery (no ``-r``), a
     SIGKILL can lose the rows still queued (the last milliseconds; the broker's own
     write-ahead rows are written by the broker and never queued here).
+
+    With ``process`` (the replay, on an SQLite file) the gathered batches are committed
+    by a writer process (:class:`~gridflow.journal.writer_process.ProcessWriter`) while
+    the replay goes on, every :data:`PROCESS_FLUSH_RECORDS` records (or ``gather_s``);
+    :meth:`snapshot`, a completed account and :meth:`close` wait until it committed
+    everything sent, so the guarantees above are unchanged. The table, column and run
+    row are still made here, by the one schema rule; a PostgreSQL or in-memory journal
+    is written in process.
     """
 
     BACKLOG = 256
     FLUSH_RECORDS = 50_000
+    #: Records per transaction sent to the writer process: small enough that the child
+    #: works while the replay runs and little is left to wait for at close.
+    PROCESS_FLUSH_RECORDS = 1_000
 
     def __init__(self, url: str, run_id: str, run_row: dict | None,
                  retry: LockRetry | None = None, background: bool = False,
-                 gather_s: float = 0.0) -> None:
+                 gather_s: float = 0.0, process: bool = False) -> None:
         self.retry = retry if retry is not None else LockRetry("journal sink")
         self.gather_s = float(gather_s)
         self._journal = Journal(url)
         self._run_id = run_id
         if run_row is not None:
             self.retry(self._journal.upsert_run, **run_row)
+        self._process: ProcessWriter | None = None
+        self._flush_records = self.FLUSH_RECORDS
+        if process and not background and self._journal.sqlite_file() is not None:
+            try:
+                self._process = ProcessWriter(self._journal, run_id)
+                self._flush_records = self.PROCESS_FLUSH_RECORDS
+            except OSError as exc:  # no interpreter to start (an embedded Python)
+                log.warning("journal writer process could not start (%s); writing in "
+                            "process", exc)
         self._queue: queue.Queue[JournalBatch | None] | None = None
         self._error: BaseException | None = None
         self._gathered = JournalBatch()
@@ -84,7 +107,7 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
         if self._queue is None:
             self._gathered.extend(merged)
             self._gathered_n += _records(merged)
-            if (self._gathered_n >= self.FLUSH_RECORDS
+            if (self._gathered_n >= self._flush_records
                     or time.monotonic() - self._flushed_at >= self.gather_s
                     or any(s.complete for s in merged.summaries)):
                 self._flush()
@@ -103,9 +126,16 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
     def _write(self, batch: JournalBatch) -> None:
         """One transaction (a write is idempotent: a retried one lands once); then, if
         it completed an account, the run's command source of this process looks at once
-        (a replay ends when every account is complete)."""
-        self.retry(self._journal.write, self._run_id, batch)
-        if any(s.complete for s in batch.summaries):
+        (a replay ends when every account is complete): with a writer process, once the
+        child committed it."""
+        complete = any(s.complete for s in batch.summaries)
+        if self._process is not None:
+            self._process.submit(batch)
+            if complete:
+                self._process.sync()
+        else:
+            self.retry(self._journal.write, self._run_id, batch)
+        if complete:
             notify(run_complete_key(self._run_id))
 
     def _drain(self) -> None:
@@ -141,6 +171,8 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
 
     def snapshot(self) -> None:
         self._flush()
+        if self._process is not None:
+            self._process.sync()
         if self._queue is not None:
             self._queue.join()
             self._raise()
@@ -149,11 +181,15 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
     def close(self) -> None:
         try:
             self._flush()
+            if self._process is not None:
+                self._process.close()
             if self._queue is not None:
                 self._queue.put(None)
                 self._thread.join()
                 self._raise()
         finally:
+            if self._process is not None:
+                self._process.kill()
             self._journal.close()
 
 
@@ -178,6 +214,9 @@ class JournalSink(FixedPartitionedSink[JournalBatch, None]):
     gather_s : float
         Gather batches for up to this many seconds into one transaction (the replay;
         see :class:`_JournalPartition`); 0 writes each batch at once.
+    process : bool
+        Commit on a writer process (the replay; an SQLite file only, else ignored; see
+        :class:`_JournalPartition`).
 
     Notes
     -----
@@ -200,10 +239,11 @@ class JournalSink(FixedPartitionedSink[JournalBatch, None]):
 
     def __init__(self, url: str, run_id: str, run_row: dict | None = None,
                  lock_wait_s: float = 30.0, background: bool = False,
-                 gather_s: float = 0.0) -> None:
+                 gather_s: float = 0.0, process: bool = False) -> None:
         self.url = url
         self.background = bool(background)
         self.gather_s = float(gather_s)
+        self.process = bool(process)
         self.run_id = run_id
         self.run_row = run_row
         self.lock_wait_s = float(lock_wait_s)
@@ -218,4 +258,5 @@ class JournalSink(FixedPartitionedSink[JournalBatch, None]):
         """Open the journal for the partition (``resume_state`` is always None)."""
         return _JournalPartition(self.url, self.run_id, self.run_row,
                                  LockRetry("journal sink", max_s=self.lock_wait_s),
-                                 background=self.background, gather_s=self.gather_s)
+                                 background=self.background, gather_s=self.gather_s,
+                                 process=self.process)

@@ -291,6 +291,17 @@ TABLES: dict[str, tuple[type[SQLModel], tuple[str, ...]]] = {
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+
+def sqlite_pragmas() -> tuple[str, ...]:
+    """The settings of every connection to an SQLite journal file: WAL (readers never
+    block the writer), ``synchronous=FULL`` (a committed transaction survives a power
+    loss) and a busy timeout (a second writer waits up to 30 s for the lock instead of
+    failing). The journal writer process (:mod:`gridflow.journal.writer_process`) runs
+    the same statements."""
+    return ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+            f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+
+
 def open_store(url: str) -> Engine:
     """Open (and create if needed) the journal database.
 
@@ -363,7 +374,12 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
                         # writer (busy_timeout): a deferred transaction that read the
                         # schema then wrote failed at once when one had committed
                         conn.exec_driver_sql("BEGIN IMMEDIATE")
-                        _create_all(conn)
+                        if conn.exec_driver_sql(
+                                "SELECT count(*) FROM sqlite_master").scalar_one() == 0:
+                            for ddl in _new_file_ddl(engine.dialect):  # a new file
+                                conn.exec_driver_sql(ddl)
+                        else:
+                            _create_all(conn)
                         conn.commit()
                 else:
                     _create_all(engine)
@@ -372,6 +388,27 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
             if attempt == attempts:
                 raise
             time.sleep(0.05 * attempt)
+
+
+_DDL: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _new_file_ddl(dialect: Any) -> tuple[str, ...]:
+    """``CREATE TABLE`` and ``CREATE INDEX`` of every table of ``SQLModel.metadata``,
+    in dependency order, as ``create_all`` issues them on an empty database: compiled
+    once per process and set of tables (compiling them took most of a new journal's
+    open; ``tests/journal/test_store.py`` checks the two give the same schema)."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    key = (dialect.name, tuple(sorted(SQLModel.metadata.tables)))
+    if key not in _DDL:
+        out: list[str] = []
+        for table in SQLModel.metadata.sorted_tables:
+            out.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+            out.extend(str(CreateIndex(ix).compile(dialect=dialect)).strip()
+                       for ix in sorted(table.indexes, key=lambda i: i.name or ""))
+        _DDL[key] = tuple(out)
+    return _DDL[key]
 
 
 def _complete(conn: Connection) -> bool:
@@ -432,8 +469,7 @@ def _add_columns(engine: Engine | Connection) -> None:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     try:
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        for sql in sqlite_pragmas():
+            cur.execute(sql)
     finally:
         cur.close()

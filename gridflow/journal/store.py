@@ -75,6 +75,22 @@ def _statements(engine: Engine) -> dict[str, Any]:
     return stmts
 
 
+_COMPILED: dict[tuple[str, str], tuple[dict[str, Any], dict[str, RawInsert]]] = {}
+
+
+def _compiled(engine: Engine) -> tuple[dict[str, Any], dict[str, RawInsert]]:
+    """The INSERT of each table for ``engine``'s dialect and, on SQLite, their compiled
+    :class:`RawInsert`; built once per dialect and process (a sweep or the app opens
+    a journal per run; compiling them took a few milliseconds each time)."""
+    key = (engine.dialect.name, str(engine.dialect.paramstyle))
+    if key not in _COMPILED:
+        stmts = _statements(engine)
+        raw = ({a: RawInsert(engine, st) for a, st in stmts.items()}
+               if engine.dialect.name == "sqlite" else {})
+        _COMPILED[key] = (stmts, raw)
+    return _COMPILED[key]
+
+
 class RawInsert:
     """A compiled positional INSERT fed tuples straight to ``cursor.executemany``.
 
@@ -205,10 +221,7 @@ class Journal:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = open_store(url)
-        self._stmts = _statements(self.engine)
-        self._raw: dict[str, RawInsert] = {}
-        if self.engine.dialect.name == "sqlite":
-            self._raw = {a: RawInsert(self.engine, st) for a, st in self._stmts.items()}
+        self._stmts, self._raw = _compiled(self.engine)
 
     def upsert_run(
         self, run_id: str, config_hash: str, config_json: str, data_json: str, mode: str
@@ -248,6 +261,35 @@ class Journal:
                 f"refusing {config_hash!r}; use a new run_id"
             )
 
+    def sqlite_file(self) -> str | None:
+        """Path of the journal's SQLite file, or None (PostgreSQL, an in-memory or
+        ``file:`` URI database)."""
+        url = self.engine.url
+        db = url.database or ""
+        if (self.engine.dialect.name != "sqlite" or db in ("", ":memory:")
+                or db.startswith("file:") or url.query.get("mode") == "memory"):
+            return None
+        return db
+
+    def insert_sql(self) -> dict[str, str]:
+        """SQLite only: the INSERT of each table (``JournalBatch`` attribute -> SQL with
+        ``?`` parameters), taking the tuples of :meth:`rows`."""
+        return {attr: raw.sql for attr, raw in self._raw.items()}
+
+    def rows(self, run_id: str, batch: JournalBatch) -> list[tuple[str, list[tuple]]]:
+        """SQLite only: ``batch`` as ``(table attribute, parameter tuples)`` pairs in
+        table order, the rows :meth:`write` inserts (see its notes on repeated keys).
+
+        Raises
+        ------
+        ValueError
+            On a journal that is not SQLite.
+        """
+        if not self._raw:
+            raise ValueError("row tuples are built for SQLite journals only")
+        return [(attr, self._raw[attr].records(run_id, recs))
+                for attr in TABLES if (recs := getattr(batch, attr))]
+
     def write(self, run_id: str, batch: JournalBatch) -> int:
         """Write every record of ``batch`` in one transaction (idempotent).
 
@@ -272,19 +314,20 @@ class Journal:
         ``candles``, which is exactly what the deduplication keeps.
         """
         if self._raw:
-            kept = {attr: recs for attr in TABLES if (recs := getattr(batch, attr))}
-        else:
-            kept = kept_records(batch)
+            rows = self.rows(run_id, batch)
+            if not rows:
+                return 0
+            with self.engine.begin() as conn:
+                for attr, params in rows:
+                    conn.exec_driver_sql(self._raw[attr].sql, params)
+            return sum(len(p) for _a, p in rows)
+        kept = kept_records(batch)
         if not kept:
             return 0
         with self.engine.begin() as conn:
             for attr, recs in kept.items():
-                raw = self._raw.get(attr)
-                if raw is None:
-                    conn.execute(self._stmts[attr],
-                                 [{"run_id": run_id, **rec.__dict__} for rec in recs])
-                else:
-                    conn.exec_driver_sql(raw.sql, raw.records(run_id, recs))
+                conn.execute(self._stmts[attr],
+                             [{"run_id": run_id, **rec.__dict__} for rec in recs])
         return sum(len(p) for p in kept.values())
 
     def close(self) -> None:

@@ -114,15 +114,17 @@ def test_lock_retry_counts_episodes_and_gives_back_the_result() -> None:
         retry(lambda: (_ for _ in ()).throw(ValueError("not a lock")))
 
 
+@pytest.mark.parametrize("mode", [{"background": True}, {"process": True}],
+                         ids=["thread", "process"])
 def test_a_background_sink_queues_while_locked_and_an_epoch_end_waits_for_the_rows(
-        tmp_path) -> None:
-    """``background=True`` (the live flow): a batch written while another connection
-    holds the lock is queued and the worker goes on; the end of the epoch
-    (``snapshot``) returns only once every queued batch is committed, merged batches
-    included, each row once."""
+        tmp_path, mode) -> None:
+    """``background=True`` (the live flow) and ``process=True`` (the replay's writer
+    process): a batch written while another connection holds the lock is queued and
+    the worker goes on; the end of the epoch (``snapshot``) returns only once every
+    queued batch is committed, merged batches included, each row once."""
     path = tmp_path / "j.db"
     part = JournalSink(f"sqlite:///{path}", "run", run_row=RUN_ROW,
-                       background=True).build_part("out", "journal", None)
+                       **mode).build_part("out", "journal", None)
     try:
         part.write_batch([batch(0)])
         part.snapshot()

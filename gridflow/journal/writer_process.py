@@ -1,0 +1,217 @@
+"""A replay's journal inserts on a process of their own (SQLite files).
+
+SQLite runs an insert in C but Python's ``sqlite3`` binds each row's parameters and
+takes the GIL back between rows, so a writer *thread* cannot overlap a CPU-bound replay:
+measured, it made the replay slower. :class:`ProcessWriter` hands the row tuples (built
+by the journal's own :class:`~gridflow.journal.store.RawInsert`, the rule every path
+shares) to a child process, :mod:`gridflow.journal._sqlite_writer_child`, that commits
+them while the replay goes on; the parent's share of a write is building the tuples and
+pickling them.
+
+Ordering and durability are those of the in-process writer: writes are committed in the
+order they were submitted, one transaction each, and :meth:`ProcessWriter.sync` returns
+once everything submitted before it is committed (the sink calls it at a Bytewax
+snapshot, before announcing a completed account, and at close). An error in the child
+(a constraint, a disk full, a lock held past SQLite's busy timeout) is raised in the
+parent at its next call, as :class:`JournalWriterError`; so is the child's death.
+"""
+
+from __future__ import annotations
+
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from gridflow.chunks import JournalBatch
+from gridflow.journal.schema import sqlite_pragmas
+from gridflow.journal.store import Journal
+
+__all__ = ["CHILD_SCRIPT", "JournalWriterError", "ProcessWriter"]
+
+#: The child's script (standard library only; run with ``python -I -S``).
+CHILD_SCRIPT = Path(__file__).with_name("_sqlite_writer_child.py")
+
+
+class JournalWriterError(RuntimeError):
+    """The journal writer process failed a write, or exited before it was closed."""
+
+
+class ProcessWriter:
+    """Commit journal batches of one run on a child process.
+
+    Parameters
+    ----------
+    journal : Journal
+        An open journal on an SQLite *file* (tables created, run registered by the
+        caller: the schema and the run row stay with the parent).
+    run_id : str
+        Run the rows belong to.
+
+    Raises
+    ------
+    ValueError
+        If ``journal`` is not on an SQLite file (memory databases and PostgreSQL are
+        written in process).
+    OSError
+        If the child process cannot be started.
+    """
+
+    def __init__(self, journal: Journal, run_id: str) -> None:
+        path = journal.sqlite_file()
+        if path is None:
+            raise ValueError(f"a writer process needs an SQLite file, not {journal.url!r}")
+        self._journal = journal
+        self._run_id = run_id
+        self._seq = 0
+        self._done = -1
+        self._error: str | None = None
+        self._reported = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self._proc = subprocess.Popen([sys.executable, "-I", "-S", str(CHILD_SCRIPT)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        # unbounded: the child inserts a row in ~3 us, the replay makes one in ~20 us
+        self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._out.put(pickle.dumps(("open", path, sqlite_pragmas(), journal.insert_sql()),
+                                   protocol=pickle.HIGHEST_PROTOCOL))
+        self._sender = threading.Thread(target=self._send, name="journal-process-send",
+                                        daemon=True)
+        self._reader = threading.Thread(target=self._read, name="journal-process-read",
+                                        daemon=True)
+        self._sender.start()
+        self._reader.start()
+
+    # -- parent API -------------------------------------------------------------------
+
+    def submit(self, batch: JournalBatch) -> int:
+        """Queue ``batch`` as one transaction; returns the rows sent.
+
+        Raises
+        ------
+        JournalWriterError
+            If an earlier write failed or the child exited.
+        """
+        self._raise()
+        rows = self._journal.rows(self._run_id, batch)
+        if not rows:
+            return 0
+        self._put("write", rows)
+        return sum(len(r) for _t, r in rows)
+
+    def sync(self, timeout_s: float | None = None) -> None:
+        """Wait until every write submitted so far is committed.
+
+        Raises
+        ------
+        JournalWriterError
+            If a write failed, the child exited, or ``timeout_s`` passed.
+        """
+        self._wait(self._put("sync"), timeout_s)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Commit what is queued, close the child's connection (checkpointing the WAL)
+        and wait for the child to exit; the child is killed if it does not.
+
+        Raises
+        ------
+        JournalWriterError
+            If a write failed, the child exited early, or ``timeout_s`` passed.
+        """
+        if self._closed:
+            return
+        try:
+            if self._reported:  # the failure was raised already: only stop the child
+                self.kill()
+                return
+            self._wait(self._put("close"), timeout_s)
+        finally:
+            self._closed = True
+            self._out.put(None)
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def kill(self) -> None:
+        """Stop the child at once (what it committed stays) and the sending thread."""
+        if not self._closed:
+            self._closed = True
+            self._out.put(None)
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._proc.pid
+
+    # -- internals --------------------------------------------------------------------
+
+    def _put(self, kind: str, payload: Any = None) -> int:
+        if self._closed:
+            raise JournalWriterError("journal writer process is closed")
+        self._seq += 1
+        message = (kind, self._seq) if payload is None else (kind, self._seq, payload)
+        self._out.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        return self._seq
+
+    def _wait(self, seq: int, timeout_s: float | None) -> None:
+        with self._cond:
+            done = self._cond.wait_for(lambda: self._done >= seq or self._error is not None,
+                                       timeout_s)
+        self._raise()
+        if not done:
+            raise JournalWriterError(f"journal writer process: no answer in {timeout_s} s")
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            self._reported = True
+            raise JournalWriterError(self._error)
+
+    def _fail(self, text: str) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = text
+            self._cond.notify_all()
+
+    def _send(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            while (data := self._out.get()) is not None:
+                stdin.write(data)
+                stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            self._fail(f"journal writer process: sending failed ({exc!r})")
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _read(self) -> None:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        while True:
+            try:
+                status, seq, detail = pickle.load(stdout)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                code = self._proc.wait()
+                if self._done < self._seq:
+                    self._fail(f"journal writer process exited (code {code}) "
+                               f"before its writes were committed")
+                with self._cond:
+                    self._cond.notify_all()
+                return
+            if status == "error":
+                self._fail(f"journal writer process: write {seq} failed: {detail}")
+                continue
+            with self._cond:
+                self._done = seq
+                self._cond.notify_all()
