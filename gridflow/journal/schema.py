@@ -397,7 +397,7 @@ def _new_file_ddl(dialect: Any) -> tuple[str, ...]:
     """``CREATE TABLE`` and ``CREATE INDEX`` of every table of ``SQLModel.metadata``,
     in dependency order, as ``create_all`` issues them on an empty database: compiled
     once per process and set of tables (compiling them took most of a new journal's
-    open; ``tests/journal/test_store.py`` checks the two give the same schema)."""
+    open; ``tests/journal/test_new_file_ddl.py`` checks the two give the same schema)."""
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     key = (dialect.name, tuple(sorted(SQLModel.metadata.tables)))
