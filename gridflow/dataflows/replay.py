@@ -32,8 +32,11 @@ from gridflow.logs import setup_for
 
 
 JOURNAL_GATHER_S = 0.2
-"""A replay commits its journal rows at most every 0.2 s (or 50,000 records): a 1m replay
-makes an engine batch every few milliseconds and SQLite's commit costs about one."""
+"""A replay gathers its journal rows for at most 0.2 s into one transaction: a 1m replay
+makes an engine batch every few milliseconds and SQLite's commit costs about one. On an
+SQLite file the replay's writer process commits them, and a transaction closes after
+``PROCESS_FLUSH_RECORDS`` records already (see :class:`~gridflow.dataflows.sinks.JournalSink`);
+elsewhere after 50,000."""
 
 
 def build_flow(plan: RunPlan, progress: Callable[[int], object] | None = None) -> Dataflow:
