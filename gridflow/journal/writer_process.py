@@ -23,6 +23,7 @@ import queue
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -66,24 +67,18 @@ class ProcessWriter:
             raise ValueError(f"a writer process needs an SQLite file, not {journal.url!r}")
         self._journal = journal
         self._run_id = run_id
-        self._seq = 0
-        self._done = -1
-        self._error: str | None = None
         self._reported = False
         self._closed = False
-        self._cond = threading.Condition()
         self._proc = subprocess.Popen([sys.executable, "-I", "-S", str(CHILD_SCRIPT)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        # unbounded: the child inserts a row in ~3 us, the replay makes one in ~20 us
-        self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._out.put(pickle.dumps(("open", path, sqlite_pragmas(), journal.insert_sql()),
-                                   protocol=pickle.HIGHEST_PROTOCOL))
-        self._sender = threading.Thread(target=self._send, name="journal-process-send",
-                                        daemon=True)
-        self._reader = threading.Thread(target=self._read, name="journal-process-read",
-                                        daemon=True)
-        self._sender.start()
-        self._reader.start()
+        # the threads share this, not the writer: a writer dropped without close (a
+        # flow aborted) is collected, and its finalizer ends the child's input
+        self._state = _Shared(self._proc)
+        self._state.out.put(pickle.dumps(("open", path, sqlite_pragmas(), journal.insert_sql()),
+                                         protocol=pickle.HIGHEST_PROTOCOL))
+        for target, name in ((_send, "journal-process-send"), (_read, "journal-process-read")):
+            threading.Thread(target=target, args=(self._state,), name=name, daemon=True).start()
+        self._finalizer = weakref.finalize(self, self._state.out.put, None)
 
     # -- parent API -------------------------------------------------------------------
 
@@ -130,7 +125,7 @@ class ProcessWriter:
             self._wait(self._put("close"), timeout_s)
         finally:
             self._closed = True
-            self._out.put(None)
+            self._state.out.put(None)
             try:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -141,7 +136,7 @@ class ProcessWriter:
         """Stop the child at once (what it committed stays) and the sending thread."""
         if not self._closed:
             self._closed = True
-            self._out.put(None)
+            self._state.out.put(None)
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
@@ -156,62 +151,82 @@ class ProcessWriter:
     def _put(self, kind: str, payload: Any = None) -> int:
         if self._closed:
             raise JournalWriterError("journal writer process is closed")
-        self._seq += 1
-        message = (kind, self._seq) if payload is None else (kind, self._seq, payload)
-        self._out.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-        return self._seq
+        st = self._state
+        st.seq += 1
+        message = (kind, st.seq) if payload is None else (kind, st.seq, payload)
+        st.out.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        return st.seq
 
     def _wait(self, seq: int, timeout_s: float | None) -> None:
-        with self._cond:
-            done = self._cond.wait_for(lambda: self._done >= seq or self._error is not None,
-                                       timeout_s)
+        st = self._state
+        with st.cond:
+            done = st.cond.wait_for(lambda: st.done >= seq or st.error is not None, timeout_s)
         self._raise()
         if not done:
             raise JournalWriterError(f"journal writer process: no answer in {timeout_s} s")
 
     def _raise(self) -> None:
-        if self._error is not None:
+        if self._state.error is not None:
             self._reported = True
-            raise JournalWriterError(self._error)
+            raise JournalWriterError(self._state.error)
 
-    def _fail(self, text: str) -> None:
-        with self._cond:
-            if self._error is None:
-                self._error = text
-            self._cond.notify_all()
 
-    def _send(self) -> None:
-        stdin = self._proc.stdin
-        assert stdin is not None
+class _Shared:
+    """What the writer and its two threads share: the outgoing queue, the last message
+    sent (``seq``) and answered (``done``), the first failure."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        # unbounded: the child inserts a row in ~3 us, the replay makes one in ~20 us
+        self.out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.cond = threading.Condition()
+        self.seq = 0
+        self.done = -1
+        self.error: str | None = None
+
+    def fail(self, text: str) -> None:
+        with self.cond:
+            if self.error is None:
+                self.error = text
+            self.cond.notify_all()
+
+
+def _send(st: _Shared) -> None:
+    """The sending thread: queued messages to the child's stdin until ``None``."""
+    stdin = st.proc.stdin
+    assert stdin is not None
+    try:
+        while (data := st.out.get()) is not None:
+            stdin.write(data)
+            stdin.flush()
+    except (BrokenPipeError, OSError, ValueError) as exc:
+        st.fail(f"journal writer process: sending failed ({exc!r})")
+    finally:
         try:
-            while (data := self._out.get()) is not None:
-                stdin.write(data)
-                stdin.flush()
-        except (BrokenPipeError, OSError, ValueError) as exc:
-            self._fail(f"journal writer process: sending failed ({exc!r})")
-        finally:
-            try:
-                stdin.close()
-            except OSError:
-                pass
+            stdin.close()
+        except OSError:
+            pass
 
-    def _read(self) -> None:
-        stdout = self._proc.stdout
-        assert stdout is not None
-        while True:
-            try:
-                status, seq, detail = pickle.load(stdout)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                code = self._proc.wait()
-                if self._done < self._seq:
-                    self._fail(f"journal writer process exited (code {code}) "
-                               f"before its writes were committed")
-                with self._cond:
-                    self._cond.notify_all()
-                return
-            if status == "error":
-                self._fail(f"journal writer process: write {seq} failed: {detail}")
-                continue
-            with self._cond:
-                self._done = seq
-                self._cond.notify_all()
+
+def _read(st: _Shared) -> None:
+    """The reading thread: the child's answers, in order, until it exits."""
+    stdout = st.proc.stdout
+    assert stdout is not None
+    while True:
+        try:
+            status, seq, detail = pickle.load(stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = st.proc.wait()
+            if st.done < st.seq:
+                st.fail(f"journal writer process exited (code {code}) "
+                        f"before its writes were committed")
+            with st.cond:
+                st.cond.notify_all()
+            stdout.close()
+            return
+        if status == "error":
+            st.fail(f"journal writer process: write {seq} failed: {detail}")
+            continue
+        with st.cond:
+            st.done = seq
+            st.cond.notify_all()

@@ -167,3 +167,28 @@ def test_a_child_that_cannot_start_leaves_the_writing_in_process(tmp_path, monke
     part.write_batch([batch(0)])
     part.close()
     assert len(read_orders(f"sqlite:///{tmp_path / 'j.db'}", "run")) == 2
+
+
+def test_a_writer_dropped_without_close_ends_its_child_after_writing_what_it_got(
+        tmp_path):
+    """A flow aborted without closing its sink: once the writer is collected the child
+    reads the end of its input, commits what it received and exits (no idle process
+    per failed replay in a long-lived notebook or app)."""
+    import gc
+
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    journal = Journal(url)
+    journal.upsert_run(**RUN_ROW)
+    writer = ProcessWriter(journal, "run")
+    writer.submit(batch(0))
+    writer.sync()
+    writer.submit(batch(1))  # never waited for
+    pid = writer.pid
+    del writer
+    gc.collect()
+    deadline = time.monotonic() + 20
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+    assert len(read_orders(url, "run")) == 4
+    journal.close()
