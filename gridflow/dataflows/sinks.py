@@ -57,9 +57,11 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
     by a writer process (:class:`~gridflow.journal.writer_process.ProcessWriter`) while
     the replay goes on, every :data:`PROCESS_FLUSH_RECORDS` records (or ``gather_s``);
     :meth:`snapshot`, a completed account and :meth:`close` wait until it committed
-    everything sent, so the guarantees above are unchanged. The table, column and run
-    row are still made here, by the one schema rule; a PostgreSQL or in-memory journal
-    is written in process.
+    everything sent, so the guarantees above are unchanged. A locked database is retried
+    by the child with this sink's :class:`~gridflow.journal.busy.LockRetry` bound, and
+    its retries counted and logged on it. The table, column and run row are still made
+    here, by the one schema rule; a PostgreSQL or in-memory journal is written in
+    process.
     """
 
     BACKLOG = 256
@@ -81,7 +83,7 @@ class _JournalPartition(StatefulSinkPartition[JournalBatch, None]):
         self._flush_records = self.FLUSH_RECORDS
         if process and not background and self._journal.sqlite_file() is not None:
             try:
-                self._process = ProcessWriter(self._journal, run_id)
+                self._process = ProcessWriter(self._journal, run_id, self.retry)
                 self._flush_records = self.PROCESS_FLUSH_RECORDS
             except OSError as exc:  # no interpreter to start (an embedded Python)
                 log.warning("journal writer process could not start (%s); writing in "

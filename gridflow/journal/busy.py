@@ -112,3 +112,18 @@ class LockRetry:
             log.info("%s: database lock cleared after %d retries in %.1f s",
                         self.what, retried, time.monotonic() - t0)
         return out
+
+    def note(self, retried: int, waited_s: float, cleared: bool) -> None:
+        """Count and log retries made elsewhere with this bound (the journal writer
+        process retries in the child with :attr:`max_s`, :attr:`first_s`, :attr:`cap_s`
+        and :data:`LOCK_MARKERS`, and reports them after the write): one episode, a
+        warning, and whether the lock cleared."""
+        if retried <= 0:
+            return
+        self.retries += retried
+        self.episodes += 1
+        log.warning("%s: database locked; retried with backoff for up to %.0f s",
+                    self.what, self.max_s)
+        if cleared:
+            log.info("%s: database lock cleared after %d retries in %.1f s",
+                     self.what, retried, waited_s)

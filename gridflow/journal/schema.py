@@ -302,6 +302,20 @@ def sqlite_pragmas() -> tuple[str, ...]:
             f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
 
 
+def _in_memory(u: Any) -> bool:
+    """Whether the SQLite URL ``u`` (a SQLAlchemy ``URL``) names an in-memory database."""
+    return (u.database or "") in ("", ":memory:") or u.query.get("mode") == "memory"
+
+
+def sqlite_file_of(url: Any) -> str | None:
+    """The file path of an SQLite journal URL (str or ``URL``), as SQLite opens it; None
+    for another database, an in-memory one or a ``file:`` URI."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or _in_memory(u) or u.database.startswith("file:"):
+        return None
+    return u.database
+
+
 def open_store(url: str) -> Engine:
     """Open (and create if needed) the journal database.
 
@@ -328,7 +342,7 @@ def open_store(url: str) -> Engine:
         engine = create_engine(u, json_serializer=serializer, pool_pre_ping=True)
     else:
         db = u.database or ""
-        if db in ("", ":memory:") or u.query.get("mode") == "memory":
+        if _in_memory(u):
             engine = create_engine(
                 u,
                 json_serializer=serializer,
@@ -390,17 +404,21 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
             time.sleep(0.05 * attempt)
 
 
-_DDL: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+_DDL: dict[tuple[str, tuple], tuple[str, ...]] = {}
 
 
 def _new_file_ddl(dialect: Any) -> tuple[str, ...]:
     """``CREATE TABLE`` and ``CREATE INDEX`` of every table of ``SQLModel.metadata``,
     in dependency order, as ``create_all`` issues them on an empty database: compiled
-    once per process and set of tables (compiling them took most of a new journal's
-    open; ``tests/journal/test_new_file_ddl.py`` checks the two give the same schema)."""
+    once per process and definition of the tables (compiling them took most of a new
+    journal's open; ``tests/journal/test_new_file_ddl.py`` checks the two give the same
+    schema). The key holds the table objects with their columns and indexes: a table
+    redefined under its name, or given a column, is another key."""
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    key = (dialect.name, tuple(sorted(SQLModel.metadata.tables)))
+    key = (dialect.name, tuple((t, tuple(t.columns.keys()),
+                                tuple(sorted(i.name or "" for i in t.indexes)))
+                               for t in SQLModel.metadata.sorted_tables))
     if key not in _DDL:
         out: list[str] = []
         for table in SQLModel.metadata.sorted_tables:

@@ -35,6 +35,7 @@ from gridflow.journal.schema import (
     SummaryRow,
     TradeRow,
     open_store,
+    sqlite_file_of,
 )
 
 
@@ -264,12 +265,7 @@ class Journal:
     def sqlite_file(self) -> str | None:
         """Path of the journal's SQLite file, or None (PostgreSQL, an in-memory or
         ``file:`` URI database)."""
-        url = self.engine.url
-        db = url.database or ""
-        if (self.engine.dialect.name != "sqlite" or db in ("", ":memory:")
-                or db.startswith("file:") or url.query.get("mode") == "memory"):
-            return None
-        return db
+        return sqlite_file_of(self.engine.url)
 
     def insert_sql(self) -> dict[str, str]:
         """SQLite only: the INSERT of each table (``JournalBatch`` attribute -> SQL with

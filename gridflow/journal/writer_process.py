@@ -18,6 +18,7 @@ parent at its next call, as :class:`JournalWriterError`; so is the child's death
 
 from __future__ import annotations
 
+import os
 import pickle
 import queue
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gridflow.chunks import JournalBatch
+from gridflow.journal.busy import LOCK_MARKERS, LockRetry
 from gridflow.journal.schema import sqlite_pragmas
 from gridflow.journal.store import Journal
 
@@ -35,6 +37,10 @@ __all__ = ["CHILD_SCRIPT", "JournalWriterError", "ProcessWriter"]
 
 #: The child's script (standard library only; run with ``python -I -S``).
 CHILD_SCRIPT = Path(__file__).with_name("_sqlite_writer_child.py")
+
+#: The only environment variables the child gets (it needs none of the parent's: no
+#: exchange key, Apprise URL or database password reaches it; SQLite reads the temp dirs).
+CHILD_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SQLITE_TMPDIR", "SYSTEMROOT")
 
 
 class JournalWriterError(RuntimeError):
@@ -51,6 +57,10 @@ class ProcessWriter:
         caller: the schema and the run row stay with the parent).
     run_id : str
         Run the rows belong to.
+    retry : LockRetry, optional
+        The bound of a write while another writer holds the lock: the child retries a
+        locked transaction with its ``max_s`` / ``first_s`` / ``cap_s``, and the retries
+        it made are counted and logged on it (:meth:`LockRetry.note`).
 
     Raises
     ------
@@ -61,21 +71,26 @@ class ProcessWriter:
         If the child process cannot be started.
     """
 
-    def __init__(self, journal: Journal, run_id: str) -> None:
+    def __init__(self, journal: Journal, run_id: str, retry: LockRetry | None = None) -> None:
         path = journal.sqlite_file()
         if path is None:
-            raise ValueError(f"a writer process needs an SQLite file, not {journal.url!r}")
+            raise ValueError("a writer process needs an SQLite file (not an in-memory "
+                             "database or PostgreSQL)")
+        retry = retry if retry is not None else LockRetry("journal writer process")
         self._journal = journal
         self._run_id = run_id
         self._reported = False
         self._closed = False
+        env = {k: v for k in CHILD_ENV if (v := os.environ.get(k)) is not None}
         self._proc = subprocess.Popen([sys.executable, "-I", "-S", str(CHILD_SCRIPT)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         # the threads share this, not the writer: a writer dropped without close (a
         # flow aborted) is collected, and its finalizer ends the child's input
-        self._state = _Shared(self._proc)
-        self._state.out.put(pickle.dumps(("open", path, sqlite_pragmas(), journal.insert_sql()),
-                                         protocol=pickle.HIGHEST_PROTOCOL))
+        self._state = _Shared(self._proc, retry)
+        bound = (retry.max_s, retry.first_s, retry.cap_s, LOCK_MARKERS)
+        self._state.out.put(pickle.dumps(
+            ("open", path, sqlite_pragmas(), journal.insert_sql(), bound),
+            protocol=pickle.HIGHEST_PROTOCOL))
         for target, name in ((_send, "journal-process-send"), (_read, "journal-process-read")):
             threading.Thread(target=target, args=(self._state,), name=name, daemon=True).start()
         self._finalizer = weakref.finalize(self, self._state.out.put, None)
@@ -107,9 +122,11 @@ class ProcessWriter:
         """
         self._wait(self._put("sync"), timeout_s)
 
-    def close(self, timeout_s: float = 60.0) -> None:
+    def close(self, timeout_s: float | None = None) -> None:
         """Commit what is queued, close the child's connection (checkpointing the WAL)
-        and wait for the child to exit; the child is killed if it does not.
+        and wait for the child to exit. Without ``timeout_s`` the wait is the child's
+        own: each of its writes is bounded by the lock retry, and its death is seen at
+        once.
 
         Raises
         ------
@@ -175,8 +192,9 @@ class _Shared:
     """What the writer and its two threads share: the outgoing queue, the last message
     sent (``seq``) and answered (``done``), the first failure."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: subprocess.Popen, retry: LockRetry) -> None:
         self.proc = proc
+        self.retry = retry
         # unbounded: the child inserts a row in ~3 us, the replay makes one in ~20 us
         self.out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
@@ -214,7 +232,7 @@ def _read(st: _Shared) -> None:
     assert stdout is not None
     while True:
         try:
-            status, seq, detail = pickle.load(stdout)
+            status, seq, detail, retried, waited_s = pickle.load(stdout)
         except (EOFError, OSError, pickle.UnpicklingError):
             code = st.proc.wait()
             if st.done < st.seq:
@@ -224,6 +242,7 @@ def _read(st: _Shared) -> None:
                 st.cond.notify_all()
             stdout.close()
             return
+        st.retry.note(retried, waited_s, cleared=status == "ok")
         if status == "error":
             st.fail(f"journal writer process: write {seq} failed: {detail}")
             continue

@@ -85,18 +85,64 @@ def test_a_write_error_in_the_child_stops_the_flow_and_rolls_its_transaction_bac
     assert read_orders(f"sqlite:///{path}", "run") == []  # nothing half-written
 
 
-def test_a_lock_held_past_the_busy_timeout_is_raised(tmp_path, monkeypatch):
+def test_a_lock_is_waited_out_with_the_sinks_retry_bound_and_counted(tmp_path, monkeypatch,
+                                                                     caplog):
+    """With SQLite's busy handler short, the child retries a locked transaction with the
+    sink's LockRetry bound (as the in-process writer does): the rows land once after
+    the lock, and the retries are counted and logged on the sink's LockRetry."""
+    import logging
+
     monkeypatch.setattr(schema, "_SQLITE_BUSY_TIMEOUT_MS", 50)
+    caplog.set_level(logging.INFO, logger="gridflow.journal.busy")
     path = tmp_path / "j.db"
     part = sink(path, process=True)
     timer = locked_for(path, 1.0)
     try:
+        part.write_batch([batch(1), batch(2), batch(1)])
+        part.snapshot()
+        assert not timer.is_alive()
+    finally:
+        timer.join()
+    part.close()
+    assert len(read_orders(f"sqlite:///{path}", "run")) == 4
+    assert part.retry.retries >= 1 and part.retry.episodes == 1
+    assert "database locked" in caplog.text and "cleared after" in caplog.text
+
+
+def test_a_lock_held_past_the_retry_bound_is_raised(tmp_path, monkeypatch):
+    monkeypatch.setattr(schema, "_SQLITE_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "j.db"
+    part = sink(path, process=True, lock_wait_s=0.3)
+    timer = locked_for(path, 1.5)
+    try:
         part.write_batch([batch(1)])
         with pytest.raises(JournalWriterError, match="database is locked"):
             part.snapshot()
+        assert part.retry.retries >= 1
     finally:
         timer.join()
         part.close()
+
+
+def test_the_child_ignores_interrupts_and_holds_no_secret(tmp_path, monkeypatch):
+    """A Ctrl-C (SIGINT to the process group) or a service stop (SIGTERM) does not end
+    the writer before its replay closes it; the child's environment holds none of the
+    parent's variables but the locale, PATH and temp dirs."""
+    monkeypatch.setenv("GRIDFLOW_TEST_SECRET", "s3cr3t-value")
+    path = tmp_path / "j.db"
+    part = sink(path, process=True)
+    part.write_batch([batch(0)])
+    part.snapshot()
+    pid = part._process.pid
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = f.read()
+    assert b"s3cr3t-value" not in env and b"GRIDFLOW_TEST_SECRET" not in env
+    os.kill(pid, signal.SIGINT)
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.2)
+    part.write_batch([batch(1)])
+    part.close()
+    assert len(read_orders(f"sqlite:///{path}", "run")) == 4
 
 
 def test_a_killed_child_is_raised_at_the_next_write(tmp_path):

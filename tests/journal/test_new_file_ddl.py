@@ -39,3 +39,22 @@ def test_the_compiled_ddl_follows_the_tables_loaded(tmp_path, monkeypatch) -> No
         assert "zz_test_extra" in names
     finally:
         SQLModel.metadata.remove(extra)
+
+
+def test_a_table_redefined_under_its_name_gets_its_new_ddl(tmp_path) -> None:
+    from sqlalchemy import Column, Integer, Table
+
+    first = Table("zz_test_redefined", SQLModel.metadata, Column("k", Integer, primary_key=True))
+    try:
+        schema.open_store(f"sqlite:///{tmp_path / 'a.db'}").dispose()
+        SQLModel.metadata.remove(first)
+        Table("zz_test_redefined", SQLModel.metadata,
+              Column("k", Integer, primary_key=True), Column("v", Integer))
+        schema.open_store(f"sqlite:///{tmp_path / 'b.db'}").dispose()
+        with sqlite3.connect(tmp_path / "b.db") as con:
+            cols = [r[1] for r in con.execute("PRAGMA table_info(zz_test_redefined)")]
+        assert cols == ["k", "v"]
+    finally:
+        for t in list(SQLModel.metadata.tables.values()):
+            if t.name == "zz_test_redefined":
+                SQLModel.metadata.remove(t)
