@@ -6,7 +6,10 @@ Stages (by the module or function a profiled function belongs to):
 
 * ``load``: reading the candles (gzip + CSV parse for files; Parquet for store specs);
 * ``journal_sqlite``: SQLite and SQLAlchemy (open, table checks, inserts, commits,
-  close), the journal writer's row building (:mod:`gridflow.journal`) and the sink;
+  close), the journal writer's row building (:mod:`gridflow.journal`) and the sink; with
+  the replay's writer process, what stays on the replay's thread: the row tuples, their
+  pickling, starting the child and waiting for its last commit (the child's own SQLite
+  work runs on the other core and is not in this profile);
 * ``decode``: turning the kernel's event log into records
   (:mod:`gridflow.operators.engine_decode`, client order ids);
 * ``pydantic``: building and validating the record models;
@@ -43,7 +46,8 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pydantic", ("pydantic",)),
     ("kernel", ("grid_kernel.py", "quote_kernel.py:_quotes_loop")),
     ("journal_sqlite", ("sqlite3", "sqlalchemy", "sqlmodel", "gridflow/journal/",
-                        "dataflows/sinks.py", "tenacity", "json/")),
+                        "dataflows/sinks.py", "tenacity", "json/", "_pickle",
+                        "_thread.lock", "subprocess.py")),
 )
 
 
