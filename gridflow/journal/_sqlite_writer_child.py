@@ -7,15 +7,17 @@ is written: the parent opens the journal (tables, columns, run row; the one sche
 of :mod:`gridflow.journal.schema`), builds every row tuple with the journal's own
 :class:`~gridflow.journal.store.RawInsert` and sends, over stdin, pickled messages:
 
-* ``("open", path, pragmas, statements, retry)``: connect to the SQLite file ``path``,
+* ``("open", path, pragmas, statements, retry)``: connect to the SQLite file ``path``
+  (bytes: the parent's file-system encoding of it, whatever the child's locale),
   run the ``pragmas`` (the engine's own), keep ``statements`` (table -> INSERT SQL) and
   ``retry`` = ``(max_s, first_s, cap_s, markers)``, the parent's
   :class:`~gridflow.journal.busy.LockRetry` bound and lock texts;
 * ``("write", seq, [(table, rows), ...])``: one ``BEGIN IMMEDIATE`` .. ``COMMIT``
-  transaction of ``executemany`` per table, in order. A lock error (one of ``markers``,
-  once SQLite's busy timeout ran out) rolls it back and tries it again after a random
-  wait in ``[0, min(cap_s, first_s * 2**k)]`` (retry ``k``), for up to ``max_s``
-  seconds: the wait of ``LockRetry``, which the in-process writer uses;
+  transaction of ``executemany`` per table, in order. Any error rolls it back; a lock
+  error (one of ``markers``, once SQLite's busy timeout ran out) tries it again after a
+  random wait in ``[0, min(cap_s, first_s * 2**(k-1))]`` before retry ``k`` (1-based),
+  for up to ``max_s`` seconds: the wait of ``LockRetry``, which the in-process writer
+  uses;
 * ``("sync", seq)``: answered once every message before it is done;
 * ``("close", seq)``: close the connection (SQLite checkpoints the WAL) and exit.
 
@@ -60,15 +62,16 @@ def _commit(con, statements: dict, tables: list, retry: tuple, tries: list) -> i
                 n += len(rows)
             con.execute("COMMIT")
             return n
-        except sqlite3.OperationalError as exc:
-            if con.in_transaction:
+        except Exception as exc:
+            if con.in_transaction:  # never keep the write lock past a failed write
                 con.execute("ROLLBACK")
             text = str(exc).lower()
-            if not any(m in text for m in markers) or time.monotonic() - t0 >= max_s:
+            if (not isinstance(exc, sqlite3.OperationalError)
+                    or not any(m in text for m in markers) or time.monotonic() - t0 >= max_s):
                 raise
             k += 1
             tries[0] = k
-            time.sleep(random.uniform(0.0, min(cap_s, first_s * 2 ** k)))
+            time.sleep(random.uniform(0.0, min(cap_s, first_s * 2 ** (k - 1))))
 
 
 def serve(inp, out) -> int:

@@ -52,7 +52,7 @@ class LockRetry:
         attempt; an attempt itself may wait up to SQLite's busy timeout.
     first_s, cap_s : float
         Wait before retry ``k`` (1-based) is uniform in
-        ``[0, min(cap_s, first_s * 2**k)]`` seconds (tenacity's
+        ``[0, min(cap_s, first_s * 2**(k-1))]`` seconds (tenacity's
         ``wait_random_exponential``: exponential backoff with full jitter).
     sleep : callable
         ``sleep(seconds)`` between attempts; injectable for tests.

@@ -412,8 +412,10 @@ def _new_file_ddl(dialect: Any) -> tuple[str, ...]:
     in dependency order, as ``create_all`` issues them on an empty database: compiled
     once per process and definition of the tables (compiling them took most of a new
     journal's open; ``tests/journal/test_new_file_ddl.py`` checks the two give the same
-    schema). The key holds the table objects with their columns and indexes: a table
-    redefined under its name, or given a column, is another key."""
+    schema). The key holds the table objects with their column and index names: a table
+    redefined under its name, or given a column, is another key; a column changed in
+    place (same name, ``extend_existing``) is not seen, which the journal's tables,
+    fixed when their modules load, never do."""
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     key = (dialect.name, tuple((t, tuple(t.columns.keys()),

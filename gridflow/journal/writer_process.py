@@ -40,7 +40,8 @@ CHILD_SCRIPT = Path(__file__).with_name("_sqlite_writer_child.py")
 
 #: The only environment variables the child gets (it needs none of the parent's: no
 #: exchange key, Apprise URL or database password reaches it; SQLite reads the temp dirs).
-CHILD_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SQLITE_TMPDIR", "SYSTEMROOT")
+CHILD_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LOCPATH", "TMPDIR", "SQLITE_TMPDIR",
+             "SYSTEMROOT", "TMP", "TEMP")
 
 
 class JournalWriterError(RuntimeError):
@@ -82,14 +83,17 @@ class ProcessWriter:
         self._reported = False
         self._closed = False
         env = {k: v for k in CHILD_ENV if (v := os.environ.get(k)) is not None}
+        # a process group of its own: a terminal's Ctrl-C never reaches it, even before
+        # its own handlers are set (it also ignores SIGINT and SIGTERM)
         self._proc = subprocess.Popen([sys.executable, "-I", "-S", str(CHILD_SCRIPT)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                      process_group=0)
         # the threads share this, not the writer: a writer dropped without close (a
         # flow aborted) is collected, and its finalizer ends the child's input
         self._state = _Shared(self._proc, retry)
         bound = (retry.max_s, retry.first_s, retry.cap_s, LOCK_MARKERS)
         self._state.out.put(pickle.dumps(
-            ("open", path, sqlite_pragmas(), journal.insert_sql(), bound),
+            ("open", os.fsencode(path), sqlite_pragmas(), journal.insert_sql(), bound),
             protocol=pickle.HIGHEST_PROTOCOL))
         for target, name in ((_send, "journal-process-send"), (_read, "journal-process-read")):
             threading.Thread(target=target, args=(self._state,), name=name, daemon=True).start()

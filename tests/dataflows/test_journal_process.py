@@ -85,6 +85,28 @@ def test_a_write_error_in_the_child_stops_the_flow_and_rolls_its_transaction_bac
     assert read_orders(f"sqlite:///{path}", "run") == []  # nothing half-written
 
 
+def test_a_failed_write_keeps_no_lock_and_a_non_ascii_path_is_the_parents_file(tmp_path):
+    """An error other than a lock (here a NOT NULL column the journal does not know)
+    rolls the transaction back at once: another writer gets the lock right after, not at
+    the close. The child opens the file the parent named, by its bytes."""
+    path = tmp_path / "é ü" / "jé.db"
+    part = sink(path, process=True)
+    with sqlite3.connect(path) as con:
+        con.execute("DROP TABLE equity")
+        con.execute("CREATE TABLE equity (run_id TEXT, account TEXT, ts_ms INTEGER, "
+                    "equity REAL, cash REAL, unrealized REAL, used_margin REAL, "
+                    "extra TEXT NOT NULL, PRIMARY KEY (run_id, account, ts_ms))")
+    part.write_batch([batch(1)])
+    with pytest.raises(JournalWriterError, match="NOT NULL constraint failed: equity.extra"):
+        part.snapshot()
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # "database is locked" if the child still held it
+    other.execute("ROLLBACK")
+    other.close()
+    part.close()
+    assert sorted(p.name for p in path.parent.iterdir() if p.suffix == ".db") == ["jé.db"]
+
+
 def test_a_lock_is_waited_out_with_the_sinks_retry_bound_and_counted(tmp_path, monkeypatch,
                                                                      caplog):
     """With SQLite's busy handler short, the child retries a locked transaction with the
