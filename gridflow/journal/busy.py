@@ -109,9 +109,12 @@ class LockRetry:
             before_sleep=before_sleep, sleep=self.sleep, reraise=True,
         )(fn, *args, **kwargs)
         if retried:
-            log.info("%s: database lock cleared after %d retries in %.1f s",
-                        self.what, retried, time.monotonic() - t0)
+            self._log_cleared(retried, time.monotonic() - t0)
         return out
+
+    def _log_cleared(self, retried: int, waited_s: float) -> None:
+        log.info("%s: database lock cleared after %d retries in %.1f s",
+                 self.what, retried, waited_s)
 
     def note(self, retried: int, waited_s: float, cleared: bool) -> None:
         """Count and log retries made elsewhere with this bound (the journal writer
@@ -125,5 +128,4 @@ class LockRetry:
         log.warning("%s: database locked; retried with backoff for up to %.0f s",
                     self.what, self.max_s)
         if cleared:
-            log.info("%s: database lock cleared after %d retries in %.1f s",
-                     self.what, retried, waited_s)
+            self._log_cleared(retried, waited_s)

@@ -291,7 +291,6 @@ TABLES: dict[str, tuple[type[SQLModel], tuple[str, ...]]] = {
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-
 def sqlite_pragmas() -> tuple[str, ...]:
     """The settings of every connection to an SQLite journal file: WAL (readers never
     block the writer), ``synchronous=FULL`` (a committed transaction survives a power

@@ -140,27 +140,26 @@ class ProcessWriter:
         if self._closed:
             return
         try:
-            if self._reported:  # the failure was raised already: only stop the child
-                self.kill()
-                return
-            self._wait(self._put("close"), timeout_s)
+            if not self._reported:  # else the failure was raised already: only stop
+                self._wait(self._put("close"), timeout_s)
         finally:
-            self._closed = True
-            self._state.out.put(None)
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            self._stop(grace_s=5.0)
 
     def kill(self) -> None:
         """Stop the child at once (what it committed stays) and the sending thread."""
+        self._stop(grace_s=0.0)
+
+    def _stop(self, grace_s: float) -> None:
+        """End the child's input (once), wait up to ``grace_s`` for it to exit, then
+        kill it."""
         if not self._closed:
             self._closed = True
             self._state.out.put(None)
-        if self._proc.poll() is None:
+        try:
+            self._proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
             self._proc.kill()
-        self._proc.wait()
+            self._proc.wait()
 
     @property
     def pid(self) -> int:
